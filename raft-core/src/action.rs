@@ -1,0 +1,212 @@
+//! Outputs of [`crate::Node::step`]: orders for the driver, executed strictly in
+//! the order given.
+
+use crate::config::Config;
+use crate::entry::LogEntry;
+use crate::error::{Refusal, RequestError};
+use crate::message::{Frame, Message, SnapshotMeta, StreamOpen};
+use crate::types::{ClusterId, LogIndex, NodeId, RequestId, StreamId, Term};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The durable part of a node's state besides its log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HardState {
+    /// The cluster this node belongs to (`None` until it initializes or joins).
+    pub cluster_id: Option<ClusterId>,
+    /// The current term.
+    pub term: Term,
+    /// Whom this node voted for in `term`.
+    pub vote: Option<NodeId>,
+}
+
+/// The role a node plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Asking whether it could win an election, without changing its term.
+    PreCandidate,
+    /// Campaigning in its term.
+    Candidate,
+    /// Leading its term.
+    Leader,
+    /// A non-voting member (or a node not in the configuration): follows, never campaigns.
+    Learner,
+}
+
+/// What a successful request produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Completion {
+    /// The proposal committed at `index`.
+    Written {
+        /// Its log index.
+        index: LogIndex,
+    },
+    /// Serve the read once the FSM has applied `index`.
+    Read {
+        /// The read index.
+        index: LogIndex,
+    },
+    /// The membership change committed at `index`; `node` is the node it concerned
+    /// (for an add: the id assigned).
+    MembershipChanged {
+        /// The change's log index.
+        index: LogIndex,
+        /// The node added or removed.
+        node: NodeId,
+        /// The cluster (a joining node needs it to start).
+        cluster_id: ClusterId,
+    },
+    /// Leadership moved to `leader`.
+    Transferred {
+        /// The new leader's term.
+        term: Term,
+    },
+    /// This node initialized a new cluster.
+    Initialized {
+        /// The new cluster's id.
+        cluster_id: ClusterId,
+    },
+}
+
+/// An order for the driver.
+///
+/// The durability contract: execute actions in order; `PersistHardState` must be
+/// durable before any later action runs (votes and terms reach disk before the
+/// messages that depend on them); log operations may complete asynchronously, in
+/// order, each durable batch reported back with `Event::LogPersisted`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send a datagram (best effort).
+    Send(Message),
+    /// Open a replication stream to `leader` and deliver `open` as its first
+    /// bytes; report failure or a later break with `Event::StreamClosed`.
+    OpenStream {
+        /// The new stream's id.
+        stream: StreamId,
+        /// The leader to connect to.
+        leader: NodeId,
+        /// The handshake.
+        open: StreamOpen,
+    },
+    /// Write a frame on an open stream (FIFO). Drop it silently if the stream is gone.
+    SendFrame {
+        /// The stream.
+        stream: StreamId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// Stream the current snapshot (`meta`) on `stream` as `SnapshotBegin`,
+    /// `SnapshotChunk`s and `SnapshotEnd` (see [`crate::snapshot_frames`]),
+    /// ahead of any later `SendFrame` on the same stream.
+    SendSnapshot {
+        /// The stream.
+        stream: StreamId,
+        /// Which snapshot.
+        meta: SnapshotMeta,
+    },
+    /// Close a stream; the other side sees `StreamClosed`.
+    CloseStream {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// Make the hard state durable before executing any later action.
+    PersistHardState(HardState),
+    /// Append entries to the log (asynchronously durable; report with `LogPersisted`).
+    AppendLog(Vec<LogEntry>),
+    /// Remove every entry at `from` and after, before any later append.
+    TruncateLog {
+        /// The first index removed.
+        from: LogIndex,
+    },
+    /// Entries up to `through` are no longer needed (a snapshot covers them).
+    CompactLog {
+        /// The last index that may be deleted.
+        through: LogIndex,
+    },
+    /// Apply committed entries to the FSM, in order.
+    Apply(Vec<LogEntry>),
+    /// Take a snapshot of the FSM (at its applied index) and report `SnapshotTaken`.
+    TakeSnapshot,
+    /// Store part of an incoming snapshot.
+    ReceiveSnapshotChunk {
+        /// The snapshot it belongs to.
+        meta: SnapshotMeta,
+        /// Byte offset.
+        offset: u64,
+        /// The bytes (checksum already verified).
+        data: Bytes,
+    },
+    /// The received snapshot is complete and verified: restore the FSM from it,
+    /// make it durable, drop the log before it, then report `SnapshotInstalled`.
+    InstallSnapshot {
+        /// The snapshot.
+        meta: SnapshotMeta,
+    },
+    /// Answer a client request.
+    CompleteRequest {
+        /// The request.
+        id: RequestId,
+        /// What happened.
+        result: Result<Completion, RequestError>,
+    },
+    /// The node's role, term or known leader changed.
+    RoleChanged {
+        /// The new role.
+        role: Role,
+        /// The current term.
+        term: Term,
+        /// The leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// The membership configuration in force changed (appended, truncated or restored).
+    ConfigChanged(Config),
+    /// A peer's input was refused (for operators; no action needed).
+    Refused {
+        /// The peer.
+        peer: NodeId,
+        /// Why.
+        reason: Refusal,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Send(m) => write!(f, "Send {m}"),
+            Action::OpenStream { stream, open, .. } => write!(f, "OpenStream {stream} {open}"),
+            Action::SendFrame { stream, frame } => write!(f, "SendFrame {stream} {frame}"),
+            Action::SendSnapshot { stream, meta } => write!(f, "SendSnapshot {stream} {meta}"),
+            Action::CloseStream { stream } => write!(f, "CloseStream {stream}"),
+            Action::PersistHardState(h) => {
+                write!(f, "PersistHardState {} vote={:?}", h.term, h.vote.map(|v| v.0))
+            }
+            Action::AppendLog(es) => match (es.first(), es.last()) {
+                (Some(a), Some(b)) => write!(f, "AppendLog [{}..={}] {}", a.index, b.index, b.term),
+                _ => write!(f, "AppendLog []"),
+            },
+            Action::TruncateLog { from } => write!(f, "TruncateLog from={from}"),
+            Action::CompactLog { through } => write!(f, "CompactLog through={through}"),
+            Action::Apply(es) => match (es.first(), es.last()) {
+                (Some(a), Some(b)) => write!(f, "Apply [{}..={}]", a.index, b.index),
+                _ => write!(f, "Apply []"),
+            },
+            Action::TakeSnapshot => write!(f, "TakeSnapshot"),
+            Action::ReceiveSnapshotChunk { offset, data, .. } => {
+                write!(f, "ReceiveSnapshotChunk @{offset} {}B", data.len())
+            }
+            Action::InstallSnapshot { meta } => write!(f, "InstallSnapshot {meta}"),
+            Action::CompleteRequest { id, result } => match result {
+                Ok(c) => write!(f, "Complete {id} {c:?}"),
+                Err(e) => write!(f, "Complete {id} error: {e}"),
+            },
+            Action::RoleChanged { role, term, leader } => {
+                write!(f, "RoleChanged {role:?} {term} leader={:?}", leader.map(|l| l.0))
+            }
+            Action::ConfigChanged(c) => write!(f, "ConfigChanged {c}"),
+            Action::Refused { peer, reason } => write!(f, "Refused {peer}: {reason}"),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The error vocabulary, by who is at fault.
+//!
+//! * [`RequestError`]: a client request the node could not carry out. Each says
+//!   whether the outcome is [`Outcome::Definite`] (certainly not applied) or
+//!   [`Outcome::Unknown`] (may still commit): clients and the linearizability
+//!   checker depend on the difference.
+//! * [`DecodeError`]: bytes from the network or a disk that are not a valid value.
+//! * [`Refusal`]: a peer's message that was refused (stale, foreign, misdirected).
+//!
+//! A broken invariant is none of these: it is a bug, and the core panics.
+
+use crate::types::{ClusterId, NodeId, Term};
+use thiserror::Error;
+
+/// Whether a failed request may still take effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Outcome {
+    /// The request was certainly not applied and never will be.
+    Definite,
+    /// The request was appended to the log and may still commit.
+    Unknown,
+}
+
+/// Why a client request failed.
+#[derive(Clone, Debug, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
+pub enum RequestError {
+    /// This node is not the leader (or stopped being it); try `leader`.
+    #[error("not leader (leader hint: {leader:?}, outcome {outcome:?})")]
+    NotLeader {
+        /// The node this one believes is the leader, if any.
+        leader: Option<NodeId>,
+        /// Whether the request may still commit.
+        outcome: Outcome,
+    },
+    /// `initialize` on a node that already belongs to a cluster.
+    #[error("already initialized")]
+    AlreadyInitialized,
+    /// `initialize` on a node whose log is not empty.
+    #[error("log exists: initialize needs an empty log")]
+    LogExists,
+    /// A request that needs a cluster on a node that has neither initialized nor joined.
+    #[error("not initialized: initialize or join first")]
+    NotInitialized,
+    /// A membership change while another is still uncommitted.
+    #[error("a membership change is already in progress")]
+    ChangeInProgress,
+    /// The leader has not yet committed an entry of its own term; retry shortly.
+    #[error("leader not ready: no entry of its term committed yet")]
+    LeaderNotReady,
+    /// The named node is not a member.
+    #[error("node not found: {0}")]
+    NodeNotFound(NodeId),
+    /// A node id that cannot be used here (zero, or above `max_node_id`).
+    #[error("invalid node id: {0}")]
+    InvalidNodeId(NodeId),
+    /// A membership change without an address.
+    #[error("node address required")]
+    NodeAddressRequired,
+    /// A node with this id is already a member.
+    #[error("duplicate node id: {0}")]
+    DuplicateNodeId(NodeId),
+    /// A node with this address is already a member.
+    #[error("duplicate node address: {0}")]
+    DuplicateNodeAddress(String),
+    /// A leadership transfer is in progress; proposals wait until it ends.
+    #[error("leadership transfer in progress")]
+    TransferInProgress,
+    /// The transfer target did not take over in time.
+    #[error("leadership transfer to {0} timed out")]
+    TransferTimedOut(NodeId),
+    /// Too many requests are waiting; back off.
+    #[error("too many pending requests")]
+    Busy,
+}
+
+impl RequestError {
+    /// Whether the request may still take effect.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            RequestError::NotLeader { outcome, .. } => *outcome,
+            _ => Outcome::Definite,
+        }
+    }
+}
+
+/// Bytes that do not decode to a valid value.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    /// Fewer bytes than the frame needs.
+    #[error("truncated: need {needed} bytes, have {have}")]
+    Truncated {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes available.
+        have: usize,
+    },
+    /// The checksum does not match the bytes.
+    #[error("checksum mismatch: stored {stored:08x}, computed {computed:08x}")]
+    Checksum {
+        /// The checksum in the frame.
+        stored: u32,
+        /// The checksum of the bytes.
+        computed: u32,
+    },
+    /// A format version this build does not read.
+    #[error("unsupported version {0}")]
+    Version(u8),
+    /// A length above the allowed maximum.
+    #[error("frame too large: {len} bytes, limit {limit}")]
+    TooLarge {
+        /// The declared length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The payload is not a valid encoding.
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// The payload decodes but breaks a structural rule.
+    #[error("invalid: {0}")]
+    Invalid(&'static str),
+}
+
+/// Why a peer's message or stream was refused. Reported by `Action::Refused` so
+/// operators can see misconfiguration (a node of another cluster knocking).
+#[derive(Clone, Debug, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
+pub enum Refusal {
+    /// The sender belongs to another cluster.
+    #[error("foreign cluster {theirs} (ours {ours:?})")]
+    ForeignCluster {
+        /// The sender's cluster.
+        theirs: ClusterId,
+        /// Ours, if we have one.
+        ours: Option<ClusterId>,
+    },
+    /// The message names another recipient.
+    #[error("meant for {0}")]
+    Misdirected(NodeId),
+    /// The sender is not a member of our configuration.
+    #[error("{0} is not a member")]
+    NotMember(NodeId),
+    /// The sender's term is older than ours.
+    #[error("stale term {theirs} < {ours}")]
+    StaleTerm {
+        /// The sender's term.
+        theirs: Term,
+        /// Ours.
+        ours: Term,
+    },
+    /// A vote refused because the candidate's log is behind ours.
+    #[error("candidate log out of date")]
+    OutOfDateLog,
+    /// A vote refused because we voted for someone else in this term.
+    #[error("already voted for {0} in this term")]
+    AlreadyVoted(NodeId),
+    /// A vote refused because we heard from a live leader recently.
+    #[error("leader {0:?} is alive")]
+    LeaderAlive(Option<NodeId>),
+    /// A stream opened to a node that is not the leader of that term.
+    #[error("not the leader of that term")]
+    NotLeaderOfTerm,
+}

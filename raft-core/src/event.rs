@@ -1,0 +1,133 @@
+//! Inputs to [`crate::Node::step`].
+
+use crate::config::MemberRole;
+use crate::message::{Frame, Message, SnapshotMeta, StreamOpen};
+use crate::types::{LogIndex, NodeId, RequestId, StreamId, Term};
+use bytes::Bytes;
+use std::fmt;
+
+/// A client command to append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// Echoed in the completion.
+    pub id: RequestId,
+    /// The command.
+    pub data: Bytes,
+}
+
+/// A single-server membership change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Add a new node at `address` as a learner; the leader assigns its id
+    /// (`max_node_id + 1`) and promotes it to voter once it has caught up.
+    Add {
+        /// Where the new node listens.
+        address: String,
+        /// `Learner` to keep it a non-voting member; `Voter` to promote it once caught up.
+        role: MemberRole,
+    },
+    /// Remove a member. A leader that removes itself steps down once the change commits.
+    Remove {
+        /// The member to remove.
+        id: NodeId,
+    },
+}
+
+/// Something that happened, for the node to react to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Nothing but the passage of time: fire whatever timers are due.
+    Tick,
+    /// A datagram from a peer.
+    MessageReceived(Message),
+    /// (Leader) a follower opened stream `stream` with this handshake.
+    StreamOpened {
+        /// The stream.
+        stream: StreamId,
+        /// The follower's handshake.
+        open: StreamOpen,
+    },
+    /// A frame arrived on `stream` (chunks at a follower, acks at a leader).
+    FrameReceived {
+        /// The stream.
+        stream: StreamId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// `stream` broke or was closed by the other side (or could not be opened).
+    StreamClosed {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// Every log operation issued up to and including the append of the entry
+    /// at `index` (with `term`) is durable.
+    LogPersisted {
+        /// The entry's index.
+        index: LogIndex,
+        /// The entry's term (guards against an append that a later truncation replaced).
+        term: Term,
+    },
+    /// The driver took a snapshot of the FSM covering every entry up to `index`.
+    SnapshotTaken {
+        /// The last index it covers (at most the applied index).
+        index: LogIndex,
+    },
+    /// The driver finished `Action::InstallSnapshot`: the FSM holds the
+    /// snapshot's state and the log before it is gone, durably.
+    SnapshotInstalled {
+        /// The installed snapshot.
+        meta: SnapshotMeta,
+    },
+    /// A client wants commands appended.
+    ProposeRequested {
+        /// The commands, appended in order.
+        proposals: Vec<Proposal>,
+    },
+    /// A client wants a linearizable read: the completion gives the index the
+    /// FSM must have applied before the read is served.
+    ReadRequested {
+        /// Echoed in the completion.
+        id: RequestId,
+    },
+    /// A client wants a membership change.
+    ChangeMembershipRequested {
+        /// Echoed in the completion.
+        id: RequestId,
+        /// The change.
+        change: MembershipChange,
+    },
+    /// A client wants leadership moved to `target` (or the most caught-up voter).
+    TransferLeadershipRequested {
+        /// Echoed in the completion.
+        id: RequestId,
+        /// The node to hand over to.
+        target: Option<NodeId>,
+    },
+    /// Make this empty node the first member of a new cluster.
+    InitializeRequested {
+        /// Echoed in the completion.
+        id: RequestId,
+        /// This node's address, recorded in the first configuration.
+        address: String,
+    },
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Tick => write!(f, "Tick"),
+            Event::MessageReceived(m) => write!(f, "Recv {m}"),
+            Event::StreamOpened { stream, open } => write!(f, "StreamOpened {stream} {open}"),
+            Event::FrameReceived { stream, frame } => write!(f, "FrameRecv {stream} {frame}"),
+            Event::StreamClosed { stream } => write!(f, "StreamClosed {stream}"),
+            Event::LogPersisted { index, term } => write!(f, "LogPersisted {index}/{term}"),
+            Event::SnapshotTaken { index } => write!(f, "SnapshotTaken {index}"),
+            Event::SnapshotInstalled { meta } => write!(f, "SnapshotInstalled {meta}"),
+            Event::ProposeRequested { proposals } => write!(f, "Propose x{}", proposals.len()),
+            Event::ReadRequested { id } => write!(f, "Read {id}"),
+            Event::ChangeMembershipRequested { id, change } => write!(f, "ChangeMembership {id} {change:?}"),
+            Event::TransferLeadershipRequested { id, target } => write!(f, "Transfer {id} to {target:?}"),
+            Event::InitializeRequested { id, address } => write!(f, "Initialize {id} {address}"),
+        }
+    }
+}

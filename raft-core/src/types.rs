@@ -1,0 +1,83 @@
+//! Newtypes for the protocol's numbers, so a term can never be passed where an
+//! index is expected.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! id_newtype {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(
+            Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+        )]
+        pub struct $name(pub u64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+    };
+}
+
+id_newtype!(
+    /// A Raft term: a logical clock that only moves forward. Term 0 means "no
+    /// election has happened yet".
+    Term,
+    "t"
+);
+id_newtype!(
+    /// A 1-based position in the replicated log. Index 0 is the empty prefix.
+    LogIndex,
+    ""
+);
+id_newtype!(
+    /// A server's identity inside one cluster. Ids are assigned by the cluster
+    /// (`initialize` takes 1, each join takes `max_node_id + 1`) and never reused.
+    NodeId,
+    "n"
+);
+id_newtype!(
+    /// A random identity chosen at `initialize`; every handshake and heartbeat
+    /// carries it so nodes of two clusters can never mix.
+    ClusterId,
+    "c"
+);
+id_newtype!(
+    /// The driver's handle for a client request; echoed in `Action::CompleteRequest`.
+    RequestId,
+    "r"
+);
+id_newtype!(
+    /// The identity of one replication stream, chosen at random by the follower
+    /// that opens it, so frames of an older stream can never be mistaken for
+    /// frames of the current one.
+    StreamId,
+    "s"
+);
+
+impl Term {
+    /// The next term.
+    pub fn next(self) -> Term {
+        Term(self.0 + 1)
+    }
+}
+
+impl LogIndex {
+    /// The index after this one.
+    pub fn next(self) -> LogIndex {
+        LogIndex(self.0 + 1)
+    }
+    /// The index before this one; `LogIndex(0).prev()` is a bug.
+    pub fn prev(self) -> LogIndex {
+        assert!(self.0 > 0, "LogIndex(0) has no predecessor");
+        LogIndex(self.0 - 1)
+    }
+}
+
+impl NodeId {
+    /// The next node id.
+    pub fn next(self) -> NodeId {
+        NodeId(self.0 + 1)
+    }
+}

@@ -1,0 +1,1 @@
+//! The wire codec (to be written): versioned, length-prefixed, checksummed frames.

@@ -1,0 +1,1 @@
+//! std-threads driver for raft-core.
