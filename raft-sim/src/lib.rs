@@ -4,4 +4,8 @@
 //! simulated network, disks, clocks and clients, driven by one event queue
 //! ordered by `(time, seq)` and seeded randomness. Checkers watch every step.
 
+pub mod clock;
+pub mod digest;
 pub mod history;
+pub mod kv;
+pub mod rng;

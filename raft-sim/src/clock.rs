@@ -1,0 +1,115 @@
+//! Per-node local clocks: `local = offset + global + global * drift_ppm / 1e6`,
+//! in integer arithmetic, plus forward jumps (resume from a pause, restart).
+//!
+//! The core only ever sees local time. A local clock is strictly monotone in
+//! global time because drift is bounded well inside ±1,000,000 ppm.
+
+use raft_core::Instant;
+
+/// The largest drift magnitude a clock accepts (50 %): beyond it local time
+/// could stand still, which is not a clock.
+pub const DRIFT_PPM_LIMIT: i64 = 500_000;
+
+/// One node's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    offset_ns: u64,
+    drift_ppm: i64,
+}
+
+impl Clock {
+    /// A clock `offset_ns` ahead of global time, running `drift_ppm` fast
+    /// (negative: slow).
+    pub fn new(offset_ns: u64, drift_ppm: i64) -> Clock {
+        assert!(
+            drift_ppm.abs() <= DRIFT_PPM_LIMIT,
+            "drift {drift_ppm} ppm beyond ±{DRIFT_PPM_LIMIT}"
+        );
+        Clock {
+            offset_ns,
+            drift_ppm,
+        }
+    }
+
+    /// The drift in parts per million.
+    pub fn drift_ppm(&self) -> i64 {
+        self.drift_ppm
+    }
+
+    /// Local time at global time `global`.
+    pub fn local(&self, global: Instant) -> Instant {
+        let g = global.0 as i128;
+        let local = self.offset_ns as i128 + g + g * self.drift_ppm as i128 / 1_000_000;
+        Instant(local.clamp(0, u64::MAX as i128) as u64)
+    }
+
+    /// The earliest global time at which local time reaches `local`
+    /// (`Instant::NEVER` stays never).
+    pub fn global_at(&self, local: Instant) -> Instant {
+        if local == Instant::NEVER {
+            return Instant::NEVER;
+        }
+        let want = local.0 as i128 - self.offset_ns as i128;
+        if want <= 0 {
+            return Instant::ZERO;
+        }
+        // Invert g * (1e6 + drift) / 1e6 = want, then correct the rounding so
+        // the answer is the least g with local(g) >= local.
+        let rate = 1_000_000 + self.drift_ppm as i128;
+        let mut g = (want * 1_000_000 / rate).clamp(0, u64::MAX as i128) as u64;
+        while g > 0 && self.local(Instant(g - 1)) >= local {
+            g -= 1;
+        }
+        while self.local(Instant(g)) < local {
+            g += 1;
+        }
+        Instant(g)
+    }
+
+    /// Moves the clock forward by `jump_ns` (a resume after a pause, a step).
+    pub fn jump_forward(&mut self, jump_ns: u64) {
+        self.offset_ns = self.offset_ns.saturating_add(jump_ns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_at_inverts_local_for_fast_and_slow_clocks() {
+        for drift in [-50_000, -100, 0, 100, 50_000] {
+            let c = Clock::new(123_456, drift);
+            for g in [0u64, 1, 999, 1_000_000, 7_777_777_777] {
+                let l = c.local(Instant(g));
+                let back = c.global_at(l);
+                assert!(back.0 <= g, "drift {drift}: {back:?} > {g}");
+                assert_eq!(c.local(back), l);
+                if back.0 > 0 {
+                    assert!(c.local(Instant(back.0 - 1)) < l);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn local_time_is_monotone_and_drifts_by_the_rate() {
+        let c = Clock::new(0, 1_000);
+        assert_eq!(c.local(Instant(1_000_000_000)), Instant(1_001_000_000));
+        let slow = Clock::new(0, -1_000);
+        assert_eq!(slow.local(Instant(1_000_000_000)), Instant(999_000_000));
+        let mut prev = Instant::ZERO;
+        for g in 0..10_000u64 {
+            let l = slow.local(Instant(g * 97));
+            assert!(l >= prev);
+            prev = l;
+        }
+    }
+
+    #[test]
+    fn a_jump_moves_local_time_forward_only() {
+        let mut c = Clock::new(5, 0);
+        c.jump_forward(1_000);
+        assert_eq!(c.local(Instant(10)), Instant(1_015));
+    }
+}
