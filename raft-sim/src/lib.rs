@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod digest;
+pub mod disk;
 pub mod history;
 pub mod kv;
 pub mod rng;
