@@ -9,4 +9,5 @@ pub mod digest;
 pub mod disk;
 pub mod history;
 pub mod kv;
+pub mod network;
 pub mod rng;
