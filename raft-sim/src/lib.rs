@@ -11,3 +11,5 @@ pub mod history;
 pub mod kv;
 pub mod network;
 pub mod rng;
+pub mod scenario;
+pub mod swarm;

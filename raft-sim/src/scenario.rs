@@ -1,0 +1,323 @@
+//! A run as data: every dial ([`Knobs`]) and the timed fault schedule.
+//!
+//! The seed derives a `Scenario` (see [`crate::swarm`]); micro-randomness
+//! (each message's delay, each disk latency, each client's next op) is drawn
+//! during the run from seed-derived streams. Keeping the schedule as data is
+//! what makes a failing run editable and, later, shrinkable.
+
+use crate::network::NetKnobs;
+use crate::rng::Ppm;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Every dial of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Knobs {
+    /// Number of nodes (all voters).
+    pub nodes: usize,
+    /// Total simulated time.
+    pub duration_ms: u64,
+    /// When the chaos phase ends and the heal begins; liveness is judged at
+    /// `duration_ms` (so `duration_ms - chaos_ms` is the liveness bound).
+    pub chaos_ms: u64,
+    /// The core's minimum election timeout.
+    pub election_timeout_ms: u64,
+    /// The core's heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// The core's per-follower stream budget.
+    pub stream_budget_bytes: u64,
+    /// The core's largest chunk in entries.
+    pub max_batch_entries: usize,
+    /// The core's snapshot threshold (0: never).
+    pub snapshot_threshold: u64,
+    /// Entries kept behind a snapshot.
+    pub snapshot_trailing_entries: u64,
+    /// Network dials.
+    pub net: NetKnobs,
+    /// Least fsync latency.
+    pub fsync_min_ns: u64,
+    /// Mean of the exponential part of an fsync latency.
+    pub fsync_mean_ns: u64,
+    /// A node whose disk is `sick_slowdown` times slower (a gray failure).
+    pub sick_node: Option<usize>,
+    /// The sick disk's slowdown.
+    pub sick_slowdown: u64,
+    /// Chance that a crash tears the first lost append.
+    pub torn_append: Ppm,
+    /// Largest clock drift magnitude, in ppm.
+    pub drift_ppm_max: u64,
+    /// Concurrent client processes.
+    pub clients: usize,
+    /// Keys the clients touch.
+    pub keys: u64,
+    /// Mean think time between one client's operations.
+    pub op_interval_mean_ms: u64,
+    /// How long a client waits before recording an unknown outcome.
+    pub client_timeout_ms: u64,
+    /// Share of reads among operations.
+    pub read: Ppm,
+    /// Share of compare-and-sets among writes.
+    pub cas: Ppm,
+}
+
+impl Default for Knobs {
+    fn default() -> Knobs {
+        Knobs {
+            nodes: 5,
+            duration_ms: 30_000,
+            chaos_ms: 20_000,
+            election_timeout_ms: 500,
+            heartbeat_ms: 150,
+            stream_budget_bytes: 4 << 20,
+            max_batch_entries: 1024,
+            snapshot_threshold: 8_192,
+            snapshot_trailing_entries: 1_024,
+            net: NetKnobs::default(),
+            fsync_min_ns: 200_000,
+            fsync_mean_ns: 1_000_000,
+            sick_node: None,
+            sick_slowdown: 1,
+            torn_append: Ppm(500_000),
+            drift_ppm_max: 0,
+            clients: 4,
+            keys: 3,
+            op_interval_mean_ms: 20,
+            client_timeout_ms: 3_000,
+            read: Ppm(300_000),
+            cas: Ppm(300_000),
+        }
+    }
+}
+
+impl Knobs {
+    /// The calm network and disk the liveness phase switches to.
+    pub fn healed_net(&self) -> NetKnobs {
+        NetKnobs {
+            tail: Ppm::NEVER,
+            drop: Ppm::NEVER,
+            duplicate: Ppm::NEVER,
+            stream_break: Ppm::NEVER,
+            ..self.net.clone()
+        }
+    }
+}
+
+impl fmt::Display for Knobs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = &self.net;
+        write!(
+            f,
+            "nodes={} duration={}ms chaos={}ms election={}ms heartbeat={}ms budget={}B batch={} snap={}/{} \
+             | net delay={}+{}us drop={} dup={} tail={} stream lat={}us bw={}B/s break={} break_after={}ms \
+             detect={}..{}ms | disk fsync={}+{}us sick={:?}x{} torn={} | drift<={}ppm \
+             | clients={} keys={} interval={}ms timeout={}ms read={} cas={}",
+            self.nodes,
+            self.duration_ms,
+            self.chaos_ms,
+            self.election_timeout_ms,
+            self.heartbeat_ms,
+            self.stream_budget_bytes,
+            self.max_batch_entries,
+            self.snapshot_threshold,
+            self.snapshot_trailing_entries,
+            n.delay_min_ns / 1_000,
+            n.delay_mean_ns / 1_000,
+            n.drop.0,
+            n.duplicate.0,
+            n.tail.0,
+            n.stream_latency_ns / 1_000,
+            n.bandwidth_bytes_per_s,
+            n.stream_break.0,
+            n.stream_break_after_ns / 1_000_000,
+            n.detect_min_ns / 1_000_000,
+            n.detect_max_ns / 1_000_000,
+            self.fsync_min_ns / 1_000,
+            self.fsync_mean_ns / 1_000,
+            self.sick_node,
+            self.sick_slowdown,
+            self.torn_append.0,
+            self.drift_ppm_max,
+            self.clients,
+            self.keys,
+            self.op_interval_mean_ms,
+            self.client_timeout_ms,
+            self.read.0,
+            self.cas.0,
+        )
+    }
+}
+
+/// A shape of network partition (node indexes are 0-based world indexes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Shape {
+    /// One node cut off from all others, both ways.
+    Isolate {
+        /// The node.
+        node: usize,
+    },
+    /// The current leader (resolved when the fault fires) cut off both ways.
+    IsolateLeader,
+    /// `side` and the rest cannot talk (minority/majority or any split).
+    Split {
+        /// One side.
+        side: Vec<usize>,
+    },
+    /// `left` and `right` cannot talk, but `bridge` talks to both.
+    Bridge {
+        /// The node that reaches both halves.
+        bridge: usize,
+        /// One half (the other is everyone else but the bridge).
+        left: Vec<usize>,
+    },
+    /// Packets from `node` to everyone else are lost; it still receives.
+    MuteOutbound {
+        /// The node.
+        node: usize,
+    },
+    /// Packets to `node` from everyone else are lost; it can still send.
+    DeafInbound {
+        /// The node.
+        node: usize,
+    },
+}
+
+impl Shape {
+    /// The blocked matrix (`[from * n + to]`) of this shape, `leader` resolving
+    /// [`Shape::IsolateLeader`] (no leader: nothing blocked).
+    pub fn blocked(&self, n: usize, leader: Option<usize>) -> Vec<bool> {
+        let mut m = vec![false; n * n];
+        let mut cut = |a: usize, b: usize| {
+            if a != b && a < n && b < n {
+                m[a * n + b] = true;
+            }
+        };
+        match self {
+            Shape::Isolate { node } => {
+                for o in 0..n {
+                    cut(*node, o);
+                    cut(o, *node);
+                }
+            }
+            Shape::IsolateLeader => {
+                if let Some(node) = leader {
+                    for o in 0..n {
+                        cut(node, o);
+                        cut(o, node);
+                    }
+                }
+            }
+            Shape::Split { side } => {
+                for a in side {
+                    for b in (0..n).filter(|b| !side.contains(b)) {
+                        cut(*a, b);
+                        cut(b, *a);
+                    }
+                }
+            }
+            Shape::Bridge { bridge, left } => {
+                for a in left.iter().filter(|a| *a != bridge) {
+                    for b in (0..n).filter(|b| !left.contains(b) && b != bridge) {
+                        cut(*a, b);
+                        cut(b, *a);
+                    }
+                }
+            }
+            Shape::MuteOutbound { node } => (0..n).for_each(|o| cut(*node, o)),
+            Shape::DeafInbound { node } => (0..n).for_each(|o| cut(o, *node)),
+        }
+        m
+    }
+}
+
+/// A fault the schedule injects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Fault {
+    /// Replace the connectivity by this shape.
+    Partition(Shape),
+    /// Restore full connectivity.
+    Heal,
+    /// Crash a node (volatile state lost; the disk keeps a prefix of pending ops).
+    Crash {
+        /// The node.
+        node: usize,
+    },
+    /// Restart a crashed node from its disk.
+    Restart {
+        /// The node.
+        node: usize,
+    },
+    /// Break every open stream of a node (a NIC reset).
+    BreakStreams {
+        /// The node.
+        node: usize,
+    },
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Partition(s) => write!(f, "partition {s:?}"),
+            Fault::Heal => write!(f, "heal"),
+            Fault::Crash { node } => write!(f, "crash {node}"),
+            Fault::Restart { node } => write!(f, "restart {node}"),
+            Fault::BreakStreams { node } => write!(f, "break streams of {node}"),
+        }
+    }
+}
+
+/// Something at a simulated time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timed<T> {
+    /// When, in simulated milliseconds.
+    pub at_ms: u64,
+    /// What.
+    pub what: T,
+}
+
+/// A whole run as data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// The seed the micro-randomness derives from.
+    pub seed: u64,
+    /// The dials.
+    pub knobs: Knobs,
+    /// The fault schedule, by time.
+    pub faults: Vec<Timed<Fault>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(m: &[bool], n: usize, a: usize, b: usize) -> bool {
+        m[a * n + b]
+    }
+
+    #[test]
+    fn bridge_node_reaches_both_halves_that_cannot_reach_each_other() {
+        let m = Shape::Bridge {
+            bridge: 2,
+            left: vec![0, 1],
+        }
+        .blocked(5, None);
+        assert!(cut(&m, 5, 0, 3) && cut(&m, 5, 4, 1));
+        assert!(!cut(&m, 5, 2, 0) && !cut(&m, 5, 3, 2) && !cut(&m, 5, 0, 1) && !cut(&m, 5, 3, 4));
+    }
+
+    #[test]
+    fn one_way_shapes_block_a_single_direction() {
+        let m = Shape::MuteOutbound { node: 1 }.blocked(3, None);
+        assert!(cut(&m, 3, 1, 0) && !cut(&m, 3, 0, 1));
+        let m = Shape::DeafInbound { node: 1 }.blocked(3, None);
+        assert!(!cut(&m, 3, 1, 0) && cut(&m, 3, 0, 1));
+    }
+
+    #[test]
+    fn split_and_isolate_leader_cut_both_ways() {
+        let m = Shape::Split { side: vec![0] }.blocked(3, None);
+        assert!(cut(&m, 3, 0, 2) && cut(&m, 3, 2, 0) && !cut(&m, 3, 1, 2));
+        assert!(Shape::IsolateLeader.blocked(3, None).iter().all(|b| !b));
+        let m = Shape::IsolateLeader.blocked(3, Some(2));
+        assert!(cut(&m, 3, 2, 1) && cut(&m, 3, 0, 2) && !cut(&m, 3, 0, 1));
+    }
+}

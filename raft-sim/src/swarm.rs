@@ -1,0 +1,323 @@
+//! Scenario generation from a seed: knobs and fault mix (swarm testing).
+//!
+//! In swarm mode each seed enables a random non-empty subset of fault
+//! families, each with a weight in 1..=100 (TigerBeetle's
+//! `random_enum_weights`), and picks intensities across wide ranges,
+//! including extreme-but-legal values (a budget of about one chunk, chunks of
+//! one entry, snapshots every few entries, a heartbeat close to the election
+//! timeout). Without swarm, the defaults of [`Knobs`] and an even fault mix
+//! apply. Command-line [`Overrides`] win over both and appear in the replay
+//! command.
+
+use crate::rng::{Ppm, SimRng, StreamKind};
+use crate::scenario::{Fault, Knobs, Scenario, Shape, Timed};
+use serde::{Deserialize, Serialize};
+
+/// Settings given on the command line; each replaces the generated value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overrides {
+    /// Node count.
+    pub nodes: Option<usize>,
+    /// Total simulated milliseconds.
+    pub duration_ms: Option<u64>,
+    /// Datagram loss, ppm.
+    pub drop_ppm: Option<u32>,
+    /// Datagram duplication, ppm.
+    pub dup_ppm: Option<u32>,
+    /// Random stream break per frame, ppm.
+    pub stream_break_ppm: Option<u32>,
+    /// Mean milliseconds between scheduled faults (0: no scheduled faults).
+    pub fault_interval_ms: Option<u64>,
+    /// Client processes.
+    pub clients: Option<usize>,
+}
+
+/// Fault families the schedule draws from, with weights (0: disabled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultMix {
+    /// Partitions of every shape (each followed by a heal).
+    pub partition: u64,
+    /// Crash and later restart.
+    pub crash: u64,
+    /// Break every stream of a node.
+    pub stream_break: u64,
+    /// Mean milliseconds between faults.
+    pub interval_ms: u64,
+}
+
+/// Builds the scenario of `seed`.
+pub fn scenario_from_seed(seed: u64, swarm: bool, overrides: &Overrides) -> Scenario {
+    let mut rng = SimRng::new(seed, StreamKind::Swarm);
+    let (mut knobs, mut mix) = if swarm {
+        (swarm_knobs(&mut rng), swarm_mix(&mut rng))
+    } else {
+        (
+            Knobs::default(),
+            FaultMix {
+                partition: 1,
+                crash: 1,
+                stream_break: 1,
+                interval_ms: 3_000,
+            },
+        )
+    };
+    apply_overrides(&mut knobs, &mut mix, overrides);
+    let mut schedule_rng = SimRng::new(seed, StreamKind::Schedule);
+    let faults = schedule(&knobs, &mix, &mut schedule_rng);
+    Scenario {
+        seed,
+        knobs,
+        faults,
+    }
+}
+
+fn apply_overrides(knobs: &mut Knobs, mix: &mut FaultMix, o: &Overrides) {
+    if let Some(n) = o.nodes {
+        knobs.nodes = n.max(1);
+        if knobs.sick_node.is_some_and(|s| s >= knobs.nodes) {
+            knobs.sick_node = None;
+        }
+    }
+    if let Some(d) = o.duration_ms {
+        knobs.duration_ms = d;
+    }
+    knobs.chaos_ms = chaos_ms(knobs);
+    if let Some(p) = o.drop_ppm {
+        knobs.net.drop = Ppm(p);
+    }
+    if let Some(p) = o.dup_ppm {
+        knobs.net.duplicate = Ppm(p);
+    }
+    if let Some(p) = o.stream_break_ppm {
+        knobs.net.stream_break = Ppm(p);
+    }
+    if let Some(i) = o.fault_interval_ms {
+        mix.interval_ms = i;
+    }
+    if let Some(c) = o.clients {
+        knobs.clients = c;
+    }
+}
+
+/// The chaos phase leaves at least 20 election timeouts (and 5 s) for the
+/// liveness phase, or a third of the run if the run is short.
+fn chaos_ms(k: &Knobs) -> u64 {
+    let liveness = (20 * k.election_timeout_ms).max(5_000);
+    k.duration_ms
+        .saturating_sub(liveness)
+        .max(k.duration_ms / 3)
+}
+
+fn swarm_knobs(r: &mut SimRng) -> Knobs {
+    let mut k = Knobs {
+        nodes: [1, 3, 3, 5, 5, 5, 7][r.below(7) as usize],
+        ..Knobs::default()
+    };
+    k.election_timeout_ms = r.between(150, 1_000);
+    k.heartbeat_ms = match r.below(4) {
+        0 => k.election_timeout_ms * 9 / 10,
+        _ => r
+            .between(k.election_timeout_ms / 10, k.election_timeout_ms / 2)
+            .max(1),
+    };
+    k.max_batch_entries = *r.pick(&[1, 4, 64, 1024]);
+    k.stream_budget_bytes = *r.pick(&[200, 4_096, 65_536, 4 << 20]);
+    k.snapshot_threshold = *r.pick(&[0, 10, 50, 1_000, 8_192]);
+    k.snapshot_trailing_entries = *r.pick(&[0, 3, 100]);
+    let n = &mut k.net;
+    n.delay_min_ns = r.between(10_000, 2_000_000);
+    n.delay_mean_ns = *r.pick(&[100_000, 1_000_000, 10_000_000]);
+    n.drop = Ppm(*r.pick(&[0, 10_000, 50_000, 200_000]));
+    n.duplicate = Ppm(*r.pick(&[0, 10_000, 100_000]));
+    n.tail = Ppm(*r.pick(&[0, 1_000, 10_000]));
+    n.stream_latency_ns = r.between(50_000, 5_000_000);
+    n.bandwidth_bytes_per_s = *r.pick(&[0, 1_000_000, 100_000_000]);
+    n.stream_break = Ppm(*r.pick(&[0, 100, 2_000]));
+    n.stream_break_after_ns = r.between(100, 3_000) * 1_000_000;
+    n.detect_min_ns = 1_000_000;
+    n.detect_max_ns = *r.pick(&[50_000_000, 500_000_000, 2_000_000_000]);
+    k.fsync_min_ns = r.between(10_000, 500_000);
+    k.fsync_mean_ns = *r.pick(&[50_000, 1_000_000, 10_000_000]);
+    if r.chance(Ppm(200_000)) {
+        k.sick_node = Some(r.below(k.nodes as u64) as usize);
+        k.sick_slowdown = 100;
+    }
+    k.torn_append = Ppm(r.below(1_000_001) as u32);
+    k.clients = r.between(1, 8) as usize;
+    k.keys = r.between(1, 5);
+    k.op_interval_mean_ms = *r.pick(&[1, 10, 50, 200]);
+    k.client_timeout_ms = r.between(1_000, 5_000);
+    k.read = Ppm(r.below(700_001) as u32);
+    k.cas = Ppm(r.below(700_001) as u32);
+    k
+}
+
+fn swarm_mix(r: &mut SimRng) -> FaultMix {
+    loop {
+        let mut weight = || {
+            if r.chance(Ppm(600_000)) {
+                r.between(1, 100)
+            } else {
+                0
+            }
+        };
+        let mix = FaultMix {
+            partition: weight(),
+            crash: weight(),
+            stream_break: weight(),
+            interval_ms: 0,
+        };
+        if mix.partition + mix.crash + mix.stream_break > 0 {
+            return FaultMix {
+                interval_ms: r.between(300, 5_000),
+                ..mix
+            };
+        }
+    }
+}
+
+fn random_subset(r: &mut SimRng, n: usize, size: usize) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    r.shuffle(&mut all);
+    all.truncate(size);
+    all.sort_unstable();
+    all
+}
+
+fn random_shape(r: &mut SimRng, n: usize) -> Shape {
+    match r.below(6) {
+        0 => Shape::Isolate {
+            node: r.below(n as u64) as usize,
+        },
+        1 => Shape::IsolateLeader,
+        2 => Shape::Split {
+            side: random_subset(r, n, (n - 1) / 2),
+        },
+        3 if n >= 3 => {
+            let bridge = r.below(n as u64) as usize;
+            let others: Vec<usize> = (0..n).filter(|&x| x != bridge).collect();
+            let left = random_subset(r, others.len(), others.len() / 2)
+                .into_iter()
+                .map(|i| others[i])
+                .collect();
+            Shape::Bridge { bridge, left }
+        }
+        4 => Shape::MuteOutbound {
+            node: r.below(n as u64) as usize,
+        },
+        _ => Shape::DeafInbound {
+            node: r.below(n as u64) as usize,
+        },
+    }
+}
+
+/// The fault schedule of the chaos phase: faults at exponential intervals,
+/// each partition healed after 0.5–5 s, each crash restarted after 0.2–5 s, at
+/// most `(n - 1) / 2` nodes down at once (the fault budget).
+fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
+    let mut out = Vec::new();
+    let weights = [mix.partition, mix.crash, mix.stream_break];
+    if mix.interval_ms == 0 || weights.iter().sum::<u64>() == 0 || k.nodes < 2 {
+        return out;
+    }
+    let mut t = 0u64;
+    let mut partition_until = 0u64;
+    let mut down_until = vec![0u64; k.nodes];
+    let budget = (k.nodes - 1) / 2;
+    loop {
+        t += 1 + r.exponential_ns(mix.interval_ms * 1_000_000) / 1_000_000;
+        if t >= k.chaos_ms {
+            break;
+        }
+        match r.weighted(&weights) {
+            0 if t >= partition_until => {
+                let heal = t + r.between(500, 5_000);
+                out.push(Timed {
+                    at_ms: t,
+                    what: Fault::Partition(random_shape(r, k.nodes)),
+                });
+                out.push(Timed {
+                    at_ms: heal,
+                    what: Fault::Heal,
+                });
+                partition_until = heal;
+            }
+            1 => {
+                let node = r.below(k.nodes as u64) as usize;
+                let down = down_until.iter().filter(|&&u| u > t).count();
+                if down_until[node] <= t && down < budget {
+                    let back = t + r.between(200, 5_000);
+                    out.push(Timed {
+                        at_ms: t,
+                        what: Fault::Crash { node },
+                    });
+                    out.push(Timed {
+                        at_ms: back,
+                        what: Fault::Restart { node },
+                    });
+                    down_until[node] = back;
+                }
+            }
+            2 => out.push(Timed {
+                at_ms: t,
+                what: Fault::BreakStreams {
+                    node: r.below(k.nodes as u64) as usize,
+                },
+            }),
+            _ => {}
+        }
+    }
+    out.retain(|f| f.at_ms < k.chaos_ms);
+    out.sort_by_key(|f| f.at_ms);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_scenario_and_seeds_differ() {
+        let a = scenario_from_seed(5, true, &Overrides::default());
+        assert_eq!(a, scenario_from_seed(5, true, &Overrides::default()));
+        assert_ne!(a, scenario_from_seed(6, true, &Overrides::default()));
+    }
+
+    #[test]
+    fn crashes_respect_the_fault_budget() {
+        for seed in 0..50 {
+            let s = scenario_from_seed(
+                seed,
+                true,
+                &Overrides {
+                    nodes: Some(5),
+                    ..Overrides::default()
+                },
+            );
+            let mut down = 0usize;
+            for f in &s.faults {
+                match f.what {
+                    Fault::Crash { .. } => down += 1,
+                    Fault::Restart { .. } => down -= 1,
+                    _ => {}
+                }
+                assert!(down <= 2, "seed {seed}: {down} down");
+            }
+            assert!(s.faults.iter().all(|f| f.at_ms < s.knobs.chaos_ms));
+        }
+    }
+
+    #[test]
+    fn overrides_win_and_zero_interval_means_no_faults() {
+        let o = Overrides {
+            nodes: Some(3),
+            duration_ms: Some(9_000),
+            fault_interval_ms: Some(0),
+            ..Overrides::default()
+        };
+        let s = scenario_from_seed(1, true, &o);
+        assert_eq!(s.knobs.nodes, 3);
+        assert_eq!(s.knobs.duration_ms, 9_000);
+        assert!(s.faults.is_empty());
+    }
+}
