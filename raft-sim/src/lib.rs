@@ -4,6 +4,7 @@
 //! simulated network, disks, clocks and clients, driven by one event queue
 //! ordered by `(time, seq)` and seeded randomness. Checkers watch every step.
 
+pub mod checkers;
 pub mod clock;
 pub mod digest;
 pub mod disk;
@@ -13,3 +14,4 @@ pub mod network;
 pub mod rng;
 pub mod scenario;
 pub mod swarm;
+pub mod trace;
