@@ -181,7 +181,12 @@ impl fmt::Display for Action {
             Action::SendSnapshot { stream, meta } => write!(f, "SendSnapshot {stream} {meta}"),
             Action::CloseStream { stream } => write!(f, "CloseStream {stream}"),
             Action::PersistHardState(h) => {
-                write!(f, "PersistHardState {} vote={:?}", h.term, h.vote.map(|v| v.0))
+                write!(
+                    f,
+                    "PersistHardState {} vote={:?}",
+                    h.term,
+                    h.vote.map(|v| v.0)
+                )
             }
             Action::AppendLog(es) => match (es.first(), es.last()) {
                 (Some(a), Some(b)) => write!(f, "AppendLog [{}..={}] {}", a.index, b.index, b.term),
@@ -203,7 +208,11 @@ impl fmt::Display for Action {
                 Err(e) => write!(f, "Complete {id} error: {e}"),
             },
             Action::RoleChanged { role, term, leader } => {
-                write!(f, "RoleChanged {role:?} {term} leader={:?}", leader.map(|l| l.0))
+                write!(
+                    f,
+                    "RoleChanged {role:?} {term} leader={:?}",
+                    leader.map(|l| l.0)
+                )
             }
             Action::ConfigChanged(c) => write!(f, "ConfigChanged {c}"),
             Action::Refused { peer, reason } => write!(f, "Refused {peer}: {reason}"),

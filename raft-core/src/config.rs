@@ -57,7 +57,10 @@ impl Config {
     }
     /// Ids of the voters, ascending.
     pub fn voters(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.members.iter().filter(|m| m.role == MemberRole::Voter).map(|m| m.id)
+        self.members
+            .iter()
+            .filter(|m| m.role == MemberRole::Voter)
+            .map(|m| m.id)
     }
     /// Number of voters.
     pub fn voter_count(&self) -> usize {
@@ -73,8 +76,8 @@ impl Config {
     }
     /// Decodes a membership entry's payload.
     pub fn decode(bytes: &[u8]) -> Result<Config, crate::error::DecodeError> {
-        let config: Config =
-            postcard::from_bytes(bytes).map_err(|e| crate::error::DecodeError::Malformed(e.to_string()))?;
+        let config: Config = postcard::from_bytes(bytes)
+            .map_err(|e| crate::error::DecodeError::Malformed(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }

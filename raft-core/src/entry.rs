@@ -27,7 +27,10 @@ impl EntryKind {
     pub fn is_config(self) -> bool {
         matches!(
             self,
-            EntryKind::Initialize | EntryKind::AddPeer | EntryKind::PromotePeer | EntryKind::RemovePeer
+            EntryKind::Initialize
+                | EntryKind::AddPeer
+                | EntryKind::PromotePeer
+                | EntryKind::RemovePeer
         )
     }
 }
@@ -54,6 +57,13 @@ impl LogEntry {
 
 impl fmt::Display for LogEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{} {:?} {}B", self.index, self.term, self.kind, self.data.len())
+        write!(
+            f,
+            "{}/{} {:?} {}B",
+            self.index,
+            self.term,
+            self.kind,
+            self.data.len()
+        )
     }
 }

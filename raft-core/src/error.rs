@@ -159,4 +159,7 @@ pub enum Refusal {
     /// A stream opened to a node that is not the leader of that term.
     #[error("not the leader of that term")]
     NotLeaderOfTerm,
+    /// A peer broke the stream protocol; the stream was closed.
+    #[error("protocol violation: {0}")]
+    Misbehaving(String),
 }

@@ -1,6 +1,5 @@
 //! Inputs to [`crate::Node::step`].
 
-use crate::config::MemberRole;
 use crate::message::{Frame, Message, SnapshotMeta, StreamOpen};
 use crate::types::{LogIndex, NodeId, RequestId, StreamId, Term};
 use bytes::Bytes;
@@ -23,8 +22,6 @@ pub enum MembershipChange {
     Add {
         /// Where the new node listens.
         address: String,
-        /// `Learner` to keep it a non-voting member; `Voter` to promote it once caught up.
-        role: MemberRole,
     },
     /// Remove a member. A leader that removes itself steps down once the change commits.
     Remove {
@@ -125,8 +122,12 @@ impl fmt::Display for Event {
             Event::SnapshotInstalled { meta } => write!(f, "SnapshotInstalled {meta}"),
             Event::ProposeRequested { proposals } => write!(f, "Propose x{}", proposals.len()),
             Event::ReadRequested { id } => write!(f, "Read {id}"),
-            Event::ChangeMembershipRequested { id, change } => write!(f, "ChangeMembership {id} {change:?}"),
-            Event::TransferLeadershipRequested { id, target } => write!(f, "Transfer {id} to {target:?}"),
+            Event::ChangeMembershipRequested { id, change } => {
+                write!(f, "ChangeMembership {id} {change:?}")
+            }
+            Event::TransferLeadershipRequested { id, target } => {
+                write!(f, "Transfer {id} to {target:?}")
+            }
             Event::InitializeRequested { id, address } => write!(f, "Initialize {id} {address}"),
         }
     }

@@ -162,7 +162,9 @@ impl Frame {
     /// Bytes this frame costs against a stream budget.
     pub fn budget_bytes(&self) -> u64 {
         match self {
-            Frame::Chunk { entries, .. } => 40 + entries.iter().map(LogEntry::budget_bytes).sum::<u64>(),
+            Frame::Chunk { entries, .. } => {
+                40 + entries.iter().map(LogEntry::budget_bytes).sum::<u64>()
+            }
             Frame::SnapshotChunk { data, .. } => 24 + data.len() as u64,
             _ => 40,
         }
@@ -172,15 +174,28 @@ impl Frame {
 impl fmt::Display for MessageBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MessageBody::PreVoteRequest { last_index, last_term } => {
+            MessageBody::PreVoteRequest {
+                last_index,
+                last_term,
+            } => {
                 write!(f, "PreVote last={last_index}/{last_term}")
             }
             MessageBody::PreVoteResponse { granted } => write!(f, "PreVoteResp granted={granted}"),
-            MessageBody::VoteRequest { last_index, last_term, transfer } => {
-                write!(f, "Vote last={last_index}/{last_term}{}", if *transfer { " transfer" } else { "" })
+            MessageBody::VoteRequest {
+                last_index,
+                last_term,
+                transfer,
+            } => {
+                write!(
+                    f,
+                    "Vote last={last_index}/{last_term}{}",
+                    if *transfer { " transfer" } else { "" }
+                )
             }
             MessageBody::VoteResponse { granted } => write!(f, "VoteResp granted={granted}"),
-            MessageBody::Heartbeat { commit, round } => write!(f, "Heartbeat commit={commit} round={round}"),
+            MessageBody::Heartbeat { commit, round } => {
+                write!(f, "Heartbeat commit={commit} round={round}")
+            }
             MessageBody::HeartbeatResponse { round, streaming } => {
                 write!(f, "HeartbeatResp round={round} streaming={streaming}")
             }
@@ -191,7 +206,11 @@ impl fmt::Display for MessageBody {
 
 impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}->{} {} {}", self.from.0, self.to.0, self.term, self.body)
+        write!(
+            f,
+            "{}->{} {} {}",
+            self.from.0, self.to.0, self.term, self.body
+        )
     }
 }
 
@@ -200,7 +219,12 @@ impl fmt::Display for StreamOpen {
         write!(
             f,
             "{}->{} Open {} probe={}/{} commit={}",
-            self.follower.0, self.leader.0, self.term, self.probe_index, self.probe_term, self.commit
+            self.follower.0,
+            self.leader.0,
+            self.term,
+            self.probe_index,
+            self.probe_term,
+            self.commit
         )
     }
 }
@@ -208,15 +232,26 @@ impl fmt::Display for StreamOpen {
 impl fmt::Display for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Frame::Chunk { term, prev_index, prev_term, leader_commit, entries } => {
-                write!(f, "Chunk {term} prev={prev_index}/{prev_term} commit={leader_commit}")?;
+            Frame::Chunk {
+                term,
+                prev_index,
+                prev_term,
+                leader_commit,
+                entries,
+            } => {
+                write!(
+                    f,
+                    "Chunk {term} prev={prev_index}/{prev_term} commit={leader_commit}"
+                )?;
                 match (entries.first(), entries.last()) {
                     (Some(a), Some(b)) => write!(f, " [{}..={}]", a.index, b.index),
                     _ => write!(f, " []"),
                 }
             }
             Frame::SnapshotBegin { meta, size } => write!(f, "SnapshotBegin {meta} {size}B"),
-            Frame::SnapshotChunk { offset, data, .. } => write!(f, "SnapshotChunk @{offset} {}B", data.len()),
+            Frame::SnapshotChunk { offset, data, .. } => {
+                write!(f, "SnapshotChunk @{offset} {}B", data.len())
+            }
             Frame::SnapshotEnd { crc } => write!(f, "SnapshotEnd crc={crc:08x}"),
             Frame::Ack { durable } => write!(f, "Ack durable={durable}"),
         }

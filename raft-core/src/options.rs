@@ -48,6 +48,22 @@ pub struct NodeOptions {
     /// Entries kept in the log behind a snapshot so a briefly disconnected
     /// follower resumes without needing the snapshot. Default 1,024.
     pub snapshot_trailing_entries: u64,
+    /// Deliberate protocol bugs, honoured only with the `mutants` cargo feature,
+    /// so tests can prove that the simulator's oracles notice them.
+    #[doc(hidden)]
+    pub mutants: Mutants,
+}
+
+/// Switches that break a protocol rule on purpose (feature `mutants` only).
+#[doc(hidden)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mutants {
+    /// Count an earlier-term entry committed by replica count (breaks Raft §5.4.2).
+    pub commit_by_count: bool,
+    /// Acknowledge appended entries before they are durable.
+    pub ack_before_durable: bool,
+    /// Grant a vote to every candidate, even after voting in the term.
+    pub vote_twice: bool,
 }
 
 impl NodeOptions {
@@ -67,6 +83,7 @@ impl NodeOptions {
             max_clock_drift_ppm: 10_000,
             snapshot_threshold: 8_192,
             snapshot_trailing_entries: 1_024,
+            mutants: Mutants::default(),
         }
     }
 
@@ -84,6 +101,8 @@ impl NodeOptions {
             self.heartbeat_interval,
             self.election_timeout
         );
-        assert!(self.max_batch_entries > 0 && self.max_batch_bytes > 0 && self.stream_budget_bytes > 0);
+        assert!(
+            self.max_batch_entries > 0 && self.max_batch_bytes > 0 && self.stream_budget_bytes > 0
+        );
     }
 }

@@ -1,23 +1,87 @@
-//! The node: all protocol state of one server.
+//! The node: all protocol state of one server, and the single entry point
+//! [`Node::step`].
+//!
+//! The protocol is split by idea: [`election`](self) (timeouts, pre-vote,
+//! votes, role changes), `leader` (heartbeats, check-quorum, commit), `cursor`
+//! (the leader's per-follower stream), `receiver` (the follower's end of the
+//! stream), `client` (proposals and reads), `membership`, `transfer`,
+//! `snapshot`, and `invariants`.
+
+mod client;
+mod cursor;
+mod election;
+mod invariants;
+mod leader;
+mod log;
+mod membership;
+mod receiver;
+mod snapshot;
+mod transfer;
 
 use crate::action::{Action, HardState, Role};
 use crate::config::Config;
 use crate::entry::LogEntry;
+use crate::error::Refusal;
 use crate::event::Event;
-use crate::message::SnapshotMeta;
+use crate::message::{Message, MessageBody, SnapshotMeta};
 use crate::options::NodeOptions;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::types::{ClusterId, LogIndex, NodeId, Term};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use thiserror::Error;
+
+use self::election::Campaign;
+use self::leader::LeaderState;
+pub(crate) use self::log::RaftLog;
+use self::membership::ConfigLog;
+use self::receiver::FollowerState;
 
 /// What the driver recovered from durable storage at startup.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveredState {
     /// The last persisted hard state.
     pub hard_state: HardState,
-    /// The last installed or taken snapshot, if any.
+    /// The last installed or taken snapshot, if any. The driver has restored the
+    /// FSM from it (or from nothing when `None`).
     pub snapshot: Option<SnapshotMeta>,
-    /// The durable log entries after the snapshot (or from index 1), contiguous.
+    /// The durable log entries, contiguous. They may start at or before
+    /// `snapshot.index + 1` (a trailing window kept behind the snapshot).
     pub entries: Vec<LogEntry>,
+}
+
+/// Recovered state that cannot be right: the driver's storage is damaged or
+/// belongs to something else.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum RecoveryError {
+    /// The entries are not contiguous, or their terms decrease.
+    #[error("recovered log is not contiguous or its terms decrease at index {0}")]
+    BrokenLog(LogIndex),
+    /// The entries leave a gap after the snapshot.
+    #[error("recovered log starts at {first} but the snapshot ends at {snapshot}")]
+    GapAfterSnapshot {
+        /// The first entry's index.
+        first: LogIndex,
+        /// The snapshot's index.
+        snapshot: LogIndex,
+    },
+    /// The entry at the snapshot's index has another term than the snapshot.
+    #[error("entry at snapshot index {0} has a different term than the snapshot")]
+    SnapshotTermMismatch(LogIndex),
+    /// The log holds a term above the hard state's term.
+    #[error("log holds term {log} above the hard state's term {hard_state}")]
+    TermAboveHardState {
+        /// The log's last term.
+        log: Term,
+        /// The hard state's term.
+        hard_state: Term,
+    },
+    /// A membership entry whose payload does not decode.
+    #[error("membership entry at {0} does not decode")]
+    BadConfigEntry(LogIndex),
+    /// A log without a cluster id in the hard state.
+    #[error("the log is not empty but the hard state names no cluster")]
+    NoClusterId,
 }
 
 /// A leader's view of one follower.
@@ -50,6 +114,8 @@ pub struct Status {
     pub commit: LogIndex,
     /// Highest index handed to `Apply`.
     pub applied: LogIndex,
+    /// First index still in the log.
+    pub first_index: LogIndex,
     /// Last index in its log.
     pub last_index: LogIndex,
     /// Highest durable index.
@@ -58,43 +124,508 @@ pub struct Status {
     pub followers: Vec<FollowerStatus>,
 }
 
+/// The role-specific state: replication cursors exist only inside a leader,
+/// vote tallies only inside a campaign.
+#[allow(clippy::large_enum_variant)] // one per node; boxing the follower buys nothing
+pub(crate) enum RoleState {
+    Follower(FollowerState),
+    PreCandidate(Campaign),
+    Candidate(Campaign),
+    Leader(Box<LeaderState>),
+}
+
 /// One server's protocol state. See the crate docs for the driver contract.
 pub struct Node {
-    options: NodeOptions,
-    hard_state: HardState,
-    config: Config,
-    commit: LogIndex,
+    pub(crate) opts: NodeOptions,
+    pub(crate) rng: ChaCha8Rng,
+    /// The time of the step being processed.
+    pub(crate) now: Instant,
+    pub(crate) hs: HardState,
+    pub(crate) log: RaftLog,
+    pub(crate) configs: ConfigLog,
+    pub(crate) commit: LogIndex,
+    pub(crate) applied: LogIndex,
+    pub(crate) snapshot: Option<SnapshotMeta>,
+    /// A `TakeSnapshot` is outstanding.
+    pub(crate) snapshot_requested: bool,
+    /// An `InstallSnapshot` is outstanding: no stream, no campaign, no apply until it lands.
+    pub(crate) installing: Option<SnapshotMeta>,
+    pub(crate) role: RoleState,
+    /// When a follower or candidate gives up waiting and campaigns.
+    pub(crate) election_deadline: Instant,
+    /// Actions produced by the current step.
+    pub(crate) out: Vec<Action>,
+    /// What the driver was last told about role, term and leader.
+    reported_role: Option<(Role, Term, Option<NodeId>)>,
+    reported_config: Option<Config>,
 }
 
 impl Node {
     /// Builds a node from its options and what the driver recovered from disk.
-    pub fn new(options: NodeOptions, recovered: RecoveredState, rng_seed: u64, now: Instant) -> Node {
-        let _ = (rng_seed, now, &recovered.entries, &recovered.snapshot);
-        Node { options, hard_state: recovered.hard_state, config: Config::default(), commit: LogIndex(0) }
+    ///
+    /// `rng_seed` seeds every random choice the node makes (election timeouts,
+    /// cluster and stream ids), so the same seed and the same events replay the
+    /// same actions. Fails if the recovered state is inconsistent.
+    pub fn new(
+        options: NodeOptions,
+        recovered: RecoveredState,
+        rng_seed: u64,
+        now: Instant,
+    ) -> Result<Node, RecoveryError> {
+        options.validate();
+        let RecoveredState {
+            hard_state,
+            snapshot,
+            entries,
+        } = recovered;
+        let hard_state_term = hard_state.term;
+        for pair in entries.windows(2) {
+            if pair[1].index != pair[0].index.next() || pair[1].term < pair[0].term {
+                return Err(RecoveryError::BrokenLog(pair[1].index));
+            }
+        }
+        if let Some(last) = entries.last() {
+            if last.term > hard_state.term {
+                return Err(RecoveryError::TermAboveHardState {
+                    log: last.term,
+                    hard_state: hard_state.term,
+                });
+            }
+            if hard_state.cluster_id.is_none() {
+                return Err(RecoveryError::NoClusterId);
+            }
+        }
+        let (base_index, base_term, entries) = match &snapshot {
+            None => {
+                if let Some(first) = entries.first() {
+                    if first.index != LogIndex(1) {
+                        return Err(RecoveryError::GapAfterSnapshot {
+                            first: first.index,
+                            snapshot: LogIndex(0),
+                        });
+                    }
+                }
+                (LogIndex(0), Term(0), entries)
+            }
+            Some(meta) => {
+                if let Some(first) = entries.first() {
+                    if first.index > meta.index.next() {
+                        return Err(RecoveryError::GapAfterSnapshot {
+                            first: first.index,
+                            snapshot: meta.index,
+                        });
+                    }
+                }
+                if let Some(at) = entries.iter().find(|e| e.index == meta.index) {
+                    if at.term != meta.term {
+                        return Err(RecoveryError::SnapshotTermMismatch(meta.index));
+                    }
+                }
+                match entries.first() {
+                    Some(first) if first.index <= meta.index => {
+                        let base = first.index.prev();
+                        let base_term = if base == meta.index {
+                            meta.term
+                        } else {
+                            Term(0)
+                        };
+                        // Keep only what the snapshot does not cover, plus the
+                        // trailing entries; the base term of a trailing window is
+                        // unknown, so start the window at its first entry.
+                        let mut entries = entries;
+                        if base_term == Term(0) && base.0 > 0 {
+                            let first_term = entries[0].term;
+                            let first_index = entries[0].index;
+                            entries.remove(0);
+                            (first_index, first_term, entries)
+                        } else {
+                            (base, base_term, entries)
+                        }
+                    }
+                    _ => (meta.index, meta.term, entries),
+                }
+            }
+        };
+        let log = RaftLog::new(base_index, base_term, entries);
+        let configs =
+            ConfigLog::recover(snapshot.as_ref(), &log).map_err(RecoveryError::BadConfigEntry)?;
+        let start = snapshot.as_ref().map_or(LogIndex(0), |s| s.index);
+        let mut node = Node {
+            rng: ChaCha8Rng::seed_from_u64(rng_seed),
+            now,
+            hs: hard_state,
+            log,
+            configs,
+            commit: start,
+            applied: start,
+            snapshot,
+            snapshot_requested: false,
+            installing: None,
+            role: RoleState::Follower(FollowerState::new(hard_state_term, None)),
+            election_deadline: Instant::NEVER,
+            out: Vec::new(),
+            reported_role: None,
+            reported_config: None,
+            opts: options,
+        };
+        node.reset_election_deadline();
+        node.reported_config = Some(node.configs.latest().clone());
+        node.reported_role = Some((node.role(), node.hs.term, node.leader()));
+        node.check_invariants();
+        Ok(node)
     }
-    /// Feeds one event at time `now`; returns the actions to execute in order.
+
+    /// Feeds one event at time `now`; returns the actions to execute, in order.
+    ///
+    /// `now` must not go backwards between calls. Timers that are due at `now`
+    /// fire within this step, whatever the event.
     pub fn step(&mut self, now: Instant, event: Event) -> Vec<Action> {
-        let _ = (now, event);
-        Vec::new()
+        assert!(
+            now >= self.now,
+            "node {}: time went backwards from {} to {now}",
+            self.id(),
+            self.now
+        );
+        self.now = now;
+        let commit_before = self.commit;
+        let term_before = self.hs.term;
+        match event {
+            Event::Tick => {}
+            Event::MessageReceived(m) => self.on_message(m),
+            Event::StreamOpened { stream, open } => self.on_stream_opened(stream, open),
+            Event::FrameReceived { stream, frame } => self.on_frame(stream, frame),
+            Event::StreamClosed { stream } => self.on_stream_closed(stream),
+            Event::LogPersisted { index, term } => self.on_log_persisted(index, term),
+            Event::SnapshotTaken { index } => self.on_snapshot_taken(index),
+            Event::SnapshotInstalled { meta } => self.on_snapshot_installed(meta),
+            Event::ProposeRequested { proposals } => self.on_propose(proposals),
+            Event::ReadRequested { id } => self.on_read(id),
+            Event::ChangeMembershipRequested { id, change } => {
+                self.on_change_membership(id, change)
+            }
+            Event::TransferLeadershipRequested { id, target } => self.on_transfer(id, target),
+            Event::InitializeRequested { id, address } => self.on_initialize(id, address),
+        }
+        self.fire_timers();
+        self.report_changes();
+        assert!(
+            self.commit >= commit_before,
+            "node {}: commit went back",
+            self.id()
+        );
+        assert!(
+            self.hs.term >= term_before,
+            "node {}: term went back",
+            self.id()
+        );
+        #[cfg(debug_assertions)]
+        self.check_invariants();
+        std::mem::take(&mut self.out)
     }
-    /// When the node next needs a `Tick`.
+
+    /// When the node next needs a step (a `Tick` if nothing else happens).
     pub fn next_deadline(&self) -> Instant {
-        Instant::NEVER
+        let role_deadline = match &self.role {
+            RoleState::Follower(f) => f.reopen_at.unwrap_or(Instant::NEVER),
+            RoleState::PreCandidate(_) | RoleState::Candidate(_) => Instant::NEVER,
+            RoleState::Leader(l) => l.next_deadline(),
+        };
+        let election = match &self.role {
+            RoleState::Leader(_) => Instant::NEVER,
+            _ => self.election_deadline,
+        };
+        role_deadline.min(election)
     }
+
     /// This node's id.
     pub fn id(&self) -> NodeId {
-        self.options.id
+        self.opts.id
+    }
+    /// The options it runs with.
+    pub fn options(&self) -> &NodeOptions {
+        &self.opts
     }
     /// Its cluster, once initialized or joined.
     pub fn cluster_id(&self) -> Option<ClusterId> {
-        self.hard_state.cluster_id
+        self.hs.cluster_id
     }
-    /// The membership configuration in force.
+    /// Its current term.
+    pub fn term(&self) -> Term {
+        self.hs.term
+    }
+    /// Whom it voted for in the current term.
+    pub fn vote(&self) -> Option<NodeId> {
+        self.hs.vote
+    }
+    /// The role it plays now.
+    pub fn role(&self) -> Role {
+        match &self.role {
+            RoleState::Leader(_) => Role::Leader,
+            RoleState::Candidate(_) => Role::Candidate,
+            RoleState::PreCandidate(_) => Role::PreCandidate,
+            RoleState::Follower(_) if self.is_voter() => Role::Follower,
+            RoleState::Follower(_) => Role::Learner,
+        }
+    }
+    /// The leader it knows of in the current term.
+    pub fn leader(&self) -> Option<NodeId> {
+        match &self.role {
+            RoleState::Leader(_) => Some(self.id()),
+            RoleState::Follower(f) => f.leader,
+            _ => None,
+        }
+    }
+    /// The membership configuration in force (the latest appended).
     pub fn config(&self) -> &Config {
-        &self.config
+        self.configs.latest()
     }
     /// The commit index.
     pub fn commit_index(&self) -> LogIndex {
         self.commit
+    }
+    /// The highest index handed to the driver in `Apply`.
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied
+    }
+    /// The last index in the log.
+    pub fn last_index(&self) -> LogIndex {
+        self.log.last_index()
+    }
+    /// The term of the last entry in the log.
+    pub fn last_term(&self) -> Term {
+        self.log.last_term()
+    }
+    /// The highest durable index.
+    pub fn durable_index(&self) -> LogIndex {
+        self.log.durable()
+    }
+    /// The latest snapshot this node has taken or installed.
+    pub fn snapshot(&self) -> Option<&SnapshotMeta> {
+        self.snapshot.as_ref()
+    }
+    /// The entries the node holds in memory (after the compaction point).
+    pub fn log_entries(&self) -> impl Iterator<Item = &LogEntry> {
+        self.log.iter()
+    }
+    /// The term of the entry at `index`, if the log holds it.
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        self.log.term_at(index)
+    }
+    /// A summary for metrics and tests.
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.id(),
+            role: self.role(),
+            term: self.hs.term,
+            leader: self.leader(),
+            commit: self.commit,
+            applied: self.applied,
+            first_index: self.log.base_index().next(),
+            last_index: self.log.last_index(),
+            durable: self.log.durable(),
+            followers: match &self.role {
+                RoleState::Leader(l) => l.follower_status(),
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    // ----- shared helpers -----
+
+    pub(crate) fn is_voter(&self) -> bool {
+        self.configs.latest().is_voter(self.id())
+    }
+
+    /// Draws an election timeout in `[T, 2T)`.
+    pub(crate) fn random_election_timeout(&mut self) -> Duration {
+        let t = self.opts.election_timeout.as_nanos();
+        Duration(t + self.rng.next_u64() % t.max(1))
+    }
+
+    pub(crate) fn reset_election_deadline(&mut self) {
+        let timeout = self.random_election_timeout();
+        self.election_deadline = self.now + timeout;
+    }
+
+    pub(crate) fn emit(&mut self, action: Action) {
+        self.out.push(action);
+    }
+
+    pub(crate) fn persist_hard_state(&mut self) {
+        self.emit(Action::PersistHardState(self.hs.clone()));
+    }
+
+    /// Sends a datagram to `to` in the current term.
+    pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
+        self.send_with_term(to, self.hs.term, body);
+    }
+
+    pub(crate) fn send_with_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
+        let cluster_id = self
+            .hs
+            .cluster_id
+            .expect("only a node of a cluster sends messages");
+        self.emit(Action::Send(Message {
+            cluster_id,
+            from: self.id(),
+            to,
+            term,
+            body,
+        }));
+    }
+
+    pub(crate) fn refuse(&mut self, peer: NodeId, reason: Refusal) {
+        self.emit(Action::Refused { peer, reason });
+    }
+
+    /// Moves to a higher term, forgetting the vote; durable before anything else.
+    pub(crate) fn enter_term(&mut self, term: Term) {
+        assert!(
+            term > self.hs.term,
+            "node {}: entering term {term} from {}",
+            self.id(),
+            self.hs.term
+        );
+        self.hs.term = term;
+        self.hs.vote = None;
+        self.persist_hard_state();
+    }
+
+    /// Checks the envelope every datagram carries; `false` means dropped.
+    fn admit(&mut self, m: &Message) -> bool {
+        if self.hs.cluster_id != Some(m.cluster_id) {
+            self.refuse(
+                m.from,
+                Refusal::ForeignCluster {
+                    theirs: m.cluster_id,
+                    ours: self.hs.cluster_id,
+                },
+            );
+            return false;
+        }
+        if m.to != self.id() {
+            self.refuse(m.from, Refusal::Misdirected(m.to));
+            return false;
+        }
+        m.from != self.id()
+    }
+
+    fn on_message(&mut self, m: Message) {
+        if !self.admit(&m) {
+            return;
+        }
+        match m.body {
+            MessageBody::PreVoteRequest {
+                last_index,
+                last_term,
+            } => self.on_pre_vote_request(m.from, m.term, last_index, last_term),
+            MessageBody::PreVoteResponse { granted } => {
+                self.on_pre_vote_response(m.from, m.term, granted)
+            }
+            MessageBody::VoteRequest {
+                last_index,
+                last_term,
+                transfer,
+            } => self.on_vote_request(m.from, m.term, last_index, last_term, transfer),
+            MessageBody::VoteResponse { granted } => self.on_vote_response(m.from, m.term, granted),
+            MessageBody::Heartbeat { commit, round } => {
+                self.on_heartbeat(m.from, m.term, commit, round)
+            }
+            MessageBody::HeartbeatResponse { round, streaming } => {
+                self.on_heartbeat_response(m.from, m.term, round, streaming)
+            }
+            MessageBody::TimeoutNow => self.on_timeout_now(m.from, m.term),
+        }
+    }
+
+    fn on_frame(&mut self, stream: crate::types::StreamId, frame: crate::message::Frame) {
+        match self.role {
+            RoleState::Leader(_) => self.on_leader_frame(stream, frame),
+            RoleState::Follower(_) => self.on_follower_frame(stream, frame),
+            _ => {}
+        }
+    }
+
+    fn on_stream_closed(&mut self, stream: crate::types::StreamId) {
+        match self.role {
+            RoleState::Leader(_) => self.on_leader_stream_closed(stream),
+            RoleState::Follower(_) => self.on_follower_stream_closed(stream),
+            _ => {}
+        }
+    }
+
+    fn on_log_persisted(&mut self, index: LogIndex, term: Term) {
+        if !self.log.mark_durable(index, term) {
+            return;
+        }
+        match &self.role {
+            RoleState::Leader(_) => self.maybe_advance_commit(),
+            RoleState::Follower(_) => self.maybe_ack(),
+            _ => {}
+        }
+    }
+
+    /// Raises the commit index (never lowers it) and applies what it covers.
+    pub(crate) fn advance_commit_to(&mut self, index: LogIndex) {
+        if index <= self.commit {
+            return;
+        }
+        assert!(
+            index <= self.log.last_index(),
+            "node {}: commit {index} past last index {}",
+            self.id(),
+            self.log.last_index()
+        );
+        self.commit = index;
+        self.apply_committed();
+    }
+
+    /// Hands committed entries to the driver, in batches.
+    pub(crate) fn apply_committed(&mut self) {
+        if self.installing.is_some() {
+            return;
+        }
+        while self.applied < self.commit {
+            let from = self.applied.next();
+            let count =
+                ((self.commit.0 - self.applied.0) as usize).min(self.opts.max_batch_entries);
+            let batch = self.log.slice(from, count, u64::MAX);
+            assert_eq!(batch.len(), count, "committed entries must be in memory");
+            self.applied = batch.last().expect("non-empty batch").index;
+            self.emit(Action::Apply(batch));
+        }
+        self.maybe_request_snapshot();
+        if let RoleState::Leader(_) = self.role {
+            self.serve_reads_ready();
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        if matches!(self.role, RoleState::Leader(_)) {
+            self.on_leader_timers();
+        } else {
+            if self.now >= self.election_deadline {
+                self.on_election_timeout();
+            }
+            self.maybe_open_stream();
+        }
+    }
+
+    /// Emits `RoleChanged`/`ConfigChanged` for whatever changed in this step.
+    fn report_changes(&mut self) {
+        let now_role = (self.role(), self.hs.term, self.leader());
+        if self.reported_role != Some(now_role) {
+            self.reported_role = Some(now_role);
+            self.emit(Action::RoleChanged {
+                role: now_role.0,
+                term: now_role.1,
+                leader: now_role.2,
+            });
+        }
+        if self.reported_config.as_ref() != Some(self.configs.latest()) {
+            let c = self.configs.latest().clone();
+            self.reported_config = Some(c.clone());
+            self.emit(Action::ConfigChanged(c));
+        }
     }
 }

@@ -1,0 +1,281 @@
+//! The leader's end of each follower's stream: a replication cursor.
+//!
+//! A cursor is in one of two states. *Waiting*: no stream (the follower has
+//! not opened one, or it broke); the leader only heartbeats. *Streaming*: the
+//! follower opened stream `s` with a handshake; the leader chose the starting
+//! point (the probe if our log holds it, else the highest index both logs can
+//! still share, never below the follower's commit index, or the snapshot when
+//! that point is compacted) and sends chunks back to back while the bytes in
+//! flight stay under the budget. Acks of the follower's durable index move the
+//! match index, free budget and may advance the commit index.
+
+use super::{Node, RoleState};
+use crate::action::Action;
+use crate::error::Refusal;
+use crate::message::{Frame, StreamOpen};
+use crate::node::FollowerStatus;
+use crate::time::Instant;
+use crate::types::{LogIndex, NodeId, StreamId};
+use std::collections::VecDeque;
+
+/// Replication state for one follower.
+pub(crate) struct Cursor {
+    /// The follower's open stream, if any.
+    pub(crate) stream: Option<StreamId>,
+    /// The next index to send on the stream.
+    pub(crate) next: LogIndex,
+    /// The highest index known durable on the follower in this term.
+    pub(crate) match_index: LogIndex,
+    /// Chunks sent but not acknowledged: (last index, bytes).
+    inflight: VecDeque<(LogIndex, u64)>,
+    inflight_bytes: u64,
+    /// The commit index last sent on the stream.
+    sent_commit: LogIndex,
+    /// When the follower last answered (heartbeat response or ack).
+    pub(crate) last_heard: Instant,
+    /// The highest heartbeat round it answered.
+    pub(crate) acked_round: u64,
+}
+
+impl Cursor {
+    pub(crate) fn new(next: LogIndex, now: Instant) -> Cursor {
+        Cursor {
+            stream: None,
+            next,
+            match_index: LogIndex(0),
+            inflight: VecDeque::new(),
+            inflight_bytes: 0,
+            sent_commit: LogIndex(0),
+            // A grace period: a new leader does not step down before followers
+            // had a chance to answer.
+            last_heard: now,
+            acked_round: 0,
+        }
+    }
+
+    /// The highest index this follower has been sent on its stream (or holds).
+    pub(crate) fn sent_through(&self) -> LogIndex {
+        if self.stream.is_some() {
+            self.next.prev().max(self.match_index)
+        } else {
+            self.match_index
+        }
+    }
+
+    pub(crate) fn status(&self, id: NodeId) -> FollowerStatus {
+        FollowerStatus {
+            id,
+            match_index: self.match_index,
+            next_index: self.next,
+            inflight_bytes: self.inflight_bytes,
+            streaming: self.stream.is_some(),
+        }
+    }
+
+    fn reset_stream(&mut self, stream: Option<StreamId>) {
+        self.stream = stream;
+        self.inflight.clear();
+        self.inflight_bytes = 0;
+        self.sent_commit = LogIndex(0);
+    }
+}
+
+impl Node {
+    pub(crate) fn on_stream_opened(&mut self, stream: StreamId, open: StreamOpen) {
+        let refusal = if self.hs.cluster_id != Some(open.cluster_id) {
+            Some(Refusal::ForeignCluster {
+                theirs: open.cluster_id,
+                ours: self.hs.cluster_id,
+            })
+        } else if open.leader != self.id() {
+            Some(Refusal::Misdirected(open.leader))
+        } else if open.term != self.hs.term || !matches!(self.role, RoleState::Leader(_)) {
+            Some(Refusal::NotLeaderOfTerm)
+        } else if !self.configs.latest().contains(open.follower) || open.follower == self.id() {
+            Some(Refusal::NotMember(open.follower))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.refuse(open.follower, reason);
+            self.emit(Action::CloseStream { stream });
+            return;
+        }
+        // Where both logs provably agree: the probe if we hold it with the same
+        // term; otherwise skip our entries of terms above the probe's term. Never
+        // below the follower's commit index, which matches us by safety.
+        let last = self.log.last_index();
+        let floor = open.commit.min(last);
+        let start = if open.probe_index <= last
+            && self.log.term_at(open.probe_index) == Some(open.probe_term)
+        {
+            open.probe_index
+        } else {
+            self.log
+                .last_index_with_term_at_most(open.probe_index, open.probe_term, floor)
+        }
+        .max(floor);
+        let now = self.now;
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        let Some(c) = l.cursors.get_mut(&open.follower) else {
+            return;
+        };
+        if let Some(old) = c.stream.replace(stream) {
+            self.out.push(Action::CloseStream { stream: old });
+        }
+        c.reset_stream(Some(stream));
+        c.last_heard = now;
+        c.next = start.next();
+        self.replicate(open.follower, true);
+    }
+
+    pub(crate) fn on_leader_stream_closed(&mut self, stream: StreamId) {
+        let Some(l) = self.leader_state() else { return };
+        for c in l.cursors.values_mut() {
+            if c.stream == Some(stream) {
+                c.reset_stream(None);
+            }
+        }
+    }
+
+    /// An ack on a leader's stream.
+    pub(crate) fn on_leader_frame(&mut self, stream: StreamId, frame: Frame) {
+        let now = self.now;
+        let last = self.log.last_index();
+        let Some(l) = self.leader_state() else { return };
+        let Some((&peer, c)) = l.cursors.iter_mut().find(|(_, c)| c.stream == Some(stream)) else {
+            return;
+        };
+        let Frame::Ack { durable } = frame else {
+            self.refuse(
+                peer,
+                Refusal::Misbehaving("a follower sent a leader frame".into()),
+            );
+            self.close_cursor_stream(peer);
+            return;
+        };
+        if durable >= c.next || durable > last {
+            self.refuse(
+                peer,
+                Refusal::Misbehaving(format!("ack {durable} beyond what was sent")),
+            );
+            self.close_cursor_stream(peer);
+            return;
+        }
+        c.last_heard = now;
+        if durable > c.match_index {
+            c.match_index = durable;
+        }
+        while c.inflight.front().is_some_and(|&(i, _)| i <= durable) {
+            let (_, bytes) = c.inflight.pop_front().expect("checked");
+            c.inflight_bytes -= bytes;
+        }
+        self.maybe_advance_commit();
+        self.replicate(peer, false);
+        self.maybe_promote_learner();
+        self.maybe_send_timeout_now();
+    }
+
+    fn close_cursor_stream(&mut self, peer: NodeId) {
+        let Some(l) = self.leader_state() else { return };
+        let Some(c) = l.cursors.get_mut(&peer) else {
+            return;
+        };
+        if let Some(stream) = c.stream.take() {
+            c.reset_stream(None);
+            self.emit(Action::CloseStream { stream });
+        }
+    }
+
+    pub(crate) fn replicate_all(&mut self) {
+        let peers: Vec<NodeId> = match &self.role {
+            RoleState::Leader(l) => l.cursors.keys().copied().collect(),
+            _ => return,
+        };
+        for p in peers {
+            self.replicate(p, false);
+        }
+    }
+
+    /// Streams entries to `peer` while its budget allows. `announce` sends a
+    /// chunk even without entries, so a new stream learns where it starts.
+    pub(crate) fn replicate(&mut self, peer: NodeId, mut announce: bool) {
+        loop {
+            let term = self.hs.term;
+            let commit = self.commit;
+            let budget = self.opts.stream_budget_bytes;
+            let (max_count, max_bytes) = (self.opts.max_batch_entries, self.opts.max_batch_bytes);
+            let base = self.log.base_index();
+            let last = self.log.last_index();
+            let snapshot = self.snapshot.clone();
+            let RoleState::Leader(l) = &mut self.role else {
+                return;
+            };
+            let Some(c) = l.cursors.get_mut(&peer) else {
+                return;
+            };
+            let Some(stream) = c.stream else { return };
+            if c.inflight_bytes >= budget {
+                return;
+            }
+            let prev = c.next.prev();
+            if prev < base {
+                // The entries it needs are compacted: send the snapshot, then
+                // continue right after it on the same stream.
+                let meta = snapshot.expect("a compacted log has a snapshot");
+                assert!(
+                    meta.index >= base,
+                    "the snapshot covers the compacted prefix"
+                );
+                c.next = meta.index.next();
+                c.inflight.push_back((meta.index, 0));
+                c.sent_commit = c.sent_commit.max(commit.min(meta.index));
+                self.out.push(Action::SendSnapshot { stream, meta });
+                announce = false;
+                continue;
+            }
+            let prev_term = self.log.term_at(prev).expect("prev is in the log");
+            if c.next > last {
+                if announce || c.sent_commit < commit.min(prev) {
+                    // Nothing new to send; tell the follower the commit index.
+                    let leader_commit = commit.min(prev);
+                    c.sent_commit = leader_commit;
+                    let frame = Frame::Chunk {
+                        term,
+                        prev_index: prev,
+                        prev_term,
+                        leader_commit,
+                        entries: Vec::new(),
+                    };
+                    self.out.push(Action::SendFrame { stream, frame });
+                }
+                return;
+            }
+            let entries = self.log.slice(c.next, max_count, max_bytes);
+            let through = entries.last().expect("next <= last").index;
+            let leader_commit = commit.min(through);
+            let frame = Frame::Chunk {
+                term,
+                prev_index: prev,
+                prev_term,
+                leader_commit,
+                entries,
+            };
+            let bytes = frame.budget_bytes();
+            c.inflight.push_back((through, bytes));
+            c.inflight_bytes += bytes;
+            c.next = through.next();
+            c.sent_commit = leader_commit;
+            announce = false;
+            self.out.push(Action::SendFrame { stream, frame });
+        }
+    }
+
+    /// After the commit index moved: followers with nothing else to receive
+    /// get it in an empty chunk now, not at the next heartbeat.
+    pub(crate) fn send_commit_updates(&mut self) {
+        self.replicate_all();
+    }
+}

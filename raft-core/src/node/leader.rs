@@ -1,0 +1,416 @@
+//! The leader's term: heartbeats on their own channel, check-quorum, the
+//! commit rule, and stepping down.
+
+use super::cursor::Cursor;
+use super::{Node, RoleState};
+use crate::action::{Action, Completion};
+use crate::entry::{EntryKind, LogEntry};
+use crate::error::{Outcome, RequestError};
+use crate::message::MessageBody;
+use crate::node::FollowerStatus;
+use crate::quorum::{committed_index, is_majority};
+use crate::time::Instant;
+use crate::types::{LogIndex, NodeId, RequestId, Term};
+use bytes::Bytes;
+use std::collections::{BTreeMap, VecDeque};
+
+/// A read waiting for its heartbeat round to be confirmed by a quorum.
+pub(crate) struct PendingRead {
+    pub(crate) id: RequestId,
+    pub(crate) index: LogIndex,
+    pub(crate) round: u64,
+}
+
+/// A membership change (or an initialize) waiting to commit.
+pub(crate) struct PendingChange {
+    pub(crate) id: RequestId,
+    pub(crate) index: LogIndex,
+    pub(crate) node: NodeId,
+    pub(crate) initialize: bool,
+}
+
+/// A leadership transfer in progress.
+pub(crate) struct Transfer {
+    pub(crate) id: Option<RequestId>,
+    pub(crate) target: NodeId,
+    pub(crate) deadline: Instant,
+    pub(crate) timeout_now_sent: bool,
+}
+
+/// State that exists only while leading.
+pub(crate) struct LeaderState {
+    pub(crate) cursors: BTreeMap<NodeId, Cursor>,
+    pub(crate) heartbeat_due: Instant,
+    pub(crate) check_quorum_due: Instant,
+    /// The last heartbeat round sent, and when each recent round left.
+    pub(crate) round: u64,
+    pub(crate) round_sent_at: VecDeque<(u64, Instant)>,
+    /// Lease reads are safe until here.
+    pub(crate) lease_until: Instant,
+    /// The first index of this term (its `Nop` or `Initialize`).
+    pub(crate) term_start: LogIndex,
+    pub(crate) writes: VecDeque<(LogIndex, RequestId)>,
+    pub(crate) reads: VecDeque<PendingRead>,
+    /// Reads that arrived before an entry of this term committed.
+    pub(crate) reads_not_ready: VecDeque<RequestId>,
+    pub(crate) change: Option<PendingChange>,
+    pub(crate) transfer: Option<Transfer>,
+}
+
+impl LeaderState {
+    pub(crate) fn next_deadline(&self) -> Instant {
+        let transfer = self
+            .transfer
+            .as_ref()
+            .map_or(Instant::NEVER, |t| t.deadline);
+        self.heartbeat_due.min(self.check_quorum_due).min(transfer)
+    }
+
+    pub(crate) fn follower_status(&self) -> Vec<FollowerStatus> {
+        self.cursors.iter().map(|(&id, c)| c.status(id)).collect()
+    }
+
+    pub(crate) fn pending_requests(&self) -> usize {
+        self.writes.len() + self.reads.len() + self.reads_not_ready.len()
+    }
+}
+
+impl Node {
+    pub(crate) fn leader_state(&mut self) -> Option<&mut LeaderState> {
+        match &mut self.role {
+            RoleState::Leader(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Whether the leader has committed an entry of its own term: only then
+    /// does its commit index reflect everything committed before it (§8), and
+    /// only then may it change membership.
+    pub(crate) fn leader_ready(&self) -> bool {
+        match &self.role {
+            RoleState::Leader(l) => self.commit >= l.term_start,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn become_leader(&mut self) {
+        assert!(
+            matches!(self.role, RoleState::Candidate(_)) || self.log.is_empty(),
+            "node {}: only a candidate (or an initializing node) becomes leader",
+            self.id()
+        );
+        assert_eq!(self.hs.vote, Some(self.id()), "a leader voted for itself");
+        let now = self.now;
+        let cursors = self
+            .config()
+            .members
+            .iter()
+            .filter(|m| m.id != self.id())
+            .map(|m| (m.id, Cursor::new(self.log.last_index().next(), now)))
+            .collect();
+        self.role = RoleState::Leader(Box::new(LeaderState {
+            cursors,
+            heartbeat_due: now,
+            check_quorum_due: now + self.opts.election_timeout,
+            round: 0,
+            round_sent_at: VecDeque::new(),
+            lease_until: Instant::ZERO,
+            term_start: self.log.last_index().next(),
+            writes: VecDeque::new(),
+            reads: VecDeque::new(),
+            reads_not_ready: VecDeque::new(),
+            change: None,
+            transfer: None,
+        }));
+        if !self.log.is_empty() {
+            // Raft §5.4.2: entries of earlier terms commit only under one of ours.
+            self.append_as_leader(vec![(EntryKind::Nop, Bytes::new())]);
+        }
+        self.send_heartbeats();
+    }
+
+    /// Appends new entries of the current term and starts streaming them.
+    pub(crate) fn append_as_leader(&mut self, items: Vec<(EntryKind, Bytes)>) -> LogIndex {
+        let term = self.hs.term;
+        let mut entries = Vec::with_capacity(items.len());
+        let mut index = self.log.last_index();
+        for (kind, data) in items {
+            index = index.next();
+            entries.push(LogEntry {
+                index,
+                term,
+                kind,
+                data,
+            });
+        }
+        self.log.append(&entries);
+        for e in entries.iter().filter(|e| e.kind.is_config()) {
+            let config =
+                crate::config::Config::decode(&e.data).expect("the leader encodes valid configs");
+            self.configs.push(e.index, config);
+        }
+        self.emit(Action::AppendLog(entries));
+        self.sync_cursors_with_config();
+        self.replicate_all();
+        index
+    }
+
+    pub(crate) fn send_heartbeats(&mut self) {
+        let now = self.now;
+        let interval = self.opts.heartbeat_interval;
+        let commit = self.commit;
+        let Some(l) = self.leader_state() else { return };
+        l.round += 1;
+        let round = l.round;
+        l.round_sent_at.push_back((round, now));
+        while l.round_sent_at.len() > 64 {
+            l.round_sent_at.pop_front();
+        }
+        l.heartbeat_due = now + interval;
+        let beats: Vec<(NodeId, LogIndex)> = l
+            .cursors
+            .iter()
+            .map(|(&id, c)| (id, commit.min(c.sent_through())))
+            .collect();
+        for (to, commit) in beats {
+            self.send(to, MessageBody::Heartbeat { commit, round });
+        }
+        // A lone voter confirms its own rounds.
+        self.confirm_rounds();
+    }
+
+    pub(crate) fn on_heartbeat_response(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        round: u64,
+        _streaming: bool,
+    ) {
+        if term > self.hs.term {
+            self.step_down_to(term, None);
+            return;
+        }
+        if term < self.hs.term {
+            return;
+        }
+        let now = self.now;
+        let Some(l) = self.leader_state() else { return };
+        let Some(c) = l.cursors.get_mut(&from) else {
+            return;
+        };
+        c.last_heard = now;
+        if round <= l.round {
+            c.acked_round = c.acked_round.max(round);
+        }
+        self.confirm_rounds();
+    }
+
+    /// The highest heartbeat round a quorum of voters has answered (the leader
+    /// answers its own rounds at once).
+    pub(crate) fn quorum_round(&self) -> u64 {
+        let RoleState::Leader(l) = &self.role else {
+            return 0;
+        };
+        let config = self.configs.latest();
+        let mut rounds: Vec<LogIndex> = config
+            .voters()
+            .map(|v| {
+                if v == self.id() {
+                    l.round
+                } else {
+                    l.cursors.get(&v).map_or(0, |c| c.acked_round)
+                }
+            })
+            .map(LogIndex)
+            .collect();
+        if rounds.is_empty() {
+            rounds.push(LogIndex(0));
+        }
+        committed_index(&rounds, config.quorum().max(1)).0
+    }
+
+    /// A quorum answered a round: reads waiting on it may go, and the lease extends.
+    fn confirm_rounds(&mut self) {
+        let confirmed = self.quorum_round();
+        let lease = self.opts.lease_duration();
+        let Some(l) = self.leader_state() else { return };
+        while l.round_sent_at.front().is_some_and(|&(r, _)| r < confirmed) {
+            l.round_sent_at.pop_front();
+        }
+        if let Some(&(r, sent_at)) = l.round_sent_at.front() {
+            if r == confirmed {
+                l.lease_until = l.lease_until.max(sent_at + lease);
+            }
+        }
+        self.serve_reads_ready();
+    }
+
+    pub(crate) fn on_leader_timers(&mut self) {
+        let now = self.now;
+        let Some(l) = self.leader_state() else { return };
+        if now >= l.heartbeat_due {
+            self.send_heartbeats();
+        }
+        let Some(l) = self.leader_state() else { return };
+        if now >= l.check_quorum_due {
+            if !self.quorum_heard_recently() {
+                // Check-quorum: a leader cut off from a quorum steps down, so
+                // clients stop waiting on it and the majority side can elect.
+                self.become_follower(None);
+                return;
+            }
+            let timeout = self.opts.election_timeout;
+            if let Some(l) = self.leader_state() {
+                l.check_quorum_due = now + timeout;
+            }
+        }
+        self.on_transfer_timer();
+    }
+
+    fn quorum_heard_recently(&self) -> bool {
+        let RoleState::Leader(l) = &self.role else {
+            return false;
+        };
+        let since = self.now - self.opts.election_timeout;
+        let config = self.configs.latest();
+        let heard = config
+            .voters()
+            .filter(|&v| v == self.id() || l.cursors.get(&v).is_some_and(|c| c.last_heard >= since))
+            .count();
+        is_majority(heard, config.voter_count())
+    }
+
+    /// The commit rule: the highest index durable on a quorum of voters, if
+    /// that entry is of the current term (Raft §5.4.2).
+    pub(crate) fn maybe_advance_commit(&mut self) {
+        let RoleState::Leader(l) = &self.role else {
+            return;
+        };
+        let config = self.configs.latest();
+        let matches: Vec<LogIndex> = config
+            .voters()
+            .map(|v| {
+                if v == self.id() {
+                    self.log.durable()
+                } else {
+                    l.cursors.get(&v).map_or(LogIndex(0), |c| c.match_index)
+                }
+            })
+            .collect();
+        if matches.is_empty() {
+            return;
+        }
+        let q = committed_index(&matches, config.quorum());
+        if q <= self.commit {
+            return;
+        }
+        let current_term_only = !(cfg!(feature = "mutants") && self.opts.mutants.commit_by_count);
+        if current_term_only && self.log.term_at(q) != Some(self.hs.term) {
+            return;
+        }
+        self.advance_commit_to(q);
+        self.on_leader_commit();
+    }
+
+    /// Everything that waits on the commit index.
+    fn on_leader_commit(&mut self) {
+        let commit = self.commit;
+        let cluster_id = self.hs.cluster_id.expect("a leader has a cluster");
+        let Some(l) = self.leader_state() else { return };
+        let mut done = Vec::new();
+        while l.writes.front().is_some_and(|&(i, _)| i <= commit) {
+            let (index, id) = l.writes.pop_front().expect("checked");
+            done.push(Action::CompleteRequest {
+                id,
+                result: Ok(Completion::Written { index }),
+            });
+        }
+        if l.change.as_ref().is_some_and(|c| c.index <= commit) {
+            let c = l.change.take().expect("checked");
+            let result = if c.initialize {
+                Completion::Initialized { cluster_id }
+            } else {
+                Completion::MembershipChanged {
+                    index: c.index,
+                    node: c.node,
+                    cluster_id,
+                }
+            };
+            done.push(Action::CompleteRequest {
+                id: c.id,
+                result: Ok(result),
+            });
+        }
+        let ready_reads: Vec<RequestId> = l.reads_not_ready.drain(..).collect();
+        self.out.extend(done);
+        for id in ready_reads {
+            self.on_read(id);
+        }
+        self.send_commit_updates();
+        if !self.is_voter() && self.configs.latest().index <= self.commit {
+            // We removed ourselves and the change has committed: hand over.
+            self.become_follower(None);
+            return;
+        }
+        self.maybe_promote_learner();
+        self.maybe_send_timeout_now();
+    }
+
+    /// Leaving the leader role: close every stream and answer every waiting request.
+    pub(crate) fn on_step_down(&mut self) {
+        let RoleState::Leader(l) = std::mem::replace(
+            &mut self.role,
+            RoleState::Follower(super::receiver::FollowerState::new(self.hs.term, None)),
+        ) else {
+            unreachable!("on_step_down called on a leader")
+        };
+        let l = *l;
+        for c in l.cursors.values() {
+            if let Some(stream) = c.stream {
+                self.emit(Action::CloseStream { stream });
+            }
+        }
+        let unknown = RequestError::NotLeader {
+            leader: None,
+            outcome: Outcome::Unknown,
+        };
+        let definite = RequestError::NotLeader {
+            leader: None,
+            outcome: Outcome::Definite,
+        };
+        for (_, id) in l.writes {
+            self.emit(Action::CompleteRequest {
+                id,
+                result: Err(unknown.clone()),
+            });
+        }
+        for r in l.reads {
+            self.emit(Action::CompleteRequest {
+                id: r.id,
+                result: Err(definite.clone()),
+            });
+        }
+        for id in l.reads_not_ready {
+            self.emit(Action::CompleteRequest {
+                id,
+                result: Err(definite.clone()),
+            });
+        }
+        if let Some(c) = l.change {
+            self.emit(Action::CompleteRequest {
+                id: c.id,
+                result: Err(unknown.clone()),
+            });
+        }
+        if let Some(t) = l.transfer {
+            if let Some(id) = t.id {
+                let result = if t.timeout_now_sent {
+                    Ok(Completion::Transferred { term: self.hs.term })
+                } else {
+                    Err(RequestError::TransferTimedOut(t.target))
+                };
+                self.emit(Action::CompleteRequest { id, result });
+            }
+        }
+    }
+}

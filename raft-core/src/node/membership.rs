@@ -1,0 +1,228 @@
+//! Membership: single-server changes (thesis §4.1), one at a time, only once
+//! the leader has committed an entry of its own term. A configuration takes
+//! effect when appended. New nodes join as learners and are promoted to
+//! voters once they have caught up.
+
+use super::leader::PendingChange;
+use super::{Node, RoleState};
+use crate::config::{Config, Member, MemberRole};
+use crate::entry::EntryKind;
+use crate::error::RequestError;
+use crate::event::MembershipChange;
+use crate::message::SnapshotMeta;
+use crate::node::RaftLog;
+use crate::node::cursor::Cursor;
+use crate::types::{LogIndex, NodeId, RequestId};
+
+/// The configurations in the log: the one a snapshot (or nothing) fixed, and
+/// those of membership entries after it, in index order.
+#[derive(Clone, Debug)]
+pub(crate) struct ConfigLog {
+    base: Config,
+    appended: Vec<Config>,
+}
+
+impl ConfigLog {
+    pub(crate) fn recover(
+        snapshot: Option<&SnapshotMeta>,
+        log: &RaftLog,
+    ) -> Result<ConfigLog, LogIndex> {
+        let base = snapshot.map(|s| s.config.clone()).unwrap_or_default();
+        let mut configs = ConfigLog {
+            base,
+            appended: Vec::new(),
+        };
+        for e in log.iter().filter(|e| e.kind.is_config()) {
+            if e.index <= configs.base.index && configs.base.index.0 > 0 {
+                continue;
+            }
+            let config = Config::decode(&e.data).map_err(|_| e.index)?;
+            configs.push(e.index, config);
+        }
+        Ok(configs)
+    }
+
+    /// The configuration in force: the latest appended.
+    pub(crate) fn latest(&self) -> &Config {
+        self.appended.last().unwrap_or(&self.base)
+    }
+
+    /// The configuration in force at `index`.
+    pub(crate) fn at(&self, index: LogIndex) -> &Config {
+        self.appended
+            .iter()
+            .rev()
+            .find(|c| c.index <= index)
+            .unwrap_or(&self.base)
+    }
+
+    pub(crate) fn push(&mut self, index: LogIndex, mut config: Config) {
+        assert!(
+            index > self.latest().index,
+            "configs are appended in index order"
+        );
+        config.index = index;
+        self.appended.push(config);
+    }
+
+    /// Forgets configurations of truncated entries.
+    pub(crate) fn truncate_from(&mut self, from: LogIndex) {
+        self.appended.retain(|c| c.index < from);
+    }
+
+    /// Folds configurations at or before `index` into the base (after compaction).
+    pub(crate) fn compact_through(&mut self, index: LogIndex) {
+        while self.appended.first().is_some_and(|c| c.index <= index) {
+            self.base = self.appended.remove(0);
+        }
+    }
+
+    pub(crate) fn reset_to(&mut self, config: Config) {
+        self.base = config;
+        self.appended.clear();
+    }
+}
+
+impl Node {
+    pub(crate) fn on_change_membership(&mut self, id: RequestId, change: MembershipChange) {
+        match self.check_change(&change) {
+            Err(e) => self.complete(id, Err(e)),
+            Ok((kind, config, node)) => self.append_config(id, kind, config, node),
+        }
+    }
+
+    /// The rules a change must pass, and the configuration it produces.
+    fn check_change(
+        &self,
+        change: &MembershipChange,
+    ) -> Result<(EntryKind, Config, NodeId), RequestError> {
+        if self.hs.cluster_id.is_none() {
+            return Err(RequestError::NotInitialized);
+        }
+        let RoleState::Leader(l) = &self.role else {
+            return Err(RequestError::NotLeader {
+                leader: self.leader(),
+                outcome: crate::error::Outcome::Definite,
+            });
+        };
+        if l.transfer.is_some() {
+            return Err(RequestError::TransferInProgress);
+        }
+        if !self.leader_ready() {
+            return Err(RequestError::LeaderNotReady);
+        }
+        let current = self.configs.latest();
+        if l.change.is_some() || current.index > self.commit {
+            return Err(RequestError::ChangeInProgress);
+        }
+        let mut next = current.clone();
+        match change {
+            MembershipChange::Add { address } => {
+                if address.is_empty() {
+                    return Err(RequestError::NodeAddressRequired);
+                }
+                if current.members.iter().any(|m| &m.address == address) {
+                    return Err(RequestError::DuplicateNodeAddress(address.clone()));
+                }
+                let id = current.max_node_id.next();
+                next.max_node_id = id;
+                next.members.push(Member {
+                    id,
+                    address: address.clone(),
+                    role: MemberRole::Learner,
+                });
+                Ok((EntryKind::AddPeer, next, id))
+            }
+            MembershipChange::Remove { id } => {
+                if id.0 == 0 || *id > current.max_node_id {
+                    return Err(RequestError::InvalidNodeId(*id));
+                }
+                let Some(member) = current.member(*id) else {
+                    return Err(RequestError::NodeNotFound(*id));
+                };
+                if member.role == MemberRole::Voter && current.voter_count() == 1 {
+                    // Removing the last voter would leave nobody to commit anything.
+                    return Err(RequestError::InvalidNodeId(*id));
+                }
+                next.members.retain(|m| m.id != *id);
+                Ok((EntryKind::RemovePeer, next, *id))
+            }
+        }
+    }
+
+    fn append_config(&mut self, id: RequestId, kind: EntryKind, config: Config, node: NodeId) {
+        let mut config = config;
+        config.index = self.log.last_index().next();
+        let index = self.append_as_leader(vec![(kind, config.encode())]);
+        if let RoleState::Leader(l) = &mut self.role {
+            l.change = Some(PendingChange {
+                id,
+                index,
+                node,
+                initialize: false,
+            });
+        }
+    }
+
+    /// Keeps one cursor per member other than ourselves.
+    pub(crate) fn sync_cursors_with_config(&mut self) {
+        let me = self.id();
+        let now = self.now;
+        let next = self.log.last_index().next();
+        let members: Vec<NodeId> = self
+            .configs
+            .latest()
+            .members
+            .iter()
+            .map(|m| m.id)
+            .filter(|&m| m != me)
+            .collect();
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        let mut closed = Vec::new();
+        l.cursors.retain(|id, c| {
+            let keep = members.contains(id);
+            if !keep {
+                closed.extend(c.stream);
+            }
+            keep
+        });
+        for m in members {
+            l.cursors.entry(m).or_insert_with(|| Cursor::new(next, now));
+        }
+        for stream in closed {
+            self.emit(crate::action::Action::CloseStream { stream });
+        }
+    }
+
+    /// Promotes a learner whose durable log has caught up with the commit index.
+    pub(crate) fn maybe_promote_learner(&mut self) {
+        if !self.leader_ready() {
+            return;
+        }
+        let current = self.configs.latest();
+        let RoleState::Leader(l) = &self.role else {
+            return;
+        };
+        if l.change.is_some() || l.transfer.is_some() || current.index > self.commit {
+            return;
+        }
+        let caught_up = current.members.iter().find(|m| {
+            m.role == MemberRole::Learner
+                && l.cursors
+                    .get(&m.id)
+                    .is_some_and(|c| c.match_index >= self.commit)
+        });
+        let Some(learner) = caught_up.map(|m| m.id) else {
+            return;
+        };
+        let mut next = current.clone();
+        for m in next.members.iter_mut().filter(|m| m.id == learner) {
+            m.role = MemberRole::Voter;
+        }
+        next.index = self.log.last_index().next();
+        // Promotions are not client requests: nothing waits on them.
+        self.append_as_leader(vec![(EntryKind::PromotePeer, next.encode())]);
+    }
+}

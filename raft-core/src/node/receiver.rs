@@ -1,0 +1,500 @@
+//! The follower's end of a replication stream.
+//!
+//! A follower opens one stream to the leader it heard from, saying where its
+//! log stands (a probe `(index, term)` and its commit index). Every chunk is
+//! checked like an AppendEntries: it must continue the previous one, its `prev`
+//! must match our log (or lie within our committed prefix), a conflicting
+//! uncommitted suffix is truncated, never a committed entry. On a mismatch the
+//! follower closes the stream and reopens it with a lower probe. What the
+//! stream has validated bounds both the acks (durable index) and the commit
+//! index the follower will use, so it never applies an entry the current
+//! leader has not vouched for.
+
+use super::{Node, RoleState};
+use crate::action::Action;
+use crate::config::Config;
+use crate::entry::LogEntry;
+use crate::error::Refusal;
+use crate::message::{Frame, MessageBody, SnapshotMeta, StreamOpen};
+use crate::time::Instant;
+use crate::types::{LogIndex, NodeId, StreamId, Term};
+use rand_core::RngCore;
+use std::collections::VecDeque;
+
+/// A follower's (or learner's) state in one term.
+pub(crate) struct FollowerState {
+    /// The term this state belongs to.
+    pub(crate) term: Term,
+    /// The leader of `term`, once heard from.
+    pub(crate) leader: Option<NodeId>,
+    /// When the leader was last heard from.
+    pub(crate) last_heard: Option<Instant>,
+    /// The stream to the leader, if open.
+    pub(crate) stream: Option<Receiver>,
+    /// Not before this instant may a closed stream be reopened.
+    pub(crate) reopen_at: Option<Instant>,
+    /// The probe to open the next stream with, after a mismatch.
+    pub(crate) next_probe: Option<(LogIndex, Term)>,
+}
+
+impl FollowerState {
+    pub(crate) fn new(term: Term, leader: Option<NodeId>) -> FollowerState {
+        FollowerState {
+            term,
+            leader,
+            last_heard: None,
+            stream: None,
+            reopen_at: None,
+            next_probe: None,
+        }
+    }
+}
+
+/// One open stream, seen from the follower.
+pub(crate) struct Receiver {
+    pub(crate) id: StreamId,
+    /// Where the next chunk must start (`prev_index`); `None` before the first.
+    expect_prev: Option<LogIndex>,
+    /// Highest index this stream has shown to match the leader's log.
+    pub(crate) validated: LogIndex,
+    /// Highest durable index acknowledged on this stream.
+    acked: LogIndex,
+    /// A snapshot being received.
+    incoming: Option<IncomingSnapshot>,
+    /// Chunks that arrived while a snapshot was being installed.
+    held: VecDeque<Frame>,
+    held_bytes: u64,
+}
+
+struct IncomingSnapshot {
+    meta: SnapshotMeta,
+    size: u64,
+    received: u64,
+    crc: crc32fast::Hasher,
+    /// We already hold everything it covers: let it pass.
+    skip: bool,
+}
+
+/// A chunk that breaks the stream's rules: close the stream.
+struct Violation(&'static str);
+
+impl Node {
+    pub(crate) fn on_heartbeat(&mut self, from: NodeId, term: Term, commit: LogIndex, round: u64) {
+        if term < self.hs.term {
+            self.refuse(
+                from,
+                Refusal::StaleTerm {
+                    theirs: term,
+                    ours: self.hs.term,
+                },
+            );
+            // Tell the stale leader about the newer term so it steps down.
+            self.send(
+                from,
+                MessageBody::HeartbeatResponse {
+                    round,
+                    streaming: false,
+                },
+            );
+            return;
+        }
+        if matches!(self.role, RoleState::Leader(_)) && term == self.hs.term {
+            // Two leaders in one term cannot happen while votes are durable and
+            // single; refuse rather than trust it.
+            self.refuse(from, Refusal::NotLeaderOfTerm);
+            return;
+        }
+        if let RoleState::Follower(f) = &self.role {
+            if term == self.hs.term && f.leader.is_some_and(|l| l != from) {
+                self.refuse(from, Refusal::NotLeaderOfTerm);
+                return;
+            }
+        }
+        self.step_down_to(term, Some(from));
+        self.reset_election_deadline();
+        let now = self.now;
+        let RoleState::Follower(f) = &mut self.role else {
+            unreachable!("just became follower")
+        };
+        f.last_heard = Some(now);
+        let validated = f.stream.as_ref().map(|s| s.validated);
+        let streaming = f.stream.is_some();
+        if let Some(validated) = validated {
+            self.advance_commit_to(commit.min(validated));
+        }
+        self.send(from, MessageBody::HeartbeatResponse { round, streaming });
+        self.maybe_open_stream();
+    }
+
+    /// Opens a stream to the known leader if none is open and the reconnect
+    /// delay has passed.
+    pub(crate) fn maybe_open_stream(&mut self) {
+        if self.installing.is_some() {
+            return;
+        }
+        let now = self.now;
+        let (last_index, last_term, commit) =
+            (self.log.last_index(), self.log.last_term(), self.commit);
+        let Some(cluster_id) = self.hs.cluster_id else {
+            return;
+        };
+        let follower = self.id();
+        let term = self.hs.term;
+        let stream_id = StreamId(self.rng.next_u64());
+        let RoleState::Follower(f) = &mut self.role else {
+            return;
+        };
+        let Some(leader) = f.leader else { return };
+        if f.stream.is_some() || f.reopen_at.is_some_and(|t| now < t) {
+            return;
+        }
+        let (probe_index, probe_term) = f.next_probe.take().unwrap_or((last_index, last_term));
+        f.stream = Some(Receiver {
+            id: stream_id,
+            expect_prev: None,
+            validated: LogIndex(0),
+            acked: LogIndex(0),
+            incoming: None,
+            held: VecDeque::new(),
+            held_bytes: 0,
+        });
+        f.reopen_at = None;
+        let open = StreamOpen {
+            cluster_id,
+            follower,
+            leader,
+            term,
+            probe_index,
+            probe_term,
+            commit,
+        };
+        self.emit(Action::OpenStream {
+            stream: stream_id,
+            leader,
+            open,
+        });
+    }
+
+    pub(crate) fn close_follower_stream(&mut self) {
+        if let RoleState::Follower(f) = &mut self.role {
+            if let Some(s) = f.stream.take() {
+                self.out.push(Action::CloseStream { stream: s.id });
+            }
+        }
+    }
+
+    /// Closes the stream after a mismatch or a violation; it reopens after the
+    /// reconnect delay (immediately with a new probe after a mismatch).
+    fn reset_follower_stream(&mut self, probe: Option<(LogIndex, Term)>) {
+        self.close_follower_stream();
+        let now = self.now;
+        let delay = self.opts.reconnect_delay;
+        if let RoleState::Follower(f) = &mut self.role {
+            f.next_probe = probe;
+            f.reopen_at = Some(if probe.is_some() { now } else { now + delay });
+        }
+    }
+
+    pub(crate) fn on_follower_stream_closed(&mut self, stream: StreamId) {
+        let now = self.now;
+        let delay = self.opts.reconnect_delay;
+        if let RoleState::Follower(f) = &mut self.role {
+            if f.stream.as_ref().is_some_and(|s| s.id == stream) {
+                f.stream = None;
+                f.reopen_at = Some(now + delay);
+            }
+        }
+    }
+
+    /// A frame on the follower's stream.
+    pub(crate) fn on_follower_frame(&mut self, stream: StreamId, frame: Frame) {
+        let term = self.hs.term;
+        let now = self.now;
+        let installing = self.installing.is_some();
+        let RoleState::Follower(f) = &mut self.role else {
+            return;
+        };
+        let Some(s) = f.stream.as_mut().filter(|s| s.id == stream) else {
+            return; // a frame of an older stream: it proves nothing now
+        };
+        if f.term != term {
+            return;
+        }
+        f.last_heard = Some(now);
+        let is_chunk = matches!(frame, Frame::Chunk { .. });
+        if is_chunk && (installing || s.incoming.as_ref().is_some_and(|i| !i.skip)) {
+            s.held_bytes += frame.budget_bytes();
+            s.held.push_back(frame);
+            let limit = 2 * self.opts.stream_budget_bytes + self.opts.max_batch_bytes;
+            if s.held_bytes > limit {
+                self.reset_follower_stream(None);
+            }
+            return;
+        }
+        self.reset_election_deadline();
+        let result = match frame {
+            Frame::Chunk {
+                term: chunk_term,
+                prev_index,
+                prev_term,
+                leader_commit,
+                entries,
+            } => {
+                if chunk_term != term {
+                    Err(Violation("chunk of another term"))
+                } else {
+                    self.on_chunk(prev_index, prev_term, leader_commit, entries)
+                }
+            }
+            Frame::SnapshotBegin { meta, size } => self.on_snapshot_begin(meta, size),
+            Frame::SnapshotChunk { offset, data, crc } => self.on_snapshot_chunk(offset, data, crc),
+            Frame::SnapshotEnd { crc } => self.on_snapshot_end(crc),
+            Frame::Ack { .. } => Err(Violation("ack sent to a follower")),
+        };
+        if let Err(Violation(why)) = result {
+            let leader = self.leader().unwrap_or(self.id());
+            self.refuse(leader, Refusal::Misbehaving(why.to_string()));
+            self.reset_follower_stream(None);
+        }
+    }
+
+    fn receiver(&mut self) -> &mut Receiver {
+        match &mut self.role {
+            RoleState::Follower(FollowerState {
+                stream: Some(s), ..
+            }) => s,
+            _ => unreachable!("a receiver exists while handling its frame"),
+        }
+    }
+
+    fn on_chunk(
+        &mut self,
+        prev_index: LogIndex,
+        prev_term: Term,
+        leader_commit: LogIndex,
+        entries: Vec<LogEntry>,
+    ) -> Result<(), Violation> {
+        let expect_prev = self.receiver().expect_prev;
+        if expect_prev.is_some_and(|p| p != prev_index) {
+            return Err(Violation("chunk does not continue the stream"));
+        }
+        let mut expected = prev_index.next();
+        let mut last_term = prev_term;
+        for e in &entries {
+            if e.index != expected || e.term < last_term || e.term > self.hs.term {
+                return Err(Violation(
+                    "chunk entries not contiguous or terms out of order",
+                ));
+            }
+            if e.kind.is_config() && Config::decode(&e.data).is_err() {
+                return Err(Violation("membership entry does not decode"));
+            }
+            expected = expected.next();
+            last_term = e.term;
+        }
+        // Our committed prefix matches every leader's log; beyond it, `prev`
+        // must be in our log with the same term.
+        let prev_matches =
+            prev_index <= self.commit || self.log.term_at(prev_index) == Some(prev_term);
+        if !prev_matches {
+            let probe = self.lower_probe(prev_index, prev_term);
+            self.reset_follower_stream(Some(probe));
+            return Ok(());
+        }
+        let mut appended = Vec::new();
+        for e in entries {
+            if e.index <= self.commit || e.index <= self.log.base_index() {
+                continue; // already committed here; identical by log matching
+            }
+            if appended.is_empty() {
+                match self.log.term_at(e.index) {
+                    Some(t) if t == e.term => continue,
+                    Some(_) => {
+                        assert!(
+                            e.index > self.commit,
+                            "node {}: truncating committed entry {}",
+                            self.id(),
+                            e.index
+                        );
+                        self.log.truncate_from(e.index);
+                        self.configs.truncate_from(e.index);
+                        self.emit(Action::TruncateLog { from: e.index });
+                    }
+                    None => {}
+                }
+            }
+            appended.push(e);
+        }
+        if !appended.is_empty() {
+            self.log.append(&appended);
+            for e in appended.iter().filter(|e| e.kind.is_config()) {
+                let config = Config::decode(&e.data).expect("validated above");
+                self.configs.push(e.index, config);
+            }
+            self.emit(Action::AppendLog(appended));
+        }
+        let validated = expected.prev();
+        let r = self.receiver();
+        r.expect_prev = Some(validated);
+        r.validated = r.validated.max(validated);
+        let validated = r.validated;
+        self.advance_commit_to(leader_commit.min(validated));
+        self.maybe_ack();
+        Ok(())
+    }
+
+    /// After a mismatch at `prev`: the highest index below it that could still
+    /// match, skipping our entries whose term exceeds the leader's `prev_term`.
+    fn lower_probe(&self, prev_index: LogIndex, prev_term: Term) -> (LogIndex, Term) {
+        let below = prev_index.prev().min(self.log.last_index());
+        let index = self
+            .log
+            .last_index_with_term_at_most(below, prev_term, self.commit);
+        let term = self
+            .log
+            .term_at(index)
+            .unwrap_or_else(|| self.committed_term_hint(index));
+        (index, term)
+    }
+
+    /// The term at a committed index the log no longer holds (only the
+    /// snapshot's index can be asked for).
+    fn committed_term_hint(&self, index: LogIndex) -> Term {
+        match &self.snapshot {
+            Some(s) if s.index == index => s.term,
+            _ => Term(0),
+        }
+    }
+
+    /// Sends an ack if the durable, validated prefix grew.
+    pub(crate) fn maybe_ack(&mut self) {
+        let durable = self.log.durable();
+        let RoleState::Follower(FollowerState {
+            stream: Some(s), ..
+        }) = &mut self.role
+        else {
+            return;
+        };
+        let ack = durable.min(s.validated);
+        if ack > s.acked {
+            s.acked = ack;
+            let stream = s.id;
+            self.emit(Action::SendFrame {
+                stream,
+                frame: Frame::Ack { durable: ack },
+            });
+        }
+    }
+
+    fn on_snapshot_begin(&mut self, meta: SnapshotMeta, size: u64) -> Result<(), Violation> {
+        if self.receiver().incoming.is_some() {
+            return Err(Violation("snapshot begins inside another"));
+        }
+        if meta.term > self.hs.term
+            || meta.config.cluster_id != self.hs.cluster_id.unwrap_or_default()
+        {
+            return Err(Violation("snapshot of a later term or another cluster"));
+        }
+        if meta.config.validate().is_err() {
+            return Err(Violation("snapshot config invalid"));
+        }
+        let skip = meta.index <= self.commit;
+        let r = self.receiver();
+        r.incoming = Some(IncomingSnapshot {
+            meta,
+            size,
+            received: 0,
+            crc: crc32fast::Hasher::new(),
+            skip,
+        });
+        Ok(())
+    }
+
+    fn on_snapshot_chunk(
+        &mut self,
+        offset: u64,
+        data: bytes::Bytes,
+        crc: u32,
+    ) -> Result<(), Violation> {
+        let r = self.receiver();
+        let Some(inc) = r.incoming.as_mut() else {
+            return Err(Violation("snapshot chunk outside a snapshot"));
+        };
+        if inc.skip {
+            return Ok(());
+        }
+        if offset != inc.received || inc.received + data.len() as u64 > inc.size {
+            return Err(Violation("snapshot chunk out of place"));
+        }
+        if crc32fast::hash(&data) != crc {
+            return Err(Violation("snapshot chunk checksum mismatch"));
+        }
+        inc.crc.update(&data);
+        inc.received += data.len() as u64;
+        let meta = inc.meta.clone();
+        self.emit(Action::ReceiveSnapshotChunk { meta, offset, data });
+        Ok(())
+    }
+
+    fn on_snapshot_end(&mut self, crc: u32) -> Result<(), Violation> {
+        let r = self.receiver();
+        let Some(inc) = r.incoming.take() else {
+            return Err(Violation("snapshot end outside a snapshot"));
+        };
+        r.expect_prev = Some(inc.meta.index);
+        // Commit may have moved past the snapshot while it streamed in.
+        if inc.skip || inc.meta.index <= self.commit {
+            return Ok(());
+        }
+        if inc.received != inc.size || inc.crc.finalize() != crc {
+            return Err(Violation("snapshot incomplete or checksum mismatch"));
+        }
+        self.installing = Some(inc.meta.clone());
+        self.emit(Action::InstallSnapshot { meta: inc.meta });
+        Ok(())
+    }
+
+    /// The driver installed the snapshot: the log restarts after it.
+    pub(crate) fn on_snapshot_installed(&mut self, meta: SnapshotMeta) {
+        if self.installing.as_ref() != Some(&meta) {
+            return; // not the snapshot we asked to install: a driver bug or a stale report
+        }
+        self.installing = None;
+        assert!(
+            meta.index > self.applied,
+            "node {}: installing a snapshot would roll back the FSM",
+            self.id()
+        );
+        self.log.reset_to(meta.index, meta.term);
+        self.configs.reset_to(meta.config.clone());
+        self.commit = self.commit.max(meta.index);
+        self.applied = meta.index;
+        self.snapshot = Some(meta.clone());
+        let held = match &mut self.role {
+            RoleState::Follower(FollowerState {
+                stream: Some(s), ..
+            }) => {
+                s.validated = s.validated.max(meta.index);
+                s.held_bytes = 0;
+                std::mem::take(&mut s.held)
+            }
+            _ => VecDeque::new(),
+        };
+        self.maybe_ack();
+        if let Some(stream) = self.follower_stream_id() {
+            for frame in held {
+                self.on_follower_frame(stream, frame);
+            }
+        }
+        self.apply_committed();
+    }
+
+    fn follower_stream_id(&self) -> Option<StreamId> {
+        match &self.role {
+            RoleState::Follower(FollowerState {
+                stream: Some(s), ..
+            }) => Some(s.id),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Raft §5.2 (leader election), with pre-vote, leader stickiness and
+//! check-quorum from Ongaro's thesis §9.6.
+mod harness;
+use harness::*;
+use raft_core::*;
+
+fn n(id: u64) -> NodeId {
+    NodeId(id)
+}
+
+#[test]
+fn a_cluster_elects_exactly_one_leader_per_term() {
+    let mut c = Cluster::new(5);
+    let leader = c.leader().unwrap();
+    c.crash(leader);
+    c.run_for(Duration::from_secs(3));
+    let new_leader = c.leader().unwrap();
+    assert_ne!(new_leader, leader);
+    let term = c.hosts[&new_leader].node.term();
+    let leaders_in_term = c
+        .hosts
+        .values()
+        .filter(|h| h.up && h.node.role() == Role::Leader && h.node.term() == term)
+        .count();
+    assert_eq!(leaders_in_term, 1);
+}
+
+#[test]
+fn election_timeout_is_drawn_from_t_to_2t() {
+    let opts = NodeOptions::new(n(1));
+    let t = opts.election_timeout;
+    for seed in 0..50 {
+        let hs = HardState {
+            cluster_id: Some(ClusterId(9)),
+            term: Term(1),
+            vote: None,
+        };
+        let node = Node::new(
+            opts.clone(),
+            RecoveredState {
+                hard_state: hs,
+                ..Default::default()
+            },
+            seed,
+            Instant(0),
+        )
+        .unwrap();
+        let deadline = node.election_deadline().unwrap();
+        assert!(
+            deadline >= Instant(0) + t && deadline < Instant(0) + t.saturating_mul(2),
+            "seed {seed}: {deadline}"
+        );
+    }
+}
+
+#[test]
+fn pre_vote_keeps_a_partitioned_node_from_raising_its_term() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let follower = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let term_before = c.hosts[&follower].node.term();
+    c.isolate(follower);
+    c.run_for(Duration::from_secs(5));
+    assert_eq!(
+        c.hosts[&follower].node.term(),
+        term_before,
+        "pre-vote never succeeds alone, so the term stays"
+    );
+    c.heal();
+    c.run_for(Duration::from_secs(1));
+    assert_eq!(
+        c.leader(),
+        Some(leader),
+        "the rejoining node does not depose the leader"
+    );
+}
+
+#[test]
+fn leader_steps_down_when_quorum_silent_for_election_timeout() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    c.isolate(leader);
+    c.run_for(Duration::from_millis(1200));
+    assert_ne!(c.hosts[&leader].node.role(), Role::Leader, "check-quorum");
+    let others: Vec<_> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
+    assert!(
+        others
+            .iter()
+            .any(|id| c.hosts[id].node.role() == Role::Leader),
+        "the majority elected a new leader"
+    );
+}
+
+#[test]
+fn votes_refused_while_a_live_leader_was_heard_recently() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let follower = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let term = c.hosts[&follower].node.term();
+    let cluster_id = c.hosts[&follower].node.cluster_id().unwrap();
+    let last_index = c.hosts[&follower].node.last_index();
+    let vote = Message {
+        cluster_id,
+        from: n(99),
+        to: follower,
+        term: term.next(),
+        body: MessageBody::VoteRequest {
+            last_index,
+            last_term: term,
+            transfer: false,
+        },
+    };
+    c.step(follower, Event::MessageReceived(vote));
+    let node = &c.hosts[&follower].node;
+    assert_eq!(
+        node.term(),
+        term,
+        "a disruptive candidate does not bump the term"
+    );
+    assert_eq!(node.vote(), c.hosts[&follower].disk.hard_state.vote);
+    assert!(c.hosts[&follower].actions.iter().any(|a| matches!(
+        a,
+        Action::Refused {
+            reason: Refusal::LeaderAlive(_),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_vote_is_durable_before_the_response_leaves() {
+    let hs = HardState {
+        cluster_id: Some(ClusterId(9)),
+        term: Term(1),
+        vote: None,
+    };
+    let mut node = Node::new(
+        NodeOptions::new(n(2)),
+        RecoveredState {
+            hard_state: hs,
+            ..Default::default()
+        },
+        1,
+        Instant(0),
+    )
+    .unwrap();
+    let req = Message {
+        cluster_id: ClusterId(9),
+        from: n(1),
+        to: n(2),
+        term: Term(2),
+        body: MessageBody::VoteRequest {
+            last_index: LogIndex(0),
+            last_term: Term(0),
+            transfer: false,
+        },
+    };
+    let actions = node.step(Instant(1), Event::MessageReceived(req));
+    let persist = actions
+        .iter()
+        .rposition(|a| matches!(a, Action::PersistHardState(h) if h.vote == Some(n(1))))
+        .expect("vote persisted");
+    let reply = actions
+        .iter()
+        .position(|a| matches!(a, Action::Send(m) if matches!(m.body, MessageBody::VoteResponse { granted: true })))
+        .expect("vote granted");
+    assert!(persist < reply, "{actions:?}");
+}
+
+#[test]
+fn one_vote_per_term() {
+    let hs = HardState {
+        cluster_id: Some(ClusterId(9)),
+        term: Term(1),
+        vote: None,
+    };
+    let mut node = Node::new(
+        NodeOptions::new(n(3)),
+        RecoveredState {
+            hard_state: hs,
+            ..Default::default()
+        },
+        1,
+        Instant(0),
+    )
+    .unwrap();
+    let ask = |from: u64| Message {
+        cluster_id: ClusterId(9),
+        from: n(from),
+        to: n(3),
+        term: Term(2),
+        body: MessageBody::VoteRequest {
+            last_index: LogIndex(0),
+            last_term: Term(0),
+            transfer: false,
+        },
+    };
+    let granted = |actions: &[Action]| {
+        actions.iter().any(|a| matches!(a, Action::Send(m) if matches!(m.body, MessageBody::VoteResponse { granted: true })))
+    };
+    assert!(granted(
+        &node.step(Instant(1), Event::MessageReceived(ask(1)))
+    ));
+    assert!(
+        !granted(&node.step(Instant(2), Event::MessageReceived(ask(2)))),
+        "second candidate in the same term"
+    );
+    assert!(
+        granted(&node.step(Instant(3), Event::MessageReceived(ask(1)))),
+        "a repeated request gets the same answer"
+    );
+}
+
+#[test]
+fn a_candidate_with_an_older_log_is_refused() {
+    let entries = vec![LogEntry {
+        index: LogIndex(1),
+        term: Term(2),
+        kind: EntryKind::Nop,
+        data: Default::default(),
+    }];
+    let hs = HardState {
+        cluster_id: Some(ClusterId(9)),
+        term: Term(2),
+        vote: None,
+    };
+    let mut node = Node::new(
+        NodeOptions::new(n(3)),
+        RecoveredState {
+            hard_state: hs,
+            entries,
+            ..Default::default()
+        },
+        1,
+        Instant(0),
+    )
+    .unwrap();
+    let req = Message {
+        cluster_id: ClusterId(9),
+        from: n(1),
+        to: n(3),
+        term: Term(3),
+        body: MessageBody::VoteRequest {
+            last_index: LogIndex(5),
+            last_term: Term(1),
+            transfer: false,
+        },
+    };
+    let actions = node.step(Instant(1), Event::MessageReceived(req));
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Refused {
+            reason: Refusal::OutOfDateLog,
+            ..
+        }
+    )));
+    assert_eq!(node.vote(), None);
+    assert_eq!(node.term(), Term(3), "the higher term is still adopted");
+}
+
+#[test]
+fn a_new_leader_appends_a_nop_of_its_term() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    c.crash(leader);
+    c.run_for(Duration::from_secs(3));
+    let l = &c.hosts[&c.leader().unwrap()].node;
+    let last = l.log_entries().last().unwrap();
+    assert_eq!((last.kind, last.term), (EntryKind::Nop, l.term()));
+}
+
+#[test]
+fn timeout_now_makes_the_target_campaign_past_leader_stickiness() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let target = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let id = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id,
+            target: Some(target),
+        },
+    );
+    c.settle();
+    c.run_for(Duration::from_millis(50));
+    assert_eq!(c.leader(), Some(target));
+    assert!(
+        matches!(c.result(id), Some(Ok(Completion::Transferred { .. }))),
+        "{:?}",
+        c.result(id)
+    );
+}

@@ -1,0 +1,497 @@
+//! A small deterministic in-memory cluster for tests and benches: nodes wired
+//! by FIFO queues, disks that persist on demand, and an FSM that records what
+//! it applied. The full fault-injecting world lives in raft-sim.
+#![allow(dead_code, missing_docs)]
+
+use bytes::Bytes;
+use raft_core::*;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// What a host does with appends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persist {
+    /// Durable at once (LogPersisted follows the append in the queue).
+    Immediately,
+    /// Held until the test calls `persist`.
+    Manually,
+}
+
+pub struct Disk {
+    pub hard_state: HardState,
+    pub entries: Vec<LogEntry>,
+    pub snapshot: Option<(SnapshotMeta, Bytes)>,
+    /// Appended but not yet durable.
+    pub pending: Vec<LogEntry>,
+    pub incoming: Vec<u8>,
+}
+
+pub struct Host {
+    pub node: Node,
+    pub disk: Disk,
+    pub applied: Vec<LogEntry>,
+    pub up: bool,
+    pub persist: Persist,
+    pub actions: Vec<Action>,
+    pub seed: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Delivery {
+    Event(NodeId, Event),
+}
+
+pub struct Cluster {
+    pub hosts: BTreeMap<NodeId, Host>,
+    pub now: Instant,
+    queue: VecDeque<Delivery>,
+    streams: BTreeMap<StreamId, (NodeId, NodeId)>,
+    /// Directed links that drop everything.
+    pub cut: BTreeSet<(NodeId, NodeId)>,
+    pub completions: Vec<(NodeId, RequestId, Result<Completion, RequestError>)>,
+    pub next_request: u64,
+    pub options: NodeOptions,
+    pub delivered: u64,
+}
+
+pub fn addr(id: NodeId) -> String {
+    format!("node-{}", id.0)
+}
+
+impl Cluster {
+    /// `n` fresh nodes; node 1 initializes and the others join one by one.
+    pub fn new(n: u64) -> Cluster {
+        Cluster::with_options(n, NodeOptions::new(NodeId(1)))
+    }
+
+    pub fn with_options(n: u64, options: NodeOptions) -> Cluster {
+        let mut c = Cluster {
+            hosts: BTreeMap::new(),
+            now: Instant(1_000_000_000),
+            queue: VecDeque::new(),
+            streams: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            completions: Vec::new(),
+            next_request: 1,
+            options,
+            delivered: 0,
+        };
+        c.add_host(NodeId(1), None);
+        let id = c.request_id();
+        c.push(
+            NodeId(1),
+            Event::InitializeRequested {
+                id,
+                address: addr(NodeId(1)),
+            },
+        );
+        c.settle();
+        assert!(
+            matches!(c.result(id), Some(Ok(Completion::Initialized { .. }))),
+            "initialize failed"
+        );
+        for _ in 1..n {
+            c.join();
+        }
+        c
+    }
+
+    /// Adds a node through the leader and lets it catch up and be promoted.
+    pub fn join(&mut self) -> NodeId {
+        let leader = self.leader().expect("a leader to join through");
+        let address = addr(self.hosts[&leader].node.config().max_node_id.next());
+        let id = self.request_id();
+        self.push(
+            leader,
+            Event::ChangeMembershipRequested {
+                id,
+                change: MembershipChange::Add { address },
+            },
+        );
+        self.settle();
+        let Some(Ok(Completion::MembershipChanged {
+            node, cluster_id, ..
+        })) = self.result(id)
+        else {
+            panic!("join failed: {:?}", self.result(id))
+        };
+        self.add_host(node, Some(cluster_id));
+        self.run_for(Duration::from_millis(400));
+        node
+    }
+
+    pub fn add_host(&mut self, id: NodeId, cluster_id: Option<ClusterId>) {
+        let hard_state = HardState {
+            cluster_id,
+            ..HardState::default()
+        };
+        let seed = 1000 + id.0;
+        let node = Node::new(
+            NodeOptions {
+                id,
+                ..self.options.clone()
+            },
+            RecoveredState {
+                hard_state: hard_state.clone(),
+                ..RecoveredState::default()
+            },
+            seed,
+            self.now,
+        )
+        .expect("fresh node");
+        let disk = Disk {
+            hard_state,
+            entries: Vec::new(),
+            snapshot: None,
+            pending: Vec::new(),
+            incoming: Vec::new(),
+        };
+        self.hosts.insert(
+            id,
+            Host {
+                node,
+                disk,
+                applied: Vec::new(),
+                up: true,
+                persist: Persist::Immediately,
+                actions: Vec::new(),
+                seed,
+            },
+        );
+    }
+
+    pub fn request_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        RequestId(self.next_request)
+    }
+
+    pub fn result(&self, id: RequestId) -> Option<Result<Completion, RequestError>> {
+        self.completions
+            .iter()
+            .find(|(_, r, _)| *r == id)
+            .map(|(_, _, res)| res.clone())
+    }
+
+    pub fn push(&mut self, to: NodeId, event: Event) {
+        self.queue.push_back(Delivery::Event(to, event));
+    }
+
+    pub fn node(&self, id: u64) -> &Node {
+        &self.hosts[&NodeId(id)].node
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        let leaders: Vec<NodeId> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.up && h.node.role() == Role::Leader)
+            .map(|(&id, _)| id)
+            .collect();
+        leaders
+            .iter()
+            .copied()
+            .max_by_key(|id| self.hosts[id].node.term())
+    }
+
+    /// Steps one node with one event and executes its actions.
+    pub fn step(&mut self, to: NodeId, event: Event) {
+        let now = self.now;
+        let Some(host) = self.hosts.get_mut(&to) else {
+            return;
+        };
+        if !host.up {
+            return;
+        }
+        let actions = host.node.step(now, event);
+        host.node.check_invariants();
+        host.actions.extend(actions.iter().cloned());
+        for a in actions {
+            self.execute(to, a);
+        }
+    }
+
+    fn link_up(&self, from: NodeId, to: NodeId) -> bool {
+        !self.cut.contains(&(from, to)) && self.hosts.get(&to).is_some_and(|h| h.up)
+    }
+
+    fn execute(&mut self, at: NodeId, action: Action) {
+        match action {
+            Action::Send(m) => {
+                if self.link_up(m.from, m.to) {
+                    self.push(m.to, Event::MessageReceived(m));
+                }
+            }
+            Action::OpenStream {
+                stream,
+                leader,
+                open,
+            } => {
+                if self.link_up(at, leader) && self.link_up(leader, at) {
+                    self.streams.insert(stream, (at, leader));
+                    self.push(leader, Event::StreamOpened { stream, open });
+                } else {
+                    self.push(at, Event::StreamClosed { stream });
+                }
+            }
+            Action::SendFrame { stream, frame } => self.send_frame(at, stream, frame),
+            Action::SendSnapshot { stream, meta } => {
+                let (m, data) = self.hosts[&at]
+                    .disk
+                    .snapshot
+                    .clone()
+                    .expect("a snapshot to send");
+                assert_eq!(m, meta, "the driver sends the snapshot the core names");
+                for frame in frames_of(&meta, &data, 64) {
+                    self.send_frame(at, stream, frame);
+                }
+            }
+            Action::CloseStream { stream } => {
+                if let Some((f, l)) = self.streams.remove(&stream) {
+                    let other = if f == at { l } else { f };
+                    self.push(other, Event::StreamClosed { stream });
+                }
+            }
+            Action::PersistHardState(hs) => self.hosts.get_mut(&at).unwrap().disk.hard_state = hs,
+            Action::AppendLog(entries) => {
+                let host = self.hosts.get_mut(&at).unwrap();
+                host.disk.pending.extend(entries);
+                if host.persist == Persist::Immediately {
+                    self.persist(at, u64::MAX);
+                }
+            }
+            Action::TruncateLog { from } => {
+                let host = self.hosts.get_mut(&at).unwrap();
+                host.disk.entries.retain(|e| e.index < from);
+                host.disk.pending.retain(|e| e.index < from);
+            }
+            Action::CompactLog { through } => {
+                self.hosts
+                    .get_mut(&at)
+                    .unwrap()
+                    .disk
+                    .entries
+                    .retain(|e| e.index > through);
+            }
+            Action::Apply(entries) => {
+                let host = self.hosts.get_mut(&at).unwrap();
+                for e in entries {
+                    if let Some(last) = host.applied.last() {
+                        assert_eq!(e.index, last.index.next(), "node {at} applies in order");
+                    }
+                    host.applied.push(e);
+                }
+            }
+            Action::TakeSnapshot => {
+                let host = self.hosts.get_mut(&at).unwrap();
+                let index = host.applied.last().map_or(LogIndex(0), |e| e.index);
+                let data = Bytes::from(postcard::to_allocvec(&host.applied).unwrap());
+                let meta = SnapshotMeta {
+                    index,
+                    term: host.node.term_at(index).unwrap(),
+                    config: host.node.config().clone(),
+                };
+                host.disk.snapshot = Some((meta, data));
+                self.push(at, Event::SnapshotTaken { index });
+            }
+            Action::ReceiveSnapshotChunk { offset, data, .. } => {
+                let host = self.hosts.get_mut(&at).unwrap();
+                if offset == 0 {
+                    host.disk.incoming.clear();
+                }
+                host.disk.incoming.extend_from_slice(&data);
+            }
+            Action::InstallSnapshot { meta } => {
+                let host = self.hosts.get_mut(&at).unwrap();
+                let data = Bytes::from(std::mem::take(&mut host.disk.incoming));
+                host.applied = postcard::from_bytes(&data).expect("snapshot decodes");
+                host.disk.snapshot = Some((meta.clone(), data));
+                host.disk.entries.clear();
+                host.disk.pending.clear();
+                self.push(at, Event::SnapshotInstalled { meta });
+            }
+            Action::CompleteRequest { id, result } => self.completions.push((at, id, result)),
+            Action::RoleChanged { .. } | Action::ConfigChanged(_) | Action::Refused { .. } => {}
+        }
+    }
+
+    fn send_frame(&mut self, from: NodeId, stream: StreamId, frame: Frame) {
+        let Some(&(f, l)) = self.streams.get(&stream) else {
+            return;
+        };
+        let to = if f == from { l } else { f };
+        if self.link_up(from, to) {
+            self.push(to, Event::FrameReceived { stream, frame });
+        } else {
+            // A cut breaks the stream, as a TCP timeout would.
+            self.streams.remove(&stream);
+            self.push(f, Event::StreamClosed { stream });
+            self.push(l, Event::StreamClosed { stream });
+        }
+    }
+
+    /// Makes appends of `at` durable up to `through` and reports it.
+    pub fn persist(&mut self, at: NodeId, through: u64) {
+        let host = self.hosts.get_mut(&at).unwrap();
+        let n = host
+            .disk
+            .pending
+            .iter()
+            .take_while(|e| e.index.0 <= through)
+            .count();
+        let done: Vec<LogEntry> = host.disk.pending.drain(..n).collect();
+        if let Some(last) = done.last() {
+            let (index, term) = (last.index, last.term);
+            host.disk.entries.retain(|e| e.index < done[0].index);
+            host.disk.entries.extend(done);
+            self.push(at, Event::LogPersisted { index, term });
+        }
+    }
+
+    /// Delivers queued events until none is left.
+    pub fn settle(&mut self) {
+        let mut budget = 1_000_000;
+        while let Some(Delivery::Event(to, event)) = self.queue.pop_front() {
+            budget -= 1;
+            assert!(budget > 0, "livelock: the cluster never settles");
+            self.delivered += 1;
+            self.step(to, event);
+        }
+    }
+
+    /// Advances time in small increments, ticking every node and settling.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now = self.now + Duration::from_millis(5);
+            let ids: Vec<NodeId> = self.hosts.keys().copied().collect();
+            for id in ids {
+                if self.hosts[&id].up && self.hosts[&id].node.next_deadline() <= self.now {
+                    self.step(id, Event::Tick);
+                }
+            }
+            self.settle();
+        }
+    }
+
+    /// Proposes one command at the leader; returns its request id.
+    pub fn propose(&mut self, data: &[u8]) -> RequestId {
+        let leader = self.leader().expect("a leader");
+        let id = self.request_id();
+        self.push(
+            leader,
+            Event::ProposeRequested {
+                proposals: vec![Proposal {
+                    id,
+                    data: Bytes::copy_from_slice(data),
+                }],
+            },
+        );
+        id
+    }
+
+    /// Crashes a node: what was not durable is lost.
+    pub fn crash(&mut self, id: NodeId) {
+        let host = self.hosts.get_mut(&id).unwrap();
+        host.up = false;
+        host.disk.pending.clear();
+        host.disk.incoming.clear();
+        let dead: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, (f, l))| *f == id || *l == id)
+            .map(|(&s, _)| s)
+            .collect();
+        for s in dead {
+            let (f, l) = self.streams.remove(&s).unwrap();
+            let other = if f == id { l } else { f };
+            self.push(other, Event::StreamClosed { stream: s });
+        }
+    }
+
+    /// Restarts a crashed node from its disk.
+    pub fn restart(&mut self, id: NodeId) {
+        let now = self.now;
+        let options = NodeOptions {
+            id,
+            ..self.options.clone()
+        };
+        let host = self.hosts.get_mut(&id).unwrap();
+        host.seed += 7919;
+        let (snapshot, applied) = match &host.disk.snapshot {
+            Some((meta, data)) => (Some(meta.clone()), postcard::from_bytes(data).unwrap()),
+            None => (None, Vec::new()),
+        };
+        let recovered = RecoveredState {
+            hard_state: host.disk.hard_state.clone(),
+            snapshot,
+            entries: host.disk.entries.clone(),
+        };
+        host.node = Node::new(options, recovered, host.seed, now).expect("recover");
+        host.applied = applied;
+        host.up = true;
+    }
+
+    /// Cuts both directions between `a` and every other node.
+    pub fn isolate(&mut self, a: NodeId) {
+        let ids: Vec<NodeId> = self.hosts.keys().copied().collect();
+        for b in ids {
+            if a != b {
+                self.cut.insert((a, b));
+                self.cut.insert((b, a));
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Applied command payloads of a node.
+    pub fn commands(&self, id: NodeId) -> Vec<Bytes> {
+        self.hosts[&id]
+            .applied
+            .iter()
+            .filter(|e| e.kind == EntryKind::Command)
+            .map(|e| e.data.clone())
+            .collect()
+    }
+
+    /// Asserts that every node's applied sequence is a prefix of the longest.
+    pub fn assert_state_machine_safety(&self) {
+        let longest = self
+            .hosts
+            .values()
+            .map(|h| &h.applied)
+            .max_by_key(|a| a.len())
+            .unwrap();
+        for (id, h) in &self.hosts {
+            assert_eq!(
+                &longest[..h.applied.len()],
+                &h.applied[..],
+                "node {id} applied a different sequence"
+            );
+        }
+    }
+}
+
+/// The snapshot frames a driver writes: begin, checksummed chunks, end.
+pub fn frames_of(meta: &SnapshotMeta, data: &Bytes, chunk: usize) -> Vec<Frame> {
+    let mut frames = vec![Frame::SnapshotBegin {
+        meta: meta.clone(),
+        size: data.len() as u64,
+    }];
+    let mut offset = 0;
+    while offset < data.len() {
+        let end = (offset + chunk).min(data.len());
+        let part = data.slice(offset..end);
+        frames.push(Frame::SnapshotChunk {
+            offset: offset as u64,
+            crc: crc32fast::hash(&part),
+            data: part,
+        });
+        offset = end;
+    }
+    frames.push(Frame::SnapshotEnd {
+        crc: crc32fast::hash(data),
+    });
+    frames
+}

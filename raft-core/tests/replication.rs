@@ -1,0 +1,450 @@
+//! Raft §5.3 (log replication) over streams: the handshake, chunk checks,
+//! conflict truncation, durable acks, flow control and prompt commit.
+mod harness;
+use bytes::Bytes;
+use harness::*;
+use raft_core::*;
+
+fn n(id: u64) -> NodeId {
+    NodeId(id)
+}
+
+fn manual(c: &mut Cluster) {
+    for h in c.hosts.values_mut() {
+        h.persist = Persist::Manually;
+    }
+}
+
+#[test]
+fn an_entry_commits_only_once_durable_on_a_quorum_including_the_leaders_own_fsync() {
+    let mut c = Cluster::new(3);
+    manual(&mut c);
+    let leader = c.leader().unwrap();
+    let followers: Vec<NodeId> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
+    let commit_before = c.hosts[&leader].node.commit_index();
+    let id = c.propose(b"x");
+    c.settle();
+    assert_eq!(
+        c.hosts[&leader].node.commit_index(),
+        commit_before,
+        "nothing durable yet"
+    );
+    c.persist(followers[0], u64::MAX);
+    c.settle();
+    assert_eq!(
+        c.hosts[&leader].node.commit_index(),
+        commit_before,
+        "the leader counts itself only once durable"
+    );
+    assert!(c.result(id).is_none());
+    c.persist(leader, u64::MAX);
+    c.settle();
+    assert!(c.hosts[&leader].node.commit_index() > commit_before);
+    assert!(matches!(c.result(id), Some(Ok(Completion::Written { .. }))));
+}
+
+#[test]
+fn followers_learn_the_commit_index_without_waiting_for_a_heartbeat() {
+    let mut c = Cluster::new(3);
+    c.propose(b"a");
+    c.settle(); // no time passes: no heartbeat can fire
+    let leader = c.leader().unwrap();
+    let commit = c.hosts[&leader].node.commit_index();
+    for (id, h) in &c.hosts {
+        assert_eq!(h.node.commit_index(), commit, "node {id}");
+        assert_eq!(h.applied.last().unwrap().index, commit, "node {id}");
+    }
+}
+
+#[test]
+fn a_follower_acks_only_durable_entries() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    c.hosts.get_mut(&f).unwrap().persist = Persist::Manually;
+    c.hosts.get_mut(&f).unwrap().actions.clear();
+    c.propose(b"a");
+    c.settle();
+    let acks = |c: &Cluster| {
+        c.hosts[&f]
+            .actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::SendFrame {
+                        frame: Frame::Ack { .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(acks(&c), 0, "appended but not durable: no ack");
+    c.persist(f, u64::MAX);
+    c.settle();
+    assert_eq!(acks(&c), 1);
+}
+
+#[test]
+fn a_follower_truncates_a_conflicting_uncommitted_suffix_and_converges() {
+    let mut c = Cluster::new(3);
+    let old = c.leader().unwrap();
+    c.isolate(old);
+    for i in 0..3 {
+        let id = c.request_id();
+        c.push(
+            old,
+            Event::ProposeRequested {
+                proposals: vec![Proposal {
+                    id,
+                    data: Bytes::from(format!("lost{i}")),
+                }],
+            },
+        );
+    }
+    c.settle();
+    c.run_for(Duration::from_secs(2));
+    let new = c.leader().unwrap();
+    assert_ne!(new, old);
+    c.propose(b"kept");
+    c.settle();
+    c.heal();
+    c.run_for(Duration::from_secs(1));
+    assert!(
+        c.hosts[&old]
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::TruncateLog { .. }))
+    );
+    let logs: Vec<Vec<(LogIndex, Term)>> = c
+        .hosts
+        .values()
+        .map(|h| h.node.log_entries().map(|e| (e.index, e.term)).collect())
+        .collect();
+    assert!(
+        logs.windows(2).all(|w| w[0] == w[1]),
+        "logs match after healing: {logs:?}"
+    );
+    assert!(c.commands(old).iter().all(|d| !d.starts_with(b"lost")));
+    c.assert_state_machine_safety();
+}
+
+/// The original design's bug: a follower applied a stale suffix from an old
+/// leader because the commit index it used was not clamped to what the
+/// current leader had validated.
+#[test]
+fn a_follower_never_applies_past_what_the_current_leader_validated() {
+    let config = Config {
+        cluster_id: ClusterId(9),
+        index: LogIndex(1),
+        max_node_id: n(3),
+        members: (1..=3)
+            .map(|i| Member {
+                id: n(i),
+                address: format!("n{i}"),
+                role: MemberRole::Voter,
+            })
+            .collect(),
+    };
+    let e = |index: u64, term: u64, kind: EntryKind, data: Bytes| LogEntry {
+        index: LogIndex(index),
+        term: Term(term),
+        kind,
+        data,
+    };
+    let entries = vec![
+        e(1, 1, EntryKind::Initialize, config.encode()),
+        e(2, 1, EntryKind::Command, Bytes::from_static(b"stale")),
+        e(3, 1, EntryKind::Command, Bytes::from_static(b"stale")),
+    ];
+    let hs = HardState {
+        cluster_id: Some(ClusterId(9)),
+        term: Term(1),
+        vote: None,
+    };
+    let mut node = Node::new(
+        NodeOptions::new(n(2)),
+        RecoveredState {
+            hard_state: hs,
+            entries,
+            snapshot: None,
+        },
+        3,
+        Instant(0),
+    )
+    .unwrap();
+    let hb = Message {
+        cluster_id: ClusterId(9),
+        from: n(1),
+        to: n(2),
+        term: Term(2),
+        body: MessageBody::Heartbeat {
+            commit: LogIndex(3),
+            round: 1,
+        },
+    };
+    let actions = node.step(Instant(1), Event::MessageReceived(hb));
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Apply(_))),
+        "nothing validated yet: {actions:?}"
+    );
+    let stream = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::OpenStream { stream, open, .. } => Some((*stream, open.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        (stream.1.probe_index, stream.1.probe_term),
+        (LogIndex(3), Term(1))
+    );
+    // The new leader's log diverges after index 1.
+    let chunk = Frame::Chunk {
+        term: Term(2),
+        prev_index: LogIndex(1),
+        prev_term: Term(1),
+        leader_commit: LogIndex(3),
+        entries: vec![
+            e(2, 2, EntryKind::Nop, Bytes::new()),
+            e(3, 2, EntryKind::Command, Bytes::from_static(b"fresh")),
+        ],
+    };
+    let actions = node.step(
+        Instant(2),
+        Event::FrameReceived {
+            stream: stream.0,
+            frame: chunk,
+        },
+    );
+    let truncate = actions
+        .iter()
+        .position(|a| matches!(a, Action::TruncateLog { from: LogIndex(2) }))
+        .expect("truncates");
+    let applied: Vec<LogEntry> = actions
+        .iter()
+        .filter_map(|a| {
+            if let Action::Apply(es) = a {
+                Some(es.clone())
+            } else {
+                None
+            }
+        })
+        .flatten()
+        .collect();
+    let apply = actions
+        .iter()
+        .position(|a| matches!(a, Action::Apply(_)))
+        .unwrap();
+    assert!(truncate < apply);
+    assert_eq!(
+        applied.iter().map(|e| e.term).collect::<Vec<_>>(),
+        vec![Term(1), Term(2), Term(2)]
+    );
+    assert_eq!(applied[2].data, "fresh");
+}
+
+#[test]
+fn a_chunk_that_does_not_match_makes_the_follower_reopen_with_a_lower_probe() {
+    let hs = HardState {
+        cluster_id: Some(ClusterId(9)),
+        term: Term(3),
+        vote: None,
+    };
+    let e = |index: u64, term: u64| LogEntry {
+        index: LogIndex(index),
+        term: Term(term),
+        kind: EntryKind::Nop,
+        data: Bytes::new(),
+    };
+    let entries = vec![e(1, 1), e(2, 1), e(3, 2), e(4, 2)];
+    let mut node = Node::new(
+        NodeOptions::new(n(2)),
+        RecoveredState {
+            hard_state: hs,
+            entries,
+            snapshot: None,
+        },
+        3,
+        Instant(0),
+    )
+    .unwrap();
+    let hb = Message {
+        cluster_id: ClusterId(9),
+        from: n(1),
+        to: n(2),
+        term: Term(3),
+        body: MessageBody::Heartbeat {
+            commit: LogIndex(0),
+            round: 1,
+        },
+    };
+    let actions = node.step(Instant(1), Event::MessageReceived(hb));
+    let stream = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::OpenStream { stream, .. } => Some(*stream),
+            _ => None,
+        })
+        .unwrap();
+    // The leader claims term 3 at index 4: we have term 2 there.
+    let chunk = Frame::Chunk {
+        term: Term(3),
+        prev_index: LogIndex(4),
+        prev_term: Term(3),
+        leader_commit: LogIndex(0),
+        entries: vec![],
+    };
+    let actions = node.step(
+        Instant(2),
+        Event::FrameReceived {
+            stream,
+            frame: chunk,
+        },
+    );
+    assert!(actions.contains(&Action::CloseStream { stream }));
+    let reopen = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::OpenStream { open, .. } => Some(open.clone()),
+            _ => None,
+        })
+        .expect("reopens at once");
+    assert_eq!(
+        (reopen.probe_index, reopen.probe_term),
+        (LogIndex(3), Term(2))
+    );
+    assert_eq!(
+        node.last_index(),
+        LogIndex(4),
+        "a mismatch alone truncates nothing"
+    );
+}
+
+#[test]
+fn frames_of_an_older_stream_are_ignored() {
+    let hs = HardState {
+        cluster_id: Some(ClusterId(9)),
+        term: Term(1),
+        vote: None,
+    };
+    let mut node = Node::new(
+        NodeOptions::new(n(3)),
+        RecoveredState {
+            hard_state: hs,
+            ..Default::default()
+        },
+        3,
+        Instant(0),
+    )
+    .unwrap();
+    let hb = |from: u64, term: u64| Message {
+        cluster_id: ClusterId(9),
+        from: n(from),
+        to: n(3),
+        term: Term(term),
+        body: MessageBody::Heartbeat {
+            commit: LogIndex(0),
+            round: 1,
+        },
+    };
+    let first = node.step(Instant(1), Event::MessageReceived(hb(1, 2)));
+    let old = first
+        .iter()
+        .find_map(|a| match a {
+            Action::OpenStream { stream, .. } => Some(*stream),
+            _ => None,
+        })
+        .unwrap();
+    let second = node.step(Instant(2), Event::MessageReceived(hb(2, 3)));
+    assert!(
+        second.contains(&Action::CloseStream { stream: old }),
+        "a new term closes the old stream"
+    );
+    let chunk = Frame::Chunk {
+        term: Term(2),
+        prev_index: LogIndex(0),
+        prev_term: Term(0),
+        leader_commit: LogIndex(1),
+        entries: vec![LogEntry {
+            index: LogIndex(1),
+            term: Term(2),
+            kind: EntryKind::Nop,
+            data: Bytes::new(),
+        }],
+    };
+    let late = node.step(
+        Instant(3),
+        Event::FrameReceived {
+            stream: old,
+            frame: chunk,
+        },
+    );
+    assert!(
+        !late
+            .iter()
+            .any(|a| matches!(a, Action::AppendLog(_) | Action::Apply(_))),
+        "{late:?}"
+    );
+    assert_eq!(node.last_index(), LogIndex(0));
+}
+
+#[test]
+fn the_stream_budget_bounds_bytes_in_flight_to_a_slow_follower() {
+    let budget = 4_000;
+    let opts = NodeOptions {
+        stream_budget_bytes: budget,
+        max_batch_entries: 4,
+        ..NodeOptions::new(n(1))
+    };
+    let mut c = Cluster::with_options(3, opts);
+    let leader = c.leader().unwrap();
+    let slow = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    c.hosts.get_mut(&slow).unwrap().persist = Persist::Manually;
+    for _ in 0..200 {
+        c.propose(&[7u8; 256]);
+    }
+    c.settle();
+    let status = c.hosts[&leader].node.status();
+    let f = status.followers.iter().find(|f| f.id == slow).unwrap();
+    let max_chunk = 4 * (256 + 24) + 40;
+    assert!(
+        f.inflight_bytes <= budget + max_chunk,
+        "in flight {} > budget",
+        f.inflight_bytes
+    );
+    assert!(
+        f.next_index < c.hosts[&leader].node.last_index(),
+        "the slow follower is held back"
+    );
+    // Once it catches up on fsyncs, the rest streams.
+    for _ in 0..100 {
+        c.persist(slow, u64::MAX);
+        c.settle();
+    }
+    assert_eq!(
+        c.hosts[&slow].node.last_index(),
+        c.hosts[&leader].node.last_index()
+    );
+}
+
+#[test]
+fn a_restarted_follower_resumes_its_stream_from_its_own_log() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    c.crash(f);
+    for i in 0..10 {
+        c.propose(format!("w{i}").as_bytes());
+    }
+    c.settle();
+    c.restart(f);
+    c.run_for(Duration::from_secs(1));
+    assert_eq!(
+        c.hosts[&f].node.commit_index(),
+        c.hosts[&leader].node.commit_index()
+    );
+    assert_eq!(c.commands(f).len(), 10);
+    c.assert_state_machine_safety();
+}

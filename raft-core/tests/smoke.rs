@@ -1,0 +1,32 @@
+//! Smoke test: a cluster forms through initialize and joins, and commits.
+mod harness;
+use harness::*;
+use raft_core::*;
+
+#[test]
+fn three_node_cluster_forms_and_commits() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().expect("leader");
+    assert_eq!(
+        c.hosts[&leader].node.config().voter_count(),
+        3,
+        "{}",
+        c.hosts[&leader].node.config()
+    );
+    let id = c.propose(b"hello");
+    c.settle();
+    assert!(
+        matches!(c.result(id), Some(Ok(Completion::Written { .. }))),
+        "{:?}",
+        c.result(id)
+    );
+    c.run_for(Duration::from_millis(300));
+    for id in [1, 2, 3] {
+        assert_eq!(
+            c.commands(NodeId(id)),
+            vec![bytes::Bytes::from_static(b"hello")],
+            "node {id}"
+        );
+    }
+    c.assert_state_machine_safety();
+}
