@@ -15,3 +15,4 @@ pub mod rng;
 pub mod scenario;
 pub mod swarm;
 pub mod trace;
+pub mod workload;
