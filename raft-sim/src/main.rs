@@ -1,1 +1,263 @@
-fn main() {}
+//! `raft-sim`: replay one seed or sweep many.
+//!
+//! ```text
+//! raft-sim --seed 42                 # one seed, summary; --trace FILE for JSONL, -v to print the trace
+//! raft-sim --seeds 0..1000 --swarm   # sweep on all cores, failing seeds with replay commands
+//! ```
+//!
+//! Exit codes: 0 pass, 1 usage, 2 safety, 3 liveness, 4 panic in core, 5 nondeterminism.
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use raft_sim::checkers::FailureClass;
+use raft_sim::history::Outcome;
+use raft_sim::swarm::{Overrides, scenario_from_seed};
+use raft_sim::sweep::{RunConfig, install_quiet_panic_hook, run_seed, sweep};
+use raft_sim::trace::Trace;
+use raft_sim::world::RunReport;
+use std::process::ExitCode;
+use std::time::Instant as WallClock;
+
+/// Deterministic simulation of streaming-Raft clusters.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Run one seed and print a summary.
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Sweep a range of seeds `A..B` on all cores.
+    #[arg(long, value_parser = parse_range)]
+    seeds: Option<(u64, u64)>,
+    /// Threads for a sweep (default: all cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Swarm mode: each seed picks its own knobs and fault mix.
+    #[arg(long)]
+    swarm: bool,
+    /// Node count.
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Simulated duration in milliseconds.
+    #[arg(long)]
+    duration_ms: Option<u64>,
+    /// Datagram loss in parts per million.
+    #[arg(long)]
+    drop_ppm: Option<u32>,
+    /// Datagram duplication in parts per million.
+    #[arg(long)]
+    dup_ppm: Option<u32>,
+    /// Random stream break per frame, in parts per million.
+    #[arg(long)]
+    stream_break_ppm: Option<u32>,
+    /// Mean milliseconds between scheduled faults (0: none).
+    #[arg(long)]
+    fault_interval_ms: Option<u64>,
+    /// Client processes.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Write the trace as JSONL to this file (single seed).
+    #[arg(long)]
+    trace: Option<std::path::PathBuf>,
+    /// Print every trace record (single seed).
+    #[arg(short, long)]
+    verbose: bool,
+    /// Run the seed twice and compare digests (single seed).
+    #[arg(long)]
+    check_determinism: bool,
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s.split_once("..").ok_or("expected A..B")?;
+    let a: u64 = a.parse().map_err(|e| format!("{a}: {e}"))?;
+    let b: u64 = b.parse().map_err(|e| format!("{b}: {e}"))?;
+    if a >= b {
+        return Err(format!("empty range {a}..{b}"));
+    }
+    Ok((a, b))
+}
+
+impl Cli {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            nodes: self.nodes,
+            duration_ms: self.duration_ms,
+            drop_ppm: self.drop_ppm,
+            dup_ppm: self.dup_ppm,
+            stream_break_ppm: self.stream_break_ppm,
+            fault_interval_ms: self.fault_interval_ms,
+            clients: self.clients,
+        }
+    }
+
+    /// The flags that change a run, as they must appear in a replay command.
+    fn replay_flags(&self) -> String {
+        let mut s = String::new();
+        if self.swarm {
+            s.push_str(" --swarm");
+        }
+        let pairs: [(&str, Option<u64>); 7] = [
+            ("--nodes", self.nodes.map(|v| v as u64)),
+            ("--duration-ms", self.duration_ms),
+            ("--drop-ppm", self.drop_ppm.map(u64::from)),
+            ("--dup-ppm", self.dup_ppm.map(u64::from)),
+            ("--stream-break-ppm", self.stream_break_ppm.map(u64::from)),
+            ("--fault-interval-ms", self.fault_interval_ms),
+            ("--clients", self.clients.map(|v| v as u64)),
+        ];
+        for (flag, v) in pairs {
+            if let Some(v) = v {
+                s.push_str(&format!(" {flag} {v}"));
+            }
+        }
+        s
+    }
+
+    fn replay_command(&self, seed: u64) -> String {
+        format!(
+            "cargo run --release -p raft-sim -- --seed {seed}{}",
+            self.replay_flags()
+        )
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let usage = e.use_stderr();
+            let _ = e.print();
+            return ExitCode::from(if usage { 1 } else { 0 });
+        }
+    };
+    install_quiet_panic_hook();
+    let config = RunConfig {
+        swarm: cli.swarm,
+        overrides: cli.overrides(),
+    };
+    let code = match (cli.seed, cli.seeds) {
+        (Some(seed), None) => run_one(&cli, seed, &config),
+        (None, Some((a, b))) => run_sweep(&cli, a, b, &config),
+        _ => {
+            eprintln!("give --seed N or --seeds A..B (see --help)");
+            1
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+fn run_one(cli: &Cli, seed: u64, config: &RunConfig) -> i32 {
+    let scenario = scenario_from_seed(seed, config.swarm, &config.overrides);
+    println!("seed {seed}{}", cli.replay_flags());
+    println!("knobs: {}", scenario.knobs);
+    println!("faults: {}", scenario.faults.len());
+    for f in &scenario.faults {
+        println!("  {:>7}ms {}", f.at_ms, f.what);
+    }
+    let mut trace = Trace::new(if cli.verbose { 0 } else { 200 }, cli.verbose);
+    if let Some(path) = &cli.trace {
+        match std::fs::File::create(path) {
+            Ok(f) => trace = trace.with_jsonl(Box::new(std::io::BufWriter::new(f))),
+            Err(e) => {
+                eprintln!("cannot create {}: {e}", path.display());
+                return 1;
+            }
+        }
+    }
+    let wall = WallClock::now();
+    let report = run_seed(seed, config, trace);
+    let wall_s = wall.elapsed().as_secs_f64();
+    print_summary(&report, wall_s);
+    if cli.check_determinism {
+        let again = run_seed(seed, config, Trace::new(0, false));
+        if again.digest != report.digest {
+            println!(
+                "NONDETERMINISM: digest {:016x} then {:016x}",
+                report.digest, again.digest
+            );
+            println!("replay: {}", cli.replay_command(seed));
+            return FailureClass::Nondeterminism.exit_code();
+        }
+        println!("determinism: second run has the same digest");
+    }
+    match &report.failure {
+        None => 0,
+        Some(f) => {
+            println!("--- last {} trace records ---", report.trace_tail.len());
+            for line in &report.trace_tail {
+                println!("{line}");
+            }
+            println!("FAILED: {f}");
+            println!("replay: {}", cli.replay_command(seed));
+            f.class.exit_code()
+        }
+    }
+}
+
+fn print_summary(r: &RunReport, wall_s: f64) {
+    let count = |o: Outcome| r.history.iter().filter(|op| op.outcome == o).count();
+    println!(
+        "seed {} | {:.3} sim-s | {} events | digest {:016x} | leader terms {} | committed {} | acked writes {} \
+         | ops ok {} failed {} unknown {} | wall {:.3}s ({:.0} sim-s/s)",
+        r.seed,
+        r.sim_ns as f64 / 1e9,
+        r.events,
+        r.digest,
+        r.leader_terms,
+        r.committed,
+        r.acked_writes,
+        count(Outcome::Ok),
+        count(Outcome::Failed),
+        count(Outcome::Unknown),
+        wall_s,
+        r.sim_ns as f64 / 1e9 / wall_s.max(1e-9),
+    );
+    match &r.failure {
+        None => println!("PASS"),
+        Some(f) => println!("verdict: {f}"),
+    }
+}
+
+fn run_sweep(cli: &Cli, a: u64, b: u64, config: &RunConfig) -> i32 {
+    let jobs = cli
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let bar = ProgressBar::new(b - a);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} seeds, {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let failed = std::sync::atomic::AtomicU64::new(0);
+    let wall = WallClock::now();
+    let summary = sweep(a, b, jobs, config, &|r: &RunReport| {
+        if let Some(f) = &r.failure {
+            let n = failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            bar.println(format!("seed {} FAILED: {f}", r.seed));
+            bar.set_message(format!("{n} failing"));
+        }
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let wall_s = wall.elapsed().as_secs_f64().max(1e-9);
+    let sim_s = summary.sim_ns as f64 / 1e9;
+    println!(
+        "seeds {} | simulated {:.1}s | wall {:.2}s | {:.0} sim-s per wall-s | {:.0} events/s | {} jobs",
+        summary.seeds,
+        sim_s,
+        wall_s,
+        sim_s / wall_s,
+        summary.events as f64 / wall_s,
+        jobs
+    );
+    if summary.failures.is_empty() {
+        println!("all seeds passed");
+    } else {
+        println!("{} failing seeds:", summary.failures.len());
+        for r in &summary.failures {
+            let f = r.failure.as_ref().expect("failures only");
+            println!("  seed {}: {f}", r.seed);
+            println!("    {}", cli.replay_command(r.seed));
+        }
+    }
+    summary.exit_code()
+}

@@ -199,14 +199,15 @@ impl Workload {
 
     /// Ends request `id` at `now`. `result` is `Some(value)` for a get's value
     /// (`Some(None)`: key absent), `ok` for a cas; `hint` redirects the
-    /// process. Returns the client slot if the request was still outstanding.
+    /// process. Returns the client slot and the finished op if the request was
+    /// still outstanding.
     pub fn finish(
         &mut self,
         id: RequestId,
         now: Instant,
         end: End,
         hint: Option<usize>,
-    ) -> Option<usize> {
+    ) -> Option<(usize, Op)> {
         let (client, op_index) = self.requests.remove(&id)?;
         let c = &mut self.clients[client];
         if c.outstanding.as_ref().is_none_or(|o| o.id != id) {
@@ -261,7 +262,7 @@ impl Workload {
             }
             None => c.target,
         };
-        Some(client)
+        Some((client, self.history[op_index]))
     }
 
     /// Ops invoked at or after `since` that were writes and completed ok.
@@ -346,7 +347,11 @@ mod tests {
     fn an_unknown_write_retires_the_process_and_late_completions_are_ignored() {
         let mut w = workload(0);
         let a = w.invoke(1, Instant(10));
-        assert_eq!(w.finish(a.id, Instant(5_000), End::Unknown, None), Some(1));
+        assert_eq!(
+            w.finish(a.id, Instant(5_000), End::Unknown, None)
+                .map(|(c, _)| c),
+            Some(1)
+        );
         assert_eq!(w.history()[0].complete_ns, None);
         assert!(
             w.finish(

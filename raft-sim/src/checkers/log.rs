@@ -55,6 +55,16 @@ impl LogMirror {
             .map(|(t, d, _)| (*t, *d))
     }
 
+    /// The payload hash of the entry at `index` (not the base).
+    pub fn payload_hash_at(&self, index: LogIndex) -> Option<u64> {
+        if index.0 <= self.base_index {
+            return None;
+        }
+        self.entries
+            .get((index.0 - self.base_index - 1) as usize)
+            .map(|(_, _, h)| *h)
+    }
+
     /// Appends entries (which must follow the last one) and returns their chain digests.
     pub fn append(&mut self, entries: &[LogEntry]) -> Result<Vec<u64>, String> {
         let mut out = Vec::with_capacity(entries.len());

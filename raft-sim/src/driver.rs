@@ -1,0 +1,585 @@
+//! The simulator as the core's driver: stepping a node and executing its
+//! actions strictly in order, obeying (and checking) the driver contract.
+//!
+//! * `PersistHardState` is durable at once (the driver blocks on it).
+//! * `AppendLog`/`TruncateLog`/`InstallSnapshot` go to the disk's pending
+//!   list; a completed fsync reports `LogPersisted` (and `SnapshotInstalled`).
+//! * Sends, stream opens and frames are checked against the durable state at
+//!   the moment they leave the node.
+//! * `Apply` feeds the node's key-value state machine; clients waiting for an
+//!   index are answered once it is applied.
+
+use crate::checkers::{Failure, durability, election};
+use crate::digest::fnv1a;
+use crate::disk::{DiskEntry, DiskNotice, DiskOp, StoredSnapshot};
+use crate::kv::KvCommand;
+use crate::workload::End;
+use crate::world::{ApplyWaiter, SimEvent, World, index_of};
+use bytes::Bytes;
+use raft_core::{
+    Action, Completion, Event, Frame, Instant, LogIndex, RequestError, RequestId, Role,
+    SnapshotMeta,
+};
+
+/// Bytes per `SnapshotChunk` frame the simulated leader driver writes.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 16 * 1024;
+
+/// The frames that carry a snapshot (`SnapshotBegin`, chunks with CRCs,
+/// `SnapshotEnd`). Stands in for `raft_core::snapshot_frames` until it lands.
+pub fn snapshot_frames(meta: &SnapshotMeta, data: &Bytes, chunk_bytes: usize) -> Vec<Frame> {
+    let mut frames = vec![Frame::SnapshotBegin {
+        meta: meta.clone(),
+        size: data.len() as u64,
+    }];
+    let mut offset = 0;
+    while offset < data.len() {
+        let end = (offset + chunk_bytes.max(1)).min(data.len());
+        let chunk = data.slice(offset..end);
+        frames.push(Frame::SnapshotChunk {
+            offset: offset as u64,
+            crc: crc32fast::hash(&chunk),
+            data: chunk,
+        });
+        offset = end;
+    }
+    frames.push(Frame::SnapshotEnd {
+        crc: crc32fast::hash(data),
+    });
+    frames
+}
+
+impl World {
+    /// Steps node `i` with `event` at its local time and executes the actions.
+    pub(crate) fn step(&mut self, i: usize, event: Event) {
+        let host = &mut self.hosts[i];
+        let Some(node) = host.node.as_mut() else {
+            return;
+        };
+        let local = host.clock.local(self.now);
+        let text = format!("{} <- {event}", role_glyph(node.role(), node.term()));
+        let actions = node.step(local, event);
+        node.check_invariants();
+        self.trace.record(self.now, Some(i), text);
+        for action in actions {
+            if let Err(f) = self.execute(i, action) {
+                return self.fail(f);
+            }
+            if self.hosts[i].node.is_none() {
+                return;
+            }
+        }
+        if let Err(f) = self.after_step(i) {
+            return self.fail(f);
+        }
+        self.rearm(i);
+    }
+
+    fn execute(&mut self, i: usize, action: Action) -> Result<(), Failure> {
+        let n = self.hosts.len();
+        let now = self.now;
+        match &action {
+            Action::Send(_) | Action::SendFrame { .. } | Action::Apply(_) => {}
+            other => self.trace.record(now, Some(i), format!("-> {other}")),
+        }
+        match action {
+            Action::Send(msg) => {
+                durability::check_send(i, &msg, &self.hosts[i].disk)?;
+                let Some(to) = index_of(msg.to, n) else {
+                    self.trace
+                        .record(now, Some(i), format!("-> drop (no such node) {msg}"));
+                    return Ok(());
+                };
+                match self.net.send_datagram(i, to, now, &mut self.net_rng) {
+                    Ok(times) => {
+                        self.trace.record(
+                            now,
+                            Some(i),
+                            format!(
+                                "-> Send {msg}{}",
+                                if times.len() > 1 { " (dup)" } else { "" }
+                            ),
+                        );
+                        for at in times {
+                            self.schedule(
+                                at,
+                                SimEvent::Message {
+                                    from: i,
+                                    to,
+                                    msg: msg.clone(),
+                                },
+                            );
+                        }
+                    }
+                    Err(why) => self
+                        .trace
+                        .record(now, Some(i), format!("-> drop ({why}) {msg}")),
+                }
+            }
+            Action::OpenStream {
+                stream,
+                leader,
+                open,
+            } => {
+                durability::check_open(i, &open, &self.hosts[i].disk)?;
+                let Some(l) = index_of(leader, n) else {
+                    return Ok(());
+                };
+                let inc = self.hosts[i].incarnation;
+                let leader_inc = self.up_incarnation(l);
+                let follow = self
+                    .net
+                    .open_stream(stream, (i, inc), (l, leader_inc), now)
+                    .map_err(|e| Failure::safety("stream-id", format!("n{}: {e}", i + 1)))?;
+                self.opens.insert(stream, open);
+                self.schedule_net(follow);
+            }
+            Action::SendFrame { stream, frame } => {
+                durability::check_frame(i, &frame, &self.hosts[i].disk)?;
+                let text = format!("-> SendFrame {stream} {frame}");
+                match self
+                    .net
+                    .send_frame(stream, i, frame, now, &mut self.net_rng)
+                {
+                    Ok(follow) => {
+                        self.trace.record(now, Some(i), text);
+                        self.schedule_net(follow);
+                    }
+                    Err(why) => self
+                        .trace
+                        .record(now, Some(i), format!("{text} dropped ({why})")),
+                }
+            }
+            Action::SendSnapshot { stream, meta } => {
+                let stored = self.hosts[i].disk.snapshot().cloned();
+                let Some(s) =
+                    stored.filter(|s| s.meta.index == meta.index && s.meta.term == meta.term)
+                else {
+                    return Err(Failure::safety(
+                        "driver-contract",
+                        format!("n{} asked to send {meta} it does not hold", i + 1),
+                    ));
+                };
+                for frame in snapshot_frames(&s.meta, &s.data, SNAPSHOT_CHUNK_BYTES) {
+                    match self
+                        .net
+                        .send_frame(stream, i, frame, now, &mut self.net_rng)
+                    {
+                        Ok(follow) => self.schedule_net(follow),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Action::CloseStream { stream } => {
+                let follow = self.net.close(stream, i);
+                self.schedule_net(follow);
+            }
+            Action::PersistHardState(hs) => {
+                election::check_hard_state(i, self.hosts[i].disk.hard_state(), &hs)?;
+                self.hosts[i].disk.persist_hard_state(hs);
+            }
+            Action::AppendLog(entries) => {
+                let host = &mut self.hosts[i];
+                let digests = host
+                    .mirror
+                    .append(&entries)
+                    .map_err(|e| Failure::safety("driver-contract", format!("n{}: {e}", i + 1)))?;
+                self.global.on_append(i, &entries, &digests)?;
+                let disk_entries = entries
+                    .into_iter()
+                    .zip(digests)
+                    .map(|(entry, digest)| DiskEntry { entry, digest })
+                    .collect();
+                self.submit(i, DiskOp::Append(disk_entries));
+            }
+            Action::TruncateLog { from } => {
+                let committed = self.global.committed_len();
+                if from <= committed {
+                    let mine = self.hosts[i].mirror.at(from).map(|(_, d)| d);
+                    if mine.is_some() && mine == self.global.committed_at(from) {
+                        return Err(Failure::safety(
+                            "truncate-committed",
+                            format!(
+                                "n{} truncates from {from}, a committed entry (committed through {committed})",
+                                i + 1
+                            ),
+                        ));
+                    }
+                }
+                self.hosts[i]
+                    .mirror
+                    .truncate(from)
+                    .map_err(|e| Failure::safety("driver-contract", format!("n{}: {e}", i + 1)))?;
+                self.submit(i, DiskOp::Truncate { from });
+            }
+            Action::CompactLog { through } => {
+                let host = &mut self.hosts[i];
+                host.disk
+                    .compact(through)
+                    .map_err(|e| Failure::safety("driver-contract", format!("n{}: {e}", i + 1)))?;
+                host.mirror.compact(through);
+            }
+            Action::Apply(entries) => {
+                if let (Some(a), Some(b)) = (entries.first(), entries.last()) {
+                    self.trace.record(
+                        now,
+                        Some(i),
+                        format!("-> Apply [{}..={}]", a.index, b.index),
+                    );
+                }
+                let host = &mut self.hosts[i];
+                for e in &entries {
+                    if !host.mirror.holds(e) {
+                        return Err(Failure::safety(
+                            "state-machine-safety",
+                            format!("n{} applies {e} which is not in its log", i + 1),
+                        ));
+                    }
+                    let digest = host.mirror.at(e.index).map_or(0, |(_, d)| d);
+                    host.kv.apply(e).map_err(|m| {
+                        Failure::safety("state-machine-safety", format!("n{}: {m}", i + 1))
+                    })?;
+                    host.step_applies.push((e.index, digest));
+                }
+                self.serve_waiters(i);
+            }
+            Action::TakeSnapshot => {
+                let index = self.hosts[i].kv.applied();
+                let applied_digest = self.global_applied(i, index);
+                let host = &mut self.hosts[i];
+                if let (Some(config), Some((_, digest))) =
+                    (host.kv.config().cloned(), applied_digest)
+                {
+                    let meta = SnapshotMeta {
+                        index,
+                        term: host.kv.applied_term(),
+                        config,
+                    };
+                    let data = host.kv.snapshot_bytes();
+                    host.disk
+                        .store_snapshot(StoredSnapshot { meta, data, digest });
+                }
+                let inc = host.incarnation;
+                let at = Instant(now.0 + self.scenario.knobs.fsync_min_ns);
+                self.schedule(
+                    at,
+                    SimEvent::Deliver {
+                        node: i,
+                        incarnation: inc,
+                        event: Event::SnapshotTaken { index },
+                    },
+                );
+            }
+            Action::ReceiveSnapshotChunk { meta, offset, data } => {
+                let host = &mut self.hosts[i];
+                if offset == 0 {
+                    host.incoming = Some((meta.clone(), Vec::new()));
+                }
+                match &mut host.incoming {
+                    Some((m, buf)) if *m == meta && buf.len() as u64 == offset => {
+                        buf.extend_from_slice(&data)
+                    }
+                    _ => {
+                        return Err(Failure::safety(
+                            "driver-contract",
+                            format!(
+                                "n{} snapshot chunk @{offset} of {meta} does not follow what was received",
+                                i + 1
+                            ),
+                        ));
+                    }
+                }
+            }
+            Action::InstallSnapshot { meta } => {
+                let Some((m, data)) = self.hosts[i].incoming.take().filter(|(m, _)| *m == meta)
+                else {
+                    return Err(Failure::safety(
+                        "driver-contract",
+                        format!("n{} installs {meta} without its chunks", i + 1),
+                    ));
+                };
+                let Some(digest) = self.global.digest_of(m.index, m.term) else {
+                    return Err(Failure::safety(
+                        "snapshot",
+                        format!("n{} installs {meta}, an entry no node ever appended", i + 1),
+                    ));
+                };
+                if self
+                    .global
+                    .committed_at(m.index)
+                    .is_some_and(|c| c != digest)
+                {
+                    return Err(Failure::safety(
+                        "state-machine-safety",
+                        format!(
+                            "n{} installs {meta} which is not the committed entry",
+                            i + 1
+                        ),
+                    ));
+                }
+                self.hosts[i].mirror.install(m.index, m.term, digest);
+                self.submit(
+                    i,
+                    DiskOp::InstallSnapshot(StoredSnapshot {
+                        meta: m,
+                        data: Bytes::from(data),
+                        digest,
+                    }),
+                );
+            }
+            Action::CompleteRequest { id, result } => self.on_complete(i, id, result)?,
+            Action::RoleChanged { role, term, .. } => {
+                let host = &mut self.hosts[i];
+                host.role = role;
+                host.term = term;
+                self.last_role_change = now;
+                if role == Role::Leader {
+                    self.election.on_leader(i, term)?;
+                    self.global.on_leader(i, term, &self.hosts[i].mirror)?;
+                }
+            }
+            Action::ConfigChanged(_) | Action::Refused { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// The digest with which index `index` was applied, for a snapshot.
+    fn global_applied(&self, i: usize, index: LogIndex) -> Option<(LogIndex, u64)> {
+        let mirror = self.hosts[i].mirror.at(index).map(|(_, d)| d);
+        mirror
+            .or_else(|| self.global.committed_at(index))
+            .map(|d| (index, d))
+    }
+
+    fn submit(&mut self, i: usize, op: DiskOp) {
+        let host = &mut self.hosts[i];
+        if let Some(due) = host.disk.submit(op, self.now, &mut self.disk_rng) {
+            let incarnation = host.incarnation;
+            self.schedule(
+                due.at,
+                SimEvent::Fsync {
+                    node: i,
+                    incarnation,
+                    upto: due.upto,
+                },
+            );
+        }
+    }
+
+    /// An fsync of node `i` completed: report what became durable.
+    pub(crate) fn complete_fsync(&mut self, i: usize, upto: u64) {
+        let host = &mut self.hosts[i];
+        let (notices, next) = host.disk.complete_fsync(upto, self.now, &mut self.disk_rng);
+        if let Some(due) = next {
+            let incarnation = host.incarnation;
+            self.schedule(
+                due.at,
+                SimEvent::Fsync {
+                    node: i,
+                    incarnation,
+                    upto: due.upto,
+                },
+            );
+        }
+        for notice in notices {
+            if self.hosts[i].node.is_none() || self.failure().is_some() {
+                return;
+            }
+            match notice {
+                DiskNotice::LogPersisted { index, term } => {
+                    self.step(i, Event::LogPersisted { index, term })
+                }
+                DiskNotice::SnapshotInstalled(meta) => {
+                    let host = &mut self.hosts[i];
+                    let data = host
+                        .disk
+                        .snapshot()
+                        .map(|s| s.data.clone())
+                        .unwrap_or_default();
+                    match crate::kv::KvFsm::restore(&data, meta.config.clone()) {
+                        Ok(kv) => host.kv = kv,
+                        Err(e) => {
+                            return self
+                                .fail(Failure::safety("snapshot", format!("n{}: {e}", i + 1)));
+                        }
+                    }
+                    self.step(i, Event::SnapshotInstalled { meta });
+                }
+            }
+        }
+    }
+
+    /// After a step: observe the commit index (monotone; consistent with the
+    /// committed prefix; a leader's advance obeys the commit rule and a
+    /// durable quorum) and check this step's applies against it.
+    fn after_step(&mut self, i: usize) -> Result<(), crate::checkers::Failure> {
+        let host = &self.hosts[i];
+        let Some(node) = &host.node else {
+            return Ok(());
+        };
+        let commit = node.commit_index();
+        let old = host.commit;
+        election::check_commit(i, old, commit)?;
+        if commit > old {
+            self.global.on_commit(i, commit, &host.mirror)?;
+            if node.role() == Role::Leader {
+                let n = self.hosts.len();
+                let voters: Vec<usize> = node
+                    .config()
+                    .voters()
+                    .filter_map(|v| index_of(v, n))
+                    .collect();
+                let disks: Vec<&crate::disk::SimDisk> =
+                    self.hosts.iter().map(|h| &h.disk).collect();
+                durability::check_leader_commit(
+                    i,
+                    node.term(),
+                    commit,
+                    &host.mirror,
+                    &voters,
+                    &disks,
+                )?;
+            }
+            self.hosts[i].commit = commit;
+        }
+        for (index, digest) in std::mem::take(&mut self.hosts[i].step_applies) {
+            self.global.on_apply(i, index, digest)?;
+        }
+        Ok(())
+    }
+
+    /// Routes a completion to the client that asked.
+    fn on_complete(
+        &mut self,
+        i: usize,
+        id: RequestId,
+        result: Result<Completion, RequestError>,
+    ) -> Result<(), Failure> {
+        let Some((_, op)) = self.workload.lookup(id) else {
+            return Ok(());
+        };
+        let op = *op;
+        match result {
+            Ok(Completion::Written { index }) => {
+                let host = &self.hosts[i];
+                let Some(cmd_hash) = self.command_hash(op.id) else {
+                    return Ok(());
+                };
+                let ours = host.mirror.payload_hash_at(index) == Some(cmd_hash);
+                if !ours {
+                    return Err(Failure::safety(
+                        "completion",
+                        format!(
+                            "n{} reported op{} written at {index}, which holds another entry",
+                            i + 1,
+                            op.id
+                        ),
+                    ));
+                }
+                let digest = host.mirror.at(index).map_or(0, |(_, d)| d);
+                self.acked.on_ack(index, op.id, digest)?;
+                if let crate::history::OpKind::Put { .. } = op.kind {
+                    self.client_finish(
+                        id,
+                        End::Ok {
+                            read: None,
+                            cas_ok: true,
+                        },
+                        None,
+                        "written",
+                    );
+                    return Ok(());
+                }
+                self.hosts[i].waiters.push(ApplyWaiter {
+                    id,
+                    index,
+                    read_key: None,
+                    op_id: op.id,
+                });
+                self.serve_waiters(i);
+            }
+            Ok(Completion::Read { index }) => {
+                self.hosts[i].waiters.push(ApplyWaiter {
+                    id,
+                    index,
+                    read_key: Some(op.key),
+                    op_id: op.id,
+                });
+                self.serve_waiters(i);
+            }
+            Ok(other) => {
+                return Err(Failure::safety(
+                    "completion",
+                    format!("n{} completed {id} with {other:?}", i + 1),
+                ));
+            }
+            Err(e) => {
+                let n = self.hosts.len();
+                let hint = match &e {
+                    RequestError::NotLeader { leader, .. } => leader.and_then(|l| index_of(l, n)),
+                    _ => None,
+                };
+                let end = match e.outcome() {
+                    raft_core::Outcome::Definite => End::Failed,
+                    raft_core::Outcome::Unknown => End::Unknown,
+                };
+                self.client_finish(id, end, hint, &e.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// The payload hash of the command op `op_id` proposed.
+    fn command_hash(&self, op_id: u64) -> Option<u64> {
+        let op = self.workload.history().get(op_id as usize)?;
+        let kv_op = match op.kind {
+            crate::history::OpKind::Put { value } => crate::kv::KvOp::Put { key: op.key, value },
+            crate::history::OpKind::Cas { from, to, .. } => crate::kv::KvOp::Cas {
+                key: op.key,
+                from,
+                to,
+            },
+            crate::history::OpKind::Get { .. } => return None,
+        };
+        Some(fnv1a(&KvCommand { op_id, op: kv_op }.encode()))
+    }
+
+    /// Answers every client whose index node `i` has now applied.
+    fn serve_waiters(&mut self, i: usize) {
+        let applied = self.hosts[i].kv.applied();
+        let (ready, waiting): (Vec<ApplyWaiter>, Vec<ApplyWaiter>) =
+            std::mem::take(&mut self.hosts[i].waiters)
+                .into_iter()
+                .partition(|w| w.index <= applied);
+        self.hosts[i].waiters = waiting;
+        for w in ready {
+            let kv = &self.hosts[i].kv;
+            let end = match w.read_key {
+                Some(key) => End::Ok {
+                    read: kv.get(key),
+                    cas_ok: false,
+                },
+                None => match kv.result_at(w.index) {
+                    Some(r) if r.op_id == w.op_id => End::Ok {
+                        read: None,
+                        cas_ok: r.ok,
+                    },
+                    // Applied before this node kept results (restored from a snapshot).
+                    _ => End::Unknown,
+                },
+            };
+            self.client_finish(w.id, end, None, "served");
+        }
+    }
+}
+
+/// A role and term as a short glyph for the trace (`F3`, `L4`, `C5`, `P5`, `l2`).
+pub fn role_glyph(role: Role, term: raft_core::Term) -> String {
+    let g = match role {
+        Role::Follower => 'F',
+        Role::PreCandidate => 'P',
+        Role::Candidate => 'C',
+        Role::Leader => 'L',
+        Role::Learner => 'l',
+    };
+    format!("{g}{}", term.0)
+}

@@ -1,0 +1,131 @@
+//! Running seeds: one seed with full output, or many seeds on all cores.
+//!
+//! Parallelism is only across seeds: scoped threads pull seed numbers from an
+//! atomic counter; each seed runs single-threaded. Results are sorted by seed,
+//! so a sweep's summary is deterministic too (wall-clock figures aside).
+
+use crate::checkers::FailureClass;
+use crate::swarm::{Overrides, scenario_from_seed};
+use crate::trace::Trace;
+use crate::world::{RunReport, run_scenario};
+use std::cell::RefCell;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+thread_local! {
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Replaces the panic hook with one that records the panic (message and
+/// location) for [`take_last_panic`] instead of printing it, so a sweep's
+/// output stays readable; the report carries the text.
+pub fn install_quiet_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        LAST_PANIC.with(|p| *p.borrow_mut() = Some(info.to_string()));
+    }));
+}
+
+/// The last panic recorded on this thread by the quiet hook.
+pub fn take_last_panic() -> Option<String> {
+    LAST_PANIC.with(|p| p.borrow_mut().take())
+}
+
+/// How to run each seed.
+#[derive(Clone, Debug, Default)]
+pub struct RunConfig {
+    /// Swarm mode: per-seed knobs and fault mix.
+    pub swarm: bool,
+    /// Command-line overrides.
+    pub overrides: Overrides,
+}
+
+/// Runs one seed; the trace keeps the last `ring` records.
+pub fn run_seed(seed: u64, config: &RunConfig, trace: Trace) -> RunReport {
+    let scenario = scenario_from_seed(seed, config.swarm, &config.overrides);
+    let mut report = run_scenario(scenario, trace);
+    if let Some(f) = &mut report.failure {
+        if f.class == FailureClass::Panic {
+            if let Some(text) = take_last_panic() {
+                f.message = text;
+            }
+        }
+    }
+    report
+}
+
+/// One seed's outcome in a sweep (the history is dropped to save memory).
+#[derive(Clone, Debug)]
+pub struct SeedResult {
+    /// The report, without its history.
+    pub report: RunReport,
+}
+
+/// What a sweep did.
+#[derive(Clone, Debug, Default)]
+pub struct SweepSummary {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Simulated nanoseconds, summed.
+    pub sim_ns: u64,
+    /// Events processed, summed.
+    pub events: u64,
+    /// Failing seeds, sorted by seed.
+    pub failures: Vec<RunReport>,
+}
+
+impl SweepSummary {
+    /// The worst exit code among the failures (0 if none).
+    pub fn exit_code(&self) -> i32 {
+        self.failures
+            .iter()
+            .filter_map(|r| r.failure.as_ref())
+            .map(|f| f.class.exit_code())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Runs seeds `from..to` on `jobs` threads; `progress` is called after each seed.
+pub fn sweep(
+    from: u64,
+    to: u64,
+    jobs: usize,
+    config: &RunConfig,
+    progress: &(dyn Fn(&RunReport) + Sync),
+) -> SweepSummary {
+    let next = AtomicU64::new(from);
+    let results: Mutex<Vec<RunReport>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= to {
+                        break;
+                    }
+                    let mut report = run_seed(seed, config, Trace::new(200, false));
+                    report.history = Vec::new();
+                    progress(&report);
+                    results
+                        .lock()
+                        .expect("no thread panics while holding the lock")
+                        .push(report);
+                }
+            });
+        }
+    });
+    let mut all = results.into_inner().expect("threads joined");
+    all.sort_by_key(|r| r.seed);
+    let mut summary = SweepSummary {
+        seeds: all.len() as u64,
+        ..SweepSummary::default()
+    };
+    for r in all {
+        summary.sim_ns += r.sim_ns;
+        summary.events += r.events;
+        if r.failure.is_some() {
+            summary.failures.push(r);
+        }
+    }
+    summary
+}
