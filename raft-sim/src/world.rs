@@ -809,6 +809,13 @@ impl World {
 
     /// A client invokes its next operation.
     fn client_invoke(&mut self, client: usize) {
+        // Clients go quiet for the last 4 election timeouts so that commit and
+        // apply can converge before the liveness judgment.
+        let k = &self.scenario.knobs;
+        let quiet_ns = 4 * k.election_timeout_ms * 1_000_000;
+        if self.now.0 + quiet_ns >= k.duration_ms * 1_000_000 {
+            return;
+        }
         let inv = self.workload.invoke(client, self.now);
         let node = inv.node;
         let Some(incarnation) = self.up_incarnation(node) else {
