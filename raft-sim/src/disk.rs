@@ -115,9 +115,11 @@ pub struct SimDisk {
     timing: DiskTiming,
     hard_state: HardState,
     snapshot: Option<StoredSnapshot>,
-    /// Durable entries, contiguous from `first_index`.
+    /// The snapshot before the current one, kept until the node has heard of
+    /// the new one (it may still ask to send the old one).
+    previous_snapshot: Option<StoredSnapshot>,
+    /// Durable entries, contiguous (the first index is the front's).
     log: VecDeque<DiskEntry>,
-    first_index: LogIndex,
     pending: VecDeque<(u64, DiskOp)>,
     next_seq: u64,
     fsync_in_flight: Option<u64>,
@@ -132,8 +134,8 @@ impl SimDisk {
             timing,
             hard_state: HardState::default(),
             snapshot: None,
+            previous_snapshot: None,
             log: VecDeque::new(),
-            first_index: LogIndex(1),
             pending: VecDeque::new(),
             next_seq: 0,
             fsync_in_flight: None,
@@ -154,6 +156,14 @@ impl SimDisk {
     /// The durable snapshot.
     pub fn snapshot(&self) -> Option<&StoredSnapshot> {
         self.snapshot.as_ref()
+    }
+
+    /// The stored snapshot with this index and term (current or previous).
+    pub fn snapshot_matching(&self, index: LogIndex, term: Term) -> Option<&StoredSnapshot> {
+        [&self.snapshot, &self.previous_snapshot]
+            .into_iter()
+            .flatten()
+            .find(|s| s.meta.index == index && s.meta.term == term)
     }
 
     /// The durable log's last index (the snapshot's if the log is empty).
@@ -187,14 +197,21 @@ impl SimDisk {
                 return DurableAt::Covered;
             }
         }
-        if index < self.first_index {
+        let Some(front) = self.log.front() else {
+            return if index.0 == 0 {
+                DurableAt::Covered
+            } else {
+                DurableAt::Missing
+            };
+        };
+        if index < front.entry.index {
             return if index.0 == 0 {
                 DurableAt::Covered
             } else {
                 DurableAt::Missing
             };
         }
-        match self.log.get((index.0 - self.first_index.0) as usize) {
+        match self.log.get((index.0 - front.entry.index.0) as usize) {
             Some(e) => DurableAt::Entry {
                 term: e.entry.term,
                 digest: e.digest,
@@ -216,7 +233,7 @@ impl SimDisk {
             .as_ref()
             .is_none_or(|s| s.meta.index < snapshot.meta.index)
         {
-            self.snapshot = Some(snapshot);
+            self.previous_snapshot = self.snapshot.replace(snapshot);
         }
     }
 
@@ -230,10 +247,6 @@ impl SimDisk {
         }
         while self.log.front().is_some_and(|e| e.entry.index <= through) {
             self.log.pop_front();
-            self.first_index = self.first_index.next();
-        }
-        if self.log.is_empty() && self.first_index <= through {
-            self.first_index = through.next();
         }
         Ok(())
     }
@@ -319,8 +332,16 @@ impl SimDisk {
     fn apply_durably(&mut self, op: DiskOp) {
         match op {
             DiskOp::Append(entries) => {
+                let covered = self.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
                 for e in entries {
-                    let expected = self.last_index().next();
+                    let expected = match self.log.back() {
+                        Some(last) => last.entry.index.next(),
+                        None => covered.next(),
+                    };
+                    if e.entry.index != expected && e.entry.index <= covered {
+                        // Already covered by a snapshot taken meanwhile: nothing to keep.
+                        continue;
+                    }
                     if e.entry.index != expected {
                         self.violations.push(format!(
                             "AppendLog of {} reached the disk whose log ends at {}",
@@ -333,14 +354,10 @@ impl SimDisk {
                 }
             }
             DiskOp::Truncate { from } => {
-                if let Some(s) = &self.snapshot {
-                    if from <= s.meta.index {
-                        self.violations.push(format!(
-                            "TruncateLog from={from} reaches into the snapshot at {}",
-                            s.meta.index
-                        ));
-                    }
-                }
+                // A truncation issued before a snapshot was taken may reach the
+                // disk after it and cut below the snapshot: harmless, the
+                // snapshot covers that range (the in-memory mirror checks that
+                // the node never truncates its own snapshot).
                 while self.log.back().is_some_and(|e| e.entry.index >= from) {
                     self.log.pop_back();
                 }
@@ -362,8 +379,7 @@ impl SimDisk {
                 } else {
                     self.log.clear();
                 }
-                self.first_index = s.meta.index.next();
-                self.snapshot = Some(s);
+                self.previous_snapshot = self.snapshot.replace(s);
             }
         }
     }
@@ -397,13 +413,41 @@ impl SimDisk {
         RecoveredState {
             hard_state: self.hard_state.clone(),
             snapshot: self.snapshot.as_ref().map(|s| s.meta.clone()),
-            entries: self.log.iter().map(|e| e.entry.clone()).collect(),
+            entries: self
+                .recovered_entries()
+                .into_iter()
+                .map(|e| e.entry)
+                .collect(),
         }
     }
 
-    /// The durable log with digests (for the restarted node's log mirror).
-    pub fn durable_entries(&self) -> impl Iterator<Item = &DiskEntry> {
-        self.log.iter()
+    /// The durable log a restarting node gets, with digests. Like a real
+    /// driver, recovery drops a log that the snapshot makes useless or
+    /// contradicts: one ending before the snapshot (appends that lost the race
+    /// with a snapshot taken meanwhile), or one holding another term at the
+    /// snapshot's index (a truncation that never reached the disk).
+    pub fn recovered_entries(&self) -> Vec<DiskEntry> {
+        if let Some(s) = &self.snapshot {
+            let consistent = match self.durable_log_at(s.meta.index) {
+                Some(e) => e.entry.term == s.meta.term,
+                None => self
+                    .log
+                    .front()
+                    .is_some_and(|f| f.entry.index > s.meta.index),
+            };
+            if !consistent {
+                return Vec::new();
+            }
+        }
+        self.log.iter().cloned().collect()
+    }
+
+    fn durable_log_at(&self, index: LogIndex) -> Option<&DiskEntry> {
+        let front = self.log.front()?.entry.index;
+        if index < front {
+            return None;
+        }
+        self.log.get((index.0 - front.0) as usize)
     }
 }
 

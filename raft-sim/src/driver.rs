@@ -71,6 +71,23 @@ impl World {
         if let Err(f) = self.after_step(i) {
             return self.fail(f);
         }
+        // Timers due at `now` fire within the step, so the next deadline must
+        // not lie in the past; one that does would make a driver spin. (Equal
+        // to `now` means "step me again at once", which the wake handles.)
+        let deadline = self.hosts[i]
+            .node
+            .as_ref()
+            .map_or(Instant::NEVER, |n| n.next_deadline());
+        if deadline < local {
+            let f = Failure::liveness(
+                "deadline-in-past",
+                format!(
+                    "n{} next_deadline {deadline} is before its now {local}: a driver would spin",
+                    i + 1
+                ),
+            );
+            return self.fail(f);
+        }
         self.rearm(i);
     }
 
@@ -150,10 +167,11 @@ impl World {
                 }
             }
             Action::SendSnapshot { stream, meta } => {
-                let stored = self.hosts[i].disk.snapshot().cloned();
-                let Some(s) =
-                    stored.filter(|s| s.meta.index == meta.index && s.meta.term == meta.term)
-                else {
+                let stored = self.hosts[i]
+                    .disk
+                    .snapshot_matching(meta.index, meta.term)
+                    .cloned();
+                let Some(s) = stored else {
                     return Err(Failure::safety(
                         "driver-contract",
                         format!("n{} asked to send {meta} it does not hold", i + 1),
@@ -369,6 +387,12 @@ impl World {
     pub(crate) fn complete_fsync(&mut self, i: usize, upto: u64) {
         let host = &mut self.hosts[i];
         let (notices, next) = host.disk.complete_fsync(upto, self.now, &mut self.disk_rng);
+        if let Some(v) = host.disk.take_violations().into_iter().next() {
+            return self.fail(Failure::safety(
+                "driver-contract",
+                format!("n{}: {v}", i + 1),
+            ));
+        }
         if let Some(due) = next {
             let incarnation = host.incarnation;
             self.schedule(

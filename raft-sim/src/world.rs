@@ -32,6 +32,12 @@ use raft_core::{
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 
+/// Events a run may process: a fixed allowance plus this many per simulated
+/// second (typical runs use 2,000–10,000); beyond it the run is a livelock.
+pub const EVENT_BUDGET_PER_SIM_S: u64 = 200_000;
+/// The fixed part of the event budget.
+pub const EVENT_BUDGET_BASE: u64 = 1_000_000;
+
 /// Client requests reach a node (and answers come back) after this long.
 pub const CLIENT_LATENCY_NS: u64 = 50_000;
 
@@ -409,11 +415,22 @@ impl World {
 
     /// Runs to the end or the first failure.
     pub fn run(&mut self) {
+        let k = &self.scenario.knobs;
+        let budget = EVENT_BUDGET_BASE + EVENT_BUDGET_PER_SIM_S * k.duration_ms / 1_000;
         while !self.done {
             let Some(q) = self.queue.pop() else { break };
             debug_assert!(q.at >= self.now, "time went backwards");
             self.now = q.at;
             self.events += 1;
+            if self.events > budget {
+                let f = Failure::liveness(
+                    "event-budget",
+                    format!(
+                        "more than {budget} events: something wakes far too often (a livelock?)"
+                    ),
+                );
+                return self.fail(f);
+            }
             self.handle(q.event);
         }
     }
@@ -594,7 +611,7 @@ impl World {
             }
             host.mirror.install(s.meta.index, s.meta.term, s.digest);
         }
-        let entries: Vec<crate::disk::DiskEntry> = host.disk.durable_entries().cloned().collect();
+        let entries = host.disk.recovered_entries();
         if let Some((first, rest)) = entries.split_first() {
             if first.entry.index == LogIndex(1) && host.disk.snapshot().is_none() {
                 host.mirror = LogMirror::default();
@@ -702,6 +719,12 @@ impl World {
             return;
         }
         let account = self.hosts[i].disk.crash(&mut self.disk_rng);
+        if let Some(v) = self.hosts[i].disk.take_violations().into_iter().next() {
+            return self.fail(Failure::safety(
+                "driver-contract",
+                format!("n{}: {v}", i + 1),
+            ));
+        }
         self.trace
             .record(self.now, Some(i), format!("crash: {account}"));
         let host = &mut self.hosts[i];

@@ -366,7 +366,9 @@ mod tests {
         b.append(&[e(1, 2, b"z")]).unwrap();
         g.on_commit(0, LogIndex(0), LogIndex(1), &a).unwrap();
         assert_eq!(
-            g.on_commit(1, LogIndex(0), LogIndex(1), &b).unwrap_err().checker,
+            g.on_commit(1, LogIndex(0), LogIndex(1), &b)
+                .unwrap_err()
+                .checker,
             "state-machine-safety"
         );
         let (_, da) = a.at(LogIndex(1)).unwrap();
@@ -384,7 +386,9 @@ mod tests {
         let mut g = GlobalLog::default();
         let a = LogMirror::default();
         assert_eq!(
-            g.on_commit(0, LogIndex(0), LogIndex(1), &a).unwrap_err().checker,
+            g.on_commit(0, LogIndex(0), LogIndex(1), &a)
+                .unwrap_err()
+                .checker,
             "commit-bound"
         );
     }
