@@ -14,12 +14,23 @@ fn config3() -> Config {
         cluster_id: ClusterId(9),
         index: LogIndex(1),
         max_node_id: n(3),
-        members: (1..=3).map(|i| Member { id: n(i), address: format!("n{i}"), role: MemberRole::Voter }).collect(),
+        members: (1..=3)
+            .map(|i| Member {
+                id: n(i),
+                address: format!("n{i}"),
+                role: MemberRole::Voter,
+            })
+            .collect(),
     }
 }
 
 fn entry(index: u64, term: u64, kind: EntryKind, data: Bytes) -> LogEntry {
-    LogEntry { index: LogIndex(index), term: Term(term), kind, data }
+    LogEntry {
+        index: LogIndex(index),
+        term: Term(term),
+        kind,
+        data,
+    }
 }
 
 /// Figure 8: an entry of an earlier term that reaches a majority is not
@@ -27,7 +38,10 @@ fn entry(index: u64, term: u64, kind: EntryKind, data: Bytes) -> LogEntry {
 /// it (and everything before).
 #[test]
 fn an_earlier_term_entry_is_not_committed_by_replica_count() {
-    assert_eq!(figure_8_commit_after_old_entry_reaches_majority(Mutants::default()), LogIndex(0));
+    assert_eq!(
+        figure_8_commit_after_old_entry_reaches_majority(Mutants::default()),
+        LogIndex(0)
+    );
 }
 
 /// Proof that the test above can fail: with the rule switched off, the
@@ -35,8 +49,14 @@ fn an_earlier_term_entry_is_not_committed_by_replica_count() {
 #[cfg(feature = "mutants")]
 #[test]
 fn figure_8_test_fails_when_the_current_term_rule_is_removed() {
-    let broken = Mutants { commit_by_count: true, ..Mutants::default() };
-    assert_eq!(figure_8_commit_after_old_entry_reaches_majority(broken), LogIndex(2));
+    let broken = Mutants {
+        commit_by_count: true,
+        ..Mutants::default()
+    };
+    assert_eq!(
+        figure_8_commit_after_old_entry_reaches_majority(broken),
+        LogIndex(2)
+    );
 }
 
 /// Returns the leader's commit index once the term-2 entry is durable on a
@@ -49,11 +69,19 @@ fn figure_8_commit_after_old_entry_reaches_majority(mutants: Mutants) -> LogInde
     // Replace the hosts by three nodes whose logs are set up by hand:
     // n1 holds [1/1, 2/2] and will lead term 4; n2, n3 hold only [1/1].
     c.hosts.clear();
-    for (id, entries, term) in [(1, vec![init.clone(), old.clone()], 3), (2, vec![init.clone()], 3), (3, vec![init.clone()], 3)] {
+    for (id, entries, term) in [
+        (1, vec![init.clone(), old.clone()], 3),
+        (2, vec![init.clone()], 3),
+        (3, vec![init.clone()], 3),
+    ] {
         c.add_host(n(id), Some(ClusterId(9)));
         let h = c.hosts.get_mut(&n(id)).unwrap();
         h.disk.entries = entries;
-        h.disk.hard_state = HardState { cluster_id: Some(ClusterId(9)), term: Term(term), vote: None };
+        h.disk.hard_state = HardState {
+            cluster_id: Some(ClusterId(9)),
+            term: Term(term),
+            vote: None,
+        };
         c.crash(n(id));
         c.restart(n(id));
     }
@@ -79,13 +107,24 @@ fn figure_8_commit_after_old_entry_reaches_majority(mutants: Mutants) -> LogInde
     }
     c.settle();
     let leader = &c.hosts[&n(1)].node;
-    assert!(leader.status().followers.iter().any(|f| f.match_index >= LogIndex(2)), "index 2 is on a majority");
+    assert!(
+        leader
+            .status()
+            .followers
+            .iter()
+            .any(|f| f.match_index >= LogIndex(2)),
+        "index 2 is on a majority"
+    );
     let commit_by_count = leader.commit_index();
     for id in [2, 3] {
         c.persist(n(id), u64::MAX);
     }
     c.settle();
-    assert_eq!(c.hosts[&n(1)].node.commit_index(), LogIndex(3), "the term-4 Nop commits it all");
+    assert_eq!(
+        c.hosts[&n(1)].node.commit_index(),
+        LogIndex(3),
+        "the term-4 Nop commits it all"
+    );
     commit_by_count
 }
 
@@ -115,10 +154,18 @@ fn acknowledged_writes_survive_repeated_leader_crashes() {
             acked.push((index, data));
         }
     }
-    assert!(acked.len() >= 20, "most writes were acknowledged: {}", acked.len());
+    assert!(
+        acked.len() >= 20,
+        "most writes were acknowledged: {}",
+        acked.len()
+    );
     for (node, h) in &c.hosts {
         for (index, data) in &acked {
-            let e = h.applied.iter().find(|e| e.index == *index).unwrap_or_else(|| panic!("node {node} lacks {index}"));
+            let e = h
+                .applied
+                .iter()
+                .find(|e| e.index == *index)
+                .unwrap_or_else(|| panic!("node {node} lacks {index}"));
             assert_eq!(e.data, data.as_bytes(), "node {node} index {index}");
         }
     }
@@ -143,7 +190,11 @@ fn every_new_leader_holds_all_committed_entries() {
         c.run_for(Duration::from_secs(2));
         let new = c.leader().unwrap();
         for (i, t) in &committed {
-            assert_eq!(c.hosts[&new].node.term_at(*i), Some(*t), "new leader {new} lacks committed {i}");
+            assert_eq!(
+                c.hosts[&new].node.term_at(*i),
+                Some(*t),
+                "new leader {new} lacks committed {i}"
+            );
         }
         c.restart(leader);
         c.run_for(Duration::from_millis(300));
@@ -162,15 +213,31 @@ fn messages_from_another_cluster_or_for_another_node_are_refused() {
         from: n(7),
         to,
         term: term.next().next(),
-        body: MessageBody::Heartbeat { commit: LogIndex(100), round: 1 },
+        body: MessageBody::Heartbeat {
+            commit: LogIndex(100),
+            round: 1,
+        },
     };
     c.hosts.get_mut(&f).unwrap().actions.clear();
     c.step(f, Event::MessageReceived(hb(ClusterId(ours.0 ^ 0xff), f)));
     c.step(f, Event::MessageReceived(hb(ours, n(42))));
     let h = &c.hosts[&f];
     assert_eq!(h.node.term(), term, "neither message was trusted");
-    let reasons: Vec<&Refusal> = h.actions.iter().filter_map(|a| if let Action::Refused { reason, .. } = a { Some(reason) } else { None }).collect();
-    assert!(matches!(reasons[0], Refusal::ForeignCluster { .. }), "{reasons:?}");
+    let reasons: Vec<&Refusal> = h
+        .actions
+        .iter()
+        .filter_map(|a| {
+            if let Action::Refused { reason, .. } = a {
+                Some(reason)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(
+        matches!(reasons[0], Refusal::ForeignCluster { .. }),
+        "{reasons:?}"
+    );
     assert!(matches!(reasons[1], Refusal::Misdirected(_)), "{reasons:?}");
 }
 
@@ -190,10 +257,31 @@ fn a_stream_from_a_foreign_cluster_or_a_non_member_is_closed() {
         commit: LogIndex(0),
     };
     c.hosts.get_mut(&leader).unwrap().actions.clear();
-    c.step(leader, Event::StreamOpened { stream: StreamId(1), open: open(ClusterId(cluster_id.0 ^ 1), n(2)) });
-    c.step(leader, Event::StreamOpened { stream: StreamId(2), open: open(cluster_id, n(77)) });
+    c.step(
+        leader,
+        Event::StreamOpened {
+            stream: StreamId(1),
+            open: open(ClusterId(cluster_id.0 ^ 1), n(2)),
+        },
+    );
+    c.step(
+        leader,
+        Event::StreamOpened {
+            stream: StreamId(2),
+            open: open(cluster_id, n(77)),
+        },
+    );
     let actions = &c.hosts[&leader].actions;
-    assert!(actions.contains(&Action::CloseStream { stream: StreamId(1) }));
-    assert!(actions.contains(&Action::CloseStream { stream: StreamId(2) }));
-    assert!(!actions.iter().any(|a| matches!(a, Action::SendFrame { .. })), "nothing streamed to strangers");
+    assert!(actions.contains(&Action::CloseStream {
+        stream: StreamId(1)
+    }));
+    assert!(actions.contains(&Action::CloseStream {
+        stream: StreamId(2)
+    }));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::SendFrame { .. })),
+        "nothing streamed to strangers"
+    );
 }
