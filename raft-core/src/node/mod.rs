@@ -326,7 +326,12 @@ impl Node {
     /// When the node next needs a step (a `Tick` if nothing else happens).
     pub fn next_deadline(&self) -> Instant {
         let role_deadline = match &self.role {
-            RoleState::Follower(f) => f.reopen_at.unwrap_or(Instant::NEVER),
+            RoleState::Follower(f)
+                if f.leader.is_some() && f.stream.is_none() && self.installing.is_none() =>
+            {
+                f.reopen_at.unwrap_or(Instant::NEVER)
+            }
+            RoleState::Follower(_) => Instant::NEVER,
             RoleState::PreCandidate(_) | RoleState::Candidate(_) => Instant::NEVER,
             RoleState::Leader(l) => l.next_deadline(),
         };
