@@ -135,6 +135,9 @@ impl Wal {
     /// [`StorageError::Corrupt`] naming the file and byte offset, with nothing
     /// changed on disk. An empty (or missing) directory is an empty log whose
     /// first entry will be index 1.
+    ///
+    /// The recovered entries are durable when this returns (the last segment is
+    /// fsynced: a previous process may have written without syncing).
     pub fn open_with(
         dir: impl AsRef<Path>,
         options: WalOptions,
@@ -184,7 +187,17 @@ impl Wal {
 
         let mut segments = scan.segments;
         let file = match segments.last() {
-            Some(last) => open_for_append(&last.path)?,
+            Some(last) => {
+                // The previous process may have written records it never synced
+                // (they are still in the page cache). Recovery hands them out as
+                // durable, so make them so. Earlier segments were fsynced before
+                // the next one was started.
+                let file = open_for_append(&last.path)?;
+                metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+                file.sync_all()
+                    .map_err(|e| StorageError::io("fsync", &last.path, e))?;
+                file
+            }
             None => {
                 let header = SegmentHeader {
                     first_index: recovered.first_index,
