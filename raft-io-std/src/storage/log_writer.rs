@@ -16,7 +16,8 @@
 //! stop.
 
 use super::error::StorageError;
-use super::wal::{Wal, WalMetrics};
+use super::metrics::WalMetrics;
+use super::wal::Wal;
 use raft_core::{LogEntry, LogIndex, Term};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, OnceLock};
@@ -60,9 +61,10 @@ pub enum LogReport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogWriterOptions {
     /// Operations that may wait in the channel; [`LogWriter::submit`] blocks
-    /// beyond that (back-pressure on the driver). Default 1,024.
+    /// beyond that (back-pressure on the driver). Default 1,024; 0 makes every
+    /// submit wait for the writer to take the operation.
     pub queue_ops_max: usize,
-    /// The most operations written before an fsync. Default 256.
+    /// The most operations written before an fsync (at least 1). Default 256.
     pub batch_ops_max: usize,
 }
 
@@ -96,11 +98,8 @@ impl LogWriter {
         options: LogWriterOptions,
         report: impl FnMut(LogReport) + Send + 'static,
     ) -> Result<LogWriter, StorageError> {
-        assert!(
-            options.queue_ops_max > 0 && options.batch_ops_max > 0,
-            "log writer limits must be positive: {options:?}"
-        );
         let (sender, receiver) = mpsc::sync_channel(options.queue_ops_max);
+        let batch_ops_max = options.batch_ops_max.max(1);
         let failure = Arc::new(OnceLock::new());
         let metrics = wal.metrics();
         let dir = wal.dir().to_path_buf();
@@ -108,7 +107,7 @@ impl LogWriter {
             let failure = Arc::clone(&failure);
             std::thread::Builder::new()
                 .name("raft-log-writer".into())
-                .spawn(move || run(wal, receiver, options.batch_ops_max, report, &failure))
+                .spawn(move || run(wal, receiver, batch_ops_max, report, &failure))
                 .map_err(|e| StorageError::io("spawn log writer for", dir, e))?
         };
         Ok(LogWriter {

@@ -21,6 +21,7 @@
 
 use super::durable;
 use super::error::StorageError;
+use super::metrics::WalMetrics;
 use super::record::{self, RECORD_PAYLOAD_BYTES_MAX, Record, SEGMENT_HEADER_BYTES, SegmentHeader};
 use super::recovery::{self, Recovered, SegmentFile, SegmentSource};
 use raft_core::{LogEntry, LogIndex, Term};
@@ -28,7 +29,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 /// Tunables of a [`Wal`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,44 +43,6 @@ impl Default for WalOptions {
         WalOptions {
             segment_bytes_max: 64 << 20,
         }
-    }
-}
-
-/// Counters of a log's work, shared with whoever wants to read them.
-#[derive(Debug, Default)]
-pub struct WalMetrics {
-    fsyncs: AtomicU64,
-    syncs: AtomicU64,
-    bytes_written: AtomicU64,
-    entries_appended: AtomicU64,
-    segments_created: AtomicU64,
-    segments_deleted: AtomicU64,
-}
-
-impl WalMetrics {
-    /// Every fsync issued, of segment files and of the directory.
-    pub fn fsyncs(&self) -> u64 {
-        self.fsyncs.load(Ordering::Relaxed)
-    }
-    /// Calls of [`Wal::sync`] that had something to make durable (one fsync each).
-    pub fn syncs(&self) -> u64 {
-        self.syncs.load(Ordering::Relaxed)
-    }
-    /// Record bytes written.
-    pub fn bytes_written(&self) -> u64 {
-        self.bytes_written.load(Ordering::Relaxed)
-    }
-    /// Entries appended.
-    pub fn entries_appended(&self) -> u64 {
-        self.entries_appended.load(Ordering::Relaxed)
-    }
-    /// Segment files created.
-    pub fn segments_created(&self) -> u64 {
-        self.segments_created.load(Ordering::Relaxed)
-    }
-    /// Segment files deleted (by truncation, compaction or recovery).
-    pub fn segments_deleted(&self) -> u64 {
-        self.segments_deleted.load(Ordering::Relaxed)
     }
 }
 
