@@ -1,1 +1,3 @@
 //! Deterministic simulator for raft-core.
+
+pub mod linearizability;
