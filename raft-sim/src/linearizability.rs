@@ -9,7 +9,9 @@
 //!
 //! A slice of [`LinOp`], in any order. Each operation names its key, what it did
 //! ([`Call`]), when it was invoked and, if the client learned the outcome, when
-//! it completed. Times are the simulator's global clock in nanoseconds.
+//! it completed. Times are the simulator's global clock in nanoseconds. The
+//! simulator's recorded history ([`crate::history::Op`]) converts with
+//! [`LinOp::from_history`], or is checked directly by [`check_history`].
 //!
 //! - *Completed* (`complete_ns: Some(_)`): the operation took effect exactly once
 //!   at some instant in `[invoke_ns, complete_ns]`, with the recorded result.
@@ -100,6 +102,7 @@
 
 mod search;
 
+use crate::history::{self, OpKind, Outcome};
 use search::{KeyOutcome, check_key};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -202,9 +205,9 @@ pub struct Violation {
     /// the candidates the search tried before giving up on this prefix.
     pub concurrent: Vec<usize>,
     /// Completed operations, other than `stuck` and not in `prefix`, that can
-    /// only succeed while the register holds `state` (reads of it, a `Cas` from it that swapped); with
-    /// unique written values, no write may go next while they wait. Empty when
-    /// the key's written values are not unique.
+    /// only succeed while the register holds `state` (reads of it, a `Cas` from
+    /// it that swapped); with unique written values, no write may go next while
+    /// they wait. Empty when the key's written values are not unique.
     pub waiting: Vec<usize>,
 }
 
@@ -213,8 +216,8 @@ const DESCRIBE_PREFIX_TAIL_COUNT: usize = 8;
 
 impl Violation {
     /// A multi-line explanation naming the operations involved; `ops` must be the
-    /// slice given to [`check`].
-    pub fn describe(&self, ops: &[LinOp]) -> String {
+    /// slice given to [`check`] (or to [`check_history`]).
+    pub fn describe<Op: fmt::Display>(&self, ops: &[Op]) -> String {
         let mut text = format!("{self}\n");
         let shown = self.prefix.len().min(DESCRIBE_PREFIX_TAIL_COUNT);
         let hidden = self.prefix.len() - shown;
@@ -345,6 +348,67 @@ pub fn check(ops: &[LinOp], options: &CheckOptions) -> Verdict {
         }
     }
     first_unknown.unwrap_or(Verdict::Linearizable)
+}
+
+impl LinOp {
+    /// The checker's view of a recorded operation: `None` if it failed
+    /// definitely (it did not happen); indeterminate if its outcome is unknown.
+    ///
+    /// # Panics
+    ///
+    /// If an operation with outcome `Ok` has no completion time: the history
+    /// recorder is broken.
+    pub fn from_history(op: &history::Op) -> Option<LinOp> {
+        let complete_ns = match op.outcome {
+            Outcome::Failed => return None,
+            Outcome::Unknown => None,
+            Outcome::Ok => Some(
+                op.complete_ns
+                    .unwrap_or_else(|| panic!("{op} completed Ok without a completion time")),
+            ),
+        };
+        let call = match op.kind {
+            OpKind::Put { value } => Call::Put { value },
+            OpKind::Get { result } => Call::Get { observed: result },
+            OpKind::Cas { from, to, ok } => Call::Cas {
+                from: Some(from),
+                to,
+                swapped: ok,
+            },
+        };
+        Some(LinOp {
+            client: op.client,
+            key: op.key,
+            call,
+            invoke_ns: op.invoke_ns,
+            complete_ns,
+        })
+    }
+}
+
+/// [`check`] on a recorded history; the violation's operations are indices
+/// into `ops`, so [`Violation::describe`] takes `ops` too.
+///
+/// # Panics
+///
+/// As [`check`] and [`LinOp::from_history`].
+pub fn check_history(ops: &[history::Op], options: &CheckOptions) -> Verdict {
+    let (origins, lin_ops): (Vec<usize>, Vec<LinOp>) = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| Some((i, LinOp::from_history(op)?)))
+        .unzip();
+    match check(&lin_ops, options) {
+        Verdict::NotLinearizable(mut violation) => {
+            let origin = |i: &mut usize| *i = origins[*i];
+            violation.prefix.iter_mut().for_each(origin);
+            origin(&mut violation.stuck);
+            violation.concurrent.iter_mut().for_each(origin);
+            violation.waiting.iter_mut().for_each(origin);
+            Verdict::NotLinearizable(violation)
+        }
+        verdict => verdict,
+    }
 }
 
 #[cfg(test)]

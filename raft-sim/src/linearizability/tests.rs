@@ -460,3 +460,98 @@ fn display_names_each_op_in_one_line() {
 fn op_completing_before_its_invocation_is_a_recorder_bug() {
     verdict(&[op(1, put(1), 10, 5)]);
 }
+
+mod history_conversion {
+    use super::*;
+    use crate::history::{Op, OpKind, Outcome};
+
+    fn recorded(id: u64, kind: OpKind, outcome: Outcome, times: (u64, Option<u64>)) -> Op {
+        let (invoke_ns, complete_ns) = times;
+        Op {
+            id,
+            client: id,
+            key: 3,
+            kind,
+            invoke_ns,
+            complete_ns,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn failed_ops_are_left_out_and_unknown_ones_are_indeterminate() {
+        let failed = recorded(0, OpKind::Put { value: 1 }, Outcome::Failed, (0, Some(5)));
+        assert_eq!(LinOp::from_history(&failed), None);
+        let unknown = recorded(
+            1,
+            OpKind::Cas {
+                from: 1,
+                to: 2,
+                ok: None,
+            },
+            Outcome::Unknown,
+            (0, None),
+        );
+        assert_eq!(
+            LinOp::from_history(&unknown),
+            Some(LinOp {
+                client: 1,
+                key: 3,
+                call: cas(Some(1), 2, None),
+                invoke_ns: 0,
+                complete_ns: None
+            })
+        );
+        let read = recorded(
+            2,
+            OpKind::Get { result: Some(2) },
+            Outcome::Ok,
+            (10, Some(20)),
+        );
+        assert_eq!(
+            LinOp::from_history(&read).map(|op| op.call),
+            Some(get(Some(2)))
+        );
+    }
+
+    #[test]
+    fn violations_name_positions_in_the_recorded_history() {
+        let ops = [
+            recorded(0, OpKind::Put { value: 1 }, Outcome::Failed, (0, Some(5))),
+            recorded(1, OpKind::Put { value: 2 }, Outcome::Ok, (10, Some(20))),
+            recorded(2, OpKind::Put { value: 3 }, Outcome::Unknown, (25, None)),
+            recorded(
+                3,
+                OpKind::Get { result: Some(1) },
+                Outcome::Ok,
+                (30, Some(40)),
+            ),
+        ];
+        let Verdict::NotLinearizable(v) = check_history(&ops, &CheckOptions::default()) else {
+            panic!("the failed put 1 cannot explain the read");
+        };
+        assert_eq!((v.key, v.prefix.as_slice(), v.stuck), (3, &[1][..], 3));
+        assert_eq!(v.concurrent, [2]);
+        let text = v.describe(&ops);
+        assert!(
+            text.contains("stuck:  #3 op3 c3 k3 get -> 1 [30..40] Ok"),
+            "{text}"
+        );
+        // Without the read the failed put is simply absent.
+        assert_eq!(
+            check_history(&ops[..3], &CheckOptions::default()),
+            Verdict::Linearizable
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "completed Ok without a completion time")]
+    fn ok_op_without_a_completion_time_is_a_recorder_bug() {
+        LinOp::from_history(&recorded(
+            0,
+            OpKind::Put { value: 1 },
+            Outcome::Ok,
+            (0, None),
+        ));
+    }
+}
