@@ -24,3 +24,4 @@ pub use node::{Node, RecoveredState, Status, FollowerStatus};
 pub use options::NodeOptions;
 pub use time::{Duration, Instant};
 pub use types::{ClusterId, LogIndex, NodeId, RequestId, StreamId, Term};
+pub use wire::snapshot_frames;
