@@ -30,10 +30,11 @@
 //! `SnapshotBegin`, `SnapshotChunk`s and `SnapshotEnd`, and a
 //! [`SnapshotAssembler`] checks them on the receiving side.
 //!
-//! Decoding never panics and never allocates more than a small multiple of the
-//! input: every length is checked against the bytes present before anything is
-//! allocated, and a record longer than [`MAX_FRAME_BYTES`] is refused from its
-//! header alone.
+//! Decoding never panics, whatever the bytes, and its memory is bounded by the
+//! input: a record longer than [`MAX_FRAME_BYTES`] is refused from its header
+//! alone, postcard checks every inner length against the bytes left before
+//! reading, and serde reserves at most 1 MiB ahead for a sequence whose
+//! declared length the bytes do not back (released as soon as they run out).
 
 mod snapshot;
 
