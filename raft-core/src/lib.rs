@@ -90,6 +90,7 @@ pub use error::{DecodeError, Outcome, Refusal, RequestError};
 pub use event::{Event, MembershipChange, Proposal};
 pub use message::{Frame, Message, MessageBody, SnapshotMeta, StreamOpen};
 pub use node::{FollowerStatus, Node, RecoveredState, Status};
-pub use options::NodeOptions;
+pub use options::{Mutants, NodeOptions};
 pub use time::{Duration, Instant};
 pub use types::{ClusterId, LogIndex, NodeId, RequestId, StreamId, Term};
+pub use wire::snapshot_frames;

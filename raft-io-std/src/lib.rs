@@ -1,1 +1,3 @@
 //! std-threads driver for raft-core.
+
+pub mod storage;

@@ -11,6 +11,7 @@ pub mod disk;
 pub mod driver;
 pub mod history;
 pub mod kv;
+pub mod linearizability;
 pub mod network;
 pub mod rng;
 pub mod scenario;

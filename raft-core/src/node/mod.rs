@@ -79,6 +79,9 @@ pub enum RecoveryError {
     /// A membership entry whose payload does not decode.
     #[error("membership entry at {0} does not decode")]
     BadConfigEntry(LogIndex),
+    /// A snapshot whose configuration or term is newer than the snapshot or the hard state.
+    #[error("snapshot at {0} carries a configuration or term newer than itself")]
+    SnapshotAheadOfItself(LogIndex),
     /// A log without a cluster id in the hard state.
     #[error("the log is not empty but the hard state names no cluster")]
     NoClusterId,
@@ -155,6 +158,8 @@ pub struct Node {
     pub(crate) election_deadline: Instant,
     /// Actions produced by the current step.
     pub(crate) out: Vec<Action>,
+    /// Where in `out` this step's `PersistHardState` sits, if it has one.
+    hard_state_slot: Option<usize>,
     /// What the driver was last told about role, term and leader.
     reported_role: Option<(Role, Term, Option<NodeId>)>,
     reported_config: Option<Config>,
@@ -246,6 +251,11 @@ impl Node {
                 }
             }
         };
+        if let Some(meta) = &snapshot {
+            if meta.config.index > meta.index || meta.term > hard_state.term {
+                return Err(RecoveryError::SnapshotAheadOfItself(meta.index));
+            }
+        }
         let log = RaftLog::new(base_index, base_term, entries);
         let configs =
             ConfigLog::recover(snapshot.as_ref(), &log).map_err(RecoveryError::BadConfigEntry)?;
@@ -264,6 +274,7 @@ impl Node {
             role: RoleState::Follower(FollowerState::new(hard_state_term, None)),
             election_deadline: Instant::NEVER,
             out: Vec::new(),
+            hard_state_slot: None,
             reported_role: None,
             reported_config: None,
             opts: options,
@@ -320,13 +331,19 @@ impl Node {
         );
         #[cfg(debug_assertions)]
         self.check_invariants();
+        self.hard_state_slot = None;
         std::mem::take(&mut self.out)
     }
 
     /// When the node next needs a step (a `Tick` if nothing else happens).
     pub fn next_deadline(&self) -> Instant {
         let role_deadline = match &self.role {
-            RoleState::Follower(f) => f.reopen_at.unwrap_or(Instant::NEVER),
+            RoleState::Follower(f)
+                if f.leader.is_some() && f.stream.is_none() && self.installing.is_none() =>
+            {
+                f.reopen_at.unwrap_or(Instant::NEVER)
+            }
+            RoleState::Follower(_) => Instant::NEVER,
             RoleState::PreCandidate(_) | RoleState::Candidate(_) => Instant::NEVER,
             RoleState::Leader(l) => l.next_deadline(),
         };
@@ -451,8 +468,19 @@ impl Node {
         self.out.push(action);
     }
 
+    /// Orders the hard state durable. Within one step a single write suffices:
+    /// a later change updates the write already ordered, which precedes every
+    /// action that depends on either value (a newer term or vote on disk is
+    /// never less safe), so an election costs one fsync, not two.
     pub(crate) fn persist_hard_state(&mut self) {
-        self.emit(Action::PersistHardState(self.hs.clone()));
+        let hs = self.hs.clone();
+        match self.hard_state_slot {
+            Some(i) => self.out[i] = Action::PersistHardState(hs),
+            None => {
+                self.hard_state_slot = Some(self.out.len());
+                self.emit(Action::PersistHardState(hs));
+            }
+        }
     }
 
     /// Sends a datagram to `to` in the current term.

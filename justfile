@@ -1,0 +1,24 @@
+# Recipes for day-to-day work. The README's commands stay plain cargo.
+
+# Run every test (the README's test command).
+test:
+    cargo test --workspace
+
+# Replay one simulated cluster seed, or sweep a range: just sim 7 / just sim-sweep 0..1000
+sim seed="1":
+    cargo run --release -p raft-sim -- --seed {{seed}}
+
+sim-sweep range="0..1000":
+    cargo run --release -p raft-sim -- --seeds {{range}}
+
+# Fuzz one target for a while: just fuzz wire_decode 60
+fuzz target seconds="60":
+    cd fuzz && cargo +nightly fuzz run {{target}} -- -max_total_time={{seconds}}
+
+# Benchmarks: the core hot path (criterion).
+bench:
+    cargo bench -p raft-core --bench hot_path
+
+# Everything CI runs.
+ci:
+    bash .ci/run

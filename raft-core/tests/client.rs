@@ -1,0 +1,163 @@
+//! Client interaction (Raft §8): proposals answered once committed, with
+//! not-leader hints; linearizable reads by ReadIndex and by an opt-in lease;
+//! outcomes reported as definite or unknown.
+mod harness;
+use harness::*;
+use raft_core::*;
+
+#[test]
+fn a_proposal_to_a_follower_is_refused_with_a_leader_hint() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let id = c.request_id();
+    c.push(
+        f,
+        Event::ProposeRequested {
+            proposals: vec![Proposal {
+                id,
+                data: "x".into(),
+            }],
+        },
+    );
+    c.settle();
+    assert_eq!(
+        c.result(id),
+        Some(Err(RequestError::NotLeader {
+            leader: Some(leader),
+            outcome: Outcome::Definite
+        }))
+    );
+}
+
+#[test]
+fn a_proposal_whose_leader_is_deposed_has_an_unknown_outcome() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    c.isolate(leader);
+    let id = c.propose(b"maybe");
+    c.settle();
+    c.run_for(Duration::from_secs(2));
+    assert_eq!(
+        c.result(id),
+        Some(Err(RequestError::NotLeader {
+            leader: None,
+            outcome: Outcome::Unknown
+        }))
+    );
+}
+
+#[test]
+fn a_read_index_waits_for_a_quorum_to_confirm_leadership() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let commit = c.hosts[&leader].node.commit_index();
+    c.isolate(leader);
+    let id = c.request_id();
+    c.push(leader, Event::ReadRequested { id });
+    c.settle();
+    assert_eq!(c.result(id), None, "no quorum answered the heartbeat round");
+    c.heal();
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.result(id), Some(Ok(Completion::Read { index: commit })));
+}
+
+#[test]
+fn a_read_on_a_fresh_leader_waits_for_its_first_commit() {
+    let mut c = Cluster::new(3);
+    let old = c.leader().unwrap();
+    c.crash(old);
+    for h in c.hosts.values_mut() {
+        h.persist = Persist::Manually;
+    }
+    c.run_for(Duration::from_secs(2));
+    let leader = c.leader().unwrap();
+    let id = c.request_id();
+    c.push(leader, Event::ReadRequested { id });
+    c.settle();
+    assert_eq!(c.result(id), None, "the Nop of this term has not committed");
+    let ids: Vec<NodeId> = c.hosts.keys().copied().collect();
+    for n in ids {
+        c.persist(n, u64::MAX);
+    }
+    c.run_for(Duration::from_millis(200));
+    let nop = c.hosts[&leader].node.last_index();
+    assert_eq!(c.result(id), Some(Ok(Completion::Read { index: nop })));
+}
+
+#[test]
+fn lease_reads_skip_the_heartbeat_round_while_the_lease_holds() {
+    let opts = NodeOptions {
+        lease_reads: true,
+        ..NodeOptions::new(NodeId(1))
+    };
+    let mut c = Cluster::with_options(3, opts);
+    c.run_for(Duration::from_millis(200));
+    let leader = c.leader().unwrap();
+    c.isolate(leader); // answers must come from the lease alone
+    let id = c.request_id();
+    c.push(leader, Event::ReadRequested { id });
+    c.settle();
+    assert!(matches!(c.result(id), Some(Ok(Completion::Read { .. }))));
+    // The lease is shorter than the election timeout: it runs out before anyone
+    // else could have been elected.
+    c.run_for(Duration::from_millis(600));
+    let id = c.request_id();
+    c.push(leader, Event::ReadRequested { id });
+    c.settle();
+    assert!(!matches!(c.result(id), Some(Ok(_))), "{:?}", c.result(id));
+}
+
+#[test]
+fn initialize_is_refused_on_a_node_that_already_has_a_cluster() {
+    let mut c = Cluster::new(1);
+    let id = c.request_id();
+    c.push(
+        NodeId(1),
+        Event::InitializeRequested {
+            id,
+            address: "again".into(),
+        },
+    );
+    c.settle();
+    assert_eq!(c.result(id), Some(Err(RequestError::AlreadyInitialized)));
+}
+
+#[test]
+fn requests_to_an_uninitialized_node_say_so() {
+    let mut node = Node::new(
+        NodeOptions::new(NodeId(5)),
+        RecoveredState::default(),
+        1,
+        Instant(0),
+    )
+    .unwrap();
+    let actions = node.step(Instant(1), Event::ReadRequested { id: RequestId(1) });
+    assert_eq!(
+        actions,
+        vec![Action::CompleteRequest {
+            id: RequestId(1),
+            result: Err(RequestError::NotInitialized)
+        }]
+    );
+}
+
+#[test]
+fn a_command_larger_than_the_entry_limit_is_refused_definitely() {
+    let opts = NodeOptions {
+        max_entry_bytes: 100,
+        ..NodeOptions::new(NodeId(1))
+    };
+    let mut c = Cluster::with_options(1, opts);
+    let big = c.propose(&[0u8; 101]);
+    let ok = c.propose(&[0u8; 100]);
+    c.settle();
+    assert_eq!(
+        c.result(big),
+        Some(Err(RequestError::TooLarge {
+            bytes: 101,
+            limit: 100
+        }))
+    );
+    assert!(matches!(c.result(ok), Some(Ok(Completion::Written { .. }))));
+}

@@ -1,0 +1,218 @@
+//! Raft §7 (log compaction): snapshots requested after a threshold, the log
+//! compacted behind them with a trailing window, and a lagging follower
+//! brought up to date by a snapshot streamed on its stream, then entries.
+mod harness;
+use harness::*;
+use raft_core::*;
+
+fn opts(threshold: u64, trailing: u64) -> NodeOptions {
+    NodeOptions {
+        snapshot_threshold: threshold,
+        snapshot_trailing_entries: trailing,
+        ..NodeOptions::new(NodeId(1))
+    }
+}
+
+fn count(h: &Host, f: impl Fn(&Action) -> bool) -> usize {
+    h.actions.iter().filter(|a| f(a)).count()
+}
+
+#[test]
+fn a_snapshot_is_requested_after_the_threshold_and_the_log_compacted_behind_it() {
+    let mut c = Cluster::with_options(3, opts(10, 4));
+    for i in 0..30 {
+        c.propose(format!("w{i}").as_bytes());
+        c.settle();
+    }
+    for (id, h) in &c.hosts {
+        assert!(
+            count(h, |a| matches!(a, Action::TakeSnapshot)) >= 2,
+            "node {id}"
+        );
+        assert!(
+            count(h, |a| matches!(a, Action::CompactLog { .. })) >= 2,
+            "node {id}"
+        );
+        let s = h.node.snapshot().expect("a snapshot");
+        assert!(
+            h.node.status().first_index.0 + 4 > s.index.0,
+            "node {id} keeps only the trailing window"
+        );
+        assert!(h.node.status().first_index > LogIndex(1));
+    }
+}
+
+#[test]
+fn a_follower_behind_the_compaction_point_gets_the_snapshot_then_the_entries() {
+    let mut c = Cluster::with_options(3, opts(10, 2));
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    c.crash(f);
+    for i in 0..40 {
+        c.propose(format!("w{i}").as_bytes());
+        c.settle();
+    }
+    c.restart(f);
+    c.run_for(Duration::from_millis(500));
+    for i in 40..45 {
+        c.propose(format!("w{i}").as_bytes());
+    }
+    c.run_for(Duration::from_millis(200));
+    let h = &c.hosts[&f];
+    assert_eq!(count(h, |a| matches!(a, Action::InstallSnapshot { .. })), 1);
+    assert_eq!(h.node.commit_index(), c.hosts[&leader].node.commit_index());
+    assert_eq!(
+        c.commands(f).len(),
+        45,
+        "snapshot plus the entries after it, no gap"
+    );
+    c.assert_state_machine_safety();
+}
+
+#[test]
+fn a_briefly_disconnected_follower_resumes_from_the_trailing_log_without_a_snapshot() {
+    let mut c = Cluster::with_options(3, opts(10, 100));
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    c.crash(f);
+    for i in 0..25 {
+        c.propose(format!("w{i}").as_bytes());
+        c.settle();
+    }
+    assert!(c.hosts[&leader].node.snapshot().is_some());
+    c.restart(f);
+    c.run_for(Duration::from_millis(500));
+    let h = &c.hosts[&f];
+    assert_eq!(count(h, |a| matches!(a, Action::InstallSnapshot { .. })), 0);
+    assert_eq!(c.commands(f).len(), 25);
+}
+
+#[test]
+fn a_snapshot_with_a_corrupted_chunk_is_refused() {
+    use bytes::Bytes;
+    let hs = HardState {
+        cluster_id: Some(ClusterId(9)),
+        term: Term(2),
+        vote: None,
+    };
+    let mut node = Node::new(
+        NodeOptions::new(NodeId(2)),
+        RecoveredState {
+            hard_state: hs,
+            ..Default::default()
+        },
+        1,
+        Instant(0),
+    )
+    .unwrap();
+    let hb = Message {
+        cluster_id: ClusterId(9),
+        from: NodeId(1),
+        to: NodeId(2),
+        term: Term(2),
+        body: MessageBody::Heartbeat {
+            commit: LogIndex(0),
+            round: 1,
+        },
+    };
+    let actions = node.step(Instant(1), Event::MessageReceived(hb));
+    let stream = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::OpenStream { stream, .. } => Some(*stream),
+            _ => None,
+        })
+        .unwrap();
+    let config = Config {
+        cluster_id: ClusterId(9),
+        index: LogIndex(1),
+        max_node_id: NodeId(2),
+        members: vec![Member {
+            id: NodeId(1),
+            address: "a".into(),
+            role: MemberRole::Voter,
+        }],
+    };
+    let meta = SnapshotMeta {
+        index: LogIndex(5),
+        term: Term(1),
+        config,
+    };
+    let mut frames = frames_of(&meta, &Bytes::from_static(b"some snapshot bytes"), 8);
+    if let Frame::SnapshotChunk { data, .. } = &mut frames[1] {
+        *data = Bytes::from_static(b"tampered");
+    }
+    let mut all = Vec::new();
+    for frame in frames {
+        all.extend(node.step(Instant(2), Event::FrameReceived { stream, frame }));
+    }
+    assert!(all.contains(&Action::CloseStream { stream }), "{all:?}");
+    assert!(!all.iter().any(|a| matches!(
+        a,
+        Action::InstallSnapshot { .. } | Action::ReceiveSnapshotChunk { .. }
+    )));
+}
+
+/// Found by fuzzing (step_node): a snapshot whose configuration claims an index
+/// beyond the snapshot's own is malformed and must not be installed.
+#[test]
+fn a_snapshot_whose_config_is_newer_than_itself_is_refused() {
+    use bytes::Bytes;
+    let hs = HardState {
+        cluster_id: Some(ClusterId(9)),
+        term: Term(2),
+        vote: None,
+    };
+    let mut node = Node::new(
+        NodeOptions::new(NodeId(2)),
+        RecoveredState {
+            hard_state: hs,
+            ..Default::default()
+        },
+        1,
+        Instant(0),
+    )
+    .unwrap();
+    let hb = Message {
+        cluster_id: ClusterId(9),
+        from: NodeId(1),
+        to: NodeId(2),
+        term: Term(2),
+        body: MessageBody::Heartbeat {
+            commit: LogIndex(0),
+            round: 1,
+        },
+    };
+    let actions = node.step(Instant(1), Event::MessageReceived(hb));
+    let stream = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::OpenStream { stream, .. } => Some(*stream),
+            _ => None,
+        })
+        .unwrap();
+    let config = Config {
+        cluster_id: ClusterId(9),
+        index: LogIndex(900),
+        max_node_id: NodeId(2),
+        members: vec![Member {
+            id: NodeId(1),
+            address: "a".into(),
+            role: MemberRole::Voter,
+        }],
+    };
+    let meta = SnapshotMeta {
+        index: LogIndex(5),
+        term: Term(1),
+        config,
+    };
+    let mut all = Vec::new();
+    for frame in frames_of(&meta, &Bytes::from_static(b"state"), 8) {
+        all.extend(node.step(Instant(2), Event::FrameReceived { stream, frame }));
+    }
+    assert!(all.contains(&Action::CloseStream { stream }));
+    assert!(
+        !all.iter()
+            .any(|a| matches!(a, Action::InstallSnapshot { .. }))
+    );
+}

@@ -1,0 +1,287 @@
+//! Raft §5.4 (safety): the current-term commit rule (Figure 8), leader
+//! completeness, and state-machine safety under repeated crashes.
+mod harness;
+use bytes::Bytes;
+use harness::*;
+use raft_core::*;
+
+fn n(id: u64) -> NodeId {
+    NodeId(id)
+}
+
+fn config3() -> Config {
+    Config {
+        cluster_id: ClusterId(9),
+        index: LogIndex(1),
+        max_node_id: n(3),
+        members: (1..=3)
+            .map(|i| Member {
+                id: n(i),
+                address: format!("n{i}"),
+                role: MemberRole::Voter,
+            })
+            .collect(),
+    }
+}
+
+fn entry(index: u64, term: u64, kind: EntryKind, data: Bytes) -> LogEntry {
+    LogEntry {
+        index: LogIndex(index),
+        term: Term(term),
+        kind,
+        data,
+    }
+}
+
+/// Figure 8: an entry of an earlier term that reaches a majority is not
+/// committed by counting replicas; only an entry of the current term commits
+/// it (and everything before).
+#[test]
+fn an_earlier_term_entry_is_not_committed_by_replica_count() {
+    assert_eq!(
+        figure_8_commit_after_old_entry_reaches_majority(Mutants::default()),
+        LogIndex(0)
+    );
+}
+
+/// Proof that the test above can fail: with the rule switched off, the
+/// earlier-term entry is counted committed.
+#[cfg(feature = "mutants")]
+#[test]
+fn figure_8_test_fails_when_the_current_term_rule_is_removed() {
+    let broken = Mutants {
+        commit_by_count: true,
+        ..Mutants::default()
+    };
+    assert_eq!(
+        figure_8_commit_after_old_entry_reaches_majority(broken),
+        LogIndex(2)
+    );
+}
+
+/// Returns the leader's commit index once the term-2 entry is durable on a
+/// majority but the term-4 Nop is not.
+fn figure_8_commit_after_old_entry_reaches_majority(mutants: Mutants) -> LogIndex {
+    let init = entry(1, 1, EntryKind::Initialize, config3().encode());
+    let old = entry(2, 2, EntryKind::Command, Bytes::from_static(b"from term 2"));
+    let mut c = Cluster::with_options(1, NodeOptions::new(n(1)));
+    c.options.mutants = mutants;
+    // Replace the hosts by three nodes whose logs are set up by hand:
+    // n1 holds [1/1, 2/2] and will lead term 4; n2, n3 hold only [1/1].
+    c.hosts.clear();
+    for (id, entries, term) in [
+        (1, vec![init.clone(), old.clone()], 3),
+        (2, vec![init.clone()], 3),
+        (3, vec![init.clone()], 3),
+    ] {
+        c.add_host(n(id), Some(ClusterId(9)));
+        let h = c.hosts.get_mut(&n(id)).unwrap();
+        h.disk.entries = entries;
+        h.disk.hard_state = HardState {
+            cluster_id: Some(ClusterId(9)),
+            term: Term(term),
+            vote: None,
+        };
+        c.crash(n(id));
+        c.restart(n(id));
+    }
+    // Followers will make index 2 durable but not the Nop at 3.
+    for id in [2, 3] {
+        c.hosts.get_mut(&n(id)).unwrap().persist = Persist::Manually;
+    }
+    // n1 wins (its log is the most up to date); n2 and n3 cannot reach each
+    // other, so neither can win with the other's vote.
+    c.cut.insert((n(2), n(3)));
+    c.cut.insert((n(3), n(2)));
+    c.run_for(Duration::from_millis(1));
+    let mut t = 0;
+    while c.leader() != Some(n(1)) {
+        c.run_for(Duration::from_millis(50));
+        t += 1;
+        assert!(t < 200, "n1 should win");
+    }
+    c.heal();
+    c.settle();
+    for id in [2, 3] {
+        c.persist(n(id), 2);
+    }
+    c.settle();
+    let leader = &c.hosts[&n(1)].node;
+    assert!(
+        leader
+            .status()
+            .followers
+            .iter()
+            .any(|f| f.match_index >= LogIndex(2)),
+        "index 2 is on a majority"
+    );
+    let commit_by_count = leader.commit_index();
+    for id in [2, 3] {
+        c.persist(n(id), u64::MAX);
+    }
+    c.settle();
+    assert_eq!(
+        c.hosts[&n(1)].node.commit_index(),
+        LogIndex(3),
+        "the term-4 Nop commits it all"
+    );
+    commit_by_count
+}
+
+/// No acknowledged write is ever lost, whatever crashes happen: every write
+/// completed `Written` is applied, at its index, on every node in the end.
+#[test]
+fn acknowledged_writes_survive_repeated_leader_crashes() {
+    let mut c = Cluster::new(5);
+    let mut acked = Vec::new();
+    let mut pending = Vec::new();
+    for round in 0..8u64 {
+        for i in 0..5 {
+            let data = format!("r{round}w{i}");
+            let id = c.propose(data.as_bytes());
+            pending.push((id, data));
+        }
+        c.settle();
+        let leader = c.leader().unwrap();
+        c.crash(leader);
+        c.run_for(Duration::from_secs(2));
+        c.restart(leader);
+        c.run_for(Duration::from_millis(500));
+    }
+    c.run_for(Duration::from_secs(2));
+    for (id, data) in pending {
+        if let Some(Ok(Completion::Written { index })) = c.result(id) {
+            acked.push((index, data));
+        }
+    }
+    assert!(
+        acked.len() >= 20,
+        "most writes were acknowledged: {}",
+        acked.len()
+    );
+    for (node, h) in &c.hosts {
+        for (index, data) in &acked {
+            let e = h
+                .applied
+                .iter()
+                .find(|e| e.index == *index)
+                .unwrap_or_else(|| panic!("node {node} lacks {index}"));
+            assert_eq!(e.data, data.as_bytes(), "node {node} index {index}");
+        }
+    }
+    c.assert_state_machine_safety();
+}
+
+/// Leader completeness: whoever wins an election holds every committed entry.
+#[test]
+fn every_new_leader_holds_all_committed_entries() {
+    let mut c = Cluster::new(3);
+    for round in 0..6 {
+        c.propose(format!("x{round}").as_bytes());
+        c.settle();
+        let leader = c.leader().unwrap();
+        let committed: Vec<(LogIndex, Term)> = c.hosts[&leader]
+            .node
+            .log_entries()
+            .filter(|e| e.index <= c.hosts[&leader].node.commit_index())
+            .map(|e| (e.index, e.term))
+            .collect();
+        c.crash(leader);
+        c.run_for(Duration::from_secs(2));
+        let new = c.leader().unwrap();
+        for (i, t) in &committed {
+            assert_eq!(
+                c.hosts[&new].node.term_at(*i),
+                Some(*t),
+                "new leader {new} lacks committed {i}"
+            );
+        }
+        c.restart(leader);
+        c.run_for(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn messages_from_another_cluster_or_for_another_node_are_refused() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let term = c.hosts[&f].node.term();
+    let ours = c.hosts[&f].node.cluster_id().unwrap();
+    let hb = |cluster_id: ClusterId, to: NodeId| Message {
+        cluster_id,
+        from: n(7),
+        to,
+        term: term.next().next(),
+        body: MessageBody::Heartbeat {
+            commit: LogIndex(100),
+            round: 1,
+        },
+    };
+    c.hosts.get_mut(&f).unwrap().actions.clear();
+    c.step(f, Event::MessageReceived(hb(ClusterId(ours.0 ^ 0xff), f)));
+    c.step(f, Event::MessageReceived(hb(ours, n(42))));
+    let h = &c.hosts[&f];
+    assert_eq!(h.node.term(), term, "neither message was trusted");
+    let reasons: Vec<&Refusal> = h
+        .actions
+        .iter()
+        .filter_map(|a| {
+            if let Action::Refused { reason, .. } = a {
+                Some(reason)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(
+        matches!(reasons[0], Refusal::ForeignCluster { .. }),
+        "{reasons:?}"
+    );
+    assert!(matches!(reasons[1], Refusal::Misdirected(_)), "{reasons:?}");
+}
+
+#[test]
+fn a_stream_from_a_foreign_cluster_or_a_non_member_is_closed() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let term = c.hosts[&leader].node.term();
+    let cluster_id = c.hosts[&leader].node.cluster_id().unwrap();
+    let open = |cluster_id: ClusterId, follower: NodeId| StreamOpen {
+        cluster_id,
+        follower,
+        leader,
+        term,
+        probe_index: LogIndex(0),
+        probe_term: Term(0),
+        commit: LogIndex(0),
+    };
+    c.hosts.get_mut(&leader).unwrap().actions.clear();
+    c.step(
+        leader,
+        Event::StreamOpened {
+            stream: StreamId(1),
+            open: open(ClusterId(cluster_id.0 ^ 1), n(2)),
+        },
+    );
+    c.step(
+        leader,
+        Event::StreamOpened {
+            stream: StreamId(2),
+            open: open(cluster_id, n(77)),
+        },
+    );
+    let actions = &c.hosts[&leader].actions;
+    assert!(actions.contains(&Action::CloseStream {
+        stream: StreamId(1)
+    }));
+    assert!(actions.contains(&Action::CloseStream {
+        stream: StreamId(2)
+    }));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::SendFrame { .. })),
+        "nothing streamed to strangers"
+    );
+}

@@ -1,0 +1,76 @@
+//! File-system operations that survive a crash: fsync a directory, create or
+//! replace a file atomically, remove a file durably. Every fsync is counted in
+//! the counter passed in, so benchmarks can report fsyncs per second.
+
+use super::error::StorageError;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Makes the directory entries of `dir` (creations, renames, removals) durable.
+pub(crate) fn sync_dir(dir: &Path, fsyncs: &AtomicU64) -> Result<(), StorageError> {
+    let handle = File::open(dir).map_err(|e| StorageError::io("open directory", dir, e))?;
+    fsyncs.fetch_add(1, Ordering::Relaxed);
+    handle
+        .sync_all()
+        .map_err(|e| StorageError::io("fsync directory", dir, e))
+}
+
+/// Creates `dir` (and its parents) if missing, durably.
+pub(crate) fn create_dir(dir: &Path, fsyncs: &AtomicU64) -> Result<(), StorageError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| StorageError::io("create directory", dir, e))?;
+    sync_dir(dir, fsyncs)?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(parent, fsyncs)?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` as the file `dir/name`, atomically: a reader (or a recovery
+/// after a crash) sees either the old file (or none) or the whole new one.
+///
+/// Writes `dir/name.tmp`, fsyncs it, renames it over `dir/name`, fsyncs `dir`.
+/// Returns the open new file, positioned after `bytes`.
+pub(crate) fn write_atomically(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    fsyncs: &AtomicU64,
+) -> Result<(File, PathBuf), StorageError> {
+    let path = dir.join(name);
+    let temp = dir.join(format!("{name}.tmp"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temp)
+        .map_err(|e| StorageError::io("create", &temp, e))?;
+    file.write_all(bytes)
+        .map_err(|e| StorageError::io("write", &temp, e))?;
+    fsyncs.fetch_add(1, Ordering::Relaxed);
+    file.sync_all()
+        .map_err(|e| StorageError::io("fsync", &temp, e))?;
+    fs::rename(&temp, &path).map_err(|e| StorageError::io("rename", &temp, e))?;
+    sync_dir(dir, fsyncs)?;
+    Ok((file, path))
+}
+
+/// Removes `path` and fsyncs its directory.
+pub(crate) fn remove_file(path: &Path, fsyncs: &AtomicU64) -> Result<(), StorageError> {
+    remove_file_lazily(path)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")), fsyncs)
+}
+
+/// Removes `path` without fsyncing its directory (the caller does, once).
+/// A file that is already gone counts as removed.
+pub(crate) fn remove_file_lazily(path: &Path) -> Result<(), StorageError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::io("remove", path, e)),
+    }
+}

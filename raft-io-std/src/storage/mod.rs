@@ -1,0 +1,152 @@
+//! Durable storage for one node: the write-ahead log, the hard state and the
+//! snapshots, each in its own part of one directory.
+//!
+//! ```text
+//! <dir>/hard_state                 term, vote, cluster id      (hard_state.rs)
+//! <dir>/wal/<first index>.wal      log segments                (wal.rs, record.rs)
+//! <dir>/snapshots/<index>-<term>.snap                          (snapshot_store.rs)
+//! ```
+//!
+//! * [`open`] opens all three, recovers, and reconciles the log with the newest
+//!   snapshot into a [`raft_core::RecoveredState`] for `Node::new`.
+//! * [`LogWriter`] is the group-commit thread the driver hands `AppendLog`,
+//!   `TruncateLog` and `CompactLog` to; its [`LogReport::Persisted`] becomes
+//!   `Event::LogPersisted`.
+//! * [`HardStateStore::save`] executes `PersistHardState` synchronously (it is
+//!   durable when it returns, as the core requires before any later action).
+//! * [`SnapshotStore`] takes the FSM's snapshots and receives the leader's.
+//!
+//! Recovery never drops data silently: a torn tail (an interrupted last write)
+//! is cut off; any other damage is a [`StorageError::Corrupt`] naming the file
+//! and byte offset. `docs/storage.md` has the formats byte by byte, the
+//! recovery rules and the durability contract.
+//!
+//! For fuzzing, [`recover_from_image`] runs the log's recovery on an in-memory
+//! directory image; [`record::decode_record`] and
+//! [`hard_state::decode_hard_state`] decode single records and files.
+
+mod durable;
+pub mod error;
+pub mod hard_state;
+pub mod log_writer;
+mod metrics;
+pub mod record;
+pub mod recovery;
+pub mod snapshot_store;
+pub mod wal;
+
+pub use error::{Corruption, HeaderError, RecordError, StorageError};
+pub use hard_state::HardStateStore;
+pub use log_writer::{LogOp, LogReport, LogWriter, LogWriterOptions};
+pub use metrics::WalMetrics;
+pub use record::Record;
+pub use recovery::{Recovered, TornTail, recover_from_image};
+pub use snapshot_store::{SNAPSHOTS_KEPT_DEFAULT, SnapshotReader, SnapshotStore, SnapshotWriter};
+pub use wal::{Wal, WalOptions};
+
+use raft_core::RecoveredState;
+use std::path::Path;
+
+/// The log's subdirectory.
+pub const WAL_DIR: &str = "wal";
+/// The snapshots' subdirectory.
+pub const SNAPSHOT_DIR: &str = "snapshots";
+
+/// Tunables of a node's storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// The log's options.
+    pub wal: WalOptions,
+    /// How many snapshots to keep. Default [`SNAPSHOTS_KEPT_DEFAULT`].
+    pub snapshots_kept: usize,
+}
+
+impl Default for StorageOptions {
+    fn default() -> StorageOptions {
+        StorageOptions {
+            wal: WalOptions::default(),
+            snapshots_kept: SNAPSHOTS_KEPT_DEFAULT,
+        }
+    }
+}
+
+/// A node's storage, opened and recovered.
+#[derive(Debug)]
+pub struct Opened {
+    /// The log, ready to hand to a [`LogWriter`].
+    pub wal: Wal,
+    /// The hard state file.
+    pub hard_state: HardStateStore,
+    /// The snapshots.
+    pub snapshots: SnapshotStore,
+    /// What `raft_core::Node::new` needs: the hard state, the newest snapshot's
+    /// metadata, and the log entries after it.
+    pub state: RecoveredState,
+    /// The torn tail recovery cut off the log, if any (for the operator's log).
+    pub torn_tail: Option<TornTail>,
+}
+
+/// Opens (creating if missing) the storage in `dir` and recovers it.
+///
+/// Reconciles the log with the newest snapshot `S` (index `s`, term `t`), which
+/// settles a crash in the middle of installing a snapshot:
+/// * the log must not start after `s + 1` (that would be a hole: an
+///   [`StorageError::Inconsistent`] error); without a snapshot it must start at 1;
+/// * if the log holds `s` with term `t`, the entries after `s` are kept;
+/// * otherwise (it holds `s` with another term, or ends before `s`) the log
+///   after `s` belongs to a history the snapshot replaced and is dropped;
+/// * whole segments at or before `s` are deleted.
+///
+/// The returned entries are exactly those after the snapshot, contiguous.
+pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, StorageError> {
+    let dir = dir.as_ref();
+    let (hard_state, hard) = HardStateStore::open(dir)?;
+    let snapshots = SnapshotStore::open(dir.join(SNAPSHOT_DIR), options.snapshots_kept)?;
+    let snapshot = snapshots.latest()?;
+    let (mut wal, recovered) = Wal::open_with(dir.join(WAL_DIR), options.wal.clone())?;
+    let mut entries = recovered.entries;
+    match &snapshot {
+        None => {
+            if wal.first_index().0 != 1 {
+                return Err(StorageError::Inconsistent {
+                    path: dir.to_path_buf(),
+                    reason: format!(
+                        "the log starts at {} but there is no snapshot",
+                        wal.first_index()
+                    ),
+                });
+            }
+        }
+        Some(meta) => {
+            let s = meta.index;
+            if wal.first_index() > s.next() {
+                return Err(StorageError::Inconsistent {
+                    path: dir.to_path_buf(),
+                    reason: format!(
+                        "the log starts at {} but the newest snapshot ends at {s}",
+                        wal.first_index()
+                    ),
+                });
+            }
+            if wal.term_at(s).is_some_and(|term| term != meta.term) {
+                tracing::warn!(%s, "log conflicts with the snapshot at its last index; dropping the log after it");
+                wal.truncate(s)?;
+            }
+            wal.compact(s)?;
+            wal.sync()?;
+            let last = wal.last_index();
+            entries.retain(|e| e.index > s && e.index <= last);
+        }
+    }
+    Ok(Opened {
+        wal,
+        hard_state,
+        snapshots,
+        state: RecoveredState {
+            hard_state: hard,
+            snapshot,
+            entries,
+        },
+        torn_tail: recovered.torn_tail,
+    })
+}

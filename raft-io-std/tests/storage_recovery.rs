@@ -1,0 +1,662 @@
+//! Recovery of the durable storage from real files: torn tails, damage,
+//! compaction, snapshots, and random operation sequences against a model with
+//! clean reopens and simulated crashes in between.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use raft_core::{
+    ClusterId, Config, EntryKind, HardState, LogEntry, LogIndex, Member, MemberRole, NodeId,
+    SnapshotMeta, Term,
+};
+use raft_io_std::storage::record::{self, SEGMENT_HEADER_BYTES};
+use raft_io_std::storage::{
+    self, Corruption, HardStateStore, RecordError, StorageError, StorageOptions, Wal, WalOptions,
+};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+fn entry(index: u64, term: u64) -> LogEntry {
+    LogEntry {
+        index: LogIndex(index),
+        term: Term(term),
+        kind: EntryKind::Command,
+        data: Bytes::from(format!("command {index} in term {term}")),
+    }
+}
+
+fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<LogEntry> {
+    range.map(|i| entry(i, term)).collect()
+}
+
+fn record_size(e: &LogEntry) -> usize {
+    let mut buf = Vec::new();
+    record::encode_entry(e, &mut buf).unwrap()
+}
+
+/// A single-segment log of entries 1..=n, synced; returns the segment's path.
+fn write_log(dir: &Path, n: u64) -> PathBuf {
+    let (mut wal, _) = Wal::open(dir).unwrap();
+    wal.append(&entries(1..=n, 1)).unwrap();
+    wal.sync().unwrap();
+    let paths = wal.segment_paths();
+    assert_eq!(paths.len(), 1);
+    paths[0].clone()
+}
+
+/// The byte offset of entry `index` in a segment written by `write_log`.
+fn offset_of(index: u64) -> usize {
+    SEGMENT_HEADER_BYTES + (1..index).map(|i| record_size(&entry(i, 1))).sum::<usize>()
+}
+
+#[test]
+fn a_log_cut_at_every_byte_of_its_last_record_recovers_the_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = fs::read(write_log(tmp.path(), 5)).unwrap();
+    let last_start = offset_of(5);
+    assert_eq!(original.len(), last_start + record_size(&entry(5, 1)));
+    for cut in last_start..original.len() {
+        let dir = tmp.path().join(format!("cut-{cut}"));
+        fs::create_dir(&dir).unwrap();
+        let path = dir.join("00000000000000000001.wal");
+        fs::write(&path, &original[..cut]).unwrap();
+
+        let (mut wal, recovered) = Wal::open(&dir).unwrap();
+        assert_eq!(recovered.entries, entries(1..=4, 1), "cut at {cut}");
+        match &recovered.torn_tail {
+            Some(torn) if cut > last_start => {
+                assert_eq!(
+                    (torn.path.as_path(), torn.offset, torn.bytes),
+                    (path.as_path(), last_start as u64, (cut - last_start) as u64)
+                );
+            }
+            None if cut == last_start => {}
+            other => panic!("cut at {cut}: {other:?}"),
+        }
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            last_start as u64,
+            "the tail is cut off on disk"
+        );
+        // The log goes on from the prefix.
+        wal.append(&entries(5..=6, 2)).unwrap();
+        wal.sync().unwrap();
+        drop(wal);
+        let (_, again) = Wal::open(&dir).unwrap();
+        let mut expected = entries(1..=4, 1);
+        expected.extend(entries(5..=6, 2));
+        assert_eq!(again.entries, expected);
+        assert_eq!(again.torn_tail, None);
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_a_middle_record_is_an_error_naming_the_file_and_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_log(tmp.path(), 5);
+    let original = fs::read(&path).unwrap();
+    let (start, end) = (offset_of(3), offset_of(4));
+    for at in start..end {
+        for bit in [0x01u8, 0x80] {
+            let mut damaged = original.clone();
+            damaged[at] ^= bit;
+            fs::write(&path, &damaged).unwrap();
+            match Wal::open(tmp.path()) {
+                Err(StorageError::Corrupt {
+                    path: p,
+                    offset,
+                    reason: Corruption::Record(_),
+                }) => {
+                    assert_eq!(
+                        (p.as_path(), offset),
+                        (path.as_path(), start as u64),
+                        "flip {bit:#x} at {at}"
+                    );
+                }
+                other => panic!("flip {bit:#x} at {at}: {other:?}"),
+            }
+            assert_eq!(
+                fs::read(&path).unwrap(),
+                damaged,
+                "a damaged log is left as it was"
+            );
+        }
+    }
+    let err = {
+        let mut damaged = original.clone();
+        damaged[start + 9] ^= 0x01;
+        fs::write(&path, &damaged).unwrap();
+        Wal::open(tmp.path()).unwrap_err()
+    };
+    let message = err.to_string();
+    assert!(
+        message.contains(&path.display().to_string()) && message.contains(&start.to_string()),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_flipped_byte_in_the_last_record_is_a_torn_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_log(tmp.path(), 5);
+    let mut damaged = fs::read(&path).unwrap();
+    let at = damaged.len() - 3;
+    damaged[at] ^= 0x20;
+    fs::write(&path, &damaged).unwrap();
+    let (_, recovered) = Wal::open(tmp.path()).unwrap();
+    assert_eq!(recovered.entries, entries(1..=4, 1));
+    assert!(matches!(
+        recovered.torn_tail.map(|t| t.reason),
+        Some(Corruption::Record(RecordError::Checksum { .. }))
+    ));
+}
+
+#[test]
+fn a_zero_filled_tail_is_torn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_log(tmp.path(), 3);
+    let len = fs::metadata(&path).unwrap().len();
+    // A crash after the file grew but before its data reached the disk.
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&[0u8; 100])
+        .unwrap();
+    let (_, recovered) = Wal::open(tmp.path()).unwrap();
+    assert_eq!(recovered.entries, entries(1..=3, 1));
+    assert_eq!(
+        recovered.torn_tail.map(|t| (t.offset, t.reason)),
+        Some((len, Corruption::Record(RecordError::ZeroLength)))
+    );
+}
+
+#[test]
+fn a_damaged_record_followed_by_a_valid_one_in_the_last_segment_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_log(tmp.path(), 3);
+    let mut bytes = fs::read(&path).unwrap();
+    let torn_at = bytes.len();
+    bytes.extend_from_slice(&[0xFF; 7]);
+    record::encode_entry(&entry(4, 1), &mut bytes).unwrap();
+    fs::write(&path, &bytes).unwrap();
+    match Wal::open(tmp.path()) {
+        Err(StorageError::Corrupt { offset, .. }) => assert_eq!(offset, torn_at as u64),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn damage_at_the_end_of_a_non_last_segment_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_with(
+        tmp.path(),
+        WalOptions {
+            segment_bytes_max: 200,
+        },
+    )
+    .unwrap();
+    for i in 1..=20 {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    wal.sync().unwrap();
+    let paths = wal.segment_paths();
+    drop(wal);
+    assert!(paths.len() >= 3);
+    let victim = &paths[1];
+    let len = fs::metadata(victim).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(victim)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+    match Wal::open(tmp.path()) {
+        Err(StorageError::Corrupt {
+            path,
+            reason: Corruption::Record(RecordError::Incomplete { .. }),
+            ..
+        }) => {
+            assert_eq!(&path, victim)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_middle_segment_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_with(
+        tmp.path(),
+        WalOptions {
+            segment_bytes_max: 200,
+        },
+    )
+    .unwrap();
+    for i in 1..=20 {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    let paths = wal.segment_paths();
+    drop(wal);
+    fs::remove_file(&paths[1]).unwrap();
+    match Wal::open(tmp.path()) {
+        Err(StorageError::Corrupt {
+            path,
+            offset: 0,
+            reason: Corruption::SegmentGap { .. },
+        }) => assert_eq!(path, paths[2]),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn recovery_replays_truncations_and_appends_over_many_reopens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = WalOptions {
+        segment_bytes_max: 300,
+    };
+    let mut expected: Vec<LogEntry> = Vec::new();
+    for round in 1..=6u64 {
+        let (mut wal, recovered) = Wal::open_with(tmp.path(), options.clone()).unwrap();
+        assert_eq!(recovered.entries, expected, "round {round}");
+        let keep = expected.len() as u64 * 2 / 3;
+        wal.truncate(LogIndex(keep + 1)).unwrap();
+        expected.truncate(keep as usize);
+        let more = entries(keep + 1..=keep + 7, round);
+        wal.append(&more).unwrap();
+        expected.extend(more);
+        wal.sync().unwrap();
+    }
+}
+
+#[test]
+fn compaction_deletes_whole_segment_files_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_with(
+        tmp.path(),
+        WalOptions {
+            segment_bytes_max: 200,
+        },
+    )
+    .unwrap();
+    for i in 1..=30 {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    wal.sync().unwrap();
+    let before = wal.segment_paths();
+    let third_first = wal.first_index(); // 1
+    assert_eq!(third_first, LogIndex(1));
+    wal.compact(LogIndex(12)).unwrap();
+    let after = wal.segment_paths();
+    // Whatever was kept is untouched and a suffix of the old list.
+    assert!(after.len() < before.len());
+    assert_eq!(&before[before.len() - after.len()..], &after[..]);
+    for path in &before[..before.len() - after.len()] {
+        assert!(!path.exists(), "{} deleted", path.display());
+    }
+    assert!(wal.first_index() <= LogIndex(13));
+    drop(wal);
+    let (_, recovered) = Wal::open(tmp.path()).unwrap();
+    assert!(recovered.first_index <= LogIndex(13));
+    assert_eq!(recovered.entries, entries(recovered.first_index.0..=30, 1));
+}
+
+fn meta(index: u64, term: u64) -> SnapshotMeta {
+    let config = Config {
+        cluster_id: ClusterId(1),
+        index: LogIndex(1),
+        max_node_id: NodeId(1),
+        members: vec![Member {
+            id: NodeId(1),
+            address: "127.0.0.1:1".into(),
+            role: MemberRole::Voter,
+        }],
+    };
+    SnapshotMeta {
+        index: LogIndex(index),
+        term: Term(term),
+        config,
+    }
+}
+
+fn store_snapshot(dir: &Path, m: SnapshotMeta) {
+    let store = storage::SnapshotStore::open(dir.join(storage::SNAPSHOT_DIR), 2).unwrap();
+    let mut writer = store.create(m).unwrap();
+    writer.write_all(b"state machine").unwrap();
+    writer.finish().unwrap();
+}
+
+#[test]
+fn open_returns_the_hard_state_snapshot_and_the_entries_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    assert_eq!(opened.state, raft_core::RecoveredState::default());
+    let (mut wal, mut hard) = (opened.wal, opened.hard_state);
+    wal.append(&entries(1..=20, 2)).unwrap();
+    wal.sync().unwrap();
+    let state = HardState {
+        cluster_id: Some(ClusterId(1)),
+        term: Term(2),
+        vote: Some(NodeId(1)),
+    };
+    hard.save(&state).unwrap();
+    store_snapshot(tmp.path(), meta(15, 2));
+    drop((wal, hard));
+
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    assert_eq!(opened.state.hard_state, state);
+    assert_eq!(opened.state.snapshot, Some(meta(15, 2)));
+    assert_eq!(opened.state.entries, entries(16..=20, 2));
+}
+
+#[test]
+fn open_drops_a_log_that_ends_before_the_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    let mut wal = opened.wal;
+    wal.append(&entries(1..=5, 1)).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    // A snapshot from the leader, far ahead; the crash came before the log was reset.
+    store_snapshot(tmp.path(), meta(100, 3));
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    assert_eq!(opened.state.entries, vec![]);
+    let mut wal = opened.wal;
+    assert_eq!(wal.first_index(), LogIndex(101));
+    wal.append(&entries(101..=102, 3)).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    assert_eq!(opened.state.entries, entries(101..=102, 3));
+}
+
+#[test]
+fn open_drops_entries_after_a_snapshot_whose_last_term_conflicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    let mut wal = opened.wal;
+    wal.append(&entries(1..=10, 1)).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    store_snapshot(tmp.path(), meta(8, 2));
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    assert_eq!(opened.state.entries, vec![]);
+    assert_eq!(opened.wal.last_index(), LogIndex(8));
+    drop(opened);
+    // And it stays settled: the next open agrees.
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    assert_eq!(
+        (opened.state.entries.len(), opened.wal.first_index()),
+        (0, LogIndex(9))
+    );
+}
+
+#[test]
+fn open_refuses_a_log_that_starts_after_the_snapshot_ends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    let mut wal = opened.wal;
+    wal.compact(LogIndex(49)).unwrap(); // the log now starts at 50
+    wal.append(&entries(50..=52, 4)).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let err = storage::open(tmp.path(), &StorageOptions::default()).unwrap_err();
+    assert!(matches!(err, StorageError::Inconsistent { .. }), "{err}");
+    store_snapshot(tmp.path(), meta(40, 3));
+    let err = storage::open(tmp.path(), &StorageOptions::default()).unwrap_err();
+    assert!(matches!(err, StorageError::Inconsistent { .. }), "{err}");
+    store_snapshot(tmp.path(), meta(49, 3));
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    assert_eq!(opened.state.entries, entries(50..=52, 4));
+}
+
+#[test]
+fn a_damaged_hard_state_stops_open_with_its_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut hard, _) = HardStateStore::open(tmp.path()).unwrap();
+    hard.save(&HardState {
+        cluster_id: None,
+        term: Term(5),
+        vote: None,
+    })
+    .unwrap();
+    let path = hard.path().to_path_buf();
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[0] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    match storage::open(tmp.path(), &StorageOptions::default()) {
+        Err(StorageError::Corrupt {
+            path: p, offset: 0, ..
+        }) => assert_eq!(p, path),
+        other => panic!("{other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The model test.
+
+#[derive(Clone, Debug)]
+enum Op {
+    Append {
+        count: u64,
+        new_term: bool,
+        data_bytes: usize,
+    },
+    Truncate {
+        back: u64,
+    },
+    Compact {
+        back: u64,
+        past_end: u64,
+    },
+    Sync,
+    Reopen,
+    Crash {
+        cut_per_mille: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1u64..6, proptest::bool::weighted(0.2), 0usize..60)
+            .prop_map(|(count, new_term, data_bytes)| Op::Append { count, new_term, data_bytes }),
+        2 => (0u64..12).prop_map(|back| Op::Truncate { back }),
+        1 => (0u64..30, prop_oneof![6 => Just(0u64), 1 => 1u64..5]).prop_map(|(back, past_end)| Op::Compact { back, past_end }),
+        3 => Just(Op::Sync),
+        1 => Just(Op::Reopen),
+        1 => (0u64..=1000).prop_map(|cut_per_mille| Op::Crash { cut_per_mille }),
+    ]
+}
+
+/// The log as the model sees it: `entries[i]` has index `base + i`; every entry
+/// after `compacted` must survive; entries at or before it may be gone.
+#[derive(Clone, Debug, PartialEq)]
+struct Model {
+    base: u64,
+    entries: Vec<LogEntry>,
+    compacted: u64,
+}
+
+impl Model {
+    fn next(&self) -> u64 {
+        self.base + self.entries.len() as u64
+    }
+
+    /// Whether a recovered log (`first`, `entries`) is this model's log.
+    fn accepts(&self, first: LogIndex, recovered: &[LogEntry]) -> bool {
+        let last = first.0 + recovered.len() as u64 - 1;
+        last + 1 == self.next()
+            && first.0 <= self.compacted + 1
+            && recovered.iter().all(|e| {
+                e.index.0 >= self.base
+                    && self.entries.get((e.index.0 - self.base) as usize) == Some(e)
+            })
+    }
+}
+
+fn make_entry(index: u64, term: u64, data_bytes: usize) -> LogEntry {
+    let mut data = format!("{index}/{term}:").into_bytes();
+    data.resize(data.len() + data_bytes, (index % 251) as u8);
+    LogEntry {
+        index: LogIndex(index),
+        term: Term(term),
+        kind: EntryKind::Command,
+        data: Bytes::from(data),
+    }
+}
+
+/// What the harness knows about durability since the last sync.
+struct Durability {
+    /// The last segment and its length when last known durable.
+    synced_path: PathBuf,
+    synced_len: u64,
+    /// Every segment that existed then.
+    synced_segments: Vec<PathBuf>,
+    /// Every state the log may be found in after a crash.
+    candidates: Vec<Model>,
+}
+
+fn durable_now(wal: &Wal, model: &Model) -> Durability {
+    let segments = wal.segment_paths();
+    let last = segments.last().unwrap().clone();
+    Durability {
+        synced_len: fs::metadata(&last).unwrap().len(),
+        synced_path: last,
+        synced_segments: segments,
+        candidates: vec![model.clone()],
+    }
+}
+
+fn run_model(ops: Vec<Op>, segment_bytes_max: u64) -> Result<(), TestCaseError> {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = WalOptions { segment_bytes_max };
+    let (mut wal, _) = Wal::open_with(tmp.path(), options.clone()).unwrap();
+    let mut model = Model {
+        base: 1,
+        entries: Vec::new(),
+        compacted: 0,
+    };
+    let mut term = 1;
+    let mut durable = durable_now(&wal, &model);
+    for (step, op) in ops.into_iter().enumerate() {
+        match op {
+            Op::Append {
+                count,
+                new_term,
+                data_bytes,
+            } => {
+                if new_term {
+                    term += 1;
+                }
+                let batch: Vec<LogEntry> = (model.next()..model.next() + count)
+                    .map(|i| make_entry(i, term, data_bytes))
+                    .collect();
+                wal.append(&batch).unwrap();
+                for e in batch {
+                    model.entries.push(e);
+                    durable.candidates.push(model.clone());
+                }
+            }
+            Op::Truncate { back } => {
+                let from = model.next().saturating_sub(back).max(wal.first_index().0);
+                wal.truncate(LogIndex(from)).unwrap();
+                // Until synced, a crash may leave the old log cut anywhere from `from` on.
+                let old = model.clone();
+                model.entries.truncate((from - model.base) as usize);
+                for cut in from..=old.next() {
+                    let mut partial = old.clone();
+                    partial.entries.truncate((cut - old.base) as usize);
+                    durable.candidates.push(partial);
+                }
+                durable.candidates.push(model.clone());
+            }
+            Op::Compact { back, past_end } => {
+                let through = if past_end > 0 {
+                    model.next() - 1 + past_end
+                } else {
+                    model.next().saturating_sub(1 + back)
+                };
+                wal.compact(LogIndex(through)).unwrap();
+                if through >= model.next() {
+                    model = Model {
+                        base: through + 1,
+                        entries: Vec::new(),
+                        compacted: through,
+                    };
+                    durable = durable_now(&wal, &model);
+                } else {
+                    model.compacted = model.compacted.max(through);
+                    for candidate in &mut durable.candidates {
+                        candidate.compacted = candidate.compacted.max(through);
+                    }
+                }
+                durable.candidates.push(model.clone());
+            }
+            Op::Sync => {
+                wal.sync().unwrap();
+                durable = durable_now(&wal, &model);
+            }
+            Op::Reopen => {
+                drop(wal);
+                let (reopened, recovered) = Wal::open_with(tmp.path(), options.clone()).unwrap();
+                wal = reopened;
+                prop_assert!(recovered.torn_tail.is_none());
+                prop_assert!(
+                    model.accepts(recovered.first_index, &recovered.entries),
+                    "step {step}: reopen recovered {}..={} for {model:?}",
+                    recovered.first_index,
+                    recovered.last_index()
+                );
+                durable = durable_now(&wal, &model);
+            }
+            Op::Crash { cut_per_mille } => {
+                let last = wal.segment_paths().last().unwrap().clone();
+                drop(wal);
+                // Lose part of what was written since the last sync: only the
+                // last segment has unsynced bytes.
+                let len = fs::metadata(&last).unwrap().len();
+                let lower = if last == durable.synced_path {
+                    Some(durable.synced_len.min(len))
+                } else if durable.synced_segments.contains(&last) {
+                    None // an older segment exposed again by a truncation: its synced length is unknown
+                } else {
+                    Some(SEGMENT_HEADER_BYTES as u64)
+                };
+                if let Some(lower) = lower {
+                    let cut = lower + (len - lower) * cut_per_mille / 1000;
+                    OpenOptions::new()
+                        .write(true)
+                        .open(&last)
+                        .unwrap()
+                        .set_len(cut)
+                        .unwrap();
+                }
+                let (reopened, recovered) = Wal::open_with(tmp.path(), options.clone()).unwrap();
+                wal = reopened;
+                let found = durable
+                    .candidates
+                    .iter()
+                    .find(|c| c.accepts(recovered.first_index, &recovered.entries));
+                prop_assert!(
+                    found.is_some(),
+                    "step {step}: crash recovered {}..={}, not a state since the last sync",
+                    recovered.first_index,
+                    recovered.last_index()
+                );
+                model = found.unwrap().clone();
+                durable = durable_now(&wal, &model);
+            }
+        }
+        prop_assert_eq!(wal.last_index().0 + 1, model.next(), "step {}", step);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_operations_recover_to_the_model(ops in proptest::collection::vec(op(), 1..40), small in proptest::bool::ANY) {
+        run_model(ops, if small { 160 } else { 2048 })?;
+    }
+}
