@@ -5,7 +5,8 @@
 //! raft-sim --seeds 0..1000 --swarm   # sweep on all cores, failing seeds with replay commands
 //! ```
 //!
-//! Exit codes: 0 pass, 1 usage, 2 safety, 3 liveness, 4 panic in core, 5 nondeterminism.
+//! Exit codes: 0 pass, 1 usage, 2 safety, 3 liveness, 4 panic in core, 5 nondeterminism,
+//! 6 a checker undecided (linearizability search out of budget).
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};

@@ -510,6 +510,9 @@ impl World {
             SimEvent::Heal => self.heal(),
             SimEvent::End => {
                 self.judge_liveness();
+                if self.failure.is_none() {
+                    self.judge_linearizability();
+                }
                 self.done = true;
             }
         }
@@ -827,6 +830,24 @@ impl World {
         }
         if let Err(f) = self.acked.check(&self.global) {
             self.fail(f);
+        }
+    }
+
+    /// The client history must be linearizable; a search out of budget is
+    /// reported as undecided, never as a pass.
+    fn judge_linearizability(&mut self) {
+        let history = self.workload.history();
+        let verdict = crate::linearizability::check_history(history, &crate::linearizability::CheckOptions::default());
+        match verdict {
+            crate::linearizability::Verdict::Linearizable => {}
+            crate::linearizability::Verdict::NotLinearizable(v) => {
+                let text = v.describe(history);
+                self.fail(Failure::safety("linearizability", text));
+            }
+            crate::linearizability::Verdict::Unknown { key, steps } => {
+                let text = format!("search on key {key} ran out of budget after {steps} steps");
+                self.fail(Failure { class: FailureClass::Undecided, checker: "linearizability", message: text });
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! * [`election`]: one leader per term; term, vote and commit monotonicity.
 //! * [`writes`]: no acknowledged write lost.
 //! * [`liveness`]: after the heal, a stable leader, progress and convergence.
+//! * [`crate::linearizability`]: the client history, at the end of the run.
 
 pub mod durability;
 pub mod election;
@@ -29,6 +30,8 @@ pub enum FailureClass {
     Panic,
     /// The same seed produced two different runs (exit 5).
     Nondeterminism,
+    /// A checker could not decide in its budget (exit 6): never a silent pass.
+    Undecided,
 }
 
 impl FailureClass {
@@ -39,6 +42,7 @@ impl FailureClass {
             FailureClass::Liveness => 3,
             FailureClass::Panic => 4,
             FailureClass::Nondeterminism => 5,
+            FailureClass::Undecided => 6,
         }
     }
 }
