@@ -233,7 +233,12 @@ fn run_sweep(cli: &Cli, a: u64, b: u64, config: &RunConfig) -> i32 {
     let summary = sweep(a, b, jobs, config, &|r: &RunReport| {
         if let Some(f) = &r.failure {
             let n = failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            bar.println(format!("seed {} FAILED: {f}", r.seed));
+            let line = format!("seed {} FAILED: {f}", r.seed);
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
             bar.set_message(format!("{n} failing"));
         }
         bar.inc(1);

@@ -837,7 +837,10 @@ impl World {
     /// reported as undecided, never as a pass.
     fn judge_linearizability(&mut self) {
         let history = self.workload.history();
-        let verdict = crate::linearizability::check_history(history, &crate::linearizability::CheckOptions::default());
+        let verdict = crate::linearizability::check_history(
+            history,
+            &crate::linearizability::CheckOptions::default(),
+        );
         match verdict {
             crate::linearizability::Verdict::Linearizable => {}
             crate::linearizability::Verdict::NotLinearizable(v) => {
@@ -846,7 +849,11 @@ impl World {
             }
             crate::linearizability::Verdict::Unknown { key, steps } => {
                 let text = format!("search on key {key} ran out of budget after {steps} steps");
-                self.fail(Failure { class: FailureClass::Undecided, checker: "linearizability", message: text });
+                self.fail(Failure {
+                    class: FailureClass::Undecided,
+                    checker: "linearizability",
+                    message: text,
+                });
             }
         }
     }
