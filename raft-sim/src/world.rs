@@ -11,7 +11,6 @@
 //! liveness judgment runs.
 
 use crate::checkers::election::ElectionSafety;
-use crate::checkers::liveness::{self, LivenessInput, NodeSummary};
 use crate::checkers::log::{GlobalLog, LogMirror};
 use crate::checkers::writes::AckedWrites;
 use crate::checkers::{Failure, FailureClass};
@@ -23,11 +22,11 @@ use crate::network::{NetEvent, Network};
 use crate::rng::{SimRng, StreamKind};
 use crate::scenario::{Fault, Scenario};
 use crate::trace::Trace;
-use crate::workload::{End, Request, Workload};
+use crate::workload::{End, Workload};
 use raft_core::{
     ClusterId, Config, Duration, EntryKind, Event, HardState, Instant, LogEntry, LogIndex, Member,
-    MemberRole, Message, Node, NodeId, NodeOptions, Proposal, RecoveredState, RequestId, Role,
-    SnapshotMeta, StreamOpen, Term,
+    MemberRole, Message, Node, NodeId, NodeOptions, RecoveredState, RequestId, Role, SnapshotMeta,
+    StreamOpen, Term,
 };
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -586,7 +585,7 @@ impl World {
     }
 
     /// Starts (or restarts) node `i` from its disk.
-    fn start_node(&mut self, i: usize) {
+    pub(crate) fn start_node(&mut self, i: usize) {
         let opts = self.options(i);
         let host = &mut self.hosts[i];
         let recovered = host.disk.recovered();
@@ -686,230 +685,10 @@ impl World {
             );
         }
     }
-
-    fn apply_fault(&mut self, f: Fault) {
-        if self.heal_at.is_some() {
-            return;
-        }
-        self.trace.record(self.now, None, format!("fault: {f}"));
-        match f {
-            Fault::Partition(shape) => {
-                let leader = self.current_leader();
-                let blocked = shape.blocked(self.hosts.len(), leader);
-                let follow = self.net.set_blocked(blocked, self.now);
-                self.schedule_net(follow);
-            }
-            Fault::Heal => {
-                let n = self.hosts.len();
-                let follow = self.net.set_blocked(vec![false; n * n], self.now);
-                self.schedule_net(follow);
-            }
-            Fault::Crash { node } => self.crash(node),
-            Fault::Restart { node } => {
-                if self.hosts[node].node.is_none() {
-                    self.start_node(node);
-                }
-            }
-            Fault::BreakStreams { node } => {
-                let follow = self.net.crash(node, self.now, &mut self.net_rng);
-                self.schedule_net(follow);
-            }
-        }
-    }
-
-    fn crash(&mut self, i: usize) {
-        if self.hosts[i].node.is_none() {
-            return;
-        }
-        let account = self.hosts[i].disk.crash(&mut self.disk_rng);
-        if let Some(v) = self.hosts[i].disk.take_violations().into_iter().next() {
-            return self.fail(Failure::safety(
-                "driver-contract",
-                format!("n{}: {v}", i + 1),
-            ));
-        }
-        self.trace
-            .record(self.now, Some(i), format!("crash: {account}"));
-        let host = &mut self.hosts[i];
-        host.node = None;
-        host.incarnation += 1;
-        host.incoming = None;
-        host.waiters.clear();
-        host.wake_generation += 1;
-        host.wake_at = Instant::NEVER;
-        let follow = self.net.crash(i, self.now, &mut self.net_rng);
-        self.schedule_net(follow);
-        self.net.collect_garbage();
-        for id in self.workload.outstanding_at(i) {
-            let end = match self.workload.lookup(id) {
-                Some((_, op)) if op.is_write() => End::Unknown,
-                _ => End::Failed,
-            };
-            self.client_finish(id, end, None, "node crashed");
-        }
-    }
-
-    /// The leader of the highest term among running nodes, if any.
-    pub fn current_leader(&self) -> Option<usize> {
-        (0..self.hosts.len())
-            .filter(|&i| {
-                self.hosts[i]
-                    .node
-                    .as_ref()
-                    .is_some_and(|n| n.role() == Role::Leader)
-            })
-            .max_by_key(|&i| self.hosts[i].node.as_ref().map(|n| n.term()))
-    }
-
-    /// The chaos phase ends: restart every node, heal the network and the disks.
-    fn heal(&mut self) {
-        self.heal_at = Some(self.now);
-        self.trace
-            .record(self.now, None, "heal: liveness phase begins".to_string());
-        let n = self.hosts.len();
-        let follow = self.net.set_blocked(vec![false; n * n], self.now);
-        self.schedule_net(follow);
-        let calm = self.scenario.knobs.healed_net();
-        self.net.set_knobs(calm);
-        for i in 0..n {
-            let timing = DiskTiming {
-                slowdown: 1,
-                ..disk_timing(&self.scenario, i)
-            };
-            self.hosts[i].disk.set_timing(timing);
-            if self.hosts[i].node.is_none() {
-                self.start_node(i);
-            }
-        }
-    }
-
-    fn judge_liveness(&mut self) {
-        let Some(heal) = self.heal_at else { return };
-        let et = self.scenario.knobs.election_timeout_ms * 1_000_000;
-        if self.now.0 - heal.0 < 10 * et {
-            self.trace.record(
-                self.now,
-                None,
-                "liveness not judged: the heal phase is shorter than 10 election timeouts".into(),
-            );
-            return;
-        }
-        let nodes: Vec<NodeSummary> = self
-            .hosts
-            .iter()
-            .map(|h| match &h.node {
-                Some(n) => NodeSummary {
-                    up: true,
-                    role: n.role(),
-                    term: n.term(),
-                    commit: n.commit_index(),
-                    applied: h.kv.applied(),
-                },
-                None => NodeSummary {
-                    up: false,
-                    role: Role::Follower,
-                    term: Term(0),
-                    commit: LogIndex(0),
-                    applied: LogIndex(0),
-                },
-            })
-            .collect();
-        let settle = Instant(heal.0 + 10 * et);
-        let input = LivenessInput {
-            nodes: &nodes,
-            stable_ns: self.now.0.saturating_sub(self.last_role_change.0),
-            election_timeout_ns: et,
-            writes_ok_after_heal: self.workload.writes_ok_since(heal),
-            stuck_ops: self.workload.unknown_since(settle),
-        };
-        if let Err(f) = liveness::check(&input) {
-            for (i, s) in nodes.iter().enumerate() {
-                self.trace.record(self.now, Some(i), format!("{s:?}"));
-            }
-            self.fail(f);
-        }
-        if let Err(f) = self.acked.check(&self.global) {
-            self.fail(f);
-        }
-    }
-
-    /// The client history must be linearizable; a search out of budget is
-    /// reported as undecided, never as a pass.
-    fn judge_linearizability(&mut self) {
-        let history = self.workload.history();
-        let verdict = crate::linearizability::check_history(
-            history,
-            &crate::linearizability::CheckOptions::default(),
-        );
-        match verdict {
-            crate::linearizability::Verdict::Linearizable => {}
-            crate::linearizability::Verdict::NotLinearizable(v) => {
-                let text = v.describe(history);
-                self.fail(Failure::safety("linearizability", text));
-            }
-            crate::linearizability::Verdict::Unknown { key, steps } => {
-                let text = format!("search on key {key} ran out of budget after {steps} steps");
-                self.fail(Failure {
-                    class: FailureClass::Undecided,
-                    checker: "linearizability",
-                    message: text,
-                });
-            }
-        }
-    }
-
-    /// A client invokes its next operation.
-    fn client_invoke(&mut self, client: usize) {
-        // Clients go quiet for the last 4 election timeouts so that commit and
-        // apply can converge before the liveness judgment.
-        let k = &self.scenario.knobs;
-        let quiet_ns = 4 * k.election_timeout_ms * 1_000_000;
-        if self.now.0 + quiet_ns >= k.duration_ms * 1_000_000 {
-            return;
-        }
-        let inv = self.workload.invoke(client, self.now);
-        let node = inv.node;
-        let Some(incarnation) = self.up_incarnation(node) else {
-            self.client_finish(inv.id, End::Failed, None, "connection refused");
-            return;
-        };
-        let event = match inv.request {
-            Request::Write(data) => Event::ProposeRequested {
-                proposals: vec![Proposal { id: inv.id, data }],
-            },
-            Request::Read(_) => Event::ReadRequested { id: inv.id },
-        };
-        self.schedule(
-            Instant(self.now.0 + CLIENT_LATENCY_NS),
-            SimEvent::Deliver {
-                node,
-                incarnation,
-                event,
-            },
-        );
-        self.schedule(inv.deadline, SimEvent::ClientTimeout { id: inv.id });
-    }
-
-    /// Records the end of a request and schedules the client's next op.
-    pub(crate) fn client_finish(
-        &mut self,
-        id: RequestId,
-        end: End,
-        hint: Option<usize>,
-        why: &str,
-    ) {
-        let at = Instant(self.now.0 + CLIENT_LATENCY_NS);
-        if let Some((client, op)) = self.workload.finish(id, at, end, hint) {
-            self.trace
-                .record(self.now, None, format!("client {client} {op} ({why})"));
-            let next = Instant(at.0 + self.workload.think_ns());
-            self.schedule(next, SimEvent::ClientInvoke { client });
-        }
-    }
 }
 
 /// The disk timing of node `i` under the scenario's knobs.
-fn disk_timing(s: &Scenario, i: usize) -> DiskTiming {
+pub(crate) fn disk_timing(s: &Scenario, i: usize) -> DiskTiming {
     let k = &s.knobs;
     DiskTiming {
         fsync_min_ns: k.fsync_min_ns,
