@@ -13,6 +13,7 @@ use crate::checkers::{Failure, durability, election};
 use crate::digest::fnv1a;
 use crate::disk::{DiskEntry, DiskNotice, DiskOp, StoredSnapshot};
 use crate::kv::KvCommand;
+use crate::scenario::Mutant;
 use crate::workload::End;
 use crate::world::{ApplyWaiter, SimEvent, World, index_of};
 use bytes::Bytes;
@@ -193,7 +194,9 @@ impl World {
             }
             Action::PersistHardState(hs) => {
                 election::check_hard_state(i, self.hosts[i].disk.hard_state(), &hs)?;
-                self.hosts[i].disk.persist_hard_state(hs);
+                if self.scenario.knobs.mutant != Mutant::SkipHardState {
+                    self.hosts[i].disk.persist_hard_state(hs);
+                }
             }
             Action::AppendLog(entries) => {
                 let host = &mut self.hosts[i];
@@ -202,6 +205,21 @@ impl World {
                     .append(&entries)
                     .map_err(|e| Failure::safety("driver-contract", format!("n{}: {e}", i + 1)))?;
                 self.global.on_append(i, &entries, &digests)?;
+                if self.scenario.knobs.mutant == Mutant::EarlyLogPersisted {
+                    if let Some(last) = entries.last() {
+                        let (index, term, incarnation) =
+                            (last.index, last.term, self.hosts[i].incarnation);
+                        let event = Event::LogPersisted { index, term };
+                        self.schedule(
+                            now,
+                            SimEvent::Deliver {
+                                node: i,
+                                incarnation,
+                                event,
+                            },
+                        );
+                    }
+                }
                 let disk_entries = entries
                     .into_iter()
                     .zip(digests)

@@ -58,6 +58,25 @@ pub struct Knobs {
     pub read: Ppm,
     /// Share of compare-and-sets among writes.
     pub cas: Ppm,
+    /// A deliberate bug, for tests that prove the oracles notice (never in sweeps).
+    #[serde(default)]
+    pub mutant: Mutant,
+}
+
+/// Deliberately broken behaviour, used only by `tests/oracles_catch_bugs.rs`
+/// to prove that each oracle can fail (SIMULATION §2.17).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mutant {
+    /// Everything as it should be.
+    #[default]
+    None,
+    /// The driver never writes the hard state (votes and terms are not durable).
+    SkipHardState,
+    /// The driver reports `LogPersisted` at once, before the fsync.
+    EarlyLogPersisted,
+    /// The core counts an earlier-term entry committed by replica count
+    /// (Raft §5.4.2 broken); needs raft-sim's `mutants` feature.
+    CommitByCount,
 }
 
 impl Default for Knobs {
@@ -85,6 +104,7 @@ impl Default for Knobs {
             client_timeout_ms: 3_000,
             read: Ppm(300_000),
             cas: Ppm(300_000),
+            mutant: Mutant::None,
         }
     }
 }
@@ -110,7 +130,7 @@ impl fmt::Display for Knobs {
             "nodes={} duration={}ms chaos={}ms election={}ms heartbeat={}ms budget={}B batch={} snap={}/{} \
              | net delay={}+{}us drop={} dup={} tail={} stream lat={}us bw={}B/s break={} break_after={}ms \
              detect={}..{}ms | disk fsync={}+{}us sick={:?}x{} torn={} | drift<={}ppm \
-             | clients={} keys={} interval={}ms timeout={}ms read={} cas={}",
+             | clients={} keys={} interval={}ms timeout={}ms read={} cas={}{}",
             self.nodes,
             self.duration_ms,
             self.chaos_ms,
@@ -143,6 +163,11 @@ impl fmt::Display for Knobs {
             self.client_timeout_ms,
             self.read.0,
             self.cas.0,
+            if self.mutant == Mutant::None {
+                String::new()
+            } else {
+                format!(" | MUTANT {:?}", self.mutant)
+            },
         )
     }
 }

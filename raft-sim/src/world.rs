@@ -374,6 +374,10 @@ impl World {
             max_batch_entries: k.max_batch_entries,
             snapshot_threshold: k.snapshot_threshold,
             snapshot_trailing_entries: k.snapshot_trailing_entries,
+            mutants: raft_core::options::Mutants {
+                commit_by_count: k.mutant == crate::scenario::Mutant::CommitByCount,
+                ..Default::default()
+            },
             ..NodeOptions::new(NodeId(i as u64 + 1))
         }
     }

@@ -1,0 +1,73 @@
+//! The oracles can fail: with a deliberately broken driver or core, the named
+//! checker fires within a bounded number of seeds (SIMULATION §2.17). A
+//! checker that never fires proves nothing.
+
+use raft_sim::checkers::FailureClass;
+use raft_sim::scenario::Mutant;
+use raft_sim::swarm::Overrides;
+use raft_sim::swarm::scenario_from_seed;
+use raft_sim::trace::Trace;
+use raft_sim::world::run_scenario;
+
+/// Runs up to `seeds` seeds with `mutant` and returns the first failure's
+/// (checker, class), if any.
+fn first_failure(mutant: Mutant, seeds: u64) -> Option<(&'static str, FailureClass, u64)> {
+    let overrides = Overrides {
+        duration_ms: Some(8_000),
+        ..Overrides::default()
+    };
+    for seed in 0..seeds {
+        let mut scenario = scenario_from_seed(seed, false, &overrides);
+        scenario.knobs.mutant = mutant;
+        let report = run_scenario(scenario, Trace::new(0, false));
+        if let Some(f) = report.failure {
+            return Some((f.checker, f.class, seed));
+        }
+    }
+    None
+}
+
+#[test]
+fn a_driver_that_skips_the_hard_state_is_caught_sending_votes() {
+    let (checker, class, _) = first_failure(Mutant::SkipHardState, 5).expect("some seed must fail");
+    assert_eq!(
+        (checker, class),
+        ("durable-before-send", FailureClass::Safety)
+    );
+}
+
+#[test]
+fn a_driver_that_reports_appends_durable_before_the_fsync_is_caught() {
+    let (checker, class, seed) =
+        first_failure(Mutant::EarlyLogPersisted, 5).expect("some seed must fail");
+    assert!(
+        ["ack-durable", "durable-quorum"].contains(&checker) && class == FailureClass::Safety,
+        "seed {seed}: {checker} {class:?}"
+    );
+}
+
+#[test]
+fn the_unmutated_seeds_used_above_pass() {
+    assert_eq!(first_failure(Mutant::None, 5), None);
+}
+
+/// Counting an earlier-term entry committed by replica count breaks Raft
+/// §5.4.2; the commit-rule oracle (or state-machine safety downstream) fires.
+#[cfg(feature = "mutants")]
+#[test]
+fn a_core_that_commits_earlier_terms_by_count_is_caught() {
+    let (checker, class, seed) =
+        first_failure(Mutant::CommitByCount, 60).expect("some seed must fail");
+    eprintln!("commit_by_count caught by {checker} at seed {seed}");
+    assert!(
+        [
+            "commit-rule",
+            "state-machine-safety",
+            "leader-completeness",
+            "acked-write-lost"
+        ]
+        .contains(&checker)
+            && class == FailureClass::Safety,
+        "seed {seed}: {checker} {class:?}"
+    );
+}
