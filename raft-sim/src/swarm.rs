@@ -143,6 +143,8 @@ fn swarm_knobs(r: &mut SimRng) -> Knobs {
         k.sick_slowdown = 100;
     }
     k.torn_append = Ppm(r.below(1_000_001) as u32);
+    // Within the core's documented bound (lease reads are off, so any drift is legal).
+    k.drift_ppm_max = *r.pick(&[0, 100, 1_000, 5_000]);
     k.clients = r.between(1, 8) as usize;
     k.keys = r.between(1, 5);
     k.op_interval_mean_ms = *r.pick(&[1, 10, 50, 200]);

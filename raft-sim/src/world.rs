@@ -164,6 +164,8 @@ pub struct Host {
     pub waiters: Vec<ApplyWaiter>,
     /// Applies executed in the current step, checked after the commit is observed.
     pub step_applies: Vec<(LogIndex, u64)>,
+    /// Steps taken (all incarnations), for sampling expensive checks.
+    pub steps: u64,
 }
 
 /// How a run ended.
@@ -316,6 +318,7 @@ impl World {
                     commit: LogIndex(0),
                     waiters: Vec::new(),
                     step_applies: Vec::new(),
+                    steps: 0,
                 }
             })
             .collect();
@@ -425,6 +428,9 @@ impl World {
             debug_assert!(q.at >= self.now, "time went backwards");
             self.now = q.at;
             self.events += 1;
+            if self.events % 4_096 == 0 {
+                self.net.collect_garbage();
+            }
             if self.events > budget {
                 let f = Failure::liveness(
                     "event-budget",
