@@ -540,7 +540,10 @@ impl World {
         if streams > 4 * n * n + 64 {
             return Err(Failure::safety(
                 "bounds",
-                format!("the network tracks {streams} streams among {n} nodes"),
+                format!(
+                    "the network tracks {streams} streams among {n} nodes: {}",
+                    self.net.census()
+                ),
             ));
         }
         Ok(())

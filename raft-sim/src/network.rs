@@ -238,9 +238,9 @@ impl Network {
         from == to || !self.blocked[from * self.n + to]
     }
 
-    /// Number of streams the network tracks (for bounds).
+    /// Number of live (not dead) streams, for bounds.
     pub fn stream_count(&self) -> usize {
-        self.streams.len()
+        self.streams.values().filter(|s| s.state != State::Dead).count()
     }
 
     /// Sets the connectivity; stalled lanes whose path is up again resume.
@@ -645,6 +645,26 @@ impl Network {
             out.extend(self.break_stream(id, now, rng));
         }
         out
+    }
+
+    /// A one-line account of the live streams, by state and by endpoints
+    /// (for bounds failures).
+    pub fn census(&self) -> String {
+        let mut by: BTreeMap<(usize, usize, &'static str), usize> = BTreeMap::new();
+        for s in self.streams.values() {
+            let state = match (s.state, s.done) {
+                (State::Dead, _) => continue,
+                (State::Connecting, _) => "connecting",
+                (State::Open, [false, false]) => "open",
+                (State::Open, [true, false]) => "follower-closed",
+                (State::Open, _) => "leader-closed",
+            };
+            *by.entry((s.follower + 1, s.leader + 1, state)).or_default() += 1;
+        }
+        by.iter()
+            .map(|((f, l, st), c)| format!("{f}->{l} {st} x{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Forgets dead streams (their late events find nothing and do nothing).
