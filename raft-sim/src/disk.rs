@@ -421,6 +421,16 @@ impl SimDisk {
         }
     }
 
+    /// Recovery at restart: drops a durable log the snapshot makes useless or
+    /// contradicts (see [`SimDisk::recovered_entries`]) from the disk itself, as
+    /// a real driver's recovery would, and returns what the node starts from.
+    pub fn recover(&mut self) -> RecoveredState {
+        if self.recovered_entries().len() != self.log.len() {
+            self.log.clear();
+        }
+        self.recovered()
+    }
+
     /// The durable log a restarting node gets, with digests. Like a real
     /// driver, recovery drops a log that the snapshot makes useless or
     /// contradicts: one ending before the snapshot (appends that lost the race

@@ -294,6 +294,7 @@ impl World {
                     })?;
                     host.step_applies.push((e.index, digest));
                 }
+                host.last_apply_at = now;
                 self.serve_waiters(i);
             }
             Action::TakeSnapshot => {

@@ -240,7 +240,10 @@ impl Network {
 
     /// Number of live (not dead) streams, for bounds.
     pub fn stream_count(&self) -> usize {
-        self.streams.values().filter(|s| s.state != State::Dead).count()
+        self.streams
+            .values()
+            .filter(|s| s.state != State::Dead)
+            .count()
     }
 
     /// Sets the connectivity; stalled lanes whose path is up again resume.

@@ -166,6 +166,8 @@ pub struct Host {
     pub step_applies: Vec<(LogIndex, u64)>,
     /// Steps taken (all incarnations), for sampling expensive checks.
     pub steps: u64,
+    /// When its state machine last applied an entry.
+    pub last_apply_at: Instant,
 }
 
 /// How a run ended.
@@ -219,6 +221,8 @@ pub struct World {
     pub(crate) events: u64,
     pub(crate) heal_at: Option<Instant>,
     pub(crate) last_role_change: Instant,
+    /// How many times the liveness judgment was postponed for laggards still catching up.
+    pub(crate) liveness_extensions: u32,
     failure: Option<Failure>,
     done: bool,
 }
@@ -319,6 +323,7 @@ impl World {
                     waiters: Vec::new(),
                     step_applies: Vec::new(),
                     steps: 0,
+                    last_apply_at: Instant::ZERO,
                 }
             })
             .collect();
@@ -341,6 +346,7 @@ impl World {
             events: 0,
             heal_at: None,
             last_role_change: Instant::ZERO,
+            liveness_extensions: 0,
             failure: None,
             done: false,
             scenario,
@@ -518,7 +524,9 @@ impl World {
             SimEvent::Fault(f) => self.apply_fault(f),
             SimEvent::Heal => self.heal(),
             SimEvent::End => {
-                self.judge_liveness();
+                if !self.judge_liveness() {
+                    return;
+                }
                 if self.failure.is_none() {
                     self.judge_linearizability();
                 }
@@ -598,7 +606,7 @@ impl World {
     pub(crate) fn start_node(&mut self, i: usize) {
         let opts = self.options(i);
         let host = &mut self.hosts[i];
-        let recovered = host.disk.recovered();
+        let recovered = host.disk.recover();
         let local = host.clock.local(self.now);
         let seed = SimRng::new(
             self.scenario.seed,
