@@ -3,6 +3,7 @@
 //! ```text
 //! raft-sim --seed 42                 # one seed, summary; --trace FILE for JSONL, -v to print the trace
 //! raft-sim --seeds 0..1000 --swarm   # sweep on all cores, failing seeds with replay commands
+//! raft-sim --seed 7 --save-scenario s.json; raft-sim --replay s.json   # a run as editable data
 //! ```
 //!
 //! Exit codes: 0 pass, 1 usage, 2 safety, 3 liveness, 4 panic in core, 5 nondeterminism,
@@ -12,8 +13,9 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use raft_sim::checkers::FailureClass;
 use raft_sim::history::Outcome;
+use raft_sim::scenario::Scenario;
 use raft_sim::swarm::{Overrides, scenario_from_seed};
-use raft_sim::sweep::{RunConfig, install_quiet_panic_hook, run_seed, sweep};
+use raft_sim::sweep::{RunConfig, install_quiet_panic_hook, run, sweep};
 use raft_sim::trace::Trace;
 use raft_sim::world::RunReport;
 use std::process::ExitCode;
@@ -65,6 +67,12 @@ struct Cli {
     /// Run the seed twice and compare digests (single seed).
     #[arg(long)]
     check_determinism: bool,
+    /// Write the seed's scenario (knobs and fault schedule) as JSON to this file.
+    #[arg(long)]
+    save_scenario: Option<std::path::PathBuf>,
+    /// Run the scenario in this JSON file (as written by --save-scenario, maybe edited).
+    #[arg(long, conflicts_with_all = ["seed", "seeds"])]
+    replay: Option<std::path::PathBuf>,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -135,19 +143,48 @@ fn main() -> ExitCode {
         swarm: cli.swarm,
         overrides: cli.overrides(),
     };
-    let code = match (cli.seed, cli.seeds) {
-        (Some(seed), None) => run_one(&cli, seed, &config),
-        (None, Some((a, b))) => run_sweep(&cli, a, b, &config),
+    let code = match (cli.seed, cli.seeds, &cli.replay) {
+        (Some(seed), None, None) => run_one(
+            &cli,
+            scenario_from_seed(seed, config.swarm, &config.overrides),
+        ),
+        (None, Some((a, b)), None) => run_sweep(&cli, a, b, &config),
+        (None, None, Some(path)) => match load_scenario(path) {
+            Ok(scenario) => run_one(&cli, scenario),
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                1
+            }
+        },
         _ => {
-            eprintln!("give --seed N or --seeds A..B (see --help)");
+            eprintln!("give --seed N, --seeds A..B or --replay FILE (see --help)");
             1
         }
     };
     ExitCode::from(code as u8)
 }
 
-fn run_one(cli: &Cli, seed: u64, config: &RunConfig) -> i32 {
-    let scenario = scenario_from_seed(seed, config.swarm, &config.overrides);
+fn load_scenario(path: &std::path::Path) -> Result<Scenario, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+fn run_one(cli: &Cli, scenario: Scenario) -> i32 {
+    let seed = scenario.seed;
+    if let Some(path) = &cli.save_scenario {
+        let json = serde_json::to_string_pretty(&scenario).expect("a Scenario always serializes");
+        if let Err(e) = std::fs::write(path, json) {
+            eprintln!("cannot write {}: {e}", path.display());
+            return 1;
+        }
+    }
+    let replay = match &cli.replay {
+        Some(path) => format!(
+            "cargo run --release -p raft-sim -- --replay {}",
+            path.display()
+        ),
+        None => cli.replay_command(seed),
+    };
     println!("seed {seed}{}", cli.replay_flags());
     println!("knobs: {}", scenario.knobs);
     println!("faults: {}", scenario.faults.len());
@@ -165,17 +202,17 @@ fn run_one(cli: &Cli, seed: u64, config: &RunConfig) -> i32 {
         }
     }
     let wall = WallClock::now();
-    let report = run_seed(seed, config, trace);
+    let report = run(scenario.clone(), trace);
     let wall_s = wall.elapsed().as_secs_f64();
     print_summary(&report, wall_s);
     if cli.check_determinism {
-        let again = run_seed(seed, config, Trace::new(0, false));
+        let again = run(scenario, Trace::new(0, false));
         if again.digest != report.digest {
             println!(
                 "NONDETERMINISM: digest {:016x} then {:016x}",
                 report.digest, again.digest
             );
-            println!("replay: {}", cli.replay_command(seed));
+            println!("replay: {replay}");
             return FailureClass::Nondeterminism.exit_code();
         }
         println!("determinism: second run has the same digest");
@@ -188,7 +225,7 @@ fn run_one(cli: &Cli, seed: u64, config: &RunConfig) -> i32 {
                 println!("{line}");
             }
             println!("FAILED: {f}");
-            println!("replay: {}", cli.replay_command(seed));
+            println!("replay: {replay}");
             f.class.exit_code()
         }
     }

@@ -5,6 +5,7 @@
 //! so a sweep's summary is deterministic too (wall-clock figures aside).
 
 use crate::checkers::FailureClass;
+use crate::scenario::Scenario;
 use crate::swarm::{Overrides, scenario_from_seed};
 use crate::trace::Trace;
 use crate::world::{RunReport, run_scenario};
@@ -41,7 +42,15 @@ pub struct RunConfig {
 
 /// Runs one seed; the trace keeps the last `ring` records.
 pub fn run_seed(seed: u64, config: &RunConfig, trace: Trace) -> RunReport {
-    let scenario = scenario_from_seed(seed, config.swarm, &config.overrides);
+    run(
+        scenario_from_seed(seed, config.swarm, &config.overrides),
+        trace,
+    )
+}
+
+/// Runs an explicit scenario (a seed's, or one loaded from a file); a panic's
+/// report carries the panic message and location.
+pub fn run(scenario: Scenario, trace: Trace) -> RunReport {
     let mut report = run_scenario(scenario, trace);
     if let Some(f) = &mut report.failure {
         if f.class == FailureClass::Panic {
