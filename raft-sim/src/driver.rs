@@ -10,7 +10,7 @@
 //!   index are answered once it is applied.
 
 use crate::checkers::{Failure, durability, election};
-use crate::digest::fnv1a;
+use crate::digest::hash_bytes;
 use crate::disk::{DiskEntry, DiskNotice, DiskOp, StoredSnapshot};
 use crate::kv::KvCommand;
 use crate::scenario::Mutant;
@@ -643,7 +643,7 @@ impl World {
             },
             crate::history::OpKind::Get { .. } => return None,
         };
-        Some(fnv1a(&KvCommand { op_id, op: kv_op }.encode()))
+        Some(hash_bytes(&KvCommand { op_id, op: kv_op }.encode()))
     }
 
     /// Answers every client whose index node `i` has now applied.

@@ -5,7 +5,7 @@
 //! history op id that issued it, so the simulator can tell which command an
 //! index holds. The snapshot is the serialized map plus the applied position.
 
-use crate::digest::{fnv1a, mix};
+use crate::digest::{hash_bytes, mix};
 use crate::history::{Key, Value};
 use bytes::Bytes;
 use raft_core::{Config, EntryKind, LogEntry, LogIndex, Term};
@@ -183,7 +183,7 @@ impl KvFsm {
         for (k, v) in &self.map {
             h = mix(mix(h, *k), *v);
         }
-        mix(h, fnv1a(b"kv"))
+        mix(h, hash_bytes(b"kv"))
     }
 }
 

@@ -3,7 +3,7 @@
 //! in a bounded ring (the tail printed on failure), and optionally written as
 //! text to stdout or as JSONL to a file.
 
-use crate::digest::{fnv1a, mix};
+use crate::digest::{hash_bytes, mix};
 use raft_core::Instant;
 use std::collections::VecDeque;
 use std::fmt;
@@ -75,7 +75,7 @@ impl Trace {
     pub fn record(&mut self, at: Instant, node: Option<usize>, text: String) {
         self.digest = mix(
             mix(mix(self.digest, at.0), node.map_or(0, |n| n as u64 + 1)),
-            fnv1a(text.as_bytes()),
+            hash_bytes(text.as_bytes()),
         );
         let rec = TraceRecord {
             seq: self.seq,

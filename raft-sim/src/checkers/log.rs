@@ -7,7 +7,7 @@
 //! at an index imply equal prefixes, so each property costs O(1) per entry.
 
 use super::Failure;
-use crate::digest::{fnv1a, mix};
+use crate::digest::{hash_bytes, mix};
 use raft_core::{LogEntry, LogIndex, Term};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 pub fn chain(prev: u64, entry: &LogEntry) -> u64 {
     mix(
         mix(mix(prev, entry.index.0), entry.term.0),
-        mix(entry.kind as u64, fnv1a(&entry.data)),
+        mix(entry.kind as u64, hash_bytes(&entry.data)),
     )
 }
 
@@ -78,7 +78,7 @@ impl LogMirror {
             }
             let prev = self.entries.back().map_or(self.base_digest, |(_, d, _)| *d);
             let d = chain(prev, e);
-            self.entries.push_back((e.term, d, fnv1a(&e.data)));
+            self.entries.push_back((e.term, d, hash_bytes(&e.data)));
             out.push(d);
         }
         Ok(out)
@@ -134,7 +134,7 @@ impl LogMirror {
         }
         self.entries
             .get((entry.index.0 - self.base_index - 1) as usize)
-            .is_some_and(|(t, _, h)| *t == entry.term && *h == fnv1a(&entry.data))
+            .is_some_and(|(t, _, h)| *t == entry.term && *h == hash_bytes(&entry.data))
     }
 }
 
