@@ -190,12 +190,26 @@ impl Node {
     }
 
     pub(crate) fn replicate_all(&mut self) {
-        let peers: Vec<NodeId> = match &self.role {
-            RoleState::Leader(l) => l.cursors.keys().copied().collect(),
-            _ => return,
-        };
-        for p in peers {
-            self.replicate(p, false);
+        // Walk the cursors by key without holding a borrow across `replicate`
+        // (and without collecting them: this runs for every proposal).
+        let mut next = self.first_cursor();
+        while let Some(peer) = next {
+            self.replicate(peer, false);
+            next = self.cursor_after(peer);
+        }
+    }
+
+    fn first_cursor(&self) -> Option<NodeId> {
+        match &self.role {
+            RoleState::Leader(l) => l.cursors.keys().next().copied(),
+            _ => None,
+        }
+    }
+
+    fn cursor_after(&self, peer: NodeId) -> Option<NodeId> {
+        match &self.role {
+            RoleState::Leader(l) => l.cursors.range(peer.next()..).next().map(|(&id, _)| id),
+            _ => None,
         }
     }
 
@@ -209,7 +223,6 @@ impl Node {
             let (max_count, max_bytes) = (self.opts.max_batch_entries, self.opts.max_batch_bytes);
             let base = self.log.base_index();
             let last = self.log.last_index();
-            let snapshot = self.snapshot.clone();
             let RoleState::Leader(l) = &mut self.role else {
                 return;
             };
@@ -224,7 +237,10 @@ impl Node {
             if prev < base {
                 // The entries it needs are compacted: send the snapshot, then
                 // continue right after it on the same stream.
-                let meta = snapshot.expect("a compacted log has a snapshot");
+                let meta = self
+                    .snapshot
+                    .clone()
+                    .expect("a compacted log has a snapshot");
                 assert!(
                     meta.index >= base,
                     "the snapshot covers the compacted prefix"
