@@ -1,1 +1,787 @@
-//! The wire codec (to be written): versioned, length-prefixed, checksummed frames.
+//! The wire codec: how values travel on a connection and sit in a log file.
+//!
+//! Pure: it turns values into bytes and bytes into values, and does no I/O.
+//! Everything is a *record*: a small fixed header followed by the
+//! [postcard](https://docs.rs/postcard) encoding of one value.
+//!
+//! ```text
+//! offset  bytes  field
+//!  0      1      version     = 1 (VERSION)
+//!  1      1      kind        1 Message, 2 StreamOpen, 3 Frame, 4 LogEntry, 5 HardState
+//!  2      4      len         payload bytes, u32 little-endian, at most MAX_FRAME_BYTES
+//!  6      4      crc         CRC-32 (IEEE) of kind, len and payload, u32 little-endian
+//! 10      4      header_crc  CRC-32 (IEEE) of bytes 0..10, u32 little-endian
+//! 14      len    payload     postcard encoding of the value
+//! ```
+//!
+//! The header carries its own checksum so a corrupted length is caught as soon
+//! as the header has arrived: a connection does not wait for megabytes that
+//! will never come, and a log reader can tell a torn tail (a record cut short
+//! at the end of a file, [`DecodeError::Truncated`]) from a length corrupted in
+//! the middle of a segment ([`DecodeError::Checksum`]).
+//!
+//! Kinds 1 to 3 are [`WireUnit`]s, what travels on a connection ([`encode`],
+//! [`decode`]); kind 4 is one log record ([`encode_entry`], [`decode_entry`]);
+//! kind 5 the hard-state record ([`encode_hard_state`], [`decode_hard_state`]).
+//! Membership configurations inside log entries are bare postcard
+//! ([`encode_config`], [`decode_config`]): the record around them is checksummed.
+//!
+//! Snapshots travel as frames: [`snapshot_frames`] cuts one into
+//! `SnapshotBegin`, `SnapshotChunk`s and `SnapshotEnd`, and a
+//! [`SnapshotAssembler`] checks them on the receiving side.
+//!
+//! Decoding never panics, whatever the bytes, and its memory is bounded by the
+//! input: a record longer than [`MAX_FRAME_BYTES`] is refused from its header
+//! alone, postcard checks every inner length against the bytes left before
+//! reading, and serde reserves at most 1 MiB ahead for a sequence whose
+//! declared length the bytes do not back (released as soon as they run out).
+
+mod snapshot;
+
+pub use snapshot::{
+    MAX_SNAPSHOT_CHUNK_BYTES, SnapshotAssembler, SnapshotError, SnapshotProgress, snapshot_frames,
+};
+
+use crate::action::HardState;
+use crate::config::Config;
+use crate::entry::LogEntry;
+use crate::error::DecodeError;
+use crate::message::{Frame, Message, StreamOpen};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+
+/// The format version this build writes and reads.
+pub const VERSION: u8 = 1;
+
+/// Bytes of the record header that precedes every payload.
+pub const HEADER_BYTES: usize = 14;
+
+/// The largest payload a record may carry, in bytes (64 MiB). A header that
+/// declares more is refused with [`DecodeError::TooLarge`] before any payload
+/// is read, and [`encode`] refuses (panics) to write one.
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
+
+/// What travels on a connection: datagram messages on the message connection,
+/// and on a stream connection one [`StreamOpen`] followed by [`Frame`]s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WireUnit {
+    /// A datagram: vote, heartbeat, `TimeoutNow`.
+    Message(Message),
+    /// The handshake that opens a replication stream.
+    Open(StreamOpen),
+    /// One unit on an open stream.
+    Frame(Frame),
+}
+
+impl From<Message> for WireUnit {
+    fn from(message: Message) -> WireUnit {
+        WireUnit::Message(message)
+    }
+}
+
+impl From<StreamOpen> for WireUnit {
+    fn from(open: StreamOpen) -> WireUnit {
+        WireUnit::Open(open)
+    }
+}
+
+impl From<Frame> for WireUnit {
+    fn from(frame: Frame) -> WireUnit {
+        WireUnit::Frame(frame)
+    }
+}
+
+impl fmt::Display for WireUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireUnit::Message(m) => write!(f, "{m}"),
+            WireUnit::Open(o) => write!(f, "{o}"),
+            WireUnit::Frame(frame) => write!(f, "{frame}"),
+        }
+    }
+}
+
+/// The record kinds. The numbers are part of the format: never reuse one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Message = 1,
+    Open = 2,
+    Frame = 3,
+    Entry = 4,
+    HardState = 5,
+}
+
+impl Kind {
+    fn from_byte(byte: u8) -> Option<Kind> {
+        match byte {
+            1 => Some(Kind::Message),
+            2 => Some(Kind::Open),
+            3 => Some(Kind::Frame),
+            4 => Some(Kind::Entry),
+            5 => Some(Kind::HardState),
+            _ => None,
+        }
+    }
+}
+
+/// Appends the record of one [`WireUnit`] to `out`.
+///
+/// # Panics
+///
+/// If the encoded value exceeds [`MAX_FRAME_BYTES`]: a caller bug, since the
+/// node bounds chunks by `max_batch_bytes` and [`snapshot_frames`] bounds
+/// snapshot chunks. Nothing is appended in that case.
+///
+/// # Example
+///
+/// ```
+/// use raft_core::wire::{self, WireUnit};
+/// use raft_core::{Frame, LogIndex};
+///
+/// let ack = WireUnit::Frame(Frame::Ack { durable: LogIndex(42) });
+/// let mut out = Vec::new();
+/// wire::encode(&ack, &mut out);
+/// assert_eq!(out[0], wire::VERSION);
+/// assert_eq!(wire::decode(&out), Ok(Some((ack, out.len()))));
+/// ```
+pub fn encode(unit: &WireUnit, out: &mut Vec<u8>) {
+    match unit {
+        WireUnit::Message(m) => write_record(Kind::Message, m, out),
+        WireUnit::Open(o) => write_record(Kind::Open, o, out),
+        WireUnit::Frame(f) => write_record(Kind::Frame, f, out),
+    }
+}
+
+/// Decodes the first [`WireUnit`] in `buf`.
+///
+/// Returns `Ok(None)` when `buf` holds only the beginning of a record (read
+/// more bytes and call again with all of them), `Ok(Some((unit, consumed)))`
+/// when the first `consumed` bytes are one complete record, and an error when
+/// the bytes can never become a valid record: the connection is then useless
+/// and should be closed. Never panics, whatever the bytes.
+///
+/// A unit that decodes is also checked for the structural rules of its type:
+/// a chunk's entries are consecutive from `prev_index + 1`, a snapshot's
+/// configuration is valid ([`Config::validate`]).
+///
+/// # Example
+///
+/// A reader that receives bytes in arbitrary pieces, as from a TCP socket:
+///
+/// ```
+/// use raft_core::wire::{self, WireUnit};
+/// use raft_core::{Frame, LogIndex};
+///
+/// let mut sent = Vec::new();
+/// for durable in 1..=3 {
+///     wire::encode(&WireUnit::Frame(Frame::Ack { durable: LogIndex(durable) }), &mut sent);
+/// }
+///
+/// let mut pending: Vec<u8> = Vec::new();
+/// let mut received = Vec::new();
+/// for piece in sent.chunks(5) {
+///     pending.extend_from_slice(piece);
+///     while let Some((unit, consumed)) = wire::decode(&pending)? {
+///         received.push(unit);
+///         pending.drain(..consumed);
+///     }
+/// }
+/// assert_eq!(received.len(), 3);
+/// assert!(pending.is_empty());
+/// # Ok::<(), raft_core::DecodeError>(())
+/// ```
+pub fn decode(buf: &[u8]) -> Result<Option<(WireUnit, usize)>, DecodeError> {
+    const UNITS: &[Kind] = &[Kind::Message, Kind::Open, Kind::Frame];
+    const NOT_A_UNIT: &str = "a log or hard-state record is not a connection unit";
+    let record = match read_record(buf, UNITS, NOT_A_UNIT) {
+        Ok(record) => record,
+        Err(DecodeError::Truncated { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let unit = match record.kind {
+        Kind::Message => WireUnit::Message(decode_payload(record.payload)?),
+        Kind::Open => WireUnit::Open(decode_payload(record.payload)?),
+        Kind::Frame => {
+            let frame = decode_payload(record.payload)?;
+            validate_frame(&frame)?;
+            WireUnit::Frame(frame)
+        }
+        // read_record already refused these; say so again rather than panic.
+        Kind::Entry | Kind::HardState => return Err(DecodeError::Invalid(NOT_A_UNIT)),
+    };
+    Ok(Some((unit, record.consumed)))
+}
+
+/// Appends the record of one log entry to `out`: the unit of a write-ahead log.
+///
+/// # Panics
+///
+/// If the encoded entry exceeds [`MAX_FRAME_BYTES`] (nothing is appended then).
+pub fn encode_entry(entry: &LogEntry, out: &mut Vec<u8>) {
+    write_record(Kind::Entry, entry, out);
+}
+
+/// Decodes the log record at the start of `buf`, returning the entry and the
+/// bytes it took.
+///
+/// A record cut short by the end of `buf` is [`DecodeError::Truncated`]: at the
+/// end of a log file that is a torn tail. Any other error is corruption (or a
+/// record of another kind). An entry at index 0 is [`DecodeError::Invalid`].
+pub fn decode_entry(buf: &[u8]) -> Result<(LogEntry, usize), DecodeError> {
+    let record = read_record(buf, &[Kind::Entry], "not a log entry record")?;
+    let entry: LogEntry = decode_payload(record.payload)?;
+    if entry.index.0 == 0 {
+        return Err(DecodeError::Invalid("log entry at index 0"));
+    }
+    Ok((entry, record.consumed))
+}
+
+/// Appends the record of a hard state (term, vote, cluster) to `out`.
+pub fn encode_hard_state(hard_state: &HardState, out: &mut Vec<u8>) {
+    write_record(Kind::HardState, hard_state, out);
+}
+
+/// Decodes the hard-state record at the start of `buf`, returning it and the
+/// bytes it took. Errors as [`decode_entry`].
+pub fn decode_hard_state(buf: &[u8]) -> Result<(HardState, usize), DecodeError> {
+    let record = read_record(buf, &[Kind::HardState], "not a hard-state record")?;
+    Ok((decode_payload(record.payload)?, record.consumed))
+}
+
+/// Encodes a membership configuration as the payload of a membership entry
+/// (`Initialize`, `AddPeer`, `PromotePeer`, `RemovePeer`). Same bytes as
+/// [`Config::encode`].
+pub fn encode_config(config: &Config) -> bytes::Bytes {
+    config.encode()
+}
+
+/// Decodes a membership entry's payload: [`Config::decode`], which validates
+/// the configuration, and in addition refuses bytes after the value.
+pub fn decode_config(bytes: &[u8]) -> Result<Config, DecodeError> {
+    let config: Config = decode_payload(bytes)?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// One record found by [`read_record`].
+struct Record<'a> {
+    kind: Kind,
+    payload: &'a [u8],
+    consumed: usize,
+}
+
+fn write_record<T: Serialize>(kind: Kind, value: &T, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_BYTES]);
+    // postcard appends through `Extend`, which `&mut Vec` lacks: lend it the Vec.
+    *out = postcard::to_extend(value, std::mem::take(out)).expect("wire values always serialize");
+    let len = out.len() - start - HEADER_BYTES;
+    if len > MAX_FRAME_BYTES {
+        out.truncate(start);
+        panic!("{kind:?} record of {len} bytes exceeds MAX_FRAME_BYTES ({MAX_FRAME_BYTES})");
+    }
+    let len = u32::try_from(len)
+        .expect("MAX_FRAME_BYTES fits in u32")
+        .to_le_bytes();
+    let crc = payload_crc(kind as u8, len, &out[start + HEADER_BYTES..]).to_le_bytes();
+    let header = &mut out[start..start + HEADER_BYTES];
+    header[0] = VERSION;
+    header[1] = kind as u8;
+    header[2..6].copy_from_slice(&len);
+    header[6..10].copy_from_slice(&crc);
+    let header_crc = crc32fast::hash(&header[..10]).to_le_bytes();
+    header[10..14].copy_from_slice(&header_crc);
+}
+
+fn payload_crc(kind: u8, len: [u8; 4], payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&[kind]);
+    hasher.update(&len);
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// Finds the record at the start of `buf`, checking version, header checksum,
+/// kind, length limit and payload checksum, in that order. Incomplete input is
+/// [`DecodeError::Truncated`] (and nothing else is).
+fn read_record<'a>(
+    buf: &'a [u8],
+    expected: &[Kind],
+    unexpected: &'static str,
+) -> Result<Record<'a>, DecodeError> {
+    let have = buf.len();
+    let truncated = |needed| DecodeError::Truncated { needed, have };
+    match buf.first() {
+        None => return Err(truncated(HEADER_BYTES)),
+        Some(&version) if version != VERSION => return Err(DecodeError::Version(version)),
+        Some(_) => {}
+    }
+    let Some(header) = buf.first_chunk::<HEADER_BYTES>() else {
+        return Err(truncated(HEADER_BYTES));
+    };
+    let [_, kind, l0, l1, l2, l3, c0, c1, c2, c3, h0, h1, h2, h3] = *header;
+    let stored = u32::from_le_bytes([h0, h1, h2, h3]);
+    let computed = crc32fast::hash(&header[..10]);
+    if stored != computed {
+        return Err(DecodeError::Checksum { stored, computed });
+    }
+    let kind_byte = kind;
+    let Some(kind) = Kind::from_byte(kind_byte) else {
+        return Err(DecodeError::Malformed(format!(
+            "unknown record kind {kind_byte}"
+        )));
+    };
+    if !expected.contains(&kind) {
+        return Err(DecodeError::Invalid(unexpected));
+    }
+    let len_bytes = [l0, l1, l2, l3];
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(DecodeError::TooLarge {
+            len,
+            limit: MAX_FRAME_BYTES,
+        });
+    }
+    let end = HEADER_BYTES + len;
+    let Some(payload) = buf.get(HEADER_BYTES..end) else {
+        return Err(truncated(end));
+    };
+    let stored = u32::from_le_bytes([c0, c1, c2, c3]);
+    let computed = payload_crc(kind_byte, len_bytes, payload);
+    if stored != computed {
+        return Err(DecodeError::Checksum { stored, computed });
+    }
+    Ok(Record {
+        kind,
+        payload,
+        consumed: end,
+    })
+}
+
+/// Decodes exactly one postcard value filling all of `payload`. postcard checks
+/// every length against the bytes left before reading, and serde caps the
+/// capacity it reserves ahead, so memory stays proportional to `payload`.
+fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
+    let (value, rest) =
+        postcard::take_from_bytes(payload).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Malformed(format!(
+            "{} bytes after the value",
+            rest.len()
+        )));
+    }
+    Ok(value)
+}
+
+/// The structural rules of a frame that the codec can check alone.
+fn validate_frame(frame: &Frame) -> Result<(), DecodeError> {
+    match frame {
+        Frame::Chunk {
+            prev_index,
+            entries,
+            ..
+        } => {
+            let mut expected = prev_index.0;
+            for entry in entries {
+                expected = expected.checked_add(1).ok_or(DecodeError::Invalid(
+                    "chunk entries run past the largest index",
+                ))?;
+                if entry.index.0 != expected {
+                    return Err(DecodeError::Invalid(
+                        "chunk entries not consecutive from prev_index + 1",
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Frame::SnapshotBegin { meta, .. } => meta.config.validate(),
+        Frame::SnapshotChunk { .. } | Frame::SnapshotEnd { .. } | Frame::Ack { .. } => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Member, MemberRole};
+    use crate::entry::EntryKind;
+    use crate::message::{MessageBody, SnapshotMeta};
+    use crate::types::{ClusterId, LogIndex, NodeId, Term};
+    use bytes::Bytes;
+
+    fn config() -> Config {
+        Config {
+            cluster_id: ClusterId(7),
+            index: LogIndex(1),
+            max_node_id: NodeId(2),
+            members: vec![
+                Member {
+                    id: NodeId(1),
+                    address: "a:1".into(),
+                    role: MemberRole::Voter,
+                },
+                Member {
+                    id: NodeId(2),
+                    address: "b:2".into(),
+                    role: MemberRole::Learner,
+                },
+            ],
+        }
+    }
+
+    fn entry(index: u64) -> LogEntry {
+        LogEntry {
+            index: LogIndex(index),
+            term: Term(3),
+            kind: EntryKind::Command,
+            data: Bytes::from_static(b"set x"),
+        }
+    }
+
+    fn units() -> Vec<WireUnit> {
+        vec![
+            WireUnit::Message(Message {
+                cluster_id: ClusterId(7),
+                from: NodeId(1),
+                to: NodeId(2),
+                term: Term(3),
+                body: MessageBody::VoteRequest {
+                    last_index: LogIndex(9),
+                    last_term: Term(2),
+                    transfer: true,
+                },
+            }),
+            WireUnit::Open(StreamOpen {
+                cluster_id: ClusterId(7),
+                follower: NodeId(2),
+                leader: NodeId(1),
+                term: Term(3),
+                probe_index: LogIndex(9),
+                probe_term: Term(2),
+                commit: LogIndex(8),
+            }),
+            WireUnit::Frame(Frame::Chunk {
+                term: Term(3),
+                prev_index: LogIndex(9),
+                prev_term: Term(2),
+                leader_commit: LogIndex(8),
+                entries: vec![entry(10), entry(11)],
+            }),
+            WireUnit::Frame(Frame::SnapshotBegin {
+                meta: SnapshotMeta {
+                    index: LogIndex(5),
+                    term: Term(1),
+                    config: config(),
+                },
+                size: 3,
+            }),
+            WireUnit::Frame(Frame::SnapshotChunk {
+                offset: 0,
+                data: Bytes::from_static(b"abc"),
+                crc: 1,
+            }),
+            WireUnit::Frame(Frame::SnapshotEnd { crc: 2 }),
+            WireUnit::Frame(Frame::Ack {
+                durable: LogIndex(11),
+            }),
+        ]
+    }
+
+    fn encoded(unit: &WireUnit) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(unit, &mut out);
+        out
+    }
+
+    /// Rewrites both checksums after a test edits a record, so the edit itself is what is tested.
+    fn reseal(record: &mut [u8]) {
+        let len = [record[2], record[3], record[4], record[5]];
+        let crc = payload_crc(record[1], len, &record[HEADER_BYTES..]).to_le_bytes();
+        record[6..10].copy_from_slice(&crc);
+        let header_crc = crc32fast::hash(&record[..10]).to_le_bytes();
+        record[10..14].copy_from_slice(&header_crc);
+    }
+
+    #[test]
+    fn every_unit_round_trips() {
+        for unit in units() {
+            let bytes = encoded(&unit);
+            assert_eq!(
+                decode(&bytes),
+                Ok(Some((unit.clone(), bytes.len()))),
+                "{unit}"
+            );
+        }
+    }
+
+    #[test]
+    fn ack_record_has_the_documented_layout() {
+        // Golden bytes: a change here is a format change and needs a new VERSION.
+        let bytes = encoded(&WireUnit::Frame(Frame::Ack {
+            durable: LogIndex(300),
+        }));
+        let payload = [4, 0xac, 0x02]; // variant 4 (Ack), varint 300
+        assert_eq!(bytes.len(), HEADER_BYTES + payload.len());
+        assert_eq!(&bytes[..6], &[1, 3, 3, 0, 0, 0]);
+        assert_eq!(&bytes[HEADER_BYTES..], &payload);
+        let crc = u32::from_le_bytes(bytes[6..10].try_into().unwrap());
+        assert_eq!(crc, crc32fast::hash(&[3, 3, 0, 0, 0, 4, 0xac, 0x02]));
+        let header_crc = u32::from_le_bytes(bytes[10..14].try_into().unwrap());
+        assert_eq!(header_crc, crc32fast::hash(&bytes[..10]));
+    }
+
+    #[test]
+    fn encode_appends_after_existing_bytes() {
+        let mut out = vec![0xee];
+        let unit = units().remove(0);
+        encode(&unit, &mut out);
+        assert_eq!(out[0], 0xee);
+        assert_eq!(decode(&out[1..]), Ok(Some((unit, out.len() - 1))));
+    }
+
+    #[test]
+    fn every_strict_prefix_needs_more_bytes() {
+        for unit in units() {
+            let bytes = encoded(&unit);
+            for cut in 0..bytes.len() {
+                assert_eq!(decode(&bytes[..cut]), Ok(None), "{unit} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_version_is_refused_from_the_first_byte() {
+        assert_eq!(decode(&[2]), Err(DecodeError::Version(2)));
+        assert_eq!(decode(&[0; 20]), Err(DecodeError::Version(0)));
+    }
+
+    #[test]
+    fn corrupted_length_is_a_checksum_error_not_a_wait() {
+        let mut bytes = encoded(&units()[0]);
+        bytes[5] ^= 0x01; // len + 16 MiB: without the header crc this would wait forever
+        assert!(matches!(decode(&bytes), Err(DecodeError::Checksum { .. })));
+    }
+
+    #[test]
+    fn oversized_length_is_refused_from_the_header() {
+        let mut header = [
+            VERSION,
+            Kind::Frame as u8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
+        header[2..6].copy_from_slice(&(MAX_FRAME_BYTES as u32 + 1).to_le_bytes());
+        let header_crc = crc32fast::hash(&header[..10]).to_le_bytes();
+        header[10..14].copy_from_slice(&header_crc);
+        assert_eq!(
+            decode(&header),
+            Err(DecodeError::TooLarge {
+                len: MAX_FRAME_BYTES + 1,
+                limit: MAX_FRAME_BYTES
+            })
+        );
+    }
+
+    #[test]
+    fn corrupted_payload_is_a_checksum_error() {
+        let mut bytes = encoded(&units()[2]);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        assert!(matches!(decode(&bytes), Err(DecodeError::Checksum { .. })));
+    }
+
+    #[test]
+    fn unknown_kind_is_malformed() {
+        let mut bytes = encoded(&units()[0]);
+        bytes[1] = 99;
+        reseal(&mut bytes);
+        assert_eq!(
+            decode(&bytes),
+            Err(DecodeError::Malformed("unknown record kind 99".into()))
+        );
+    }
+
+    #[test]
+    fn bytes_after_the_value_are_malformed() {
+        let mut bytes = encoded(&WireUnit::Frame(Frame::Ack {
+            durable: LogIndex(1),
+        }));
+        bytes.push(0);
+        bytes[2] += 1;
+        reseal(&mut bytes);
+        assert!(matches!(decode(&bytes), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn garbage_payload_is_malformed() {
+        let mut bytes = encoded(&WireUnit::Frame(Frame::Ack {
+            durable: LogIndex(1),
+        }));
+        bytes[HEADER_BYTES] = 200; // no such Frame variant
+        reseal(&mut bytes);
+        assert!(matches!(decode(&bytes), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn chunk_with_a_gap_is_invalid() {
+        let chunk = Frame::Chunk {
+            term: Term(3),
+            prev_index: LogIndex(9),
+            prev_term: Term(2),
+            leader_commit: LogIndex(8),
+            entries: vec![entry(10), entry(12)],
+        };
+        let bytes = encoded(&WireUnit::Frame(chunk));
+        assert!(matches!(decode(&bytes), Err(DecodeError::Invalid(_))));
+    }
+
+    #[test]
+    fn chunk_running_past_the_largest_index_is_invalid() {
+        let chunk = Frame::Chunk {
+            term: Term(3),
+            prev_index: LogIndex(u64::MAX),
+            prev_term: Term(2),
+            leader_commit: LogIndex(8),
+            entries: vec![entry(0)],
+        };
+        let bytes = encoded(&WireUnit::Frame(chunk));
+        assert!(matches!(decode(&bytes), Err(DecodeError::Invalid(_))));
+    }
+
+    #[test]
+    fn snapshot_begin_with_an_invalid_config_is_invalid() {
+        let mut config = config();
+        config.members.reverse();
+        let begin = Frame::SnapshotBegin {
+            meta: SnapshotMeta {
+                index: LogIndex(5),
+                term: Term(1),
+                config,
+            },
+            size: 0,
+        };
+        assert!(matches!(
+            decode(&encoded(&WireUnit::Frame(begin))),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn entry_records_round_trip_back_to_back() {
+        let mut log = Vec::new();
+        for index in 1..=3 {
+            encode_entry(&entry(index), &mut log);
+        }
+        let mut at = 0;
+        for index in 1..=3 {
+            let (decoded, used) = decode_entry(&log[at..]).unwrap();
+            assert_eq!(decoded, entry(index));
+            at += used;
+        }
+        assert_eq!(at, log.len());
+        assert_eq!(
+            decode_entry(&log[at..]),
+            Err(DecodeError::Truncated {
+                needed: HEADER_BYTES,
+                have: 0
+            })
+        );
+    }
+
+    #[test]
+    fn torn_entry_record_is_truncated() {
+        let mut log = Vec::new();
+        encode_entry(&entry(1), &mut log);
+        let cut = log.len() - 1;
+        assert_eq!(
+            decode_entry(&log[..cut]),
+            Err(DecodeError::Truncated {
+                needed: log.len(),
+                have: cut
+            })
+        );
+    }
+
+    #[test]
+    fn entry_at_index_zero_is_invalid() {
+        let mut log = Vec::new();
+        encode_entry(&entry(0), &mut log);
+        assert_eq!(
+            decode_entry(&log),
+            Err(DecodeError::Invalid("log entry at index 0"))
+        );
+    }
+
+    #[test]
+    fn record_kinds_are_not_interchangeable() {
+        let mut log = Vec::new();
+        encode_entry(&entry(1), &mut log);
+        assert!(matches!(decode(&log), Err(DecodeError::Invalid(_))));
+        assert!(matches!(
+            decode_hard_state(&log),
+            Err(DecodeError::Invalid(_))
+        ));
+        let message = encoded(&units()[0]);
+        assert!(matches!(
+            decode_entry(&message),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn hard_state_round_trips() {
+        let hard_state = HardState {
+            cluster_id: Some(ClusterId(7)),
+            term: Term(4),
+            vote: Some(NodeId(2)),
+        };
+        let mut out = Vec::new();
+        encode_hard_state(&hard_state, &mut out);
+        assert_eq!(decode_hard_state(&out), Ok((hard_state, out.len())));
+    }
+
+    #[test]
+    fn config_round_trips_and_is_validated() {
+        assert_eq!(decode_config(&encode_config(&config())), Ok(config()));
+        let mut bad = config();
+        bad.members[1].address = "a:1".into();
+        assert!(matches!(
+            decode_config(&bad.encode()),
+            Err(DecodeError::Invalid(_))
+        ));
+        let mut trailing = encode_config(&config()).to_vec();
+        trailing.push(0);
+        assert!(matches!(
+            decode_config(&trailing),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn huge_declared_vec_length_does_not_allocate_up_front() {
+        // A Chunk claiming 2^60 entries in a 20-byte payload: refused, not allocated.
+        let mut bytes = encoded(&WireUnit::Frame(Frame::Chunk {
+            term: Term(1),
+            prev_index: LogIndex(0),
+            prev_term: Term(0),
+            leader_commit: LogIndex(0),
+            entries: vec![],
+        }));
+        bytes.pop(); // the entries length (0)
+        bytes.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);
+        let len = (bytes.len() - HEADER_BYTES) as u32;
+        bytes[2..6].copy_from_slice(&len.to_le_bytes());
+        reseal(&mut bytes);
+        assert!(matches!(decode(&bytes), Err(DecodeError::Malformed(_))));
+    }
+}

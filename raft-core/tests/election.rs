@@ -291,3 +291,60 @@ fn timeout_now_makes_the_target_campaign_past_leader_stickiness() {
         c.result(id)
     );
 }
+
+#[test]
+fn granting_a_vote_in_a_new_term_costs_one_hard_state_write() {
+    let hs = HardState {
+        cluster_id: Some(ClusterId(9)),
+        term: Term(1),
+        vote: None,
+    };
+    let mut node = Node::new(
+        NodeOptions::new(n(2)),
+        RecoveredState {
+            hard_state: hs,
+            ..Default::default()
+        },
+        1,
+        Instant(0),
+    )
+    .unwrap();
+    let req = Message {
+        cluster_id: ClusterId(9),
+        from: n(1),
+        to: n(2),
+        term: Term(5),
+        body: MessageBody::VoteRequest {
+            last_index: LogIndex(0),
+            last_term: Term(0),
+            transfer: false,
+        },
+    };
+    let actions = node.step(Instant(1), Event::MessageReceived(req));
+    let writes: Vec<&Action> = actions
+        .iter()
+        .filter(|a| matches!(a, Action::PersistHardState(_)))
+        .collect();
+    assert_eq!(
+        writes,
+        vec![&Action::PersistHardState(HardState {
+            cluster_id: Some(ClusterId(9)),
+            term: Term(5),
+            vote: Some(n(1))
+        })]
+    );
+}
+
+#[test]
+fn a_leader_that_loses_its_quorum_waits_a_fresh_election_timeout() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    c.isolate(leader);
+    c.run_for(Duration::from_millis(1100));
+    let node = &c.hosts[&leader].node;
+    assert_eq!(node.role(), Role::Follower);
+    assert!(
+        node.election_deadline().unwrap() > c.now,
+        "no immediate campaign after stepping down"
+    );
+}

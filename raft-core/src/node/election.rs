@@ -53,11 +53,14 @@ impl Node {
 
     /// Becomes (or stays) a follower of `leader` in the current term.
     pub(crate) fn become_follower(&mut self, leader: Option<NodeId>) {
-        if let RoleState::Leader(_) = self.role {
+        let was_leader = matches!(self.role, RoleState::Leader(_));
+        if was_leader {
             self.on_step_down();
         }
         let term = self.hs.term;
-        if matches!(&self.role, RoleState::Follower(f) if f.leader == leader && f.term == term) {
+        if !was_leader
+            && matches!(&self.role, RoleState::Follower(f) if f.leader == leader && f.term == term)
+        {
             return;
         }
         self.close_follower_stream();
@@ -108,7 +111,7 @@ impl Node {
 
     pub(crate) fn become_candidate(&mut self, transfer: bool) {
         self.close_follower_stream();
-        self.enter_term(self.hs.term.next());
+        self.hs.term = self.hs.term.next();
         self.hs.vote = Some(self.id());
         self.persist_hard_state();
         let mut granted = BTreeSet::new();

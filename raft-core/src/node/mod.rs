@@ -155,6 +155,8 @@ pub struct Node {
     pub(crate) election_deadline: Instant,
     /// Actions produced by the current step.
     pub(crate) out: Vec<Action>,
+    /// Where in `out` this step's `PersistHardState` sits, if it has one.
+    hard_state_slot: Option<usize>,
     /// What the driver was last told about role, term and leader.
     reported_role: Option<(Role, Term, Option<NodeId>)>,
     reported_config: Option<Config>,
@@ -264,6 +266,7 @@ impl Node {
             role: RoleState::Follower(FollowerState::new(hard_state_term, None)),
             election_deadline: Instant::NEVER,
             out: Vec::new(),
+            hard_state_slot: None,
             reported_role: None,
             reported_config: None,
             opts: options,
@@ -320,6 +323,7 @@ impl Node {
         );
         #[cfg(debug_assertions)]
         self.check_invariants();
+        self.hard_state_slot = None;
         std::mem::take(&mut self.out)
     }
 
@@ -456,8 +460,19 @@ impl Node {
         self.out.push(action);
     }
 
+    /// Orders the hard state durable. Within one step a single write suffices:
+    /// a later change updates the write already ordered, which precedes every
+    /// action that depends on either value (a newer term or vote on disk is
+    /// never less safe), so an election costs one fsync, not two.
     pub(crate) fn persist_hard_state(&mut self) {
-        self.emit(Action::PersistHardState(self.hs.clone()));
+        let hs = self.hs.clone();
+        match self.hard_state_slot {
+            Some(i) => self.out[i] = Action::PersistHardState(hs),
+            None => {
+                self.hard_state_slot = Some(self.out.len());
+                self.emit(Action::PersistHardState(hs));
+            }
+        }
     }
 
     /// Sends a datagram to `to` in the current term.

@@ -1,0 +1,253 @@
+//! Writes the seed corpus of the decoder fuzz targets, `seeds/<target>/<name>`,
+//! from real encoded values, so libFuzzer starts from records that pass the
+//! version, checksum and length checks and explores the payloads.
+//!
+//! ```text
+//! cargo run --manifest-path fuzz/Cargo.toml --example gen_corpus
+//! ```
+//!
+//! Deterministic: rerun it after a format change and commit the result.
+
+use raft_core::wire::{self, WireUnit};
+use raft_core::{
+    ClusterId, Config, EntryKind, Frame, HardState, LogEntry, LogIndex, Member, MemberRole,
+    Message, MessageBody, NodeId, SnapshotMeta, StreamOpen, Term,
+};
+use std::path::Path;
+
+fn config(voters: u64, learners: u64) -> Config {
+    let members = (1..=voters + learners)
+        .map(|id| Member {
+            id: NodeId(id),
+            address: format!("10.0.0.{id}:7000"),
+            role: if id <= voters {
+                MemberRole::Voter
+            } else {
+                MemberRole::Learner
+            },
+        })
+        .collect();
+    Config {
+        cluster_id: ClusterId(0x5eed_cafe),
+        index: LogIndex(7),
+        max_node_id: NodeId(voters + learners + 2),
+        members,
+    }
+}
+
+fn entry(index: u64, term: u64, kind: EntryKind, data: &[u8]) -> LogEntry {
+    LogEntry {
+        index: LogIndex(index),
+        term: Term(term),
+        kind,
+        data: data.to_vec().into(),
+    }
+}
+
+fn message(body: MessageBody) -> WireUnit {
+    WireUnit::Message(Message {
+        cluster_id: ClusterId(0x5eed_cafe),
+        from: NodeId(2),
+        to: NodeId(1),
+        term: Term(5),
+        body,
+    })
+}
+
+fn units() -> Vec<(&'static str, WireUnit)> {
+    let meta = SnapshotMeta {
+        index: LogIndex(100),
+        term: Term(4),
+        config: config(3, 1),
+    };
+    let data = b"key=value;other=thing".to_vec().into();
+    let snapshot = raft_core::snapshot_frames(&meta, &data, 8);
+    let mut units = vec![
+        (
+            "msg-prevote",
+            message(MessageBody::PreVoteRequest {
+                last_index: LogIndex(41),
+                last_term: Term(4),
+            }),
+        ),
+        (
+            "msg-prevote-resp",
+            message(MessageBody::PreVoteResponse { granted: true }),
+        ),
+        (
+            "msg-vote",
+            message(MessageBody::VoteRequest {
+                last_index: LogIndex(300),
+                last_term: Term(5),
+                transfer: true,
+            }),
+        ),
+        (
+            "msg-vote-resp",
+            message(MessageBody::VoteResponse { granted: false }),
+        ),
+        (
+            "msg-heartbeat",
+            message(MessageBody::Heartbeat {
+                commit: LogIndex(40),
+                round: 9,
+            }),
+        ),
+        (
+            "msg-heartbeat-resp",
+            message(MessageBody::HeartbeatResponse {
+                round: 9,
+                streaming: true,
+            }),
+        ),
+        ("msg-timeout-now", message(MessageBody::TimeoutNow)),
+        (
+            "open",
+            WireUnit::Open(StreamOpen {
+                cluster_id: ClusterId(0x5eed_cafe),
+                follower: NodeId(2),
+                leader: NodeId(1),
+                term: Term(5),
+                probe_index: LogIndex(41),
+                probe_term: Term(4),
+                commit: LogIndex(40),
+            }),
+        ),
+        (
+            "frame-chunk-empty",
+            WireUnit::Frame(Frame::Chunk {
+                term: Term(5),
+                prev_index: LogIndex(41),
+                prev_term: Term(4),
+                leader_commit: LogIndex(41),
+                entries: vec![],
+            }),
+        ),
+        (
+            "frame-chunk-3",
+            WireUnit::Frame(Frame::Chunk {
+                term: Term(5),
+                prev_index: LogIndex(41),
+                prev_term: Term(4),
+                leader_commit: LogIndex(40),
+                entries: vec![
+                    entry(42, 5, EntryKind::Nop, b""),
+                    entry(43, 5, EntryKind::Command, b"put k v"),
+                    entry(44, 5, EntryKind::AddPeer, &config(3, 1).encode()),
+                ],
+            }),
+        ),
+        (
+            "frame-ack",
+            WireUnit::Frame(Frame::Ack {
+                durable: LogIndex(44),
+            }),
+        ),
+    ];
+    let names = [
+        "frame-snapshot-begin",
+        "frame-snapshot-chunk",
+        "frame-snapshot-chunk-2",
+        "frame-snapshot-chunk-3",
+    ];
+    for (name, frame) in names.into_iter().zip(snapshot.iter().cloned()) {
+        units.push((name, WireUnit::Frame(frame)));
+    }
+    units.push((
+        "frame-snapshot-end",
+        WireUnit::Frame(snapshot.last().cloned().expect("a transfer has an end")),
+    ));
+    units
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::create_dir_all(dir).expect("create seed dir");
+    std::fs::write(dir.join(name), bytes).expect("write seed");
+}
+
+fn main() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+
+    // wire_decode: one file per unit kind, plus a stream of several back to back.
+    let dir = seeds.join("wire_decode");
+    let mut stream = Vec::new();
+    for (name, unit) in units() {
+        let mut bytes = Vec::new();
+        wire::encode(&unit, &mut bytes);
+        write(&dir, name, &bytes);
+        if name.starts_with("open")
+            || name.starts_with("frame-chunk")
+            || name.starts_with("frame-ack")
+        {
+            stream.extend_from_slice(&bytes);
+        }
+    }
+    write(&dir, "stream-open-chunks-ack", &stream);
+
+    // log_record_decode: single records, a short log, and hard states.
+    let dir = seeds.join("log_record_decode");
+    let entries = [
+        (
+            "entry-initialize",
+            entry(1, 1, EntryKind::Initialize, &config(1, 0).encode()),
+        ),
+        ("entry-nop", entry(2, 2, EntryKind::Nop, b"")),
+        ("entry-command", entry(3, 2, EntryKind::Command, b"set x=1")),
+        (
+            "entry-add-peer",
+            entry(4, 2, EntryKind::AddPeer, &config(1, 1).encode()),
+        ),
+        (
+            "entry-promote-peer",
+            entry(5, 2, EntryKind::PromotePeer, &config(2, 0).encode()),
+        ),
+        (
+            "entry-remove-peer",
+            entry(6, 3, EntryKind::RemovePeer, &config(1, 0).encode()),
+        ),
+    ];
+    let mut log = Vec::new();
+    for (name, entry) in &entries {
+        let mut bytes = Vec::new();
+        wire::encode_entry(entry, &mut bytes);
+        write(&dir, name, &bytes);
+        log.extend_from_slice(&bytes);
+    }
+    write(&dir, "log-6-entries", &log);
+    let mut torn = log.clone();
+    torn.truncate(log.len() - 3);
+    write(&dir, "log-torn-tail", &torn);
+    for (name, hard_state) in [
+        ("hard-state-empty", HardState::default()),
+        (
+            "hard-state-voted",
+            HardState {
+                cluster_id: Some(ClusterId(0x5eed_cafe)),
+                term: Term(7),
+                vote: Some(NodeId(2)),
+            },
+        ),
+    ] {
+        let mut bytes = Vec::new();
+        wire::encode_hard_state(&hard_state, &mut bytes);
+        write(&dir, name, &bytes);
+    }
+
+    // config_decode: membership payloads.
+    let dir = seeds.join("config_decode");
+    write(
+        &dir,
+        "config-empty",
+        &wire::encode_config(&Config::default()),
+    );
+    write(&dir, "config-1-voter", &wire::encode_config(&config(1, 0)));
+    write(&dir, "config-3-voters", &wire::encode_config(&config(3, 0)));
+    write(
+        &dir,
+        "config-3-voters-2-learners",
+        &wire::encode_config(&config(3, 2)),
+    );
+    write(&dir, "config-5-voters", &wire::encode_config(&config(5, 0)));
+
+    println!("seed corpus written under {}", seeds.display());
+}
