@@ -67,7 +67,9 @@ pub fn decode_identity(bytes: &[u8]) -> Result<Identity, (u64, Corruption)> {
     if header[0..8] != MAGIC {
         return Err((0, HeaderError::BadMagic.into()));
     }
-    let word = |at: usize| u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let word = |at: usize| {
+        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
     let version = word(8);
     if version != VERSION {
         return Err((8, HeaderError::UnsupportedVersion(version).into()));
@@ -128,17 +130,18 @@ impl IdentityStore {
         durable::create_dir(&dir, &fsyncs)?;
         durable::remove_file_lazily(&dir.join(format!("{IDENTITY_FILE}.tmp")))?;
         let path = dir.join(IDENTITY_FILE);
-        let identity = match fs::read(&path) {
-            Ok(bytes) => Some(decode_identity(&bytes).map_err(|(offset, reason)| {
-                StorageError::Corrupt {
-                    path: path.clone(),
-                    offset,
-                    reason,
-                }
-            })?),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(StorageError::io("read", &path, e)),
-        };
+        let identity =
+            match fs::read(&path) {
+                Ok(bytes) => Some(decode_identity(&bytes).map_err(|(offset, reason)| {
+                    StorageError::Corrupt {
+                        path: path.clone(),
+                        offset,
+                        reason,
+                    }
+                })?),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(StorageError::io("read", &path, e)),
+            };
         Ok((IdentityStore { dir, path, fsyncs }, identity))
     }
 
