@@ -239,6 +239,7 @@ impl RaftNode {
         };
         let transport = Transport::start(
             listener,
+            address.clone(),
             config.transport.clone(),
             sinks,
             Arc::clone(&snapshots),

@@ -54,6 +54,9 @@ pub struct Hello {
     pub from: Option<NodeId>,
     /// The node it means to reach, if it knows (a message's or stream's recipient).
     pub to: Option<NodeId>,
+    /// Where the connecting node listens. A node that just joined learns its
+    /// leader's address from it before the configuration reaches its log.
+    pub address: Option<String>,
     /// What the connection carries.
     pub kind: ConnectionKind,
 }
@@ -225,6 +228,7 @@ mod tests {
                 cluster_id: Some(ClusterId(9)),
                 from: Some(NodeId(2)),
                 to: Some(NodeId(1)),
+                address: Some("127.0.0.1:2".into()),
                 kind: ConnectionKind::Stream {
                     stream: StreamId(77),
                     open: StreamOpen {

@@ -36,7 +36,7 @@ fn handle(shared: &Arc<Shared>, mut socket: TcpStream) {
     let peer = socket
         .peer_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
-    let Ok(guard) = shared.register(&socket) else {
+    let Ok(_guard) = shared.register(&socket) else {
         return;
     };
     let setup = socket
@@ -83,8 +83,12 @@ fn handle(shared: &Arc<Shared>, mut socket: TcpStream) {
         cluster_id,
         from,
         kind,
+        address,
         ..
     } = hello;
+    if let (Some(from), Some(address)) = (from, address.as_deref()) {
+        shared.learn_address(from, address);
+    }
     match kind {
         ConnectionKind::Messages => {
             let accepted = Control::HelloReply(HelloReply::Accepted);
@@ -93,7 +97,6 @@ fn handle(shared: &Arc<Shared>, mut socket: TcpStream) {
             }
         }
         ConnectionKind::Stream { stream, open } => {
-            drop(guard); // the stream registers its own
             stream::accept(shared, socket, stream, open);
         }
         ConnectionKind::Admin => admin(shared, socket, cluster_id, &peer),

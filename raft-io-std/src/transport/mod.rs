@@ -177,8 +177,14 @@ struct ThreadGroup {
 struct Shared {
     opts: TransportOptions,
     local_addr: SocketAddr,
+    /// Our own address, announced in every hello.
+    advertise: String,
     me: RwLock<Me>,
+    /// Members' addresses from the configuration in force.
     addresses: RwLock<BTreeMap<NodeId, String>>,
+    /// Addresses announced in peers' hellos, for nodes the configuration
+    /// does not list yet (a joiner's leader, before its log has the config).
+    learned: RwLock<BTreeMap<NodeId, String>>,
     peers: Mutex<BTreeMap<NodeId, Peer>>,
     streams: Mutex<HashMap<StreamId, Arc<StreamSlot>>>,
     sinks: Sinks,
@@ -210,11 +216,28 @@ impl Shared {
     }
 
     fn address_of(&self, id: NodeId) -> Option<String> {
-        self.addresses
+        let configured = self
+            .addresses
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
-            .cloned()
+            .cloned();
+        configured.or_else(|| {
+            self.learned
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+                .cloned()
+        })
+    }
+
+    /// Remembers where `id` said it listens (used only while the
+    /// configuration does not list it).
+    fn learn_address(&self, id: NodeId, address: &str) {
+        let mut learned = self.learned.write().unwrap_or_else(|e| e.into_inner());
+        if learned.get(&id).map(String::as_str) != Some(address) {
+            learned.insert(id, address.to_string());
+        }
     }
 
     /// Registers `socket` so `shutdown` can break it; the guard unregisters it.
@@ -343,6 +366,7 @@ pub(crate) fn admin_call(
         cluster_id,
         from,
         to: None,
+        address: None,
         kind: hello::ConnectionKind::Admin,
     };
     let mut s = connect_with_hello(opts, address, hello)?;
@@ -366,6 +390,7 @@ impl Transport {
     /// Starts accepting connections on `listener`.
     pub(crate) fn start(
         listener: TcpListener,
+        advertise: String,
         opts: TransportOptions,
         sinks: Sinks,
         snapshots: Arc<SnapshotStore>,
@@ -374,8 +399,10 @@ impl Transport {
         let shared = Arc::new(Shared {
             opts,
             local_addr,
+            advertise,
             me: RwLock::new(Me::default()),
             addresses: RwLock::new(BTreeMap::new()),
+            learned: RwLock::new(BTreeMap::new()),
             peers: Mutex::new(BTreeMap::new()),
             streams: Mutex::new(HashMap::new()),
             sinks,

@@ -74,6 +74,7 @@ fn run(shared: &Arc<Shared>, to: NodeId, address: &str, outbox: &Outbox<Message>
                 cluster_id: me.cluster_id,
                 from: me.id,
                 to: Some(to),
+                address: Some(shared.advertise.clone()),
                 kind: ConnectionKind::Messages,
             };
             let connected = connect_with_hello(opts, address, hello).and_then(|s| {

@@ -90,6 +90,7 @@ pub(super) fn open(shared: &Arc<Shared>, stream: StreamId, leader: NodeId, open:
             cluster_id: Some(open.cluster_id),
             from: Some(open.follower),
             to: Some(leader),
+            address: Some(shared.advertise.clone()),
             kind: ConnectionKind::Stream { stream, open },
         };
         let result = match shared.address_of(leader) {
@@ -109,7 +110,6 @@ pub(super) fn open(shared: &Arc<Shared>, stream: StreamId, leader: NodeId, open:
                 bump(&shared.counters.streams_opened, 1);
                 serve(&shared, &slot, socket);
             }
-            Err((address, ConnectError::Refused(r))) => shared.note_refusal(&address, &r),
             Err((address, e)) => {
                 tracing::debug!(%stream, %leader, address, "stream open failed: {e}")
             }
