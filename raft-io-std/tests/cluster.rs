@@ -397,3 +397,93 @@ fn a_member_can_leave_and_a_peer_can_be_removed() {
         Err(Error::Request(raft_core::RequestError::NodeNotFound(_)))
     ));
 }
+
+#[test]
+fn a_whole_cluster_restarts_from_its_data_dirs() {
+    let mut members = three_nodes(|_| {});
+    let leader = leader_of(&members);
+    let mut expected: Vec<String> = (0..25).map(|i| format!("before {i}")).collect();
+    apply_all(members[leader].node(), expected.clone());
+    assert_all_applied(&members, &expected);
+    for m in &mut members {
+        m.close();
+    }
+    for m in &mut members {
+        m.reopen(&|_| {});
+    }
+    let leader = leader_of(&members);
+    let more: Vec<String> = (0..5).map(|i| format!("after {i}")).collect();
+    apply_all(members[leader].node(), more.clone());
+    expected.extend(more);
+    assert_all_applied(&members, &expected);
+}
+
+#[test]
+fn malformed_bytes_close_the_connection_and_the_node_carries_on() {
+    use raft_io_std::transport::hello::{self, ConnectionKind, Control, Hello, HelloReply};
+    use std::net::TcpStream;
+    let single = Member::open(&|_| {});
+    let node = single.node();
+    node.initialize().unwrap();
+    let garbage: &[&[u8]] = &[
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[0xff; 64],
+        b"SRFT\x01\xff\xff\xff\xff\0\0\0\0", // a control header claiming 4 GiB
+    ];
+    for bytes in garbage {
+        let mut s = TcpStream::connect(&single.address).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut rest = Vec::new();
+        // The node closes the connection (EOF or reset), never hangs or panics.
+        let _ = s.read_to_end(&mut rest);
+    }
+    // A valid hello, then bytes that are not a wire record.
+    let hello = Control::Hello(Hello {
+        cluster_id: node.cluster_id(),
+        from: Some(NodeId(9)),
+        to: node.id(),
+        address: None,
+        kind: ConnectionKind::Messages,
+    });
+    let mut s = TcpStream::connect(&single.address).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(&hello::encode_control(&hello)).unwrap();
+    assert_eq!(
+        hello::read_control(&mut s).unwrap(),
+        Control::HelloReply(HelloReply::Accepted)
+    );
+    s.write_all(&[1u8; 100]).unwrap();
+    let _ = s.read_to_end(&mut Vec::new());
+    eventually("the node to count the malformed connections", || {
+        node.metrics().unwrap().transport.malformed_connections > garbage.len() as u64
+    });
+    let index = node.apply("still fine").unwrap();
+    node.wait(index, PATIENCE).unwrap();
+    assert_eq!(single.applied.commands(), vec!["still fine".to_string()]);
+}
+
+#[test]
+fn requests_before_initialize_and_reopening_an_open_dir_are_refused() {
+    let lone = Member::open(&|_| {});
+    assert!(matches!(lone.node().apply("x"), Err(Error::NotInitialized)));
+    assert!(matches!(
+        lone.node().read_barrier(PATIENCE),
+        Err(Error::NotInitialized)
+    ));
+    assert_eq!(lone.node().id(), None);
+    assert!(matches!(
+        RaftNode::open(
+            lone.dir.path(),
+            config("127.0.0.1:0", |_| {}),
+            ListFsm(Applied::default())
+        ),
+        Err(Error::AlreadyOpen(_))
+    ));
+    lone.node().close().unwrap();
+    assert!(matches!(lone.node().apply("x"), Err(Error::Closed)));
+    assert!(matches!(
+        lone.node().wait(LogIndex(1), PATIENCE),
+        Err(Error::Closed)
+    ));
+}
