@@ -327,6 +327,13 @@ fn a_follower_far_behind_is_sent_a_snapshot() {
 
     members[follower].reopen(&small_snapshots);
     assert_all_applied(&members, &expected);
+    let sent = members[leader]
+        .node()
+        .metrics()
+        .unwrap()
+        .transport
+        .snapshots_sent;
+    assert!(sent >= 1, "the leader sent a snapshot");
     // It installed a snapshot: its log no longer starts at 1, and it can
     // restart from that snapshot.
     members[follower].close();
@@ -486,4 +493,35 @@ fn requests_before_initialize_and_reopening_an_open_dir_are_refused() {
         lone.node().wait(LogIndex(1), PATIENCE),
         Err(Error::Closed)
     ));
+}
+
+#[test]
+fn concurrent_clients_commit_and_every_member_applies_one_sequence() {
+    let members = three_nodes(|_| {});
+    let leader = leader_of(&members);
+    let node = members[leader].node();
+    let indexes: Vec<LogIndex> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4)
+            .map(|c| {
+                scope.spawn(move || {
+                    (0..50)
+                        .map(|i| node.apply(format!("c{c} {i}")).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
+    });
+    let mut unique = indexes.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 200, "every command has its own index");
+    let last = *unique.last().unwrap();
+    node.wait(last, PATIENCE).unwrap();
+    let sequence = members[leader].applied.commands();
+    assert_eq!(sequence.len(), 200);
+    assert_all_applied(&members, &sequence);
 }

@@ -106,6 +106,8 @@ pub struct TransportMetrics {
     pub streams_opened: u64,
     /// Streams closed because their queue was full.
     pub streams_overflowed: u64,
+    /// Snapshots sent whole on a stream.
+    pub snapshots_sent: u64,
     /// Hellos this node refused (foreign cluster, misdirected, malformed).
     pub hellos_refused: u64,
     /// Times a peer refused this node's hello.
@@ -123,6 +125,7 @@ struct Counters {
     messages_received: AtomicU64,
     streams_opened: AtomicU64,
     streams_overflowed: AtomicU64,
+    snapshots_sent: AtomicU64,
     hellos_refused: AtomicU64,
     refused_by_peers: AtomicU64,
     malformed_connections: AtomicU64,
@@ -499,6 +502,7 @@ impl Transport {
             messages_received: get(&c.messages_received),
             streams_opened: get(&c.streams_opened),
             streams_overflowed: get(&c.streams_overflowed),
+            snapshots_sent: get(&c.snapshots_sent),
             hellos_refused: get(&c.hellos_refused),
             refused_by_peers: get(&c.refused_by_peers),
             malformed_connections: get(&c.malformed_connections),

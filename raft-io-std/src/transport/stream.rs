@@ -266,7 +266,9 @@ fn write_snapshot(shared: &Shared, socket: &mut TcpStream, meta: &SnapshotMeta) 
         buf.clear();
         wire::encode(&WireUnit::Frame(frame), &mut buf);
         socket.write_all(&buf)
-    })
+    })?;
+    bump(&shared.counters.snapshots_sent, 1);
+    Ok(())
 }
 
 /// The frames of `raft_core::snapshot_frames`, produced from a reader one
