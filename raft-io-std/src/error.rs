@@ -79,6 +79,10 @@ pub enum Error {
     /// A socket or thread could not be set up.
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
+    /// The core answered a request with a completion of another kind: a bug
+    /// in this crate or in raft-core; please report it.
+    #[error("internal error (a bug): {0}")]
+    Internal(String),
 }
 
 impl Error {

@@ -326,7 +326,7 @@ impl RaftNode {
             Outcome::Unknown,
         )? {
             Completion::Initialized { cluster_id } => Ok(cluster_id),
-            other => Err(Error::Join(format!("unexpected completion {other:?}"))),
+            other => Err(Error::Internal(format!("unexpected completion {other:?}"))),
         }
     }
 
@@ -441,7 +441,7 @@ impl RaftNode {
         );
         match local {
             Ok(Completion::MembershipChanged { node, .. }) => Ok(node),
-            Ok(other) => Err(Error::Join(format!("unexpected completion {other:?}"))),
+            Ok(other) => Err(Error::Internal(format!("unexpected completion {other:?}"))),
             Err(Error::NotLeader {
                 leader: Some((_, address)),
                 outcome: Outcome::Definite,
@@ -486,7 +486,7 @@ impl RaftNode {
         let make = |reply| Command::TransferLeadership { target, reply };
         match self.request(make, timeout, Outcome::Unknown)? {
             Completion::Transferred { term } => Ok(term),
-            other => Err(Error::Join(format!("unexpected completion {other:?}"))),
+            other => Err(Error::Internal(format!("unexpected completion {other:?}"))),
         }
     }
 
@@ -502,7 +502,7 @@ impl RaftNode {
             Outcome::Unknown,
         )? {
             Completion::Written { index } => Ok(index),
-            other => Err(Error::Join(format!("unexpected completion {other:?}"))),
+            other => Err(Error::Internal(format!("unexpected completion {other:?}"))),
         }
     }
 
@@ -527,7 +527,7 @@ impl RaftNode {
         let index =
             match self.request(|reply| Command::Read { reply }, timeout, Outcome::Definite)? {
                 Completion::Read { index } => index,
-                other => return Err(Error::Join(format!("unexpected completion {other:?}"))),
+                other => return Err(Error::Internal(format!("unexpected completion {other:?}"))),
             };
         self.wait(index, deadline.saturating_duration_since(Instant::now()))?;
         Ok(index)
