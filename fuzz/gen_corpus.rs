@@ -249,5 +249,58 @@ fn main() {
     );
     write(&dir, "config-5-voters", &wire::encode_config(&config(5, 0)));
 
+    // wal_recovery: real WAL directories, packed as the target reads them.
+    let dir = seeds.join("wal_recovery");
+    for (name, image) in wal_images(&entries.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>()) {
+        write(&dir, name, &image);
+    }
+
     println!("seed corpus written under {}", seeds.display());
+}
+
+/// Packs a directory as `[kind u8][index u16][len u16][bytes]` records.
+fn pack(dir: &Path) -> Vec<u8> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .expect("read wal dir")
+        .map(|e| e.expect("dir entry").file_name().into_string().expect("utf-8 name"))
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let bytes = std::fs::read(dir.join(&name)).expect("read segment");
+        let (kind, index) = match name.strip_suffix(".wal").and_then(|s| s.parse::<u64>().ok()) {
+            Some(i) => (0u8, i as u16),
+            None => (2u8, 0),
+        };
+        let len = bytes.len().min(u16::MAX as usize);
+        out.push(kind);
+        out.extend_from_slice(&index.to_le_bytes());
+        out.extend_from_slice(&(len as u16).to_le_bytes());
+        out.extend_from_slice(&bytes[..len]);
+    }
+    out
+}
+
+fn wal_images(entries: &[LogEntry]) -> Vec<(&'static str, Vec<u8>)> {
+    use raft_io_std::storage::{Wal, WalOptions};
+    let mut images = Vec::new();
+    let root = std::env::temp_dir().join(format!("raft-fuzz-seeds-{}", std::process::id()));
+    for (name, segment_bytes_max, truncate) in
+        [("wal-one-segment", 1 << 20, false), ("wal-small-segments", 200, false), ("wal-truncated", 1 << 20, true)]
+    {
+        let dir = root.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (mut wal, _) = Wal::open_with(&dir, WalOptions { segment_bytes_max }).expect("open wal");
+        wal.append(entries).expect("append");
+        if truncate {
+            wal.truncate(LogIndex(4)).expect("truncate");
+            wal.append(&[entry(4, 3, EntryKind::Command, b"after truncate")]).expect("append");
+        }
+        wal.sync().expect("sync");
+        drop(wal);
+        images.push((name, pack(&dir)));
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    images
 }

@@ -76,8 +76,13 @@ impl Config {
     }
     /// Decodes a membership entry's payload.
     pub fn decode(bytes: &[u8]) -> Result<Config, crate::error::DecodeError> {
-        let config: Config = postcard::from_bytes(bytes)
+        let (config, rest): (Config, _) = postcard::take_from_bytes(bytes)
             .map_err(|e| crate::error::DecodeError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(crate::error::DecodeError::Invalid(
+                "trailing bytes after a config",
+            ));
+        }
         config.validate()?;
         Ok(config)
     }

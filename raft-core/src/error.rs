@@ -68,6 +68,14 @@ pub enum RequestError {
     /// The transfer target did not take over in time.
     #[error("leadership transfer to {0} timed out")]
     TransferTimedOut(NodeId),
+    /// A command larger than `NodeOptions::max_entry_bytes`.
+    #[error("command of {bytes} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// The command's size.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Too many requests are waiting; back off.
     #[error("too many pending requests")]
     Busy,

@@ -32,6 +32,9 @@ pub struct NodeOptions {
     pub max_batch_entries: usize,
     /// The most payload bytes in one chunk. Default 1 MiB.
     pub max_batch_bytes: u64,
+    /// The largest command a proposal may carry; larger ones are refused with
+    /// `RequestError::TooLarge`. Default 16 MiB (a chunk must fit a wire frame).
+    pub max_entry_bytes: u64,
     /// The most client requests (proposals, reads, changes) waiting at once.
     /// Default 65,536.
     pub max_pending_requests: usize,
@@ -78,6 +81,7 @@ impl NodeOptions {
             stream_budget_bytes: 4 << 20,
             max_batch_entries: 1024,
             max_batch_bytes: 1 << 20,
+            max_entry_bytes: 16 << 20,
             max_pending_requests: 65_536,
             lease_reads: false,
             max_clock_drift_ppm: 10_000,

@@ -141,3 +141,23 @@ fn requests_to_an_uninitialized_node_say_so() {
         }]
     );
 }
+
+#[test]
+fn a_command_larger_than_the_entry_limit_is_refused_definitely() {
+    let opts = NodeOptions {
+        max_entry_bytes: 100,
+        ..NodeOptions::new(NodeId(1))
+    };
+    let mut c = Cluster::with_options(1, opts);
+    let big = c.propose(&[0u8; 101]);
+    let ok = c.propose(&[0u8; 100]);
+    c.settle();
+    assert_eq!(
+        c.result(big),
+        Some(Err(RequestError::TooLarge {
+            bytes: 101,
+            limit: 100
+        }))
+    );
+    assert!(matches!(c.result(ok), Some(Ok(Completion::Written { .. }))));
+}

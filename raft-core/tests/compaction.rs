@@ -152,3 +152,67 @@ fn a_snapshot_with_a_corrupted_chunk_is_refused() {
         Action::InstallSnapshot { .. } | Action::ReceiveSnapshotChunk { .. }
     )));
 }
+
+/// Found by fuzzing (step_node): a snapshot whose configuration claims an index
+/// beyond the snapshot's own is malformed and must not be installed.
+#[test]
+fn a_snapshot_whose_config_is_newer_than_itself_is_refused() {
+    use bytes::Bytes;
+    let hs = HardState {
+        cluster_id: Some(ClusterId(9)),
+        term: Term(2),
+        vote: None,
+    };
+    let mut node = Node::new(
+        NodeOptions::new(NodeId(2)),
+        RecoveredState {
+            hard_state: hs,
+            ..Default::default()
+        },
+        1,
+        Instant(0),
+    )
+    .unwrap();
+    let hb = Message {
+        cluster_id: ClusterId(9),
+        from: NodeId(1),
+        to: NodeId(2),
+        term: Term(2),
+        body: MessageBody::Heartbeat {
+            commit: LogIndex(0),
+            round: 1,
+        },
+    };
+    let actions = node.step(Instant(1), Event::MessageReceived(hb));
+    let stream = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::OpenStream { stream, .. } => Some(*stream),
+            _ => None,
+        })
+        .unwrap();
+    let config = Config {
+        cluster_id: ClusterId(9),
+        index: LogIndex(900),
+        max_node_id: NodeId(2),
+        members: vec![Member {
+            id: NodeId(1),
+            address: "a".into(),
+            role: MemberRole::Voter,
+        }],
+    };
+    let meta = SnapshotMeta {
+        index: LogIndex(5),
+        term: Term(1),
+        config,
+    };
+    let mut all = Vec::new();
+    for frame in frames_of(&meta, &Bytes::from_static(b"state"), 8) {
+        all.extend(node.step(Instant(2), Event::FrameReceived { stream, frame }));
+    }
+    assert!(all.contains(&Action::CloseStream { stream }));
+    assert!(
+        !all.iter()
+            .any(|a| matches!(a, Action::InstallSnapshot { .. }))
+    );
+}

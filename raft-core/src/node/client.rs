@@ -48,6 +48,19 @@ impl Node {
             }
             return;
         }
+        let limit = self.opts.max_entry_bytes;
+        let (proposals, too_large): (Vec<Proposal>, Vec<Proposal>) = proposals
+            .into_iter()
+            .partition(|p| p.data.len() as u64 <= limit);
+        for p in too_large {
+            self.complete(
+                p.id,
+                Err(RequestError::TooLarge {
+                    bytes: p.data.len() as u64,
+                    limit,
+                }),
+            );
+        }
         if proposals.is_empty() {
             return;
         }

@@ -79,6 +79,9 @@ pub enum RecoveryError {
     /// A membership entry whose payload does not decode.
     #[error("membership entry at {0} does not decode")]
     BadConfigEntry(LogIndex),
+    /// A snapshot whose configuration or term is newer than the snapshot or the hard state.
+    #[error("snapshot at {0} carries a configuration or term newer than itself")]
+    SnapshotAheadOfItself(LogIndex),
     /// A log without a cluster id in the hard state.
     #[error("the log is not empty but the hard state names no cluster")]
     NoClusterId,
@@ -248,6 +251,11 @@ impl Node {
                 }
             }
         };
+        if let Some(meta) = &snapshot {
+            if meta.config.index > meta.index || meta.term > hard_state.term {
+                return Err(RecoveryError::SnapshotAheadOfItself(meta.index));
+            }
+        }
         let log = RaftLog::new(base_index, base_term, entries);
         let configs =
             ConfigLog::recover(snapshot.as_ref(), &log).map_err(RecoveryError::BadConfigEntry)?;

@@ -395,8 +395,10 @@ impl Node {
         {
             return Err(Violation("snapshot of a later term or another cluster"));
         }
-        if meta.config.validate().is_err() {
-            return Err(Violation("snapshot config invalid"));
+        if meta.config.validate().is_err() || meta.config.index > meta.index {
+            return Err(Violation(
+                "snapshot config invalid or newer than the snapshot",
+            ));
         }
         let skip = meta.index <= self.commit;
         let r = self.receiver();
