@@ -532,3 +532,24 @@ fn concurrent_clients_commit_and_every_member_applies_one_sequence() {
     assert_eq!(sequence.len(), 200);
     assert_all_applied(&members, &sequence);
 }
+
+#[test]
+fn leadership_moves_to_the_named_follower_on_transfer() {
+    let members = three_nodes(|_| {});
+    let leader = leader_of(&members);
+    let target = (leader + 1) % 3;
+    let target_id = members[target].node().id().unwrap();
+    let old_term = members[leader].node().term();
+    let term = members[leader]
+        .node()
+        .transfer_leadership(Some(target_id))
+        .unwrap();
+    assert_eq!(leader_of(&members), target);
+    assert!(term > old_term);
+    assert!(members[target].node().term() >= term);
+    let index = members[target]
+        .node()
+        .apply("under new leadership")
+        .unwrap();
+    members[target].node().wait(index, PATIENCE).unwrap();
+}
