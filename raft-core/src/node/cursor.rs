@@ -91,7 +91,7 @@ impl Node {
             Some(Refusal::Misdirected(open.leader))
         } else if open.term != self.hs.term || !matches!(self.role, RoleState::Leader(_)) {
             Some(Refusal::NotLeaderOfTerm)
-        } else if !self.configs.latest().contains(open.follower) || open.follower == self.id() {
+        } else if !self.has_cursor(open.follower) {
             Some(Refusal::NotMember(open.follower))
         } else {
             None
@@ -128,6 +128,9 @@ impl Node {
         c.reset_stream(Some(stream));
         c.last_heard = now;
         c.next = start.next();
+        // Durable entries we matched never vanish from a follower in one term,
+        // unless its disk was lost: then its old match must not count.
+        c.match_index = c.match_index.min(start);
         self.replicate(open.follower, true);
     }
 
@@ -187,6 +190,10 @@ impl Node {
             c.reset_stream(None);
             self.emit(Action::CloseStream { stream });
         }
+    }
+
+    fn has_cursor(&self, peer: NodeId) -> bool {
+        matches!(&self.role, RoleState::Leader(l) if l.cursors.contains_key(&peer))
     }
 
     pub(crate) fn replicate_all(&mut self) {

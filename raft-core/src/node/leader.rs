@@ -354,7 +354,14 @@ impl Node {
         for id in ready_reads {
             self.on_read(id);
         }
+        let latest = self.configs.latest();
+        let removal_committed = matches!(&self.role, RoleState::Leader(l)
+            if latest.index <= commit && l.cursors.keys().any(|&id| !latest.contains(id)));
+        // Send the commit first: a removed member learns that its removal committed.
         self.send_commit_updates();
+        if removal_committed {
+            self.sync_cursors_with_config();
+        }
         if !self.is_voter() && self.configs.latest().index <= self.commit {
             // We removed ourselves and the change has committed: hand over.
             self.become_follower(None);
