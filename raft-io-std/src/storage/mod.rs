@@ -28,6 +28,7 @@
 mod durable;
 pub mod error;
 pub mod hard_state;
+pub mod identity;
 pub mod log_writer;
 mod metrics;
 pub mod record;
@@ -37,6 +38,7 @@ pub mod wal;
 
 pub use error::{Corruption, HeaderError, RecordError, StorageError};
 pub use hard_state::HardStateStore;
+pub use identity::{Identity, IdentityStore};
 pub use log_writer::{LogOp, LogReport, LogWriter, LogWriterOptions};
 pub use metrics::WalMetrics;
 pub use record::Record;

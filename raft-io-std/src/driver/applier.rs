@@ -1,0 +1,206 @@
+//! The applier thread: owns the user's FSM and runs, in order, what the
+//! driver hands it: committed entries (`Action::Apply`), snapshots of the FSM
+//! (`Action::TakeSnapshot`) and restores from a received snapshot
+//! (`Action::InstallSnapshot`). It publishes the applied index for `wait`, and
+//! reports `SnapshotTaken` / `SnapshotInstalled` back to the driver.
+//!
+//! A slow FSM never stalls heartbeats: the driver only queues work here (the
+//! queue is bounded; when it is full the driver waits, which is the
+//! back-pressure on a client outrunning its state machine).
+
+use super::Input;
+use super::view::View;
+use crate::fsm::Fsm;
+use crate::storage::SnapshotStore;
+use crossbeam_channel::Sender;
+use raft_core::{Config, Event, LogEntry, LogIndex, SnapshotMeta, Term};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Work for the applier, in log order.
+pub(crate) enum ApplyOp {
+    Apply(Vec<LogEntry>),
+    TakeSnapshot,
+    Install(SnapshotMeta),
+}
+
+/// Where the FSM stands: the last entry it saw and the configuration in force there.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AppliedPoint {
+    pub(crate) index: LogIndex,
+    pub(crate) term: Term,
+    pub(crate) config: Config,
+}
+
+impl AppliedPoint {
+    pub(crate) fn at(meta: &SnapshotMeta) -> AppliedPoint {
+        AppliedPoint {
+            index: meta.index,
+            term: meta.term,
+            config: meta.config.clone(),
+        }
+    }
+}
+
+pub(crate) struct Applier {
+    ops: Option<Sender<ApplyOp>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Context {
+    fsm: Box<dyn Fsm>,
+    point: AppliedPoint,
+    snapshots: Arc<SnapshotStore>,
+    view: Arc<View>,
+    driver: Sender<Input>,
+}
+
+/// Tells the driver if the applier dies (an FSM panic), so the node stops
+/// instead of waiting forever.
+struct DeathNotice(Sender<Input>);
+
+impl Drop for DeathNotice {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.send(Input::Fatal("the FSM panicked".into()));
+        }
+    }
+}
+
+impl Applier {
+    pub(crate) fn spawn(
+        fsm: Box<dyn Fsm>,
+        point: AppliedPoint,
+        snapshots: Arc<SnapshotStore>,
+        view: Arc<View>,
+        driver: Sender<Input>,
+        queue_max: usize,
+    ) -> std::io::Result<Applier> {
+        let (ops, rx) = crossbeam_channel::bounded(queue_max.max(1));
+        let span = tracing::Span::current();
+        let thread = std::thread::Builder::new()
+            .name("raft-applier".into())
+            .spawn(move || {
+                let _entered = span.enter();
+                let _notice = DeathNotice(driver.clone());
+                let mut cx = Context {
+                    fsm,
+                    point,
+                    snapshots,
+                    view,
+                    driver,
+                };
+                for op in rx {
+                    if let Err(e) = cx.run(op) {
+                        tracing::error!("applier stopped: {e}");
+                        let _ = cx.driver.send(Input::Fatal(e));
+                        return;
+                    }
+                }
+            })?;
+        Ok(Applier {
+            ops: Some(ops),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues work, waiting while the queue is full. Fails if the applier stopped.
+    pub(crate) fn submit(&self, op: ApplyOp) -> Result<(), String> {
+        let ops = self.ops.as_ref().ok_or("applier closed")?;
+        ops.send(op).map_err(|_| "the applier stopped".to_string())
+    }
+
+    /// Lets the applier finish what is queued, then joins it.
+    pub(crate) fn close(&mut self) {
+        self.ops = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Applier {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Context {
+    fn run(&mut self, op: ApplyOp) -> Result<(), String> {
+        match op {
+            ApplyOp::Apply(entries) => {
+                for e in &entries {
+                    if e.index > self.fsm.index() {
+                        self.fsm.apply(e);
+                    }
+                    self.point.index = e.index;
+                    self.point.term = e.term;
+                    if e.kind.is_config() {
+                        match Config::decode(&e.data) {
+                            Ok(config) => self.point.config = config,
+                            Err(err) => {
+                                return Err(format!(
+                                    "membership entry {} does not decode: {err}",
+                                    e.index
+                                ));
+                            }
+                        }
+                    }
+                }
+                self.view.set_applied(self.point.index);
+                Ok(())
+            }
+            ApplyOp::TakeSnapshot => {
+                let index = self.take_snapshot()?;
+                let _ = self
+                    .driver
+                    .send(Input::Event(Event::SnapshotTaken { index }));
+                Ok(())
+            }
+            ApplyOp::Install(meta) => {
+                let mut reader = self
+                    .snapshots
+                    .reader(&meta)
+                    .map_err(|e| format!("open received {meta}: {e}"))?;
+                self.fsm
+                    .restore(&mut reader)
+                    .map_err(|e| format!("restore the FSM from {meta}: {e}"))?;
+                tracing::info!("FSM restored from {meta}");
+                self.point = AppliedPoint::at(&meta);
+                self.view.set_applied(meta.index);
+                let _ = self
+                    .driver
+                    .send(Input::Event(Event::SnapshotInstalled { meta }));
+                Ok(())
+            }
+        }
+    }
+
+    /// Snapshots the FSM at the point it reached; returns that index.
+    fn take_snapshot(&mut self) -> Result<LogIndex, String> {
+        let point = &self.point;
+        let newest = self
+            .snapshots
+            .latest()
+            .map_err(|e| format!("read snapshots: {e}"))?;
+        if point.index.0 == 0 || newest.as_ref().is_some_and(|s| s.index >= point.index) {
+            return Ok(point.index); // nothing new to cover; the core ignores it
+        }
+        let meta = SnapshotMeta {
+            index: point.index,
+            term: point.term,
+            config: point.config.clone(),
+        };
+        let mut writer = self
+            .snapshots
+            .create(meta.clone())
+            .map_err(|e| format!("create {meta}: {e}"))?;
+        self.fsm
+            .snapshot(&mut writer)
+            .map_err(|e| format!("FSM snapshot for {meta}: {e}"))?;
+        let bytes = writer.bytes_written();
+        writer.finish().map_err(|e| format!("finish {meta}: {e}"))?;
+        tracing::info!("took {meta} ({bytes} bytes)");
+        Ok(meta.index)
+    }
+}

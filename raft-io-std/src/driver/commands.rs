@@ -1,0 +1,170 @@
+//! Requests from the handle and from admin connections, turned into core events.
+
+use super::{Command, Driver, Pending};
+use crate::error::Error;
+use crate::metrics::{FollowerLag, Metrics};
+use crate::storage::Identity;
+use crate::transport::AdminCall;
+use crate::transport::hello::{AdminRequest, AdminResponse};
+use raft_core::{ClusterId, Event, MembershipChange, NodeId, Proposal, Role, Term};
+
+impl Driver {
+    pub(super) fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Initialize { reply } => {
+                if self.node.is_none() {
+                    let identity = Identity {
+                        node_id: NodeId(1),
+                        cluster_id: None,
+                    };
+                    if let Err(e) = self
+                        .identity
+                        .save(&identity)
+                        .map_err(Error::from)
+                        .and_then(|()| self.start_node(NodeId(1)))
+                    {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                }
+                // The core answers (AlreadyInitialized, LogExists, or Initialized once committed).
+                let id = self.register(Pending::Client(reply));
+                let address = self.advertise.clone();
+                self.step(Event::InitializeRequested { id, address });
+            }
+            Command::StartJoined {
+                node,
+                cluster_id,
+                reply,
+            } => {
+                let _ = reply.send(self.start_joined(node, cluster_id));
+            }
+            Command::Propose { data, reply } => {
+                if self.refuse_without_node(&reply) {
+                    return;
+                }
+                let id = self.register(Pending::Client(reply));
+                let proposals = vec![Proposal { id, data }];
+                self.step(Event::ProposeRequested { proposals });
+            }
+            Command::Read { reply } => {
+                if self.refuse_without_node(&reply) {
+                    return;
+                }
+                let id = self.register(Pending::Client(reply));
+                self.step(Event::ReadRequested { id });
+            }
+            Command::ChangeMembership { change, reply } => {
+                if self.refuse_without_node(&reply) {
+                    return;
+                }
+                let id = self.register(Pending::Client(reply));
+                self.step(Event::ChangeMembershipRequested { id, change });
+            }
+            Command::TransferLeadership { target, reply } => {
+                if self.refuse_without_node(&reply) {
+                    return;
+                }
+                let id = self.register(Pending::Client(reply));
+                self.step(Event::TransferLeadershipRequested { id, target });
+            }
+            Command::Metrics { reply } => {
+                let _ = reply.send(self.metrics());
+            }
+            Command::Close => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn refuse_without_node(&self, reply: &super::Reply) -> bool {
+        if self.node.is_some() {
+            return false;
+        }
+        let _ = reply.send(Err(Error::NotInitialized));
+        true
+    }
+
+    /// The leader admitted us: record who we are, durably, then start the core.
+    fn start_joined(&mut self, node: NodeId, cluster_id: ClusterId) -> Result<(), Error> {
+        if self.node.is_some() {
+            return Err(Error::AlreadyInitialized);
+        }
+        self.identity.save(&Identity {
+            node_id: node,
+            cluster_id: Some(cluster_id),
+        })?;
+        let recovered = self.recovered.get_or_insert_with(Default::default);
+        recovered.hard_state.cluster_id = Some(cluster_id);
+        self.hard_state.save(&recovered.hard_state)?;
+        self.start_node(node)
+    }
+
+    pub(super) fn on_admin(&mut self, call: AdminCall) {
+        let Some(node) = &self.node else {
+            let why = "this node has not initialized or joined a cluster";
+            let _ = call.reply.send(AdminResponse::Unavailable(why.into()));
+            return;
+        };
+        if call.cluster_id.is_some() && call.cluster_id != node.cluster_id() {
+            let _ = call
+                .reply
+                .send(AdminResponse::Unavailable("foreign cluster".into()));
+            return;
+        }
+        let (change, joining) = match call.request {
+            AdminRequest::Join { address } => (MembershipChange::Add { address }, true),
+            AdminRequest::Add { address } => (MembershipChange::Add { address }, false),
+            AdminRequest::Remove { id } => (MembershipChange::Remove { id }, false),
+        };
+        let id = self.register(Pending::Admin {
+            joining,
+            reply: call.reply,
+        });
+        self.step(Event::ChangeMembershipRequested { id, change });
+    }
+
+    fn metrics(&self) -> Metrics {
+        let applied = self.view.applied();
+        let transport = self.transport.metrics();
+        let wal_fsyncs = self.log.as_ref().map_or(0, |l| l.metrics().fsyncs());
+        let Some(node) = &self.node else {
+            return Metrics {
+                id: None,
+                role: Role::Learner,
+                term: Term(0),
+                leader: None,
+                commit: Default::default(),
+                applied,
+                last_index: Default::default(),
+                durable: Default::default(),
+                followers: Vec::new(),
+                transport,
+                wal_fsyncs,
+            };
+        };
+        let status = node.status();
+        let followers = status
+            .followers
+            .iter()
+            .map(|f| FollowerLag {
+                id: f.id,
+                match_index: f.match_index,
+                lag: status.last_index.0.saturating_sub(f.match_index.0),
+                streaming: f.streaming,
+                inflight_bytes: f.inflight_bytes,
+            })
+            .collect();
+        Metrics {
+            id: Some(status.id),
+            role: status.role,
+            term: status.term,
+            leader: status.leader,
+            commit: status.commit,
+            applied,
+            last_index: status.last_index,
+            durable: status.durable,
+            followers,
+            transport,
+            wal_fsyncs,
+        }
+    }
+}

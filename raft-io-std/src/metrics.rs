@@ -1,0 +1,46 @@
+//! What an operator can read about a node.
+
+use crate::transport::TransportMetrics;
+use raft_core::{LogIndex, NodeId, Role, Term};
+
+/// A snapshot of a node's state and counters ([`crate::RaftNode::metrics`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    /// This node's id (`None` before it initialized or joined).
+    pub id: Option<NodeId>,
+    /// Its role.
+    pub role: Role,
+    /// Its term.
+    pub term: Term,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// The commit index it knows.
+    pub commit: LogIndex,
+    /// The highest index its FSM has applied.
+    pub applied: LogIndex,
+    /// The last index in its log.
+    pub last_index: LogIndex,
+    /// The highest index durable in its log.
+    pub durable: LogIndex,
+    /// Per-follower replication lag (on the leader; empty elsewhere).
+    pub followers: Vec<FollowerLag>,
+    /// Transport counters.
+    pub transport: TransportMetrics,
+    /// Fsyncs issued by the log since open.
+    pub wal_fsyncs: u64,
+}
+
+/// How far one follower is behind the leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FollowerLag {
+    /// The follower.
+    pub id: NodeId,
+    /// The highest index known durable on it.
+    pub match_index: LogIndex,
+    /// Entries the leader holds beyond `match_index`.
+    pub lag: u64,
+    /// Whether it has a replication stream open.
+    pub streaming: bool,
+    /// Bytes sent on its stream and not yet acknowledged.
+    pub inflight_bytes: u64,
+}

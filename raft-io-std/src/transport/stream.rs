@@ -1,0 +1,368 @@
+//! Replication streams: a follower opens one to its leader (`OpenStream`);
+//! both ends then run a reader (frames in, to the driver) and a writer
+//! (the stream's queue out). A stream's queue is bounded: when it is full the
+//! stream is closed and the core, told `StreamClosed`, reopens it.
+//!
+//! Each stream has exactly one *owner* thread (the one that connected or
+//! accepted it, which becomes its reader). Only the owner reports
+//! `StreamClosed`, once, and only if the core did not close the stream itself.
+
+use super::hello::{ConnectionKind, Control, Hello, HelloReply};
+use super::outbox::{Outbox, PushError};
+use super::units::{ReadError, UnitReader};
+use super::{ConnectError, Shared, bump, connect_with_hello, lock};
+use bytes::Bytes;
+use raft_core::wire::{self, MAX_SNAPSHOT_CHUNK_BYTES, WireUnit};
+use raft_core::{Event, Frame, NodeId, SnapshotMeta, StreamId, StreamOpen};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What a stream's writer sends, in order.
+pub(super) enum Outgoing {
+    Frame(Frame),
+    /// A stored snapshot, read from disk by the writer and sent as frames.
+    Snapshot(SnapshotMeta),
+}
+
+/// Budget bytes a queued snapshot is charged (its frames are produced lazily).
+const SNAPSHOT_COST: u64 = 40;
+
+pub(super) struct StreamSlot {
+    id: StreamId,
+    outbox: Outbox<Outgoing>,
+    socket: Mutex<Option<TcpStream>>,
+    closed_locally: AtomicBool,
+}
+
+impl StreamSlot {
+    fn new(shared: &Shared, id: StreamId) -> Arc<StreamSlot> {
+        Arc::new(StreamSlot {
+            id,
+            outbox: Outbox::new(
+                shared.opts.stream_queue_frames_max,
+                shared.opts.stream_queue_bytes_max,
+            ),
+            socket: Mutex::new(None),
+            closed_locally: AtomicBool::new(false),
+        })
+    }
+
+    /// Closes the stream on the core's order: nothing is reported for it.
+    pub(super) fn close_locally(&self) {
+        self.closed_locally.store(true, Ordering::SeqCst);
+        self.break_off();
+    }
+
+    /// Stops the writer and breaks the connection; the owner notices and finishes.
+    fn break_off(&self) {
+        self.outbox.close();
+        if let Some(s) = lock(&self.socket).as_ref() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Records the connected socket, unless the stream was closed meanwhile.
+    fn attach(&self, socket: &TcpStream) -> bool {
+        let mut slot = lock(&self.socket);
+        if self.outbox.is_closed() {
+            return false;
+        }
+        match socket.try_clone() {
+            Ok(s) => {
+                *slot = Some(s);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// `Action::OpenStream`: connect to the leader on a new thread.
+pub(super) fn open(shared: &Arc<Shared>, stream: StreamId, leader: NodeId, open: StreamOpen) {
+    let slot = StreamSlot::new(shared, stream);
+    lock(&shared.streams).insert(stream, Arc::clone(&slot));
+    let thread_shared = Arc::clone(shared);
+    shared.spawn(&format!("raft-stream-{:x}", stream.0), move || {
+        let shared = thread_shared;
+        let hello = Hello {
+            cluster_id: Some(open.cluster_id),
+            from: Some(open.follower),
+            to: Some(leader),
+            address: Some(shared.advertise.clone()),
+            kind: ConnectionKind::Stream { stream, open },
+        };
+        let result = match shared.address_of(leader) {
+            Some(address) => {
+                connect_with_hello(&shared.opts, &address, hello).map_err(|e| (address, e))
+            }
+            None => Err((
+                String::new(),
+                ConnectError::Io(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no address for leader {leader}"),
+                )),
+            )),
+        };
+        match result {
+            Ok(socket) => {
+                bump(&shared.counters.streams_opened, 1);
+                serve(&shared, &slot, socket);
+            }
+            Err((address, e)) => {
+                tracing::debug!(%stream, %leader, address, "stream open failed: {e}")
+            }
+        }
+        finish(&shared, &slot);
+    });
+}
+
+/// The leader's side: a follower's hello for a stream passed the checks.
+pub(super) fn accept(
+    shared: &Arc<Shared>,
+    mut socket: TcpStream,
+    stream: StreamId,
+    open: StreamOpen,
+) {
+    let slot = StreamSlot::new(shared, stream);
+    {
+        let mut streams = lock(&shared.streams);
+        if streams.contains_key(&stream) {
+            drop(streams);
+            tracing::warn!(%stream, "a second connection for an open stream; refused");
+            bump(&shared.counters.hellos_refused, 1);
+            let refusal = super::hello::HelloRefusal::Invalid("duplicate stream id".into());
+            let _ = super::hello::write_control(
+                &mut socket,
+                &Control::HelloReply(HelloReply::Refused(refusal)),
+            );
+            return;
+        }
+        streams.insert(stream, Arc::clone(&slot));
+    }
+    if super::hello::write_control(&mut socket, &Control::HelloReply(HelloReply::Accepted)).is_err()
+    {
+        slot.closed_locally.store(true, Ordering::SeqCst); // the core never heard of it
+        finish(shared, &slot);
+        return;
+    }
+    bump(&shared.counters.streams_opened, 1);
+    if shared
+        .sinks
+        .streams
+        .send(Event::StreamOpened { stream, open })
+        .is_ok()
+    {
+        serve(shared, &slot, socket);
+    }
+    finish(shared, &slot);
+}
+
+/// Runs an established stream: a writer thread for the queue, and the
+/// reader loop on this thread until the connection ends.
+fn serve(shared: &Arc<Shared>, slot: &Arc<StreamSlot>, socket: TcpStream) {
+    let Ok(_guard) = shared.register(&socket) else {
+        return;
+    };
+    if !slot.attach(&socket) {
+        return;
+    }
+    let Ok(writer_socket) = socket.try_clone() else {
+        return;
+    };
+    let (writer_shared, writer_slot) = (Arc::clone(shared), Arc::clone(slot));
+    shared.spawn(&format!("raft-stream-w-{:x}", slot.id.0), move || {
+        write_loop(&writer_shared, &writer_slot, writer_socket)
+    });
+    let stream = slot.id;
+    let mut reader = UnitReader::new();
+    let mut socket = &socket;
+    loop {
+        match reader.next(&mut socket) {
+            Ok(Some(WireUnit::Frame(frame))) => {
+                let event = Event::FrameReceived { stream, frame };
+                if shared.sinks.streams.send(event).is_err() {
+                    break;
+                }
+            }
+            Ok(Some(other)) => {
+                tracing::warn!(%stream, "peer sent {other} on a stream; closing it");
+                bump(&shared.counters.malformed_connections, 1);
+                break;
+            }
+            Ok(None) => break,
+            Err(ReadError::Io(e)) => {
+                tracing::debug!(%stream, "stream read ended: {e}");
+                break;
+            }
+            Err(e) => {
+                if !slot.closed_locally.load(Ordering::SeqCst) {
+                    tracing::warn!(%stream, "stream closed: {e}");
+                    bump(&shared.counters.malformed_connections, 1);
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// The owner's last act: forget the stream and tell the core, unless the
+/// core closed it.
+fn finish(shared: &Shared, slot: &Arc<StreamSlot>) {
+    slot.break_off();
+    {
+        let mut streams = lock(&shared.streams);
+        if streams.get(&slot.id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            streams.remove(&slot.id);
+        }
+    }
+    if !slot.closed_locally.load(Ordering::SeqCst) && !shared.closing.load(Ordering::SeqCst) {
+        let _ = shared
+            .sinks
+            .streams
+            .send(Event::StreamClosed { stream: slot.id });
+    }
+}
+
+fn write_loop(shared: &Shared, slot: &StreamSlot, mut socket: TcpStream) {
+    let mut buf = Vec::new();
+    let result = (|| -> io::Result<()> {
+        while let Some(batch) = slot.outbox.pop_all() {
+            buf.clear();
+            for item in batch {
+                match item {
+                    Outgoing::Frame(frame) => wire::encode(&WireUnit::Frame(frame), &mut buf),
+                    Outgoing::Snapshot(meta) => {
+                        socket.write_all(&buf)?;
+                        buf.clear();
+                        write_snapshot(shared, &mut socket, &meta)?;
+                    }
+                }
+            }
+            socket.write_all(&buf)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        if !slot.closed_locally.load(Ordering::SeqCst) {
+            tracing::debug!(stream = %slot.id, "stream write failed: {e}");
+        }
+    }
+    slot.break_off();
+}
+
+/// Sends the stored snapshot `meta` as `SnapshotBegin`, chunks and `SnapshotEnd`.
+fn write_snapshot(shared: &Shared, socket: &mut TcpStream, meta: &SnapshotMeta) -> io::Result<()> {
+    let reader = shared
+        .snapshots
+        .reader(meta)
+        .map_err(|e| io::Error::other(format!("open snapshot {meta}: {e}")))?;
+    let (size, crc) = (reader.body_bytes(), reader.body_crc());
+    let mut buf = Vec::new();
+    let chunk_bytes = shared.opts.snapshot_chunk_bytes;
+    tracing::info!("sending {meta} ({size} bytes)");
+    snapshot_frames_from(meta, reader, size, crc, chunk_bytes, |frame| {
+        buf.clear();
+        wire::encode(&WireUnit::Frame(frame), &mut buf);
+        socket.write_all(&buf)
+    })?;
+    bump(&shared.counters.snapshots_sent, 1);
+    Ok(())
+}
+
+/// The frames of `raft_core::snapshot_frames`, produced from a reader one
+/// chunk at a time so a large snapshot never sits in memory whole.
+pub(super) fn snapshot_frames_from(
+    meta: &SnapshotMeta,
+    mut body: impl Read,
+    size: u64,
+    crc: u32,
+    chunk_bytes: usize,
+    mut emit: impl FnMut(Frame) -> io::Result<()>,
+) -> io::Result<()> {
+    let chunk_bytes = chunk_bytes.clamp(1, MAX_SNAPSHOT_CHUNK_BYTES);
+    emit(Frame::SnapshotBegin {
+        meta: meta.clone(),
+        size,
+    })?;
+    let mut data = vec![0u8; chunk_bytes.min(size as usize)];
+    let mut offset = 0u64;
+    while offset < size {
+        let n = (chunk_bytes as u64).min(size - offset) as usize;
+        body.read_exact(&mut data[..n])?;
+        emit(Frame::SnapshotChunk {
+            offset,
+            data: Bytes::copy_from_slice(&data[..n]),
+            crc: crc32fast::hash(&data[..n]),
+        })?;
+        offset += n as u64;
+    }
+    emit(Frame::SnapshotEnd { crc })
+}
+
+/// `Action::SendFrame`.
+pub(super) fn send_frame(shared: &Shared, stream: StreamId, frame: Frame) {
+    let cost = frame.budget_bytes();
+    push(shared, stream, Outgoing::Frame(frame), cost);
+}
+
+/// `Action::SendSnapshot`.
+pub(super) fn send_snapshot(shared: &Shared, stream: StreamId, meta: SnapshotMeta) {
+    push(shared, stream, Outgoing::Snapshot(meta), SNAPSHOT_COST);
+}
+
+fn push(shared: &Shared, stream: StreamId, item: Outgoing, cost: u64) {
+    let Some(slot) = lock(&shared.streams).get(&stream).cloned() else {
+        return; // gone: its StreamClosed was (or will be) reported
+    };
+    match slot.outbox.push(item, cost) {
+        Ok(()) | Err(PushError::Closed) => {}
+        Err(PushError::Full) => {
+            tracing::warn!(%stream, "stream queue full; closing the stream (the core reopens it)");
+            bump(&shared.counters.streams_overflowed, 1);
+            slot.break_off();
+        }
+    }
+}
+
+/// `Action::CloseStream`.
+pub(super) fn close(shared: &Shared, stream: StreamId) {
+    let slot = lock(&shared.streams).remove(&stream);
+    if let Some(slot) = slot {
+        slot.close_locally();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft_core::{Config, LogIndex, Term};
+
+    #[test]
+    fn streamed_snapshot_frames_equal_the_cores_snapshot_frames() {
+        let meta = SnapshotMeta {
+            index: LogIndex(10),
+            term: Term(2),
+            config: Config::default(),
+        };
+        for size in [0usize, 1, 7, 8, 9, 100] {
+            let data = Bytes::from((0..size).map(|i| i as u8).collect::<Vec<u8>>());
+            let expected = raft_core::snapshot_frames(&meta, &data, 8);
+            let mut got = Vec::new();
+            snapshot_frames_from(
+                &meta,
+                &data[..],
+                size as u64,
+                crc32fast::hash(&data),
+                8,
+                |f| {
+                    got.push(f);
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(got, expected, "size {size}");
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! Whole clusters in one process, on real loopback sockets and temp dirs:
+//! forming by initialize + join, applying, restarts, leader loss, snapshots,
+//! and a node of another cluster being refused.
+//!
+//! Nothing sleeps to synchronize: every wait polls a condition against a
+//! generous deadline (real networks and disks have no virtual clock).
+
+use raft_core::{Duration as CoreDuration, EntryKind, LogEntry, LogIndex, NodeId, Outcome, Role};
+use raft_io_std::{Error, Fsm, NodeConfig, RaftNode};
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Generous: CI machines are slow and shared.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The commands a node applied, readable by the test.
+#[derive(Clone, Default)]
+struct Applied(Arc<Mutex<(Vec<String>, LogIndex)>>);
+
+impl Applied {
+    fn commands(&self) -> Vec<String> {
+        self.0.lock().unwrap().0.clone()
+    }
+}
+
+struct ListFsm(Applied);
+
+impl Fsm for ListFsm {
+    fn apply(&mut self, entry: &LogEntry) {
+        let mut s = self.0.0.lock().unwrap();
+        if entry.kind == EntryKind::Command {
+            s.0.push(String::from_utf8(entry.data.to_vec()).unwrap());
+        }
+        s.1 = entry.index;
+    }
+    fn index(&self) -> LogIndex {
+        self.0.0.lock().unwrap().1
+    }
+    fn snapshot(&mut self, w: &mut dyn Write) -> io::Result<()> {
+        let s = self.0.0.lock().unwrap();
+        writeln!(w, "{}", s.1.0)?;
+        for c in &s.0 {
+            writeln!(w, "{c}")?;
+        }
+        Ok(())
+    }
+    fn restore(&mut self, r: &mut dyn Read) -> io::Result<()> {
+        let mut text = String::new();
+        r.read_to_string(&mut text)?;
+        let mut lines = text.lines();
+        let index = lines
+            .next()
+            .unwrap_or("0")
+            .parse()
+            .map_err(io::Error::other)?;
+        *self.0.0.lock().unwrap() = (lines.map(String::from).collect(), LogIndex(index));
+        Ok(())
+    }
+}
+
+/// One node of a test cluster: its directory outlives its process.
+struct Member {
+    dir: tempfile::TempDir,
+    address: String,
+    applied: Applied,
+    node: Option<RaftNode>,
+}
+
+fn config(listen: &str, tweak: impl Fn(&mut NodeConfig)) -> NodeConfig {
+    let mut c = NodeConfig::new(listen);
+    c.options.election_timeout = CoreDuration::from_millis(300);
+    c.options.heartbeat_interval = CoreDuration::from_millis(50);
+    c.request_timeout = PATIENCE;
+    tweak(&mut c);
+    c
+}
+
+impl Member {
+    fn open(tweak: &impl Fn(&mut NodeConfig)) -> Member {
+        let dir = tempfile::tempdir().unwrap();
+        let applied = Applied::default();
+        let node = RaftNode::open(
+            dir.path(),
+            config("127.0.0.1:0", tweak),
+            ListFsm(applied.clone()),
+        )
+        .unwrap();
+        Member {
+            dir,
+            address: node.address().to_string(),
+            applied,
+            node: Some(node),
+        }
+    }
+
+    fn node(&self) -> &RaftNode {
+        self.node.as_ref().expect("member is running")
+    }
+
+    fn close(&mut self) {
+        if let Some(node) = self.node.take() {
+            node.close().unwrap();
+        }
+    }
+
+    /// Reopens the same directory on the same address, with a fresh FSM.
+    fn reopen(&mut self, tweak: &impl Fn(&mut NodeConfig)) {
+        assert!(self.node.is_none());
+        self.applied = Applied::default();
+        let node = RaftNode::open(
+            self.dir.path(),
+            config(&self.address, tweak),
+            ListFsm(self.applied.clone()),
+        )
+        .unwrap();
+        self.node = Some(node);
+    }
+}
+
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10)); // polling interval, not synchronization
+    }
+}
+
+/// Three nodes: the first initializes, the second joins through it, the
+/// third through the second (a follower, which redirects to the leader).
+fn three_nodes(tweak: impl Fn(&mut NodeConfig)) -> Vec<Member> {
+    let members: Vec<Member> = (0..3).map(|_| Member::open(&tweak)).collect();
+    members[0].node().initialize().unwrap();
+    assert_eq!(
+        members[0]
+            .node()
+            .join(&members[1].address)
+            .unwrap_err()
+            .to_string(),
+        Error::AlreadyInitialized.to_string()
+    );
+    assert_eq!(
+        members[1].node().join(&members[0].address).unwrap(),
+        NodeId(2)
+    );
+    eventually("node 2 to be promoted to voter", || {
+        members[1].node().state() == Role::Follower
+    });
+    assert_eq!(
+        members[2].node().join(&members[1].address).unwrap(),
+        NodeId(3)
+    );
+    eventually("node 3 to be promoted to voter", || {
+        members[2].node().state() == Role::Follower
+            && members
+                .iter()
+                .all(|m| m.node().config().voters().count() == 3)
+    });
+    members
+}
+
+fn leader_of(members: &[Member]) -> usize {
+    let mut found = None;
+    eventually("one leader that every running member knows", || {
+        let running: Vec<usize> = (0..members.len())
+            .filter(|&i| members[i].node.is_some())
+            .collect();
+        let leaders: Vec<usize> = running
+            .iter()
+            .copied()
+            .filter(|&i| members[i].node().state() == Role::Leader)
+            .collect();
+        let [leader] = leaders[..] else { return false };
+        let id = members[leader].node().id();
+        let agreed = running
+            .iter()
+            .all(|&i| members[i].node().leader().map(|(l, _)| Some(l)) == Some(id));
+        found = Some(leader);
+        agreed
+    });
+    found.unwrap()
+}
+
+fn apply_all(node: &RaftNode, commands: impl IntoIterator<Item = String>) -> LogIndex {
+    let mut last = LogIndex(0);
+    for c in commands {
+        last = node.apply(c).unwrap();
+    }
+    last
+}
+
+fn assert_all_applied(members: &[Member], expected: &[String]) {
+    for m in members.iter().filter(|m| m.node.is_some()) {
+        eventually("every member to apply every command", || {
+            m.applied.commands() == expected
+        });
+    }
+}
+
+#[test]
+fn three_nodes_form_a_cluster_by_initialize_and_join_and_replicate_commands() {
+    let members = three_nodes(|_| {});
+    // Node 1 leads unless a slow machine delayed its heartbeats past an
+    // election timeout; the test holds either way.
+    let leader = leader_of(&members);
+    let (follower, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    let leader_id = NodeId(leader as u64 + 1);
+    let node = members[leader].node();
+    let cluster = node.cluster_id().unwrap();
+    assert!(
+        members
+            .iter()
+            .all(|m| m.node().cluster_id() == Some(cluster))
+    );
+    let mut ids: Vec<NodeId> = members.iter().map(|m| m.node().id().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, vec![NodeId(1), NodeId(2), NodeId(3)]);
+
+    let commands: Vec<String> = (0..50).map(|i| format!("set k{i} {i}")).collect();
+    let last = apply_all(node, commands.clone());
+    node.wait(last, PATIENCE).unwrap();
+    assert_all_applied(&members, &commands);
+
+    // Reads: a barrier on the leader covers every committed write.
+    assert!(node.read_barrier(PATIENCE).unwrap() >= last);
+    // A follower refuses, naming the leader and its address.
+    match members[follower].node().apply("nope") {
+        Err(Error::NotLeader {
+            leader: Some((id, address)),
+            outcome: Outcome::Definite,
+        }) => {
+            assert_eq!(id, leader_id);
+            assert_eq!(address, members[leader].address);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        members[follower].node().leader(),
+        Some((leader_id, members[leader].address.clone()))
+    );
+
+    // Metrics: the leader sees both followers caught up.
+    eventually("followers to catch up in the leader's metrics", || {
+        let m = node.metrics().unwrap();
+        m.role == Role::Leader
+            && m.commit >= last
+            && m.followers.len() == 2
+            && m.followers.iter().all(|f| f.lag == 0 && f.streaming)
+    });
+    let m = members[other].node().metrics().unwrap();
+    assert_eq!(
+        (m.id, m.role, m.leader),
+        (
+            Some(NodeId(other as u64 + 1)),
+            Role::Follower,
+            Some(leader_id)
+        )
+    );
+    eventually("a follower's FSM to reach the commit", || {
+        members[other].node().metrics().unwrap().applied >= last
+    });
+    assert!(matches!(node.initialize(), Err(Error::AlreadyInitialized)));
+}
+
+#[test]
+fn a_closed_follower_reopens_and_catches_up() {
+    let mut members = three_nodes(|_| {});
+    let leader = leader_of(&members);
+    let follower = (leader + 1) % 3;
+    let mut expected: Vec<String> = (0..20).map(|i| format!("a{i}")).collect();
+    apply_all(members[leader].node(), expected.clone());
+    assert_all_applied(&members, &expected);
+
+    members[follower].close();
+    let more: Vec<String> = (0..30).map(|i| format!("b{i}")).collect();
+    apply_all(members[leader].node(), more.clone()); // a quorum of two commits them
+    expected.extend(more);
+
+    members[follower].reopen(&|_| {});
+    assert_eq!(
+        members[follower].node().id(),
+        Some(NodeId(follower as u64 + 1))
+    );
+    assert_all_applied(&members, &expected);
+    assert!(matches!(
+        RaftNode::open(
+            members[follower].dir.path(),
+            config("127.0.0.1:0", |_| {}),
+            ListFsm(Applied::default())
+        ),
+        Err(Error::AlreadyOpen(_))
+    ));
+}
+
+#[test]
+fn closing_the_leader_elects_a_new_one_that_accepts_commands() {
+    let mut members = three_nodes(|_| {});
+    let old = leader_of(&members);
+    let old_term = members[old].node().term();
+    let mut expected: Vec<String> = (0..10).map(|i| format!("x{i}")).collect();
+    apply_all(members[old].node(), expected.clone());
+    members[old].close();
+
+    let new = leader_of(&members);
+    assert_ne!(new, old);
+    assert!(members[new].node().term() > old_term);
+    let more: Vec<String> = (0..10).map(|i| format!("y{i}")).collect();
+    let last = apply_all(members[new].node(), more.clone());
+    expected.extend(more);
+    assert_all_applied(&members, &expected);
+
+    // The old leader comes back as a follower and catches up.
+    members[old].reopen(&|_| {});
+    assert_all_applied(&members, &expected);
+    eventually("the old leader to follow the new one", || {
+        members[old].node().leader().map(|(id, _)| id) == members[new].node().id()
+            && members[old].node().applied_index() >= last
+    });
+}
+
+#[test]
+fn a_follower_far_behind_is_sent_a_snapshot() {
+    let small_snapshots = |c: &mut NodeConfig| {
+        c.options.snapshot_threshold = 16;
+        c.options.snapshot_trailing_entries = 4;
+        c.transport.snapshot_chunk_bytes = 64; // many chunks
+    };
+    let mut members = three_nodes(small_snapshots);
+    let leader = leader_of(&members);
+    let follower = (leader + 1) % 3;
+    members[follower].close();
+    let expected: Vec<String> = (0..100).map(|i| format!("s{i}")).collect();
+    apply_all(members[leader].node(), expected.clone());
+
+    members[follower].reopen(&small_snapshots);
+    assert_all_applied(&members, &expected);
+    let sent = members[leader]
+        .node()
+        .metrics()
+        .unwrap()
+        .transport
+        .snapshots_sent;
+    assert!(sent >= 1, "the leader sent a snapshot");
+    // It installed a snapshot: its log no longer starts at 1, and it can
+    // restart from that snapshot.
+    members[follower].close();
+    members[follower].reopen(&small_snapshots);
+    eventually("the restarted follower to restore and catch up", || {
+        members[follower].applied.commands() == expected
+    });
+}
+
+#[test]
+fn a_node_of_another_cluster_is_refused_at_the_hello() {
+    let mut members = three_nodes(|_| {});
+    let leader = leader_of(&members);
+    let victim = (leader + 1) % 3;
+    let address = members[victim].address.clone();
+    members[victim].close();
+
+    // Another cluster's node now listens where the victim did.
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let stranger = RaftNode::open(
+        stranger_dir.path(),
+        config(&address, |_| {}),
+        ListFsm(Applied::default()),
+    )
+    .unwrap();
+    let other_cluster = stranger.initialize().unwrap();
+    assert_ne!(Some(other_cluster), members[leader].node().cluster_id());
+
+    // The leader keeps knocking with heartbeats; the stranger refuses each
+    // hello, and the leader is told why.
+    eventually("the stranger to refuse the leader", || {
+        stranger.metrics().unwrap().transport.hellos_refused > 0
+    });
+    eventually("the leader to learn it was refused", || {
+        let t = members[leader].node().metrics().unwrap().transport;
+        t.refused_by_peers > 0
+            && t.last_refusal
+                .as_deref()
+                .is_some_and(|r| r.contains("foreign cluster"))
+    });
+    // Nothing crossed: the stranger is still alone in its own cluster.
+    assert_eq!(stranger.config().members.len(), 1);
+    assert_eq!(stranger.state(), Role::Leader);
+    // And the cluster still commits with its two remaining members.
+    let index = members[leader].node().apply("still alive").unwrap();
+    members[leader].node().wait(index, PATIENCE).unwrap();
+}
+
+#[test]
+fn a_member_can_leave_and_a_peer_can_be_removed() {
+    let members = three_nodes(|_| {});
+    let leader = leader_of(&members);
+    let follower = (leader + 1) % 3;
+    let id = members[follower].node().id().unwrap();
+    members[follower].node().leave().unwrap();
+    // The leaver may never hear of its own removal (the leader stops
+    // streaming to it when the change is appended); the others do.
+    eventually("the remaining members to see two members", || {
+        members
+            .iter()
+            .filter(|m| m.node().id() != Some(id))
+            .all(|m| !m.node().config().contains(id) && m.node().config().members.len() == 2)
+    });
+    let index = members[leader].node().apply("after leave").unwrap();
+    members[leader].node().wait(index, PATIENCE).unwrap();
+    assert!(matches!(
+        members[leader].node().remove_peer(id),
+        Err(Error::Request(raft_core::RequestError::NodeNotFound(_)))
+    ));
+}
+
+#[test]
+fn a_whole_cluster_restarts_from_its_data_dirs() {
+    let mut members = three_nodes(|_| {});
+    let leader = leader_of(&members);
+    let mut expected: Vec<String> = (0..25).map(|i| format!("before {i}")).collect();
+    apply_all(members[leader].node(), expected.clone());
+    assert_all_applied(&members, &expected);
+    for m in &mut members {
+        m.close();
+    }
+    for m in &mut members {
+        m.reopen(&|_| {});
+    }
+    let leader = leader_of(&members);
+    let more: Vec<String> = (0..5).map(|i| format!("after {i}")).collect();
+    apply_all(members[leader].node(), more.clone());
+    expected.extend(more);
+    assert_all_applied(&members, &expected);
+}
+
+#[test]
+fn malformed_bytes_close_the_connection_and_the_node_carries_on() {
+    use raft_io_std::transport::hello::{self, ConnectionKind, Control, Hello, HelloReply};
+    use std::net::TcpStream;
+    let single = Member::open(&|_| {});
+    let node = single.node();
+    node.initialize().unwrap();
+    let garbage: &[&[u8]] = &[
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[0xff; 64],
+        b"SRFT\x01\xff\xff\xff\xff\0\0\0\0", // a control header claiming 4 GiB
+    ];
+    for bytes in garbage {
+        let mut s = TcpStream::connect(&single.address).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut rest = Vec::new();
+        // The node closes the connection (EOF or reset), never hangs or panics.
+        let _ = s.read_to_end(&mut rest);
+    }
+    // A valid hello, then bytes that are not a wire record.
+    let hello = Control::Hello(Hello {
+        cluster_id: node.cluster_id(),
+        from: Some(NodeId(9)),
+        to: node.id(),
+        address: None,
+        kind: ConnectionKind::Messages,
+    });
+    let mut s = TcpStream::connect(&single.address).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(&hello::encode_control(&hello)).unwrap();
+    assert_eq!(
+        hello::read_control(&mut s).unwrap(),
+        Control::HelloReply(HelloReply::Accepted)
+    );
+    s.write_all(&[1u8; 100]).unwrap();
+    let _ = s.read_to_end(&mut Vec::new());
+    eventually("the node to count the malformed connections", || {
+        node.metrics().unwrap().transport.malformed_connections > garbage.len() as u64
+    });
+    let index = node.apply("still fine").unwrap();
+    node.wait(index, PATIENCE).unwrap();
+    assert_eq!(single.applied.commands(), vec!["still fine".to_string()]);
+}
+
+#[test]
+fn requests_before_initialize_and_reopening_an_open_dir_are_refused() {
+    let lone = Member::open(&|_| {});
+    assert!(matches!(lone.node().apply("x"), Err(Error::NotInitialized)));
+    assert!(matches!(
+        lone.node().read_barrier(PATIENCE),
+        Err(Error::NotInitialized)
+    ));
+    assert_eq!(lone.node().id(), None);
+    assert!(matches!(
+        RaftNode::open(
+            lone.dir.path(),
+            config("127.0.0.1:0", |_| {}),
+            ListFsm(Applied::default())
+        ),
+        Err(Error::AlreadyOpen(_))
+    ));
+    lone.node().close().unwrap();
+    assert!(matches!(lone.node().apply("x"), Err(Error::Closed)));
+    assert!(matches!(
+        lone.node().wait(LogIndex(1), PATIENCE),
+        Err(Error::Closed)
+    ));
+}
+
+#[test]
+fn concurrent_clients_commit_and_every_member_applies_one_sequence() {
+    let members = three_nodes(|_| {});
+    let leader = leader_of(&members);
+    let node = members[leader].node();
+    let indexes: Vec<LogIndex> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4)
+            .map(|c| {
+                scope.spawn(move || {
+                    (0..50)
+                        .map(|i| node.apply(format!("c{c} {i}")).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
+    });
+    let mut unique = indexes.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 200, "every command has its own index");
+    let last = *unique.last().unwrap();
+    node.wait(last, PATIENCE).unwrap();
+    let sequence = members[leader].applied.commands();
+    assert_eq!(sequence.len(), 200);
+    assert_all_applied(&members, &sequence);
+}
+
+#[test]
+fn leadership_moves_to_the_named_follower_on_transfer() {
+    let members = three_nodes(|_| {});
+    let leader = leader_of(&members);
+    let target = (leader + 1) % 3;
+    let target_id = members[target].node().id().unwrap();
+    let old_term = members[leader].node().term();
+    let term = members[leader]
+        .node()
+        .transfer_leadership(Some(target_id))
+        .unwrap();
+    assert_eq!(leader_of(&members), target);
+    assert!(term > old_term);
+    assert!(members[target].node().term() >= term);
+    let index = members[target]
+        .node()
+        .apply("under new leadership")
+        .unwrap();
+    members[target].node().wait(index, PATIENCE).unwrap();
+}
