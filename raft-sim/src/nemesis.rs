@@ -39,6 +39,11 @@ impl World {
                     self.start_node(node);
                 }
             }
+            Fault::Pause { node, ms } => {
+                if self.hosts[node].node.is_some() {
+                    self.hosts[node].paused_until = Some(Instant(self.now.0 + ms * 1_000_000));
+                }
+            }
             Fault::BreakStreams { node } => {
                 let follow = self.net.crash(node, self.now, &mut self.net_rng);
                 self.schedule_net(follow);
@@ -61,6 +66,7 @@ impl World {
             .record(self.now, Some(i), format!("crash: {account}"));
         let host = &mut self.hosts[i];
         host.node = None;
+        host.paused_until = None;
         host.incarnation += 1;
         host.incoming = None;
         host.waiters.clear();

@@ -271,6 +271,14 @@ pub enum Fault {
         /// The node.
         node: usize,
     },
+    /// Pause a node for `ms`: it processes nothing (events for it wait), then
+    /// resumes with its clock having run on (a GC pause, a stopped VM).
+    Pause {
+        /// The node.
+        node: usize,
+        /// How long, in milliseconds.
+        ms: u64,
+    },
     /// Break every open stream of a node (a NIC reset).
     BreakStreams {
         /// The node.
@@ -286,6 +294,7 @@ impl fmt::Display for Fault {
             Fault::Crash { node } => write!(f, "crash {node}"),
             Fault::Restart { node } => write!(f, "restart {node}"),
             Fault::BreakStreams { node } => write!(f, "break streams of {node}"),
+            Fault::Pause { node, ms } => write!(f, "pause {node} for {ms}ms"),
         }
     }
 }

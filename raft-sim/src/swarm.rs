@@ -41,6 +41,8 @@ pub struct FaultMix {
     pub crash: u64,
     /// Break every stream of a node.
     pub stream_break: u64,
+    /// Pause a node (a GC pause or a stopped VM): it processes nothing, then resumes.
+    pub pause: u64,
     /// Mean milliseconds between faults.
     pub interval_ms: u64,
 }
@@ -57,6 +59,7 @@ pub fn scenario_from_seed(seed: u64, swarm: bool, overrides: &Overrides) -> Scen
                 partition: 1,
                 crash: 1,
                 stream_break: 1,
+                pause: 1,
                 interval_ms: 3_000,
             },
         )
@@ -167,9 +170,10 @@ fn swarm_mix(r: &mut SimRng) -> FaultMix {
             partition: weight(),
             crash: weight(),
             stream_break: weight(),
+            pause: weight(),
             interval_ms: 0,
         };
-        if mix.partition + mix.crash + mix.stream_break > 0 {
+        if mix.partition + mix.crash + mix.stream_break + mix.pause > 0 {
             return FaultMix {
                 interval_ms: r.between(300, 5_000),
                 ..mix
@@ -214,11 +218,12 @@ fn random_shape(r: &mut SimRng, n: usize) -> Shape {
 }
 
 /// The fault schedule of the chaos phase: faults at exponential intervals,
-/// each partition healed after 0.5–5 s, each crash restarted after 0.2–5 s, at
-/// most `(n - 1) / 2` nodes down at once (the fault budget).
+/// each partition healed after 0.5–5 s, each crash restarted after 0.2–5 s,
+/// each pause lasting 0.05–3 s, at most `(n - 1) / 2` nodes down or paused at
+/// once (the fault budget).
 fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
     let mut out = Vec::new();
-    let weights = [mix.partition, mix.crash, mix.stream_break];
+    let weights = [mix.partition, mix.crash, mix.stream_break, mix.pause];
     if mix.interval_ms == 0 || weights.iter().sum::<u64>() == 0 || k.nodes < 2 {
         return out;
     }
@@ -258,6 +263,18 @@ fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
                         what: Fault::Restart { node },
                     });
                     down_until[node] = back;
+                }
+            }
+            3 => {
+                let node = r.below(k.nodes as u64) as usize;
+                let down = down_until.iter().filter(|&&u| u > t).count();
+                if down_until[node] <= t && down < budget {
+                    let ms = r.between(50, 3_000);
+                    out.push(Timed {
+                        at_ms: t,
+                        what: Fault::Pause { node, ms },
+                    });
+                    down_until[node] = t + ms;
                 }
             }
             2 => out.push(Timed {

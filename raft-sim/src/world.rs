@@ -168,6 +168,8 @@ pub struct Host {
     pub steps: u64,
     /// When its state machine last applied an entry.
     pub last_apply_at: Instant,
+    /// Paused until then: events for it wait (re-queued in order).
+    pub paused_until: Option<Instant>,
 }
 
 /// How a run ended.
@@ -324,6 +326,7 @@ impl World {
                     step_applies: Vec::new(),
                     steps: 0,
                     last_apply_at: Instant::ZERO,
+                    paused_until: None,
                 }
             })
             .collect();
@@ -471,7 +474,42 @@ impl World {
         self.failure.as_ref()
     }
 
+    /// The node an event is for, if it is for one.
+    fn target_of(&self, event: &SimEvent) -> Option<usize> {
+        match event {
+            SimEvent::Message { to, .. } => Some(*to),
+            SimEvent::Fsync { node, .. }
+            | SimEvent::Deliver { node, .. }
+            | SimEvent::Wake { node, .. } => Some(*node),
+            SimEvent::Net(NetEvent::Connect { stream }) => {
+                self.net.endpoints(*stream).map(|(_, l)| l)
+            }
+            SimEvent::Net(NetEvent::DeliverFrame { stream, dir, .. }) => {
+                self.net.endpoints(*stream).map(|(f, l)| {
+                    if *dir == crate::network::Dir::Up {
+                        l
+                    } else {
+                        f
+                    }
+                })
+            }
+            SimEvent::Net(NetEvent::Closed { node, .. }) => Some(*node),
+            _ => None,
+        }
+    }
+
     fn handle(&mut self, event: SimEvent) {
+        if let Some(i) = self.target_of(&event) {
+            match self.hosts[i].paused_until {
+                Some(until) if until > self.now => return self.schedule(until, event),
+                Some(_) => {
+                    self.hosts[i].paused_until = None;
+                    self.trace
+                        .record(self.now, Some(i), "resume after a pause".to_string());
+                }
+                None => {}
+            }
+        }
         match event {
             SimEvent::Message { from, to, msg } => {
                 if !self.net.path_up(from, to) {
