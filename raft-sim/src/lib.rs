@@ -16,6 +16,7 @@ pub mod nemesis;
 pub mod network;
 pub mod rng;
 pub mod scenario;
+pub mod shrink;
 pub mod swarm;
 pub mod sweep;
 pub mod trace;

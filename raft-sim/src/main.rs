@@ -70,6 +70,12 @@ struct Cli {
     /// Write the seed's scenario (knobs and fault schedule) as JSON to this file.
     #[arg(long)]
     save_scenario: Option<std::path::PathBuf>,
+    /// Shrink the failing seed (or --replay scenario) and write `shrunk-<seed>.json`.
+    #[arg(long)]
+    shrink: bool,
+    /// Runs the shrinker may spend.
+    #[arg(long, default_value_t = 300)]
+    shrink_runs: u32,
     /// Run the scenario in this JSON file (as written by --save-scenario, maybe edited).
     #[arg(long, conflicts_with_all = ["seed", "seeds"])]
     replay: Option<std::path::PathBuf>,
@@ -170,6 +176,9 @@ fn load_scenario(path: &std::path::Path) -> Result<Scenario, String> {
 }
 
 fn run_one(cli: &Cli, scenario: Scenario) -> i32 {
+    if cli.shrink {
+        return run_shrink(cli, scenario);
+    }
     let seed = scenario.seed;
     if let Some(path) = &cli.save_scenario {
         let json = serde_json::to_string_pretty(&scenario).expect("a Scenario always serializes");
@@ -303,4 +312,37 @@ fn run_sweep(cli: &Cli, a: u64, b: u64, config: &RunConfig) -> i32 {
         }
     }
     summary.exit_code()
+}
+
+fn run_shrink(cli: &Cli, scenario: Scenario) -> i32 {
+    let seed = scenario.seed;
+    let (faults, clients) = (scenario.faults.len(), scenario.knobs.clients);
+    let duration = scenario.knobs.duration_ms;
+    let Some(shrunk) = raft_sim::shrink::shrink(scenario, cli.shrink_runs) else {
+        println!("seed {seed} passes: nothing to shrink");
+        return 0;
+    };
+    let path = format!("shrunk-{seed}.json");
+    let json =
+        serde_json::to_string_pretty(&shrunk.scenario).expect("a Scenario always serializes");
+    if let Err(e) = std::fs::write(&path, json) {
+        eprintln!("cannot write {path}: {e}");
+        return 1;
+    }
+    let s = &shrunk.scenario;
+    let f = shrunk.report.failure.as_ref().expect("a shrunk run fails");
+    println!(
+        "shrunk in {} runs: faults {faults} -> {}, clients {clients} -> {}, duration {duration}ms -> {}ms, events {}",
+        shrunk.runs,
+        s.faults.len(),
+        s.knobs.clients,
+        s.knobs.duration_ms,
+        shrunk.report.events
+    );
+    for fault in &s.faults {
+        println!("  {:>7}ms {}", fault.at_ms, fault.what);
+    }
+    println!("FAILED: {f}");
+    println!("replay: cargo run --release -p raft-sim -- --replay {path} -v");
+    f.class.exit_code()
 }

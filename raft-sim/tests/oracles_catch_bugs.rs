@@ -71,3 +71,28 @@ fn a_core_that_commits_earlier_terms_by_count_is_caught() {
         "seed {seed}: {checker} {class:?}"
     );
 }
+
+/// The shrinker keeps the failure's signature while removing faults.
+#[test]
+fn shrinking_a_mutant_failure_keeps_its_signature_and_drops_faults() {
+    let overrides = Overrides {
+        duration_ms: Some(8_000),
+        fault_interval_ms: Some(500),
+        ..Overrides::default()
+    };
+    let mut scenario = scenario_from_seed(3, false, &overrides);
+    scenario.knobs.mutant = Mutant::EarlyLogPersisted;
+    let before = scenario.faults.len();
+    assert!(before > 2, "the scenario has faults to remove");
+    let shrunk = raft_sim::shrink::shrink(scenario, 200).expect("the mutant fails");
+    let f = shrunk.report.failure.expect("still failing");
+    assert!(
+        ["ack-durable", "durable-quorum"].contains(&f.checker),
+        "{f}"
+    );
+    assert!(
+        shrunk.scenario.faults.len() < before,
+        "{} faults left of {before}",
+        shrunk.scenario.faults.len()
+    );
+}
