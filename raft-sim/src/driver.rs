@@ -186,6 +186,7 @@ impl World {
                 }
             }
             Action::SendSnapshot { stream, meta } => {
+                self.cover("snapshot sent on a stream");
                 let stored = self.hosts[i]
                     .disk
                     .snapshot_matching(meta.index, meta.term)
@@ -246,6 +247,7 @@ impl World {
                 self.submit(i, DiskOp::Append(disk_entries));
             }
             Action::TruncateLog { from } => {
+                self.cover("log truncated (conflicting suffix)");
                 let committed = self.global.committed_len();
                 if from <= committed {
                     let mine = self.hosts[i].mirror.at(from).map(|(_, d)| d);
@@ -298,6 +300,7 @@ impl World {
                 self.serve_waiters(i);
             }
             Action::TakeSnapshot => {
+                self.cover("snapshot taken");
                 let index = self.hosts[i].kv.applied();
                 let applied_digest = self.global_applied(i, index);
                 let host = &mut self.hosts[i];
@@ -388,11 +391,20 @@ impl World {
                 host.term = term;
                 self.last_role_change = now;
                 if role == Role::Leader {
+                    self.cover("leader elected");
                     self.election.on_leader(i, term)?;
                     self.global.on_leader(i, term, &self.hosts[i].mirror)?;
                 }
             }
-            Action::ConfigChanged(_) | Action::Refused { .. } => {}
+            Action::Refused { reason, .. } => self.cover(match reason {
+                raft_core::Refusal::LeaderAlive(_) => "vote refused: leader alive",
+                raft_core::Refusal::StaleTerm { .. } => "refused: stale term",
+                raft_core::Refusal::OutOfDateLog => "vote refused: log out of date",
+                raft_core::Refusal::AlreadyVoted(_) => "vote refused: already voted",
+                raft_core::Refusal::NotLeaderOfTerm => "stream refused: not leader of term",
+                _ => "refused: other",
+            }),
+            Action::ConfigChanged(_) => {}
         }
         Ok(())
     }
@@ -450,6 +462,7 @@ impl World {
                     self.step(i, Event::LogPersisted { index, term })
                 }
                 DiskNotice::SnapshotInstalled(meta) => {
+                    self.cover("snapshot installed");
                     let host = &mut self.hosts[i];
                     let data = host
                         .disk
@@ -621,6 +634,9 @@ impl World {
                     RequestError::NotLeader { leader, .. } => leader.and_then(|l| index_of(l, n)),
                     _ => None,
                 };
+                if e.outcome() == raft_core::Outcome::Unknown {
+                    self.cover("request outcome unknown (leadership lost after append)");
+                }
                 let end = match e.outcome() {
                     raft_core::Outcome::Definite => End::Failed,
                     raft_core::Outcome::Unknown => End::Unknown,

@@ -301,6 +301,14 @@ fn run_sweep(cli: &Cli, a: u64, b: u64, config: &RunConfig) -> i32 {
         summary.events as f64 / wall_s,
         jobs
     );
+    println!("coverage:");
+    for (what, count) in &summary.coverage {
+        println!("  {count:>9}  {what}");
+    }
+    let missed = summary.missed_goals();
+    if !missed.is_empty() {
+        println!("coverage goals never reached: {}", missed.join("; "));
+    }
     if summary.failures.is_empty() {
         println!("all seeds passed");
     } else {

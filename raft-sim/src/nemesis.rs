@@ -41,6 +41,7 @@ impl World {
             }
             Fault::Pause { node, ms } => {
                 if self.hosts[node].node.is_some() {
+                    self.cover("node paused");
                     self.hosts[node].paused_until = Some(Instant(self.now.0 + ms * 1_000_000));
                 }
             }
@@ -62,6 +63,10 @@ impl World {
                 format!("n{}: {v}", i + 1),
             ));
         }
+        if account.contains("torn") {
+            self.cover("crash tore an append");
+        }
+        self.cover("crash");
         self.trace
             .record(self.now, Some(i), format!("crash: {account}"));
         let host = &mut self.hosts[i];

@@ -10,6 +10,7 @@ use crate::swarm::{Overrides, scenario_from_seed};
 use crate::trace::Trace;
 use crate::world::{RunReport, run_scenario};
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -80,6 +81,33 @@ pub struct SweepSummary {
     pub events: u64,
     /// Failing seeds, sorted by seed.
     pub failures: Vec<RunReport>,
+    /// Rare events of interest, summed over all seeds.
+    pub coverage: BTreeMap<&'static str, u64>,
+}
+
+/// Rare events a sweep should reach; one that never happens means the
+/// simulator never exercised that branch (SIMULATION §2.10).
+pub const COVERAGE_GOALS: [&str; 9] = [
+    "leader elected",
+    "log truncated (conflicting suffix)",
+    "snapshot sent on a stream",
+    "snapshot installed",
+    "stream reopened below the last index (after a mismatch)",
+    "vote refused: leader alive",
+    "crash tore an append",
+    "stream broke after a long stall",
+    "request outcome unknown (leadership lost after append)",
+];
+
+impl SweepSummary {
+    /// The coverage goals never reached.
+    pub fn missed_goals(&self) -> Vec<&'static str> {
+        COVERAGE_GOALS
+            .iter()
+            .copied()
+            .filter(|g| !self.coverage.contains_key(g))
+            .collect()
+    }
 }
 
 impl SweepSummary {
@@ -132,6 +160,9 @@ pub fn sweep(
     for r in all {
         summary.sim_ns += r.sim_ns;
         summary.events += r.events;
+        for (k, v) in &r.coverage {
+            *summary.coverage.entry(k).or_default() += v;
+        }
         if r.failure.is_some() {
             summary.failures.push(r);
         }

@@ -195,6 +195,8 @@ pub struct RunReport {
     pub acked_writes: usize,
     /// The last trace lines (on failure).
     pub trace_tail: Vec<String>,
+    /// How often each rare event of interest happened ("sometimes" coverage).
+    pub coverage: BTreeMap<&'static str, u64>,
 }
 
 /// The simulated world of one seed.
@@ -221,6 +223,7 @@ pub struct World {
     /// Handshakes of streams being opened, by stream id.
     pub(crate) opens: BTreeMap<raft_core::StreamId, StreamOpen>,
     pub(crate) events: u64,
+    pub(crate) coverage: BTreeMap<&'static str, u64>,
     pub(crate) heal_at: Option<Instant>,
     pub(crate) last_role_change: Instant,
     /// How many times the liveness judgment was postponed for laggards still catching up.
@@ -347,6 +350,7 @@ impl World {
             acked: AckedWrites::default(),
             opens: BTreeMap::new(),
             events: 0,
+            coverage: BTreeMap::new(),
             heal_at: None,
             last_role_change: Instant::ZERO,
             liveness_extensions: 0,
@@ -411,6 +415,11 @@ impl World {
         }
     }
 
+    /// Counts one occurrence of a rare event of interest.
+    pub(crate) fn cover(&mut self, what: &'static str) {
+        *self.coverage.entry(what).or_default() += 1;
+    }
+
     /// Records a failure (the first one wins) and stops the run.
     pub(crate) fn fail(&mut self, f: Failure) {
         if self.failure.is_none() {
@@ -466,6 +475,7 @@ impl World {
             committed: self.global.committed_len(),
             acked_writes: self.acked.count(),
             trace_tail: Vec::new(),
+            coverage: self.coverage.clone(),
         }
     }
 
@@ -619,6 +629,7 @@ impl World {
                     self.net
                         .stall_check(stream, dir, generation, self.now, &mut self.net_rng);
                 if !follow.is_empty() {
+                    self.cover("stream broke after a long stall");
                     self.trace.record(
                         self.now,
                         None,
