@@ -681,12 +681,14 @@ impl World {
             host.mirror.install(s.meta.index, s.meta.term, s.digest);
         }
         let entries = host.disk.recovered_entries();
+        // Mirror the core's recovered log: entries continuing the snapshot (or
+        // starting at 1) follow its base; a trailing window that starts inside
+        // the snapshot begins at its first entry, as the core's recovery does.
         if let Some((first, rest)) = entries.split_first() {
-            if first.entry.index == LogIndex(1) && host.disk.snapshot().is_none() {
-                host.mirror = LogMirror::default();
+            if first.entry.index == host.mirror.last_index().next() {
                 host.mirror
                     .append(std::slice::from_ref(&first.entry))
-                    .expect("an empty mirror takes index 1");
+                    .expect("the entry follows the base");
             } else {
                 host.mirror
                     .install(first.entry.index, first.entry.term, first.digest);

@@ -1,0 +1,33 @@
+//! Seeds that once failed because of a simulator bug, replayed so the bug
+//! stays fixed (protocol bugs live in `regression_seeds.txt` until fixed).
+
+use raft_sim::swarm::Overrides;
+use raft_sim::sweep::{RunConfig, run_seed};
+use raft_sim::trace::Trace;
+
+fn assert_passes(seed: u64, swarm: bool, overrides: Overrides) {
+    let report = run_seed(
+        seed,
+        &RunConfig { swarm, overrides },
+        Trace::new(200, false),
+    );
+    if let Some(f) = &report.failure {
+        panic!("seed {seed}: {f}\n{}", report.trace_tail.join("\n"));
+    }
+}
+
+/// A restarted node whose durable log continues its snapshot (771.. after a
+/// snapshot at 770) was mirrored with its first entry as the base, so its
+/// legitimate truncation of the uncommitted 771 looked like cutting into the
+/// snapshot.
+#[test]
+fn seed_51_restart_after_compaction_mirrors_the_log_after_the_snapshot() {
+    assert_passes(
+        51,
+        true,
+        Overrides {
+            fault_interval_ms: Some(200),
+            ..Overrides::default()
+        },
+    );
+}
