@@ -494,7 +494,8 @@ impl World {
         let old = host.commit;
         election::check_commit(i, old, commit)?;
         if commit > old {
-            self.global.on_commit(i, old, commit, &host.mirror)?;
+            self.global
+                .on_commit(i, node.term(), old, commit, &host.mirror)?;
             if node.role() == Role::Leader {
                 let n = self.hosts.len();
                 let voters: Vec<usize> = node

@@ -31,3 +31,11 @@ fn seed_51_restart_after_compaction_mirrors_the_log_after_the_snapshot() {
         },
     );
 }
+
+/// A candidate paused for 2.2 s receives a late vote on resume and becomes a
+/// (stale) leader of term 3 while term 4 has committed more: legal in Raft,
+/// and leader completeness must only demand entries committed in earlier terms.
+#[test]
+fn seed_729_a_stale_leader_of_an_old_term_is_not_bound_by_later_commits() {
+    assert_passes(729, true, Overrides { fault_interval_ms: Some(200), ..Overrides::default() });
+}

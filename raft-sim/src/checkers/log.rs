@@ -146,6 +146,11 @@ pub struct GlobalLog {
     /// The committed prefix's chain digests by index (dense where known).
     committed: BTreeMap<u64, u64>,
     committed_len: u64,
+    /// The highest commit index reported by a node in each term. A reporter's
+    /// term is at least the term in which that index was committed (the
+    /// leader reports first, at its term), so this never overstates what a
+    /// leader of a later term must hold.
+    commit_by_term: BTreeMap<u64, u64>,
     /// The digest each index was first applied with, anywhere.
     applied: BTreeMap<u64, u64>,
 }
@@ -197,12 +202,13 @@ impl GlobalLog {
         self.digests.get(&(index.0, term.0)).copied()
     }
 
-    /// A node reports commit index `commit` (up from `previous`): its log must
+    /// A node in `term` reports commit index `commit` (up from `previous`): its log must
     /// agree with the committed prefix, which it may extend. Only the newly
     /// committed range is visited, so the cost is amortized O(1) per entry.
     pub fn on_commit(
         &mut self,
         node: usize,
+        term: Term,
         previous: LogIndex,
         commit: LogIndex,
         mirror: &LogMirror,
@@ -244,12 +250,23 @@ impl GlobalLog {
             }
         }
         self.committed_len = self.committed_len.max(commit.0);
+        let at_term = self.commit_by_term.entry(term.0).or_default();
+        *at_term = (*at_term).max(commit.0);
         Ok(())
     }
 
-    /// Leader completeness: a new leader's log contains the committed prefix.
+    /// Leader completeness (Raft §5.4.3): a leader of `term` holds every entry
+    /// committed in an earlier term. (A stale leader of an old term, say one
+    /// that wins with a vote delivered late after a pause, need not hold what
+    /// a later term committed; it can commit nothing.)
     pub fn on_leader(&self, node: usize, term: Term, mirror: &LogMirror) -> Result<(), Failure> {
-        let c = LogIndex(self.committed_len);
+        let c = LogIndex(
+            self.commit_by_term
+                .range(..term.0)
+                .map(|(_, c)| *c)
+                .max()
+                .unwrap_or(0),
+        );
         if c.0 == 0 || c < mirror.base_index() {
             return Ok(());
         }
@@ -343,11 +360,12 @@ mod tests {
     }
 
     #[test]
-    fn leader_completeness_fails_for_a_leader_missing_a_committed_entry() {
+    fn leader_completeness_fails_for_a_later_term_leader_missing_a_committed_entry() {
         let mut g = GlobalLog::default();
         let mut a = LogMirror::default();
         a.append(&[e(1, 1, b"x"), e(2, 1, b"y")]).unwrap();
-        g.on_commit(0, LogIndex(0), LogIndex(2), &a).unwrap();
+        g.on_commit(0, Term(1), LogIndex(0), LogIndex(2), &a)
+            .unwrap();
         let mut b = LogMirror::default();
         b.append(&[e(1, 1, b"x")]).unwrap();
         assert_eq!(
@@ -355,6 +373,10 @@ mod tests {
             "leader-completeness"
         );
         assert!(g.on_leader(0, Term(2), &a).is_ok());
+        assert!(
+            g.on_leader(1, Term(1), &b).is_ok(),
+            "a stale leader of the commit's own term (or earlier) is not bound by it"
+        );
     }
 
     #[test]
@@ -364,9 +386,10 @@ mod tests {
         let mut b = LogMirror::default();
         a.append(&[e(1, 1, b"x")]).unwrap();
         b.append(&[e(1, 2, b"z")]).unwrap();
-        g.on_commit(0, LogIndex(0), LogIndex(1), &a).unwrap();
+        g.on_commit(0, Term(1), LogIndex(0), LogIndex(1), &a)
+            .unwrap();
         assert_eq!(
-            g.on_commit(1, LogIndex(0), LogIndex(1), &b)
+            g.on_commit(1, Term(1), LogIndex(0), LogIndex(1), &b)
                 .unwrap_err()
                 .checker,
             "state-machine-safety"
@@ -386,7 +409,7 @@ mod tests {
         let mut g = GlobalLog::default();
         let a = LogMirror::default();
         assert_eq!(
-            g.on_commit(0, LogIndex(0), LogIndex(1), &a)
+            g.on_commit(0, Term(1), LogIndex(0), LogIndex(1), &a)
                 .unwrap_err()
                 .checker,
             "commit-bound"

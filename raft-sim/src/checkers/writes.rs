@@ -75,7 +75,8 @@ mod tests {
         let mut other = LogMirror::default();
         other.append(&[e(2)]).unwrap();
         let mut g = GlobalLog::default();
-        g.on_commit(1, LogIndex(0), LogIndex(1), &other).unwrap();
+        g.on_commit(1, Term(1), LogIndex(0), LogIndex(1), &other)
+            .unwrap();
         assert_eq!(acked.check(&g).unwrap_err().checker, "acked-write-lost");
         assert!(acked.on_ack(LogIndex(1), 8, d_old).is_err());
     }
