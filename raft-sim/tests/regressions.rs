@@ -37,5 +37,12 @@ fn seed_51_restart_after_compaction_mirrors_the_log_after_the_snapshot() {
 /// and leader completeness must only demand entries committed in earlier terms.
 #[test]
 fn seed_729_a_stale_leader_of_an_old_term_is_not_bound_by_later_commits() {
-    assert_passes(729, true, Overrides { fault_interval_ms: Some(200), ..Overrides::default() });
+    assert_passes(
+        729,
+        true,
+        Overrides {
+            fault_interval_ms: Some(200),
+            ..Overrides::default()
+        },
+    );
 }
