@@ -1,5 +1,6 @@
 //! Seeds that once failed because of a simulator bug, replayed so the bug
-//! stays fixed (protocol bugs live in `regression_seeds.txt` until fixed).
+//! stays fixed, and seeds that found protocol bugs since fixed in raft-core
+//! (`regression_seeds.txt` lists every seed with a note).
 
 use raft_sim::swarm::Overrides;
 use raft_sim::sweep::{RunConfig, run_seed};
@@ -45,4 +46,12 @@ fn seed_729_a_stale_leader_of_an_old_term_is_not_bound_by_later_commits() {
             ..Overrides::default()
         },
     );
+}
+
+/// A follower that compacted through its last index (trailing entries 0)
+/// stopped acking; with a 200-byte budget the leader stalled for good
+/// (fixed in raft-core 8391f73, "ack what a durable snapshot covers").
+#[test]
+fn seed_366_a_follower_acks_what_its_snapshot_covers() {
+    assert_passes(366, true, Overrides::default());
 }
