@@ -304,18 +304,25 @@ impl World {
                 let index = self.hosts[i].kv.applied();
                 let applied_digest = self.global_applied(i, index);
                 let host = &mut self.hosts[i];
-                if let (Some(config), Some((_, digest))) =
-                    (host.kv.config().cloned(), applied_digest)
-                {
-                    let meta = SnapshotMeta {
-                        index,
-                        term: host.kv.applied_term(),
-                        config,
-                    };
-                    let data = host.kv.snapshot_bytes();
-                    host.disk
-                        .store_snapshot(StoredSnapshot { meta, data, digest });
-                }
+                let (Some(config), Some((_, digest))) = (host.kv.config().cloned(), applied_digest)
+                else {
+                    // Never report a snapshot that was not stored.
+                    return Err(Failure::safety(
+                        "driver-contract",
+                        format!(
+                            "n{} asked for a snapshot at applied {index} with no configuration or digest known",
+                            i + 1
+                        ),
+                    ));
+                };
+                let meta = SnapshotMeta {
+                    index,
+                    term: host.kv.applied_term(),
+                    config,
+                };
+                let data = host.kv.snapshot_bytes();
+                host.disk
+                    .store_snapshot(StoredSnapshot { meta, data, digest });
                 let inc = host.incarnation;
                 let at = Instant(now.0 + self.scenario.knobs.fsync_min_ns);
                 self.schedule(
