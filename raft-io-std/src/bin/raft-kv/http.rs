@@ -30,6 +30,7 @@ use tiny_http::{Header, Method, Request, Response};
 pub const VALUE_BYTES_MAX: usize = 4 << 20;
 
 /// A response before it is sent.
+#[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
