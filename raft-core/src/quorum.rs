@@ -15,9 +15,15 @@ pub fn committed_index(matches: &[LogIndex], quorum: usize) -> LogIndex {
     if matches.len() < quorum {
         return LogIndex(0);
     }
-    let mut sorted = matches.to_vec();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    sorted[quorum - 1]
+    // The quorum-th largest, found without allocating (clusters are small):
+    // the largest value that at least `quorum` matches reach.
+    let mut best = LogIndex(0);
+    for &candidate in matches {
+        if candidate > best && matches.iter().filter(|&&m| m >= candidate).count() >= quorum {
+            best = candidate;
+        }
+    }
+    best
 }
 
 /// Whether `count` votes (or acks) out of `voters` form a majority.

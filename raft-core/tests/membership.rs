@@ -229,3 +229,80 @@ fn proposals_wait_out_a_leadership_transfer() {
     c.settle();
     assert!(matches!(c.result(p), Some(Ok(Completion::Written { .. }))));
 }
+
+#[test]
+fn a_removed_follower_learns_of_its_removal_and_stops_campaigning() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let victim = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let id = change(&mut c, leader, MembershipChange::Remove { id: victim });
+    c.settle();
+    assert!(matches!(
+        c.result(id),
+        Some(Ok(Completion::MembershipChanged { .. }))
+    ));
+    let v = &c.hosts[&victim].node;
+    assert!(
+        !v.config().contains(victim),
+        "the removal entry reached the removed node: {}",
+        v.config()
+    );
+    assert_eq!(v.role(), Role::Learner);
+    c.hosts.get_mut(&victim).unwrap().actions.clear();
+    c.run_for(Duration::from_secs(3));
+    let campaigned = c.hosts[&victim].actions.iter().any(|a| {
+        matches!(a, Action::Send(m) if matches!(m.body, MessageBody::PreVoteRequest { .. } | MessageBody::VoteRequest { .. }))
+    });
+    assert!(!campaigned, "a removed node never asks for votes");
+    assert!(
+        c.hosts[&leader]
+            .node
+            .status()
+            .followers
+            .iter()
+            .all(|f| f.id != victim),
+        "its cursor is gone"
+    );
+}
+
+#[test]
+fn a_follower_that_lost_its_disk_does_not_count_toward_commit_with_its_old_match() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let before = c.hosts[&leader]
+        .node
+        .status()
+        .followers
+        .iter()
+        .find(|s| s.id == f)
+        .unwrap()
+        .match_index;
+    assert!(before > LogIndex(0));
+    // Wipe the follower's disk (keeping only its identity) and restart it.
+    c.crash(f);
+    let cluster_id = c.hosts[&f].node.cluster_id();
+    let h = c.hosts.get_mut(&f).unwrap();
+    h.disk.entries.clear();
+    h.disk.hard_state = HardState {
+        cluster_id,
+        ..HardState::default()
+    };
+    c.restart(f);
+    c.run_for(Duration::from_millis(1)); // no heartbeat yet: nothing reopened
+    c.hosts.get_mut(&f).unwrap().persist = Persist::Manually;
+    c.run_for(Duration::from_millis(300));
+    let after = c.hosts[&leader]
+        .node
+        .status()
+        .followers
+        .iter()
+        .find(|s| s.id == f)
+        .unwrap()
+        .match_index;
+    assert_eq!(
+        after,
+        LogIndex(0),
+        "the empty log's handshake resets its match index"
+    );
+}

@@ -91,7 +91,7 @@ impl Node {
             Some(Refusal::Misdirected(open.leader))
         } else if open.term != self.hs.term || !matches!(self.role, RoleState::Leader(_)) {
             Some(Refusal::NotLeaderOfTerm)
-        } else if !self.configs.latest().contains(open.follower) || open.follower == self.id() {
+        } else if !self.has_cursor(open.follower) {
             Some(Refusal::NotMember(open.follower))
         } else {
             None
@@ -128,6 +128,9 @@ impl Node {
         c.reset_stream(Some(stream));
         c.last_heard = now;
         c.next = start.next();
+        // Durable entries we matched never vanish from a follower in one term,
+        // unless its disk was lost: then its old match must not count.
+        c.match_index = c.match_index.min(start);
         self.replicate(open.follower, true);
     }
 
@@ -189,13 +192,31 @@ impl Node {
         }
     }
 
+    fn has_cursor(&self, peer: NodeId) -> bool {
+        matches!(&self.role, RoleState::Leader(l) if l.cursors.contains_key(&peer))
+    }
+
     pub(crate) fn replicate_all(&mut self) {
-        let peers: Vec<NodeId> = match &self.role {
-            RoleState::Leader(l) => l.cursors.keys().copied().collect(),
-            _ => return,
-        };
-        for p in peers {
-            self.replicate(p, false);
+        // Walk the cursors by key without holding a borrow across `replicate`
+        // (and without collecting them: this runs for every proposal).
+        let mut next = self.first_cursor();
+        while let Some(peer) = next {
+            self.replicate(peer, false);
+            next = self.cursor_after(peer);
+        }
+    }
+
+    fn first_cursor(&self) -> Option<NodeId> {
+        match &self.role {
+            RoleState::Leader(l) => l.cursors.keys().next().copied(),
+            _ => None,
+        }
+    }
+
+    fn cursor_after(&self, peer: NodeId) -> Option<NodeId> {
+        match &self.role {
+            RoleState::Leader(l) => l.cursors.range(peer.next()..).next().map(|(&id, _)| id),
+            _ => None,
         }
     }
 
@@ -209,7 +230,6 @@ impl Node {
             let (max_count, max_bytes) = (self.opts.max_batch_entries, self.opts.max_batch_bytes);
             let base = self.log.base_index();
             let last = self.log.last_index();
-            let snapshot = self.snapshot.clone();
             let RoleState::Leader(l) = &mut self.role else {
                 return;
             };
@@ -224,7 +244,10 @@ impl Node {
             if prev < base {
                 // The entries it needs are compacted: send the snapshot, then
                 // continue right after it on the same stream.
-                let meta = snapshot.expect("a compacted log has a snapshot");
+                let meta = self
+                    .snapshot
+                    .clone()
+                    .expect("a compacted log has a snapshot");
                 assert!(
                     meta.index >= base,
                     "the snapshot covers the compacted prefix"

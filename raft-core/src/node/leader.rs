@@ -55,6 +55,8 @@ pub(crate) struct LeaderState {
     pub(crate) reads_not_ready: VecDeque<RequestId>,
     pub(crate) change: Option<PendingChange>,
     pub(crate) transfer: Option<Transfer>,
+    /// Reused for quorum arithmetic so a commit check allocates nothing.
+    pub(crate) scratch: Vec<LogIndex>,
 }
 
 impl LeaderState {
@@ -121,6 +123,7 @@ impl Node {
             reads_not_ready: VecDeque::new(),
             change: None,
             transfer: None,
+            scratch: Vec::new(),
         }));
         if !self.log.is_empty() {
             // Raft §5.4.2: entries of earlier terms commit only under one of ours.
@@ -144,13 +147,17 @@ impl Node {
             });
         }
         self.log.append(&entries);
+        let mut config_changed = false;
         for e in entries.iter().filter(|e| e.kind.is_config()) {
             let config =
                 crate::config::Config::decode(&e.data).expect("the leader encodes valid configs");
             self.configs.push(e.index, config);
+            config_changed = true;
         }
         self.emit(Action::AppendLog(entries));
-        self.sync_cursors_with_config();
+        if config_changed {
+            self.sync_cursors_with_config();
+        }
         self.replicate_all();
         index
     }
@@ -283,24 +290,25 @@ impl Node {
     /// The commit rule: the highest index durable on a quorum of voters, if
     /// that entry is of the current term (Raft §5.4.2).
     pub(crate) fn maybe_advance_commit(&mut self) {
-        let RoleState::Leader(l) = &self.role else {
+        let me = self.id();
+        let durable = self.log.durable();
+        let config = self.configs.latest();
+        let RoleState::Leader(l) = &mut self.role else {
             return;
         };
-        let config = self.configs.latest();
-        let matches: Vec<LogIndex> = config
-            .voters()
-            .map(|v| {
-                if v == self.id() {
-                    self.log.durable()
-                } else {
-                    l.cursors.get(&v).map_or(LogIndex(0), |c| c.match_index)
-                }
-            })
-            .collect();
-        if matches.is_empty() {
+        l.scratch.clear();
+        for v in config.voters() {
+            let m = if v == me {
+                durable
+            } else {
+                l.cursors.get(&v).map_or(LogIndex(0), |c| c.match_index)
+            };
+            l.scratch.push(m);
+        }
+        if l.scratch.is_empty() {
             return;
         }
-        let q = committed_index(&matches, config.quorum());
+        let q = committed_index(&l.scratch, config.quorum());
         if q <= self.commit {
             return;
         }
@@ -346,7 +354,14 @@ impl Node {
         for id in ready_reads {
             self.on_read(id);
         }
+        let latest = self.configs.latest();
+        let removal_committed = matches!(&self.role, RoleState::Leader(l)
+            if latest.index <= commit && l.cursors.keys().any(|&id| !latest.contains(id)));
+        // Send the commit first: a removed member learns that its removal committed.
         self.send_commit_updates();
+        if removal_committed {
+            self.sync_cursors_with_config();
+        }
         if !self.is_voter() && self.configs.latest().index <= self.commit {
             // We removed ourselves and the change has committed: hand over.
             self.become_follower(None);

@@ -164,16 +164,21 @@ impl Node {
         }
     }
 
-    /// Keeps one cursor per member other than ourselves.
+    /// Keeps one cursor per member other than ourselves (see below for removed ones).
     pub(crate) fn sync_cursors_with_config(&mut self) {
         let me = self.id();
         let now = self.now;
         let next = self.log.last_index().next();
+        // Members of the latest configuration, and, until its removal commits,
+        // a removed member too: it must receive the entry that removes it, or
+        // it would go on believing it votes.
+        let committed = self.configs.at(self.commit);
         let members: Vec<NodeId> = self
             .configs
             .latest()
             .members
             .iter()
+            .chain(committed.members.iter())
             .map(|m| m.id)
             .filter(|&m| m != me)
             .collect();
