@@ -64,7 +64,8 @@ pub enum Event {
         /// The entry's term (guards against an append that a later truncation replaced).
         term: Term,
     },
-    /// The driver took a snapshot of the FSM covering every entry up to `index`.
+    /// The driver took a snapshot of the FSM covering every entry up to
+    /// `index`, and it is durable.
     SnapshotTaken {
         /// The last index it covers (at most the applied index).
         index: LogIndex,

@@ -216,3 +216,39 @@ fn a_snapshot_whose_config_is_newer_than_itself_is_refused() {
             .any(|a| matches!(a, Action::InstallSnapshot { .. }))
     );
 }
+
+/// Found by the simulator (swarm seed 1110): a follower compacted its log
+/// behind a snapshot before its appends were reported durable; the late
+/// reports were ignored as covered, no ack was ever sent, and the leader's
+/// stream to it stalled on its byte budget forever.
+#[test]
+fn a_follower_acks_what_its_durable_snapshot_covers_even_before_the_append_is_reported() {
+    // A small budget: without acks from f, the leader soon stops streaming to it.
+    let options = NodeOptions {
+        stream_budget_bytes: 600,
+        max_batch_entries: 2,
+        ..opts(5, 0)
+    };
+    let mut c = Cluster::with_options(3, options);
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    c.hosts.get_mut(&f).unwrap().persist = Persist::Manually;
+    for i in 0..40 {
+        c.propose(format!("w{i}").as_bytes());
+        c.settle();
+    }
+    c.run_for(Duration::from_millis(200)); // heartbeats carry the commit index to f
+    let snap = c.hosts[&f].node.snapshot().expect("f snapshotted").index;
+    assert!(c.hosts[&f].node.durable_index() >= snap);
+    let status = c.hosts[&leader].node.status();
+    let m = status
+        .followers
+        .iter()
+        .find(|s| s.id == f)
+        .unwrap()
+        .match_index;
+    assert!(
+        m >= snap,
+        "the leader knows {f} holds {snap} durably (match {m})"
+    );
+}

@@ -583,9 +583,13 @@ impl Node {
     }
 
     fn on_log_persisted(&mut self, index: LogIndex, term: Term) {
-        if !self.log.mark_durable(index, term) {
-            return;
+        if self.log.mark_durable(index, term) {
+            self.on_durable_advanced();
         }
+    }
+
+    /// More of the log is durable: a follower acks it, a leader may commit it.
+    pub(crate) fn on_durable_advanced(&mut self) {
         match &self.role {
             RoleState::Leader(_) => self.maybe_advance_commit(),
             RoleState::Follower(_) => self.maybe_ack(),
