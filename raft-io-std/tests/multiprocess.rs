@@ -418,3 +418,66 @@ fn a_new_data_directory_without_init_or_join_is_refused() {
             .contains("whose id is 1")
     );
 }
+
+/// Kills a child process when dropped (a failing test leaves nothing behind).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn local_cluster_serves_then_stops_its_nodes_and_removes_its_data_on_sigterm() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raft-kv"))
+        .args(["local-cluster"])
+        .args(FAST)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut guard = KillOnDrop(child);
+    let (mut dir, mut nodes) = (None, Vec::new());
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some((_, d)) = line.split_once("data and logs in ") {
+            dir = Some(std::path::PathBuf::from(d));
+        }
+        if let Some(rest) = line.trim().strip_prefix("node ") {
+            // "node 1: http://ADDR  raft ADDR  pid PID  log PATH"
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let http = words[1].trim_start_matches("http://").to_string();
+            nodes.push((http, words[5].parse::<u32>().unwrap()));
+        }
+        if line.starts_with("Ctrl-C stops") {
+            break;
+        }
+    }
+    let dir = dir.expect("the data directory is printed");
+    assert_eq!(nodes.len(), 3);
+    assert!(dir.is_dir());
+    let mut client = KvClient::new(nodes.iter().map(|(h, _)| h.clone()).collect(), 1);
+    client.must_put("hello", "world");
+    assert_eq!(client.must_get("hello").as_deref(), Some("world"));
+
+    let pid = guard.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = wait_for("local-cluster to exit", || guard.0.try_wait().unwrap());
+    assert!(status.success(), "{status}");
+    assert!(!dir.exists(), "{} was not removed", dir.display());
+    for (_, pid) in &nodes {
+        let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
+        assert!(!proc.exists(), "node process {pid} outlived local-cluster");
+    }
+}

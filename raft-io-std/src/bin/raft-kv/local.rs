@@ -168,7 +168,7 @@ pub fn run(args: &LocalArgs) -> ExitCode {
     };
     let code = run_in(args, &dir, &stop);
     if args.keep {
-        println!("data kept in {}", dir.display());
+        say!("data kept in {}", dir.display());
     } else if let Err(e) = std::fs::remove_dir_all(&dir) {
         eprintln!("raft-kv: cannot remove {}: {e}", dir.display());
     }
@@ -205,20 +205,20 @@ fn run_in(args: &LocalArgs, dir: &Path, stop: &AtomicBool) -> ExitCode {
         // Waiting for Ctrl-C; checks the children meanwhile.
         std::thread::sleep(Duration::from_millis(100));
     }
-    println!("stopping {} nodes", cluster.nodes.len());
+    say!("stopping {} nodes", cluster.nodes.len());
     cluster.stop();
     ExitCode::SUCCESS
 }
 
 fn print_instructions(cluster: &Cluster, dir: &Path) {
     let first = &cluster.nodes[0];
-    println!(
+    say!(
         "a local cluster of {} nodes is running; data and logs in {}",
         cluster.nodes.len(),
         dir.display()
     );
     for node in &cluster.nodes {
-        println!(
+        say!(
             "  node {}: http://{}  raft {}  pid {}  log {}",
             node.id,
             node.http,
@@ -228,7 +228,7 @@ fn print_instructions(cluster: &Cluster, dir: &Path) {
         );
     }
     let http = &first.http;
-    println!(
+    say!(
         "\ntry (any node answers; a follower redirects writes and reads to the leader, so use curl -L):\n\
          \x20 curl -L -X PUT --data-binary world http://{http}/kv/hello\n\
          \x20 curl -L http://{http}/kv/hello\n\

@@ -10,6 +10,15 @@
 //! (`KvCommand::SetHttp`) whenever it is the leader and the state holds no
 //! address or another one for it; followers read it from there.
 
+/// `println!` that ignores a closed stdout (`raft-kv local-cluster | head`,
+/// or a parent that stopped reading) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod args;
 mod http;
 mod local;
@@ -124,11 +133,11 @@ fn serve(args: &NodeArgs) -> Result<(), String> {
     let node = RaftNode::open(&args.data, node_config(args), kv.fsm())
         .map_err(|e| format!("cannot open {}: {e}", args.data.display()))?;
     let node = Arc::new(node);
-    println!("listening raft={} http={http_address}", node.address());
+    say!("listening raft={} http={http_address}", node.address());
 
     let id = become_member(&node, args)?;
     let cluster = node.cluster_id().map_or(0, |c| c.0);
-    println!("ready id={} cluster={cluster}", id.0);
+    say!("ready id={} cluster={cluster}", id.0);
     tracing::info!(
         "node {id} of cluster {cluster}: raft {} http {http_address}",
         node.address()
