@@ -16,6 +16,8 @@
 //!   checked there), datagrams and replication streams on separate
 //!   connections, bounded queues.
 //! * [`storage`]: the write-ahead log, hard state, snapshots and node identity.
+//! * [`kv`]: the replicated key-value state machine of the example server
+//!   (the `raft-kv` binary; `docs/operations.md`).
 //!
 //! ```no_run
 //! use raft_io_std::{Fsm, NodeConfig, RaftNode};
@@ -62,6 +64,7 @@
 mod driver;
 pub mod error;
 pub mod fsm;
+pub mod kv;
 pub mod metrics;
 pub mod node;
 pub mod storage;

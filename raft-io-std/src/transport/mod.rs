@@ -116,6 +116,9 @@ pub struct TransportMetrics {
     pub malformed_connections: u64,
     /// The last refusal this node received, as text.
     pub last_refusal: Option<String>,
+    /// Bytes written to message and stream connections after their hello
+    /// (`raft_core::wire` records, snapshots included).
+    pub bytes_sent: u64,
 }
 
 #[derive(Default)]
@@ -130,6 +133,7 @@ struct Counters {
     refused_by_peers: AtomicU64,
     malformed_connections: AtomicU64,
     last_refusal: Mutex<Option<String>>,
+    bytes_sent: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, n: u64) {
@@ -507,6 +511,7 @@ impl Transport {
             refused_by_peers: get(&c.refused_by_peers),
             malformed_connections: get(&c.malformed_connections),
             last_refusal: lock(&c.last_refusal).clone(),
+            bytes_sent: get(&c.bytes_sent),
         }
     }
 

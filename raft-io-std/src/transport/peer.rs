@@ -109,7 +109,10 @@ fn run(shared: &Arc<Shared>, to: NodeId, address: &str, outbox: &Outbox<Message>
         }
         let (socket, _) = conn.as_mut().expect("connected above");
         match socket.write_all(&buf) {
-            Ok(()) => bump(&shared.counters.messages_sent, count),
+            Ok(()) => {
+                bump(&shared.counters.messages_sent, count);
+                bump(&shared.counters.bytes_sent, buf.len() as u64);
+            }
             Err(e) => {
                 tracing::debug!(%to, address, "message connection broke: {e}");
                 bump(&shared.counters.messages_dropped, count);

@@ -235,12 +235,14 @@ fn write_loop(shared: &Shared, slot: &StreamSlot, mut socket: TcpStream) {
                     Outgoing::Frame(frame) => wire::encode(&WireUnit::Frame(frame), &mut buf),
                     Outgoing::Snapshot(meta) => {
                         socket.write_all(&buf)?;
+                        bump(&shared.counters.bytes_sent, buf.len() as u64);
                         buf.clear();
                         write_snapshot(shared, &mut socket, &meta)?;
                     }
                 }
             }
             socket.write_all(&buf)?;
+            bump(&shared.counters.bytes_sent, buf.len() as u64);
         }
         Ok(())
     })();
@@ -265,7 +267,9 @@ fn write_snapshot(shared: &Shared, socket: &mut TcpStream, meta: &SnapshotMeta) 
     snapshot_frames_from(meta, reader, size, crc, chunk_bytes, |frame| {
         buf.clear();
         wire::encode(&WireUnit::Frame(frame), &mut buf);
-        socket.write_all(&buf)
+        socket.write_all(&buf)?;
+        bump(&shared.counters.bytes_sent, buf.len() as u64);
+        Ok(())
     })?;
     bump(&shared.counters.snapshots_sent, 1);
     Ok(())

@@ -1,0 +1,271 @@
+//! `raft-kv-bench`: a cluster benchmark of raft-io-std.
+//!
+//! Starts a cluster of in-process nodes (default 3) on loopback TCP, with
+//! their logs on disk and every fsync real, the key-value state machine of
+//! `raft-kv` as FSM; runs concurrent clients that each put a value and wait
+//! for its commit, in a loop; prints one JSON line.
+//!
+//! ```text
+//! cargo run --release -p raft-io-std --bin raft-kv-bench -- \
+//!     [--clients 32] [--payload-bytes 128] [--seconds 10] [--warmup-seconds 1] [--nodes 3] [--dir DIR]
+//! ```
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `ops_per_sec` | puts committed per second, all clients together |
+//! | `latency_us_p50`, `_p99`, `_p999`, `_max` | from the client's call to `apply` until it returned (committed) |
+//! | `fsyncs_per_sec` | WAL fsyncs per second, all nodes together (`Metrics::wal_fsyncs`) |
+//! | `leader_fsyncs_per_sec`, `leader_entries_per_fsync` | the same on the leader alone, and its group-commit batch |
+//! | `wire_bytes_per_entry` | bytes all nodes wrote to their peers (`TransportMetrics::bytes_sent`: entries, acks, heartbeats) per committed entry |
+//!
+//! Only the measured window counts (after the warm-up). The data directory
+//! defaults to a new one under the system's temporary directory, removed at
+//! the end; pass `--dir` to measure another disk.
+
+use raft_io_std::kv::{Kv, KvCommand};
+use raft_io_std::{NodeConfig, RaftNode};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+struct Args {
+    clients: usize,
+    payload_bytes: usize,
+    duration: Duration,
+    warmup: Duration,
+    nodes: usize,
+    dir: Option<PathBuf>,
+}
+
+const USAGE: &str = "raft-kv-bench [--clients N] [--payload-bytes N] [--seconds S] \
+                     [--warmup-seconds S] [--nodes N] [--dir DIR]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        clients: 32,
+        payload_bytes: 128,
+        duration: Duration::from_secs(10),
+        warmup: Duration::from_secs(1),
+        nodes: 3,
+        dir: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let seconds = |v: String| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| format!("{flag}: {v:?} is not a number of seconds"))
+        };
+        let count = |v: String| {
+            v.parse::<usize>()
+                .map_err(|_| format!("{flag}: {v:?} is not a count"))
+        };
+        match flag.as_str() {
+            "--clients" => args.clients = count(value()?)?.max(1),
+            "--payload-bytes" => args.payload_bytes = count(value()?)?,
+            "--seconds" => args.duration = seconds(value()?)?,
+            "--warmup-seconds" => args.warmup = seconds(value()?)?,
+            "--nodes" => args.nodes = count(value()?)?.clamp(1, 9),
+            "--dir" => args.dir = Some(PathBuf::from(value()?)),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+/// Counters of the whole cluster at one moment.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    at: Option<Instant>,
+    commit: u64,
+    fsyncs: u64,
+    leader_fsyncs: u64,
+    bytes_sent: u64,
+}
+
+fn sample(nodes: &[RaftNode]) -> Result<Sample, String> {
+    let mut s = Sample {
+        at: Some(Instant::now()),
+        ..Sample::default()
+    };
+    for (i, node) in nodes.iter().enumerate() {
+        let m = node.metrics().map_err(|e| e.to_string())?;
+        s.fsyncs += m.wal_fsyncs;
+        s.bytes_sent += m.transport.bytes_sent;
+        if i == 0 {
+            s.commit = m.commit.0;
+            s.leader_fsyncs = m.wal_fsyncs;
+        }
+    }
+    Ok(s)
+}
+
+/// Polls `condition` until it holds or `patience` passes.
+fn wait_until(
+    what: &str,
+    patience: Duration,
+    mut condition: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + patience;
+    while !condition() {
+        if Instant::now() >= deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(10)); // polling interval
+    }
+    Ok(())
+}
+
+fn start_cluster(args: &Args, root: &std::path::Path) -> Result<Vec<RaftNode>, String> {
+    let mut nodes = Vec::new();
+    for i in 0..args.nodes {
+        let kv = Kv::default();
+        let node = RaftNode::open(
+            root.join(format!("n{}", i + 1)),
+            NodeConfig::new("127.0.0.1:0"),
+            kv.fsm(),
+        )
+        .map_err(|e| format!("open node {}: {e}", i + 1))?;
+        if i == 0 {
+            node.initialize().map_err(|e| format!("initialize: {e}"))?;
+        } else {
+            node.join(nodes.first().map(RaftNode::address).unwrap_or_default())
+                .map_err(|e| format!("join: {e}"))?;
+        }
+        nodes.push(node);
+    }
+    let expected = args.nodes;
+    wait_until("every node to be a voter", Duration::from_secs(60), || {
+        nodes[0].config().voter_count() == expected
+    })?;
+    Ok(nodes)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn run(args: &Args) -> Result<String, String> {
+    let root = match &args.dir {
+        Some(d) => d.join(format!("raft-kv-bench-{}", std::process::id())),
+        None => std::env::temp_dir().join(format!("raft-kv-bench-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let result = measure(args, &root);
+    let _ = std::fs::remove_dir_all(&root);
+    result
+}
+
+fn measure(args: &Args, root: &std::path::Path) -> Result<String, String> {
+    let nodes = Arc::new(start_cluster(args, root)?);
+    let payload = bytes::Bytes::from(vec![b'x'; args.payload_bytes]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..args.clients)
+        .map(|c| {
+            let (nodes, payload) = (Arc::clone(&nodes), payload.clone());
+            let (stop, measuring, errors) = (
+                Arc::clone(&stop),
+                Arc::clone(&measuring),
+                Arc::clone(&errors),
+            );
+            std::thread::spawn(move || {
+                let mut latencies_ns = Vec::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let command = KvCommand::Put {
+                        key: format!("c{c}-{}", i % 1024),
+                        value: payload.clone(),
+                    };
+                    i += 1;
+                    let started = Instant::now();
+                    let ok = nodes[0].apply(command.encode()).is_ok();
+                    let took = started.elapsed();
+                    if !ok {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    } else if measuring.load(Ordering::Relaxed) {
+                        latencies_ns.push(took.as_nanos() as u64);
+                    }
+                }
+                latencies_ns
+            })
+        })
+        .collect();
+    std::thread::sleep(args.warmup); // the warm-up period itself
+    let before = sample(&nodes)?;
+    measuring.store(true, Ordering::SeqCst);
+    std::thread::sleep(args.duration); // the measured period itself
+    measuring.store(false, Ordering::SeqCst);
+    let after = sample(&nodes)?;
+    stop.store(true, Ordering::SeqCst);
+    let mut latencies: Vec<u64> = Vec::new();
+    for c in clients {
+        latencies.extend(c.join().map_err(|_| "a client panicked".to_string())?);
+    }
+    latencies.sort_unstable();
+    let seconds = after
+        .at
+        .zip(before.at)
+        .map_or(0.0, |(a, b)| (a - b).as_secs_f64());
+    let entries = after.commit.saturating_sub(before.commit).max(1);
+    let leader_fsyncs = after
+        .leader_fsyncs
+        .saturating_sub(before.leader_fsyncs)
+        .max(1);
+    let us = |p| percentile(&latencies, p) as f64 / 1_000.0;
+    let line = serde_json::json!({
+        "nodes": args.nodes,
+        "clients": args.clients,
+        "payload_bytes": args.payload_bytes,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "ops": latencies.len(),
+        "ops_per_sec": (latencies.len() as f64 / seconds).round(),
+        "latency_us_p50": us(0.50),
+        "latency_us_p99": us(0.99),
+        "latency_us_p999": us(0.999),
+        "latency_us_max": latencies.last().copied().unwrap_or(0) as f64 / 1_000.0,
+        "fsyncs_per_sec": ((after.fsyncs - before.fsyncs) as f64 / seconds).round(),
+        "leader_fsyncs_per_sec": (leader_fsyncs as f64 / seconds).round(),
+        "leader_entries_per_fsync": (entries as f64 / leader_fsyncs as f64 * 10.0).round() / 10.0,
+        "wire_bytes_per_entry": ((after.bytes_sent - before.bytes_sent) as f64 / entries as f64).round(),
+        "errors": errors.load(Ordering::Relaxed),
+    });
+    for node in nodes.iter() {
+        let _ = node.close();
+    }
+    Ok(line.to_string())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("raft-kv-bench: {e}");
+            }
+            eprintln!("usage: {USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("raft-kv-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
