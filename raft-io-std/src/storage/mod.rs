@@ -51,6 +51,25 @@ use std::path::Path;
 
 /// The log's subdirectory.
 pub const WAL_DIR: &str = "wal";
+
+/// A file written once the node's write-ahead log first exists: a data
+/// directory with this file and no log segment lost its log.
+pub const LOG_MARKER_FILE: &str = "log-created";
+
+fn has_segment(wal_dir: &Path) -> Result<bool, StorageError> {
+    let entries = match std::fs::read_dir(wal_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(StorageError::io("list directory", wal_dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io("list directory", wal_dir, e))?;
+        if entry.file_name().to_string_lossy().ends_with(".wal") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
 /// The snapshots' subdirectory.
 pub const SNAPSHOT_DIR: &str = "snapshots";
 
@@ -105,7 +124,31 @@ pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, S
     let (hard_state, hard) = HardStateStore::open(dir)?;
     let snapshots = SnapshotStore::open(dir.join(SNAPSHOT_DIR), options.snapshots_kept)?;
     let snapshot = snapshots.latest()?;
-    let (mut wal, recovered) = Wal::open_with(dir.join(WAL_DIR), options.wal.clone())?;
+    let wal_dir = dir.join(WAL_DIR);
+    let marker = dir.join(LOG_MARKER_FILE);
+    if marker.exists() && !has_segment(&wal_dir)? {
+        // Wal::open would start an empty log here and every entry this node
+        // held, acknowledged ones included, would be silently forgotten.
+        return Err(StorageError::Inconsistent {
+            path: wal_dir,
+            reason: format!(
+                "the write-ahead log is missing: {LOG_MARKER_FILE} says this node wrote one, \
+                 but no segment is left; restore the directory from a backup, or wipe the \
+                 whole data directory and join as a new node"
+            ),
+        });
+    }
+    let (mut wal, recovered) = Wal::open_with(&wal_dir, options.wal.clone())?;
+    if !marker.exists() {
+        // The log exists from now on (Wal::open keeps at least one segment).
+        let fsyncs = wal.metrics();
+        durable::write_atomically(
+            dir,
+            LOG_MARKER_FILE,
+            b"a write-ahead log exists in wal/\n",
+            &fsyncs.fsyncs,
+        )?;
+    }
     let mut entries = recovered.entries;
     match &snapshot {
         None => {
