@@ -428,6 +428,19 @@ impl Node {
     pub fn term_at(&self, index: LogIndex) -> Option<Term> {
         self.log.term_at(index)
     }
+    /// Bytes sent but not yet acknowledged to each follower (leader only);
+    /// unlike [`Node::status`], allocates nothing.
+    pub fn inflight_bytes(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
+        let cursors = match &self.role {
+            RoleState::Leader(l) => Some(l.cursors.iter()),
+            _ => None,
+        };
+        cursors
+            .into_iter()
+            .flatten()
+            .map(|(&id, c)| (id, c.status(id).inflight_bytes))
+    }
+
     /// A summary for metrics and tests.
     pub fn status(&self) -> Status {
         Status {
