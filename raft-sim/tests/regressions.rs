@@ -55,3 +55,12 @@ fn seed_729_a_stale_leader_of_an_old_term_is_not_bound_by_later_commits() {
 fn seed_366_a_follower_acks_what_its_snapshot_covers() {
     assert_passes(366, true, Overrides::default());
 }
+
+/// One node, one key, 66k operations: the linearizability search stored one
+/// bit per operation in every memo entry and ran out of memory after 32k
+/// steps (undecided). Entries now store the prefix length and the window of
+/// operations in flight.
+#[test]
+fn seed_182_a_long_single_key_history_is_decided() {
+    assert_passes(182, true, Overrides::default());
+}

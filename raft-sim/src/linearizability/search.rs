@@ -650,20 +650,28 @@ fn mix64(x: u64) -> u64 {
 ///
 /// Entries live in flat arenas (no allocation per entry); `heads` maps a hash to
 /// the newest entry with that hash, and `chain` links to the next older one.
+///
+/// A linearized set is stored compressed: the count of leading all-ones words
+/// (the long prefix of ops already placed) and the words from there to the last
+/// non-zero one (the small window of ops in flight). Histories of tens of
+/// thousands of ops on one key then cost a few words per entry, not one bit per
+/// op, and the search no longer runs out of memory on them. The form is
+/// canonical, so two sets are equal exactly when their forms are.
 struct Memo {
-    words_per_entry: usize,
     heads: HashMap<u64, u32, BuildHasherDefault<DefaultHasher>>,
     bits: Vec<u64>,
+    /// Per entry: (leading full words, start in `bits`, window length).
+    spans: Vec<(u32, u32, u32)>,
     states: Vec<ValueId>,
     chain: Vec<Option<u32>>,
 }
 
 impl Memo {
-    fn new(words_per_entry: usize) -> Self {
+    fn new(_words_per_entry: usize) -> Self {
         Self {
-            words_per_entry,
             heads: HashMap::default(),
             bits: Vec::new(),
+            spans: Vec::new(),
             states: Vec::new(),
             chain: Vec::new(),
         }
@@ -671,15 +679,24 @@ impl Memo {
 
     /// Records a configuration; `false` if it was already there.
     fn insert(&mut self, hash: u64, bits: &[u64], state: ValueId) -> bool {
+        let lead = bits.iter().take_while(|&&w| w == u64::MAX).count();
+        let end = bits
+            .iter()
+            .rposition(|&w| w != 0)
+            .map_or(lead, |i| i + 1)
+            .max(lead);
+        let window = &bits[lead..end];
         let new = self.states.len() as u32;
         let older = match self.heads.entry(hash) {
             Entry::Occupied(mut head) => {
                 let mut entry = Some(*head.get());
                 while let Some(e) = entry {
                     let e = e as usize;
-                    let start = e * self.words_per_entry;
+                    let (l, start, len) = self.spans[e];
+                    let (start, len) = (start as usize, len as usize);
                     if self.states[e] == state
-                        && self.bits[start..start + self.words_per_entry] == *bits
+                        && l as usize == lead
+                        && self.bits[start..start + len] == *window
                     {
                         return false;
                     }
@@ -692,7 +709,9 @@ impl Memo {
                 None
             }
         };
-        self.bits.extend_from_slice(bits);
+        self.spans
+            .push((lead as u32, self.bits.len() as u32, window.len() as u32));
+        self.bits.extend_from_slice(window);
         self.states.push(state);
         self.chain.push(older);
         true
@@ -700,7 +719,8 @@ impl Memo {
 
     /// Approximate heap bytes held.
     fn bytes(&self) -> usize {
-        let per_entry = size_of::<ValueId>() + size_of::<Option<u32>>() + 16;
+        let per_entry =
+            size_of::<ValueId>() + size_of::<Option<u32>>() + size_of::<(u32, u32, u32)>() + 16;
         self.bits.len() * size_of::<u64>() + self.states.len() * per_entry
     }
 }
