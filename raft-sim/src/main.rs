@@ -293,11 +293,12 @@ fn run_sweep(cli: &Cli, a: u64, b: u64, config: &RunConfig) -> i32 {
     let wall_s = wall.elapsed().as_secs_f64().max(1e-9);
     let sim_s = summary.sim_ns as f64 / 1e9;
     println!(
-        "seeds {} | simulated {:.1}s | wall {:.2}s | {:.0} sim-s per wall-s | {:.0} events/s | {} jobs",
+        "seeds {} | simulated {:.1}s | wall {:.2}s | {:.0} sim-s per wall-s | {:.0} seeds/min | {:.0} events/s | {} jobs",
         summary.seeds,
         sim_s,
         wall_s,
         sim_s / wall_s,
+        summary.seeds as f64 * 60.0 / wall_s,
         summary.events as f64 / wall_s,
         jobs
     );
