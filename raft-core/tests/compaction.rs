@@ -90,39 +90,10 @@ fn a_briefly_disconnected_follower_resumes_from_the_trailing_log_without_a_snaps
 #[test]
 fn a_snapshot_with_a_corrupted_chunk_is_refused() {
     use bytes::Bytes;
-    let hs = HardState {
-        cluster_id: Some(ClusterId(9)),
-        term: Term(2),
-        vote: None,
-    };
-    let mut node = Node::new(
-        NodeOptions::new(NodeId(2)),
-        RecoveredState {
-            hard_state: hs,
-            ..Default::default()
-        },
-        1,
-        Instant(0),
-    )
-    .unwrap();
-    let hb = Message {
-        cluster_id: ClusterId(9),
-        from: NodeId(1),
-        to: NodeId(2),
-        term: Term(2),
-        body: MessageBody::Heartbeat {
-            commit: LogIndex(0),
-            round: 1,
-        },
-    };
+    let mut node = node_in_term(NodeId(2), 2);
+    let hb = heartbeat(NodeId(1), NodeId(2), 2, 0);
     let actions = node.step(Instant(1), Event::MessageReceived(hb));
-    let stream = actions
-        .iter()
-        .find_map(|a| match a {
-            Action::OpenStream { stream, .. } => Some(*stream),
-            _ => None,
-        })
-        .unwrap();
+    let stream = opened_stream(&actions);
     let config = Config {
         cluster_id: ClusterId(9),
         index: LogIndex(1),
@@ -158,39 +129,10 @@ fn a_snapshot_with_a_corrupted_chunk_is_refused() {
 #[test]
 fn a_snapshot_whose_config_is_newer_than_itself_is_refused() {
     use bytes::Bytes;
-    let hs = HardState {
-        cluster_id: Some(ClusterId(9)),
-        term: Term(2),
-        vote: None,
-    };
-    let mut node = Node::new(
-        NodeOptions::new(NodeId(2)),
-        RecoveredState {
-            hard_state: hs,
-            ..Default::default()
-        },
-        1,
-        Instant(0),
-    )
-    .unwrap();
-    let hb = Message {
-        cluster_id: ClusterId(9),
-        from: NodeId(1),
-        to: NodeId(2),
-        term: Term(2),
-        body: MessageBody::Heartbeat {
-            commit: LogIndex(0),
-            round: 1,
-        },
-    };
+    let mut node = node_in_term(NodeId(2), 2);
+    let hb = heartbeat(NodeId(1), NodeId(2), 2, 0);
     let actions = node.step(Instant(1), Event::MessageReceived(hb));
-    let stream = actions
-        .iter()
-        .find_map(|a| match a {
-            Action::OpenStream { stream, .. } => Some(*stream),
-            _ => None,
-        })
-        .unwrap();
+    let stream = opened_stream(&actions);
     let config = Config {
         cluster_id: ClusterId(9),
         index: LogIndex(900),

@@ -129,21 +129,7 @@ fn votes_refused_while_a_live_leader_was_heard_recently() {
 
 #[test]
 fn a_vote_is_durable_before_the_response_leaves() {
-    let hs = HardState {
-        cluster_id: Some(ClusterId(9)),
-        term: Term(1),
-        vote: None,
-    };
-    let mut node = Node::new(
-        NodeOptions::new(n(2)),
-        RecoveredState {
-            hard_state: hs,
-            ..Default::default()
-        },
-        1,
-        Instant(0),
-    )
-    .unwrap();
+    let mut node = node_in_term(n(2), 1);
     let req = Message {
         cluster_id: ClusterId(9),
         from: n(1),
@@ -169,21 +155,7 @@ fn a_vote_is_durable_before_the_response_leaves() {
 
 #[test]
 fn one_vote_per_term() {
-    let hs = HardState {
-        cluster_id: Some(ClusterId(9)),
-        term: Term(1),
-        vote: None,
-    };
-    let mut node = Node::new(
-        NodeOptions::new(n(3)),
-        RecoveredState {
-            hard_state: hs,
-            ..Default::default()
-        },
-        1,
-        Instant(0),
-    )
-    .unwrap();
+    let mut node = node_in_term(n(3), 1);
     let ask = |from: u64| Message {
         cluster_id: ClusterId(9),
         from: n(from),
@@ -294,21 +266,7 @@ fn timeout_now_makes_the_target_campaign_past_leader_stickiness() {
 
 #[test]
 fn granting_a_vote_in_a_new_term_costs_one_hard_state_write() {
-    let hs = HardState {
-        cluster_id: Some(ClusterId(9)),
-        term: Term(1),
-        vote: None,
-    };
-    let mut node = Node::new(
-        NodeOptions::new(n(2)),
-        RecoveredState {
-            hard_state: hs,
-            ..Default::default()
-        },
-        1,
-        Instant(0),
-    )
-    .unwrap();
+    let mut node = node_in_term(n(2), 1);
     let req = Message {
         cluster_id: ClusterId(9),
         from: n(1),

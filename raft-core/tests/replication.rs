@@ -174,16 +174,7 @@ fn a_follower_never_applies_past_what_the_current_leader_validated() {
         Instant(0),
     )
     .unwrap();
-    let hb = Message {
-        cluster_id: ClusterId(9),
-        from: n(1),
-        to: n(2),
-        term: Term(2),
-        body: MessageBody::Heartbeat {
-            commit: LogIndex(3),
-            round: 1,
-        },
-    };
+    let hb = heartbeat(n(1), n(2), 2, 3);
     let actions = node.step(Instant(1), Event::MessageReceived(hb));
     assert!(
         !actions.iter().any(|a| matches!(a, Action::Apply(_))),
@@ -270,24 +261,9 @@ fn a_chunk_that_does_not_match_makes_the_follower_reopen_with_a_lower_probe() {
         Instant(0),
     )
     .unwrap();
-    let hb = Message {
-        cluster_id: ClusterId(9),
-        from: n(1),
-        to: n(2),
-        term: Term(3),
-        body: MessageBody::Heartbeat {
-            commit: LogIndex(0),
-            round: 1,
-        },
-    };
+    let hb = heartbeat(n(1), n(2), 3, 0);
     let actions = node.step(Instant(1), Event::MessageReceived(hb));
-    let stream = actions
-        .iter()
-        .find_map(|a| match a {
-            Action::OpenStream { stream, .. } => Some(*stream),
-            _ => None,
-        })
-        .unwrap();
+    let stream = opened_stream(&actions);
     // The leader claims term 3 at index 4: we have term 2 there.
     let chunk = Frame::Chunk {
         term: Term(3),
@@ -324,21 +300,7 @@ fn a_chunk_that_does_not_match_makes_the_follower_reopen_with_a_lower_probe() {
 
 #[test]
 fn frames_of_an_older_stream_are_ignored() {
-    let hs = HardState {
-        cluster_id: Some(ClusterId(9)),
-        term: Term(1),
-        vote: None,
-    };
-    let mut node = Node::new(
-        NodeOptions::new(n(3)),
-        RecoveredState {
-            hard_state: hs,
-            ..Default::default()
-        },
-        3,
-        Instant(0),
-    )
-    .unwrap();
+    let mut node = node_in_term(n(3), 1);
     let hb = |from: u64, term: u64| Message {
         cluster_id: ClusterId(9),
         from: n(from),

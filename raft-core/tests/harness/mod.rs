@@ -505,3 +505,50 @@ pub fn frames_of(meta: &SnapshotMeta, data: &Bytes, chunk: usize) -> Vec<Frame> 
     });
     frames
 }
+
+/// The cluster id of hand-built nodes and messages.
+pub const CLUSTER: ClusterId = ClusterId(9);
+
+/// A lone node of `CLUSTER` in `term`, with an empty log, no vote and no leader.
+pub fn node_in_term(id: NodeId, term: u64) -> Node {
+    let hard_state = HardState {
+        cluster_id: Some(CLUSTER),
+        term: Term(term),
+        vote: None,
+    };
+    Node::new(
+        NodeOptions::new(id),
+        RecoveredState {
+            hard_state,
+            ..Default::default()
+        },
+        1,
+        Instant(0),
+    )
+    .expect("a fresh node")
+}
+
+/// A heartbeat of `CLUSTER` from `from` to `to` in `term`, first round.
+pub fn heartbeat(from: NodeId, to: NodeId, term: u64, commit: u64) -> Message {
+    Message {
+        cluster_id: CLUSTER,
+        from,
+        to,
+        term: Term(term),
+        body: MessageBody::Heartbeat {
+            commit: LogIndex(commit),
+            round: 1,
+        },
+    }
+}
+
+/// The stream a node ordered opened among `actions`.
+pub fn opened_stream(actions: &[Action]) -> StreamId {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::OpenStream { stream, .. } => Some(*stream),
+            _ => None,
+        })
+        .expect("the node opens a stream")
+}
