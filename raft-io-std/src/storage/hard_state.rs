@@ -13,7 +13,8 @@
 //! node); a damaged one is an error naming the file.
 
 use super::durable;
-use super::error::{Corruption, HeaderError, RecordError, StorageError};
+use super::error::{Corruption, StorageError};
+use super::small_file;
 use raft_core::HardState;
 use std::fs;
 use std::io;
@@ -25,77 +26,15 @@ use std::sync::atomic::AtomicU64;
 pub const HARD_STATE_FILE: &str = "hard_state";
 
 const MAGIC: [u8; 8] = *b"SRAFTHST";
-const VERSION: u32 = 1;
-const HEADER_BYTES: usize = 20;
-/// A hard state encodes to a few dozen bytes; anything longer is damage.
-const PAYLOAD_BYTES_MAX: usize = 1024;
 
 /// The file's bytes for `state`.
 pub fn encode_hard_state(state: &HardState) -> Vec<u8> {
-    let payload = postcard::to_allocvec(state).expect("a HardState always serializes");
-    let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
-    out
+    small_file::encode(MAGIC, state)
 }
 
 /// Decodes a hard state file; on damage returns the byte offset and what is wrong.
 pub fn decode_hard_state(bytes: &[u8]) -> Result<HardState, (u64, Corruption)> {
-    if bytes.len() < HEADER_BYTES {
-        let e = HeaderError::Incomplete {
-            needed: HEADER_BYTES as u64,
-            available: bytes.len() as u64,
-        };
-        return Err((0, e.into()));
-    }
-    if bytes[0..8] != MAGIC {
-        return Err((0, HeaderError::BadMagic.into()));
-    }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err((8, HeaderError::UnsupportedVersion(version).into()));
-    }
-    let len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
-    let stored = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
-    if len > PAYLOAD_BYTES_MAX {
-        return Err((
-            12,
-            RecordError::TooLarge {
-                len: len as u64,
-                max: PAYLOAD_BYTES_MAX as u64,
-            }
-            .into(),
-        ));
-    }
-    if bytes.len() != HEADER_BYTES + len {
-        let e = RecordError::Incomplete {
-            needed: (HEADER_BYTES + len) as u64,
-            available: bytes.len() as u64,
-        };
-        return Err((12, e.into()));
-    }
-    let payload = &bytes[HEADER_BYTES..];
-    let computed = crc32fast::hash(payload);
-    if stored != computed {
-        return Err((
-            HEADER_BYTES as u64,
-            RecordError::Checksum { stored, computed }.into(),
-        ));
-    }
-    match postcard::take_from_bytes::<HardState>(payload) {
-        Ok((state, [])) => Ok(state),
-        Ok((_, rest)) => Err((
-            HEADER_BYTES as u64,
-            RecordError::Malformed(format!("{} trailing bytes", rest.len())).into(),
-        )),
-        Err(e) => Err((
-            HEADER_BYTES as u64,
-            RecordError::Malformed(e.to_string()).into(),
-        )),
-    }
+    small_file::decode(MAGIC, bytes)
 }
 
 /// Where a node's hard state lives.
@@ -155,6 +94,7 @@ impl HardStateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::error::RecordError;
     use proptest::prelude::*;
     use raft_core::{ClusterId, NodeId, Term};
 

@@ -17,7 +17,8 @@
 //! the hard state, [`Identity::cluster_id`] still names the cluster.
 
 use super::durable;
-use super::error::{Corruption, HeaderError, RecordError, StorageError};
+use super::error::{Corruption, RecordError, StorageError};
+use super::small_file;
 use raft_core::{ClusterId, NodeId};
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -29,9 +30,6 @@ use std::sync::atomic::AtomicU64;
 pub const IDENTITY_FILE: &str = "identity";
 
 const MAGIC: [u8; 8] = *b"SRAFTNID";
-const VERSION: u32 = 1;
-const HEADER_BYTES: usize = 20;
-const PAYLOAD_BYTES_MAX: usize = 1024;
 
 /// This node's identity inside its cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,71 +43,19 @@ pub struct Identity {
 
 /// The file's bytes for `identity`.
 pub fn encode_identity(identity: &Identity) -> Vec<u8> {
-    let payload = postcard::to_allocvec(identity).expect("an Identity always serializes");
-    let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
-    out
+    small_file::encode(MAGIC, identity)
 }
 
 /// Decodes an identity file; on damage returns the byte offset and what is wrong.
 pub fn decode_identity(bytes: &[u8]) -> Result<Identity, (u64, Corruption)> {
-    let Some(header) = bytes.first_chunk::<HEADER_BYTES>() else {
-        let e = HeaderError::Incomplete {
-            needed: HEADER_BYTES as u64,
-            available: bytes.len() as u64,
-        };
-        return Err((0, e.into()));
-    };
-    if header[0..8] != MAGIC {
-        return Err((0, HeaderError::BadMagic.into()));
-    }
-    let word = |at: usize| {
-        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-    };
-    let version = word(8);
-    if version != VERSION {
-        return Err((8, HeaderError::UnsupportedVersion(version).into()));
-    }
-    let len = word(12) as usize;
-    if len > PAYLOAD_BYTES_MAX {
-        let e = RecordError::TooLarge {
-            len: len as u64,
-            max: PAYLOAD_BYTES_MAX as u64,
-        };
-        return Err((12, e.into()));
-    }
-    if bytes.len() != HEADER_BYTES + len {
-        let e = RecordError::Incomplete {
-            needed: (HEADER_BYTES + len) as u64,
-            available: bytes.len() as u64,
-        };
-        return Err((12, e.into()));
-    }
-    let payload = &bytes[HEADER_BYTES..];
-    let (stored, computed) = (word(16), crc32fast::hash(payload));
-    if stored != computed {
-        let e = RecordError::Checksum { stored, computed };
-        return Err((HEADER_BYTES as u64, e.into()));
-    }
-    match postcard::take_from_bytes::<Identity>(payload) {
-        Ok((identity, [])) if identity.node_id.0 != 0 => Ok(identity),
-        Ok((_, [])) => Err((
-            HEADER_BYTES as u64,
+    let identity: Identity = small_file::decode(MAGIC, bytes)?;
+    if identity.node_id.0 == 0 {
+        return Err((
+            small_file::PAYLOAD_OFFSET,
             RecordError::Malformed("node id 0".into()).into(),
-        )),
-        Ok((_, rest)) => Err((
-            HEADER_BYTES as u64,
-            RecordError::Malformed(format!("{} trailing bytes", rest.len())).into(),
-        )),
-        Err(e) => Err((
-            HEADER_BYTES as u64,
-            RecordError::Malformed(e.to_string()).into(),
-        )),
+        ));
     }
+    Ok(identity)
 }
 
 /// Where a node's identity lives.

@@ -33,6 +33,7 @@ pub mod log_writer;
 mod metrics;
 pub mod record;
 pub mod recovery;
+mod small_file;
 pub mod snapshot_store;
 pub mod wal;
 
