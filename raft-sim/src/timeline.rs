@@ -20,8 +20,10 @@ use std::sync::{Arc, Mutex};
 const SEC: u64 = 1_000_000_000;
 /// Default message window: this long before the end (or failure).
 pub const DEFAULT_WINDOW_NS: u64 = 2 * SEC;
-/// At most this many arrows of one kind in the window; more are sampled evenly.
-const MAX_ARROWS: usize = 1500;
+/// At most this many vote arrows in the window; more are sampled evenly.
+const MAX_VOTE_ARROWS: usize = 1500;
+/// At most this many chunk (and, separately, ack) arrows in the window.
+const MAX_STREAM_ARROWS: usize = 300;
 /// Drawing width of the time axis, in pixels.
 const PLOT_W: f64 = 1400.0;
 /// Left margin for lane labels.
@@ -203,6 +205,57 @@ struct Model {
     votes: Vec<Arrow>,
     chunks: Vec<Arrow>,
     acks: Vec<Arrow>,
+    /// Client lanes needed once client processes are packed into them.
+    client_lanes: usize,
+    /// Client operations: (lane, invoke, drawn end, outcome, finished, description).
+    ops: Vec<(usize, u64, u64, Outcome, bool, String)>,
+}
+
+/// Packs client processes into as few lanes as possible (a process whose
+/// write ended unknown is retired and a new one takes over, as in Jepsen), and
+/// ends a never-completed operation after the client timeout.
+fn client_ops(m: &mut Model, report: &RunReport, timeout_ns: u64) {
+    let mut spans: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    let drawn_end = |op: &crate::history::Op| {
+        op.complete_ns
+            .unwrap_or_else(|| (op.invoke_ns + timeout_ns).min(m.end))
+    };
+    for op in &report.history {
+        let e = spans.entry(op.client).or_insert((op.invoke_ns, 0));
+        e.0 = e.0.min(op.invoke_ns);
+        e.1 = e.1.max(drawn_end(op));
+    }
+    let mut order: Vec<(u64, u64, u64)> = spans.iter().map(|(c, s)| (s.0, *c, s.1)).collect();
+    order.sort_unstable();
+    let mut free_at: Vec<u64> = Vec::new();
+    let mut lane_of: BTreeMap<u64, usize> = BTreeMap::new();
+    for (start, client, end) in order {
+        let lane = match free_at.iter().position(|&f| f <= start) {
+            Some(l) => l,
+            None => {
+                free_at.push(0);
+                free_at.len() - 1
+            }
+        };
+        free_at[lane] = end;
+        lane_of.insert(client, lane);
+    }
+    m.client_lanes = free_at.len();
+    for op in &report.history {
+        let lane = lane_of.get(&op.client).copied().unwrap_or(0);
+        let text = match op.complete_ns {
+            Some(_) => op.to_string(),
+            None => format!("{op} (never completed)"),
+        };
+        m.ops.push((
+            lane,
+            op.invoke_ns,
+            drawn_end(op),
+            op.outcome,
+            op.complete_ns.is_some(),
+            text,
+        ));
+    }
 }
 
 fn node_set(v: &[usize]) -> String {
@@ -264,8 +317,10 @@ fn build(scenario: &Scenario, report: &RunReport, records: &[Record]) -> Model {
     let mut faults = scenario.faults.iter().map(|f| &f.what);
     let mut sends: BTreeMap<String, VecDeque<(usize, u64)>> = BTreeMap::new();
     let mut frames: BTreeMap<String, VecDeque<(usize, u64)>> = BTreeMap::new();
-    let leader_now = |roles: &[Vec<(u64, Role, u64)>]| {
+    // The leader of the highest term among running nodes, as the nemesis resolves it.
+    let leader_now = |roles: &[Vec<(u64, Role, u64)>], down: &[Option<u64>]| {
         (0..n)
+            .filter(|&i| down[i].is_none())
             .filter(|&i| roles[i].last().is_some_and(|r| r.1 == Role::Leader))
             .max_by_key(|&i| roles[i].last().map(|r| r.2))
     };
@@ -284,7 +339,7 @@ fn build(scenario: &Scenario, report: &RunReport, records: &[Record]) -> Model {
                         if let Some((s, l)) = partition_since.take() {
                             m.partitions.push((s, t, l));
                         }
-                        let label = shape_label(shape, n, leader_now(&m.roles));
+                        let label = shape_label(shape, n, leader_now(&m.roles, &down_since));
                         partition_since = Some((t, label));
                     }
                     Some(Fault::Heal) => {
@@ -419,6 +474,7 @@ fn build(scenario: &Scenario, report: &RunReport, records: &[Record]) -> Model {
     if let Some((s, l)) = partition_since {
         m.partitions.push((s, end, l));
     }
+    client_ops(&mut m, report, scenario.knobs.client_timeout_ms * 1_000_000);
     m
 }
 
@@ -441,16 +497,14 @@ fn secs(ns: u64) -> String {
     format!("{:.6}s", ns as f64 / 1e9)
 }
 
-/// Keeps at most `MAX_ARROWS` of `v` inside `[t0, t1]`, evenly spaced.
-fn thin(v: &[Arrow], t0: u64, t1: u64) -> (Vec<&Arrow>, usize) {
+/// Keeps at most `max` of `v` inside `[t0, t1]`, evenly spaced.
+fn thin(v: &[Arrow], t0: u64, t1: u64, max: usize) -> (Vec<&Arrow>, usize) {
     let inside: Vec<&Arrow> = v.iter().filter(|a| a.recv >= t0 && a.sent <= t1).collect();
     let total = inside.len();
-    if total <= MAX_ARROWS {
+    if total <= max {
         return (inside, total);
     }
-    let kept = (0..MAX_ARROWS)
-        .map(|k| inside[k * total / MAX_ARROWS])
-        .collect();
+    let kept = (0..max).map(|k| inside[k * total / max]).collect();
     (kept, total)
 }
 
@@ -500,14 +554,14 @@ pub fn render(
     h.push_str(svg::LEGEND);
     h.push_str(svg::DEFS);
     let _ = writeln!(h, "<h3>Whole run: 0 .. {}</h3>", secs(m.end));
-    svg::panel(&mut h, &m, report, 0, m.end.max(1), false);
+    svg::panel(&mut h, &m, 0, m.end.max(1), false);
     let _ = writeln!(
         h,
         "<h3>Window {} .. {} with messages</h3>",
         secs(w0),
         secs(w1)
     );
-    svg::panel(&mut h, &m, report, w0, w1, true);
+    svg::panel(&mut h, &m, w0, w1, true);
     h.push_str("</body>\n</html>\n");
     h
 }

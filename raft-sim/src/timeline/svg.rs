@@ -1,7 +1,9 @@
 //! The SVG drawing of one panel of the timeline.
 
-use super::{Arrow, BAR_H, LANE_H, LEFT, Model, Outcome, PLOT_W, STRIP_H, esc, secs, thin};
-use crate::world::RunReport;
+use super::{
+    Arrow, BAR_H, LANE_H, LEFT, MAX_STREAM_ARROWS, MAX_VOTE_ARROWS, Model, Outcome, PLOT_W,
+    STRIP_H, esc, secs, thin,
+};
 use std::fmt::Write as _;
 
 /// The color legend, as HTML.
@@ -47,7 +49,7 @@ impl Frame {
         LEFT + (t - self.t0) as f64 / (self.t1 - self.t0) as f64 * PLOT_W
     }
     fn lane_top(i: usize) -> f64 {
-        30.0 + i as f64 * LANE_H
+        44.0 + i as f64 * LANE_H
     }
     fn lane_mid(i: usize) -> f64 {
         Frame::lane_top(i) + BAR_H / 2.0
@@ -71,24 +73,12 @@ fn tick_step(span: u64) -> u64 {
 }
 
 /// Appends one `<svg>` panel covering `[t0, t1]`; `messages` adds arrows, drops and stream markers.
-pub(super) fn panel(
-    h: &mut String,
-    m: &Model,
-    report: &RunReport,
-    t0: u64,
-    t1: u64,
-    messages: bool,
-) {
+pub(super) fn panel(h: &mut String, m: &Model, t0: u64, t1: u64, messages: bool) {
     let f = Frame {
         t0,
         t1: t1.max(t0 + 1),
     };
-    let clients = report
-        .history
-        .iter()
-        .map(|o| o.client)
-        .max()
-        .map_or(0, |c| c + 1) as usize;
+    let clients = m.client_lanes;
     let clients_top = Frame::lane_top(m.n) + 4.0;
     let height = clients_top + clients as f64 * 14.0 + 20.0;
     let width = LEFT + PLOT_W + 20.0;
@@ -116,13 +106,19 @@ pub(super) fn panel(
         t += step;
     }
     // Partitions behind everything.
-    for (a, b, label) in m.partitions.iter().filter(|p| f.overlaps(p.0, p.1)) {
+    for (k, (a, b, label)) in m
+        .partitions
+        .iter()
+        .filter(|p| f.overlaps(p.0, p.1))
+        .enumerate()
+    {
         let (xa, xb) = (f.x(*a), f.x(*b));
+        let label_y = if k % 2 == 0 { 29.0 } else { 39.0 };
         let _ = writeln!(
             h,
             "<g><title>partition {} .. {}: {}</title><rect x=\"{xa:.1}\" y=\"20\" width=\"{:.1}\" \
              height=\"{:.0}\" fill=\"#f8c0c0\" fill-opacity=\"0.45\"/>\
-             <text x=\"{:.1}\" y=\"27\" fill=\"#a00\">{}</text></g>",
+             <text x=\"{:.1}\" y=\"{label_y}\" fill=\"#a00\">{}</text></g>",
             secs(*a),
             secs(*b),
             esc(label),
@@ -183,28 +179,33 @@ pub(super) fn panel(
         );
     }
     // Client lanes.
-    for c in 0..clients {
+    for c in 0..m.client_lanes {
         let y = clients_top + c as f64 * 14.0;
-        let _ = writeln!(h, "<text x=\"4\" y=\"{:.1}\">client {c}</text>", y + 10.0);
+        let _ = writeln!(
+            h,
+            "<text x=\"4\" y=\"{:.1}\">client {}</text>",
+            y + 10.0,
+            c + 1
+        );
     }
-    for op in &report.history {
-        let end = op.complete_ns.unwrap_or(m.end);
-        if !f.overlaps(op.invoke_ns, end) {
+    for (lane, a, b, outcome, finished, text) in &m.ops {
+        if !f.overlaps(*a, *b) {
             continue;
         }
-        let (xa, xb) = (f.x(op.invoke_ns), f.x(end));
-        let color = match op.outcome {
+        let (xa, xb) = (f.x(*a), f.x(*b));
+        let color = match outcome {
             Outcome::Ok => "#3cb043",
             Outcome::Failed => "#d9534f",
             Outcome::Unknown => "#9b59b6",
         };
+        let opacity = if *finished { "1" } else { "0.45" };
         let _ = writeln!(
             h,
             "<rect x=\"{xa:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"10\" fill=\"{color}\" \
-             stroke=\"#fff\" stroke-width=\"0.3\"><title>{}</title></rect>",
-            clients_top + op.client as f64 * 14.0 + 1.0,
+             fill-opacity=\"{opacity}\" stroke=\"#fff\" stroke-width=\"0.3\"><title>{}</title></rect>",
+            clients_top + *lane as f64 * 14.0 + 1.0,
             (xb - xa).max(1.0),
-            esc(&op.to_string())
+            esc(text)
         );
     }
     if let Some((t, why)) = &m.failure {
@@ -235,6 +236,7 @@ fn lane(h: &mut String, m: &Model, f: &Frame, i: usize, max_applied: u64) {
     );
     let roles = &m.roles[i];
     let mut last_label = f64::NEG_INFINITY;
+    let mut labels = String::new();
     for (k, &(a, role, term)) in roles.iter().enumerate() {
         let b = roles.get(k + 1).map_or(m.end, |r| r.0);
         if !f.overlaps(a, b) || (b <= f.t0 && k + 1 < roles.len()) {
@@ -256,7 +258,7 @@ fn lane(h: &mut String, m: &Model, f: &Frame, i: usize, max_applied: u64) {
         if xa - last_label >= 18.0 {
             last_label = xa;
             let _ = writeln!(
-                h,
+                labels,
                 "<text x=\"{:.1}\" y=\"{:.1}\">{}{}</text>",
                 xa + 1.0,
                 top + 13.0,
@@ -282,6 +284,7 @@ fn lane(h: &mut String, m: &Model, f: &Frame, i: usize, max_applied: u64) {
             );
         }
     }
+    h.push_str(&labels);
     // Applied index as a step line, one point per pixel column at most.
     let base = top + BAR_H + STRIP_H;
     let y = |v: u64| base - v as f64 / max_applied as f64 * (STRIP_H - 1.0);
@@ -313,13 +316,25 @@ fn lane(h: &mut String, m: &Model, f: &Frame, i: usize, max_applied: u64) {
 
 /// Vote, chunk and ack arrows and dropped messages inside the panel.
 fn arrows(h: &mut String, m: &Model, f: &Frame) {
-    let kinds: [(&[Arrow], &str, f64, &str); 3] = [
-        (&m.acks, "#8fb8ef", 0.6, ""),
-        (&m.chunks, "#1f5fbf", 1.4, " marker-end=\"url(#hc)\""),
-        (&m.votes, "#e67e00", 1.2, " marker-end=\"url(#hv)\""),
+    let kinds: [(&[Arrow], &str, f64, &str, usize); 3] = [
+        (&m.acks, "#8fb8ef", 0.6, "", MAX_STREAM_ARROWS),
+        (
+            &m.chunks,
+            "#1f5fbf",
+            1.4,
+            " marker-end=\"url(#hc)\"",
+            MAX_STREAM_ARROWS,
+        ),
+        (
+            &m.votes,
+            "#e67e00",
+            1.2,
+            " marker-end=\"url(#hv)\"",
+            MAX_VOTE_ARROWS,
+        ),
     ];
-    for (list, color, width, head) in kinds {
-        let (kept, total) = thin(list, f.t0, f.t1);
+    for (list, color, width, head, max) in kinds {
+        let (kept, total) = thin(list, f.t0, f.t1, max);
         if kept.len() < total {
             let _ = writeln!(
                 h,
