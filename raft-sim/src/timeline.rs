@@ -409,7 +409,10 @@ fn build(scenario: &Scenario, report: &RunReport, records: &[Record]) -> Model {
                     text: msg.to_string(),
                 });
             }
-        } else if let Some(msg) = text.strip_prefix("-> drop ") {
+        } else if let Some(msg) = text
+            .strip_prefix("-> drop ")
+            .or_else(|| text.strip_prefix("drop "))
+        {
             if msg.contains(" Heartbeat") {
                 continue;
             }

@@ -89,3 +89,55 @@ fn partition_labels_name_groups_one_based() {
         "leader {n2} | {n1,n3}"
     );
 }
+
+/// A hand-made failing run: crash, restart, partition, votes and a failure.
+#[test]
+fn draws_faults_votes_and_the_failure_and_centers_the_window_on_it() {
+    use crate::checkers::Failure;
+    use crate::scenario::Timed;
+    let mut scenario = scenario_from_seed(0, false, &Overrides::default());
+    scenario.knobs.nodes = 3;
+    scenario.faults = vec![Timed {
+        at_ms: 1000,
+        what: Fault::Partition(Shape::Isolate { node: 2 }),
+    }];
+    let rec = |ms: u64, node: Option<usize>, text: &str| Record {
+        at_ns: ms * 1_000_000,
+        node,
+        text: text.to_string(),
+    };
+    let records = vec![
+        rec(600, Some(0), "-> RoleChanged Candidate t2 leader=None"),
+        rec(600, Some(0), "-> Send 1->2 t2 Vote last=1/t1"),
+        rec(601, Some(1), "F1 <- Recv 1->2 t2 Vote last=1/t1"),
+        rec(602, Some(0), "-> RoleChanged Leader t2 leader=Some(1)"),
+        rec(1000, None, "fault: partition Isolate { node: 2 }"),
+        rec(1500, Some(2), "crash: disk kept 0/0 pending ops"),
+        rec(2000, Some(2), "start incarnation 1 from disk (last 1)"),
+        rec(2500, None, "FAILURE safety/election-safety: two leaders"),
+    ];
+    let report = RunReport {
+        seed: 0,
+        digest: 0,
+        events: 0,
+        sim_ns: 4 * SEC,
+        failure: Some(Failure::safety("election-safety", "two leaders".into())),
+        history: Vec::new(),
+        leader_terms: 1,
+        committed: raft_core::LogIndex(0),
+        acked_writes: 0,
+        trace_tail: Vec::new(),
+        coverage: BTreeMap::new(),
+    };
+    let html = render(&scenario, &report, &records, None);
+    assert!(html.contains("FAILED at 2.500000s"));
+    assert!(html.contains("Window 0.500000s .. 2.500000s"));
+    assert!(html.contains("{n3} | {n1,n2}"), "partition labeled");
+    assert!(
+        html.contains("n1-&gt;n2 0.600000s .. 0.601000s"),
+        "vote arrow"
+    );
+    assert!(html.contains("n3 down 1.500000s .. 2.000000s"));
+    assert!(html.contains("n1 Leader term 2"));
+    assert!(html.contains("url(#hv)"));
+}
