@@ -64,7 +64,7 @@ struct Cli {
     #[arg(long)]
     trace: Option<std::path::PathBuf>,
     /// Render the run as a self-contained HTML timeline (inline SVG) to this file (single seed).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "seeds")]
     timeline: Option<std::path::PathBuf>,
     /// The timeline's message window in simulated seconds, `A..B` (default: the last 2 s
     /// before the failure or the end).

@@ -81,7 +81,7 @@ pub(super) fn panel(h: &mut String, m: &Model, t0: u64, t1: u64, messages: bool)
     let clients = m.client_lanes;
     let clients_top = Frame::lane_top(m.n) + 4.0;
     let height = clients_top + clients as f64 * 14.0 + 20.0;
-    let width = LEFT + PLOT_W + 20.0;
+    let width = LEFT + PLOT_W + 45.0;
     let _ = writeln!(
         h,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
