@@ -19,6 +19,7 @@ pub mod scenario;
 pub mod shrink;
 pub mod swarm;
 pub mod sweep;
+pub mod timeline;
 pub mod trace;
 pub mod workload;
 pub mod world;

@@ -3,6 +3,7 @@
 //! ```text
 //! raft-sim --seed 42                 # one seed, summary; --trace FILE for JSONL, -v to print the trace
 //! raft-sim --seeds 0..1000 --swarm   # sweep on all cores, failing seeds with replay commands
+//! raft-sim --seed 42 --timeline t.html   # one seed drawn as an HTML/SVG timeline
 //! raft-sim --seed 7 --save-scenario s.json; raft-sim --replay s.json   # a run as editable data
 //! ```
 //!
@@ -16,6 +17,7 @@ use raft_sim::history::Outcome;
 use raft_sim::scenario::Scenario;
 use raft_sim::swarm::{Overrides, scenario_from_seed};
 use raft_sim::sweep::{RunConfig, install_quiet_panic_hook, run, sweep};
+use raft_sim::timeline::{SharedBuf, Tee};
 use raft_sim::trace::Trace;
 use raft_sim::world::RunReport;
 use std::process::ExitCode;
@@ -61,6 +63,13 @@ struct Cli {
     /// Write the trace as JSONL to this file (single seed).
     #[arg(long)]
     trace: Option<std::path::PathBuf>,
+    /// Render the run as a self-contained HTML timeline (inline SVG) to this file (single seed).
+    #[arg(long, conflicts_with = "seeds")]
+    timeline: Option<std::path::PathBuf>,
+    /// The timeline's message window in simulated seconds, `A..B` (default: the last 2 s
+    /// before the failure or the end).
+    #[arg(long, value_parser = raft_sim::timeline::parse_window, requires = "timeline")]
+    timeline_window: Option<(u64, u64)>,
     /// Print every trace record (single seed).
     #[arg(short, long)]
     verbose: bool,
@@ -201,19 +210,36 @@ fn run_one(cli: &Cli, scenario: Scenario) -> i32 {
         println!("  {:>7}ms {}", f.at_ms, f.what);
     }
     let mut trace = Trace::new(if cli.verbose { 0 } else { 200 }, cli.verbose);
-    if let Some(path) = &cli.trace {
-        match std::fs::File::create(path) {
-            Ok(f) => trace = trace.with_jsonl(Box::new(std::io::BufWriter::new(f))),
+    let timeline_buf = cli.timeline.as_ref().map(|_| SharedBuf::default());
+    let file = match &cli.trace {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Some(std::io::BufWriter::new(f)),
             Err(e) => {
                 eprintln!("cannot create {}: {e}", path.display());
                 return 1;
             }
-        }
+        },
+        None => None,
+    };
+    match (file, &timeline_buf) {
+        (Some(f), Some(buf)) => trace = trace.with_jsonl(Box::new(Tee(f, buf.clone()))),
+        (Some(f), None) => trace = trace.with_jsonl(Box::new(f)),
+        (None, Some(buf)) => trace = trace.with_jsonl(Box::new(buf.clone())),
+        (None, None) => {}
     }
     let wall = WallClock::now();
     let report = run(scenario.clone(), trace);
     let wall_s = wall.elapsed().as_secs_f64();
     print_summary(&report, wall_s);
+    if let (Some(path), Some(buf)) = (&cli.timeline, &timeline_buf) {
+        let records = raft_sim::timeline::parse_jsonl(&buf.text());
+        let html = raft_sim::timeline::render(&scenario, &report, &records, cli.timeline_window);
+        if let Err(e) = std::fs::write(path, html) {
+            eprintln!("cannot write {}: {e}", path.display());
+            return 1;
+        }
+        println!("timeline: {}", path.display());
+    }
     if cli.check_determinism {
         let again = run(scenario, Trace::new(0, false));
         if again.digest != report.digest {
