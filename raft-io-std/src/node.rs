@@ -518,6 +518,17 @@ impl RaftNode {
         }
     }
 
+    /// Waits until this node's FSM has applied everything this node knew to be
+    /// committed when called: a local barrier (no network round), for a
+    /// follower serving possibly stale reads or a caller about to snapshot.
+    /// Returns the index it waited for.
+    pub fn flush(&self, timeout: Duration) -> Result<LogIndex> {
+        let deadline = Instant::now() + timeout;
+        let commit = self.metrics()?.commit;
+        self.wait(commit, deadline.saturating_duration_since(Instant::now()))?;
+        Ok(commit)
+    }
+
     /// A linearizable read barrier (ReadIndex): confirms leadership with a
     /// heartbeat round, then waits until this node's FSM has applied
     /// everything committed before the call. Read the FSM after it returns.

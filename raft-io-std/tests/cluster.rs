@@ -223,6 +223,9 @@ fn three_nodes_form_a_cluster_by_initialize_and_join_and_replicate_commands() {
 
     // Reads: a barrier on the leader covers every committed write.
     assert!(node.read_barrier(PATIENCE).unwrap() >= last);
+    // A local flush waits for what the node knows committed, and returns it.
+    let flushed = node.flush(PATIENCE).unwrap();
+    assert!(flushed >= last && node.applied_index() >= flushed);
     // A follower refuses, naming the leader and its address.
     match members[follower].node().apply("nope") {
         Err(Error::NotLeader {
