@@ -578,6 +578,9 @@ impl World {
         id: RequestId,
         result: Result<Completion, RequestError>,
     ) -> Result<(), Failure> {
+        if self.nemesis_complete(i, id, &result) {
+            return Ok(());
+        }
         let Some((_, op)) = self.workload.lookup(id) else {
             return Ok(());
         };

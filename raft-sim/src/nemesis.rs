@@ -9,11 +9,16 @@ use crate::disk::DiskTiming;
 use crate::scenario::Fault;
 use crate::workload::{End, Request};
 use crate::world::{CLIENT_LATENCY_NS, SimEvent, World, disk_timing};
-use raft_core::{Event, Instant, LogIndex, Proposal, RequestId, Role, Term};
+use raft_core::{
+    Completion, Event, Instant, LogIndex, NodeId, Proposal, RequestError, RequestId, Role, Term,
+};
 
 /// How many times the liveness judgment may be postponed for laggards that
 /// are still making progress (each postponement is at least 2 s).
 pub const LIVENESS_EXTENSIONS_MAX: u32 = 30;
+
+/// The first request id the nemesis uses; client ids stay below it.
+pub const NEMESIS_REQUEST_BASE: u64 = 1 << 62;
 
 impl World {
     pub(crate) fn apply_fault(&mut self, f: Fault) {
@@ -49,7 +54,67 @@ impl World {
                 let follow = self.net.crash(node, self.now, &mut self.net_rng);
                 self.schedule_net(follow);
             }
+            Fault::TransferLeadership { target } => {
+                let target = target.map(|t| NodeId(t as u64 + 1));
+                self.ask_leader("transfer", |id| Event::TransferLeadershipRequested {
+                    id,
+                    target,
+                });
+            }
         }
+    }
+
+    /// Delivers a nemesis request to the current leader, if there is one;
+    /// its outcome is traced when the leader completes it.
+    pub(crate) fn ask_leader(&mut self, what: &str, event: impl FnOnce(RequestId) -> Event) {
+        let Some(leader) = self.current_leader() else {
+            self.trace
+                .record(self.now, None, format!("nemesis {what}: no leader"));
+            return;
+        };
+        let Some(incarnation) = self.up_incarnation(leader) else {
+            return;
+        };
+        let id = RequestId(self.next_nemesis_request);
+        self.next_nemesis_request += 1;
+        self.nemesis_requests.insert(id, what.to_string());
+        self.trace.record(
+            self.now,
+            Some(leader),
+            format!("nemesis {what}: asked as {id}"),
+        );
+        self.schedule(
+            Instant(self.now.0 + CLIENT_LATENCY_NS),
+            SimEvent::Deliver {
+                node: leader,
+                incarnation,
+                event: event(id),
+            },
+        );
+    }
+
+    /// Traces the outcome of a nemesis request; `true` if `id` was one.
+    pub(crate) fn nemesis_complete(
+        &mut self,
+        i: usize,
+        id: RequestId,
+        result: &Result<Completion, RequestError>,
+    ) -> bool {
+        let Some(what) = self.nemesis_requests.remove(&id) else {
+            return false;
+        };
+        match result {
+            Ok(Completion::Transferred { .. }) => self.cover("leadership transferred"),
+            Err(RequestError::TransferTimedOut(_)) => self.cover("leadership transfer timed out"),
+            Ok(_) => self.cover("nemesis request succeeded"),
+            Err(_) => self.cover("nemesis request refused"),
+        }
+        self.trace.record(
+            self.now,
+            Some(i),
+            format!("nemesis {what} {id}: {result:?}"),
+        );
+        true
     }
 
     pub(crate) fn crash(&mut self, i: usize) {

@@ -284,6 +284,12 @@ pub enum Fault {
         /// The node.
         node: usize,
     },
+    /// Ask the current leader (if any) to hand leadership over to `target`
+    /// (a world index), or to the most caught-up voter if `None`.
+    TransferLeadership {
+        /// The node to hand over to.
+        target: Option<usize>,
+    },
 }
 
 impl fmt::Display for Fault {
@@ -295,6 +301,10 @@ impl fmt::Display for Fault {
             Fault::Restart { node } => write!(f, "restart {node}"),
             Fault::BreakStreams { node } => write!(f, "break streams of {node}"),
             Fault::Pause { node, ms } => write!(f, "pause {node} for {ms}ms"),
+            Fault::TransferLeadership { target: Some(t) } => {
+                write!(f, "transfer leadership to {t}")
+            }
+            Fault::TransferLeadership { target: None } => write!(f, "transfer leadership"),
         }
     }
 }

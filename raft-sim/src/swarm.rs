@@ -43,6 +43,9 @@ pub struct FaultMix {
     pub stream_break: u64,
     /// Pause a node (a GC pause or a stopped VM): it processes nothing, then resumes.
     pub pause: u64,
+    /// Ask the leader to transfer leadership (to a random node or to the best voter).
+    #[serde(default)]
+    pub transfer: u64,
     /// Mean milliseconds between faults.
     pub interval_ms: u64,
 }
@@ -56,10 +59,11 @@ pub fn scenario_from_seed(seed: u64, swarm: bool, overrides: &Overrides) -> Scen
         (
             Knobs::default(),
             FaultMix {
-                partition: 1,
-                crash: 1,
-                stream_break: 1,
-                pause: 1,
+                partition: 4,
+                crash: 4,
+                stream_break: 4,
+                pause: 4,
+                transfer: 1,
                 interval_ms: 3_000,
             },
         )
@@ -171,9 +175,10 @@ fn swarm_mix(r: &mut SimRng) -> FaultMix {
             crash: weight(),
             stream_break: weight(),
             pause: weight(),
+            transfer: weight(),
             interval_ms: 0,
         };
-        if mix.partition + mix.crash + mix.stream_break + mix.pause > 0 {
+        if mix.partition + mix.crash + mix.stream_break + mix.pause + mix.transfer > 0 {
             return FaultMix {
                 interval_ms: r.between(300, 5_000),
                 ..mix
@@ -223,7 +228,13 @@ fn random_shape(r: &mut SimRng, n: usize) -> Shape {
 /// once (the fault budget).
 fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
     let mut out = Vec::new();
-    let weights = [mix.partition, mix.crash, mix.stream_break, mix.pause];
+    let weights = [
+        mix.partition,
+        mix.crash,
+        mix.stream_break,
+        mix.pause,
+        mix.transfer,
+    ];
     if mix.interval_ms == 0 || weights.iter().sum::<u64>() == 0 || k.nodes < 2 {
         return out;
     }
@@ -283,6 +294,17 @@ fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
                     node: r.below(k.nodes as u64) as usize,
                 },
             }),
+            4 => {
+                let target = if r.chance(Ppm(500_000)) {
+                    Some(r.below(k.nodes as u64) as usize)
+                } else {
+                    None
+                };
+                out.push(Timed {
+                    at_ms: t,
+                    what: Fault::TransferLeadership { target },
+                });
+            }
             _ => {}
         }
     }

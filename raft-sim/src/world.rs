@@ -228,6 +228,10 @@ pub struct World {
     pub(crate) last_role_change: Instant,
     /// How many times the liveness judgment was postponed for laggards still catching up.
     pub(crate) liveness_extensions: u32,
+    /// Requests the nemesis made of a node (transfers, membership changes), by id.
+    pub(crate) nemesis_requests: BTreeMap<RequestId, String>,
+    /// The next nemesis request id (a range disjoint from the clients').
+    pub(crate) next_nemesis_request: u64,
     failure: Option<Failure>,
     done: bool,
 }
@@ -354,6 +358,8 @@ impl World {
             heal_at: None,
             last_role_change: Instant::ZERO,
             liveness_extensions: 0,
+            nemesis_requests: BTreeMap::new(),
+            next_nemesis_request: crate::nemesis::NEMESIS_REQUEST_BASE,
             failure: None,
             done: false,
             scenario,
