@@ -396,7 +396,10 @@ impl World {
                 let host = &mut self.hosts[i];
                 host.role = role;
                 host.term = term;
-                self.last_role_change = now;
+                // A removed node that keeps campaigning is not the cluster's instability.
+                if self.is_member(i) {
+                    self.last_role_change = now;
+                }
                 if role == Role::Leader {
                     self.cover("leader elected");
                     self.election.on_leader(i, term)?;
@@ -411,7 +414,7 @@ impl World {
                 raft_core::Refusal::NotLeaderOfTerm => "stream refused: not leader of term",
                 _ => "refused: other",
             }),
-            Action::ConfigChanged(_) => {}
+            Action::ConfigChanged(config) => self.on_config_changed(&config),
         }
         Ok(())
     }

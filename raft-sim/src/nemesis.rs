@@ -61,6 +61,8 @@ impl World {
                     target,
                 });
             }
+            Fault::AddMember => self.request_add(),
+            Fault::RemoveMember { node } => self.request_remove(node),
         }
     }
 
@@ -77,7 +79,7 @@ impl World {
         };
         let id = RequestId(self.next_nemesis_request);
         self.next_nemesis_request += 1;
-        self.nemesis_requests.insert(id, what.to_string());
+        self.nemesis_requests.insert(id, (leader, what.to_string()));
         self.trace.record(
             self.now,
             Some(leader),
@@ -100,11 +102,12 @@ impl World {
         id: RequestId,
         result: &Result<Completion, RequestError>,
     ) -> bool {
-        let Some(what) = self.nemesis_requests.remove(&id) else {
+        let Some((_, what)) = self.nemesis_requests.remove(&id) else {
             return false;
         };
         match result {
             Ok(Completion::Transferred { .. }) => self.cover("leadership transferred"),
+            Ok(Completion::MembershipChanged { .. }) => self.cover("membership changed"),
             Err(RequestError::TransferTimedOut(_)) => self.cover("leadership transfer timed out"),
             Ok(_) => self.cover("nemesis request succeeded"),
             Err(_) => self.cover("nemesis request refused"),
@@ -142,6 +145,7 @@ impl World {
         host.waiters.clear();
         host.wake_generation += 1;
         host.wake_at = Instant::NEVER;
+        self.nemesis_requests.retain(|_, (node, _)| *node != i);
         let follow = self.net.crash(i, self.now, &mut self.net_rng);
         self.schedule_net(follow);
         self.net.collect_garbage();
@@ -205,16 +209,20 @@ impl World {
             );
             return true;
         }
-        let nodes: Vec<NodeSummary> = self
-            .hosts
+        // Only the members of the configuration in force must converge: a
+        // removed node keeps running but is no longer part of the cluster.
+        let members: Vec<usize> = (0..self.hosts.len())
+            .filter(|&i| self.is_member(i))
+            .collect();
+        let nodes: Vec<NodeSummary> = members
             .iter()
-            .map(|h| match &h.node {
+            .map(|&i| match &self.hosts[i].node {
                 Some(n) => NodeSummary {
                     up: true,
                     role: n.role(),
                     term: n.term(),
                     commit: n.commit_index(),
-                    applied: h.kv.applied(),
+                    applied: self.hosts[i].kv.applied(),
                 },
                 None => NodeSummary {
                     up: false,
@@ -235,7 +243,8 @@ impl World {
         };
         if let Err(f) = liveness::check(&input) {
             let top = nodes.iter().map(|n| n.applied).max().unwrap_or(LogIndex(0));
-            let catching_up = self.hosts.iter().zip(&nodes).all(|(h, n)| {
+            let catching_up = members.iter().zip(&nodes).all(|(&i, n)| {
+                let h = &self.hosts[i];
                 !n.up || n.applied == top || self.now.0.saturating_sub(h.last_apply_at.0) < 2 * et
             });
             if catching_up && self.liveness_extensions < LIVENESS_EXTENSIONS_MAX {
@@ -252,7 +261,7 @@ impl World {
                 self.schedule(Instant(self.now.0 + wait), SimEvent::End);
                 return false;
             }
-            for (i, s) in nodes.iter().enumerate() {
+            for (&i, s) in members.iter().zip(&nodes) {
                 self.trace.record(self.now, Some(i), format!("{s:?}"));
             }
             self.fail(f);

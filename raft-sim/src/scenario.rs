@@ -290,6 +290,15 @@ pub enum Fault {
         /// The node to hand over to.
         target: Option<usize>,
     },
+    /// Ask the current leader to add a new node; once a configuration names
+    /// it, the world creates its host (fresh disk, wired in, clients may use it).
+    AddMember,
+    /// Ask the current leader to remove `node` (a world index); the removed
+    /// node keeps running. Skipped if it would leave fewer than 3 voters.
+    RemoveMember {
+        /// The node.
+        node: usize,
+    },
 }
 
 impl fmt::Display for Fault {
@@ -305,6 +314,8 @@ impl fmt::Display for Fault {
                 write!(f, "transfer leadership to {t}")
             }
             Fault::TransferLeadership { target: None } => write!(f, "transfer leadership"),
+            Fault::AddMember => write!(f, "add a member"),
+            Fault::RemoveMember { node } => write!(f, "remove member {node}"),
         }
     }
 }

@@ -46,6 +46,9 @@ pub struct FaultMix {
     /// Ask the leader to transfer leadership (to a random node or to the best voter).
     #[serde(default)]
     pub transfer: u64,
+    /// Ask the leader to add a node or to remove one (within the safety envelope).
+    #[serde(default)]
+    pub membership: u64,
     /// Mean milliseconds between faults.
     pub interval_ms: u64,
 }
@@ -64,6 +67,7 @@ pub fn scenario_from_seed(seed: u64, swarm: bool, overrides: &Overrides) -> Scen
                 stream_break: 4,
                 pause: 4,
                 transfer: 1,
+                membership: 1,
                 interval_ms: 3_000,
             },
         )
@@ -176,9 +180,11 @@ fn swarm_mix(r: &mut SimRng) -> FaultMix {
             stream_break: weight(),
             pause: weight(),
             transfer: weight(),
+            membership: weight(),
             interval_ms: 0,
         };
-        if mix.partition + mix.crash + mix.stream_break + mix.pause + mix.transfer > 0 {
+        let total = mix.partition + mix.crash + mix.stream_break + mix.pause;
+        if total + mix.transfer + mix.membership > 0 {
             return FaultMix {
                 interval_ms: r.between(300, 5_000),
                 ..mix
@@ -234,6 +240,7 @@ fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
         mix.stream_break,
         mix.pause,
         mix.transfer,
+        mix.membership,
     ];
     if mix.interval_ms == 0 || weights.iter().sum::<u64>() == 0 || k.nodes < 2 {
         return out;
@@ -304,6 +311,16 @@ fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
                     at_ms: t,
                     what: Fault::TransferLeadership { target },
                 });
+            }
+            5 => {
+                let what = if r.chance(Ppm(500_000)) {
+                    Fault::AddMember
+                } else {
+                    Fault::RemoveMember {
+                        node: r.below(k.nodes as u64) as usize,
+                    }
+                };
+                out.push(Timed { at_ms: t, what });
             }
             _ => {}
         }
