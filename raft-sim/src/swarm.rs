@@ -30,6 +30,11 @@ pub struct Overrides {
     pub fault_interval_ms: Option<u64>,
     /// Client processes.
     pub clients: Option<usize>,
+    /// Enable the membership nemesis: off by default (raft-core's leader
+    /// invariant check panics when an appended configuration drops a voter
+    /// of the commit quorum; see docs/simulation.md).
+    #[serde(default)]
+    pub membership: bool,
 }
 
 /// Fault families the schedule draws from, with weights (0: disabled).
@@ -107,6 +112,9 @@ fn apply_overrides(knobs: &mut Knobs, mix: &mut FaultMix, o: &Overrides) {
     }
     if let Some(c) = o.clients {
         knobs.clients = c;
+    }
+    if !o.membership {
+        mix.membership = 0;
     }
 }
 
