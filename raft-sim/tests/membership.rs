@@ -2,7 +2,8 @@
 //! load keep every acknowledged write, and the oracles follow the
 //! configuration in force.
 
-use raft_sim::scenario::{Fault, Knobs, Scenario, Timed};
+use raft_core::Instant;
+use raft_sim::scenario::{Fault, Knobs, Scenario, Shape, Timed};
 use raft_sim::trace::Trace;
 use raft_sim::world::World;
 
@@ -65,12 +66,18 @@ fn glyph_term(text: &str) -> Option<u64> {
 
 #[test]
 fn a_removed_node_that_keeps_running_cannot_disrupt_the_cluster() {
-    // The leader at 3 s is not known in advance: remove a node that turns out
-    // not to be the leader that completes the change.
+    // The node is isolated while it is removed, so it never learns of its
+    // removal and campaigns in its old configuration after the heal. The
+    // leader at 3 s is not known in advance: remove a node that turns out not
+    // to be the leader that completes the change.
     for removed in [4, 3, 2] {
         let w = run(scenario(
             5,
-            vec![at(3_000, Fault::RemoveMember { node: removed })],
+            vec![
+                at(2_500, Fault::Partition(Shape::Isolate { node: removed })),
+                at(3_000, Fault::RemoveMember { node: removed }),
+                at(6_000, Fault::Heal),
+            ],
         ));
         let done: Vec<_> = w
             .trace
@@ -108,6 +115,16 @@ fn a_removed_node_that_keeps_running_cannot_disrupt_the_cluster() {
         assert!(
             other_terms.is_empty(),
             "the term moved after the removal: {other_terms:?}"
+        );
+        let campaigns = w
+            .trace
+            .tail(usize::MAX)
+            .filter(|r| r.at > Instant(6_000_000_000) && r.node == Some(removed))
+            .filter(|r| r.text.contains("-> Send") && r.text.contains("Vote"))
+            .count();
+        assert!(
+            campaigns > 0,
+            "the removed node never campaigned after the heal"
         );
         assert!(w.report().acked_writes > 100);
         return;
