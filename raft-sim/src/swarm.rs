@@ -342,6 +342,40 @@ fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
 mod tests {
     use super::*;
 
+    fn has_membership(s: &Scenario) -> bool {
+        s.faults
+            .iter()
+            .any(|f| matches!(f.what, Fault::AddMember | Fault::RemoveMember { .. }))
+    }
+
+    #[test]
+    fn membership_faults_only_when_enabled_and_transfers_by_default() {
+        let on = Overrides {
+            membership: true,
+            ..Overrides::default()
+        };
+        let off = Overrides::default();
+        let seeds = 0..40;
+        for swarm in [false, true] {
+            assert!(
+                seeds
+                    .clone()
+                    .all(|s| !has_membership(&scenario_from_seed(s, swarm, &off)))
+            );
+            assert!(
+                seeds
+                    .clone()
+                    .any(|s| has_membership(&scenario_from_seed(s, swarm, &on)))
+            );
+        }
+        assert!(seeds.clone().any(|s| {
+            scenario_from_seed(s, false, &off)
+                .faults
+                .iter()
+                .any(|f| matches!(f.what, Fault::TransferLeadership { .. }))
+        }));
+    }
+
     #[test]
     fn the_same_seed_gives_the_same_scenario_and_seeds_differ() {
         let a = scenario_from_seed(5, true, &Overrides::default());
