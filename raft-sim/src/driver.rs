@@ -396,7 +396,10 @@ impl World {
                 let host = &mut self.hosts[i];
                 host.role = role;
                 host.term = term;
-                self.last_role_change = now;
+                // A removed node that keeps campaigning is not the cluster's instability.
+                if self.is_member(i) {
+                    self.last_role_change = now;
+                }
                 if role == Role::Leader {
                     self.cover("leader elected");
                     self.election.on_leader(i, term)?;
@@ -411,7 +414,7 @@ impl World {
                 raft_core::Refusal::NotLeaderOfTerm => "stream refused: not leader of term",
                 _ => "refused: other",
             }),
-            Action::ConfigChanged(_) => {}
+            Action::ConfigChanged(config) => self.on_config_changed(&config),
         }
         Ok(())
     }
@@ -578,6 +581,9 @@ impl World {
         id: RequestId,
         result: Result<Completion, RequestError>,
     ) -> Result<(), Failure> {
+        if self.nemesis_complete(i, id, &result) {
+            return Ok(());
+        }
         let Some((_, op)) = self.workload.lookup(id) else {
             return Ok(());
         };

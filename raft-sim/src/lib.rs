@@ -12,6 +12,7 @@ pub mod driver;
 pub mod history;
 pub mod kv;
 pub mod linearizability;
+pub mod membership;
 pub mod nemesis;
 pub mod network;
 pub mod rng;

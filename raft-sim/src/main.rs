@@ -60,6 +60,9 @@ struct Cli {
     /// Client processes.
     #[arg(long)]
     clients: Option<usize>,
+    /// Enable the membership nemesis (add and remove members during the run).
+    #[arg(long)]
+    membership: bool,
     /// Write the trace as JSONL to this file (single seed).
     #[arg(long)]
     trace: Option<std::path::PathBuf>,
@@ -110,6 +113,7 @@ impl Cli {
             stream_break_ppm: self.stream_break_ppm,
             fault_interval_ms: self.fault_interval_ms,
             clients: self.clients,
+            membership: self.membership,
         }
     }
 
@@ -118,6 +122,9 @@ impl Cli {
         let mut s = String::new();
         if self.swarm {
             s.push_str(" --swarm");
+        }
+        if self.membership {
+            s.push_str(" --membership");
         }
         let pairs: [(&str, Option<u64>); 7] = [
             ("--nodes", self.nodes.map(|v| v as u64)),

@@ -9,11 +9,16 @@ use crate::disk::DiskTiming;
 use crate::scenario::Fault;
 use crate::workload::{End, Request};
 use crate::world::{CLIENT_LATENCY_NS, SimEvent, World, disk_timing};
-use raft_core::{Event, Instant, LogIndex, Proposal, RequestId, Role, Term};
+use raft_core::{
+    Completion, Event, Instant, LogIndex, NodeId, Proposal, RequestError, RequestId, Role, Term,
+};
 
 /// How many times the liveness judgment may be postponed for laggards that
 /// are still making progress (each postponement is at least 2 s).
 pub const LIVENESS_EXTENSIONS_MAX: u32 = 30;
+
+/// The first request id the nemesis uses; client ids stay below it.
+pub const NEMESIS_REQUEST_BASE: u64 = 1 << 62;
 
 impl World {
     pub(crate) fn apply_fault(&mut self, f: Fault) {
@@ -49,7 +54,70 @@ impl World {
                 let follow = self.net.crash(node, self.now, &mut self.net_rng);
                 self.schedule_net(follow);
             }
+            Fault::TransferLeadership { target } => {
+                let target = target.map(|t| NodeId(t as u64 + 1));
+                self.ask_leader("transfer", |id| Event::TransferLeadershipRequested {
+                    id,
+                    target,
+                });
+            }
+            Fault::AddMember => self.request_add(),
+            Fault::RemoveMember { node } => self.request_remove(node),
         }
+    }
+
+    /// Delivers a nemesis request to the current leader, if there is one;
+    /// its outcome is traced when the leader completes it.
+    pub(crate) fn ask_leader(&mut self, what: &str, event: impl FnOnce(RequestId) -> Event) {
+        let Some(leader) = self.current_leader() else {
+            self.trace
+                .record(self.now, None, format!("nemesis {what}: no leader"));
+            return;
+        };
+        let Some(incarnation) = self.up_incarnation(leader) else {
+            return;
+        };
+        let id = RequestId(self.next_nemesis_request);
+        self.next_nemesis_request += 1;
+        self.nemesis_requests.insert(id, (leader, what.to_string()));
+        self.trace.record(
+            self.now,
+            Some(leader),
+            format!("nemesis {what}: asked as {id}"),
+        );
+        self.schedule(
+            Instant(self.now.0 + CLIENT_LATENCY_NS),
+            SimEvent::Deliver {
+                node: leader,
+                incarnation,
+                event: event(id),
+            },
+        );
+    }
+
+    /// Traces the outcome of a nemesis request; `true` if `id` was one.
+    pub(crate) fn nemesis_complete(
+        &mut self,
+        i: usize,
+        id: RequestId,
+        result: &Result<Completion, RequestError>,
+    ) -> bool {
+        let Some((_, what)) = self.nemesis_requests.remove(&id) else {
+            return false;
+        };
+        match result {
+            Ok(Completion::Transferred { .. }) => self.cover("leadership transferred"),
+            Ok(Completion::MembershipChanged { .. }) => self.cover("membership changed"),
+            Err(RequestError::TransferTimedOut(_)) => self.cover("leadership transfer timed out"),
+            Ok(_) => self.cover("nemesis request succeeded"),
+            Err(_) => self.cover("nemesis request refused"),
+        }
+        self.trace.record(
+            self.now,
+            Some(i),
+            format!("nemesis {what} {id}: {result:?}"),
+        );
+        true
     }
 
     pub(crate) fn crash(&mut self, i: usize) {
@@ -77,6 +145,7 @@ impl World {
         host.waiters.clear();
         host.wake_generation += 1;
         host.wake_at = Instant::NEVER;
+        self.nemesis_requests.retain(|_, (node, _)| *node != i);
         let follow = self.net.crash(i, self.now, &mut self.net_rng);
         self.schedule_net(follow);
         self.net.collect_garbage();
@@ -140,16 +209,20 @@ impl World {
             );
             return true;
         }
-        let nodes: Vec<NodeSummary> = self
-            .hosts
+        // Only the members of the configuration in force must converge: a
+        // removed node keeps running but is no longer part of the cluster.
+        let members: Vec<usize> = (0..self.hosts.len())
+            .filter(|&i| self.is_member(i))
+            .collect();
+        let nodes: Vec<NodeSummary> = members
             .iter()
-            .map(|h| match &h.node {
+            .map(|&i| match &self.hosts[i].node {
                 Some(n) => NodeSummary {
                     up: true,
                     role: n.role(),
                     term: n.term(),
                     commit: n.commit_index(),
-                    applied: h.kv.applied(),
+                    applied: self.hosts[i].kv.applied(),
                 },
                 None => NodeSummary {
                     up: false,
@@ -170,7 +243,8 @@ impl World {
         };
         if let Err(f) = liveness::check(&input) {
             let top = nodes.iter().map(|n| n.applied).max().unwrap_or(LogIndex(0));
-            let catching_up = self.hosts.iter().zip(&nodes).all(|(h, n)| {
+            let catching_up = members.iter().zip(&nodes).all(|(&i, n)| {
+                let h = &self.hosts[i];
                 !n.up || n.applied == top || self.now.0.saturating_sub(h.last_apply_at.0) < 2 * et
             });
             if catching_up && self.liveness_extensions < LIVENESS_EXTENSIONS_MAX {
@@ -187,7 +261,7 @@ impl World {
                 self.schedule(Instant(self.now.0 + wait), SimEvent::End);
                 return false;
             }
-            for (i, s) in nodes.iter().enumerate() {
+            for (&i, s) in members.iter().zip(&nodes) {
                 self.trace.record(self.now, Some(i), format!("{s:?}"));
             }
             self.fail(f);

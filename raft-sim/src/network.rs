@@ -223,6 +223,20 @@ impl Network {
         }
     }
 
+    /// Wires one more node in, reachable from and reaching every node
+    /// (existing cuts among the others are kept).
+    pub fn add_node(&mut self) {
+        let (old, n) = (self.n, self.n + 1);
+        let mut blocked = vec![false; n * n];
+        for from in 0..old {
+            for to in 0..old {
+                blocked[from * n + to] = self.blocked[from * old + to];
+            }
+        }
+        self.n = n;
+        self.blocked = blocked;
+    }
+
     /// The dials.
     pub fn knobs(&self) -> &NetKnobs {
         &self.knobs

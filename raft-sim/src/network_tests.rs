@@ -307,3 +307,19 @@ fn a_crash_breaks_every_stream_of_the_node() {
     assert_eq!(s.len(), 2);
     assert!(!h.net.is_open(id));
 }
+
+#[test]
+fn an_added_node_is_reachable_and_existing_cuts_are_kept() {
+    let mut net = Network::new(3, NetKnobs::default());
+    let mut blocked = vec![false; 9];
+    blocked[1] = true; // 0 -> 1 cut
+    let _ = net.set_blocked(blocked, Instant::ZERO);
+    net.add_node();
+    assert!(!net.path_up(0, 1), "the cut 0 -> 1 survives");
+    assert!(net.path_up(1, 0));
+    for other in 0..3 {
+        assert!(net.path_up(other, 3) && net.path_up(3, other));
+    }
+    let _ = net.set_blocked(vec![false; 16], Instant::ZERO);
+    assert!(net.path_up(0, 1));
+}

@@ -284,6 +284,21 @@ pub enum Fault {
         /// The node.
         node: usize,
     },
+    /// Ask the current leader (if any) to hand leadership over to `target`
+    /// (a world index), or to the most caught-up voter if `None`.
+    TransferLeadership {
+        /// The node to hand over to.
+        target: Option<usize>,
+    },
+    /// Ask the current leader to add a new node; once a configuration names
+    /// it, the world creates its host (fresh disk, wired in, clients may use it).
+    AddMember,
+    /// Ask the current leader to remove `node` (a world index); the removed
+    /// node keeps running. Skipped if it would leave fewer than 3 voters.
+    RemoveMember {
+        /// The node.
+        node: usize,
+    },
 }
 
 impl fmt::Display for Fault {
@@ -295,6 +310,12 @@ impl fmt::Display for Fault {
             Fault::Restart { node } => write!(f, "restart {node}"),
             Fault::BreakStreams { node } => write!(f, "break streams of {node}"),
             Fault::Pause { node, ms } => write!(f, "pause {node} for {ms}ms"),
+            Fault::TransferLeadership { target: Some(t) } => {
+                write!(f, "transfer leadership to {t}")
+            }
+            Fault::TransferLeadership { target: None } => write!(f, "transfer leadership"),
+            Fault::AddMember => write!(f, "add a member"),
+            Fault::RemoveMember { node } => write!(f, "remove member {node}"),
         }
     }
 }

@@ -30,6 +30,11 @@ pub struct Overrides {
     pub fault_interval_ms: Option<u64>,
     /// Client processes.
     pub clients: Option<usize>,
+    /// Enable the membership nemesis: off by default (raft-core's leader
+    /// invariant check panics when an appended configuration drops a voter
+    /// of the commit quorum; see docs/simulation.md).
+    #[serde(default)]
+    pub membership: bool,
 }
 
 /// Fault families the schedule draws from, with weights (0: disabled).
@@ -43,6 +48,12 @@ pub struct FaultMix {
     pub stream_break: u64,
     /// Pause a node (a GC pause or a stopped VM): it processes nothing, then resumes.
     pub pause: u64,
+    /// Ask the leader to transfer leadership (to a random node or to the best voter).
+    #[serde(default)]
+    pub transfer: u64,
+    /// Ask the leader to add a node or to remove one (within the safety envelope).
+    #[serde(default)]
+    pub membership: u64,
     /// Mean milliseconds between faults.
     pub interval_ms: u64,
 }
@@ -56,10 +67,12 @@ pub fn scenario_from_seed(seed: u64, swarm: bool, overrides: &Overrides) -> Scen
         (
             Knobs::default(),
             FaultMix {
-                partition: 1,
-                crash: 1,
-                stream_break: 1,
-                pause: 1,
+                partition: 4,
+                crash: 4,
+                stream_break: 4,
+                pause: 4,
+                transfer: 1,
+                membership: 1,
                 interval_ms: 3_000,
             },
         )
@@ -99,6 +112,9 @@ fn apply_overrides(knobs: &mut Knobs, mix: &mut FaultMix, o: &Overrides) {
     }
     if let Some(c) = o.clients {
         knobs.clients = c;
+    }
+    if !o.membership {
+        mix.membership = 0;
     }
 }
 
@@ -171,9 +187,12 @@ fn swarm_mix(r: &mut SimRng) -> FaultMix {
             crash: weight(),
             stream_break: weight(),
             pause: weight(),
+            transfer: weight(),
+            membership: weight(),
             interval_ms: 0,
         };
-        if mix.partition + mix.crash + mix.stream_break + mix.pause > 0 {
+        let total = mix.partition + mix.crash + mix.stream_break + mix.pause;
+        if total + mix.transfer + mix.membership > 0 {
             return FaultMix {
                 interval_ms: r.between(300, 5_000),
                 ..mix
@@ -223,7 +242,14 @@ fn random_shape(r: &mut SimRng, n: usize) -> Shape {
 /// once (the fault budget).
 fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
     let mut out = Vec::new();
-    let weights = [mix.partition, mix.crash, mix.stream_break, mix.pause];
+    let weights = [
+        mix.partition,
+        mix.crash,
+        mix.stream_break,
+        mix.pause,
+        mix.transfer,
+        mix.membership,
+    ];
     if mix.interval_ms == 0 || weights.iter().sum::<u64>() == 0 || k.nodes < 2 {
         return out;
     }
@@ -283,6 +309,27 @@ fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
                     node: r.below(k.nodes as u64) as usize,
                 },
             }),
+            4 => {
+                let target = if r.chance(Ppm(500_000)) {
+                    Some(r.below(k.nodes as u64) as usize)
+                } else {
+                    None
+                };
+                out.push(Timed {
+                    at_ms: t,
+                    what: Fault::TransferLeadership { target },
+                });
+            }
+            5 => {
+                let what = if r.chance(Ppm(500_000)) {
+                    Fault::AddMember
+                } else {
+                    Fault::RemoveMember {
+                        node: r.below(k.nodes as u64) as usize,
+                    }
+                };
+                out.push(Timed { at_ms: t, what });
+            }
             _ => {}
         }
     }
@@ -294,6 +341,40 @@ fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn has_membership(s: &Scenario) -> bool {
+        s.faults
+            .iter()
+            .any(|f| matches!(f.what, Fault::AddMember | Fault::RemoveMember { .. }))
+    }
+
+    #[test]
+    fn membership_faults_only_when_enabled_and_transfers_by_default() {
+        let on = Overrides {
+            membership: true,
+            ..Overrides::default()
+        };
+        let off = Overrides::default();
+        let seeds = 0..40;
+        for swarm in [false, true] {
+            assert!(
+                seeds
+                    .clone()
+                    .all(|s| !has_membership(&scenario_from_seed(s, swarm, &off)))
+            );
+            assert!(
+                seeds
+                    .clone()
+                    .any(|s| has_membership(&scenario_from_seed(s, swarm, &on)))
+            );
+        }
+        assert!(seeds.clone().any(|s| {
+            scenario_from_seed(s, false, &off)
+                .faults
+                .iter()
+                .any(|f| matches!(f.what, Fault::TransferLeadership { .. }))
+        }));
+    }
 
     #[test]
     fn the_same_seed_gives_the_same_scenario_and_seeds_differ() {

@@ -79,6 +79,11 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// The cluster grew to `nodes` servers: clients may be sent to the new ones.
+    pub fn set_nodes(&mut self, nodes: usize) {
+        self.nodes = nodes;
+    }
+
     /// Clients per the knobs, each starting on a random node.
     pub fn new(knobs: &Knobs, mut rng: SimRng) -> Workload {
         let clients = (0..knobs.clients)

@@ -228,6 +228,10 @@ pub struct World {
     pub(crate) last_role_change: Instant,
     /// How many times the liveness judgment was postponed for laggards still catching up.
     pub(crate) liveness_extensions: u32,
+    /// Requests the nemesis made of a node (transfers, membership changes), by id.
+    pub(crate) nemesis_requests: BTreeMap<RequestId, (usize, String)>,
+    /// The next nemesis request id (a range disjoint from the clients').
+    pub(crate) next_nemesis_request: u64,
     failure: Option<Failure>,
     done: bool,
 }
@@ -312,25 +316,7 @@ impl World {
                     )
                     .expect("idle disk");
                 disk.complete_fsync(f.upto, f.at, &mut disk_rng);
-                Host {
-                    node: None,
-                    disk,
-                    clock,
-                    incarnation: 0,
-                    kv: KvFsm::default(),
-                    mirror,
-                    wake_generation: 0,
-                    wake_at: Instant::NEVER,
-                    incoming: None,
-                    role: Role::Follower,
-                    term: Term(1),
-                    commit: LogIndex(0),
-                    waiters: Vec::new(),
-                    step_applies: Vec::new(),
-                    steps: 0,
-                    last_apply_at: Instant::ZERO,
-                    paused_until: None,
-                }
+                Host::fresh(disk, clock, mirror, Term(1))
             })
             .collect();
         let net = Network::new(k.nodes, k.net.clone());
@@ -354,6 +340,8 @@ impl World {
             heal_at: None,
             last_role_change: Instant::ZERO,
             liveness_extensions: 0,
+            nemesis_requests: BTreeMap::new(),
+            next_nemesis_request: crate::nemesis::NEMESIS_REQUEST_BASE,
             failure: None,
             done: false,
             scenario,
