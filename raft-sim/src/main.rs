@@ -60,9 +60,10 @@ struct Cli {
     /// Client processes.
     #[arg(long)]
     clients: Option<usize>,
-    /// Enable the membership nemesis (add and remove members during the run).
+    /// Disable the membership nemesis (by default members are added and
+    /// removed during runs).
     #[arg(long)]
-    membership: bool,
+    no_membership: bool,
     /// Write the trace as JSONL to this file (single seed).
     #[arg(long)]
     trace: Option<std::path::PathBuf>,
@@ -113,7 +114,7 @@ impl Cli {
             stream_break_ppm: self.stream_break_ppm,
             fault_interval_ms: self.fault_interval_ms,
             clients: self.clients,
-            membership: self.membership,
+            no_membership: self.no_membership,
         }
     }
 
@@ -123,8 +124,8 @@ impl Cli {
         if self.swarm {
             s.push_str(" --swarm");
         }
-        if self.membership {
-            s.push_str(" --membership");
+        if self.no_membership {
+            s.push_str(" --no-membership");
         }
         let pairs: [(&str, Option<u64>); 7] = [
             ("--nodes", self.nodes.map(|v| v as u64)),

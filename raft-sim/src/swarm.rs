@@ -30,11 +30,10 @@ pub struct Overrides {
     pub fault_interval_ms: Option<u64>,
     /// Client processes.
     pub clients: Option<usize>,
-    /// Enable the membership nemesis: off by default (raft-core's leader
-    /// invariant check panics when an appended configuration drops a voter
-    /// of the commit quorum; see docs/simulation.md).
+    /// Disable the membership nemesis (on by default: members are added and
+    /// removed during runs).
     #[serde(default)]
-    pub membership: bool,
+    pub no_membership: bool,
 }
 
 /// Fault families the schedule draws from, with weights (0: disabled).
@@ -113,7 +112,7 @@ fn apply_overrides(knobs: &mut Knobs, mix: &mut FaultMix, o: &Overrides) {
     if let Some(c) = o.clients {
         knobs.clients = c;
     }
-    if !o.membership {
+    if o.no_membership {
         mix.membership = 0;
     }
 }
@@ -349,12 +348,12 @@ mod tests {
     }
 
     #[test]
-    fn membership_faults_only_when_enabled_and_transfers_by_default() {
-        let on = Overrides {
-            membership: true,
+    fn membership_faults_unless_disabled_and_transfers_by_default() {
+        let on = Overrides::default();
+        let off = Overrides {
+            no_membership: true,
             ..Overrides::default()
         };
-        let off = Overrides::default();
         let seeds = 0..40;
         for swarm in [false, true] {
             assert!(
