@@ -149,3 +149,38 @@ fn a_node_added_mid_run_catches_up_and_becomes_a_voter() {
     assert!(applied.iter().all(|a| *a == applied[0]), "{applied:?}");
     assert!(applied[0].0 > 100, "too little applied: {applied:?}");
 }
+
+/// The single-server membership-change race (Ongaro, raft-dev 2015): a leader
+/// appends a change that does not commit and loses leadership; the next
+/// leader, which never saw it, makes a different change; the first leader
+/// returns. Without the rule that a leader changes membership only after
+/// committing an entry of its own term, two disjoint majorities could each
+/// commit. Here changes are scheduled right into leader changes, many times
+/// over, and every oracle (election safety, log matching, commit against the
+/// durable quorum of the configuration in force) must hold.
+#[test]
+fn membership_changes_racing_leader_changes_stay_safe() {
+    for seed in 0..6 {
+        let mut faults = Vec::new();
+        for round in 0..3u64 {
+            let t = 1_500 + round * 2_800;
+            faults.push(at(t, Fault::AddMember));
+            faults.push(at(t + 5, Fault::Partition(Shape::IsolateLeader)));
+            faults.push(at(
+                t + 1_200,
+                Fault::RemoveMember {
+                    node: (round as usize + seed) % 3,
+                },
+            ));
+            faults.push(at(t + 1_205, Fault::Partition(Shape::IsolateLeader)));
+            faults.push(at(t + 2_500, Fault::Heal));
+        }
+        let mut s = scenario(5, faults);
+        s.seed = seed as u64;
+        let w = run(s);
+        assert!(
+            !lines(&w, "nemesis").is_empty(),
+            "seed {seed}: the nemesis acted"
+        );
+    }
+}

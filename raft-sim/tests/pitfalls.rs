@@ -3,8 +3,8 @@
 //! safety, log matching, leader completeness, the commit rule against the
 //! durable quorum, state-machine safety, acknowledged writes, linearizability,
 //! liveness after the heal) must stay silent.
-//! Membership races and removed nodes need the membership nemesis; they are
-//! covered in raft-core's membership tests until then.
+//! The membership-change race and the removed node that keeps campaigning
+//! are in `tests/membership.rs`, with the membership nemesis.
 
 use raft_core::Role;
 use raft_sim::rng::Ppm;
