@@ -109,7 +109,7 @@ fn a_snapshot_with_a_corrupted_chunk_is_refused() {
         term: Term(1),
         config,
     };
-    let mut frames = frames_of(&meta, &Bytes::from_static(b"some snapshot bytes"), 8);
+    let mut frames = snapshot_frames(&meta, &Bytes::from_static(b"some snapshot bytes"), 8);
     if let Frame::SnapshotChunk { data, .. } = &mut frames[1] {
         *data = Bytes::from_static(b"tampered");
     }
@@ -149,7 +149,7 @@ fn a_snapshot_whose_config_is_newer_than_itself_is_refused() {
         config,
     };
     let mut all = Vec::new();
-    for frame in frames_of(&meta, &Bytes::from_static(b"state"), 8) {
+    for frame in snapshot_frames(&meta, &Bytes::from_static(b"state"), 8) {
         all.extend(node.step(Instant(2), Event::FrameReceived { stream, frame }));
     }
     assert!(all.contains(&Action::CloseStream { stream }));

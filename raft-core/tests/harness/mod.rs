@@ -245,7 +245,7 @@ impl Cluster {
                     .clone()
                     .expect("a snapshot to send");
                 assert_eq!(m, meta, "the driver sends the snapshot the core names");
-                for frame in frames_of(&meta, &data, 64) {
+                for frame in snapshot_frames(&meta, &data, 64) {
                     self.send_frame(at, stream, frame);
                 }
             }
@@ -481,29 +481,6 @@ impl Cluster {
             );
         }
     }
-}
-
-/// The snapshot frames a driver writes: begin, checksummed chunks, end.
-pub fn frames_of(meta: &SnapshotMeta, data: &Bytes, chunk: usize) -> Vec<Frame> {
-    let mut frames = vec![Frame::SnapshotBegin {
-        meta: meta.clone(),
-        size: data.len() as u64,
-    }];
-    let mut offset = 0;
-    while offset < data.len() {
-        let end = (offset + chunk).min(data.len());
-        let part = data.slice(offset..end);
-        frames.push(Frame::SnapshotChunk {
-            offset: offset as u64,
-            crc: crc32fast::hash(&part),
-            data: part,
-        });
-        offset = end;
-    }
-    frames.push(Frame::SnapshotEnd {
-        crc: crc32fast::hash(data),
-    });
-    frames
 }
 
 /// The cluster id of hand-built nodes and messages.
