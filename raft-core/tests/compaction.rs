@@ -2,6 +2,7 @@
 //! compacted behind them with a trailing window, and a lagging follower
 //! brought up to date by a snapshot streamed on its stream, then entries.
 mod harness;
+use bytes::Bytes;
 use harness::*;
 use raft_core::*;
 
@@ -87,16 +88,21 @@ fn a_briefly_disconnected_follower_resumes_from_the_trailing_log_without_a_snaps
     assert_eq!(c.commands(f).len(), 25);
 }
 
-#[test]
-fn a_snapshot_with_a_corrupted_chunk_is_refused() {
-    use bytes::Bytes;
+/// Streams `frames(meta)` of a snapshot at index 5 whose config has
+/// `config_index` to a fresh follower; returns the stream and every action.
+fn receive_snapshot(
+    config_index: u64,
+    frames: impl FnOnce(&SnapshotMeta) -> Vec<Frame>,
+) -> (StreamId, Vec<Action>) {
     let mut node = node_in_term(NodeId(2), 2);
-    let hb = heartbeat(NodeId(1), NodeId(2), 2, 0);
-    let actions = node.step(Instant(1), Event::MessageReceived(hb));
+    let actions = node.step(
+        Instant(1),
+        Event::MessageReceived(heartbeat(NodeId(1), NodeId(2), 2, 0)),
+    );
     let stream = opened_stream(&actions);
     let config = Config {
-        cluster_id: ClusterId(9),
-        index: LogIndex(1),
+        cluster_id: CLUSTER,
+        index: LogIndex(config_index),
         max_node_id: NodeId(2),
         members: vec![Member {
             id: NodeId(1),
@@ -109,14 +115,22 @@ fn a_snapshot_with_a_corrupted_chunk_is_refused() {
         term: Term(1),
         config,
     };
-    let mut frames = snapshot_frames(&meta, &Bytes::from_static(b"some snapshot bytes"), 8);
-    if let Frame::SnapshotChunk { data, .. } = &mut frames[1] {
-        *data = Bytes::from_static(b"tampered");
-    }
     let mut all = Vec::new();
-    for frame in frames {
+    for frame in frames(&meta) {
         all.extend(node.step(Instant(2), Event::FrameReceived { stream, frame }));
     }
+    (stream, all)
+}
+
+#[test]
+fn a_snapshot_with_a_corrupted_chunk_is_refused() {
+    let (stream, all) = receive_snapshot(1, |meta| {
+        let mut frames = snapshot_frames(meta, &Bytes::from_static(b"some snapshot bytes"), 8);
+        if let Frame::SnapshotChunk { data, .. } = &mut frames[1] {
+            *data = Bytes::from_static(b"tampered");
+        }
+        frames
+    });
     assert!(all.contains(&Action::CloseStream { stream }), "{all:?}");
     assert!(!all.iter().any(|a| matches!(
         a,
@@ -128,30 +142,9 @@ fn a_snapshot_with_a_corrupted_chunk_is_refused() {
 /// beyond the snapshot's own is malformed and must not be installed.
 #[test]
 fn a_snapshot_whose_config_is_newer_than_itself_is_refused() {
-    use bytes::Bytes;
-    let mut node = node_in_term(NodeId(2), 2);
-    let hb = heartbeat(NodeId(1), NodeId(2), 2, 0);
-    let actions = node.step(Instant(1), Event::MessageReceived(hb));
-    let stream = opened_stream(&actions);
-    let config = Config {
-        cluster_id: ClusterId(9),
-        index: LogIndex(900),
-        max_node_id: NodeId(2),
-        members: vec![Member {
-            id: NodeId(1),
-            address: "a".into(),
-            role: MemberRole::Voter,
-        }],
-    };
-    let meta = SnapshotMeta {
-        index: LogIndex(5),
-        term: Term(1),
-        config,
-    };
-    let mut all = Vec::new();
-    for frame in snapshot_frames(&meta, &Bytes::from_static(b"state"), 8) {
-        all.extend(node.step(Instant(2), Event::FrameReceived { stream, frame }));
-    }
+    let (stream, all) = receive_snapshot(900, |meta| {
+        snapshot_frames(meta, &Bytes::from_static(b"state"), 8)
+    });
     assert!(all.contains(&Action::CloseStream { stream }));
     assert!(
         !all.iter()
