@@ -86,7 +86,7 @@ pub mod wire;
 pub use action::{Action, Completion, HardState, Role};
 pub use config::{Config, Member, MemberRole};
 pub use entry::{EntryKind, LogEntry};
-pub use error::{DecodeError, Outcome, Refusal, RequestError};
+pub use error::{DecodeError, Outcome, Refusal, RequestError, Violation};
 pub use event::{Event, MembershipChange, Proposal};
 pub use message::{Frame, Message, MessageBody, SnapshotMeta, StreamOpen};
 pub use node::{FollowerStatus, Node, RecoveredState, Status};
