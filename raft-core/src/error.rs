@@ -174,10 +174,11 @@ pub enum Refusal {
     Misbehaving(Violation),
 }
 
-/// A stream rule a peer broke. Every frame a peer sends is input: the receiver
-/// checks it against the stream so far and against its own log, and closes the
-/// stream on the first violation (the follower reopens it after the reconnect
-/// delay) instead of trusting it.
+/// A protocol rule a peer broke. Every frame a peer sends is input: the
+/// receiver checks it against the stream so far and against its own log, and
+/// closes the stream on the first violation (the follower reopens it after the
+/// reconnect delay) instead of trusting it. A message that breaks a rule is
+/// dropped.
 #[derive(Clone, Debug, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
 pub enum Violation {
     /// A chunk of a term other than the stream's.
@@ -279,6 +280,9 @@ pub enum Violation {
     /// chunk or snapshot at a leader).
     #[error("frame sent in the wrong direction")]
     WrongDirection,
+    /// A message naming the largest term, after which no term could follow.
+    #[error("term {0} leaves no room for a later term")]
+    TermExhausted(Term),
     /// An ack of an index the leader has not sent on this stream.
     #[error("ack of {durable}, beyond {sent} sent")]
     AckBeyondSent {

@@ -21,7 +21,7 @@ mod transfer;
 use crate::action::{Action, HardState, Role};
 use crate::config::Config;
 use crate::entry::LogEntry;
-use crate::error::Refusal;
+use crate::error::{Refusal, Violation};
 use crate::event::Event;
 use crate::message::{Message, MessageBody, SnapshotMeta};
 use crate::options::NodeOptions;
@@ -546,6 +546,14 @@ impl Node {
         }
         if m.to != self.id() {
             self.refuse(m.from, Refusal::Misdirected(m.to));
+            return false;
+        }
+        if m.term == Term::MAX {
+            // Entering it would leave no next term to campaign in.
+            self.refuse(
+                m.from,
+                Refusal::Misbehaving(Violation::TermExhausted(m.term)),
+            );
             return false;
         }
         m.from != self.id()

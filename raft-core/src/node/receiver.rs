@@ -375,7 +375,7 @@ impl Node {
         }
         let mut last = (prev_index, prev_term);
         for e in entries {
-            if e.index != last.0.next() {
+            if last.0.0.checked_add(1) != Some(e.index.0) {
                 return Err(Violation::EntriesNotContiguous(e.index));
             }
             if e.term < last.1 {

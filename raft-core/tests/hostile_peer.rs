@@ -1,6 +1,6 @@
-//! A leader that sends well-formed frames which break the stream protocol:
-//! the follower refuses each with a typed `Violation`, closes the stream and
-//! keeps its log, and never panics.
+//! A peer that sends well-formed frames and messages which break the
+//! protocol: the node refuses each with a typed `Violation` (a follower also
+//! closes the stream) and keeps its log, and never panics.
 mod harness;
 use bytes::Bytes;
 use harness::*;
@@ -424,4 +424,53 @@ fn an_honest_snapshot_then_chunk_is_accepted() {
         "{actions:?}"
     );
     assert_eq!(f.node.commit_index(), LogIndex(21));
+}
+
+/// A heartbeat in the largest term used to be obeyed; the next election
+/// timeout then overflowed the term.
+#[test]
+fn a_message_in_the_largest_term_is_refused_and_the_node_still_campaigns() {
+    let config = Config {
+        cluster_id: CLUSTER,
+        index: LogIndex(1),
+        max_node_id: NodeId(3),
+        members: (1..=3)
+            .map(|id| Member {
+                id: NodeId(id),
+                address: format!("n{id}"),
+                role: MemberRole::Voter,
+            })
+            .collect(),
+    };
+    let entry = LogEntry {
+        index: LogIndex(1),
+        term: Term(1),
+        kind: EntryKind::Initialize,
+        data: config.encode(),
+    };
+    let hard_state = HardState {
+        cluster_id: Some(CLUSTER),
+        term: Term(1),
+        vote: None,
+    };
+    let recovered = RecoveredState {
+        hard_state,
+        snapshot: None,
+        entries: vec![entry],
+    };
+    let mut node = Node::new(NodeOptions::new(ME), recovered, 3, Instant(0)).unwrap();
+    let mut hb = heartbeat(NodeId(3), ME, 0, 0);
+    hb.term = Term::MAX;
+    let actions = node.step(Instant(1), Event::MessageReceived(hb));
+    assert!(
+        actions.contains(&Action::Refused {
+            peer: NodeId(3),
+            reason: Refusal::Misbehaving(Violation::TermExhausted(Term::MAX)),
+        }),
+        "{actions:?}"
+    );
+    assert_eq!(node.term(), Term(1));
+    let later = node.next_deadline();
+    node.step(later, Event::Tick);
+    assert_eq!(node.role(), Role::PreCandidate);
 }
