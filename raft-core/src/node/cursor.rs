@@ -130,7 +130,11 @@ impl Node {
         c.next = start.next();
         // Durable entries we matched never vanish from a follower in one term,
         // unless its disk was lost: then its old match must not count.
+        let lowered = start < c.match_index;
         c.match_index = c.match_index.min(start);
+        if lowered {
+            self.note_quorum_index_may_drop();
+        }
         self.replicate(open.follower, true);
     }
 

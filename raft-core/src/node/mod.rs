@@ -114,6 +114,9 @@ pub struct Node {
     /// What the driver was last told about role, term and leader.
     reported_role: Option<(Role, Term, Option<NodeId>)>,
     reported_config: Option<Config>,
+    /// The vote persisted by the last step, with its term: within that term
+    /// it may never change (one vote per term; checked by `check_invariants`).
+    persisted_vote: Option<(Term, NodeId)>,
 }
 
 impl Node {
@@ -154,11 +157,13 @@ impl Node {
             hard_state_slot: None,
             reported_role: None,
             reported_config: None,
+            persisted_vote: None,
             opts: options,
         };
         node.reset_election_deadline();
         node.reported_config = Some(node.configs.latest().clone());
         node.reported_role = Some((node.role(), node.hs.term, node.leader()));
+        node.record_persisted_vote();
         node.check_invariants();
         Ok(node)
     }
@@ -208,6 +213,7 @@ impl Node {
         );
         #[cfg(debug_assertions)]
         self.check_invariants();
+        self.record_persisted_vote();
         self.hard_state_slot = None;
         std::mem::take(&mut self.out)
     }
