@@ -27,11 +27,22 @@
 //!   asynchronously but in order; report each durable prefix with
 //!   [`Event::LogPersisted`] naming the last entry it covers (group commit:
 //!   one report may cover many appends).
-//! * [`Action::InstallSnapshot`] runs after every earlier log operation, and
-//!   [`Event::SnapshotInstalled`] comes after their `LogPersisted` reports.
+//! * [`Action::InstallSnapshot`] runs after every earlier log operation and
+//!   discards the whole log durably; [`Event::SnapshotInstalled`] comes after
+//!   their `LogPersisted` reports.
 //! * Deliver datagrams best effort; deliver stream frames FIFO and report a
-//!   broken stream with [`Event::StreamClosed`] on each side.
+//!   broken stream with [`Event::StreamClosed`] on each side. Write the frames
+//!   of an [`Action::SendSnapshot`] back to back, before any later
+//!   [`Action::SendFrame`] on that stream.
 //! * Wake the node at [`Node::next_deadline`] with [`Event::Tick`].
+//! * On restart, hand [`Node::new`] the durable hard state, the latest
+//!   snapshot's meta (the FSM restored from it) and the durable entries
+//!   ([`RecoveredState`]); an inconsistent handover, or invalid options, is a
+//!   [`RecoveryError`], never a panic.
+//!
+//! Everything a peer sends is input: a message or frame that breaks the
+//! protocol is refused ([`Action::Refused`] with a [`Violation`]), never
+//! trusted and never a panic.
 //!
 //! ## A driver loop
 //! ```
