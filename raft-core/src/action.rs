@@ -59,7 +59,7 @@ pub enum Completion {
         /// The cluster (a joining node needs it to start).
         cluster_id: ClusterId,
     },
-    /// Leadership moved to `leader`.
+    /// Leadership moved to the transfer's target.
     Transferred {
         /// The new leader's term.
         term: Term,
@@ -130,7 +130,7 @@ pub enum Action {
     Apply(Vec<LogEntry>),
     /// Take a snapshot of the FSM (at its applied index) and report `SnapshotTaken`.
     TakeSnapshot,
-    /// Store part of an incoming snapshot.
+    /// Store part of an incoming snapshot (chunks come in order, from offset 0).
     ReceiveSnapshotChunk {
         /// The snapshot it belongs to.
         meta: SnapshotMeta,
@@ -140,7 +140,9 @@ pub enum Action {
         data: Bytes,
     },
     /// The received snapshot is complete and verified: restore the FSM from it,
-    /// make it durable, drop the log before it, then report `SnapshotInstalled`.
+    /// make it durable, discard the whole log (entries after the snapshot's
+    /// index too: the core's log restarts empty right after it), then report
+    /// `SnapshotInstalled`.
     InstallSnapshot {
         /// The snapshot.
         meta: SnapshotMeta,

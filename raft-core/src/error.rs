@@ -6,10 +6,12 @@
 //!   checker depend on the difference.
 //! * [`DecodeError`]: bytes from the network or a disk that are not a valid value.
 //! * [`Refusal`]: a peer's message that was refused (stale, foreign, misdirected).
+//! * [`Violation`]: the stream rule a peer broke (a [`Refusal::Misbehaving`]):
+//!   well-formed frames that no honest peer sends.
 //!
 //! A broken invariant is none of these: it is a bug, and the core panics.
 
-use crate::types::{ClusterId, NodeId, Term};
+use crate::types::{ClusterId, LogIndex, NodeId, Term};
 use thiserror::Error;
 
 /// Whether a failed request may still take effect.
@@ -169,5 +171,124 @@ pub enum Refusal {
     NotLeaderOfTerm,
     /// A peer broke the stream protocol; the stream was closed.
     #[error("protocol violation: {0}")]
-    Misbehaving(String),
+    Misbehaving(Violation),
+}
+
+/// A protocol rule a peer broke. Every frame a peer sends is input: the
+/// receiver checks it against the stream so far and against its own log, and
+/// closes the stream on the first violation (the follower reopens it after the
+/// reconnect delay) instead of trusting it. A message that breaks a rule is
+/// dropped.
+#[derive(Clone, Debug, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
+pub enum Violation {
+    /// A chunk of a term other than the stream's.
+    #[error("chunk of term {chunk} on a stream of term {stream}")]
+    ChunkOfAnotherTerm {
+        /// The chunk's term.
+        chunk: Term,
+        /// The stream's term.
+        stream: Term,
+    },
+    /// A chunk that does not start where the previous frame ended (duplicated,
+    /// reordered or skipped frames).
+    #[error("chunk starts after {prev} but the stream is at {expected}")]
+    ChunkOutOfOrder {
+        /// Where the stream stands.
+        expected: LogIndex,
+        /// The chunk's `prev_index`.
+        prev: LogIndex,
+    },
+    /// A stream's first chunk that starts beyond the follower's log (an honest
+    /// leader starts at or below the follower's probe).
+    #[error("chunk starts after {prev}, beyond the last index {last}")]
+    PrevBeyondLog {
+        /// The chunk's `prev_index`.
+        prev: LogIndex,
+        /// The follower's last index.
+        last: LogIndex,
+    },
+    /// Chunk entries that are not consecutive from `prev_index + 1`.
+    #[error("chunk entries not consecutive at {0}")]
+    EntriesNotContiguous(LogIndex),
+    /// A chunk whose terms decrease (from `prev_term` through its entries).
+    #[error("chunk terms decrease at {0}")]
+    TermsDecrease(LogIndex),
+    /// A chunk naming a term above the stream's (in `prev_term` or an entry).
+    #[error("chunk names term {term} at {index}, above the stream's term")]
+    TermAboveStream {
+        /// Where.
+        index: LogIndex,
+        /// The term named.
+        term: Term,
+    },
+    /// A chunk that claims a commit index beyond its own last entry.
+    #[error("chunk claims commit {commit} beyond its last index {last}")]
+    CommitBeyondChunk {
+        /// The claimed commit index.
+        commit: LogIndex,
+        /// The chunk's last index (`prev_index` when empty).
+        last: LogIndex,
+    },
+    /// A membership entry that does not decode or names another cluster.
+    #[error("membership entry at {0} is not a configuration of this cluster")]
+    BadConfigEntry(LogIndex),
+    /// A chunk or snapshot that gives a committed index another term than the
+    /// follower's log: a leader's log holds every committed entry.
+    #[error("term at committed index {0} contradicted")]
+    ContradictsCommitted(LogIndex),
+    /// A chunk that would replace entries this stream already validated.
+    #[error("entry {0}, validated on this stream, contradicted")]
+    ContradictsValidated(LogIndex),
+    /// A chunk between a `SnapshotBegin` and its `SnapshotEnd`.
+    #[error("chunk inside a snapshot transfer")]
+    ChunkInsideSnapshot,
+    /// A `SnapshotBegin` before the previous snapshot ended.
+    #[error("snapshot begins inside another")]
+    SnapshotInsideSnapshot,
+    /// A snapshot of a term above the stream's.
+    #[error("snapshot of term {0}, above the stream's term")]
+    SnapshotTermAboveStream(Term),
+    /// A snapshot of another cluster.
+    #[error("snapshot of another cluster")]
+    SnapshotOfAnotherCluster,
+    /// A snapshot whose configuration is invalid or newer than the snapshot.
+    #[error("snapshot configuration invalid or newer than the snapshot")]
+    SnapshotConfigInvalid,
+    /// A snapshot that ends before what the stream already delivered.
+    #[error("snapshot at {snapshot} behind the stream at {stream}")]
+    SnapshotRewindsStream {
+        /// The snapshot's index.
+        snapshot: LogIndex,
+        /// Where the stream stands.
+        stream: LogIndex,
+    },
+    /// A snapshot chunk, or end, outside a snapshot transfer.
+    #[error("snapshot data outside a snapshot transfer")]
+    SnapshotDataOutsideSnapshot,
+    /// A snapshot chunk at the wrong offset or past the announced size.
+    #[error("snapshot chunk at offset {offset} out of place (expected {expected})")]
+    SnapshotChunkOutOfPlace {
+        /// The chunk's offset.
+        offset: u64,
+        /// The bytes received so far.
+        expected: u64,
+    },
+    /// A snapshot chunk, or a whole snapshot, whose checksum or size is wrong.
+    #[error("snapshot checksum mismatch or size short")]
+    SnapshotCorrupt,
+    /// A frame only the other end of a stream sends (an ack at a follower, a
+    /// chunk or snapshot at a leader).
+    #[error("frame sent in the wrong direction")]
+    WrongDirection,
+    /// A message naming the largest term, after which no term could follow.
+    #[error("term {0} leaves no room for a later term")]
+    TermExhausted(Term),
+    /// An ack of an index the leader has not sent on this stream.
+    #[error("ack of {durable}, beyond {sent} sent")]
+    AckBeyondSent {
+        /// The acknowledged index.
+        durable: LogIndex,
+        /// The last index sent.
+        sent: LogIndex,
+    },
 }

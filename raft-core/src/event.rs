@@ -71,7 +71,8 @@ pub enum Event {
         index: LogIndex,
     },
     /// The driver finished `Action::InstallSnapshot`: the FSM holds the
-    /// snapshot's state and the log before it is gone, durably.
+    /// snapshot's state and the whole log is gone, durably. A report for
+    /// another snapshot than the one ordered is ignored.
     SnapshotInstalled {
         /// The installed snapshot.
         meta: SnapshotMeta,

@@ -27,11 +27,22 @@
 //!   asynchronously but in order; report each durable prefix with
 //!   [`Event::LogPersisted`] naming the last entry it covers (group commit:
 //!   one report may cover many appends).
-//! * [`Action::InstallSnapshot`] runs after every earlier log operation, and
-//!   [`Event::SnapshotInstalled`] comes after their `LogPersisted` reports.
+//! * [`Action::InstallSnapshot`] runs after every earlier log operation and
+//!   discards the whole log durably; [`Event::SnapshotInstalled`] comes after
+//!   their `LogPersisted` reports.
 //! * Deliver datagrams best effort; deliver stream frames FIFO and report a
-//!   broken stream with [`Event::StreamClosed`] on each side.
+//!   broken stream with [`Event::StreamClosed`] on each side. Write the frames
+//!   of an [`Action::SendSnapshot`] back to back, before any later
+//!   [`Action::SendFrame`] on that stream.
 //! * Wake the node at [`Node::next_deadline`] with [`Event::Tick`].
+//! * On restart, hand [`Node::new`] the durable hard state, the latest
+//!   snapshot's meta (the FSM restored from it) and the durable entries
+//!   ([`RecoveredState`]); an inconsistent handover, or invalid options, is a
+//!   [`RecoveryError`], never a panic.
+//!
+//! Everything a peer sends is input: a message or frame that breaks the
+//! protocol is refused ([`Action::Refused`] with a [`Violation`]), never
+//! trusted and never a panic.
 //!
 //! ## A driver loop
 //! ```
@@ -86,11 +97,11 @@ pub mod wire;
 pub use action::{Action, Completion, HardState, Role};
 pub use config::{Config, Member, MemberRole};
 pub use entry::{EntryKind, LogEntry};
-pub use error::{DecodeError, Outcome, Refusal, RequestError};
+pub use error::{DecodeError, Outcome, Refusal, RequestError, Violation};
 pub use event::{Event, MembershipChange, Proposal};
 pub use message::{Frame, Message, MessageBody, SnapshotMeta, StreamOpen};
-pub use node::{FollowerStatus, Node, RecoveredState, Status};
-pub use options::{Mutants, NodeOptions};
+pub use node::{FollowerStatus, Node, RecoveredState, RecoveryError, Status};
+pub use options::{InvalidOptions, Mutants, NodeOptions};
 pub use time::{Duration, Instant};
 pub use types::{ClusterId, LogIndex, NodeId, RequestId, StreamId, Term};
 pub use wire::snapshot_frames;

@@ -2,6 +2,8 @@
 
 use crate::time::Duration;
 use crate::types::NodeId;
+use crate::wire::MAX_FRAME_BYTES;
+use thiserror::Error;
 
 /// How a node behaves: its id, timings and limits.
 ///
@@ -22,9 +24,6 @@ pub struct NodeOptions {
     pub heartbeat_interval: Duration,
     /// How long a follower waits before reopening a closed stream. Default 10 ms.
     pub reconnect_delay: Duration,
-    /// How often drivers flush applied entries to the FSM. Default 10 ms.
-    /// (The core emits `Apply` as soon as entries commit; drivers may batch.)
-    pub apply_interval: Duration,
     /// How many bytes a leader may stream to one follower beyond its last ack.
     /// Default 4 MiB.
     pub stream_budget_bytes: u64,
@@ -63,10 +62,6 @@ pub struct NodeOptions {
 pub struct Mutants {
     /// Count an earlier-term entry committed by replica count (breaks Raft §5.4.2).
     pub commit_by_count: bool,
-    /// Acknowledge appended entries before they are durable.
-    pub ack_before_durable: bool,
-    /// Grant a vote to every candidate, even after voting in the term.
-    pub vote_twice: bool,
 }
 
 impl NodeOptions {
@@ -77,7 +72,6 @@ impl NodeOptions {
             election_timeout: Duration::from_millis(500),
             heartbeat_interval: Duration::from_millis(150),
             reconnect_delay: Duration::from_millis(10),
-            apply_interval: Duration::from_millis(10),
             stream_budget_bytes: 4 << 20,
             max_batch_entries: 1024,
             max_batch_bytes: 1 << 20,
@@ -97,16 +91,59 @@ impl NodeOptions {
         Duration((self.election_timeout.as_nanos() as u128 * ppm as u128 / 1_000_000) as u64)
     }
 
-    pub(crate) fn validate(&self) {
-        assert!(self.id.0 != 0, "node id 0 is reserved");
-        assert!(
-            self.heartbeat_interval < self.election_timeout,
-            "heartbeat interval {} must be below the election timeout {}",
-            self.heartbeat_interval,
-            self.election_timeout
-        );
-        assert!(
-            self.max_batch_entries > 0 && self.max_batch_bytes > 0 && self.stream_budget_bytes > 0
-        );
+    /// Checks the rules the node relies on; [`crate::Node::new`] refuses
+    /// options that break one.
+    pub fn validate(&self) -> Result<(), InvalidOptions> {
+        if self.id.0 == 0 {
+            return Err(InvalidOptions::ZeroNodeId);
+        }
+        if self.heartbeat_interval.as_nanos() == 0
+            || self.heartbeat_interval >= self.election_timeout
+        {
+            return Err(InvalidOptions::HeartbeatInterval {
+                heartbeat_interval: self.heartbeat_interval,
+                election_timeout: self.election_timeout,
+            });
+        }
+        if self.max_batch_entries == 0 || self.max_batch_bytes == 0 || self.stream_budget_bytes == 0
+        {
+            return Err(InvalidOptions::ZeroLimit);
+        }
+        // A chunk holds up to `max_batch_bytes`, or one entry of up to
+        // `max_entry_bytes`; either must fit a wire frame with room to spare.
+        let frame_bytes_max = (MAX_FRAME_BYTES / 2) as u64;
+        if self.max_batch_bytes > frame_bytes_max || self.max_entry_bytes > frame_bytes_max {
+            return Err(InvalidOptions::BatchTooLarge {
+                limit: frame_bytes_max,
+            });
+        }
+        Ok(())
     }
+}
+
+/// Options a node cannot run with.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum InvalidOptions {
+    /// Node id 0 is reserved.
+    #[error("node id 0 is reserved")]
+    ZeroNodeId,
+    /// The heartbeat interval must be positive and below the election timeout.
+    #[error(
+        "heartbeat interval {heartbeat_interval} must be positive and below the election timeout {election_timeout}"
+    )]
+    HeartbeatInterval {
+        /// The heartbeat interval given.
+        heartbeat_interval: Duration,
+        /// The election timeout given.
+        election_timeout: Duration,
+    },
+    /// `max_batch_entries`, `max_batch_bytes` and `stream_budget_bytes` must be positive.
+    #[error("batch limits and the stream budget must be positive")]
+    ZeroLimit,
+    /// `max_batch_bytes` or `max_entry_bytes` above half a wire frame.
+    #[error("max_batch_bytes and max_entry_bytes must be at most {limit}")]
+    BatchTooLarge {
+        /// The largest allowed value.
+        limit: u64,
+    },
 }

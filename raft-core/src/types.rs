@@ -57,6 +57,10 @@ id_newtype!(
 );
 
 impl Term {
+    /// The largest term. No node enters it (it has no successor): a message
+    /// naming it is refused, a recovered hard state holding it is an error.
+    pub const MAX: Term = Term(u64::MAX);
+
     /// The next term.
     pub fn next(self) -> Term {
         Term(self.0 + 1)

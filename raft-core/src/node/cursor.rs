@@ -11,7 +11,7 @@
 
 use super::{Node, RoleState};
 use crate::action::Action;
-use crate::error::Refusal;
+use crate::error::{Refusal, Violation};
 use crate::message::{Frame, StreamOpen};
 use crate::node::FollowerStatus;
 use crate::time::Instant;
@@ -130,7 +130,11 @@ impl Node {
         c.next = start.next();
         // Durable entries we matched never vanish from a follower in one term,
         // unless its disk was lost: then its old match must not count.
+        let lowered = start < c.match_index;
         c.match_index = c.match_index.min(start);
+        if lowered {
+            self.note_quorum_index_may_drop();
+        }
         self.replicate(open.follower, true);
     }
 
@@ -152,17 +156,15 @@ impl Node {
             return;
         };
         let Frame::Ack { durable } = frame else {
-            self.refuse(
-                peer,
-                Refusal::Misbehaving("a follower sent a leader frame".into()),
-            );
+            self.refuse(peer, Refusal::Misbehaving(Violation::WrongDirection));
             self.close_cursor_stream(peer);
             return;
         };
         if durable >= c.next || durable > last {
+            let sent = c.next.prev().min(last);
             self.refuse(
                 peer,
-                Refusal::Misbehaving(format!("ack {durable} beyond what was sent")),
+                Refusal::Misbehaving(Violation::AckBeyondSent { durable, sent }),
             );
             self.close_cursor_stream(peer);
             return;

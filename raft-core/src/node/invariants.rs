@@ -3,6 +3,7 @@
 //! the node, its term and the values that disagree.
 
 use super::{Node, RoleState};
+use crate::quorum::committed_index;
 use crate::types::LogIndex;
 
 impl Node {
@@ -53,6 +54,16 @@ impl Node {
             self.configs.latest().index <= last.max(self.log.base_index()),
             "node {id}: config beyond the log"
         );
+        // One vote per term: once persisted, a vote stands for the rest of its term.
+        if let Some((voted_term, voted_for)) = self.persisted_vote {
+            if voted_term == term {
+                assert_eq!(
+                    self.hs.vote,
+                    Some(voted_for),
+                    "node {id} {term}: vote changed within the term after it was persisted"
+                );
+            }
+        }
         match &self.role {
             RoleState::Leader(l) => {
                 assert_eq!(
@@ -77,12 +88,19 @@ impl Node {
                     self.log.term_at(l.term_start).is_none_or(|t| t == term),
                     "term start is ours"
                 );
-                // Commit is raised only to the durable quorum index of the
-                // configuration in force at that moment (maybe_advance_commit);
-                // it is not re-checked here, because a later configuration (a
-                // voter removed) or a follower that lost its disk may lower the
-                // quorum index below a commit that was legal when made. The
+                // Commit <= the durable quorum index (the leader counting only
+                // its own durable entries), except for what was committed before
+                // the quorum index last dropped legally: a configuration change
+                // (a voter removed or promoted) or a follower's match reset. The
                 // simulator checks each commit against the disks' ground truth.
+                let quorum_index = self.durable_quorum_index(&l.cursors);
+                assert!(
+                    self.commit <= quorum_index.max(l.commit_floor),
+                    "node {id} {term}: commit {} above the durable quorum index {quorum_index} \
+                     (floor {})",
+                    self.commit,
+                    l.commit_floor
+                );
             }
             RoleState::Candidate(c) => {
                 assert_eq!(c.term, term, "node {id}: candidate tally of another term");
@@ -107,5 +125,141 @@ impl Node {
                 }
             }
         }
+    }
+}
+
+impl Node {
+    /// The highest index durable on a quorum of the voters in force: the
+    /// leader's own durable index and its followers' match indexes.
+    fn durable_quorum_index(
+        &self,
+        cursors: &std::collections::BTreeMap<crate::types::NodeId, super::cursor::Cursor>,
+    ) -> LogIndex {
+        let config = self.configs.latest();
+        let durable: Vec<LogIndex> = config
+            .voters()
+            .map(|v| {
+                if v == self.id() {
+                    self.log.durable()
+                } else {
+                    cursors.get(&v).map_or(LogIndex(0), |c| c.match_index)
+                }
+            })
+            .collect();
+        if durable.is_empty() {
+            return LogIndex(0);
+        }
+        committed_index(&durable, config.quorum())
+    }
+
+    /// Something may lower the durable quorum index below the commit index
+    /// legally: what is committed so far stays committed.
+    pub(crate) fn note_quorum_index_may_drop(&mut self) {
+        let commit = self.commit;
+        if let RoleState::Leader(l) = &mut self.role {
+            l.commit_floor = commit;
+        }
+    }
+
+    /// Remembers the vote this step persisted, for the one-vote-per-term check.
+    pub(crate) fn record_persisted_vote(&mut self) {
+        self.persisted_vote = self.hs.vote.map(|v| (self.hs.term, v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::action::Action;
+    use crate::event::{Event, Proposal};
+    use crate::message::{Message, MessageBody};
+    use crate::node::{Node, RecoveredState};
+    use crate::options::NodeOptions;
+    use crate::time::Instant;
+    use crate::types::{ClusterId, LogIndex, NodeId, RequestId, Term};
+
+    /// A lone node that initialized its cluster and committed its first entry.
+    fn lone_leader() -> Node {
+        let mut node = Node::new(
+            NodeOptions::new(NodeId(1)),
+            RecoveredState::default(),
+            1,
+            Instant(0),
+        )
+        .unwrap();
+        let actions = node.step(
+            Instant(1),
+            Event::InitializeRequested {
+                id: RequestId(1),
+                address: "n1".into(),
+            },
+        );
+        let last = actions
+            .iter()
+            .find_map(|a| match a {
+                Action::AppendLog(es) => es.last().cloned(),
+                _ => None,
+            })
+            .unwrap();
+        node.step(
+            Instant(2),
+            Event::LogPersisted {
+                index: last.index,
+                term: last.term,
+            },
+        );
+        assert_eq!(node.commit_index(), last.index);
+        node
+    }
+
+    #[test]
+    #[should_panic(expected = "above the durable quorum index")]
+    fn a_leader_commit_beyond_its_durable_quorum_index_is_caught() {
+        let mut node = lone_leader();
+        node.step(
+            Instant(3),
+            Event::ProposeRequested {
+                proposals: vec![Proposal {
+                    id: RequestId(2),
+                    data: "x".into(),
+                }],
+            },
+        );
+        // Appended, not yet durable: committing it would be the bug.
+        node.commit = node.last_index();
+        node.check_invariants();
+    }
+
+    #[test]
+    #[should_panic(expected = "vote changed within the term")]
+    fn a_second_vote_in_one_term_is_caught() {
+        let mut node = Node::new(
+            NodeOptions::new(NodeId(2)),
+            RecoveredState {
+                hard_state: crate::action::HardState {
+                    cluster_id: Some(ClusterId(9)),
+                    term: Term(1),
+                    vote: None,
+                },
+                ..Default::default()
+            },
+            1,
+            Instant(0),
+        )
+        .unwrap();
+        let request = Message {
+            cluster_id: ClusterId(9),
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(2),
+            body: MessageBody::VoteRequest {
+                last_index: LogIndex(0),
+                last_term: Term(0),
+                transfer: false,
+            },
+        };
+        node.step(Instant(1), Event::MessageReceived(request));
+        assert_eq!(node.vote(), Some(NodeId(1)));
+        node.hs.vote = Some(NodeId(3));
+        node.check_invariants();
     }
 }

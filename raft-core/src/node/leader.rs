@@ -57,6 +57,10 @@ pub(crate) struct LeaderState {
     pub(crate) transfer: Option<Transfer>,
     /// Reused for quorum arithmetic so a commit check allocates nothing.
     pub(crate) scratch: Vec<LogIndex>,
+    /// The commit index when something last lowered the durable quorum index
+    /// legally (election, a configuration change, a follower's match reset):
+    /// commit never exceeds the larger of this and the quorum index now.
+    pub(crate) commit_floor: LogIndex,
 }
 
 impl LeaderState {
@@ -124,6 +128,7 @@ impl Node {
             change: None,
             transfer: None,
             scratch: Vec::new(),
+            commit_floor: self.commit,
         }));
         if !self.log.is_empty() {
             // Raft §5.4.2: entries of earlier terms commit only under one of ours.

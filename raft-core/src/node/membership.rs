@@ -166,6 +166,8 @@ impl Node {
 
     /// Keeps one cursor per member other than ourselves (see below for removed ones).
     pub(crate) fn sync_cursors_with_config(&mut self) {
+        // A new configuration may count other voters than the one that committed.
+        self.note_quorum_index_may_drop();
         let me = self.id();
         let now = self.now;
         let next = self.log.last_index().next();

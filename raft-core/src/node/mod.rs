@@ -15,13 +15,14 @@ mod leader;
 mod log;
 mod membership;
 mod receiver;
+mod recovery;
 mod snapshot;
 mod transfer;
 
 use crate::action::{Action, HardState, Role};
 use crate::config::Config;
 use crate::entry::LogEntry;
-use crate::error::Refusal;
+use crate::error::{Refusal, Violation};
 use crate::event::Event;
 use crate::message::{Message, MessageBody, SnapshotMeta};
 use crate::options::NodeOptions;
@@ -29,63 +30,13 @@ use crate::time::{Duration, Instant};
 use crate::types::{ClusterId, LogIndex, NodeId, Term};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use thiserror::Error;
 
 use self::election::Campaign;
 use self::leader::LeaderState;
 pub(crate) use self::log::RaftLog;
 use self::membership::ConfigLog;
 use self::receiver::FollowerState;
-
-/// What the driver recovered from durable storage at startup.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RecoveredState {
-    /// The last persisted hard state.
-    pub hard_state: HardState,
-    /// The last installed or taken snapshot, if any. The driver has restored the
-    /// FSM from it (or from nothing when `None`).
-    pub snapshot: Option<SnapshotMeta>,
-    /// The durable log entries, contiguous. They may start at or before
-    /// `snapshot.index + 1` (a trailing window kept behind the snapshot).
-    pub entries: Vec<LogEntry>,
-}
-
-/// Recovered state that cannot be right: the driver's storage is damaged or
-/// belongs to something else.
-#[derive(Clone, Debug, PartialEq, Eq, Error)]
-pub enum RecoveryError {
-    /// The entries are not contiguous, or their terms decrease.
-    #[error("recovered log is not contiguous or its terms decrease at index {0}")]
-    BrokenLog(LogIndex),
-    /// The entries leave a gap after the snapshot.
-    #[error("recovered log starts at {first} but the snapshot ends at {snapshot}")]
-    GapAfterSnapshot {
-        /// The first entry's index.
-        first: LogIndex,
-        /// The snapshot's index.
-        snapshot: LogIndex,
-    },
-    /// The entry at the snapshot's index has another term than the snapshot.
-    #[error("entry at snapshot index {0} has a different term than the snapshot")]
-    SnapshotTermMismatch(LogIndex),
-    /// The log holds a term above the hard state's term.
-    #[error("log holds term {log} above the hard state's term {hard_state}")]
-    TermAboveHardState {
-        /// The log's last term.
-        log: Term,
-        /// The hard state's term.
-        hard_state: Term,
-    },
-    /// A membership entry whose payload does not decode.
-    #[error("membership entry at {0} does not decode")]
-    BadConfigEntry(LogIndex),
-    /// A snapshot whose configuration or term is newer than the snapshot or the hard state.
-    #[error("snapshot at {0} carries a configuration or term newer than itself")]
-    SnapshotAheadOfItself(LogIndex),
-    /// A log without a cluster id in the hard state.
-    #[error("the log is not empty but the hard state names no cluster")]
-    NoClusterId,
-}
+pub use self::recovery::{RecoveredState, RecoveryError};
 
 /// A leader's view of one follower.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,6 +114,9 @@ pub struct Node {
     /// What the driver was last told about role, term and leader.
     reported_role: Option<(Role, Term, Option<NodeId>)>,
     reported_config: Option<Config>,
+    /// The vote persisted by the last step, with its term: within that term
+    /// it may never change (one vote per term; checked by `check_invariants`).
+    persisted_vote: Option<(Term, NodeId)>,
 }
 
 impl Node {
@@ -170,95 +124,21 @@ impl Node {
     ///
     /// `rng_seed` seeds every random choice the node makes (election timeouts,
     /// cluster and stream ids), so the same seed and the same events replay the
-    /// same actions. Fails if the recovered state is inconsistent.
+    /// same actions. Fails, with a [`RecoveryError`] naming what disagrees,
+    /// if the options are invalid or the recovered state is inconsistent.
     pub fn new(
         options: NodeOptions,
         recovered: RecoveredState,
         rng_seed: u64,
         now: Instant,
     ) -> Result<Node, RecoveryError> {
-        options.validate();
-        let RecoveredState {
+        let recovery::Recovered {
             hard_state,
             snapshot,
-            entries,
-        } = recovered;
+            log,
+            configs,
+        } = recovery::recover(&options, recovered)?;
         let hard_state_term = hard_state.term;
-        for pair in entries.windows(2) {
-            if pair[1].index != pair[0].index.next() || pair[1].term < pair[0].term {
-                return Err(RecoveryError::BrokenLog(pair[1].index));
-            }
-        }
-        if let Some(last) = entries.last() {
-            if last.term > hard_state.term {
-                return Err(RecoveryError::TermAboveHardState {
-                    log: last.term,
-                    hard_state: hard_state.term,
-                });
-            }
-            if hard_state.cluster_id.is_none() {
-                return Err(RecoveryError::NoClusterId);
-            }
-        }
-        let (base_index, base_term, entries) = match &snapshot {
-            None => {
-                if let Some(first) = entries.first() {
-                    if first.index != LogIndex(1) {
-                        return Err(RecoveryError::GapAfterSnapshot {
-                            first: first.index,
-                            snapshot: LogIndex(0),
-                        });
-                    }
-                }
-                (LogIndex(0), Term(0), entries)
-            }
-            Some(meta) => {
-                if let Some(first) = entries.first() {
-                    if first.index > meta.index.next() {
-                        return Err(RecoveryError::GapAfterSnapshot {
-                            first: first.index,
-                            snapshot: meta.index,
-                        });
-                    }
-                }
-                if let Some(at) = entries.iter().find(|e| e.index == meta.index) {
-                    if at.term != meta.term {
-                        return Err(RecoveryError::SnapshotTermMismatch(meta.index));
-                    }
-                }
-                match entries.first() {
-                    Some(first) if first.index <= meta.index => {
-                        let base = first.index.prev();
-                        let base_term = if base == meta.index {
-                            meta.term
-                        } else {
-                            Term(0)
-                        };
-                        // Keep only what the snapshot does not cover, plus the
-                        // trailing entries; the base term of a trailing window is
-                        // unknown, so start the window at its first entry.
-                        let mut entries = entries;
-                        if base_term == Term(0) && base.0 > 0 {
-                            let first_term = entries[0].term;
-                            let first_index = entries[0].index;
-                            entries.remove(0);
-                            (first_index, first_term, entries)
-                        } else {
-                            (base, base_term, entries)
-                        }
-                    }
-                    _ => (meta.index, meta.term, entries),
-                }
-            }
-        };
-        if let Some(meta) = &snapshot {
-            if meta.config.index > meta.index || meta.term > hard_state.term {
-                return Err(RecoveryError::SnapshotAheadOfItself(meta.index));
-            }
-        }
-        let log = RaftLog::new(base_index, base_term, entries);
-        let configs =
-            ConfigLog::recover(snapshot.as_ref(), &log).map_err(RecoveryError::BadConfigEntry)?;
         let start = snapshot.as_ref().map_or(LogIndex(0), |s| s.index);
         let mut node = Node {
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
@@ -277,11 +157,13 @@ impl Node {
             hard_state_slot: None,
             reported_role: None,
             reported_config: None,
+            persisted_vote: None,
             opts: options,
         };
         node.reset_election_deadline();
         node.reported_config = Some(node.configs.latest().clone());
         node.reported_role = Some((node.role(), node.hs.term, node.leader()));
+        node.record_persisted_vote();
         node.check_invariants();
         Ok(node)
     }
@@ -331,6 +213,7 @@ impl Node {
         );
         #[cfg(debug_assertions)]
         self.check_invariants();
+        self.record_persisted_vote();
         self.hard_state_slot = None;
         std::mem::take(&mut self.out)
     }
@@ -546,6 +429,14 @@ impl Node {
         }
         if m.to != self.id() {
             self.refuse(m.from, Refusal::Misdirected(m.to));
+            return false;
+        }
+        if m.term == Term::MAX {
+            // Entering it would leave no next term to campaign in.
+            self.refuse(
+                m.from,
+                Refusal::Misbehaving(Violation::TermExhausted(m.term)),
+            );
             return false;
         }
         m.from != self.id()

@@ -1,20 +1,27 @@
 //! The follower's end of a replication stream.
 //!
 //! A follower opens one stream to the leader it heard from, saying where its
-//! log stands (a probe `(index, term)` and its commit index). Every chunk is
-//! checked like an AppendEntries: it must continue the previous one, its `prev`
-//! must match our log (or lie within our committed prefix), a conflicting
-//! uncommitted suffix is truncated, never a committed entry. On a mismatch the
-//! follower closes the stream and reopens it with a lower probe. What the
-//! stream has validated bounds both the acks (durable index) and the commit
-//! index the follower will use, so it never applies an entry the current
-//! leader has not vouched for.
+//! log stands (a probe `(index, term)` and its commit index). Everything on the
+//! stream is input from a peer, checked before it changes anything: a chunk
+//! must be of the stream's term and continue the previous frame, its entries
+//! must be consecutive with terms that never decrease and never exceed the
+//! stream's term, its commit claim must not pass its own last entry, and its
+//! `prev` must lie in our log with the same term. A term that contradicts our
+//! committed prefix (or what this stream already validated) is a violation; a
+//! mismatch above it truncates the conflicting uncommitted suffix, or, at
+//! `prev`, makes the follower reopen the stream with a lower probe. Snapshot
+//! frames come whole, in order, never behind the stream, and agree with our
+//! committed prefix. A violation closes the stream with a typed
+//! [`Violation`]; nothing a peer sends panics the node. What the stream has
+//! validated bounds both the acks (durable index) and the commit index the
+//! follower will use, so it never applies an entry the current leader has not
+//! vouched for.
 
 use super::{Node, RoleState};
 use crate::action::Action;
 use crate::config::Config;
 use crate::entry::LogEntry;
-use crate::error::Refusal;
+use crate::error::{Refusal, Violation};
 use crate::message::{Frame, MessageBody, SnapshotMeta, StreamOpen};
 use crate::time::Instant;
 use crate::types::{LogIndex, NodeId, StreamId, Term};
@@ -74,9 +81,6 @@ struct IncomingSnapshot {
     /// We already hold everything it covers: let it pass.
     skip: bool,
 }
-
-/// A chunk that breaks the stream's rules: close the stream.
-struct Violation(&'static str);
 
 impl Node {
     pub(crate) fn on_heartbeat(&mut self, from: NodeId, term: Term, commit: LogIndex, round: u64) {
@@ -221,8 +225,9 @@ impl Node {
             return;
         }
         f.last_heard = Some(now);
-        let is_chunk = matches!(frame, Frame::Chunk { .. });
-        if is_chunk && (installing || s.incoming.as_ref().is_some_and(|i| !i.skip)) {
+        if installing {
+            // The log is about to be replaced: judge these frames against the
+            // installed snapshot, after it lands.
             s.held_bytes += frame.budget_bytes();
             s.held.push_back(frame);
             let limit = 2 * self.opts.stream_budget_bytes + self.opts.max_batch_bytes;
@@ -239,21 +244,15 @@ impl Node {
                 prev_term,
                 leader_commit,
                 entries,
-            } => {
-                if chunk_term != term {
-                    Err(Violation("chunk of another term"))
-                } else {
-                    self.on_chunk(prev_index, prev_term, leader_commit, entries)
-                }
-            }
+            } => self.on_chunk(chunk_term, (prev_index, prev_term), leader_commit, entries),
             Frame::SnapshotBegin { meta, size } => self.on_snapshot_begin(meta, size),
             Frame::SnapshotChunk { offset, data, crc } => self.on_snapshot_chunk(offset, data, crc),
             Frame::SnapshotEnd { crc } => self.on_snapshot_end(crc),
-            Frame::Ack { .. } => Err(Violation("ack sent to a follower")),
+            Frame::Ack { .. } => Err(Violation::WrongDirection),
         };
-        if let Err(Violation(why)) = result {
+        if let Err(violation) = result {
             let leader = self.leader().unwrap_or(self.id());
-            self.refuse(leader, Refusal::Misbehaving(why.to_string()));
+            self.refuse(leader, Refusal::Misbehaving(violation));
             self.reset_follower_stream(None);
         }
     }
@@ -267,65 +266,74 @@ impl Node {
         }
     }
 
+    /// A chunk: checked whole before anything is appended, so a refused chunk
+    /// changes nothing.
     fn on_chunk(
         &mut self,
-        prev_index: LogIndex,
-        prev_term: Term,
+        chunk_term: Term,
+        (prev_index, prev_term): (LogIndex, Term),
         leader_commit: LogIndex,
         entries: Vec<LogEntry>,
     ) -> Result<(), Violation> {
-        let expect_prev = self.receiver().expect_prev;
+        if self.receiver().incoming.is_some() {
+            // A driver writes a snapshot's frames back to back.
+            return Err(Violation::ChunkInsideSnapshot);
+        }
+        let chunk_last = self.check_chunk_shape(chunk_term, (prev_index, prev_term), &entries)?;
+        if leader_commit > chunk_last {
+            return Err(Violation::CommitBeyondChunk {
+                commit: leader_commit,
+                last: chunk_last,
+            });
+        }
+        let r = self.receiver();
+        let (expect_prev, validated) = (r.expect_prev, r.validated);
         if expect_prev.is_some_and(|p| p != prev_index) {
-            return Err(Violation("chunk does not continue the stream"));
+            return Err(Violation::ChunkOutOfOrder {
+                expected: expect_prev.unwrap_or_default(),
+                prev: prev_index,
+            });
         }
-        let mut expected = prev_index.next();
-        let mut last_term = prev_term;
-        for e in &entries {
-            if e.index != expected || e.term < last_term || e.term > self.hs.term {
-                return Err(Violation(
-                    "chunk entries not contiguous or terms out of order",
-                ));
-            }
-            if e.kind.is_config() && Config::decode(&e.data).is_err() {
-                return Err(Violation("membership entry does not decode"));
-            }
-            expected = expected.next();
-            last_term = e.term;
+        let last = self.log.last_index();
+        if prev_index > last {
+            return Err(Violation::PrevBeyondLog {
+                prev: prev_index,
+                last,
+            });
         }
-        // Our committed prefix matches every leader's log; beyond it, `prev`
-        // must be in our log with the same term.
-        let prev_matches =
-            prev_index <= self.commit || self.log.term_at(prev_index) == Some(prev_term);
-        if !prev_matches {
-            let probe = self.lower_probe(prev_index, prev_term);
-            self.reset_follower_stream(Some(probe));
-            return Ok(());
-        }
-        let mut appended = Vec::new();
-        for e in entries {
-            if e.index <= self.commit || e.index <= self.log.base_index() {
-                continue; // already committed here; identical by log matching
+        // `prev` must be in our log with the same term. Below the compaction
+        // point its term is unknown, but it is committed and so matches.
+        match self.log.term_at(prev_index) {
+            Some(t) if t != prev_term && prev_index <= self.commit => {
+                return Err(Violation::ContradictsCommitted(prev_index));
             }
-            if appended.is_empty() {
-                match self.log.term_at(e.index) {
-                    Some(t) if t == e.term => continue,
-                    Some(_) => {
-                        assert!(
-                            e.index > self.commit,
-                            "node {}: truncating committed entry {}",
-                            self.id(),
-                            e.index
-                        );
-                        self.log.truncate_from(e.index);
-                        self.configs.truncate_from(e.index);
-                        self.emit(Action::TruncateLog { from: e.index });
-                    }
-                    None => {}
-                }
+            Some(t) if t != prev_term && expect_prev.is_some() => {
+                return Err(Violation::ContradictsValidated(prev_index));
             }
-            appended.push(e);
+            Some(t) if t != prev_term => {
+                let probe = self.lower_probe(prev_index, prev_term);
+                self.reset_follower_stream(Some(probe));
+                return Ok(());
+            }
+            _ => {}
         }
-        if !appended.is_empty() {
+        let from = self.first_new_entry(&entries, validated)?;
+        let appended: Vec<LogEntry> = match from {
+            Some(i) => entries.into_iter().skip(i).collect(),
+            None => Vec::new(),
+        };
+        if let Some(first) = appended.first() {
+            if first.index <= last {
+                assert!(
+                    first.index > self.commit,
+                    "node {}: truncating committed entry {}",
+                    self.id(),
+                    first.index
+                );
+                self.log.truncate_from(first.index);
+                self.configs.truncate_from(first.index);
+                self.emit(Action::TruncateLog { from: first.index });
+            }
             self.log.append(&appended);
             for e in appended.iter().filter(|e| e.kind.is_config()) {
                 let config = Config::decode(&e.data).expect("validated above");
@@ -333,14 +341,88 @@ impl Node {
             }
             self.emit(Action::AppendLog(appended));
         }
-        let validated = expected.prev();
         let r = self.receiver();
-        r.expect_prev = Some(validated);
-        r.validated = r.validated.max(validated);
+        r.expect_prev = Some(chunk_last);
+        r.validated = r.validated.max(chunk_last);
         let validated = r.validated;
         self.advance_commit_to(leader_commit.min(validated));
         self.maybe_ack();
         Ok(())
+    }
+
+    /// The rules a chunk must obey on its own: the stream's term, consecutive
+    /// entries after `prev`, terms that never decrease and never exceed the
+    /// stream's, membership entries that decode to a configuration of this
+    /// cluster. Returns the chunk's last index (`prev` when empty).
+    fn check_chunk_shape(
+        &self,
+        chunk_term: Term,
+        (prev_index, prev_term): (LogIndex, Term),
+        entries: &[LogEntry],
+    ) -> Result<LogIndex, Violation> {
+        let term = self.hs.term;
+        if chunk_term != term {
+            return Err(Violation::ChunkOfAnotherTerm {
+                chunk: chunk_term,
+                stream: term,
+            });
+        }
+        if prev_term > term {
+            return Err(Violation::TermAboveStream {
+                index: prev_index,
+                term: prev_term,
+            });
+        }
+        let mut last = (prev_index, prev_term);
+        for e in entries {
+            if last.0.0.checked_add(1) != Some(e.index.0) {
+                return Err(Violation::EntriesNotContiguous(e.index));
+            }
+            if e.term < last.1 {
+                return Err(Violation::TermsDecrease(e.index));
+            }
+            if e.term > term {
+                return Err(Violation::TermAboveStream {
+                    index: e.index,
+                    term: e.term,
+                });
+            }
+            if e.kind.is_config()
+                && Config::decode(&e.data)
+                    .map_or(true, |c| Some(c.cluster_id) != self.hs.cluster_id)
+            {
+                return Err(Violation::BadConfigEntry(e.index));
+            }
+            last = (e.index, e.term);
+        }
+        Ok(last.0)
+    }
+
+    /// The position in `entries` of the first entry our log lacks or holds
+    /// with another term (where the append starts, truncating from there), or
+    /// `None` if we hold them all. Entries we hold with another term must lie
+    /// above both our commit index and what this stream validated.
+    fn first_new_entry(
+        &self,
+        entries: &[LogEntry],
+        validated: LogIndex,
+    ) -> Result<Option<usize>, Violation> {
+        for (i, e) in entries.iter().enumerate() {
+            match self.log.term_at(e.index) {
+                // Compacted: committed, covered by our snapshot.
+                None if e.index < self.log.base_index() => {}
+                None => return Ok(Some(i)),
+                Some(t) if t == e.term => {}
+                Some(_) if e.index <= self.commit => {
+                    return Err(Violation::ContradictsCommitted(e.index));
+                }
+                Some(_) if e.index <= validated => {
+                    return Err(Violation::ContradictsValidated(e.index));
+                }
+                Some(_) => return Ok(Some(i)),
+            }
+        }
+        Ok(None)
     }
 
     /// After a mismatch at `prev`: the highest index below it that could still
@@ -387,20 +469,39 @@ impl Node {
     }
 
     fn on_snapshot_begin(&mut self, meta: SnapshotMeta, size: u64) -> Result<(), Violation> {
-        if self.receiver().incoming.is_some() {
-            return Err(Violation("snapshot begins inside another"));
+        let r = self.receiver();
+        if r.incoming.is_some() {
+            return Err(Violation::SnapshotInsideSnapshot);
         }
-        if meta.term > self.hs.term
-            || meta.config.cluster_id != self.hs.cluster_id.unwrap_or_default()
-        {
-            return Err(Violation("snapshot of a later term or another cluster"));
+        let stream_at = r.validated.max(r.expect_prev.unwrap_or_default());
+        if meta.term > self.hs.term {
+            return Err(Violation::SnapshotTermAboveStream(meta.term));
+        }
+        if Some(meta.config.cluster_id) != self.hs.cluster_id {
+            return Err(Violation::SnapshotOfAnotherCluster);
         }
         if meta.config.validate().is_err() || meta.config.index > meta.index {
-            return Err(Violation(
-                "snapshot config invalid or newer than the snapshot",
-            ));
+            return Err(Violation::SnapshotConfigInvalid);
         }
+        // A leader sends a snapshot only when the stream needs entries it
+        // compacted: never one behind what the stream already delivered.
+        if meta.index < stream_at {
+            return Err(Violation::SnapshotRewindsStream {
+                snapshot: meta.index,
+                stream: stream_at,
+            });
+        }
+        // The leader's log holds our committed prefix: a snapshot inside it
+        // has its term there, one beyond it a term no lower than its end.
         let skip = meta.index <= self.commit;
+        let contradicts = if skip {
+            self.log.term_at(meta.index).is_some_and(|t| t != meta.term)
+        } else {
+            self.log.term_at(self.commit).is_some_and(|t| meta.term < t)
+        };
+        if contradicts {
+            return Err(Violation::ContradictsCommitted(meta.index.min(self.commit)));
+        }
         let r = self.receiver();
         r.incoming = Some(IncomingSnapshot {
             meta,
@@ -420,19 +521,23 @@ impl Node {
     ) -> Result<(), Violation> {
         let r = self.receiver();
         let Some(inc) = r.incoming.as_mut() else {
-            return Err(Violation("snapshot chunk outside a snapshot"));
+            return Err(Violation::SnapshotDataOutsideSnapshot);
         };
-        if inc.skip {
-            return Ok(());
-        }
-        if offset != inc.received || inc.received + data.len() as u64 > inc.size {
-            return Err(Violation("snapshot chunk out of place"));
+        let end = inc.received.checked_add(data.len() as u64);
+        if offset != inc.received || end.is_none_or(|end| end > inc.size) {
+            return Err(Violation::SnapshotChunkOutOfPlace {
+                offset,
+                expected: inc.received,
+            });
         }
         if crc32fast::hash(&data) != crc {
-            return Err(Violation("snapshot chunk checksum mismatch"));
+            return Err(Violation::SnapshotCorrupt);
         }
         inc.crc.update(&data);
         inc.received += data.len() as u64;
+        if inc.skip {
+            return Ok(()); // we hold everything it covers
+        }
         let meta = inc.meta.clone();
         self.emit(Action::ReceiveSnapshotChunk { meta, offset, data });
         Ok(())
@@ -441,15 +546,15 @@ impl Node {
     fn on_snapshot_end(&mut self, crc: u32) -> Result<(), Violation> {
         let r = self.receiver();
         let Some(inc) = r.incoming.take() else {
-            return Err(Violation("snapshot end outside a snapshot"));
+            return Err(Violation::SnapshotDataOutsideSnapshot);
         };
+        if inc.received != inc.size || inc.crc.finalize() != crc {
+            return Err(Violation::SnapshotCorrupt);
+        }
         r.expect_prev = Some(inc.meta.index);
         // Commit may have moved past the snapshot while it streamed in.
         if inc.skip || inc.meta.index <= self.commit {
             return Ok(());
-        }
-        if inc.received != inc.size || inc.crc.finalize() != crc {
-            return Err(Violation("snapshot incomplete or checksum mismatch"));
         }
         self.installing = Some(inc.meta.clone());
         self.emit(Action::InstallSnapshot { meta: inc.meta });

@@ -1,0 +1,476 @@
+//! A peer that sends well-formed frames and messages which break the
+//! protocol: the node refuses each with a typed `Violation` (a follower also
+//! closes the stream) and keeps its log, and never panics.
+mod harness;
+use bytes::Bytes;
+use harness::*;
+use raft_core::*;
+
+const LEADER: NodeId = NodeId(1);
+const ME: NodeId = NodeId(2);
+const TERM: u64 = 6;
+
+fn e(index: u64, term: u64) -> LogEntry {
+    LogEntry {
+        index: LogIndex(index),
+        term: Term(term),
+        kind: EntryKind::Command,
+        data: Bytes::new(),
+    }
+}
+
+fn chunk(prev: (u64, u64), commit: u64, entries: Vec<LogEntry>) -> Frame {
+    Frame::Chunk {
+        term: Term(TERM),
+        prev_index: LogIndex(prev.0),
+        prev_term: Term(prev.1),
+        leader_commit: LogIndex(commit),
+        entries,
+    }
+}
+
+/// A follower in term 6 whose log 1..=10 (terms 1,1,2,2,3,3,4,4,5,5) is
+/// committed through 10, with the stream that committed it.
+struct Follower {
+    node: Node,
+    stream: StreamId,
+    now: Instant,
+}
+
+impl Follower {
+    fn new() -> Follower {
+        let entries = (1..=10).map(|i| e(i, i.div_ceil(2))).collect();
+        let mut node = Node::new(
+            NodeOptions::new(ME),
+            RecoveredState {
+                hard_state: HardState {
+                    cluster_id: Some(CLUSTER),
+                    term: Term(TERM),
+                    vote: None,
+                },
+                snapshot: None,
+                entries,
+            },
+            7,
+            Instant(0),
+        )
+        .expect("a consistent log");
+        let actions = node.step(
+            Instant(1),
+            Event::MessageReceived(heartbeat(LEADER, ME, TERM, 0)),
+        );
+        let stream = opened_stream(&actions);
+        let mut f = Follower {
+            node,
+            stream,
+            now: Instant(1),
+        };
+        let actions = f.frame(chunk((10, 5), 10, vec![]));
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Refused { .. })),
+            "{actions:?}"
+        );
+        assert_eq!(f.node.commit_index(), LogIndex(10));
+        f
+    }
+
+    fn frame(&mut self, frame: Frame) -> Vec<Action> {
+        self.now = self.now + Duration::from_millis(1);
+        self.node.step(
+            self.now,
+            Event::FrameReceived {
+                stream: self.stream,
+                frame,
+            },
+        )
+    }
+
+    /// Closes the stream and lets the follower open a fresh one (no frame yet).
+    fn reopen(&mut self) {
+        self.now = self.now + Duration::from_millis(1);
+        self.node.step(
+            self.now,
+            Event::StreamClosed {
+                stream: self.stream,
+            },
+        );
+        self.now = self.now + self.node.options().reconnect_delay;
+        let actions = self.node.step(self.now, Event::Tick);
+        self.stream = opened_stream(&actions);
+    }
+
+    /// `frame` is refused with `violation`: the stream closes and the log,
+    /// its commit index and its applied index stay as they were.
+    fn assert_refused(&mut self, frame: Frame, violation: Violation) {
+        let before = (
+            self.node.last_index(),
+            self.node.last_term(),
+            self.node.commit_index(),
+        );
+        let stream = self.stream;
+        let actions = self.frame(frame);
+        assert!(
+            actions.contains(&Action::Refused {
+                peer: LEADER,
+                reason: Refusal::Misbehaving(violation.clone()),
+            }),
+            "expected {violation:?}, got {actions:?}"
+        );
+        assert!(actions.contains(&Action::CloseStream { stream }));
+        assert!(
+            !actions.iter().any(|a| matches!(
+                a,
+                Action::AppendLog(_)
+                    | Action::TruncateLog { .. }
+                    | Action::InstallSnapshot { .. }
+                    | Action::OpenStream { .. }
+            )),
+            "a refused frame changes nothing and the stream reopens only after a delay: {actions:?}"
+        );
+        let after = (
+            self.node.last_index(),
+            self.node.last_term(),
+            self.node.commit_index(),
+        );
+        assert_eq!(before, after);
+        self.node.check_invariants();
+    }
+}
+
+/// The example: commit 10 with term(10) = 5 receives
+/// `Chunk{prev=(10,1), entries=[(11,1)]}`. It used to pass the checks (prev
+/// within the committed prefix was taken on trust) and panic in the append.
+#[test]
+fn a_chunk_whose_prev_contradicts_a_committed_entry_is_refused_without_a_panic() {
+    let mut f = Follower::new();
+    f.assert_refused(
+        chunk((10, 1), 10, vec![e(11, 1)]),
+        Violation::ContradictsCommitted(LogIndex(10)),
+    );
+}
+
+#[test]
+fn a_chunk_rewriting_committed_entries_is_refused() {
+    let mut f = Follower::new();
+    f.reopen();
+    // From the start of the log, with the committed entries' terms flattened
+    // to 1 and one new entry whose term would then decrease in our log.
+    let entries = (1..=11).map(|i| e(i, 1)).collect();
+    f.assert_refused(
+        chunk((0, 0), 0, entries),
+        Violation::ContradictsCommitted(LogIndex(3)),
+    );
+}
+
+#[test]
+fn chunk_terms_that_decrease_or_pass_the_stream_term_are_refused() {
+    let mut f = Follower::new();
+    f.assert_refused(
+        chunk((10, 5), 10, vec![e(11, 6), e(12, 5)]),
+        Violation::TermsDecrease(LogIndex(12)),
+    );
+    f.reopen();
+    f.assert_refused(
+        chunk((10, 5), 10, vec![e(11, 4)]),
+        Violation::TermsDecrease(LogIndex(11)),
+    );
+    f.reopen();
+    f.assert_refused(
+        chunk((10, 5), 10, vec![e(11, 7)]),
+        Violation::TermAboveStream {
+            index: LogIndex(11),
+            term: Term(7),
+        },
+    );
+    f.reopen();
+    f.assert_refused(
+        chunk((10, 7), 10, vec![]),
+        Violation::TermAboveStream {
+            index: LogIndex(10),
+            term: Term(7),
+        },
+    );
+    f.reopen();
+    let mut other_term = chunk((10, 5), 10, vec![]);
+    if let Frame::Chunk { term, .. } = &mut other_term {
+        *term = Term(5);
+    }
+    f.assert_refused(
+        other_term,
+        Violation::ChunkOfAnotherTerm {
+            chunk: Term(5),
+            stream: Term(6),
+        },
+    );
+}
+
+#[test]
+fn chunk_entries_that_skip_an_index_are_refused() {
+    // The codec refuses these too; the core does not rely on it.
+    let mut f = Follower::new();
+    f.assert_refused(
+        chunk((10, 5), 10, vec![e(11, 6), e(13, 6)]),
+        Violation::EntriesNotContiguous(LogIndex(13)),
+    );
+}
+
+#[test]
+fn a_chunk_claiming_a_commit_beyond_its_last_entry_is_refused() {
+    let mut f = Follower::new();
+    f.assert_refused(
+        chunk((10, 5), 12, vec![e(11, 6)]),
+        Violation::CommitBeyondChunk {
+            commit: LogIndex(12),
+            last: LogIndex(11),
+        },
+    );
+}
+
+#[test]
+fn a_first_chunk_starting_beyond_the_log_is_refused() {
+    let mut f = Follower::new();
+    f.reopen();
+    f.assert_refused(
+        chunk((15, 5), 10, vec![e(16, 6)]),
+        Violation::PrevBeyondLog {
+            prev: LogIndex(15),
+            last: LogIndex(10),
+        },
+    );
+}
+
+#[test]
+fn duplicated_and_reordered_chunks_are_refused() {
+    let mut f = Follower::new();
+    let first = chunk((10, 5), 10, vec![e(11, 6)]);
+    assert!(
+        f.frame(first.clone())
+            .iter()
+            .any(|a| matches!(a, Action::AppendLog(_)))
+    );
+    f.assert_refused(
+        first,
+        Violation::ChunkOutOfOrder {
+            expected: LogIndex(11),
+            prev: LogIndex(10),
+        },
+    );
+    f.reopen();
+    assert!(
+        f.frame(chunk((11, 6), 10, vec![]))
+            .iter()
+            .all(|a| !matches!(a, Action::Refused { .. }))
+    );
+    // A chunk that would follow one not yet received.
+    f.assert_refused(
+        chunk((12, 6), 10, vec![e(13, 6)]),
+        Violation::ChunkOutOfOrder {
+            expected: LogIndex(11),
+            prev: LogIndex(12),
+        },
+    );
+}
+
+#[test]
+fn a_chunk_contradicting_what_its_own_stream_validated_is_refused() {
+    let mut f = Follower::new();
+    f.frame(chunk((10, 5), 10, vec![e(11, 6), e(12, 6)]));
+    // Entries 11 and 12 are uncommitted, but this stream vouched for them.
+    f.assert_refused(
+        chunk((12, 5), 10, vec![]),
+        Violation::ContradictsValidated(LogIndex(12)),
+    );
+}
+
+fn snapshot_meta(index: u64, term: u64) -> SnapshotMeta {
+    SnapshotMeta {
+        index: LogIndex(index),
+        term: Term(term),
+        config: Config {
+            cluster_id: CLUSTER,
+            index: LogIndex(1),
+            max_node_id: ME,
+            members: vec![Member {
+                id: LEADER,
+                address: "a".into(),
+                role: MemberRole::Voter,
+            }],
+        },
+    }
+}
+
+fn snapshot_begin(index: u64, term: u64) -> Frame {
+    Frame::SnapshotBegin {
+        meta: snapshot_meta(index, term),
+        size: 4,
+    }
+}
+
+#[test]
+fn a_snapshot_behind_the_stream_is_refused() {
+    let mut f = Follower::new();
+    f.frame(chunk((10, 5), 10, vec![e(11, 6), e(12, 6)]));
+    f.assert_refused(
+        snapshot_begin(11, 6),
+        Violation::SnapshotRewindsStream {
+            snapshot: LogIndex(11),
+            stream: LogIndex(12),
+        },
+    );
+}
+
+#[test]
+fn a_snapshot_that_contradicts_the_committed_prefix_is_refused() {
+    let mut f = Follower::new();
+    f.reopen();
+    // Inside the committed prefix with another term at its index.
+    f.assert_refused(
+        snapshot_begin(8, 3),
+        Violation::ContradictsCommitted(LogIndex(8)),
+    );
+    f.reopen();
+    // Beyond it, but of a term below our committed entry's.
+    f.assert_refused(
+        snapshot_begin(20, 4),
+        Violation::ContradictsCommitted(LogIndex(10)),
+    );
+    f.reopen();
+    f.assert_refused(
+        snapshot_begin(20, 7),
+        Violation::SnapshotTermAboveStream(Term(7)),
+    );
+}
+
+#[test]
+fn frames_out_of_place_in_a_snapshot_transfer_are_refused() {
+    let mut f = Follower::new();
+    let meta = snapshot_meta(20, 6);
+    let frames = snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4);
+    let [begin, first, second, end] = &frames[..] else {
+        panic!("{frames:?}")
+    };
+    f.frame(begin.clone());
+    f.assert_refused(chunk((10, 5), 10, vec![]), Violation::ChunkInsideSnapshot);
+    f.reopen();
+    f.frame(begin.clone());
+    f.assert_refused(begin.clone(), Violation::SnapshotInsideSnapshot);
+    f.reopen();
+    f.frame(begin.clone());
+    f.assert_refused(
+        second.clone(),
+        Violation::SnapshotChunkOutOfPlace {
+            offset: 4,
+            expected: 0,
+        },
+    );
+    f.reopen();
+    f.frame(begin.clone());
+    f.frame(first.clone());
+    f.assert_refused(
+        first.clone(),
+        Violation::SnapshotChunkOutOfPlace {
+            offset: 0,
+            expected: 4,
+        },
+    );
+    f.reopen();
+    f.frame(begin.clone());
+    f.frame(first.clone());
+    f.assert_refused(end.clone(), Violation::SnapshotCorrupt);
+    f.reopen();
+    f.assert_refused(end.clone(), Violation::SnapshotDataOutsideSnapshot);
+}
+
+#[test]
+fn an_ack_sent_to_a_follower_is_refused() {
+    let mut f = Follower::new();
+    f.assert_refused(
+        Frame::Ack {
+            durable: LogIndex(3),
+        },
+        Violation::WrongDirection,
+    );
+}
+
+/// The honest counterpart of the refusals above: a snapshot beyond the
+/// committed prefix, then the chunk after it, are accepted.
+#[test]
+fn an_honest_snapshot_then_chunk_is_accepted() {
+    let mut f = Follower::new();
+    let meta = snapshot_meta(20, 6);
+    let mut installs = Vec::new();
+    for frame in snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4) {
+        let actions = f.frame(frame);
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Refused { .. })),
+            "{actions:?}"
+        );
+        installs.extend(actions.into_iter().filter_map(|a| match a {
+            Action::InstallSnapshot { meta } => Some(meta),
+            _ => None,
+        }));
+    }
+    assert_eq!(installs, vec![meta.clone()]);
+    let held = f.frame(chunk((20, 6), 21, vec![e(21, 6)]));
+    assert!(held.is_empty(), "held until the snapshot lands: {held:?}");
+    f.now = f.now + Duration::from_millis(1);
+    let actions = f
+        .node
+        .step(f.now, Event::SnapshotInstalled { meta: meta.clone() });
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::AppendLog(es) if es[0].index == LogIndex(21))),
+        "{actions:?}"
+    );
+    assert_eq!(f.node.commit_index(), LogIndex(21));
+}
+
+/// A heartbeat in the largest term used to be obeyed; the next election
+/// timeout then overflowed the term.
+#[test]
+fn a_message_in_the_largest_term_is_refused_and_the_node_still_campaigns() {
+    let config = Config {
+        cluster_id: CLUSTER,
+        index: LogIndex(1),
+        max_node_id: NodeId(3),
+        members: (1..=3)
+            .map(|id| Member {
+                id: NodeId(id),
+                address: format!("n{id}"),
+                role: MemberRole::Voter,
+            })
+            .collect(),
+    };
+    let entry = LogEntry {
+        index: LogIndex(1),
+        term: Term(1),
+        kind: EntryKind::Initialize,
+        data: config.encode(),
+    };
+    let hard_state = HardState {
+        cluster_id: Some(CLUSTER),
+        term: Term(1),
+        vote: None,
+    };
+    let recovered = RecoveredState {
+        hard_state,
+        snapshot: None,
+        entries: vec![entry],
+    };
+    let mut node = Node::new(NodeOptions::new(ME), recovered, 3, Instant(0)).unwrap();
+    let mut hb = heartbeat(NodeId(3), ME, 0, 0);
+    hb.term = Term::MAX;
+    let actions = node.step(Instant(1), Event::MessageReceived(hb));
+    assert!(
+        actions.contains(&Action::Refused {
+            peer: NodeId(3),
+            reason: Refusal::Misbehaving(Violation::TermExhausted(Term::MAX)),
+        }),
+        "{actions:?}"
+    );
+    assert_eq!(node.term(), Term(1));
+    let later = node.next_deadline();
+    node.step(later, Event::Tick);
+    assert_eq!(node.role(), Role::PreCandidate);
+}
