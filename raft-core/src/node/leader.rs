@@ -29,6 +29,29 @@ pub(crate) struct PendingChange {
     pub(crate) initialize: bool,
 }
 
+/// What a leader may serve from its lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lease {
+    /// Reads are safe until here (the past, before any round is confirmed).
+    Until(Instant),
+    /// `TimeoutNow` left this term: the target may already lead a later term,
+    /// so no lease read is safe for the rest of this term, whatever rounds
+    /// a quorum confirms afterwards.
+    Forfeited,
+}
+
+impl Lease {
+    pub(crate) fn holds_at(self, now: Instant) -> bool {
+        matches!(self, Lease::Until(until) if now < until)
+    }
+
+    fn extend_to(&mut self, until: Instant) {
+        if let Lease::Until(current) = self {
+            *current = (*current).max(until);
+        }
+    }
+}
+
 /// A leadership transfer in progress.
 pub(crate) struct Transfer {
     pub(crate) id: Option<RequestId>,
@@ -45,8 +68,8 @@ pub(crate) struct LeaderState {
     /// The last heartbeat round sent, and when each recent round left.
     pub(crate) round: u64,
     pub(crate) round_sent_at: VecDeque<(u64, Instant)>,
-    /// Lease reads are safe until here.
-    pub(crate) lease_until: Instant,
+    /// How long lease reads are safe, if at all.
+    pub(crate) lease: Lease,
     /// The first index of this term (its `Nop` or `Initialize`).
     pub(crate) term_start: LogIndex,
     pub(crate) writes: VecDeque<(LogIndex, RequestId)>,
@@ -116,7 +139,7 @@ impl Node {
             check_quorum_due: now + self.opts.election_timeout,
             round: 0,
             round_sent_at: VecDeque::new(),
-            lease_until: Instant::ZERO,
+            lease: Lease::Until(Instant::ZERO),
             term_start: self.log.last_index().next(),
             writes: VecDeque::new(),
             reads: VecDeque::new(),
@@ -246,7 +269,7 @@ impl Node {
         }
         if let Some(&(r, sent_at)) = l.round_sent_at.front() {
             if r == confirmed {
-                l.lease_until = l.lease_until.max(sent_at + lease);
+                l.lease.extend_to(sent_at + lease);
             }
         }
         self.serve_reads_ready();

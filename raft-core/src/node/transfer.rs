@@ -4,7 +4,7 @@
 //! leader recently. If the target has not taken over within an election
 //! timeout, the transfer is abandoned.
 
-use super::leader::Transfer;
+use super::leader::{Lease, Transfer};
 use super::{Node, RoleState};
 use crate::action::Completion;
 use crate::error::RequestError;
@@ -75,6 +75,9 @@ impl Node {
             .is_some_and(|c| c.match_index >= last);
         if caught_up {
             t.timeout_now_sent = true;
+            // The target campaigns past every follower's stickiness, so the
+            // quorum that backs our lease no longer protects it.
+            l.lease = Lease::Forfeited;
             let target = t.target;
             self.send(target, MessageBody::TimeoutNow);
         }
