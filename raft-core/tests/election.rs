@@ -264,6 +264,66 @@ fn timeout_now_makes_the_target_campaign_past_leader_stickiness() {
     );
 }
 
+/// Starts a transfer from the leader to another node whose `TimeoutNow` is
+/// lost; returns (leader, target, request).
+fn transfer_with_lost_timeout_now(c: &mut Cluster) -> (NodeId, NodeId, RequestId) {
+    let leader = c.leader().unwrap();
+    let target = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    c.cut.insert((leader, target));
+    let id = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id,
+            target: Some(target),
+        },
+    );
+    c.settle();
+    assert!(
+        c.hosts[&leader].actions.iter().any(|a| matches!(
+            a,
+            Action::Send(Message { body: MessageBody::TimeoutNow, to, .. }) if *to == target
+        )),
+        "the leader sent TimeoutNow"
+    );
+    (leader, target, id)
+}
+
+#[test]
+fn a_transfer_is_reported_done_only_when_the_target_leads_a_later_term() {
+    let mut c = Cluster::new(3);
+    let (leader, target, id) = transfer_with_lost_timeout_now(&mut c);
+    let other = *c
+        .hosts
+        .keys()
+        .find(|&&n| n != leader && n != target)
+        .unwrap();
+    // Another node leads a later term: the leader steps down, but not because
+    // the target took over.
+    let node = &c.hosts[&leader].node;
+    let later = node.term().next();
+    let beat = Message {
+        cluster_id: node.cluster_id().unwrap(),
+        from: other,
+        to: leader,
+        term: later,
+        body: MessageBody::Heartbeat {
+            commit: node.commit_index(),
+            round: 1,
+        },
+    };
+    c.step(leader, Event::MessageReceived(beat));
+    assert_eq!(c.hosts[&leader].node.role(), Role::Follower);
+    assert_eq!(
+        c.result(id),
+        Some(Err(RequestError::TransferSuperseded {
+            target,
+            leader: other,
+            term: later
+        }))
+    );
+}
+
 #[test]
 fn granting_a_vote_in_a_new_term_costs_one_hard_state_write() {
     let mut node = node_in_term(n(2), 1);

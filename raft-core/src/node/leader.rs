@@ -62,6 +62,8 @@ pub(crate) struct Transfer {
 
 /// State that exists only while leading.
 pub(crate) struct LeaderState {
+    /// The term led (`hs.term` moves first when a later term deposes us).
+    pub(crate) term: Term,
     pub(crate) cursors: BTreeMap<NodeId, Cursor>,
     pub(crate) heartbeat_due: Instant,
     pub(crate) check_quorum_due: Instant,
@@ -134,6 +136,7 @@ impl Node {
             .map(|m| (m.id, Cursor::new(self.log.last_index().next(), now)))
             .collect();
         self.role = RoleState::Leader(Box::new(LeaderState {
+            term: self.hs.term,
             cursors,
             heartbeat_due: now,
             check_quorum_due: now + self.opts.election_timeout,
@@ -440,15 +443,15 @@ impl Node {
                 result: Err(unknown.clone()),
             });
         }
-        if let Some(t) = l.transfer {
-            if let Some(id) = t.id {
-                let result = if t.timeout_now_sent {
-                    Ok(Completion::Transferred { term: self.hs.term })
-                } else {
-                    Err(RequestError::TransferTimedOut(t.target))
-                };
-                self.emit(Action::CompleteRequest { id, result });
-            }
+        if let Some(Transfer {
+            id: Some(id),
+            target,
+            ..
+        }) = l.transfer
+        {
+            // Stepping down proves nothing about the target: wait to hear who
+            // leads next. (`enter_term` may already have moved `hs.term`.)
+            self.watch_transfer(id, target, l.term);
         }
     }
 }

@@ -163,6 +163,9 @@ pub struct Node {
     /// What the driver was last told about role, term and leader.
     reported_role: Option<(Role, Term, Option<NodeId>)>,
     reported_config: Option<Config>,
+    /// A transfer request this node took as leader and stepped down before
+    /// seeing its end; it outlives the leader role.
+    pub(crate) transfer_watch: Option<transfer::TransferWatch>,
 }
 
 impl Node {
@@ -277,6 +280,7 @@ impl Node {
             hard_state_slot: None,
             reported_role: None,
             reported_config: None,
+            transfer_watch: None,
             opts: options,
         };
         node.reset_election_deadline();
@@ -318,6 +322,7 @@ impl Node {
             Event::InitializeRequested { id, address } => self.on_initialize(id, address),
         }
         self.fire_timers();
+        self.maybe_settle_transfer_watch();
         self.report_changes();
         assert!(
             self.commit >= commit_before,
@@ -351,7 +356,11 @@ impl Node {
             RoleState::Leader(_) => Instant::NEVER,
             _ => self.election_deadline,
         };
-        role_deadline.min(election)
+        let watch = self
+            .transfer_watch
+            .as_ref()
+            .map_or(Instant::NEVER, |w| w.deadline);
+        role_deadline.min(election).min(watch)
     }
 
     /// This node's id.
