@@ -92,6 +92,38 @@ fn leader_steps_down_when_quorum_silent_for_election_timeout() {
 }
 
 #[test]
+fn an_isolated_leader_steps_down_one_election_timeout_after_its_last_quorum_contact() {
+    let timeout = NodeOptions::new(n(1)).election_timeout;
+    // Whatever the phase of the leader's timers when the isolation begins.
+    for phase_ms in [0, 100, 200, 300, 400] {
+        let mut c = Cluster::new(3);
+        c.run_for(Duration::from_millis(phase_ms));
+        let leader = c.leader().unwrap();
+        // A ReadIndex round makes every follower answer now: the last contact.
+        let read = c.request_id();
+        c.push(leader, Event::ReadRequested { id: read });
+        c.settle();
+        assert!(matches!(c.result(read), Some(Ok(Completion::Read { .. }))));
+        let contact = c.now;
+        c.isolate(leader);
+        let node = &mut c.hosts.get_mut(&leader).unwrap().node;
+        node.step(contact + timeout - Duration(1), Event::Tick);
+        assert_eq!(node.role(), Role::Leader, "phase {phase_ms} ms: heard within T");
+        assert_eq!(
+            node.next_deadline(),
+            contact + timeout,
+            "phase {phase_ms} ms: the node asks to be woken when its quorum contact expires"
+        );
+        node.step(contact + timeout, Event::Tick);
+        assert_eq!(
+            node.role(),
+            Role::Follower,
+            "phase {phase_ms} ms: check-quorum steps down T after the last quorum contact"
+        );
+    }
+}
+
+#[test]
 fn votes_refused_while_a_live_leader_was_heard_recently() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();

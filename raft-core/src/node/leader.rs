@@ -8,7 +8,7 @@ use crate::entry::{EntryKind, LogEntry};
 use crate::error::{Outcome, RequestError};
 use crate::message::MessageBody;
 use crate::node::FollowerStatus;
-use crate::quorum::{committed_index, is_majority};
+use crate::quorum::{committed_index, quorum_value};
 use crate::time::Instant;
 use crate::types::{LogIndex, NodeId, RequestId, Term};
 use bytes::Bytes;
@@ -286,31 +286,56 @@ impl Node {
         }
         let Some(l) = self.leader_state() else { return };
         if now >= l.check_quorum_due {
-            if !self.quorum_heard_recently() {
+            let due = self.check_quorum_deadline();
+            if now >= due {
                 // Check-quorum: a leader cut off from a quorum steps down, so
                 // clients stop waiting on it and the majority side can elect.
                 self.become_follower(None);
                 return;
             }
-            let timeout = self.opts.election_timeout;
             if let Some(l) = self.leader_state() {
-                l.check_quorum_due = now + timeout;
+                l.check_quorum_due = due;
             }
         }
         self.on_transfer_timer();
     }
 
-    fn quorum_heard_recently(&self) -> bool {
-        let RoleState::Leader(l) = &self.role else {
-            return false;
-        };
-        let since = self.now - self.opts.election_timeout;
+    /// When this leader must step down unless it hears from more voters: one
+    /// election timeout after the latest instant by which a quorum of voters
+    /// (itself, if a voter, counting as heard now) had been heard from.
+    ///
+    /// Last-heard instants only move forward, so a deadline computed earlier
+    /// is never later than this one while the voters stay the same: the timer
+    /// need only be recomputed when it fires and when the voters change.
+    fn check_quorum_deadline(&self) -> Instant {
+        let me = self.id();
+        let now = self.now;
+        let timeout = self.opts.election_timeout;
         let config = self.configs.latest();
-        let heard = config
+        let RoleState::Leader(l) = &self.role else {
+            return Instant::NEVER;
+        };
+        let heard: Vec<Instant> = config
             .voters()
-            .filter(|&v| v == self.id() || l.cursors.get(&v).is_some_and(|c| c.last_heard >= since))
-            .count();
-        is_majority(heard, config.voter_count())
+            .map(|v| {
+                if v == me {
+                    now
+                } else {
+                    l.cursors.get(&v).map_or(Instant::ZERO, |c| c.last_heard)
+                }
+            })
+            .collect();
+        let contact = quorum_value(&heard, config.quorum().max(1)).unwrap_or(Instant::ZERO);
+        contact + timeout
+    }
+
+    /// Re-arms check-quorum for a new set of voters (a quorum of them may
+    /// have been heard from earlier than of the old set).
+    pub(crate) fn rearm_check_quorum(&mut self) {
+        let due = self.check_quorum_deadline();
+        if let Some(l) = self.leader_state() {
+            l.check_quorum_due = due;
+        }
     }
 
     /// The commit rule: the highest index durable on a quorum of voters, if
