@@ -81,6 +81,22 @@ pub enum RequestError {
     /// Too many requests are waiting; back off.
     #[error("too many pending requests")]
     Busy,
+    /// The leader stepped down during the transfer and then heard `leader`,
+    /// not the target, lead the later term `term`.
+    #[error("leadership transfer to {target} superseded: {leader} leads term {term}")]
+    TransferSuperseded {
+        /// The node the transfer was meant for.
+        target: NodeId,
+        /// The node heard leading instead.
+        leader: NodeId,
+        /// Its term.
+        term: Term,
+    },
+    /// The leader stepped down during the transfer (check-quorum, a later
+    /// term) and heard from no leader of a later term within an election
+    /// timeout: the target may or may not lead now.
+    #[error("leadership transfer to {0} unconfirmed: the leader stepped down and heard no successor")]
+    TransferUnconfirmed(NodeId),
 }
 
 impl RequestError {

@@ -109,6 +109,46 @@ fn lease_reads_skip_the_heartbeat_round_while_the_lease_holds() {
 }
 
 #[test]
+fn a_leader_that_sent_timeout_now_serves_no_lease_read_for_the_rest_of_its_term() {
+    let opts = NodeOptions {
+        lease_reads: true,
+        ..NodeOptions::new(NodeId(1))
+    };
+    let mut c = Cluster::with_options(3, opts);
+    c.run_for(Duration::from_millis(200));
+    let leader = c.leader().unwrap();
+    let target = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let term = c.hosts[&leader].node.term();
+    // The TimeoutNow is lost, as it may be; the leader cannot tell whether the
+    // target received it and won a later term.
+    c.cut.insert((leader, target));
+    let transfer = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id: transfer,
+            target: Some(target),
+        },
+    );
+    c.settle();
+    c.heal();
+    // Heartbeat rounds keep being confirmed after the transfer began, and the
+    // transfer is abandoned.
+    c.run_for(Duration::from_millis(600));
+    assert_eq!(
+        c.result(transfer),
+        Some(Err(RequestError::TransferTimedOut(target)))
+    );
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.hosts[&leader].node.term(), term, "still the same term");
+    c.isolate(leader); // only a lease could answer now
+    let id = c.request_id();
+    c.push(leader, Event::ReadRequested { id });
+    c.settle();
+    assert_eq!(c.result(id), None, "the read waits for a heartbeat round");
+}
+
+#[test]
 fn initialize_is_refused_on_a_node_that_already_has_a_cluster() {
     let mut c = Cluster::new(1);
     let id = c.request_id();

@@ -92,6 +92,38 @@ fn leader_steps_down_when_quorum_silent_for_election_timeout() {
 }
 
 #[test]
+fn an_isolated_leader_steps_down_one_election_timeout_after_its_last_quorum_contact() {
+    let timeout = NodeOptions::new(n(1)).election_timeout;
+    // Whatever the phase of the leader's timers when the isolation begins.
+    for phase_ms in [0, 100, 200, 300, 400] {
+        let mut c = Cluster::new(3);
+        c.run_for(Duration::from_millis(phase_ms));
+        let leader = c.leader().unwrap();
+        // A ReadIndex round makes every follower answer now: the last contact.
+        let read = c.request_id();
+        c.push(leader, Event::ReadRequested { id: read });
+        c.settle();
+        assert!(matches!(c.result(read), Some(Ok(Completion::Read { .. }))));
+        let contact = c.now;
+        c.isolate(leader);
+        let node = &mut c.hosts.get_mut(&leader).unwrap().node;
+        node.step(contact + timeout - Duration(1), Event::Tick);
+        assert_eq!(node.role(), Role::Leader, "phase {phase_ms} ms: heard within T");
+        assert_eq!(
+            node.next_deadline(),
+            contact + timeout,
+            "phase {phase_ms} ms: the node asks to be woken when its quorum contact expires"
+        );
+        node.step(contact + timeout, Event::Tick);
+        assert_eq!(
+            node.role(),
+            Role::Follower,
+            "phase {phase_ms} ms: check-quorum steps down T after the last quorum contact"
+        );
+    }
+}
+
+#[test]
 fn votes_refused_while_a_live_leader_was_heard_recently() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
@@ -261,6 +293,66 @@ fn timeout_now_makes_the_target_campaign_past_leader_stickiness() {
         matches!(c.result(id), Some(Ok(Completion::Transferred { .. }))),
         "{:?}",
         c.result(id)
+    );
+}
+
+/// Starts a transfer from the leader to another node whose `TimeoutNow` is
+/// lost; returns (leader, target, request).
+fn transfer_with_lost_timeout_now(c: &mut Cluster) -> (NodeId, NodeId, RequestId) {
+    let leader = c.leader().unwrap();
+    let target = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    c.cut.insert((leader, target));
+    let id = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id,
+            target: Some(target),
+        },
+    );
+    c.settle();
+    assert!(
+        c.hosts[&leader].actions.iter().any(|a| matches!(
+            a,
+            Action::Send(Message { body: MessageBody::TimeoutNow, to, .. }) if *to == target
+        )),
+        "the leader sent TimeoutNow"
+    );
+    (leader, target, id)
+}
+
+#[test]
+fn a_transfer_is_reported_done_only_when_the_target_leads_a_later_term() {
+    let mut c = Cluster::new(3);
+    let (leader, target, id) = transfer_with_lost_timeout_now(&mut c);
+    let other = *c
+        .hosts
+        .keys()
+        .find(|&&n| n != leader && n != target)
+        .unwrap();
+    // Another node leads a later term: the leader steps down, but not because
+    // the target took over.
+    let node = &c.hosts[&leader].node;
+    let later = node.term().next();
+    let beat = Message {
+        cluster_id: node.cluster_id().unwrap(),
+        from: other,
+        to: leader,
+        term: later,
+        body: MessageBody::Heartbeat {
+            commit: node.commit_index(),
+            round: 1,
+        },
+    };
+    c.step(leader, Event::MessageReceived(beat));
+    assert_eq!(c.hosts[&leader].node.role(), Role::Follower);
+    assert_eq!(
+        c.result(id),
+        Some(Err(RequestError::TransferSuperseded {
+            target,
+            leader: other,
+            term: later
+        }))
     );
 }
 

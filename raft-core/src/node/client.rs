@@ -99,7 +99,7 @@ impl Node {
             l.reads_not_ready.push_back(id);
             return;
         }
-        let lease_valid = lease_reads && l.transfer.is_none() && now < l.lease_until;
+        let lease_valid = lease_reads && l.transfer.is_none() && l.lease.holds_at(now);
         if lease_valid {
             self.complete(id, Ok(Completion::Read { index: commit }));
             return;

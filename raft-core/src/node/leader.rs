@@ -8,7 +8,7 @@ use crate::entry::{EntryKind, LogEntry};
 use crate::error::{Outcome, RequestError};
 use crate::message::MessageBody;
 use crate::node::FollowerStatus;
-use crate::quorum::{committed_index, is_majority};
+use crate::quorum::{committed_index, quorum_value};
 use crate::time::Instant;
 use crate::types::{LogIndex, NodeId, RequestId, Term};
 use bytes::Bytes;
@@ -29,6 +29,29 @@ pub(crate) struct PendingChange {
     pub(crate) initialize: bool,
 }
 
+/// What a leader may serve from its lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lease {
+    /// Reads are safe until here (the past, before any round is confirmed).
+    Until(Instant),
+    /// `TimeoutNow` left this term: the target may already lead a later term,
+    /// so no lease read is safe for the rest of this term, whatever rounds
+    /// a quorum confirms afterwards.
+    Forfeited,
+}
+
+impl Lease {
+    pub(crate) fn holds_at(self, now: Instant) -> bool {
+        matches!(self, Lease::Until(until) if now < until)
+    }
+
+    fn extend_to(&mut self, until: Instant) {
+        if let Lease::Until(current) = self {
+            *current = (*current).max(until);
+        }
+    }
+}
+
 /// A leadership transfer in progress.
 pub(crate) struct Transfer {
     pub(crate) id: Option<RequestId>,
@@ -39,14 +62,16 @@ pub(crate) struct Transfer {
 
 /// State that exists only while leading.
 pub(crate) struct LeaderState {
+    /// The term led (`hs.term` moves first when a later term deposes us).
+    pub(crate) term: Term,
     pub(crate) cursors: BTreeMap<NodeId, Cursor>,
     pub(crate) heartbeat_due: Instant,
     pub(crate) check_quorum_due: Instant,
     /// The last heartbeat round sent, and when each recent round left.
     pub(crate) round: u64,
     pub(crate) round_sent_at: VecDeque<(u64, Instant)>,
-    /// Lease reads are safe until here.
-    pub(crate) lease_until: Instant,
+    /// How long lease reads are safe, if at all.
+    pub(crate) lease: Lease,
     /// The first index of this term (its `Nop` or `Initialize`).
     pub(crate) term_start: LogIndex,
     pub(crate) writes: VecDeque<(LogIndex, RequestId)>,
@@ -115,12 +140,13 @@ impl Node {
             .map(|m| (m.id, Cursor::new(self.log.last_index().next(), now)))
             .collect();
         self.role = RoleState::Leader(Box::new(LeaderState {
+            term: self.hs.term,
             cursors,
             heartbeat_due: now,
             check_quorum_due: now + self.opts.election_timeout,
             round: 0,
             round_sent_at: VecDeque::new(),
-            lease_until: Instant::ZERO,
+            lease: Lease::Until(Instant::ZERO),
             term_start: self.log.last_index().next(),
             writes: VecDeque::new(),
             reads: VecDeque::new(),
@@ -251,7 +277,7 @@ impl Node {
         }
         if let Some(&(r, sent_at)) = l.round_sent_at.front() {
             if r == confirmed {
-                l.lease_until = l.lease_until.max(sent_at + lease);
+                l.lease.extend_to(sent_at + lease);
             }
         }
         self.serve_reads_ready();
@@ -265,31 +291,56 @@ impl Node {
         }
         let Some(l) = self.leader_state() else { return };
         if now >= l.check_quorum_due {
-            if !self.quorum_heard_recently() {
+            let due = self.check_quorum_deadline();
+            if now >= due {
                 // Check-quorum: a leader cut off from a quorum steps down, so
                 // clients stop waiting on it and the majority side can elect.
                 self.become_follower(None);
                 return;
             }
-            let timeout = self.opts.election_timeout;
             if let Some(l) = self.leader_state() {
-                l.check_quorum_due = now + timeout;
+                l.check_quorum_due = due;
             }
         }
         self.on_transfer_timer();
     }
 
-    fn quorum_heard_recently(&self) -> bool {
-        let RoleState::Leader(l) = &self.role else {
-            return false;
-        };
-        let since = self.now - self.opts.election_timeout;
+    /// When this leader must step down unless it hears from more voters: one
+    /// election timeout after the latest instant by which a quorum of voters
+    /// (itself, if a voter, counting as heard now) had been heard from.
+    ///
+    /// Last-heard instants only move forward, so a deadline computed earlier
+    /// is never later than this one while the voters stay the same: the timer
+    /// need only be recomputed when it fires and when the voters change.
+    fn check_quorum_deadline(&self) -> Instant {
+        let me = self.id();
+        let now = self.now;
+        let timeout = self.opts.election_timeout;
         let config = self.configs.latest();
-        let heard = config
+        let RoleState::Leader(l) = &self.role else {
+            return Instant::NEVER;
+        };
+        let heard: Vec<Instant> = config
             .voters()
-            .filter(|&v| v == self.id() || l.cursors.get(&v).is_some_and(|c| c.last_heard >= since))
-            .count();
-        is_majority(heard, config.voter_count())
+            .map(|v| {
+                if v == me {
+                    now
+                } else {
+                    l.cursors.get(&v).map_or(Instant::ZERO, |c| c.last_heard)
+                }
+            })
+            .collect();
+        let contact = quorum_value(&heard, config.quorum().max(1)).unwrap_or(Instant::ZERO);
+        contact + timeout
+    }
+
+    /// Re-arms check-quorum for a new set of voters (a quorum of them may
+    /// have been heard from earlier than of the old set).
+    pub(crate) fn rearm_check_quorum(&mut self) {
+        let due = self.check_quorum_deadline();
+        if let Some(l) = self.leader_state() {
+            l.check_quorum_due = due;
+        }
     }
 
     /// The commit rule: the highest index durable on a quorum of voters, if
@@ -422,15 +473,15 @@ impl Node {
                 result: Err(unknown.clone()),
             });
         }
-        if let Some(t) = l.transfer {
-            if let Some(id) = t.id {
-                let result = if t.timeout_now_sent {
-                    Ok(Completion::Transferred { term: self.hs.term })
-                } else {
-                    Err(RequestError::TransferTimedOut(t.target))
-                };
-                self.emit(Action::CompleteRequest { id, result });
-            }
+        if let Some(Transfer {
+            id: Some(id),
+            target,
+            ..
+        }) = l.transfer
+        {
+            // Stepping down proves nothing about the target: wait to hear who
+            // leads next. (`enter_term` may already have moved `hs.term`.)
+            self.watch_transfer(id, target, l.term);
         }
     }
 }

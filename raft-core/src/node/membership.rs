@@ -201,6 +201,7 @@ impl Node {
         for stream in closed {
             self.emit(crate::action::Action::CloseStream { stream });
         }
+        self.rearm_check_quorum();
     }
 
     /// Promotes a learner whose durable log has caught up with the commit index.

@@ -117,6 +117,9 @@ pub struct Node {
     /// The vote persisted by the last step, with its term: within that term
     /// it may never change (one vote per term; checked by `check_invariants`).
     persisted_vote: Option<(Term, NodeId)>,
+    /// A transfer request this node took as leader and stepped down before
+    /// seeing its end; it outlives the leader role.
+    pub(crate) transfer_watch: Option<transfer::TransferWatch>,
 }
 
 impl Node {
@@ -158,6 +161,7 @@ impl Node {
             reported_role: None,
             reported_config: None,
             persisted_vote: None,
+            transfer_watch: None,
             opts: options,
         };
         node.reset_election_deadline();
@@ -200,6 +204,7 @@ impl Node {
             Event::InitializeRequested { id, address } => self.on_initialize(id, address),
         }
         self.fire_timers();
+        self.maybe_settle_transfer_watch();
         self.report_changes();
         assert!(
             self.commit >= commit_before,
@@ -234,7 +239,11 @@ impl Node {
             RoleState::Leader(_) => Instant::NEVER,
             _ => self.election_deadline,
         };
-        role_deadline.min(election)
+        let watch = self
+            .transfer_watch
+            .as_ref()
+            .map_or(Instant::NEVER, |w| w.deadline);
+        role_deadline.min(election).min(watch)
     }
 
     /// This node's id.

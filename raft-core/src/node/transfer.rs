@@ -3,13 +3,31 @@
 //! campaigns at once and voters grant even though they heard from the old
 //! leader recently. If the target has not taken over within an election
 //! timeout, the transfer is abandoned.
+//!
+//! Success is reported only on evidence: a leader that steps down with a
+//! transfer pending (whatever the cause: the target's campaign, check-quorum,
+//! another node's later term) keeps the request in a [`TransferWatch`] and
+//! answers it once it hears a leader of a later term (the target:
+//! `Transferred`; anyone else: `TransferSuperseded`), or after an election
+//! timeout of silence (`TransferUnconfirmed`).
 
-use super::leader::Transfer;
+use super::leader::{Lease, Transfer};
 use super::{Node, RoleState};
 use crate::action::Completion;
 use crate::error::RequestError;
 use crate::message::MessageBody;
-use crate::types::{NodeId, RequestId};
+use crate::time::Instant;
+use crate::types::{NodeId, RequestId, Term};
+
+/// A transfer whose leader stepped down before seeing how it ended.
+pub(crate) struct TransferWatch {
+    id: RequestId,
+    target: NodeId,
+    /// The term the node led when it stepped down.
+    term: Term,
+    /// When to give up waiting for a successor.
+    pub(crate) deadline: Instant,
+}
 
 impl Node {
     pub(crate) fn on_transfer(&mut self, id: RequestId, target: Option<NodeId>) {
@@ -75,6 +93,9 @@ impl Node {
             .is_some_and(|c| c.match_index >= last);
         if caught_up {
             t.timeout_now_sent = true;
+            // The target campaigns past every follower's stickiness, so the
+            // quorum that backs our lease no longer protects it.
+            l.lease = Lease::Forfeited;
             let target = t.target;
             self.send(target, MessageBody::TimeoutNow);
         }
@@ -91,5 +112,44 @@ impl Node {
                 self.complete(id, Err(RequestError::TransferTimedOut(t.target)));
             }
         }
+    }
+
+    /// Keeps a stepped-down leader's transfer request until its outcome is known.
+    pub(crate) fn watch_transfer(&mut self, id: RequestId, target: NodeId, term: Term) {
+        let watch = TransferWatch {
+            id,
+            target,
+            term,
+            deadline: self.now + self.opts.election_timeout,
+        };
+        if let Some(old) = self.transfer_watch.replace(watch) {
+            // Only a leader starts a transfer, and becoming leader settles any
+            // watch (it leads a later term), so this is an older one's end.
+            self.complete(old.id, Err(RequestError::TransferUnconfirmed(old.target)));
+        }
+    }
+
+    /// Answers a watched transfer once a leader of a later term is known, or
+    /// once the wait is over.
+    pub(crate) fn maybe_settle_transfer_watch(&mut self) {
+        let Some(w) = &self.transfer_watch else {
+            return;
+        };
+        let term = self.hs.term;
+        let result = match self.leader() {
+            Some(leader) if term > w.term && leader == w.target => {
+                Ok(Completion::Transferred { term })
+            }
+            Some(leader) if term > w.term => Err(RequestError::TransferSuperseded {
+                target: w.target,
+                leader,
+                term,
+            }),
+            _ if self.now >= w.deadline => Err(RequestError::TransferUnconfirmed(w.target)),
+            _ => return,
+        };
+        let id = w.id;
+        self.transfer_watch = None;
+        self.complete(id, result);
     }
 }
