@@ -22,6 +22,15 @@ pub struct NodeOptions {
     pub heartbeat_interval: Duration,
     /// How long a follower waits before reopening a closed stream. Default 10 ms.
     pub reconnect_delay: Duration,
+    /// The longest a follower waits before reopening a stream. Each open in a
+    /// row that the leader refuses (or that never connects) doubles the wait
+    /// from `reconnect_delay` up to this cap; any frame from the leader resets
+    /// it, a heartbeat from the leader ends the wait at once, and so does a
+    /// new leader or term. It bounds the load a removed member (refused for
+    /// ever) puts on the leader, and the time a follower cut off from its
+    /// leader's stream, but not its heartbeats, takes to notice the link is
+    /// back. A cap below `reconnect_delay` turns the backoff off. Default 1 s.
+    pub reconnect_delay_max: Duration,
     /// How often drivers flush applied entries to the FSM. Default 10 ms.
     /// (The core emits `Apply` as soon as entries commit; drivers may batch.)
     pub apply_interval: Duration,
@@ -77,6 +86,7 @@ impl NodeOptions {
             election_timeout: Duration::from_millis(500),
             heartbeat_interval: Duration::from_millis(150),
             reconnect_delay: Duration::from_millis(10),
+            reconnect_delay_max: Duration::from_secs(1),
             apply_interval: Duration::from_millis(10),
             stream_budget_bytes: 4 << 20,
             max_batch_entries: 1024,

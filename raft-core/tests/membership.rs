@@ -334,3 +334,104 @@ fn removing_a_voter_that_backed_the_commit_index_is_legal() {
         Some(Ok(Completion::MembershipChanged { .. }))
     ));
 }
+
+/// The instants at which `id` ordered a stream opened while the cluster ran for `d`.
+fn stream_opens_during(c: &mut Cluster, id: NodeId, d: Duration) -> Vec<Instant> {
+    let mut opens = Vec::new();
+    let end = c.now + d;
+    while c.now < end {
+        c.hosts.get_mut(&id).unwrap().actions.clear();
+        c.run_for(Duration::from_millis(5));
+        let n = c.hosts[&id]
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::OpenStream { .. }))
+            .count();
+        opens.extend(std::iter::repeat_n(c.now, n));
+    }
+    opens
+}
+
+#[test]
+fn a_removed_node_refused_by_the_leader_reopens_its_stream_ever_more_slowly_up_to_the_cap() {
+    let cap = Duration::from_millis(640);
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            reconnect_delay_max: cap,
+            ..NodeOptions::new(n(1))
+        },
+    );
+    let leader = c.leader().unwrap();
+    let victim = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let id = change(&mut c, leader, MembershipChange::Remove { id: victim });
+    c.settle();
+    assert!(matches!(
+        c.result(id),
+        Some(Ok(Completion::MembershipChanged { .. }))
+    ));
+    assert_eq!(
+        c.hosts[&victim].node.leader(),
+        Some(leader),
+        "it keeps its leader"
+    );
+    let opens = stream_opens_during(&mut c, victim, Duration::from_secs(10));
+    let gaps: Vec<u64> = opens
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) / 1_000_000)
+        .collect();
+    // 10, 20, 40, ... 640 ms, then 640 ms for ever (the harness ticks every 5 ms).
+    assert!(
+        gaps.windows(2).all(|g| g[1] >= g[0]),
+        "the wait never shrinks while refused: {gaps:?}"
+    );
+    assert!(
+        gaps.iter().all(|&g| g <= cap.as_millis() + 5),
+        "the wait never passes the cap: {gaps:?}"
+    );
+    assert!(
+        gaps.iter().rev().take(5).all(|&g| g >= cap.as_millis()),
+        "the wait reaches the cap: {gaps:?}"
+    );
+    assert!(
+        opens.len() < 30,
+        "{} opens in 10 s (a hundred a second without the backoff)",
+        opens.len()
+    );
+}
+
+#[test]
+fn a_follower_whose_opens_failed_reconnects_on_the_first_heartbeat_once_the_link_is_back() {
+    // A cap far beyond the test: only the heartbeat can end the wait in time.
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            reconnect_delay_max: Duration::from_secs(3600),
+            ..NodeOptions::new(n(1))
+        },
+    );
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let streaming = |c: &Cluster| {
+        c.hosts[&leader]
+            .node
+            .status()
+            .followers
+            .iter()
+            .any(|s| s.id == f && s.streaming)
+    };
+    // Heartbeats still reach it, so it neither campaigns nor forgets its
+    // leader, but its acks break the stream and every stream it opens fails.
+    c.cut.insert((f, leader));
+    c.propose(b"x");
+    c.run_for(Duration::from_millis(5_500)); // the wait has grown past 2.5 s
+    assert!(!streaming(&c));
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.hosts[&f].node.leader(), Some(leader));
+    c.heal();
+    c.run_for(c.options.heartbeat_interval + Duration::from_millis(10));
+    assert!(
+        streaming(&c),
+        "the follower reconnected at the leader's first heartbeat"
+    );
+}
