@@ -41,6 +41,14 @@ pub struct NodeOptions {
     pub max_batch_entries: usize,
     /// The most payload bytes in one chunk. Default 1 MiB.
     pub max_batch_bytes: u64,
+    /// A learner is promoted to voter once its last catch-up round took less
+    /// than an election timeout (thesis §4.2.1) and it trails the leader's log
+    /// by at most this many entries (and `promotion_lag_bytes`), so a steady
+    /// stream of writes cannot keep it a learner for ever. Default 1024.
+    pub promotion_lag_entries: u64,
+    /// The most bytes of entries (as counted against the stream budget) a
+    /// learner may trail the leader's log by and still be promoted. Default 1 MiB.
+    pub promotion_lag_bytes: u64,
     /// The largest command a proposal may carry; larger ones are refused with
     /// `RequestError::TooLarge`. Default 16 MiB (a chunk must fit a wire frame).
     pub max_entry_bytes: u64,
@@ -92,6 +100,8 @@ impl NodeOptions {
             max_batch_entries: 1024,
             max_batch_bytes: 1 << 20,
             max_entry_bytes: 16 << 20,
+            promotion_lag_entries: 1024,
+            promotion_lag_bytes: 1 << 20,
             max_pending_requests: 65_536,
             lease_reads: false,
             max_clock_drift_ppm: 10_000,

@@ -91,7 +91,9 @@ struct Violation(&'static str);
 fn reopen_delay(opts: &crate::options::NodeOptions, unanswered: u32) -> Duration {
     let doublings = unanswered.saturating_sub(1).min(32);
     let delay = opts.reconnect_delay.saturating_mul(1 << doublings);
-    delay.min(opts.reconnect_delay_max).max(opts.reconnect_delay)
+    delay
+        .min(opts.reconnect_delay_max)
+        .max(opts.reconnect_delay)
 }
 
 impl Node {
