@@ -24,6 +24,15 @@ pub struct NodeOptions {
     pub heartbeat_interval: Duration,
     /// How long a follower waits before reopening a closed stream. Default 10 ms.
     pub reconnect_delay: Duration,
+    /// The longest a follower waits before reopening a stream. Each open in a
+    /// row that the leader refuses (or that never connects) doubles the wait
+    /// from `reconnect_delay` up to this cap; any frame from the leader resets
+    /// it, a heartbeat from the leader ends the wait at once, and so does a
+    /// new leader or term. It bounds the load a removed member (refused for
+    /// ever) puts on the leader, and the time a follower cut off from its
+    /// leader's stream, but not its heartbeats, takes to notice the link is
+    /// back. A cap below `reconnect_delay` turns the backoff off. Default 1 s.
+    pub reconnect_delay_max: Duration,
     /// How many bytes a leader may stream to one follower beyond its last ack.
     /// Default 4 MiB.
     pub stream_budget_bytes: u64,
@@ -31,6 +40,14 @@ pub struct NodeOptions {
     pub max_batch_entries: usize,
     /// The most payload bytes in one chunk. Default 1 MiB.
     pub max_batch_bytes: u64,
+    /// A learner is promoted to voter once its last catch-up round took less
+    /// than an election timeout (thesis §4.2.1) and it trails the leader's log
+    /// by at most this many entries (and `promotion_lag_bytes`), so a steady
+    /// stream of writes cannot keep it a learner for ever. Default 1024.
+    pub promotion_lag_entries: u64,
+    /// The most bytes of entries (as counted against the stream budget) a
+    /// learner may trail the leader's log by and still be promoted. Default 1 MiB.
+    pub promotion_lag_bytes: u64,
     /// The largest command a proposal may carry; larger ones are refused with
     /// `RequestError::TooLarge`. Default 16 MiB (a chunk must fit a wire frame).
     pub max_entry_bytes: u64,
@@ -72,10 +89,13 @@ impl NodeOptions {
             election_timeout: Duration::from_millis(500),
             heartbeat_interval: Duration::from_millis(150),
             reconnect_delay: Duration::from_millis(10),
+            reconnect_delay_max: Duration::from_secs(1),
             stream_budget_bytes: 4 << 20,
             max_batch_entries: 1024,
             max_batch_bytes: 1 << 20,
             max_entry_bytes: 16 << 20,
+            promotion_lag_entries: 1024,
+            promotion_lag_bytes: 1 << 20,
             max_pending_requests: 65_536,
             lease_reads: false,
             max_clock_drift_ppm: 10_000,

@@ -334,3 +334,213 @@ fn removing_a_voter_that_backed_the_commit_index_is_legal() {
         Some(Ok(Completion::MembershipChanged { .. }))
     ));
 }
+
+/// The instants at which `id` ordered a stream opened while the cluster ran for `d`.
+fn stream_opens_during(c: &mut Cluster, id: NodeId, d: Duration) -> Vec<Instant> {
+    let mut opens = Vec::new();
+    let end = c.now + d;
+    while c.now < end {
+        c.hosts.get_mut(&id).unwrap().actions.clear();
+        c.run_for(Duration::from_millis(5));
+        let n = c.hosts[&id]
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::OpenStream { .. }))
+            .count();
+        opens.extend(std::iter::repeat_n(c.now, n));
+    }
+    opens
+}
+
+#[test]
+fn a_removed_node_refused_by_the_leader_reopens_its_stream_ever_more_slowly_up_to_the_cap() {
+    let cap = Duration::from_millis(640);
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            reconnect_delay_max: cap,
+            ..NodeOptions::new(n(1))
+        },
+    );
+    let leader = c.leader().unwrap();
+    let victim = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let id = change(&mut c, leader, MembershipChange::Remove { id: victim });
+    c.settle();
+    assert!(matches!(
+        c.result(id),
+        Some(Ok(Completion::MembershipChanged { .. }))
+    ));
+    assert_eq!(
+        c.hosts[&victim].node.leader(),
+        Some(leader),
+        "it keeps its leader"
+    );
+    let opens = stream_opens_during(&mut c, victim, Duration::from_secs(10));
+    let gaps: Vec<u64> = opens
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) / 1_000_000)
+        .collect();
+    // 10, 20, 40, ... 640 ms, then 640 ms for ever (the harness ticks every 5 ms).
+    assert!(
+        gaps.windows(2).all(|g| g[1] >= g[0]),
+        "the wait never shrinks while refused: {gaps:?}"
+    );
+    assert!(
+        gaps.iter().all(|&g| g <= cap.as_millis() + 5),
+        "the wait never passes the cap: {gaps:?}"
+    );
+    assert!(
+        gaps.iter().rev().take(5).all(|&g| g >= cap.as_millis()),
+        "the wait reaches the cap: {gaps:?}"
+    );
+    assert!(
+        opens.len() < 30,
+        "{} opens in 10 s (a hundred a second without the backoff)",
+        opens.len()
+    );
+}
+
+#[test]
+fn a_follower_whose_opens_failed_reconnects_on_the_first_heartbeat_once_the_link_is_back() {
+    // A cap far beyond the test: only the heartbeat can end the wait in time.
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            reconnect_delay_max: Duration::from_secs(3600),
+            ..NodeOptions::new(n(1))
+        },
+    );
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let streaming = |c: &Cluster| {
+        c.hosts[&leader]
+            .node
+            .status()
+            .followers
+            .iter()
+            .any(|s| s.id == f && s.streaming)
+    };
+    // Heartbeats still reach it, so it neither campaigns nor forgets its
+    // leader, but its acks break the stream and every stream it opens fails.
+    c.cut.insert((f, leader));
+    c.propose(b"x");
+    c.run_for(Duration::from_millis(5_500)); // the wait has grown past 2.5 s
+    assert!(!streaming(&c));
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.hosts[&f].node.leader(), Some(leader));
+    c.heal();
+    c.run_for(c.options.heartbeat_interval + Duration::from_millis(10));
+    assert!(
+        streaming(&c),
+        "the follower reconnected at the leader's first heartbeat"
+    );
+}
+
+/// Adds a node through `leader` and starts its host, whose appends become
+/// durable only when the test says so.
+fn add_slow_learner(c: &mut Cluster, leader: NodeId) -> NodeId {
+    let id = change(
+        c,
+        leader,
+        MembershipChange::Add {
+            address: "node-4".into(),
+        },
+    );
+    c.settle();
+    let Some(Ok(Completion::MembershipChanged {
+        node, cluster_id, ..
+    })) = c.result(id)
+    else {
+        panic!("{:?}", c.result(id))
+    };
+    c.add_host(node, Some(cluster_id));
+    c.hosts.get_mut(&node).unwrap().persist = Persist::Manually;
+    node
+}
+
+fn role_of(c: &Cluster, leader: NodeId, id: NodeId) -> MemberRole {
+    c.hosts[&leader].node.config().member(id).unwrap().role
+}
+
+#[test]
+fn a_learner_is_promoted_under_constant_writes_though_it_never_reaches_the_commit_index() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let learner = add_slow_learner(&mut c, leader);
+    // Every step a write commits on the voters while the learner's disk is
+    // one entry behind: its match index never reaches the commit index.
+    let mut promoted_at = None;
+    for step in 0..500 {
+        c.propose(format!("w{step}").as_bytes());
+        c.settle();
+        let last = c.hosts[&leader].node.last_index();
+        assert_eq!(c.hosts[&leader].node.commit_index(), last);
+        c.persist(learner, last.0 - 1);
+        c.settle();
+        c.run_for(Duration::from_millis(5));
+        if role_of(&c, leader, learner) == MemberRole::Voter {
+            promoted_at = Some(step);
+            break;
+        }
+    }
+    assert!(promoted_at.is_some(), "the learner was never promoted");
+    c.hosts.get_mut(&learner).unwrap().persist = Persist::Immediately;
+    c.persist(learner, u64::MAX);
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.hosts[&learner].node.role(), Role::Follower);
+    c.assert_state_machine_safety();
+}
+
+#[test]
+fn a_learner_whose_catch_up_rounds_outlast_an_election_timeout_stays_a_learner() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let learner = add_slow_learner(&mut c, leader);
+    let timeout = c.options.election_timeout;
+    // Writes keep flowing; each round its disk makes durable what the leader
+    // held when the round began, a little more than an election timeout later.
+    for round in 0..6 {
+        let target = c.hosts[&leader].node.last_index();
+        let until = c.now + timeout + Duration::from_millis(50);
+        while c.now < until {
+            c.propose(b"w");
+            c.run_for(Duration::from_millis(5));
+        }
+        c.persist(learner, target.0);
+        c.settle();
+        assert_eq!(
+            role_of(&c, leader, learner),
+            MemberRole::Learner,
+            "promoted after a round of more than {timeout} (round {round})"
+        );
+    }
+    // Once its disk keeps up, it is promoted.
+    c.hosts.get_mut(&learner).unwrap().persist = Persist::Immediately;
+    c.propose(b"last");
+    c.run_for(Duration::from_millis(100));
+    assert_eq!(role_of(&c, leader, learner), MemberRole::Voter);
+}
+
+#[test]
+fn a_learner_trailing_by_more_than_the_promotion_lag_stays_a_learner() {
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            promotion_lag_entries: 4,
+            ..NodeOptions::new(n(1))
+        },
+    );
+    let leader = c.leader().unwrap();
+    let learner = add_slow_learner(&mut c, leader);
+    for step in 0..100 {
+        for k in 0..6 {
+            c.propose(format!("w{step}.{k}").as_bytes());
+        }
+        c.settle();
+        let last = c.hosts[&leader].node.last_index();
+        c.persist(learner, last.0 - 5);
+        c.settle();
+        c.run_for(Duration::from_millis(5));
+        assert_eq!(role_of(&c, leader, learner), MemberRole::Learner);
+    }
+}

@@ -14,7 +14,7 @@ use crate::action::Action;
 use crate::error::{Refusal, Violation};
 use crate::message::{Frame, StreamOpen};
 use crate::node::FollowerStatus;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::types::{LogIndex, NodeId, StreamId};
 use std::collections::VecDeque;
 
@@ -35,6 +35,12 @@ pub(crate) struct Cursor {
     pub(crate) last_heard: Instant,
     /// The highest heartbeat round it answered.
     pub(crate) acked_round: u64,
+    /// The catch-up round in progress (thesis §4.2.1): it ends when the match
+    /// index reaches `target`, the leader's last index when it began.
+    round_target: LogIndex,
+    round_started: Instant,
+    /// How long the last finished catch-up round took.
+    last_round: Option<Duration>,
 }
 
 impl Cursor {
@@ -50,7 +56,33 @@ impl Cursor {
             // had a chance to answer.
             last_heard: now,
             acked_round: 0,
+            round_target: next.prev(),
+            round_started: now,
+            last_round: None,
         }
+    }
+
+    /// Ends the catch-up round if the match index reached its target, and
+    /// starts the next one towards `last`. A follower already at `last` has
+    /// finished that next round in no time: nothing more was appended meanwhile.
+    fn note_catch_up(&mut self, now: Instant, last: LogIndex) {
+        if self.match_index < self.round_target {
+            return;
+        }
+        self.last_round = Some(now.saturating_since(self.round_started));
+        self.round_target = last;
+        self.round_started = now;
+        if self.match_index >= last {
+            self.last_round = Some(Duration::ZERO);
+        }
+    }
+
+    /// Whether the follower keeps up (thesis §4.2.1): its last catch-up round
+    /// finished within `limit`, and the one in progress has not yet run longer.
+    pub(crate) fn keeps_up(&self, now: Instant, limit: Duration) -> bool {
+        self.last_round.is_some_and(|d| d < limit)
+            && (self.match_index >= self.round_target
+                || now.saturating_since(self.round_started) < limit)
     }
 
     /// The highest index this follower has been sent on its stream (or holds).
@@ -173,6 +205,7 @@ impl Node {
         if durable > c.match_index {
             c.match_index = durable;
         }
+        c.note_catch_up(now, last);
         while c.inflight.front().is_some_and(|&(i, _)| i <= durable) {
             let (_, bytes) = c.inflight.pop_front().expect("checked");
             c.inflight_bytes -= bytes;

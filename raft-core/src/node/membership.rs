@@ -204,7 +204,11 @@ impl Node {
         self.rearm_check_quorum();
     }
 
-    /// Promotes a learner whose durable log has caught up with the commit index.
+    /// Promotes a learner that keeps up: its last catch-up round took less
+    /// than an election timeout and it trails the leader's log by at most
+    /// `promotion_lag_entries` entries and `promotion_lag_bytes` bytes (thesis
+    /// §4.2.1). Waiting for it to reach the commit index instead could wait
+    /// for ever while writes keep flowing.
     pub(crate) fn maybe_promote_learner(&mut self) {
         if !self.leader_ready() {
             return;
@@ -218,9 +222,10 @@ impl Node {
         }
         let caught_up = current.members.iter().find(|m| {
             m.role == MemberRole::Learner
-                && l.cursors
-                    .get(&m.id)
-                    .is_some_and(|c| c.match_index >= self.commit)
+                && l.cursors.get(&m.id).is_some_and(|c| {
+                    c.keeps_up(self.now, self.opts.election_timeout)
+                        && self.lags_within_promotion_bound(c.match_index)
+                })
         });
         let Some(learner) = caught_up.map(|m| m.id) else {
             return;
@@ -232,5 +237,29 @@ impl Node {
         next.index = self.log.last_index().next();
         // Promotions are not client requests: nothing waits on them.
         self.append_as_leader(vec![(EntryKind::PromotePeer, next.encode())]);
+    }
+
+    /// Whether a follower durable through `match_index` trails our log by at
+    /// most the promotion bounds (entries it lacks that we compacted count as
+    /// beyond them: it needs a snapshot first).
+    fn lags_within_promotion_bound(&self, match_index: LogIndex) -> bool {
+        let last = self.log.last_index();
+        let lag = last.0.saturating_sub(match_index.0);
+        if lag > self.opts.promotion_lag_entries || match_index < self.log.base_index() {
+            return false;
+        }
+        let mut bytes = 0u64;
+        let mut index = match_index.next();
+        while index <= last {
+            let Some(e) = self.log.get(index) else {
+                return false;
+            };
+            bytes += e.budget_bytes();
+            if bytes > self.opts.promotion_lag_bytes {
+                return false;
+            }
+            index = index.next();
+        }
+        true
     }
 }

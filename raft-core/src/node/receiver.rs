@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::entry::LogEntry;
 use crate::error::{Refusal, Violation};
 use crate::message::{Frame, MessageBody, SnapshotMeta, StreamOpen};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::types::{LogIndex, NodeId, StreamId, Term};
 use rand_core::RngCore;
 use std::collections::VecDeque;
@@ -42,6 +42,9 @@ pub(crate) struct FollowerState {
     pub(crate) reopen_at: Option<Instant>,
     /// The probe to open the next stream with, after a mismatch.
     pub(crate) next_probe: Option<(LogIndex, Term)>,
+    /// Streams opened since the leader last sent a frame on one: each open it
+    /// refused (or that never connected) doubles the wait before the next.
+    pub(crate) unanswered_opens: u32,
 }
 
 impl FollowerState {
@@ -53,6 +56,7 @@ impl FollowerState {
             stream: None,
             reopen_at: None,
             next_probe: None,
+            unanswered_opens: 0,
         }
     }
 }
@@ -80,6 +84,20 @@ struct IncomingSnapshot {
     crc: crc32fast::Hasher,
     /// We already hold everything it covers: let it pass.
     skip: bool,
+}
+
+/// How long to wait before reopening a stream after `unanswered` opens in a
+/// row went without a frame from the leader: `reconnect_delay` after a stream
+/// the leader had accepted (or after the first refusal), doubling with each
+/// further refusal up to `reconnect_delay_max`. A removed member, or a
+/// follower of a stale leader, is refused every time; without the backoff it
+/// would reconnect a hundred times a second for ever.
+fn reopen_delay(opts: &crate::options::NodeOptions, unanswered: u32) -> Duration {
+    let doublings = unanswered.saturating_sub(1).min(32);
+    let delay = opts.reconnect_delay.saturating_mul(1 << doublings);
+    delay
+        .min(opts.reconnect_delay_max)
+        .max(opts.reconnect_delay)
 }
 
 impl Node {
@@ -121,6 +139,11 @@ impl Node {
             unreachable!("just became follower")
         };
         f.last_heard = Some(now);
+        if f.stream.is_none() {
+            // Only a leader that counts us among its followers heartbeats us:
+            // a stream now would be accepted, so skip what is left of a backoff.
+            f.reopen_at = f.reopen_at.map(|t| t.min(now));
+        }
         let validated = f.stream.as_ref().map(|s| s.validated);
         let streaming = f.stream.is_some();
         if let Some(validated) = validated {
@@ -163,6 +186,7 @@ impl Node {
             held_bytes: 0,
         });
         f.reopen_at = None;
+        f.unanswered_opens = f.unanswered_opens.saturating_add(1);
         let open = StreamOpen {
             cluster_id,
             follower,
@@ -201,11 +225,11 @@ impl Node {
 
     pub(crate) fn on_follower_stream_closed(&mut self, stream: StreamId) {
         let now = self.now;
-        let delay = self.opts.reconnect_delay;
+        let opts = &self.opts;
         if let RoleState::Follower(f) = &mut self.role {
             if f.stream.as_ref().is_some_and(|s| s.id == stream) {
                 f.stream = None;
-                f.reopen_at = Some(now + delay);
+                f.reopen_at = Some(now + reopen_delay(opts, f.unanswered_opens));
             }
         }
     }
@@ -225,6 +249,7 @@ impl Node {
             return;
         }
         f.last_heard = Some(now);
+        f.unanswered_opens = 0;
         if installing {
             // The log is about to be replaced: judge these frames against the
             // installed snapshot, after it lands.
