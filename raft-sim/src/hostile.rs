@@ -27,6 +27,12 @@ pub const FORGED: &[u8] = b"forged by the hostile member";
 /// How far beyond a receiver's term the absurd-term requests reach.
 pub const ABSURD_TERM_STEP: u64 = 1_000_000;
 
+/// How far beyond a log's end forged indexes reach: far enough that the log
+/// cannot grow there while the forged frame is in flight (an ack just beyond
+/// the leader's log when sent may be within it when it arrives, and then it is
+/// an undetectable lie about durability, not a malformed frame).
+pub const ABSURD_INDEX_STEP: u64 = 1 << 40;
+
 /// One kind of forged frame or message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Attack {
@@ -145,9 +151,9 @@ pub struct Hostile {
     rng: SimRng,
     /// Per stream it leads: the index and term the last chunk (or snapshot) ended at.
     sent_end: BTreeMap<StreamId, (LogIndex, Term)>,
-    /// A frame held back to go out after the next one, and whether another
-    /// frame of its stream went out since.
-    held: Option<(StreamId, Frame, bool)>,
+    /// A frame held back to go out after the next one of its stream, and the
+    /// step (of the node) that held it.
+    held: Option<(StreamId, Frame, u64)>,
 }
 
 impl Hostile {
@@ -194,7 +200,9 @@ impl World {
             return self.send_frame_now(i, stream, frame);
         }
         let downstream = !matches!(frame, Frame::Ack { .. });
+        let steps = self.hosts[i].steps;
         let h = self.hostile.as_mut().expect("active");
+        let before = h.sent_end.get(&stream).copied();
         match &frame {
             Frame::Chunk {
                 prev_index,
@@ -214,16 +222,16 @@ impl World {
             }
             Frame::Ack { .. } => {}
         }
+        let after = h.sent_end.get(&stream).copied();
         let attack = h.draw(if downstream {
             &LEADER_FRAME_ATTACKS
         } else {
             &FOLLOWER_FRAME_ATTACKS
         });
-        if let Some((s, _, overtaken)) = &mut h.held {
-            *overtaken |= *s == stream;
-        }
-        if attack == Some(Attack::ReorderFrames) && h.held.is_none() {
-            h.held = Some((stream, frame, false));
+        // A frame held back on this stream goes out after this one.
+        let overtaken = h.held.take_if(|(s, _, _)| *s == stream);
+        if attack == Some(Attack::ReorderFrames) && overtaken.is_none() && h.held.is_none() {
+            h.held = Some((stream, frame, steps));
             return;
         }
         match attack {
@@ -234,8 +242,13 @@ impl World {
                 self.send_frame_now(i, stream, frame);
             }
             Some(a) => {
-                self.send_frame_now(i, stream, frame);
-                let forged = self.forge_frames(i, stream, a);
+                // The committed-prefix rule is reached only by a chunk that
+                // continues the stream, so that one goes before the real frame.
+                let first = a == Attack::CommittedMismatch;
+                if !first {
+                    self.send_frame_now(i, stream, frame.clone());
+                }
+                let forged = self.forge_frames(i, stream, a, if first { before } else { after });
                 if !forged.is_empty() {
                     self.cover(a.name());
                     self.trace
@@ -244,21 +257,27 @@ impl World {
                 for f in forged {
                     self.send_frame_now(i, stream, f);
                 }
+                if first {
+                    self.send_frame_now(i, stream, frame);
+                }
             }
+        }
+        if let Some((stream, held, _)) = overtaken {
+            self.cover(Attack::ReorderFrames.name());
+            self.send_frame_now(i, stream, held);
         }
     }
 
-    /// The hostile member sends the frame it held back, after the ones of this step.
+    /// The hostile member sends a frame it held back since an earlier step
+    /// and no later frame of its stream overtook.
     pub(crate) fn flush_hostile(&mut self, i: usize) {
+        let steps = self.hosts[i].steps;
         let held = match &mut self.hostile {
-            Some(h) if h.knobs.node == i => h.held.take(),
+            Some(h) if h.knobs.node == i => h.held.take_if(|(_, _, at)| *at < steps),
             _ => None,
         };
-        if let Some((stream, frame, overtaken)) = held {
+        if let Some((stream, frame, _)) = held {
             self.send_frame_now(i, stream, frame);
-            if overtaken {
-                self.cover(Attack::ReorderFrames.name());
-            }
         }
     }
 
@@ -276,7 +295,13 @@ impl World {
 
     /// The forged frames of attack `a` on `stream`, led (or followed) by node `i`;
     /// empty when the state at hand does not allow it.
-    fn forge_frames(&mut self, i: usize, stream: StreamId, a: Attack) -> Vec<Frame> {
+    fn forge_frames(
+        &mut self,
+        i: usize,
+        stream: StreamId,
+        a: Attack,
+        end: Option<(LogIndex, Term)>,
+    ) -> Vec<Frame> {
         let Some((follower, leader)) = self.net.endpoints(stream) else {
             return Vec::new();
         };
@@ -286,10 +311,6 @@ impl World {
         let (term, commit, last) = (me.term(), me.commit_index(), me.last_index());
         let other = if i == leader { follower } else { leader };
         let peer = self.hosts.get(other).and_then(|h| h.node.as_ref());
-        let end = self
-            .hostile
-            .as_ref()
-            .and_then(|h| h.sent_end.get(&stream).copied());
         let r = &mut self.hostile.as_mut().expect("active").rng;
         let chunk = |prev: (LogIndex, Term), leader_commit, entries| Frame::Chunk {
             term,
@@ -309,7 +330,7 @@ impl World {
                 .into_iter()
                 .collect(),
             Attack::PrevBeyondLog => {
-                let prev = LogIndex(last.0 + 1 + r.below(50));
+                let prev = LogIndex(last.0 + ABSURD_INDEX_STEP + r.below(50));
                 vec![chunk(
                     (prev, term),
                     prev.next(),
@@ -337,7 +358,7 @@ impl World {
             }
             Attack::CommitBeyondLog => match end {
                 Some(e) if e.0 <= commit => {
-                    vec![chunk(e, LogIndex(last.0 + 1_000), Vec::new())]
+                    vec![chunk(e, LogIndex(last.0 + ABSURD_INDEX_STEP), Vec::new())]
                 }
                 _ => Vec::new(),
             },
@@ -365,7 +386,7 @@ impl World {
             Attack::AckBeyondLog => {
                 let Some(p) = peer else { return Vec::new() };
                 vec![Frame::Ack {
-                    durable: LogIndex(p.last_index().0 + 1 + r.below(100)),
+                    durable: LogIndex(p.last_index().0 + ABSURD_INDEX_STEP + r.below(100)),
                 }]
             }
             Attack::ChunkUpstream => vec![chunk(
