@@ -67,6 +67,12 @@ pub struct Mutants {
     pub ack_before_durable: bool,
     /// Grant a vote to every candidate, even after voting in the term.
     pub vote_twice: bool,
+    /// Accept a membership change before the leader has committed an entry
+    /// of its own term (breaks the single-server change rule, thesis §4.1 and
+    /// Ongaro's raft-dev fix of 2015).
+    pub change_before_term_commit: bool,
+    /// Accept a membership change while another is still uncommitted.
+    pub changes_in_flight: bool,
 }
 
 impl NodeOptions {

@@ -18,7 +18,7 @@ use crate::workload::End;
 use crate::world::{ApplyWaiter, SimEvent, World, index_of};
 use bytes::Bytes;
 use raft_core::{
-    Action, Completion, Event, Frame, Instant, LogIndex, RequestError, RequestId, Role,
+    Action, Completion, EntryKind, Event, Frame, Instant, LogIndex, RequestError, RequestId, Role,
     SnapshotMeta,
 };
 
@@ -73,6 +73,48 @@ impl World {
                 .trace
                 .record(self.now, Some(i), format!("{text} dropped ({why})")),
         }
+    }
+
+    /// A leader appends a configuration change only once it has committed an
+    /// entry of its term, and never while another change is uncommitted
+    /// (SIMULATION §2.11 rule 10). Judged on its state after the step, whose
+    /// commit index can only be higher than when it appended.
+    fn check_membership_rules(&self, i: usize, entries: &[raft_core::LogEntry]) -> Result<(), Failure> {
+        let Some(node) = self.hosts[i].node.as_ref().filter(|n| n.role() == Role::Leader) else {
+            return Ok(());
+        };
+        let change = |e: &raft_core::LogEntry| e.kind.is_config() && e.kind != EntryKind::Initialize;
+        let Some(first) = entries.iter().find(|e| change(e)) else {
+            return Ok(());
+        };
+        let commit = node.commit_index();
+        if node.term_at(commit) != Some(node.term()) {
+            return Err(Failure::safety(
+                "membership",
+                format!(
+                    "n{} leader of {} appended a change at {} before committing an entry of its term (commit {commit})",
+                    i + 1,
+                    node.term(),
+                    first.index
+                ),
+            ));
+        }
+        let uncommitted: Vec<LogIndex> = node
+            .log_entries()
+            .filter(|e| e.index > commit && change(e))
+            .map(|e| e.index)
+            .collect();
+        if uncommitted.len() > 1 {
+            return Err(Failure::safety(
+                "membership",
+                format!(
+                    "n{} leader of {} has configuration changes at {uncommitted:?} uncommitted at once (commit {commit})",
+                    i + 1,
+                    node.term()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Steps node `i` with `event` at its local time and executes the actions.
@@ -254,6 +296,7 @@ impl World {
                         format!("n{} appends an entry the hostile member forged", i + 1),
                     ));
                 }
+                self.check_membership_rules(i, &entries)?;
                 let host = &mut self.hosts[i];
                 let digests = host
                     .mirror

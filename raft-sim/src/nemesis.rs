@@ -40,6 +40,11 @@ impl World {
             }
             Fault::Crash { node } => self.crash(node),
             Fault::SplitNextLeader { pick } => self.split_next_leader = Some(pick),
+            Fault::AddAtNextElection => self.add_at_next_election = true,
+            Fault::TwoChanges { node } => {
+                self.request_add();
+                self.request_remove_now(node);
+            }
             Fault::CrashMidAppend { node } => {
                 if self.hosts[node].node.is_some() {
                     self.crash_armed.insert(node);
@@ -77,6 +82,9 @@ impl World {
     pub(crate) fn on_leader_elected(&mut self, i: usize) {
         if self.heal_at.is_some() {
             return;
+        }
+        if std::mem::take(&mut self.add_at_next_election) {
+            self.request_add();
         }
         let Some(pick) = self.split_next_leader.take() else {
             return;
@@ -211,6 +219,7 @@ impl World {
         self.heal_at = Some(self.now);
         self.crash_armed.clear();
         self.split_next_leader = None;
+        self.add_at_next_election = false;
         self.trace
             .record(self.now, None, "heal: liveness phase begins".to_string());
         let n = self.hosts.len();

@@ -106,6 +106,12 @@ pub enum Mutant {
     /// The core counts an earlier-term entry committed by replica count
     /// (Raft §5.4.2 broken); needs raft-sim's `mutants` feature.
     CommitByCount,
+    /// The core accepts a membership change before its leader committed an
+    /// entry of its term; needs raft-sim's `mutants` feature.
+    ChangeBeforeTermCommit,
+    /// The core accepts a membership change while another is uncommitted;
+    /// needs raft-sim's `mutants` feature.
+    ChangesInFlight,
 }
 
 impl Default for Knobs {
@@ -371,6 +377,15 @@ pub enum Fault {
         /// Which reachable node goes with the new leader.
         pick: usize,
     },
+    /// The next node elected leader (during the chaos phase) is asked to add
+    /// a node at once, before it can have committed an entry of its term.
+    AddAtNextElection,
+    /// Ask the current leader to add a node and, in the same instant, to
+    /// remove `node`: the second must wait for the first to commit.
+    TwoChanges {
+        /// The node to remove (a world index).
+        node: usize,
+    },
     /// Restart a crashed node from its disk.
     Restart {
         /// The node.
@@ -416,6 +431,8 @@ impl fmt::Display for Fault {
             Fault::SplitNextLeader { pick } => {
                 write!(f, "cut the next leader off with reachable node #{pick}")
             }
+            Fault::AddAtNextElection => write!(f, "add a member at the next election"),
+            Fault::TwoChanges { node } => write!(f, "add a member and remove {node} at once"),
             Fault::Restart { node } => write!(f, "restart {node}"),
             Fault::BreakStreams { node } => write!(f, "break streams of {node}"),
             Fault::Pause { node, ms } => write!(f, "pause {node} for {ms}ms"),

@@ -234,6 +234,8 @@ pub struct World {
     pub(crate) next_nemesis_request: u64,
     /// Cut the next elected leader off with the reachable node of this rank.
     pub(crate) split_next_leader: Option<usize>,
+    /// Ask the next elected leader to add a node at once.
+    pub(crate) add_at_next_election: bool,
     /// Nodes to crash as soon as they have a multi-entry append pending.
     pub(crate) crash_armed: std::collections::BTreeSet<usize>,
     /// The hostile member's state (attacks are drawn from its own stream).
@@ -350,6 +352,7 @@ impl World {
             next_nemesis_request: crate::nemesis::NEMESIS_REQUEST_BASE,
             crash_armed: std::collections::BTreeSet::new(),
             split_next_leader: None,
+            add_at_next_election: false,
             hostile: k
                 .hostile
                 .clone()
@@ -409,6 +412,9 @@ impl World {
             max_clock_drift_ppm: k.max_clock_drift_ppm,
             mutants: raft_core::options::Mutants {
                 commit_by_count: k.mutant == crate::scenario::Mutant::CommitByCount,
+                change_before_term_commit: k.mutant
+                    == crate::scenario::Mutant::ChangeBeforeTermCommit,
+                changes_in_flight: k.mutant == crate::scenario::Mutant::ChangesInFlight,
                 ..Default::default()
             },
             ..NodeOptions::new(NodeId(i as u64 + 1))
