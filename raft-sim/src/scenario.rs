@@ -46,6 +46,10 @@ pub struct Knobs {
     pub torn_append: Ppm,
     /// Largest clock drift magnitude, in ppm.
     pub drift_ppm_max: u64,
+    /// Each node's clock drift in ppm, by world index, instead of a random
+    /// draw within `drift_ppm_max` (for scripted clock scenarios).
+    #[serde(default)]
+    pub drift_ppm_fixed: Vec<i64>,
     /// Concurrent client processes.
     pub clients: usize,
     /// Keys the clients touch.
@@ -133,6 +137,7 @@ impl Default for Knobs {
             sick_slowdown: 1,
             torn_append: Ppm(500_000),
             drift_ppm_max: 0,
+            drift_ppm_fixed: Vec::new(),
             clients: 4,
             keys: 3,
             op_interval_mean_ms: 20,
@@ -155,7 +160,9 @@ impl Knobs {
     /// exactly when `(1 - bound) * (1 + d) <= 1 - d`, i.e. `bound >= 2d / (1 + d)`,
     /// which `2d <= bound` implies.
     pub fn drift_within_lease_bound(&self) -> bool {
-        2 * self.drift_ppm_max <= self.max_clock_drift_ppm
+        let fixed = self.drift_ppm_fixed.iter().map(|d| d.unsigned_abs());
+        let d = fixed.fold(self.drift_ppm_max, u64::max);
+        2 * d <= self.max_clock_drift_ppm
     }
 
     /// The calm network and disk the liveness phase switches to.

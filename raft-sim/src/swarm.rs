@@ -160,7 +160,7 @@ fn reach_knobs(k: &mut Knobs, r: &mut SimRng, swarm: bool, o: &Overrides) {
     if o.hostile && (!swarm || (on && k.nodes >= 3)) {
         k.hostile = Some(HostileKnobs {
             node,
-            rate: if swarm { rate } else { Ppm(10_000) },
+            rate: if swarm { rate } else { Ppm(20_000) },
             without_committed_mismatch: o.hostile_without_committed_mismatch,
         });
     }

@@ -295,11 +295,12 @@ impl World {
         let boot = bootstrap_state(k.nodes);
         let hosts = (0..k.nodes)
             .map(|i| {
-                let drift = if k.drift_ppm_max == 0 {
+                let drawn = if k.drift_ppm_max == 0 {
                     0
                 } else {
                     clock_rng.between(0, 2 * k.drift_ppm_max) as i64 - k.drift_ppm_max as i64
                 };
+                let drift = k.drift_ppm_fixed.get(i).copied().unwrap_or(drawn);
                 let clock = Clock::new(clock_rng.below(1_000_000_000), drift);
                 let mut disk = SimDisk::new(disk_timing(&scenario, i));
                 disk.persist_hard_state(boot.hard_state.clone());
