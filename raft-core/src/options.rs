@@ -79,6 +79,12 @@ pub struct NodeOptions {
 pub struct Mutants {
     /// Count an earlier-term entry committed by replica count (breaks Raft §5.4.2).
     pub commit_by_count: bool,
+    /// Accept a membership change before the leader has committed an entry
+    /// of its own term (breaks the single-server change rule, thesis §4.1 and
+    /// Ongaro's raft-dev fix of 2015).
+    pub change_before_term_commit: bool,
+    /// Accept a membership change while another is still uncommitted.
+    pub changes_in_flight: bool,
 }
 
 impl NodeOptions {

@@ -179,6 +179,13 @@ impl SimDisk {
         self.pending.len()
     }
 
+    /// Whether an append of at least two entries is pending (a crash now may tear it).
+    pub fn has_pending_multi_append(&self) -> bool {
+        self.pending
+            .iter()
+            .any(|(_, op)| matches!(op, DiskOp::Append(e) if e.len() >= 2))
+    }
+
     /// Takes the contract violations recorded since the last call.
     pub fn take_violations(&mut self) -> Vec<String> {
         std::mem::take(&mut self.violations)

@@ -18,7 +18,7 @@ use crate::workload::End;
 use crate::world::{ApplyWaiter, SimEvent, World, index_of};
 use bytes::Bytes;
 use raft_core::{
-    Action, Completion, Event, Frame, Instant, LogIndex, RequestError, RequestId, Role,
+    Action, Completion, EntryKind, Event, Frame, Instant, LogIndex, RequestError, RequestId, Role,
     SnapshotMeta,
 };
 
@@ -58,6 +58,65 @@ pub fn snapshot_frames(meta: &SnapshotMeta, data: &Bytes, chunk_bytes: usize) ->
 }
 
 impl World {
+    /// Puts `frame` from node `i` on `stream` (traced; dropped if the stream is gone).
+    pub(crate) fn send_frame_now(&mut self, i: usize, stream: raft_core::StreamId, frame: Frame) {
+        let text = format!("-> SendFrame {stream} {frame}");
+        match self
+            .net
+            .send_frame(stream, i, frame, self.now, &mut self.net_rng)
+        {
+            Ok(follow) => {
+                self.trace.record(self.now, Some(i), text);
+                self.schedule_net(follow);
+            }
+            Err(why) => self
+                .trace
+                .record(self.now, Some(i), format!("{text} dropped ({why})")),
+        }
+    }
+
+    /// A leader appends a configuration change only once it has committed an
+    /// entry of its term, and never while another change is uncommitted
+    /// (SIMULATION §2.11 rule 10). Judged on its state after the step, whose
+    /// commit index can only be higher than when it appended.
+    fn check_membership_rules(&self, i: usize, entries: &[raft_core::LogEntry]) -> Result<(), Failure> {
+        let Some(node) = self.hosts[i].node.as_ref().filter(|n| n.role() == Role::Leader) else {
+            return Ok(());
+        };
+        let change = |e: &raft_core::LogEntry| e.kind.is_config() && e.kind != EntryKind::Initialize;
+        let Some(first) = entries.iter().find(|e| change(e)) else {
+            return Ok(());
+        };
+        let commit = node.commit_index();
+        if node.term_at(commit) != Some(node.term()) {
+            return Err(Failure::safety(
+                "membership",
+                format!(
+                    "n{} leader of {} appended a change at {} before committing an entry of its term (commit {commit})",
+                    i + 1,
+                    node.term(),
+                    first.index
+                ),
+            ));
+        }
+        let uncommitted: Vec<LogIndex> = node
+            .log_entries()
+            .filter(|e| e.index > commit && change(e))
+            .map(|e| e.index)
+            .collect();
+        if uncommitted.len() > 1 {
+            return Err(Failure::safety(
+                "membership",
+                format!(
+                    "n{} leader of {} has configuration changes at {uncommitted:?} uncommitted at once (commit {commit})",
+                    i + 1,
+                    node.term()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Steps node `i` with `event` at its local time and executes the actions.
     pub(crate) fn step(&mut self, i: usize, event: Event) {
         let host = &mut self.hosts[i];
@@ -66,7 +125,18 @@ impl World {
         };
         let local = host.clock.local(self.now);
         let text = format!("{} <- {event}", role_glyph(node.role(), node.term()));
+        let read = match &event {
+            Event::ReadRequested { id } if node.config().voter_count() > 1 => Some(*id),
+            _ => None,
+        };
         let actions = node.step(local, event);
+        // With other voters, a read answered within the step that asked it
+        // did not wait for a heartbeat round: the lease served it.
+        let lease_read = read.is_some_and(|id| {
+            actions.iter().any(|a| {
+                matches!(a, Action::CompleteRequest { id: x, result: Ok(Completion::Read { .. }) } if *x == id)
+            })
+        });
         // The core's invariant check walks its whole log; on long logs run it
         // every `INVARIANTS_SAMPLE_STEPS` steps of the node instead of every step.
         host.steps += 1;
@@ -79,6 +149,9 @@ impl World {
             node.check_invariants();
         }
         self.trace.record(self.now, Some(i), text);
+        if lease_read {
+            self.cover(crate::sweep::LEASE_READ);
+        }
         for action in actions {
             if let Err(f) = self.execute(i, action) {
                 return self.fail(f);
@@ -87,8 +160,14 @@ impl World {
                 return;
             }
         }
+        self.flush_hostile(i);
         if let Err(f) = self.after_step(i) {
             return self.fail(f);
+        }
+        if self.crash_armed.contains(&i) && self.hosts[i].disk.has_pending_multi_append() {
+            self.crash_armed.remove(&i);
+            self.cover("crash with a multi-entry append pending");
+            return self.crash(i);
         }
         // Timers due at `now` fire within the step, so the next deadline must
         // not lie in the past; one that does would make a driver spin. (Equal
@@ -150,6 +229,7 @@ impl World {
                         .trace
                         .record(now, Some(i), format!("-> drop ({why}) {msg}")),
                 }
+                self.hostile_datagram(i, &msg);
             }
             Action::OpenStream {
                 stream,
@@ -157,6 +237,9 @@ impl World {
                 open,
             } => {
                 durability::check_open(i, &open, &self.hosts[i].disk)?;
+                if open.probe_index < self.hosts[i].mirror.last_index() {
+                    self.cover("stream reopened below the last index (after a mismatch)");
+                }
                 let Some(l) = index_of(leader, n) else {
                     return Ok(());
                 };
@@ -171,19 +254,7 @@ impl World {
             }
             Action::SendFrame { stream, frame } => {
                 durability::check_frame(i, &frame, &self.hosts[i].disk)?;
-                let text = format!("-> SendFrame {stream} {frame}");
-                match self
-                    .net
-                    .send_frame(stream, i, frame, now, &mut self.net_rng)
-                {
-                    Ok(follow) => {
-                        self.trace.record(now, Some(i), text);
-                        self.schedule_net(follow);
-                    }
-                    Err(why) => self
-                        .trace
-                        .record(now, Some(i), format!("{text} dropped ({why})")),
-                }
+                self.send_frame_of(i, stream, frame);
             }
             Action::SendSnapshot { stream, meta } => {
                 self.cover("snapshot sent on a stream");
@@ -206,6 +277,7 @@ impl World {
                         Err(_) => break,
                     }
                 }
+                self.hostile_snapshot_sent(i, stream, &s.meta);
             }
             Action::CloseStream { stream } => {
                 let follow = self.net.close(stream, i);
@@ -218,6 +290,13 @@ impl World {
                 }
             }
             Action::AppendLog(entries) => {
+                if self.hostile.is_some() && crate::hostile::holds_forged(&entries) {
+                    return Err(Failure::safety(
+                        "hostile-data-accepted",
+                        format!("n{} appends an entry the hostile member forged", i + 1),
+                    ));
+                }
+                self.check_membership_rules(i, &entries)?;
                 let host = &mut self.hosts[i];
                 let digests = host
                     .mirror
@@ -362,6 +441,15 @@ impl World {
                         format!("n{} installs {meta} without its chunks", i + 1),
                     ));
                 };
+                if data.as_slice() == crate::hostile::FORGED {
+                    return Err(Failure::safety(
+                        "hostile-data-accepted",
+                        format!(
+                            "n{} installs {meta}, a snapshot the hostile member forged",
+                            i + 1
+                        ),
+                    ));
+                }
                 let Some(digest) = self.global.digest_of(m.index, m.term) else {
                     return Err(Failure::safety(
                         "snapshot",
@@ -404,6 +492,7 @@ impl World {
                     self.cover("leader elected");
                     self.election.on_leader(i, term)?;
                     self.global.on_leader(i, term, &self.hosts[i].mirror)?;
+                    self.on_leader_elected(i);
                 }
             }
             Action::Refused { reason, .. } => self.cover(match reason {

@@ -10,6 +10,7 @@ pub mod digest;
 pub mod disk;
 pub mod driver;
 pub mod history;
+pub mod hostile;
 pub mod kv;
 pub mod linearizability;
 pub mod membership;

@@ -73,11 +73,26 @@ impl World {
     /// The nemesis asks the leader to remove `node`, unless that would leave
     /// fewer than [`MIN_VOTERS`] voters or another change is outstanding.
     pub(crate) fn request_remove(&mut self, node: usize) {
+        if self.membership_outstanding() {
+            self.trace.record(
+                self.now,
+                None,
+                format!("nemesis remove n{}: skipped", node + 1),
+            );
+            return;
+        }
+        self.request_remove_now(node);
+    }
+
+    /// Asks the leader to remove `node` even while another change is
+    /// outstanding (the leader must refuse it), unless that would leave fewer
+    /// than [`MIN_VOTERS`] voters.
+    pub(crate) fn request_remove_now(&mut self, node: usize) {
         let id = NodeId(node as u64 + 1);
         let allowed = self
             .config_in_force()
             .is_some_and(|c| c.contains(id) && (!c.is_voter(id) || c.voter_count() > MIN_VOTERS));
-        if !allowed || self.membership_outstanding() {
+        if !allowed {
             self.trace.record(
                 self.now,
                 None,

@@ -39,7 +39,19 @@ impl World {
                 self.schedule_net(follow);
             }
             Fault::Crash { node } => self.crash(node),
+            Fault::SplitNextLeader { pick } => self.split_next_leader = Some(pick),
+            Fault::AddAtNextElection => self.add_at_next_election = true,
+            Fault::TwoChanges { node } => {
+                self.request_add();
+                self.request_remove_now(node);
+            }
+            Fault::CrashMidAppend { node } => {
+                if self.hosts[node].node.is_some() {
+                    self.crash_armed.insert(node);
+                }
+            }
             Fault::Restart { node } => {
+                self.crash_armed.remove(&node);
                 if self.hosts[node].node.is_none() {
                     self.start_node(node);
                 }
@@ -64,6 +76,38 @@ impl World {
             Fault::AddMember => self.request_add(),
             Fault::RemoveMember { node } => self.request_remove(node),
         }
+    }
+
+    /// Node `i` was just elected: cut it off with one node it reaches, if armed.
+    pub(crate) fn on_leader_elected(&mut self, i: usize) {
+        if self.heal_at.is_some() {
+            return;
+        }
+        if std::mem::take(&mut self.add_at_next_election) {
+            self.request_add();
+        }
+        let Some(pick) = self.split_next_leader.take() else {
+            return;
+        };
+        let n = self.hosts.len();
+        let reach: Vec<usize> = (0..n)
+            .filter(|&x| x != i && self.net.path_up(i, x) && self.net.path_up(x, i))
+            .collect();
+        let Some(&with) = reach.get(pick % reach.len().max(1)) else {
+            return;
+        };
+        let side = vec![i.min(with), i.max(with)];
+        self.cover("new leader cut off with one follower");
+        self.trace.record(
+            self.now,
+            Some(i),
+            format!("fault: cut the new leader off with n{}", with + 1),
+        );
+        let follow = self.net.set_blocked(
+            crate::scenario::Shape::Split { side }.blocked(n, None),
+            self.now,
+        );
+        self.schedule_net(follow);
     }
 
     /// Delivers a nemesis request to the current leader, if there is one;
@@ -173,6 +217,9 @@ impl World {
     /// The chaos phase ends: restart every node, heal the network and the disks.
     pub(crate) fn heal(&mut self) {
         self.heal_at = Some(self.now);
+        self.crash_armed.clear();
+        self.split_next_leader = None;
+        self.add_at_next_election = false;
         self.trace
             .record(self.now, None, "heal: liveness phase begins".to_string());
         let n = self.hosts.len();

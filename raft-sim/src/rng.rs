@@ -26,6 +26,12 @@ pub enum StreamKind {
     Disk,
     /// Clock offsets and drift.
     Clock,
+    /// Swarm draws and schedule of the families added after the first six
+    /// streams (lease reads, the hostile member, targeted faults), so adding
+    /// them shifted none of the earlier draws.
+    Reach,
+    /// The hostile member's choices during a run.
+    Hostile,
     /// The core RNG seed of one node incarnation.
     Node {
         /// The node's index in the world (0-based).
@@ -46,6 +52,8 @@ impl StreamKind {
             StreamKind::Network => 4,
             StreamKind::Disk => 5,
             StreamKind::Clock => 6,
+            StreamKind::Reach => 7,
+            StreamKind::Hostile => 8,
             StreamKind::Node { node, incarnation } => (1 << 40) + (node << 20) + incarnation,
         }
     }

@@ -46,6 +46,10 @@ pub struct Knobs {
     pub torn_append: Ppm,
     /// Largest clock drift magnitude, in ppm.
     pub drift_ppm_max: u64,
+    /// Each node's clock drift in ppm, by world index, instead of a random
+    /// draw within `drift_ppm_max` (for scripted clock scenarios).
+    #[serde(default)]
+    pub drift_ppm_fixed: Vec<i64>,
     /// Concurrent client processes.
     pub clients: usize,
     /// Keys the clients touch.
@@ -61,6 +65,35 @@ pub struct Knobs {
     /// A deliberate bug, for tests that prove the oracles notice (never in sweeps).
     #[serde(default)]
     pub mutant: Mutant,
+    /// Leaders serve reads from a lease (`NodeOptions::lease_reads`).
+    #[serde(default)]
+    pub lease_reads: bool,
+    /// The bound on clock-rate drift the core's leases assume
+    /// (`NodeOptions::max_clock_drift_ppm`); see [`Knobs::drift_within_lease_bound`].
+    #[serde(default = "default_max_clock_drift_ppm")]
+    pub max_clock_drift_ppm: u64,
+    /// A member that also sends protocol-violating frames and messages.
+    #[serde(default)]
+    pub hostile: Option<HostileKnobs>,
+}
+
+fn default_max_clock_drift_ppm() -> u64 {
+    raft_core::NodeOptions::new(raft_core::NodeId(1)).max_clock_drift_ppm
+}
+
+/// The hostile member: one node whose own (correct) behaviour is interleaved
+/// with frames and messages a correct receiver must refuse (see
+/// [`crate::hostile`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostileKnobs {
+    /// Its world index.
+    pub node: usize,
+    /// Chance, per frame or message it sends, that an attack goes out with it.
+    pub rate: Ppm,
+    /// Leave out the chunk whose `prev` contradicts the receiver's committed
+    /// entry (raft-core panics on it until issue 8 item 3 is fixed).
+    #[serde(default)]
+    pub without_committed_mismatch: bool,
 }
 
 /// Deliberately broken behaviour, used only by `tests/oracles_catch_bugs.rs`
@@ -77,6 +110,12 @@ pub enum Mutant {
     /// The core counts an earlier-term entry committed by replica count
     /// (Raft §5.4.2 broken); needs raft-sim's `mutants` feature.
     CommitByCount,
+    /// The core accepts a membership change before its leader committed an
+    /// entry of its term; needs raft-sim's `mutants` feature.
+    ChangeBeforeTermCommit,
+    /// The core accepts a membership change while another is uncommitted;
+    /// needs raft-sim's `mutants` feature.
+    ChangesInFlight,
 }
 
 impl Default for Knobs {
@@ -98,6 +137,7 @@ impl Default for Knobs {
             sick_slowdown: 1,
             torn_append: Ppm(500_000),
             drift_ppm_max: 0,
+            drift_ppm_fixed: Vec::new(),
             clients: 4,
             keys: 3,
             op_interval_mean_ms: 20,
@@ -105,11 +145,26 @@ impl Default for Knobs {
             read: Ppm(300_000),
             cas: Ppm(300_000),
             mutant: Mutant::None,
+            lease_reads: false,
+            max_clock_drift_ppm: default_max_clock_drift_ppm(),
+            hostile: None,
         }
     }
 }
 
 impl Knobs {
+    /// Whether the clocks stay inside the drift bound the leases assume. Each
+    /// clock runs within ±`drift_ppm_max` of true time, so two clocks differ in
+    /// rate by up to about twice that; a lease of `T * (1 - bound)` on the
+    /// slowest clock ends before a vote-refusal window of `T` on the fastest
+    /// exactly when `(1 - bound) * (1 + d) <= 1 - d`, i.e. `bound >= 2d / (1 + d)`,
+    /// which `2d <= bound` implies.
+    pub fn drift_within_lease_bound(&self) -> bool {
+        let fixed = self.drift_ppm_fixed.iter().map(|d| d.unsigned_abs());
+        let d = fixed.fold(self.drift_ppm_max, u64::max);
+        2 * d <= self.max_clock_drift_ppm
+    }
+
     /// The calm network and disk the liveness phase switches to.
     pub fn healed_net(&self) -> NetKnobs {
         NetKnobs {
@@ -130,7 +185,7 @@ impl fmt::Display for Knobs {
             "nodes={} duration={}ms chaos={}ms election={}ms heartbeat={}ms budget={}B batch={} snap={}/{} \
              | net delay={}+{}us drop={} dup={} tail={} stream lat={}us bw={}B/s break={} break_after={}ms \
              detect={}..{}ms | disk fsync={}+{}us sick={:?}x{} torn={} | drift<={}ppm \
-             | clients={} keys={} interval={}ms timeout={}ms read={} cas={}{}",
+             | clients={} keys={} interval={}ms timeout={}ms read={} cas={}{}{}{}",
             self.nodes,
             self.duration_ms,
             self.chaos_ms,
@@ -168,6 +223,24 @@ impl fmt::Display for Knobs {
             } else {
                 format!(" | MUTANT {:?}", self.mutant)
             },
+            if self.lease_reads {
+                format!(" | lease reads (bound {}ppm)", self.max_clock_drift_ppm)
+            } else {
+                String::new()
+            },
+            match &self.hostile {
+                Some(h) => format!(
+                    " | hostile n{} rate={}{}",
+                    h.node + 1,
+                    h.rate.0,
+                    if h.without_committed_mismatch {
+                        " without committed-mismatch chunks"
+                    } else {
+                        ""
+                    }
+                ),
+                None => String::new(),
+            },
         )
     }
 }
@@ -194,6 +267,13 @@ pub enum Shape {
         /// One half (the other is everyone else but the bridge).
         left: Vec<usize>,
     },
+    /// The current leader (resolved when the fault fires) and one other node,
+    /// the `pick`-th of the others, cut off together from the rest: the
+    /// leader keeps appending client writes that reach that one node only.
+    LeaderAndOne {
+        /// Which of the other nodes goes with the leader (modulo their count).
+        pick: usize,
+    },
     /// Packets from `node` to everyone else are lost; it still receives.
     MuteOutbound {
         /// The node.
@@ -210,6 +290,15 @@ impl Shape {
     /// The blocked matrix (`[from * n + to]`) of this shape, `leader` resolving
     /// [`Shape::IsolateLeader`] (no leader: nothing blocked).
     pub fn blocked(&self, n: usize, leader: Option<usize>) -> Vec<bool> {
+        if let Shape::LeaderAndOne { pick } = self {
+            return match leader.filter(|_| n >= 2) {
+                Some(l) => Shape::Split {
+                    side: pair_with(l, *pick, n),
+                }
+                .blocked(n, None),
+                None => vec![false; n * n],
+            };
+        }
         let mut m = vec![false; n * n];
         let mut cut = |a: usize, b: usize| {
             if a != b && a < n && b < n {
@@ -247,11 +336,20 @@ impl Shape {
                     }
                 }
             }
+            Shape::LeaderAndOne { .. } => unreachable!("resolved above"),
             Shape::MuteOutbound { node } => (0..n).for_each(|o| cut(*node, o)),
             Shape::DeafInbound { node } => (0..n).for_each(|o| cut(o, *node)),
         }
         m
     }
+}
+
+/// Node `l` and the `pick`-th of the other `n - 1` nodes, in index order.
+pub fn pair_with(l: usize, pick: usize, n: usize) -> Vec<usize> {
+    let others: Vec<usize> = (0..n).filter(|&x| x != l).collect();
+    let mut side = vec![l, others[pick % others.len()]];
+    side.sort_unstable();
+    side
 }
 
 /// A fault the schedule injects.
@@ -264,6 +362,35 @@ pub enum Fault {
     /// Crash a node (volatile state lost; the disk keeps a prefix of pending ops).
     Crash {
         /// The node.
+        node: usize,
+    },
+    /// Crash a node at the first moment it has an append of several entries
+    /// pending (not yet durable), so the crash loses or tears it; no crash if
+    /// that moment does not come before the node's scheduled restart.
+    CrashMidAppend {
+        /// The node.
+        node: usize,
+    },
+    /// The next node elected leader (during the chaos phase) is cut off at
+    /// once, with the `pick`-th of the nodes it can reach, from everyone else.
+    /// After a [`Shape::LeaderAndOne`] partition this leaves three logs that
+    /// diverge at the same index in three terms: the old leader's pair, the
+    /// new leader's pair (whose entries reached nobody else) and the rest,
+    /// which elect a leader from the old pair; when the partition heals, the
+    /// new leader's follower holds a later-term entry than its leader where
+    /// their logs part, so its stream's first chunk mismatches and it reopens
+    /// lower.
+    SplitNextLeader {
+        /// Which reachable node goes with the new leader.
+        pick: usize,
+    },
+    /// The next node elected leader (during the chaos phase) is asked to add
+    /// a node at once, before it can have committed an entry of its term.
+    AddAtNextElection,
+    /// Ask the current leader to add a node and, in the same instant, to
+    /// remove `node`: the second must wait for the first to commit.
+    TwoChanges {
+        /// The node to remove (a world index).
         node: usize,
     },
     /// Restart a crashed node from its disk.
@@ -307,6 +434,12 @@ impl fmt::Display for Fault {
             Fault::Partition(s) => write!(f, "partition {s:?}"),
             Fault::Heal => write!(f, "heal"),
             Fault::Crash { node } => write!(f, "crash {node}"),
+            Fault::CrashMidAppend { node } => write!(f, "crash {node} mid-append"),
+            Fault::SplitNextLeader { pick } => {
+                write!(f, "cut the next leader off with reachable node #{pick}")
+            }
+            Fault::AddAtNextElection => write!(f, "add a member at the next election"),
+            Fault::TwoChanges { node } => write!(f, "add a member and remove {node} at once"),
             Fault::Restart { node } => write!(f, "restart {node}"),
             Fault::BreakStreams { node } => write!(f, "break streams of {node}"),
             Fault::Pause { node, ms } => write!(f, "pause {node} for {ms}ms"),

@@ -10,7 +10,7 @@
 //! command.
 
 use crate::rng::{Ppm, SimRng, StreamKind};
-use crate::scenario::{Fault, Knobs, Scenario, Shape, Timed};
+use crate::scenario::{Fault, HostileKnobs, Knobs, Scenario, Shape, Timed};
 use serde::{Deserialize, Serialize};
 
 /// Settings given on the command line; each replaces the generated value.
@@ -34,6 +34,20 @@ pub struct Overrides {
     /// removed during runs).
     #[serde(default)]
     pub no_membership: bool,
+    /// Lease reads on in every seed (swarm mode also draws them by itself).
+    #[serde(default)]
+    pub lease_reads: bool,
+    /// Largest clock drift, ppm; beyond half the lease bound it is outside the
+    /// model (the negative mode the linearizability oracle must catch).
+    #[serde(default)]
+    pub drift_ppm_max: Option<u64>,
+    /// Draw a hostile member (always in default mode, in half the swarm seeds).
+    #[serde(default)]
+    pub hostile: bool,
+    /// The hostile member leaves out chunks whose `prev` contradicts the
+    /// receiver's committed entry (until raft-core stops panicking on them).
+    #[serde(default)]
+    pub hostile_without_committed_mismatch: bool,
 }
 
 /// Fault families the schedule draws from, with weights (0: disabled).
@@ -76,9 +90,13 @@ pub fn scenario_from_seed(seed: u64, swarm: bool, overrides: &Overrides) -> Scen
             },
         )
     };
+    // Families added later draw from their own stream, so the draws above
+    // (and every seed's knobs and schedule) stay what they were.
+    let mut reach = SimRng::new(seed, StreamKind::Reach);
+    reach_knobs(&mut knobs, &mut reach, swarm, overrides);
     apply_overrides(&mut knobs, &mut mix, overrides);
     let mut schedule_rng = SimRng::new(seed, StreamKind::Schedule);
-    let faults = schedule(&knobs, &mix, &mut schedule_rng);
+    let faults = schedule(&knobs, &mix, &mut schedule_rng, &mut reach);
     Scenario {
         seed,
         knobs,
@@ -91,6 +109,9 @@ fn apply_overrides(knobs: &mut Knobs, mix: &mut FaultMix, o: &Overrides) {
         knobs.nodes = n.max(1);
         if knobs.sick_node.is_some_and(|s| s >= knobs.nodes) {
             knobs.sick_node = None;
+        }
+        if let Some(h) = &mut knobs.hostile {
+            h.node %= knobs.nodes;
         }
     }
     if let Some(d) = o.duration_ms {
@@ -114,6 +135,34 @@ fn apply_overrides(knobs: &mut Knobs, mix: &mut FaultMix, o: &Overrides) {
     }
     if o.no_membership {
         mix.membership = 0;
+    }
+    if o.lease_reads {
+        knobs.lease_reads = true;
+    }
+    if let Some(d) = o.drift_ppm_max {
+        knobs.drift_ppm_max = d;
+    }
+}
+
+/// Lease reads (half the swarm seeds) and the hostile member (behind
+/// `--hostile`: every seed in default mode, half the swarm seeds with at least
+/// three nodes).
+fn reach_knobs(k: &mut Knobs, r: &mut SimRng, swarm: bool, o: &Overrides) {
+    let lease = r.chance(Ppm(500_000));
+    if swarm {
+        k.lease_reads = lease;
+    }
+    // Every swarm drift draw stays inside the bound the leases assume.
+    debug_assert!(k.drift_within_lease_bound());
+    let on = r.chance(Ppm(500_000));
+    let node = r.below(k.nodes.max(1) as u64) as usize;
+    let rate = Ppm(*r.pick(&[2_000, 10_000, 50_000]));
+    if o.hostile && (!swarm || (on && k.nodes >= 3)) {
+        k.hostile = Some(HostileKnobs {
+            node,
+            rate: if swarm { rate } else { Ppm(20_000) },
+            without_committed_mismatch: o.hostile_without_committed_mismatch,
+        });
     }
 }
 
@@ -239,7 +288,8 @@ fn random_shape(r: &mut SimRng, n: usize) -> Shape {
 /// each partition healed after 0.5–5 s, each crash restarted after 0.2–5 s,
 /// each pause lasting 0.05–3 s, at most `(n - 1) / 2` nodes down or paused at
 /// once (the fault budget).
-fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
+/// Half the crashes (drawn from `reach`) wait for a pending multi-entry append.
+fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng, reach: &mut SimRng) -> Vec<Timed<Fault>> {
     let mut out = Vec::new();
     let weights = [
         mix.partition,
@@ -279,10 +329,12 @@ fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
                 let down = down_until.iter().filter(|&&u| u > t).count();
                 if down_until[node] <= t && down < budget {
                     let back = t + r.between(200, 5_000);
-                    out.push(Timed {
-                        at_ms: t,
-                        what: Fault::Crash { node },
-                    });
+                    let what = if reach.chance(Ppm(500_000)) {
+                        Fault::CrashMidAppend { node }
+                    } else {
+                        Fault::Crash { node }
+                    };
+                    out.push(Timed { at_ms: t, what });
                     out.push(Timed {
                         at_ms: back,
                         what: Fault::Restart { node },
@@ -332,9 +384,38 @@ fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng) -> Vec<Timed<Fault>> {
             _ => {}
         }
     }
+    divergent_episodes(k, mix, reach, &mut out);
     out.retain(|f| f.at_ms < k.chaos_ms);
     out.sort_by_key(|f| f.at_ms);
     out
+}
+
+/// Up to two episodes that make logs diverge in three terms at one index
+/// (see [`Fault::SplitNextLeader`]): the leader and one node cut off, the next
+/// leader cut off with one node at its election, a heal 2–5 s later. They need
+/// five nodes (each cut leaves a majority behind) and the partition family.
+fn divergent_episodes(k: &Knobs, mix: &FaultMix, r: &mut SimRng, out: &mut Vec<Timed<Fault>>) {
+    let episodes = r.below(3);
+    if k.nodes < 5 || mix.partition == 0 || k.chaos_ms < 2_000 {
+        return;
+    }
+    for _ in 0..episodes {
+        let t = r.between(1_000, k.chaos_ms - 1_000);
+        let heal = t + r.between(2_000, 5_000);
+        let (a, b) = (r.below(8) as usize, r.below(8) as usize);
+        out.push(Timed {
+            at_ms: t,
+            what: Fault::Partition(Shape::LeaderAndOne { pick: a }),
+        });
+        out.push(Timed {
+            at_ms: t,
+            what: Fault::SplitNextLeader { pick: b },
+        });
+        out.push(Timed {
+            at_ms: heal,
+            what: Fault::Heal,
+        });
+    }
 }
 
 #[cfg(test)]
@@ -396,7 +477,7 @@ mod tests {
             let mut down = 0usize;
             for f in &s.faults {
                 match f.what {
-                    Fault::Crash { .. } => down += 1,
+                    Fault::Crash { .. } | Fault::CrashMidAppend { .. } => down += 1,
                     Fault::Restart { .. } => down -= 1,
                     _ => {}
                 }

@@ -99,12 +99,42 @@ pub const COVERAGE_GOALS: [&str; 9] = [
     "request outcome unknown (leadership lost after append)",
 ];
 
+/// Goals that apply only when some seed of the sweep ran the feature that
+/// reaches them: `(goal, the coverage mark such a seed leaves)`.
+pub fn conditional_goals() -> Vec<(&'static str, &'static str)> {
+    let mut goals = vec![(LEASE_READ, RUN_WITH_LEASE_READS)];
+    for a in crate::hostile::Attack::ALL {
+        let mark = if a == crate::hostile::Attack::CommittedMismatch {
+            RUN_WITH_COMMITTED_MISMATCH
+        } else {
+            RUN_WITH_HOSTILE
+        };
+        goals.push((a.name(), mark));
+    }
+    goals
+}
+
+/// Coverage: a read answered from the leader's lease.
+pub const LEASE_READ: &str = "read served from a lease";
+/// Coverage mark of a seed with lease reads on.
+pub const RUN_WITH_LEASE_READS: &str = "seed with lease reads";
+/// Coverage mark of a seed with a hostile member.
+pub const RUN_WITH_HOSTILE: &str = "seed with a hostile member";
+/// Coverage mark of a seed whose hostile member may send committed-mismatch chunks.
+pub const RUN_WITH_COMMITTED_MISMATCH: &str = "seed with committed-mismatch chunks";
+
 impl SweepSummary {
-    /// The coverage goals never reached.
+    /// The coverage goals never reached (conditional ones only where their
+    /// feature ran in some seed).
     pub fn missed_goals(&self) -> Vec<&'static str> {
+        let conditional = conditional_goals()
+            .into_iter()
+            .filter(|(_, mark)| self.coverage.contains_key(mark))
+            .map(|(goal, _)| goal);
         COVERAGE_GOALS
             .iter()
             .copied()
+            .chain(conditional)
             .filter(|g| !self.coverage.contains_key(g))
             .collect()
     }

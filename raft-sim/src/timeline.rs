@@ -288,6 +288,17 @@ fn shape_label(shape: &Shape, n: usize, leader: Option<usize>) -> String {
                 bridge + 1
             )
         }
+        Shape::LeaderAndOne { pick } => match leader {
+            Some(l) => {
+                let side = crate::scenario::pair_with(l, *pick, n.max(2));
+                format!(
+                    "leader and one {} | {}",
+                    node_set(&side),
+                    node_set(&rest(n, &side))
+                )
+            }
+            None => "leader and one (no leader)".to_string(),
+        },
         Shape::MuteOutbound { node } => format!("n{} mute (cannot send)", node + 1),
         Shape::DeafInbound { node } => format!("n{} deaf (cannot receive)", node + 1),
     }

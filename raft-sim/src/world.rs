@@ -25,8 +25,8 @@ use crate::trace::Trace;
 use crate::workload::{End, Workload};
 use raft_core::{
     ClusterId, Config, Duration, EntryKind, Event, HardState, Instant, LogEntry, LogIndex, Member,
-    MemberRole, Message, Node, NodeId, NodeOptions, RecoveredState, RequestId, Role, SnapshotMeta,
-    StreamOpen, Term,
+    MemberRole, Message, MessageBody, Node, NodeId, NodeOptions, RecoveredState, RequestId, Role,
+    SnapshotMeta, StreamOpen, Term,
 };
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -232,6 +232,14 @@ pub struct World {
     pub(crate) nemesis_requests: BTreeMap<RequestId, (usize, String)>,
     /// The next nemesis request id (a range disjoint from the clients').
     pub(crate) next_nemesis_request: u64,
+    /// Cut the next elected leader off with the reachable node of this rank.
+    pub(crate) split_next_leader: Option<usize>,
+    /// Ask the next elected leader to add a node at once.
+    pub(crate) add_at_next_election: bool,
+    /// Nodes to crash as soon as they have a multi-entry append pending.
+    pub(crate) crash_armed: std::collections::BTreeSet<usize>,
+    /// The hostile member's state (attacks are drawn from its own stream).
+    pub(crate) hostile: Option<crate::hostile::Hostile>,
     failure: Option<Failure>,
     done: bool,
 }
@@ -287,11 +295,12 @@ impl World {
         let boot = bootstrap_state(k.nodes);
         let hosts = (0..k.nodes)
             .map(|i| {
-                let drift = if k.drift_ppm_max == 0 {
+                let drawn = if k.drift_ppm_max == 0 {
                     0
                 } else {
                     clock_rng.between(0, 2 * k.drift_ppm_max) as i64 - k.drift_ppm_max as i64
                 };
+                let drift = k.drift_ppm_fixed.get(i).copied().unwrap_or(drawn);
                 let clock = Clock::new(clock_rng.below(1_000_000_000), drift);
                 let mut disk = SimDisk::new(disk_timing(&scenario, i));
                 disk.persist_hard_state(boot.hard_state.clone());
@@ -342,6 +351,13 @@ impl World {
             liveness_extensions: 0,
             nemesis_requests: BTreeMap::new(),
             next_nemesis_request: crate::nemesis::NEMESIS_REQUEST_BASE,
+            crash_armed: std::collections::BTreeSet::new(),
+            split_next_leader: None,
+            add_at_next_election: false,
+            hostile: k
+                .hostile
+                .clone()
+                .map(|h| crate::hostile::Hostile::new(h, SimRng::new(seed, StreamKind::Hostile))),
             failure: None,
             done: false,
             scenario,
@@ -351,6 +367,21 @@ impl World {
             None,
             format!("seed {} knobs: {}", seed, w.scenario.knobs),
         );
+        if w.scenario.knobs.lease_reads {
+            w.cover(crate::sweep::RUN_WITH_LEASE_READS);
+        }
+        if let Some(without) = w
+            .scenario
+            .knobs
+            .hostile
+            .as_ref()
+            .map(|h| h.without_committed_mismatch)
+        {
+            w.cover(crate::sweep::RUN_WITH_HOSTILE);
+            if !without {
+                w.cover(crate::sweep::RUN_WITH_COMMITTED_MISMATCH);
+            }
+        }
         for f in w.scenario.faults.clone() {
             w.schedule(Instant(f.at_ms * 1_000_000), SimEvent::Fault(f.what));
         }
@@ -378,8 +409,13 @@ impl World {
             max_batch_entries: k.max_batch_entries,
             snapshot_threshold: k.snapshot_threshold,
             snapshot_trailing_entries: k.snapshot_trailing_entries,
+            lease_reads: k.lease_reads,
+            max_clock_drift_ppm: k.max_clock_drift_ppm,
             mutants: raft_core::options::Mutants {
                 commit_by_count: k.mutant == crate::scenario::Mutant::CommitByCount,
+                change_before_term_commit: k.mutant
+                    == crate::scenario::Mutant::ChangeBeforeTermCommit,
+                changes_in_flight: k.mutant == crate::scenario::Mutant::ChangesInFlight,
                 ..Default::default()
             },
             ..NodeOptions::new(NodeId(i as u64 + 1))
@@ -517,7 +553,7 @@ impl World {
                         format!("drop (partitioned in flight) {msg}"),
                     );
                 } else if self.hosts[to].node.is_some() {
-                    self.step(to, Event::MessageReceived(msg));
+                    self.step_message(to, msg);
                 }
             }
             SimEvent::Net(e) => self.handle_net(e),
@@ -568,6 +604,63 @@ impl World {
                 }
                 self.done = true;
             }
+        }
+    }
+
+    /// Steps a datagram into node `to` and checks rules every receiver obeys
+    /// whoever the sender (the hostile member included): a pre-vote request
+    /// never makes it adopt the request's term; a vote goes only to a
+    /// candidate whose log is at least as up to date; `TimeoutNow` starts a
+    /// campaign only when it comes from the receiver's leader. (A timer due
+    /// in the same step may start a campaign of the receiver's own, which
+    /// moves the term by one, never to a pre-vote's term further ahead.)
+    pub(crate) fn step_message(&mut self, to: usize, msg: Message) {
+        let Some(node) = self.hosts[to].node.as_ref() else {
+            return;
+        };
+        let (term0, vote0) = (node.term(), node.vote());
+        let (last0, leader0, role0) = (
+            (node.last_term(), node.last_index()),
+            node.leader(),
+            node.role(),
+        );
+        let (from, term, body) = (msg.from, msg.term, msg.body.clone());
+        self.step(to, Event::MessageReceived(msg));
+        let Some(node) = self.hosts[to]
+            .node
+            .as_ref()
+            .filter(|_| self.failure.is_none())
+        else {
+            return;
+        };
+        let broken = match body {
+            MessageBody::PreVoteRequest { .. } => (term.0 > term0.0 + 1 && node.term() >= term)
+                .then(|| format!("adopted the term {term} of a pre-vote request from {from}")),
+            MessageBody::VoteRequest {
+                last_index,
+                last_term,
+                ..
+            } => {
+                let newly =
+                    node.vote() == Some(from) && (node.term(), node.vote()) != (term0, vote0);
+                (newly && (last_term, last_index) < last0).then(|| {
+                    format!(
+                        "voted for {from} in {term} whose log ends at {last_index}/{last_term}, behind its own {}/{}",
+                        last0.1, last0.0
+                    )
+                })
+            }
+            MessageBody::TimeoutNow => (node.role() == Role::Candidate
+                && role0 != Role::Candidate
+                && leader0 != Some(from))
+            .then(|| format!("campaigned on TimeoutNow from {from}, which it did not follow")),
+            _ => None,
+        };
+        if let Some(why) = broken {
+            self.fail(Failure::safety(
+                "message-rules",
+                format!("n{} {why}", to + 1),
+            ));
         }
     }
 

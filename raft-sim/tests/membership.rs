@@ -184,3 +184,70 @@ fn membership_changes_racing_leader_changes_stay_safe() {
         );
     }
 }
+
+/// A leader is asked to add a node the instant it is elected, three times over.
+fn change_at_election_faults() -> Vec<Timed<Fault>> {
+    let mut faults = Vec::new();
+    for round in 0..3u64 {
+        let t = 2_000 + round * 2_500;
+        faults.push(at(t, Fault::AddAtNextElection));
+        faults.push(at(t, Fault::Partition(Shape::IsolateLeader)));
+        faults.push(at(t + 2_000, Fault::Heal));
+    }
+    faults
+}
+
+/// The leader is asked for two changes in the same instant, several times.
+fn two_changes_faults() -> Vec<Timed<Fault>> {
+    (0..4u64)
+        .map(|k| at(2_000 + k * 1_500, Fault::TwoChanges { node: k as usize % 5 }))
+        .collect()
+}
+
+fn failure_with(mutant: raft_sim::scenario::Mutant, faults: Vec<Timed<Fault>>) -> Option<String> {
+    let mut s = scenario(5, faults);
+    s.knobs.mutant = mutant;
+    let mut w = World::new(s, Trace::new(0, false));
+    w.run();
+    w.failure().map(|f| format!("{} {f}", f.checker))
+}
+
+#[test]
+fn a_leader_asked_for_changes_at_its_election_or_two_at_once_refuses_and_stays_safe() {
+    for faults in [change_at_election_faults(), two_changes_faults()] {
+        let w = run(scenario(5, faults));
+        let refused = lines(&w, "nemesis");
+        assert!(
+            refused
+                .iter()
+                .any(|l| l.contains("LeaderNotReady") || l.contains("ChangeInProgress")),
+            "no change was refused: {refused:?}"
+        );
+    }
+}
+
+/// With the rule "a leader changes membership only after committing an entry
+/// of its term" switched off in the core, the membership oracle fires.
+#[cfg(feature = "mutants")]
+#[test]
+fn a_core_that_changes_membership_before_committing_in_its_term_is_caught() {
+    let f = failure_with(
+        raft_sim::scenario::Mutant::ChangeBeforeTermCommit,
+        change_at_election_faults(),
+    )
+    .expect("the mutant must be caught");
+    assert!(f.starts_with("membership"), "{f}");
+}
+
+/// With the rule "one change at a time" switched off in the core, the
+/// membership oracle fires.
+#[cfg(feature = "mutants")]
+#[test]
+fn a_core_that_allows_two_membership_changes_in_flight_is_caught() {
+    let f = failure_with(
+        raft_sim::scenario::Mutant::ChangesInFlight,
+        two_changes_faults(),
+    )
+    .expect("the mutant must be caught");
+    assert!(f.starts_with("membership"), "{f}");
+}

@@ -96,3 +96,57 @@ fn shrinking_a_mutant_failure_keeps_its_signature_and_drops_faults() {
         shrunk.scenario.faults.len()
     );
 }
+
+/// A leader whose clock runs 40 % slow, followers 40 % fast: the leader is
+/// handed leadership, isolated with its clients, and keeps serving reads from
+/// its lease while the others elect a new leader that commits writes.
+fn lease_scenario(drift_ppm: i64) -> raft_sim::scenario::Scenario {
+    use raft_sim::scenario::{Fault, Knobs, Scenario, Shape, Timed};
+    let knobs = Knobs {
+        nodes: 3,
+        duration_ms: 14_000,
+        chaos_ms: 10_000,
+        lease_reads: true,
+        drift_ppm_fixed: vec![-drift_ppm, drift_ppm, drift_ppm],
+        keys: 1,
+        read: raft_sim::rng::Ppm(700_000),
+        clients: 12,
+        op_interval_mean_ms: 5,
+        client_timeout_ms: 200,
+        ..Knobs::default()
+    };
+    let mut faults = Vec::new();
+    for round in 0..3u64 {
+        let t = 1_000 + round * 3_000;
+        let at = |ms, what| Timed { at_ms: ms, what };
+        faults.push(at(t, Fault::TransferLeadership { target: Some(0) }));
+        faults.push(at(t + 500, Fault::Partition(Shape::IsolateLeader)));
+        faults.push(at(t + 2_500, Fault::Heal));
+    }
+    Scenario {
+        seed: 2,
+        knobs,
+        faults,
+    }
+}
+
+#[test]
+fn lease_reads_with_clock_drift_beyond_the_bound_are_caught_by_linearizability() {
+    let s = lease_scenario(400_000);
+    assert!(!s.knobs.drift_within_lease_bound());
+    let report = run_scenario(s, Trace::new(0, false));
+    let f = report.failure.expect("a stale lease read must be caught");
+    assert_eq!(
+        (f.checker, f.class),
+        ("linearizability", FailureClass::Safety),
+        "{f}"
+    );
+}
+
+#[test]
+fn the_same_lease_scenario_passes_with_drift_inside_the_bound() {
+    let s = lease_scenario(5_000);
+    assert!(s.knobs.drift_within_lease_bound());
+    let report = run_scenario(s, Trace::new(0, false));
+    assert_eq!(report.failure, None);
+}

@@ -108,11 +108,13 @@ impl Node {
         if l.transfer.is_some() {
             return Err(RequestError::TransferInProgress);
         }
-        if !self.leader_ready() {
+        let mutants = cfg!(feature = "mutants").then_some(&self.opts.mutants);
+        if !self.leader_ready() && !mutants.is_some_and(|m| m.change_before_term_commit) {
             return Err(RequestError::LeaderNotReady);
         }
         let current = self.configs.latest();
-        if l.change.is_some() || current.index > self.commit {
+        let in_flight = l.change.is_some() || current.index > self.commit;
+        if in_flight && !mutants.is_some_and(|m| m.changes_in_flight) {
             return Err(RequestError::ChangeInProgress);
         }
         let mut next = current.clone();

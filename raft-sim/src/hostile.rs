@@ -1,0 +1,503 @@
+//! The hostile member: one node runs the real core, and with each frame or
+//! message it sends, the simulator may send a forged one in its name that
+//! breaks a protocol rule a correct receiver can check (issue 8, item 14).
+//!
+//! Every attack is something a receiver must *refuse*, never something it
+//! cannot tell from honest behaviour: a voter lying about its durable log, or
+//! a leader sending well-formed entries with the wrong payload, is Byzantine
+//! and out of Raft's model, so the nemesis never does that. Forged entries and
+//! snapshots carry [`FORGED`] as their payload, so the oracle that matters is
+//! direct: no node ever appends or installs it. Beyond that the usual oracles
+//! keep watching (no panic, election safety, log matching, linearizability),
+//! plus the per-message rules in [`World::step_message`]. The attacks stop at
+//! the heal, and the liveness phase judges that the cluster recovers.
+
+use crate::rng::SimRng;
+use crate::scenario::HostileKnobs;
+use crate::world::{SimEvent, World, index_of};
+use bytes::Bytes;
+use raft_core::{
+    EntryKind, Frame, LogEntry, LogIndex, Message, MessageBody, SnapshotMeta, StreamId, Term,
+};
+use std::collections::BTreeMap;
+
+/// The payload of every entry and snapshot the hostile member forges.
+pub const FORGED: &[u8] = b"forged by the hostile member";
+
+/// How far beyond a receiver's term the absurd-term requests reach.
+pub const ABSURD_TERM_STEP: u64 = 1_000_000;
+
+/// How far beyond a log's end forged indexes reach: far enough that the log
+/// cannot grow there while the forged frame is in flight (an ack just beyond
+/// the leader's log when sent may be within it when it arrives, and then it is
+/// an undetectable lie about durability, not a malformed frame).
+pub const ABSURD_INDEX_STEP: u64 = 1 << 40;
+
+/// One kind of forged frame or message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Attack {
+    /// Leader: a chunk continuing the stream with an entry of a later term than the stream's.
+    FutureTermEntry,
+    /// Leader: a chunk continuing the stream whose entry's term is below `prev_term`.
+    DecreasingTerms,
+    /// Leader: a chunk whose `prev` lies beyond the leader's own log.
+    PrevBeyondLog,
+    /// Leader: a chunk whose `prev` is the receiver's committed index with a
+    /// lower term, followed by entries of that term (issue 8 item 3's panic).
+    CommittedMismatch,
+    /// Leader: an empty chunk continuing the stream with a commit index beyond
+    /// the leader's log (sent only while everything sent is committed, so a
+    /// receiver that bounds commit by what it validated stays correct).
+    CommitBeyondLog,
+    /// Leader: a snapshot of the receiver's committed index with forged data.
+    OverlappingSnapshot,
+    /// Leader: an `Ack` sent down to a follower.
+    AckDownstream,
+    /// Leader or follower: the frame just sent, again.
+    DuplicateFrame,
+    /// Leader or follower: the frame held back and sent after the next one.
+    ReorderFrames,
+    /// Follower: an ack beyond the leader's whole log.
+    AckBeyondLog,
+    /// Follower: a chunk sent up to the leader.
+    ChunkUpstream,
+    /// A heartbeat of a term below the receiver's, with commit and round far ahead.
+    StaleHeartbeat,
+    /// `TimeoutNow` to a node that does not follow us.
+    ForeignTimeoutNow,
+    /// To a leader: an answer to a heartbeat round it never sent.
+    FutureRound,
+    /// A pre-vote request at an absurd term with an empty log.
+    AbsurdPreVote,
+    /// A vote request at an absurd term with an empty log.
+    AbsurdVote,
+}
+
+impl Attack {
+    /// Frame attacks of a leader, datagram attacks, and so on, as coverage names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Attack::FutureTermEntry => "hostile: entry of a later term than its chunk",
+            Attack::DecreasingTerms => "hostile: entry terms decreasing",
+            Attack::PrevBeyondLog => "hostile: prev beyond the log",
+            Attack::CommittedMismatch => "hostile: prev term contradicting a committed entry",
+            Attack::CommitBeyondLog => "hostile: commit beyond the log",
+            Attack::OverlappingSnapshot => "hostile: snapshot overlapping the committed log",
+            Attack::AckDownstream => "hostile: ack sent to a follower",
+            Attack::DuplicateFrame => "hostile: frame duplicated",
+            Attack::ReorderFrames => "hostile: frames reordered",
+            Attack::AckBeyondLog => "hostile: ack beyond the leader's log",
+            Attack::ChunkUpstream => "hostile: chunk sent to the leader",
+            Attack::StaleHeartbeat => "hostile: heartbeat of a stale term",
+            Attack::ForeignTimeoutNow => "hostile: TimeoutNow to a node that does not follow it",
+            Attack::FutureRound => "hostile: answer to a round never sent",
+            Attack::AbsurdPreVote => "hostile: pre-vote at an absurd term",
+            Attack::AbsurdVote => "hostile: vote request at an absurd term",
+        }
+    }
+
+    /// Every attack, for coverage goals.
+    pub const ALL: [Attack; 16] = [
+        Attack::FutureTermEntry,
+        Attack::DecreasingTerms,
+        Attack::PrevBeyondLog,
+        Attack::CommittedMismatch,
+        Attack::CommitBeyondLog,
+        Attack::OverlappingSnapshot,
+        Attack::AckDownstream,
+        Attack::DuplicateFrame,
+        Attack::ReorderFrames,
+        Attack::AckBeyondLog,
+        Attack::ChunkUpstream,
+        Attack::StaleHeartbeat,
+        Attack::ForeignTimeoutNow,
+        Attack::FutureRound,
+        Attack::AbsurdPreVote,
+        Attack::AbsurdVote,
+    ];
+}
+
+const LEADER_FRAME_ATTACKS: [Attack; 9] = [
+    Attack::FutureTermEntry,
+    Attack::DecreasingTerms,
+    Attack::PrevBeyondLog,
+    Attack::CommittedMismatch,
+    Attack::CommitBeyondLog,
+    Attack::OverlappingSnapshot,
+    Attack::AckDownstream,
+    Attack::DuplicateFrame,
+    Attack::ReorderFrames,
+];
+
+const FOLLOWER_FRAME_ATTACKS: [Attack; 4] = [
+    Attack::AckBeyondLog,
+    Attack::ChunkUpstream,
+    Attack::DuplicateFrame,
+    Attack::ReorderFrames,
+];
+
+const DATAGRAM_ATTACKS: [Attack; 5] = [
+    Attack::StaleHeartbeat,
+    Attack::ForeignTimeoutNow,
+    Attack::FutureRound,
+    Attack::AbsurdPreVote,
+    Attack::AbsurdVote,
+];
+
+/// The hostile member's state during a run.
+pub struct Hostile {
+    /// Its knobs.
+    pub knobs: HostileKnobs,
+    rng: SimRng,
+    /// Per stream it leads: the index and term the last chunk (or snapshot) ended at.
+    sent_end: BTreeMap<StreamId, (LogIndex, Term)>,
+    /// A frame held back to go out after the next one of its stream, and the
+    /// step (of the node) that held it.
+    held: Option<(StreamId, Frame, u64)>,
+}
+
+impl Hostile {
+    /// The hostile member of `knobs`, drawing from `rng`.
+    pub fn new(knobs: HostileKnobs, rng: SimRng) -> Hostile {
+        Hostile {
+            knobs,
+            rng,
+            sent_end: BTreeMap::new(),
+            held: None,
+        }
+    }
+
+    fn draw(&mut self, from: &[Attack]) -> Option<Attack> {
+        if !self.rng.chance(self.knobs.rate) {
+            return None;
+        }
+        let allowed: Vec<Attack> = from
+            .iter()
+            .copied()
+            .filter(|a| !(self.knobs.without_committed_mismatch && *a == Attack::CommittedMismatch))
+            .collect();
+        Some(*self.rng.pick(&allowed))
+    }
+}
+
+fn forged_entry(index: LogIndex, term: Term) -> LogEntry {
+    LogEntry {
+        index,
+        term,
+        kind: EntryKind::Command,
+        data: Bytes::from_static(FORGED),
+    }
+}
+
+impl World {
+    fn hostile_active(&self, i: usize) -> bool {
+        self.heal_at.is_none() && self.hostile.as_ref().is_some_and(|h| h.knobs.node == i)
+    }
+
+    /// Node `i` sends `frame` on `stream`: the hostile member may add to it.
+    pub(crate) fn send_frame_of(&mut self, i: usize, stream: StreamId, frame: Frame) {
+        if !self.hostile_active(i) {
+            return self.send_frame_now(i, stream, frame);
+        }
+        let downstream = !matches!(frame, Frame::Ack { .. });
+        let steps = self.hosts[i].steps;
+        let h = self.hostile.as_mut().expect("active");
+        let before = h.sent_end.get(&stream).copied();
+        match &frame {
+            Frame::Chunk {
+                prev_index,
+                prev_term,
+                entries,
+                ..
+            } => {
+                let end = entries
+                    .last()
+                    .map_or((*prev_index, *prev_term), |e| (e.index, e.term));
+                h.sent_end.insert(stream, end);
+            }
+            Frame::SnapshotBegin { .. }
+            | Frame::SnapshotChunk { .. }
+            | Frame::SnapshotEnd { .. } => {
+                h.sent_end.remove(&stream);
+            }
+            Frame::Ack { .. } => {}
+        }
+        let after = h.sent_end.get(&stream).copied();
+        let attack = h.draw(if downstream {
+            &LEADER_FRAME_ATTACKS
+        } else {
+            &FOLLOWER_FRAME_ATTACKS
+        });
+        // A frame held back on this stream goes out after this one.
+        let overtaken = h.held.take_if(|(s, _, _)| *s == stream);
+        if attack == Some(Attack::ReorderFrames) && overtaken.is_none() && h.held.is_none() {
+            h.held = Some((stream, frame, steps));
+            return;
+        }
+        match attack {
+            None | Some(Attack::ReorderFrames) => self.send_frame_now(i, stream, frame),
+            Some(Attack::DuplicateFrame) => {
+                self.cover(Attack::DuplicateFrame.name());
+                self.send_frame_now(i, stream, frame.clone());
+                self.send_frame_now(i, stream, frame);
+            }
+            Some(a) => {
+                // The committed-prefix rule is reached only by a chunk that
+                // continues the stream, so that one goes before the real frame.
+                let first = a == Attack::CommittedMismatch;
+                if !first {
+                    self.send_frame_now(i, stream, frame.clone());
+                }
+                let forged = self.forge_frames(i, stream, a, if first { before } else { after });
+                if !forged.is_empty() {
+                    self.cover(a.name());
+                    self.trace
+                        .record(self.now, Some(i), format!("hostile: {a:?} on {stream}"));
+                }
+                for f in forged {
+                    self.send_frame_now(i, stream, f);
+                }
+                if first {
+                    self.send_frame_now(i, stream, frame);
+                }
+            }
+        }
+        if let Some((stream, held, _)) = overtaken {
+            self.cover(Attack::ReorderFrames.name());
+            self.send_frame_now(i, stream, held);
+        }
+    }
+
+    /// The hostile member sends a frame it held back since an earlier step
+    /// and no later frame of its stream overtook.
+    pub(crate) fn flush_hostile(&mut self, i: usize) {
+        let steps = self.hosts[i].steps;
+        let held = match &mut self.hostile {
+            Some(h) if h.knobs.node == i => h.held.take_if(|(_, _, at)| *at < steps),
+            _ => None,
+        };
+        if let Some((stream, frame, _)) = held {
+            self.send_frame_now(i, stream, frame);
+        }
+    }
+
+    /// Remembers where a snapshot the hostile member streamed ends.
+    pub(crate) fn hostile_snapshot_sent(
+        &mut self,
+        i: usize,
+        stream: StreamId,
+        meta: &SnapshotMeta,
+    ) {
+        if let Some(h) = self.hostile.as_mut().filter(|h| h.knobs.node == i) {
+            h.sent_end.insert(stream, (meta.index, meta.term));
+        }
+    }
+
+    /// The forged frames of attack `a` on `stream`, led (or followed) by node `i`;
+    /// empty when the state at hand does not allow it.
+    fn forge_frames(
+        &mut self,
+        i: usize,
+        stream: StreamId,
+        a: Attack,
+        end: Option<(LogIndex, Term)>,
+    ) -> Vec<Frame> {
+        let Some((follower, leader)) = self.net.endpoints(stream) else {
+            return Vec::new();
+        };
+        let Some(me) = self.hosts[i].node.as_ref() else {
+            return Vec::new();
+        };
+        let (term, commit, last) = (me.term(), me.commit_index(), me.last_index());
+        let other = if i == leader { follower } else { leader };
+        let peer = self.hosts.get(other).and_then(|h| h.node.as_ref());
+        let r = &mut self.hostile.as_mut().expect("active").rng;
+        let chunk = |prev: (LogIndex, Term), leader_commit, entries| Frame::Chunk {
+            term,
+            prev_index: prev.0,
+            prev_term: prev.1,
+            leader_commit,
+            entries,
+        };
+        match a {
+            Attack::FutureTermEntry => end
+                .map(|e| chunk(e, commit, vec![forged_entry(e.0.next(), term.next())]))
+                .into_iter()
+                .collect(),
+            Attack::DecreasingTerms => end
+                .filter(|e| e.1.0 >= 2)
+                .map(|e| chunk(e, commit, vec![forged_entry(e.0.next(), Term(e.1.0 - 1))]))
+                .into_iter()
+                .collect(),
+            Attack::PrevBeyondLog => {
+                let prev = LogIndex(last.0 + ABSURD_INDEX_STEP + r.below(50));
+                vec![chunk(
+                    (prev, term),
+                    prev.next(),
+                    vec![forged_entry(prev.next(), term)],
+                )]
+            }
+            Attack::CommittedMismatch => {
+                let Some(p) = peer else { return Vec::new() };
+                let c = p.commit_index();
+                let Some(tc) = p.term_at(c).filter(|t| t.0 >= 2) else {
+                    return Vec::new();
+                };
+                // The chunk must continue the stream (or open it) to reach the
+                // committed-prefix rule, and its last entry must land beyond `c`.
+                let from = match end {
+                    None => c,
+                    Some((e, _)) if e <= c && c.0 - e.0 < 64 => e,
+                    Some(_) => return Vec::new(),
+                };
+                let wrong = Term(tc.0 - 1);
+                let entries = (from.0 + 1..=c.0 + 1)
+                    .map(|x| forged_entry(LogIndex(x), wrong))
+                    .collect();
+                vec![chunk((from, wrong), c.next(), entries)]
+            }
+            Attack::CommitBeyondLog => match end {
+                Some(e) if e.0 <= commit => {
+                    vec![chunk(e, LogIndex(last.0 + ABSURD_INDEX_STEP), Vec::new())]
+                }
+                _ => Vec::new(),
+            },
+            Attack::OverlappingSnapshot => {
+                let Some(p) = peer else { return Vec::new() };
+                let c = p.commit_index();
+                let config = p.config().clone();
+                let Some(tc) = p.term_at(c) else {
+                    return Vec::new();
+                };
+                if config.index > c || c.0 == 0 {
+                    return Vec::new();
+                }
+                let data = Bytes::from_static(FORGED);
+                let meta = SnapshotMeta {
+                    index: c,
+                    term: tc,
+                    config,
+                };
+                crate::driver::snapshot_frames(&meta, &data, data.len())
+            }
+            Attack::AckDownstream => vec![Frame::Ack {
+                durable: end.map_or(LogIndex(0), |e| e.0),
+            }],
+            Attack::AckBeyondLog => {
+                let Some(p) = peer else { return Vec::new() };
+                vec![Frame::Ack {
+                    durable: LogIndex(p.last_index().0 + ABSURD_INDEX_STEP + r.below(100)),
+                }]
+            }
+            Attack::ChunkUpstream => vec![chunk(
+                (LogIndex(0), Term(0)),
+                LogIndex(0),
+                vec![forged_entry(LogIndex(1), term)],
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Node `i` sent `msg`: the hostile member may send a forged datagram to
+    /// the same receiver.
+    pub(crate) fn hostile_datagram(&mut self, i: usize, msg: &Message) {
+        if !self.hostile_active(i) {
+            return;
+        }
+        let n = self.hosts.len();
+        let Some(to) = index_of(msg.to, n) else {
+            return;
+        };
+        let h = self.hostile.as_mut().expect("active");
+        let Some(a) = h.draw(&DATAGRAM_ATTACKS) else {
+            return;
+        };
+        let Some(peer) = self.hosts[to].node.as_ref() else {
+            return;
+        };
+        let (term, last) = (peer.term(), peer.last_index());
+        let leads = peer.role() == raft_core::Role::Leader;
+        let follows_us = peer.leader() == Some(msg.from);
+        let absurd = Term(term.0 + ABSURD_TERM_STEP);
+        let (term, body) = match a {
+            Attack::StaleHeartbeat if term.0 >= 2 => (
+                Term(term.0 - 1),
+                MessageBody::Heartbeat {
+                    commit: LogIndex(last.0 + 1_000),
+                    round: u64::MAX / 2,
+                },
+            ),
+            Attack::ForeignTimeoutNow if !follows_us => (term, MessageBody::TimeoutNow),
+            Attack::FutureRound if leads => (
+                term,
+                MessageBody::HeartbeatResponse {
+                    round: u64::MAX / 2,
+                    streaming: true,
+                },
+            ),
+            Attack::AbsurdPreVote => (
+                absurd,
+                MessageBody::PreVoteRequest {
+                    last_index: LogIndex(0),
+                    last_term: Term(0),
+                },
+            ),
+            Attack::AbsurdVote => (
+                absurd,
+                MessageBody::VoteRequest {
+                    last_index: LogIndex(0),
+                    last_term: Term(0),
+                    transfer: false,
+                },
+            ),
+            _ => return,
+        };
+        let forged = Message {
+            term,
+            body,
+            ..msg.clone()
+        };
+        self.cover(a.name());
+        self.trace
+            .record(self.now, Some(i), format!("hostile: {a:?} -> {forged}"));
+        if let Ok(times) = self.net.send_datagram(i, to, self.now, &mut self.net_rng) {
+            for at in times {
+                self.schedule(
+                    at,
+                    SimEvent::Message {
+                        from: i,
+                        to,
+                        msg: forged.clone(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Whether `entries` hold an entry the hostile member forged.
+pub fn holds_forged(entries: &[LogEntry]) -> bool {
+    entries.iter().any(|e| e.data.as_ref() == FORGED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{Ppm, StreamKind};
+
+    #[test]
+    fn the_committed_mismatch_attack_is_left_out_when_asked() {
+        let knobs = HostileKnobs {
+            node: 0,
+            rate: Ppm::ALWAYS,
+            without_committed_mismatch: true,
+        };
+        let mut h = Hostile::new(knobs, SimRng::new(1, StreamKind::Hostile));
+        let drawn: Vec<Attack> = (0..500)
+            .filter_map(|_| h.draw(&LEADER_FRAME_ATTACKS))
+            .collect();
+        assert_eq!(drawn.len(), 500);
+        assert!(!drawn.contains(&Attack::CommittedMismatch));
+        assert!(drawn.contains(&Attack::PrevBeyondLog));
+    }
+}
