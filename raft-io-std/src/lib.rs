@@ -16,8 +16,9 @@
 //!   checked there), datagrams and replication streams on separate
 //!   connections, bounded queues.
 //! * [`storage`]: the write-ahead log, hard state, snapshots and node identity.
-//! * [`kv`]: the replicated key-value state machine of the example server
-//!   (the `raft-kv` binary; `docs/operations.md`).
+//!
+//! The example server built on this crate, `raft-kv`, is a crate of its own
+//! (`raft-kv/` in the workspace; `docs/operations.md`).
 //!
 //! ```no_run
 //! use raft_io_std::{Fsm, NodeConfig, RaftNode};
@@ -64,7 +65,6 @@
 mod driver;
 pub mod error;
 pub mod fsm;
-pub mod kv;
 pub mod metrics;
 pub mod node;
 pub mod storage;

@@ -8,8 +8,8 @@ use crate::driver::{Command, Driver, Input, spawn_log_writer};
 use crate::error::{Error, Result};
 use crate::fsm::Fsm;
 use crate::metrics::Metrics;
-use crate::storage::{self, IdentityStore, LogWriterOptions, StorageOptions};
-use crate::transport::hello::{AdminRequest, AdminResponse};
+use crate::storage::{self, DataDirLock, IdentityStore, LogWriterOptions, StorageOptions};
+use crate::transport::hello::{AdminRequest, AdminResponse, HelloRefusal};
 use crate::transport::{self, ConnectError, Sinks, Transport, TransportOptions};
 use bytes::Bytes;
 use crossbeam_channel::{RecvTimeoutError, Sender};
@@ -77,8 +77,13 @@ impl NodeConfig {
 /// Data directories open in this process: a second `open` is refused.
 static OPEN_DIRS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
-/// Holds a data directory open; released when the node is closed.
-struct DirLock(PathBuf);
+/// Holds a data directory open, against this process (a set of open
+/// directories) and others (the directory's file lock); released when the
+/// node is closed.
+struct DirLock {
+    dir: PathBuf,
+    file: Option<DataDirLock>,
+}
 
 impl DirLock {
     fn acquire(dir: &Path) -> Result<DirLock> {
@@ -88,16 +93,28 @@ impl DirLock {
         if !open.insert(dir.clone()) {
             return Err(Error::AlreadyOpen(dir));
         }
-        Ok(DirLock(dir))
+        match DataDirLock::acquire(&dir) {
+            Ok(file) => Ok(DirLock {
+                dir,
+                file: Some(file),
+            }),
+            Err(e) => {
+                open.remove(&dir);
+                Err(e.into())
+            }
+        }
     }
 }
 
 impl Drop for DirLock {
     fn drop(&mut self) {
+        // The file lock first: once the set forgets the directory, this
+        // process may open it again at once.
+        self.file.take();
         OPEN_DIRS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.0);
+            .remove(&self.dir);
     }
 }
 
@@ -360,6 +377,29 @@ impl RaftNode {
         let _entered = self.span.enter();
         tracing::info!("joined {cluster_id} as {node}");
         Ok(node)
+    }
+
+    /// The cluster of the node at `address`, as its hello check says: this
+    /// node's own when it accepts this node's hello, the one it names when it
+    /// refuses it as foreign (`None`: it belongs to no cluster yet). For a
+    /// node that restarts with the address it was told to join: a data
+    /// directory of another cluster must not resume that cluster quietly.
+    ///
+    /// Needs this node to belong to a cluster ([`Error::NotInitialized`]);
+    /// [`Error::Join`] when the address cannot be asked.
+    pub fn probe_cluster(&self, address: &str) -> Result<Option<ClusterId>> {
+        let view = self.view.get();
+        let Some(ours) = view.cluster_id else {
+            return Err(Error::NotInitialized);
+        };
+        let opts = &self.config.transport;
+        match transport::probe_cluster(opts, address, ours, view.id) {
+            Ok(()) => Ok(Some(ours)),
+            Err(ConnectError::Refused(HelloRefusal::ForeignCluster { ours: theirs, .. })) => {
+                Ok(theirs)
+            }
+            Err(e) => Err(Error::Join(format!("{address}: {e}"))),
+        }
     }
 
     /// Sends an admin request to `address`, following redirects to the

@@ -53,6 +53,15 @@ pub enum StorageError {
         /// What disagrees.
         reason: String,
     },
+    /// Another process holds the data directory's lock (`<dir>/LOCK`): one
+    /// process per data directory.
+    #[error("data directory {} is in use by another process{}", dir.display(), holder.map_or(String::new(), |pid| format!(" (pid {pid})")))]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+        /// The holder's pid, as it wrote it into the lock file, if readable.
+        holder: Option<u32>,
+    },
     /// An append whose first entry does not follow the log's last entry.
     #[error("append of entry {found} does not follow the last index; expected {expected}")]
     NotContiguous {

@@ -2,11 +2,14 @@
 //! snapshots, each in its own part of one directory.
 //!
 //! ```text
+//! <dir>/LOCK                       the holder's pid, under an exclusive lock (lock.rs)
 //! <dir>/hard_state                 term, vote, cluster id      (hard_state.rs)
 //! <dir>/wal/<first index>.wal      log segments                (wal.rs, record.rs)
 //! <dir>/snapshots/<index>-<term>.snap                          (snapshot_store.rs)
 //! ```
 //!
+//! * [`DataDirLock`] keeps a second process off the directory; the node takes
+//!   it before it reads any file there.
 //! * [`open`] opens all three, recovers, and reconciles the log with the newest
 //!   snapshot into a [`raft_core::RecoveredState`] for `Node::new`.
 //! * [`LogWriter`] is the group-commit thread the driver hands `AppendLog`,
@@ -29,6 +32,7 @@ mod durable;
 pub mod error;
 pub mod hard_state;
 pub mod identity;
+pub mod lock;
 pub mod log_writer;
 mod metrics;
 pub mod record;
@@ -40,6 +44,7 @@ pub mod wal;
 pub use error::{Corruption, HeaderError, RecordError, StorageError};
 pub use hard_state::HardStateStore;
 pub use identity::{Identity, IdentityStore};
+pub use lock::DataDirLock;
 pub use log_writer::{LogOp, LogReport, LogWriter, LogWriterOptions};
 pub use metrics::WalMetrics;
 pub use record::Record;

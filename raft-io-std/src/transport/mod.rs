@@ -360,6 +360,25 @@ fn connect_with_hello(
     }
 }
 
+/// Says this node's hello (an admin connection, no request) to the node at
+/// `address`: accepted when it belongs to `cluster_id`, refused
+/// ([`HelloRefusal::ForeignCluster`], naming its own) when it does not.
+pub(crate) fn probe_cluster(
+    opts: &TransportOptions,
+    address: &str,
+    cluster_id: ClusterId,
+    from: Option<NodeId>,
+) -> Result<(), ConnectError> {
+    let hello = Hello {
+        cluster_id: Some(cluster_id),
+        from,
+        to: None,
+        address: None,
+        kind: hello::ConnectionKind::Admin,
+    };
+    connect_with_hello(opts, address, hello).map(drop)
+}
+
 /// Sends one admin request to the node at `address` and waits for its answer.
 /// Used by a joiner (with no cluster id) and by members forwarding changes.
 pub(crate) fn admin_call(

@@ -12,7 +12,7 @@
 //! write can clobber it.
 //!
 //! ```
-//! use raft_io_std::kv::{Applied, Kv, KvCommand};
+//! use raft_kv::kv::{Applied, Kv, KvCommand};
 //! use raft_core::{EntryKind, LogEntry, LogIndex, Term};
 //! use raft_io_std::Fsm;
 //!
@@ -31,9 +31,9 @@
 //! assert_eq!(fsm.index(), LogIndex(2));
 //! ```
 
-use crate::fsm::Fsm;
 use bytes::Bytes;
 use raft_core::{EntryKind, LogEntry, LogIndex, NodeId};
+use raft_io_std::Fsm;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -144,7 +144,7 @@ impl Kv {
         self.0.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The state machine to hand to [`crate::RaftNode::open`]; it shares this state.
+    /// The state machine to hand to [`raft_io_std::RaftNode::open`]; it shares this state.
     pub fn fsm(&self) -> KvFsm {
         KvFsm(self.clone())
     }

@@ -22,8 +22,8 @@
 //! defaults to a new one under the system's temporary directory, removed at
 //! the end; pass `--dir` to measure another disk.
 
-use raft_io_std::kv::{Kv, KvCommand};
 use raft_io_std::{NodeConfig, RaftNode};
+use raft_kv::kv::{Kv, KvCommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -369,11 +369,10 @@ fn http_api_redirects_refuses_bad_requests_and_reports_status() {
         status(agent.delete(&url(leader, "/members/zero")).call()),
         400
     );
-    // Above max_node_id: never assigned, so invalid rather than absent.
-    assert_eq!(
-        status(agent.delete(&url(leader, "/members/42")).call()),
-        400
-    );
+    // No member by that id, whether ever assigned or not: 404, as documented.
+    for absent in ["/members/42", "/members/99"] {
+        assert_eq!(status(agent.delete(&url(leader, absent)).call()), 404);
+    }
     assert_eq!(status(agent.post(&url(leader, "/members")).send("")), 400);
     assert_eq!(status(agent.post(&url(leader, "/status")).send("")), 405);
     assert_eq!(status(agent.get(&url(leader, "/nothing")).call()), 404);
@@ -386,6 +385,109 @@ fn http_api_redirects_refuses_bad_requests_and_reports_status() {
     let leader_status = support::client::get_json(agent, &url(leader, "/status")).unwrap();
     assert!(leader_status["transport"]["bytes_sent"].as_u64().unwrap() > 0);
     assert_eq!(leader_status["followers"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn every_members_http_address_shows_in_every_nodes_status() {
+    let cluster = Cluster::start(3, &[]);
+    let expected: Vec<(u64, String)> = cluster
+        .slots
+        .iter()
+        .map(|s| (s.id, s.http.clone()))
+        .collect();
+    for i in 0..3 {
+        // Followers announce their address to the leader, which records it
+        // in the replicated state; every node applies it.
+        wait_for("every member's HTTP address in a node's status", || {
+            let status = cluster.status(i)?;
+            let mut shown: Vec<(u64, String)> = status["members"]
+                .as_array()?
+                .iter()
+                .map(|m| Some((m["id"].as_u64()?, m["http"].as_str()?.to_string())))
+                .collect::<Option<_>>()?;
+            shown.sort();
+            (shown == expected).then_some(())
+        });
+    }
+}
+
+#[test]
+fn a_second_process_on_a_data_directory_is_refused_naming_the_holder() {
+    let cluster = Cluster::start(1, &[]);
+    let slot = &cluster.slots[0];
+    let holder = slot.process.as_ref().unwrap().pid();
+    let twin_args: Vec<String> = [
+        "--data",
+        &slot.data.display().to_string(),
+        "--raft",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(FAST.iter().map(|s| s.to_string()))
+    .collect();
+    let log = cluster.root.path().join("twin.log");
+    let (_, started) = support::spawn(&twin_args, &log);
+    assert!(matches!(started, support::Started::Exited(Some(1))));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let expected = format!(
+        "data directory {} is in use by another process (pid {holder})",
+        slot.data.canonicalize().unwrap().display()
+    );
+    assert!(text.contains(&expected), "{text}");
+    // The holder goes on undisturbed.
+    KvClient::new(cluster.http_addresses(), 0).must_put("k", "v");
+}
+
+#[test]
+fn a_directory_of_another_cluster_given_join_is_refused() {
+    let mut cluster = Cluster::start(1, &[]);
+    let mut other = Cluster::start(1, &[]);
+    other.kill(0);
+    let other_data = other.slots[0].data.display().to_string();
+    let join = cluster.slots[0].raft.clone();
+    let args: Vec<String> = [
+        "--data",
+        &other_data,
+        "--raft",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--join",
+        &join,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(FAST.iter().map(|s| s.to_string()))
+    .collect();
+    let (_, started) = support::spawn(&args, &other.slots[0].log);
+    assert!(matches!(started, support::Started::Exited(Some(1))));
+    let text = std::fs::read_to_string(&other.slots[0].log).unwrap();
+    assert!(
+        text.contains("give this node a new data directory"),
+        "{text}"
+    );
+
+    // A node of this cluster restarted with its --join repeated resumes.
+    cluster.kill(0);
+    let own_args: Vec<String> = [
+        "--data",
+        &cluster.slots[0].data.display().to_string(),
+        "--raft",
+        &cluster.slots[0].raft,
+        "--http",
+        "127.0.0.1:0",
+        "--join",
+        &join,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(FAST.iter().map(|s| s.to_string()))
+    .collect();
+    let (_process, started) = support::spawn(&own_args, &cluster.slots[0].log);
+    assert!(matches!(started, support::Started::Ready { id: 1, .. }));
 }
 
 #[test]

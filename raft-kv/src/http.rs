@@ -8,7 +8,8 @@
 //! | `DELETE /kv/{key}` | 200 `{"index": N, "existed": bool}` |
 //! | `GET /status` | 200, the node's state as JSON |
 //! | `POST /members`, a raft address (text, or `{"raft": ...}`) | 200 `{"id": N}` |
-//! | `DELETE /members/{id}` | 200 `{"removed": N}` |
+//! | `DELETE /members/{id}` | 200 `{"removed": N}`, 404 if it is no member |
+//! | `PUT /members/{id}/http`, an HTTP address as body | 200 `{"index": N}`: records member `id`'s HTTP address (followers announce theirs to the leader so) |
 //!
 //! A node that is not the leader answers key requests with 307 and the
 //! leader's HTTP address in `Location`, or 503 while it knows of none. Every
@@ -16,15 +17,19 @@
 //! and the same outcome in a `Raft-Outcome` header: *definite* means the
 //! request certainly did not take effect (safe to retry anywhere), *unknown*
 //! that it may still take effect.
+//!
+//! This module decides replies; `server` runs the connections (limits,
+//! timeouts) and hands each request, its body read in full, to
+//! [`Service::route`] on a blocking thread.
 
+use bytes::Bytes;
+use hyper::Method;
 use raft_core::{MemberRole, NodeId, Outcome, RequestError, Role};
-use raft_io_std::kv::{Applied, Kv, KvCommand};
 use raft_io_std::{Error, RaftNode};
+use raft_kv::kv::{Applied, Kv, KvCommand};
 use serde_json::{Value, json};
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
-use tiny_http::{Header, Method, Request, Response};
 
 /// The largest value a PUT or CAS may carry.
 pub const VALUE_BYTES_MAX: usize = 4 << 20;
@@ -48,7 +53,8 @@ impl Reply {
         }
     }
 
-    fn error(status: u16, outcome: Outcome, message: impl std::fmt::Display) -> Reply {
+    /// An error reply with its outcome in the body and in `Raft-Outcome`.
+    pub fn error(status: u16, outcome: Outcome, message: impl std::fmt::Display) -> Reply {
         let outcome = outcome_name(outcome);
         let mut reply = Reply::json(
             status,
@@ -58,7 +64,8 @@ impl Reply {
         reply
     }
 
-    fn bad_request(message: impl std::fmt::Display) -> Reply {
+    /// A 400 whose request certainly did not take effect.
+    pub fn bad_request(message: impl std::fmt::Display) -> Reply {
         Reply::error(400, Outcome::Definite, message)
     }
 }
@@ -91,56 +98,44 @@ pub struct Service {
 }
 
 impl Service {
-    /// Answers one request (the response is sent before returning).
-    pub fn handle(&self, mut request: Request) {
-        let reply = self.route(&mut request);
-        let mut response = Response::from_data(reply.body).with_status_code(reply.status);
-        let headers =
-            std::iter::once(("Content-Type", reply.content_type.to_string())).chain(reply.headers);
-        for (name, value) in headers {
-            if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-                response.add_header(h);
-            }
-        }
-        if let Err(e) = request.respond(response) {
-            tracing::debug!("response not delivered: {e}");
-        }
-    }
-
-    /// Decides the reply to a request.
-    pub fn route(&self, request: &mut Request) -> Reply {
-        let url = request.url().to_string();
+    /// Decides the reply to a request whose body (at most
+    /// [`body_bytes_max`] of its method and path) was read in full. `url` is
+    /// the request's path and query. Blocks while the node works.
+    pub fn route(&self, method: &Method, url: &str, body: Bytes) -> Reply {
         let path = url.split(['?', '#']).next().unwrap_or_default();
-        let method = request.method().clone();
+        let method = method.clone();
         if path == "/status" {
             return match method {
-                Method::Get => self.status(),
+                Method::GET => self.status(),
                 _ => not_allowed("GET"),
             };
         }
         if path == "/members" {
             return match method {
-                Method::Post => match read_body(request, 4096) {
-                    Ok(body) => self.add_member(&body),
-                    Err(reply) => reply,
-                },
+                Method::POST => self.add_member(&body),
                 _ => not_allowed("POST"),
             };
         }
-        if let Some(id) = path.strip_prefix("/members/") {
-            return match method {
-                Method::Delete => match id.parse::<u64>() {
-                    Ok(id) if id > 0 => self.remove_member(NodeId(id)),
-                    _ => Reply::bad_request(format!("{id:?} is not a node id")),
-                },
-                _ => not_allowed("DELETE"),
+        if let Some(rest) = path.strip_prefix("/members/") {
+            let (id, http) = match rest.strip_suffix("/http") {
+                Some(id) => (id, true),
+                None => (rest, false),
+            };
+            let Some(id) = id.parse::<u64>().ok().filter(|&id| id > 0) else {
+                return Reply::bad_request(format!("{id:?} is not a node id"));
+            };
+            return match (method, http) {
+                (Method::DELETE, false) => self.remove_member(NodeId(id)),
+                (Method::PUT, true) => self.record_http(NodeId(id), &body, url),
+                (_, false) => not_allowed("DELETE"),
+                (_, true) => not_allowed("PUT"),
             };
         }
         let Some(rest) = path.strip_prefix("/kv/") else {
             return Reply::error(404, Outcome::Definite, format!("no such resource {path}"));
         };
         let (rest, cas) = match (&method, rest.strip_suffix("/cas")) {
-            (Method::Post, Some(key)) => (key, true),
+            (&Method::POST, Some(key)) => (key, true),
             _ => (rest, false),
         };
         let key = match decode_key(rest) {
@@ -148,22 +143,11 @@ impl Service {
             Err(e) => return Reply::bad_request(e),
         };
         match method {
-            Method::Get => self.get(&key, &url),
-            Method::Put => match read_body(request, VALUE_BYTES_MAX) {
-                Ok(value) => self.write(
-                    KvCommand::Put {
-                        key,
-                        value: value.into(),
-                    },
-                    &url,
-                ),
-                Err(reply) => reply,
-            },
-            Method::Delete => self.write(KvCommand::Delete { key }, &url),
-            Method::Post if cas => match read_body(request, VALUE_BYTES_MAX * 2 + 1024)
-                .and_then(|body| parse_cas(&body))
-            {
-                Ok((from, to)) => self.write(KvCommand::Cas { key, from, to }, &url),
+            Method::GET => self.get(&key, url),
+            Method::PUT => self.write(KvCommand::Put { key, value: body }, url),
+            Method::DELETE => self.write(KvCommand::Delete { key }, url),
+            Method::POST if cas => match parse_cas(&body) {
+                Ok((from, to)) => self.write(KvCommand::Cas { key, from, to }, url),
                 Err(reply) => reply,
             },
             _ => not_allowed("GET, PUT, DELETE; POST /kv/{key}/cas"),
@@ -244,9 +228,39 @@ impl Service {
     }
 
     fn remove_member(&self, id: NodeId) -> Reply {
+        // The core refuses an id above any it has assigned as invalid; to a
+        // client both are the same absent resource.
+        if !self.node.config().contains(id) {
+            return Reply::error(404, Outcome::Definite, format!("node {id} is no member"));
+        }
         match self.node.remove_peer(id) {
             Ok(()) => Reply::json(200, json!({ "removed": id.0 })),
             Err(e) => self.failure(e, "/members"),
+        }
+    }
+
+    /// Records a member's HTTP address in the replicated state (on the
+    /// leader; a follower redirects).
+    fn record_http(&self, id: NodeId, body: &[u8], url: &str) -> Reply {
+        let Ok(address) = std::str::from_utf8(body).map(str::trim) else {
+            return Reply::bad_request("the HTTP address is not UTF-8");
+        };
+        if address.is_empty() || !address.contains(':') {
+            return Reply::bad_request(format!("{address:?} is not an HTTP address (host:port)"));
+        }
+        if !self.node.config().contains(id) {
+            return Reply::error(404, Outcome::Definite, format!("node {id} is no member"));
+        }
+        if self.kv.http_address(id).as_deref() == Some(address) {
+            return Reply::json(200, json!({ "index": null }));
+        }
+        let command = KvCommand::SetHttp {
+            node: id,
+            address: address.to_string(),
+        };
+        match self.node.apply(command.encode()) {
+            Ok(index) => Reply::json(200, json!({ "index": index.0 })),
+            Err(e) => self.failure(e, url),
         }
     }
 
@@ -379,21 +393,17 @@ fn not_allowed(allow: &str) -> Reply {
     reply
 }
 
-/// Reads a request body of at most `max` bytes.
-fn read_body(request: &mut Request, max: usize) -> Result<Vec<u8>, Reply> {
-    let mut body = Vec::new();
-    match request
-        .as_reader()
-        .take(max as u64 + 1)
-        .read_to_end(&mut body)
-    {
-        Ok(n) if n > max => Err(Reply::error(
-            413,
-            Outcome::Definite,
-            format!("body larger than {max} bytes"),
-        )),
-        Ok(_) => Ok(body),
-        Err(e) => Err(Reply::bad_request(format!("cannot read the body: {e}"))),
+/// The largest body the request for `method` and `path` may carry; 0 for
+/// a request whose body is ignored (never read).
+pub fn body_bytes_max(method: &Method, path: &str) -> usize {
+    match *method {
+        Method::PUT if path.starts_with("/kv/") => VALUE_BYTES_MAX,
+        Method::POST if path.starts_with("/kv/") && path.ends_with("/cas") => {
+            2 * VALUE_BYTES_MAX + 1024
+        }
+        Method::POST if path == "/members" => 4096,
+        Method::PUT if path.starts_with("/members/") => 4096,
+        _ => 0,
     }
 }
 
@@ -426,7 +436,7 @@ pub fn decode_key(raw: &str) -> Result<String, String> {
 }
 
 /// The body of a CAS: `{"from": string or null, "to": string}`.
-fn parse_cas(body: &[u8]) -> Result<(Option<bytes::Bytes>, bytes::Bytes), Reply> {
+fn parse_cas(body: &[u8]) -> Result<(Option<Bytes>, Bytes), Reply> {
     let bad = |why: &str| {
         Reply::bad_request(format!(
             "{why}; expected {{\"from\": \"old\" or null, \"to\": \"new\"}}"
@@ -435,12 +445,12 @@ fn parse_cas(body: &[u8]) -> Result<(Option<bytes::Bytes>, bytes::Bytes), Reply>
     let value: Value = serde_json::from_slice(body).map_err(|e| bad(&format!("not JSON ({e})")))?;
     let from = match value.get("from") {
         Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(bytes::Bytes::from(s.clone().into_bytes())),
+        Some(Value::String(s)) => Some(Bytes::from(s.clone().into_bytes())),
         Some(_) => return Err(bad("\"from\" must be a string or null")),
         None => return Err(bad("\"from\" is missing")),
     };
     let to = match value.get("to") {
-        Some(Value::String(s)) => bytes::Bytes::from(s.clone().into_bytes()),
+        Some(Value::String(s)) => Bytes::from(s.clone().into_bytes()),
         Some(_) => return Err(bad("\"to\" must be a string")),
         None => return Err(bad("\"to\" is missing")),
     };

@@ -1,14 +1,16 @@
 //! `raft-kv`: the example replicated key-value server of raft-io-std.
 //!
 //! One process runs one node: a [`RaftNode`] whose state machine is the
-//! [`raft_io_std::kv`] map, and an HTTP server (`tiny_http`) in front of it.
-//! `raft-kv --help` and `docs/operations.md` tell how to run it;
-//! [`http`] has the API.
+//! [`raft_kv::kv`] map, and an HTTP server (hyper on tokio, [`server`]) in
+//! front of it. `raft-kv --help` and `docs/operations.md` tell how to run
+//! it; [`http`] has the API.
 //!
-//! A follower must be able to send clients to the leader's HTTP address. A
-//! node records its own HTTP address in the replicated state
-//! (`KvCommand::SetHttp`) whenever it is the leader and the state holds no
-//! address or another one for it; followers read it from there.
+//! A follower must be able to send clients to the leader's HTTP address, and
+//! `GET /status` shows every member's. Each node sees that the replicated
+//! state (`KvCommand::SetHttp`) holds its own HTTP address: the leader
+//! proposes it itself, a follower asks the leader to
+//! (`PUT /members/{id}/http`), whenever the state holds no address or
+//! another one for it.
 
 /// `println!` that ignores a closed stdout (`raft-kv local-cluster | head`,
 /// or a parent that stopped reading) instead of panicking.
@@ -23,41 +25,43 @@ mod args;
 mod http;
 mod local;
 mod log;
+mod server;
 
-use args::{Command, NodeArgs, Start};
-use raft_core::{Duration as CoreDuration, NodeId, Role};
-use raft_io_std::kv::{Kv, KvCommand};
+use args::{Cli, NodeArgs, Start, Sub};
+use clap::Parser;
+use raft_core::{ClusterId, Duration as CoreDuration, NodeId, Role};
 use raft_io_std::{NodeConfig, RaftNode};
+use raft_kv::kv::{Kv, KvCommand};
 use std::io::Read;
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the main thread checks for a signal, a closed stdin or a stopped
 /// node, and the announcer for a new leadership.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
+/// How often a follower whose HTTP address is not recorded asks the leader
+/// to record it.
+const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(250);
+
 fn main() -> ExitCode {
-    let command = match args::parse(std::env::args().skip(1)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("raft-kv: {e}\n\n{}", args::USAGE);
-            return ExitCode::from(2);
-        }
+    let cli = Cli::parse();
+    let filter = match &cli.command {
+        Some(Sub::LocalCluster(local)) => &local.tuning.log,
+        None => &cli.node.tuning.log,
     };
-    match command {
-        Command::Help => {
-            print!("{}", args::USAGE);
-            ExitCode::SUCCESS
-        }
-        Command::Local(local) => {
-            log::StderrLog::install(local.tuning.log);
-            local::run(&local)
-        }
-        Command::Node(node) => {
-            log::StderrLog::install(node.tuning.log);
+    if let Err(e) = log::install(filter) {
+        eprintln!("raft-kv: {e}");
+        return ExitCode::from(2);
+    }
+    match cli.command {
+        Some(Sub::LocalCluster(local)) => local::run(&local),
+        None => {
+            let node = cli.node;
             match serve(&node) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -93,8 +97,17 @@ fn shutdown_flag(exit_on_stdin_close: bool) -> Result<Arc<AtomicBool>, String> {
     Ok(flag)
 }
 
+/// A flag clap requires whenever no subcommand is given.
+fn required<'a, T: ?Sized>(value: Option<&'a T>, flag: &str) -> &'a T {
+    value.unwrap_or_else(|| panic!("clap requires {flag} without a subcommand"))
+}
+
+fn data_dir(args: &NodeArgs) -> &Path {
+    required(args.data.as_deref(), "--data")
+}
+
 fn node_config(args: &NodeArgs) -> NodeConfig {
-    let mut config = NodeConfig::new(args.raft.clone());
+    let mut config = NodeConfig::new(required(args.raft.as_deref(), "--raft"));
     let t = &args.tuning;
     let options = &mut config.options;
     if let Some(n) = t.snapshot_threshold {
@@ -109,8 +122,21 @@ fn node_config(args: &NodeArgs) -> NodeConfig {
     if let Some(ms) = t.heartbeat_ms {
         options.heartbeat_interval = CoreDuration::from_millis(ms);
     }
-    config.request_timeout = t.request_timeout;
+    config.request_timeout = t.request_timeout();
     config
+}
+
+fn limits(t: &args::Tuning) -> server::Limits {
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    server::Limits {
+        connections_max: size(t.max_connections),
+        header_bytes_max: size(t.header_bytes_max),
+        header_timeout: Duration::from_millis(t.header_timeout_ms),
+        body_timeout: Duration::from_millis(t.body_timeout_ms),
+        write_timeout: Duration::from_millis(t.write_timeout_ms),
+        body_memory_bytes: size(t.body_memory_bytes),
+        threads: size(t.http_threads),
+    }
 }
 
 fn serve(args: &NodeArgs) -> Result<(), String> {
@@ -123,15 +149,17 @@ fn serve(args: &NodeArgs) -> Result<(), String> {
         }
     }
     let shutdown = shutdown_flag(args.exit_on_stdin_close)?;
-    let listener = TcpListener::bind(&args.http)
-        .map_err(|e| format!("cannot listen for HTTP on {}: {e}", args.http))?;
+    let http = required(args.http.as_deref(), "--http");
+    let listener =
+        TcpListener::bind(http).map_err(|e| format!("cannot listen for HTTP on {http}: {e}"))?;
     let http_address = listener
         .local_addr()
         .map_err(|e| e.to_string())?
         .to_string();
     let kv = Kv::default();
-    let node = RaftNode::open(&args.data, node_config(args), kv.fsm())
-        .map_err(|e| format!("cannot open {}: {e}", args.data.display()))?;
+    let data = data_dir(args);
+    let node = RaftNode::open(data, node_config(args), kv.fsm())
+        .map_err(|e| format!("cannot open {}: {e}", data.display()))?;
     let node = Arc::new(node);
     say!("listening raft={} http={http_address}", node.address());
 
@@ -143,27 +171,14 @@ fn serve(args: &NodeArgs) -> Result<(), String> {
         node.address()
     );
 
-    let server = Arc::new(
-        tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| format!("cannot start the HTTP server: {e}"))?,
-    );
     let service = Arc::new(http::Service {
         node: Arc::clone(&node),
         kv: kv.clone(),
         http: http_address.clone(),
-        timeout: t.request_timeout,
+        timeout: t.request_timeout(),
     });
-    for i in 0..t.http_threads {
-        let (server, service) = (Arc::clone(&server), Arc::clone(&service));
-        std::thread::Builder::new()
-            .name(format!("http-{i}"))
-            .spawn(move || {
-                while let Ok(request) = server.recv() {
-                    service.handle(request);
-                }
-            })
-            .map_err(|e| e.to_string())?;
-    }
+    let server = server::Server::start(listener, service, limits(t))
+        .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
     {
         let (node, kv, shutdown) = (Arc::clone(&node), kv.clone(), Arc::clone(&shutdown));
         std::thread::Builder::new()
@@ -174,19 +189,39 @@ fn serve(args: &NodeArgs) -> Result<(), String> {
 
     wait_for_shutdown(&node, &shutdown);
     tracing::info!("closing");
-    server.unblock();
+    server.stop();
     node.close()
         .map_err(|e| format!("node stopped with an error: {e}"))
 }
 
 /// Initializes, joins or resumes; returns the node's id.
 fn become_member(node: &RaftNode, args: &NodeArgs) -> Result<NodeId, String> {
-    let id = match (node.id(), &args.start) {
+    let data = data_dir(args);
+    let id = match (node.id(), args.start()) {
+        (Some(id), Start::Join(address)) => {
+            // A restart may repeat its --join; a directory of another
+            // cluster must not quietly resume that cluster instead.
+            let ours = node.cluster_id();
+            let theirs = node
+                .probe_cluster(&address)
+                .map_err(|e| format!("cannot ask {address} for its cluster: {e}"))?;
+            if theirs != ours {
+                let name = |c: Option<ClusterId>| c.map_or("none".to_string(), |c| c.0.to_string());
+                return Err(format!(
+                    "{} belongs to cluster {} as node {id}, but --join {address} is in cluster {}: \
+                     give this node a new data directory to join that cluster",
+                    data.display(),
+                    name(ours),
+                    name(theirs)
+                ));
+            }
+            id
+        }
         (Some(id), start) => {
-            if *start != Start::Resume {
+            if start == Start::Init {
                 tracing::info!(
-                    "{} already belongs to cluster {:?} as node {id}; --init/--join ignored",
-                    args.data.display(),
+                    "{} already belongs to cluster {:?} as node {id}; --init ignored",
+                    data.display(),
                     node.cluster_id()
                 );
             }
@@ -203,12 +238,12 @@ fn become_member(node: &RaftNode, args: &NodeArgs) -> Result<NodeId, String> {
             NodeId(1)
         }
         (None, Start::Join(address)) => node
-            .join(address)
+            .join(&address)
             .map_err(|e| format!("join through {address} failed: {e}"))?,
         (None, Start::Resume) => {
             return Err(format!(
                 "{} holds no node: start it with --init (a new cluster) or --join ADDR",
-                args.data.display()
+                data.display()
             ));
         }
     };
@@ -220,18 +255,45 @@ fn become_member(node: &RaftNode, args: &NodeArgs) -> Result<NodeId, String> {
     }
 }
 
-/// Records this node's HTTP address in the replicated state whenever it
-/// leads and the state does not hold that address for it yet.
+/// Sees that the replicated state holds this node's HTTP address: as leader
+/// it proposes it; as follower it asks the leader to, over HTTP.
 fn announce_http(node: &RaftNode, kv: &Kv, id: NodeId, http: &str, shutdown: &AtomicBool) {
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut next_ask = Instant::now();
     while !shutdown.load(Ordering::SeqCst) {
-        if node.state() == Role::Leader && kv.http_address(id).as_deref() != Some(http) {
-            let command = KvCommand::SetHttp {
-                node: id,
-                address: http.to_string(),
-            };
-            match node.apply(command.encode()) {
-                Ok(index) => tracing::info!("recorded HTTP address {http} at {index}"),
-                Err(e) => tracing::debug!("recording HTTP address failed: {e}"),
+        if kv.http_address(id).as_deref() != Some(http) {
+            match node.state() {
+                Role::Leader => {
+                    let command = KvCommand::SetHttp {
+                        node: id,
+                        address: http.to_string(),
+                    };
+                    match node.apply(command.encode()) {
+                        Ok(index) => tracing::info!("recorded HTTP address {http} at {index}"),
+                        Err(e) => tracing::debug!("recording HTTP address failed: {e}"),
+                    }
+                }
+                _ if Instant::now() >= next_ask => {
+                    next_ask = Instant::now() + ANNOUNCE_INTERVAL;
+                    let leader_http = node
+                        .leader()
+                        .and_then(|(leader, _)| kv.http_address(leader));
+                    if let Some(leader_http) = leader_http {
+                        let url = format!("http://{leader_http}/members/{}/http", id.0);
+                        match agent.put(&url).send(http) {
+                            Ok(r) if r.status() == 200 => {
+                                tracing::info!("asked {leader_http} to record HTTP address {http}")
+                            }
+                            Ok(r) => tracing::debug!("{url} answered {}", r.status()),
+                            Err(e) => tracing::debug!("{url}: {e}"),
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         // A wait for the next check of the role, not synchronization.

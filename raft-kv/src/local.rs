@@ -64,17 +64,6 @@ impl Drop for Cluster {
     }
 }
 
-/// A fresh directory under the system's temporary directory.
-fn make_temp_dir() -> std::io::Result<PathBuf> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir =
-        std::env::temp_dir().join(format!("raft-kv-local-{}-{nanos:08x}", std::process::id()));
-    std::fs::create_dir(&dir)?;
-    Ok(dir)
-}
-
 fn port_address(base: u16, offset: u16) -> String {
     let port = if base == 0 { 0 } else { base + offset };
     format!("127.0.0.1:{port}")
@@ -108,7 +97,7 @@ fn start_node(args: &LocalArgs, dir: &Path, n: u16, join: Option<&str>) -> Resul
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().expect("stdout is piped");
     // The child's stdout lines, read on a thread so a silent child cannot hang us.
-    let (lines_tx, lines) = crossbeam_channel::unbounded();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if lines_tx.send(line).is_err() {
@@ -127,7 +116,7 @@ fn start_node(args: &LocalArgs, dir: &Path, n: u16, join: Option<&str>) -> Resul
     let deadline = Instant::now() + START_PATIENCE;
     while node.id == 0 {
         let line = lines
-            .recv_deadline(deadline)
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .map_err(|_| format!("node {n} did not start; see {}", node.log.display()))?;
         if let Some(rest) = line.strip_prefix("listening ") {
             for field in rest.split_whitespace() {
@@ -159,25 +148,25 @@ pub fn run(args: &LocalArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let dir = match make_temp_dir() {
+    let dir = match tempfile::Builder::new().prefix("raft-kv-local-").tempdir() {
         Ok(d) => d,
         Err(e) => {
             eprintln!("raft-kv: cannot create a temporary directory: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let code = run_in(args, &dir, &stop);
+    let code = run_in(args, dir.path(), &stop);
     if args.keep {
-        say!("data kept in {}", dir.display());
-    } else if let Err(e) = std::fs::remove_dir_all(&dir) {
-        eprintln!("raft-kv: cannot remove {}: {e}", dir.display());
+        say!("data kept in {}", dir.keep().display());
+    } else if let Err(e) = dir.close() {
+        eprintln!("raft-kv: cannot remove the data directory: {e}");
     }
     code
 }
 
 fn run_in(args: &LocalArgs, dir: &Path, stop: &AtomicBool) -> ExitCode {
     let mut cluster = Cluster { nodes: Vec::new() };
-    for n in 1..=args.nodes as u16 {
+    for n in 1..=args.nodes {
         let join = cluster.nodes.first().map(|first| first.raft.clone());
         match start_node(args, dir, n, join.as_deref()) {
             Ok(node) => cluster.nodes.push(node),
