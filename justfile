@@ -23,6 +23,11 @@ bench:
 bench-cluster clients="32" payload="128" seconds="10":
     cargo run --release -p raft-io-std --bin raft-kv-bench -- --clients {{clients}} --payload-bytes {{payload}} --seconds {{seconds}}
 
+# Real network faults between raft-kv processes, each in its own network
+# namespace (needs root, iproute2, nftables; docs/operations.md §7).
+partitions:
+    RAFT_PARTITIONS=required cargo test -p raft-io-std --test partitions -- --nocapture
+
 # A local 3-node raft-kv cluster until Ctrl-C.
 local-cluster:
     cargo run -p raft-io-std --bin raft-kv -- local-cluster

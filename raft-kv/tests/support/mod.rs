@@ -126,12 +126,22 @@ pub struct Slot {
 /// Starts `raft-kv` with `args`, stderr appended to `log`; waits for its
 /// `ready` line (or its exit).
 pub fn spawn(args: &[String], log: &Path) -> (Option<Process>, Started) {
+    spawn_command(Command::new(env!("CARGO_BIN_EXE_raft-kv")), args, log)
+}
+
+/// [`spawn`] through `command`, which must run `raft-kv` with the arguments
+/// added to it (e.g. `ip netns exec NS path/to/raft-kv`).
+pub fn spawn_command(
+    mut command: Command,
+    args: &[String],
+    log: &Path,
+) -> (Option<Process>, Started) {
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_raft-kv"))
+    let mut child = command
         .args(args)
         .arg("--exit-on-stdin-close")
         .stdin(Stdio::piped())
