@@ -26,7 +26,7 @@ bench-cluster clients="32" payload="128" seconds="10":
 # Real network faults between raft-kv processes, each in its own network
 # namespace (needs root, iproute2, nftables; docs/operations.md §7).
 partitions:
-    RAFT_PARTITIONS=required cargo test -p raft-io-std --test partitions -- --nocapture
+    RAFT_PARTITIONS=required cargo test -p raft-kv --test partitions -- --nocapture
 
 # A local 3-node raft-kv cluster until Ctrl-C.
 local-cluster:
