@@ -1,10 +1,19 @@
 //! A structured sequence of events fed to one `raft_core::Node`.
 //!
-//! The harness plays two parts:
+//! The node starts empty, or from a recovered state the input describes (a
+//! member of a three-node cluster with a log, maybe a snapshot, so it has a
+//! committed prefix from the first event; inconsistent descriptions must come
+//! back as a `RecoveryError`). The harness plays two parts:
 //! - the **peers**: messages, stream handshakes and frames with arbitrary
 //!   content, passed through the wire codec first (the node only ever sees
 //!   what `wire::decode` accepts), mostly addressed correctly so they get past
-//!   the cluster and recipient checks;
+//!   the cluster and recipient checks; and a **hostile leader** whose frames
+//!   are built from the node's own log so they pass the codec and the cheap
+//!   checks and then break a protocol rule: `prev` in or beyond the log with a
+//!   wrong term (below the commit index too), terms that decrease or pass the
+//!   stream's term, commit claims beyond the chunk, snapshots that overlap the
+//!   log or rewind the stream, duplicated and reordered frames, terms at the
+//!   edge of `u64`;
 //! - an **honest driver**: it reports storage completions only for work the
 //!   node ordered (`LogPersisted` for appended entries, in order;
 //!   `SnapshotTaken` after `TakeSnapshot`; `SnapshotInstalled` after
@@ -37,7 +46,34 @@ const PEERS_MAX: u8 = 5;
 #[derive(Arbitrary, Debug)]
 struct Input {
     rng_seed: u64,
+    start: Option<FuzzStart>,
     events: Vec<FuzzEvent>,
+}
+
+/// A recovered state: node SELF in a cluster of nodes 1..=3, with a log whose
+/// terms rise by the given steps, maybe behind a snapshot.
+#[derive(Arbitrary, Debug)]
+struct FuzzStart {
+    /// Term steps of the log's entries (each entry's term = previous + step % 3).
+    term_steps: Vec<u8>,
+    /// The snapshot covers this many of the entries (none when 0).
+    snapshot_count: u8,
+    /// Entries kept behind the snapshot (a trailing window).
+    trailing: u8,
+    /// How far the hard state's term is above the log's last term.
+    term_above_log: u8,
+    /// Break one rule of the handover (`RecoveryError` expected).
+    corrupt: Option<FuzzCorruption>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum FuzzCorruption {
+    DropEntry(u8),
+    SwapTerms(u8),
+    HardStateBelowLog,
+    LogEndsBeforeSnapshot,
+    NoCluster,
+    ForeignConfig,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -61,6 +97,10 @@ enum FuzzEvent {
     },
     /// A stream breaks.
     StreamClosed { stream: u8 },
+    /// A protocol-breaking frame built from the node's log, on its newest stream.
+    Hostile(HostileFrame),
+    /// A frame fed earlier, again (duplicated, or reordered after later ones).
+    Replay { back: u8 },
     /// The driver made the next `count + 1` appended entries durable.
     LogPersisted { count: u8 },
     /// The driver finished the snapshot the node asked for.
@@ -84,8 +124,43 @@ struct FuzzMessage {
     from: u8,
     misdirected: bool,
     foreign_cluster: bool,
-    term: u8,
+    term: FuzzTerm,
     body: FuzzBody,
+}
+
+/// A term: small, near the node's own, or at the edge of `u64`.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum FuzzTerm {
+    Small(u8),
+    Near(i8),
+    Max(u8),
+}
+
+/// Frames an honest leader never sends, positioned against the node's log.
+#[derive(Arbitrary, Debug)]
+enum HostileFrame {
+    /// A chunk whose `prev` is `back` below the last (or the commit) index
+    /// (negative: beyond the log), with `prev_term` off by `prev_term_delta`,
+    /// entries whose terms step by the given deltas from `prev_term`, a commit
+    /// claim `commit_delta` past the chunk's end, in the stream's term or not.
+    Chunk {
+        from_commit: bool,
+        back: i8,
+        prev_term_delta: i8,
+        term_steps: Vec<i8>,
+        commit_delta: i8,
+        term_delta: i8,
+    },
+    /// A whole snapshot transfer whose index is `back` below the commit index
+    /// (negative: beyond it) and whose term is off by `term_delta`.
+    Snapshot {
+        back: i8,
+        term_delta: i8,
+        data: Vec<u8>,
+        chunk_bytes: u8,
+        /// Drop, duplicate or swap one frame of the transfer.
+        tamper: Option<(u8, u8)>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -207,7 +282,12 @@ struct Driver {
     snapshot_requested: bool,
     snapshot_to_install: Option<SnapshotMeta>,
     commit: LogIndex,
+    /// Frames fed to the node, newest last (bounded), for replays.
+    history: VecDeque<(StreamId, Frame)>,
 }
+
+/// Frames kept for replays.
+const HISTORY_MAX: usize = 32;
 
 impl Driver {
     fn cluster(&self) -> ClusterId {
@@ -278,7 +358,122 @@ impl Driver {
 
     fn feed_frame(&mut self, stream: StreamId, frame: Frame) {
         if let Some(WireUnit::Frame(frame)) = Self::from_wire(WireUnit::Frame(frame)) {
+            if self.history.len() == HISTORY_MAX {
+                self.history.pop_front();
+            }
+            self.history.push_back((stream, frame.clone()));
             self.step(Event::FrameReceived { stream, frame });
+        }
+    }
+
+    fn term(&self, t: FuzzTerm) -> Term {
+        match t {
+            FuzzTerm::Small(t) => Term(u64::from(t)),
+            FuzzTerm::Near(d) => Term(self.node.term().0.saturating_add_signed(i64::from(d))),
+            FuzzTerm::Max(pick) => Term(match pick % 4 {
+                0 => u64::MAX,
+                1 => u64::MAX - 1,
+                2 => Term::LIMIT.0,
+                _ => Term::LIMIT.0 + 1,
+            }),
+        }
+    }
+
+    /// The node's newest stream (the one a follower reads from).
+    fn newest_stream(&self) -> StreamId {
+        self.streams.last().copied().unwrap_or(StreamId(0))
+    }
+
+    /// The term the node's log has at `index`, or a guess below its log.
+    fn term_at(&self, index: LogIndex) -> Term {
+        self.node
+            .term_at(index)
+            .or_else(|| self.node.snapshot().filter(|s| s.index == index).map(|s| s.term))
+            .unwrap_or(Term(0))
+    }
+
+    fn hostile(&mut self, frame: HostileFrame) {
+        let cluster_id = self.cluster();
+        let stream = self.newest_stream();
+        let commit = self.node.commit_index().0;
+        let last = self.node.last_index().0;
+        let term = self.node.term();
+        match frame {
+            HostileFrame::Chunk {
+                from_commit,
+                back,
+                prev_term_delta,
+                term_steps,
+                commit_delta,
+                term_delta,
+            } => {
+                let from = if from_commit { commit } else { last };
+                let prev_index = LogIndex(from.saturating_add_signed(-i64::from(back)));
+                let prev_term = shift(self.term_at(prev_index), prev_term_delta);
+                let mut entry_term = prev_term;
+                let mut entries = Vec::new();
+                for (i, step) in (1..).zip(term_steps.into_iter().take(16)) {
+                    entry_term = shift(entry_term, step);
+                    entries.push(LogEntry {
+                        index: LogIndex(prev_index.0 + i),
+                        term: entry_term,
+                        kind: EntryKind::Command,
+                        data: bytes::Bytes::new(),
+                    });
+                }
+                let chunk_last = prev_index.0 + entries.len() as u64;
+                let frame = Frame::Chunk {
+                    term: shift(term, term_delta / 64),
+                    prev_index,
+                    prev_term,
+                    leader_commit: LogIndex(chunk_last.saturating_add_signed(i64::from(commit_delta))),
+                    entries,
+                };
+                self.feed_frame(stream, frame);
+            }
+            HostileFrame::Snapshot {
+                back,
+                term_delta,
+                data,
+                chunk_bytes,
+                tamper,
+            } => {
+                let index = LogIndex(commit.saturating_add_signed(-i64::from(back)));
+                let meta = SnapshotMeta {
+                    index,
+                    term: shift(self.term_at(index).max(Term(1)), term_delta),
+                    config: self.node.config().clone(),
+                };
+                let meta = SnapshotMeta {
+                    config: Config {
+                        cluster_id,
+                        index: meta.config.index.min(index),
+                        ..meta.config
+                    },
+                    ..meta
+                };
+                let mut frames = raft_core::snapshot_frames(
+                    &meta,
+                    &data.into(),
+                    usize::from(chunk_bytes).max(1),
+                );
+                if let Some((at, how)) = tamper {
+                    let at = usize::from(at) % frames.len();
+                    match how % 3 {
+                        0 => {
+                            frames.remove(at);
+                        }
+                        1 => frames.insert(at, frames[at].clone()),
+                        _ => {
+                            let other = (at + 1) % frames.len();
+                            frames.swap(at, other);
+                        }
+                    }
+                }
+                for frame in frames {
+                    self.feed_frame(stream, frame);
+                }
+            }
         }
     }
 
@@ -306,7 +501,7 @@ impl Driver {
                     cluster_id,
                     from: peer(m.from),
                     to,
-                    term: Term(u64::from(m.term)),
+                    term: self.term(m.term),
                     body: m.body.into_body(),
                 };
                 if let Some(WireUnit::Message(message)) =
@@ -358,6 +553,14 @@ impl Driver {
                 let stream = self.stream(stream);
                 self.streams.retain(|s| *s != stream);
                 self.step(Event::StreamClosed { stream });
+            }
+            FuzzEvent::Hostile(frame) => self.hostile(frame),
+            FuzzEvent::Replay { back } => {
+                if !self.history.is_empty() {
+                    let at = self.history.len() - 1 - usize::from(back) % self.history.len();
+                    let (stream, frame) = self.history[at].clone();
+                    self.feed_frame(stream, frame);
+                }
             }
             FuzzEvent::LogPersisted { count } => {
                 let mut last = None;
@@ -424,6 +627,97 @@ impl Driver {
                 self.step(Event::TransferLeadershipRequested { id, target });
             }
         }
+    }
+}
+
+/// `term` moved by `delta`, within `0..=u64::MAX`.
+fn shift(term: Term, delta: i8) -> Term {
+    Term(term.0.saturating_add_signed(i64::from(delta)))
+}
+
+impl FuzzStart {
+    /// The recovered state this start describes, and whether it was corrupted.
+    fn recovered(self) -> (RecoveredState, bool) {
+        let cluster_id = ClusterId(1);
+        let config = Config {
+            cluster_id,
+            index: LogIndex(1),
+            max_node_id: NodeId(3),
+            members: (1..=3)
+                .map(|id| Member {
+                    id: NodeId(id),
+                    address: address(id as u8),
+                    role: MemberRole::Voter,
+                })
+                .collect(),
+        };
+        let mut term = Term(1);
+        let mut entries = vec![LogEntry {
+            index: LogIndex(1),
+            term,
+            kind: EntryKind::Initialize,
+            data: config.encode(),
+        }];
+        for (i, step) in (2..).zip(self.term_steps.into_iter().take(64)) {
+            term = Term(term.0 + u64::from(step % 3));
+            entries.push(LogEntry {
+                index: LogIndex(i),
+                term,
+                kind: EntryKind::Command,
+                data: bytes::Bytes::new(),
+            });
+        }
+        let covered = usize::from(self.snapshot_count) % (entries.len() + 1);
+        let mut snapshot = None;
+        if covered > 0 {
+            let at = &entries[covered - 1];
+            snapshot = Some(SnapshotMeta {
+                index: at.index,
+                term: at.term,
+                config: config.clone(),
+            });
+            let keep_from = covered.saturating_sub(usize::from(self.trailing));
+            entries.drain(..keep_from);
+        }
+        let mut hard_state = raft_core::HardState {
+            cluster_id: Some(cluster_id),
+            term: Term(term.0 + u64::from(self.term_above_log % 4)),
+            vote: None,
+        };
+        let corrupted = self.corrupt.is_some();
+        match self.corrupt {
+            None => {}
+            Some(FuzzCorruption::DropEntry(i)) if entries.len() > 2 => {
+                entries.remove(1 + usize::from(i) % (entries.len() - 2));
+            }
+            Some(FuzzCorruption::SwapTerms(i)) if entries.len() > 1 => {
+                let i = usize::from(i) % (entries.len() - 1);
+                let (a, b) = (entries[i].term, entries[i + 1].term);
+                entries[i].term = b;
+                entries[i + 1].term = a;
+            }
+            Some(FuzzCorruption::HardStateBelowLog) => hard_state.term = Term(0),
+            Some(FuzzCorruption::LogEndsBeforeSnapshot) => {
+                if let Some(s) = &mut snapshot {
+                    s.index = LogIndex(s.index.0 + 100);
+                }
+            }
+            Some(FuzzCorruption::NoCluster) => hard_state.cluster_id = None,
+            Some(FuzzCorruption::ForeignConfig) => {
+                if let Some(s) = &mut snapshot {
+                    s.config.cluster_id = ClusterId(2);
+                }
+            }
+            Some(_) => {}
+        }
+        (
+            RecoveredState {
+                hard_state,
+                snapshot,
+                entries,
+            },
+            corrupted,
+        )
     }
 }
 
@@ -582,23 +876,30 @@ impl FuzzConfig {
 }
 
 fuzz_target!(|input: Input| {
-    let node = Node::new(
-        NodeOptions::new(SELF),
-        RecoveredState::default(),
-        input.rng_seed,
-        Instant(0),
-    )
-    .expect("a fresh node always recovers");
+    let (recovered, corrupted) = input
+        .start
+        .map_or((RecoveredState::default(), false), FuzzStart::recovered);
+    let node = match Node::new(NodeOptions::new(SELF), recovered, input.rng_seed, Instant(0)) {
+        Ok(node) => node,
+        Err(error) => {
+            // Only a deliberately broken handover may be refused.
+            assert!(corrupted, "a consistent recovered state was refused: {error}");
+            return;
+        }
+    };
+    let commit = node.commit_index();
+    let applied = node.applied_index();
     let mut driver = Driver {
         node,
         now: Instant(0),
         next_request: 0,
         unpersisted: VecDeque::new(),
         streams: Vec::new(),
-        applied: LogIndex(0),
+        applied,
         snapshot_requested: false,
         snapshot_to_install: None,
-        commit: LogIndex(0),
+        commit,
+        history: VecDeque::new(),
     };
     for event in input.events.into_iter().take(EVENTS_MAX) {
         driver.run(event);

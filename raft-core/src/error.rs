@@ -296,8 +296,9 @@ pub enum Violation {
     /// chunk or snapshot at a leader).
     #[error("frame sent in the wrong direction")]
     WrongDirection,
-    /// A message naming the largest term, after which no term could follow.
-    #[error("term {0} leaves no room for a later term")]
+    /// A message naming a term above [`Term::LIMIT`]: entering it could
+    /// leave no later term to campaign in.
+    #[error("term {0} is above the term limit")]
     TermExhausted(Term),
     /// An ack of an index the leader has not sent on this stream.
     #[error("ack of {durable}, beyond {sent} sent")]

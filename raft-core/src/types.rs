@@ -57,9 +57,11 @@ id_newtype!(
 );
 
 impl Term {
-    /// The largest term. No node enters it (it has no successor): a message
-    /// naming it is refused, a recovered hard state holding it is an error.
-    pub const MAX: Term = Term(u64::MAX);
+    /// The largest term a node takes from a peer or from its recovered hard
+    /// state (half the `u64` range): above it a message is refused and a hard
+    /// state is an error, so the node's own campaigns, one term each, can
+    /// never run out of terms.
+    pub const LIMIT: Term = Term(u64::MAX / 2);
 
     /// The next term.
     pub fn next(self) -> Term {

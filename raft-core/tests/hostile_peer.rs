@@ -427,9 +427,12 @@ fn an_honest_snapshot_then_chunk_is_accepted() {
 }
 
 /// A heartbeat in the largest term used to be obeyed; the next election
-/// timeout then overflowed the term.
+/// timeout then overflowed the term. Found next by fuzzing (step_node): a
+/// peer's term of `u64::MAX - 1` let the node's own campaigns reach the
+/// largest term and overflow at the following one. Terms above `Term::LIMIT`
+/// are refused.
 #[test]
-fn a_message_in_the_largest_term_is_refused_and_the_node_still_campaigns() {
+fn messages_with_terms_above_the_limit_are_refused_and_the_node_still_campaigns() {
     let config = Config {
         cluster_id: CLUSTER,
         index: LogIndex(1),
@@ -459,17 +462,19 @@ fn a_message_in_the_largest_term_is_refused_and_the_node_still_campaigns() {
         entries: vec![entry],
     };
     let mut node = Node::new(NodeOptions::new(ME), recovered, 3, Instant(0)).unwrap();
-    let mut hb = heartbeat(NodeId(3), ME, 0, 0);
-    hb.term = Term::MAX;
-    let actions = node.step(Instant(1), Event::MessageReceived(hb));
-    assert!(
-        actions.contains(&Action::Refused {
-            peer: NodeId(3),
-            reason: Refusal::Misbehaving(Violation::TermExhausted(Term::MAX)),
-        }),
-        "{actions:?}"
-    );
-    assert_eq!(node.term(), Term(1));
+    for term in [u64::MAX, u64::MAX - 1, Term::LIMIT.0 + 1] {
+        let mut hb = heartbeat(NodeId(3), ME, 0, 0);
+        hb.term = Term(term);
+        let actions = node.step(Instant(1), Event::MessageReceived(hb));
+        assert!(
+            actions.contains(&Action::Refused {
+                peer: NodeId(3),
+                reason: Refusal::Misbehaving(Violation::TermExhausted(Term(term))),
+            }),
+            "{actions:?}"
+        );
+        assert_eq!(node.term(), Term(1));
+    }
     let later = node.next_deadline();
     node.step(later, Event::Tick);
     assert_eq!(node.role(), Role::PreCandidate);

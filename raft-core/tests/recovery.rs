@@ -203,9 +203,9 @@ fn every_kind_of_inconsistent_state_is_a_typed_error() {
             },
         ),
         (
-            "the largest term in the hard state",
-            state(u64::MAX, None, vec![]),
-            TermExhausted(Term::MAX),
+            "a hard state term above the limit",
+            state(Term::LIMIT.0 + 1, None, vec![]),
+            TermExhausted(Term(Term::LIMIT.0 + 1)),
         ),
         (
             "a membership entry that does not decode",

@@ -440,8 +440,8 @@ impl Node {
             self.refuse(m.from, Refusal::Misdirected(m.to));
             return false;
         }
-        if m.term == Term::MAX {
-            // Entering it would leave no next term to campaign in.
+        if m.term > Term::LIMIT {
+            // Entering it could leave no next term to campaign in.
             self.refuse(
                 m.from,
                 Refusal::Misbehaving(Violation::TermExhausted(m.term)),

@@ -72,7 +72,8 @@ pub enum RecoveryError {
         /// The hard state's term.
         hard_state: Term,
     },
-    /// The hard state holds the largest term, which leaves no term to campaign in.
+    /// The hard state's term is above [`Term::LIMIT`], too close to running
+    /// out of terms to campaign in.
     #[error("hard state term {0} leaves no room for a later term")]
     TermExhausted(Term),
     /// A membership entry whose payload does not decode, or names another cluster.
@@ -107,7 +108,7 @@ pub(crate) fn recover(
         snapshot,
         entries,
     } = recovered;
-    if hard_state.term == Term::MAX {
+    if hard_state.term > Term::LIMIT {
         return Err(RecoveryError::TermExhausted(hard_state.term));
     }
     if (snapshot.is_some() || !entries.is_empty()) && hard_state.cluster_id.is_none() {
