@@ -1,0 +1,117 @@
+//! Leadership timing as scripted scenarios: how fast an isolated leader gives
+//! up, how a leader that removes itself hands over, and how a restarted node
+//! keeps the vote-refusal window that leader leases rely on. Every oracle must
+//! stay silent, and each scenario measures the one timing rule it is about
+//! from the trace.
+
+use raft_core::Instant;
+use raft_sim::rng::Ppm;
+use raft_sim::scenario::{Fault, Knobs, Scenario, Shape, Timed};
+use raft_sim::trace::{Trace, TraceRecord};
+use raft_sim::world::World;
+
+/// A network that loses and delays nothing unusual, clocks that do not
+/// drift: the timings measured are then the core's alone.
+fn quiet(nodes: usize) -> Knobs {
+    let mut k = Knobs {
+        nodes,
+        duration_ms: 12_000,
+        chaos_ms: 8_000,
+        ..Knobs::default()
+    };
+    k.net.drop = Ppm::NEVER;
+    k.net.duplicate = Ppm::NEVER;
+    k.net.tail = Ppm::NEVER;
+    k.net.stream_break = Ppm::NEVER;
+    k
+}
+
+fn run(seed: u64, knobs: Knobs, faults: Vec<Timed<Fault>>) -> World {
+    let mut w = World::new(
+        Scenario {
+            seed,
+            knobs,
+            faults,
+        },
+        Trace::new(2_000_000, false),
+    );
+    w.run();
+    assert_eq!(w.failure(), None, "seed {seed}: an oracle objected");
+    w
+}
+
+fn at(ms: u64, what: Fault) -> Timed<Fault> {
+    Timed { at_ms: ms, what }
+}
+
+fn ms(t: Instant) -> u64 {
+    t.0 / 1_000_000
+}
+
+fn records(w: &World) -> Vec<TraceRecord> {
+    w.trace.tail(usize::MAX).cloned().collect()
+}
+
+/// The node that last became leader before `before`, and when.
+fn leader_before(trace: &[TraceRecord], before: Instant) -> (usize, Instant) {
+    let r = trace
+        .iter()
+        .filter(|r| r.at <= before && r.text.contains("-> RoleChanged Leader"))
+        .last()
+        .expect("a leader was elected");
+    (r.node.expect("a node's record"), r.at)
+}
+
+/// Whether a step record of the leader shows a follower reaching it: a
+/// heartbeat response, an ack or a stream handshake (what counts as "heard").
+fn follower_reached(r: &TraceRecord, leader: usize) -> bool {
+    r.node == Some(leader)
+        && (r.text.contains("<- Recv") && r.text.contains("HeartbeatResp")
+            || r.text.contains("<- FrameRecv") && r.text.contains("Ack")
+            || r.text.contains("<- StreamOpened"))
+}
+
+/// Check-quorum: a leader isolated at any phase of its heartbeat and
+/// check-quorum timers steps down exactly one election timeout after the
+/// last time a quorum (here: itself and one follower) was heard from, and
+/// so within `T` of the isolation, never up to `2T` as with a fixed period.
+#[test]
+fn an_isolated_leader_steps_down_one_election_timeout_after_its_last_quorum_contact() {
+    let k = quiet(3);
+    let timeout_ms = k.election_timeout_ms;
+    // Isolation times spread over one election timeout, not multiples of the
+    // heartbeat interval, so every phase of the leader's timers is hit.
+    for (seed, isolate_ms) in (0..8u64).map(|s| (s, 3_000 + s * 67)) {
+        let w = run(
+            seed,
+            k.clone(),
+            vec![at(isolate_ms, Fault::Partition(Shape::IsolateLeader))],
+        );
+        let trace = records(&w);
+        let isolated = Instant(isolate_ms * 1_000_000);
+        let (leader, _) = leader_before(&trace, isolated);
+        let step_down = trace
+            .iter()
+            .find(|r| {
+                r.at >= isolated
+                    && r.node == Some(leader)
+                    && r.text.contains("-> RoleChanged Follower")
+            })
+            .unwrap_or_else(|| panic!("seed {seed}: the isolated leader never stepped down"))
+            .at;
+        let contact = trace
+            .iter()
+            .filter(|r| r.at <= step_down && follower_reached(r, leader))
+            .last()
+            .expect("the leader heard from a follower")
+            .at;
+        assert!(contact <= isolated, "nothing crosses the partition");
+        assert_eq!(
+            step_down.0 - contact.0,
+            timeout_ms * 1_000_000,
+            "seed {seed}: isolated at {isolate_ms} ms, last heard at {} ms, stepped down at {} ms",
+            ms(contact),
+            ms(step_down)
+        );
+    }
+}
