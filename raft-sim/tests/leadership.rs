@@ -115,3 +115,55 @@ fn an_isolated_leader_steps_down_one_election_timeout_after_its_last_quorum_cont
         );
     }
 }
+
+/// A leader that removes itself hands over with `TimeoutNow` as soon as the
+/// removal commits: the next leader is elected before any remaining voter's
+/// election timeout could have fired on its own, so the cluster is never
+/// leaderless for an election timeout.
+#[test]
+fn a_leader_that_removes_itself_hands_over_before_any_election_timeout() {
+    let k = quiet(5);
+    let (timeout_ms, heartbeat_ms) = (k.election_timeout_ms, k.heartbeat_ms);
+    let remove_ms = 3_000;
+    for seed in 0..4u64 {
+        // The same seed without the removal shows who leads when it is asked
+        // (nothing before then depends on the fault schedule).
+        let plain = records(&run(seed, k.clone(), Vec::new()));
+        let (leader, _) = leader_before(&plain, Instant(remove_ms * 1_000_000));
+        let w = run(
+            seed,
+            k.clone(),
+            vec![at(remove_ms, Fault::RemoveMember { node: leader })],
+        );
+        let trace = records(&w);
+        let done = trace
+            .iter()
+            .find(|r| r.text.contains("nemesis remove") && r.text.contains("MembershipChanged"))
+            .unwrap_or_else(|| panic!("seed {seed}: the removal never completed"));
+        assert_eq!(done.node, Some(leader), "seed {seed}: the leader removed itself");
+        let committed = done.at;
+        let next = trace
+            .iter()
+            .find(|r| r.at >= committed && r.text.contains("-> RoleChanged Leader"))
+            .unwrap_or_else(|| panic!("seed {seed}: nobody took over"));
+        assert_ne!(next.node, Some(leader));
+        // Each remaining voter heard the old leader within a heartbeat
+        // interval before the commit, so none could campaign on its own
+        // before this instant.
+        let own_timeout = Instant(committed.0 + (timeout_ms - heartbeat_ms) * 1_000_000);
+        assert!(
+            next.at < own_timeout,
+            "seed {seed}: removal committed at {} ms, next leader at {} ms",
+            ms(committed),
+            ms(next.at)
+        );
+        assert!(
+            trace.iter().any(|r| r.node == next.node
+                && r.at >= committed
+                && r.at <= next.at
+                && r.text.contains("<- Recv")
+                && r.text.contains("TimeoutNow")),
+            "seed {seed}: the successor was handed leadership"
+        );
+    }
+}
