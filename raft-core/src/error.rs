@@ -186,4 +186,9 @@ pub enum Refusal {
     /// A peer broke the stream protocol; the stream was closed.
     #[error("protocol violation: {0}")]
     Misbehaving(String),
+    /// A vote or pre-vote refused because this node started less than an
+    /// election timeout ago and may have helped a leader's lease before it
+    /// stopped (see `NodeOptions::lease_reads`).
+    #[error("started less than an election timeout ago")]
+    RecentlyStarted,
 }

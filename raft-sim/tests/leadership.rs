@@ -167,3 +167,73 @@ fn a_leader_that_removes_itself_hands_over_before_any_election_timeout() {
         );
     }
 }
+
+/// A restarted node keeps the promise its last heartbeat answer made. The
+/// leader `l` reaches `n` but not `m`; `m` campaigns in vain while `n` hears
+/// `l`. Then `n` crashes and restarts at once while `l` is cut off: `l` may
+/// still hold a lease that `n`'s last answer helped buy, so no leader of a
+/// later term may be elected (with `n`'s vote) until `T` after that answer.
+#[test]
+fn a_restarted_node_grants_no_vote_that_could_cut_short_a_lease_it_backed() {
+    // No writes: `m`'s log stays as up to date as `n`'s, so only the refusal
+    // rules can stop `n` from voting for it.
+    let k = Knobs {
+        clients: 0,
+        ..quiet(3)
+    };
+    let timeout_ns = k.election_timeout_ms * 1_000_000;
+    let (bridge_ms, crash_ms) = (3_000, 5_000);
+    for seed in 0..6u64 {
+        let plain = records(&run(seed, k.clone(), Vec::new()));
+        let (l, _) = leader_before(&plain, Instant(bridge_ms * 1_000_000));
+        let (n, m) = ((l + 1) % 3, (l + 2) % 3);
+        let w = run(
+            seed,
+            k.clone(),
+            vec![
+                at(
+                    bridge_ms,
+                    Fault::Partition(Shape::Bridge {
+                        bridge: n,
+                        left: vec![m],
+                    }),
+                ),
+                at(crash_ms, Fault::Crash { node: n }),
+                at(crash_ms + 5, Fault::Partition(Shape::Isolate { node: l })),
+                at(crash_ms + 5, Fault::Restart { node: n }),
+                at(crash_ms + 4_000, Fault::Heal),
+            ],
+        );
+        let trace = records(&w);
+        let crashed = Instant(crash_ms * 1_000_000);
+        let answer = format!("-> Send {}->{} ", n + 1, l + 1);
+        let last_answer = trace
+            .iter()
+            .filter(|r| {
+                r.at <= crashed
+                    && r.node == Some(n)
+                    && r.text.contains(&answer)
+                    && r.text.contains("HeartbeatResp")
+            })
+            .last()
+            .expect("n answered l's heartbeats")
+            .at;
+        let successor = trace
+            .iter()
+            .find(|r| {
+                r.at > Instant(bridge_ms * 1_000_000)
+                    && r.node != Some(l)
+                    && r.text.contains("-> RoleChanged Leader")
+            })
+            .unwrap_or_else(|| panic!("seed {seed}: nobody took over from the cut-off leader"));
+        assert!(
+            successor.at.0 >= last_answer.0 + timeout_ns,
+            "seed {seed}: n{} answered n{} at {} ms, n{} was elected at {} ms",
+            n + 1,
+            l + 1,
+            ms(last_answer),
+            successor.node.expect("a node's record") + 1,
+            ms(successor.at)
+        );
+    }
+}
