@@ -93,7 +93,9 @@ pub enum RequestError {
     /// The leader stepped down during the transfer (check-quorum, a later
     /// term) and heard from no leader of a later term within an election
     /// timeout: the target may or may not lead now.
-    #[error("leadership transfer to {0} unconfirmed: the leader stepped down and heard no successor")]
+    #[error(
+        "leadership transfer to {0} unconfirmed: the leader stepped down and heard no successor"
+    )]
     TransferUnconfirmed(NodeId),
 }
 

@@ -108,7 +108,11 @@ fn an_isolated_leader_steps_down_one_election_timeout_after_its_last_quorum_cont
         c.isolate(leader);
         let node = &mut c.hosts.get_mut(&leader).unwrap().node;
         node.step(contact + timeout - Duration(1), Event::Tick);
-        assert_eq!(node.role(), Role::Leader, "phase {phase_ms} ms: heard within T");
+        assert_eq!(
+            node.role(),
+            Role::Leader,
+            "phase {phase_ms} ms: heard within T"
+        );
         assert_eq!(
             node.next_deadline(),
             contact + timeout,
@@ -217,7 +221,11 @@ fn a_restarted_node_refuses_votes_and_pre_votes_for_one_election_timeout() {
     assert_eq!(vote_granted(&actions), None);
     assert_eq!(node.term(), term, "the candidate does not bump the term");
     let actions = node.step(started + timeout, Event::MessageReceived(pre_vote));
-    assert_eq!(vote_granted(&actions), Some(true), "pre-vote granted after T");
+    assert_eq!(
+        vote_granted(&actions),
+        Some(true),
+        "pre-vote granted after T"
+    );
     let actions = node.step(started + timeout, Event::MessageReceived(vote));
     assert_eq!(vote_granted(&actions), Some(true), "vote granted after T");
 }
@@ -237,7 +245,11 @@ fn a_node_that_never_saw_a_term_votes_at_once() {
         },
     };
     let actions = node.step(Instant(1), Event::MessageReceived(req));
-    assert_eq!(vote_granted(&actions), Some(true), "a fresh cluster elects at once");
+    assert_eq!(
+        vote_granted(&actions),
+        Some(true),
+        "a fresh cluster elects at once"
+    );
 }
 
 #[test]
@@ -434,6 +446,25 @@ fn a_transfer_is_reported_done_only_when_the_target_leads_a_later_term() {
             leader: other,
             term: later
         }))
+    );
+}
+
+#[test]
+fn a_transfer_cut_short_by_check_quorum_is_reported_unconfirmed() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    c.isolate(leader);
+    c.run_for(Duration::from_millis(100));
+    // TimeoutNow leaves (and is lost); check-quorum deposes the leader before
+    // the transfer would have been abandoned.
+    let (_, target, id) = transfer_with_lost_timeout_now(&mut c);
+    c.run_for(Duration::from_millis(450));
+    assert_ne!(c.hosts[&leader].node.role(), Role::Leader, "check-quorum");
+    assert_eq!(c.result(id), None, "stepping down proves nothing yet");
+    c.run_for(Duration::from_millis(600));
+    assert_eq!(
+        c.result(id),
+        Some(Err(RequestError::TransferUnconfirmed(target)))
     );
 }
 

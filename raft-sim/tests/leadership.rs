@@ -56,8 +56,8 @@ fn records(w: &World) -> Vec<TraceRecord> {
 fn leader_before(trace: &[TraceRecord], before: Instant) -> (usize, Instant) {
     let r = trace
         .iter()
-        .filter(|r| r.at <= before && r.text.contains("-> RoleChanged Leader"))
-        .last()
+        .rev()
+        .find(|r| r.at <= before && r.text.contains("-> RoleChanged Leader"))
         .expect("a leader was elected");
     (r.node.expect("a node's record"), r.at)
 }
@@ -101,8 +101,8 @@ fn an_isolated_leader_steps_down_one_election_timeout_after_its_last_quorum_cont
             .at;
         let contact = trace
             .iter()
-            .filter(|r| r.at <= step_down && follower_reached(r, leader))
-            .last()
+            .rev()
+            .find(|r| r.at <= step_down && follower_reached(r, leader))
             .expect("the leader heard from a follower")
             .at;
         assert!(contact <= isolated, "nothing crosses the partition");
@@ -140,7 +140,11 @@ fn a_leader_that_removes_itself_hands_over_before_any_election_timeout() {
             .iter()
             .find(|r| r.text.contains("nemesis remove") && r.text.contains("MembershipChanged"))
             .unwrap_or_else(|| panic!("seed {seed}: the removal never completed"));
-        assert_eq!(done.node, Some(leader), "seed {seed}: the leader removed itself");
+        assert_eq!(
+            done.node,
+            Some(leader),
+            "seed {seed}: the leader removed itself"
+        );
         let committed = done.at;
         let next = trace
             .iter()
@@ -209,13 +213,13 @@ fn a_restarted_node_grants_no_vote_that_could_cut_short_a_lease_it_backed() {
         let answer = format!("-> Send {}->{} ", n + 1, l + 1);
         let last_answer = trace
             .iter()
-            .filter(|r| {
+            .rev()
+            .find(|r| {
                 r.at <= crashed
                     && r.node == Some(n)
                     && r.text.contains(&answer)
                     && r.text.contains("HeartbeatResp")
             })
-            .last()
             .expect("n answered l's heartbeats")
             .at;
         let successor = trace

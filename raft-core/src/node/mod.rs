@@ -280,7 +280,8 @@ impl Node {
             installing: None,
             role: RoleState::Follower(FollowerState::new(hard_state_term, None)),
             election_deadline: Instant::NEVER,
-            votes_refused_until: (hard_state_term > Term(0)).then(|| now + options.election_timeout),
+            votes_refused_until: (hard_state_term > Term(0))
+                .then(|| now + options.election_timeout),
             out: Vec::new(),
             hard_state_slot: None,
             reported_role: None,
