@@ -95,7 +95,9 @@ pub enum RequestError {
     /// The leader stepped down during the transfer (check-quorum, a later
     /// term) and heard from no leader of a later term within an election
     /// timeout: the target may or may not lead now.
-    #[error("leadership transfer to {0} unconfirmed: the leader stepped down and heard no successor")]
+    #[error(
+        "leadership transfer to {0} unconfirmed: the leader stepped down and heard no successor"
+    )]
     TransferUnconfirmed(NodeId),
 }
 
@@ -188,6 +190,11 @@ pub enum Refusal {
     /// A peer broke the stream protocol; the stream was closed.
     #[error("protocol violation: {0}")]
     Misbehaving(Violation),
+    /// A vote or pre-vote refused because this node started less than an
+    /// election timeout ago and may have helped a leader's lease before it
+    /// stopped (see `NodeOptions::lease_reads`).
+    #[error("started less than an election timeout ago")]
+    RecentlyStarted,
 }
 
 /// A protocol rule a peer broke. Every frame a peer sends is input: the

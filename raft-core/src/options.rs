@@ -17,8 +17,9 @@ pub struct NodeOptions {
     /// This node's id.
     pub id: NodeId,
     /// The minimum election timeout `T`; each wait is drawn from `[T, 2T)`.
-    /// Also the window in which a follower that heard from a leader refuses
-    /// votes, and the check-quorum period of a leader. Default 500 ms.
+    /// Also the window in which a follower that heard from a leader (or a
+    /// node that restarted with a term) refuses votes, and how long after its
+    /// last quorum contact a leader steps down (check-quorum). Default 500 ms.
     pub election_timeout: Duration,
     /// How often a leader sends heartbeats. Default 150 ms.
     pub heartbeat_interval: Duration,
@@ -56,6 +57,17 @@ pub struct NodeOptions {
     pub max_pending_requests: usize,
     /// Serve reads from a leader lease instead of a heartbeat round. Off by default.
     /// Safe only while clocks drift apart by less than `max_clock_drift_ppm`.
+    ///
+    /// The lease rests on two refusals, each timed by the refusing node's own
+    /// clock: a follower refuses votes and pre-votes for `election_timeout`
+    /// after it last heard from its leader, and a node that recovered a term
+    /// refuses them for `election_timeout` after [`Node::new`](crate::Node::new),
+    /// so a restart cannot cut short the promise its last answer made. Any
+    /// later leader needs a vote from a node of the quorum that confirmed the
+    /// lease's round, and none gives one before the lease (shortened by the
+    /// drift bound) has ended. Transfer votes are the exception; a leader
+    /// that sends `TimeoutNow` gives up its lease for the rest of its term.
+    /// The full argument is in `docs/protocol.md`, *Lease reads*.
     pub lease_reads: bool,
     /// The bound on relative clock-rate drift lease reads assume, in parts per
     /// million. The lease lasts `election_timeout * (1 - drift)` from the send

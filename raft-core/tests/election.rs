@@ -108,7 +108,11 @@ fn an_isolated_leader_steps_down_one_election_timeout_after_its_last_quorum_cont
         c.isolate(leader);
         let node = &mut c.hosts.get_mut(&leader).unwrap().node;
         node.step(contact + timeout - Duration(1), Event::Tick);
-        assert_eq!(node.role(), Role::Leader, "phase {phase_ms} ms: heard within T");
+        assert_eq!(
+            node.role(),
+            Role::Leader,
+            "phase {phase_ms} ms: heard within T"
+        );
         assert_eq!(
             node.next_deadline(),
             contact + timeout,
@@ -159,6 +163,95 @@ fn votes_refused_while_a_live_leader_was_heard_recently() {
     )));
 }
 
+fn vote_granted(actions: &[Action]) -> Option<bool> {
+    actions.iter().find_map(|a| match a {
+        Action::Send(Message {
+            body: MessageBody::VoteResponse { granted } | MessageBody::PreVoteResponse { granted },
+            ..
+        }) => Some(*granted),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_restarted_node_refuses_votes_and_pre_votes_for_one_election_timeout() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let others: Vec<NodeId> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
+    let (restarted, candidate) = (others[0], others[1]);
+    // Its last heartbeat answer may back the leader's lease; a restart must
+    // not make it forget that it promised no vote for T.
+    c.crash(restarted);
+    c.restart(restarted);
+    let started = c.now;
+    let node = &mut c.hosts.get_mut(&restarted).unwrap().node;
+    let term = node.term();
+    let ask = |term: Term, body: MessageBody| Message {
+        cluster_id: node.cluster_id().unwrap(),
+        from: candidate,
+        to: restarted,
+        term,
+        body,
+    };
+    let (last_index, last_term) = (node.last_index(), node.last_term());
+    let pre_vote = ask(
+        term.next(),
+        MessageBody::PreVoteRequest {
+            last_index,
+            last_term,
+        },
+    );
+    let vote = ask(
+        term.next(),
+        MessageBody::VoteRequest {
+            last_index,
+            last_term,
+            transfer: false,
+        },
+    );
+    let timeout = c.options.election_timeout;
+    let last_moment = started + timeout - Duration(1);
+    let actions = node.step(last_moment, Event::MessageReceived(pre_vote.clone()));
+    assert_eq!(vote_granted(&actions), Some(false), "pre-vote refused");
+    let actions = node.step(last_moment, Event::MessageReceived(vote.clone()));
+    assert!(actions.contains(&Action::Refused {
+        peer: candidate,
+        reason: Refusal::RecentlyStarted
+    }));
+    assert_eq!(vote_granted(&actions), None);
+    assert_eq!(node.term(), term, "the candidate does not bump the term");
+    let actions = node.step(started + timeout, Event::MessageReceived(pre_vote));
+    assert_eq!(
+        vote_granted(&actions),
+        Some(true),
+        "pre-vote granted after T"
+    );
+    let actions = node.step(started + timeout, Event::MessageReceived(vote));
+    assert_eq!(vote_granted(&actions), Some(true), "vote granted after T");
+}
+
+#[test]
+fn a_node_that_never_saw_a_term_votes_at_once() {
+    let mut node = node_in_term(n(2), 0);
+    let req = Message {
+        cluster_id: CLUSTER,
+        from: n(1),
+        to: n(2),
+        term: Term(1),
+        body: MessageBody::VoteRequest {
+            last_index: LogIndex(0),
+            last_term: Term(0),
+            transfer: false,
+        },
+    };
+    let actions = node.step(Instant(1), Event::MessageReceived(req));
+    assert_eq!(
+        vote_granted(&actions),
+        Some(true),
+        "a fresh cluster elects at once"
+    );
+}
+
 #[test]
 fn a_vote_is_durable_before_the_response_leaves() {
     let mut node = node_in_term(n(2), 1);
@@ -173,7 +266,7 @@ fn a_vote_is_durable_before_the_response_leaves() {
             transfer: false,
         },
     };
-    let actions = node.step(Instant(1), Event::MessageReceived(req));
+    let actions = node.step(voting_from(), Event::MessageReceived(req));
     let persist = actions
         .iter()
         .rposition(|a| matches!(a, Action::PersistHardState(h) if h.vote == Some(n(1))))
@@ -203,14 +296,14 @@ fn one_vote_per_term() {
         actions.iter().any(|a| matches!(a, Action::Send(m) if matches!(m.body, MessageBody::VoteResponse { granted: true })))
     };
     assert!(granted(
-        &node.step(Instant(1), Event::MessageReceived(ask(1)))
+        &node.step(voting_from(), Event::MessageReceived(ask(1)))
     ));
     assert!(
-        !granted(&node.step(Instant(2), Event::MessageReceived(ask(2)))),
+        !granted(&node.step(voting_from() + Duration(1), Event::MessageReceived(ask(2)))),
         "second candidate in the same term"
     );
     assert!(
-        granted(&node.step(Instant(3), Event::MessageReceived(ask(1)))),
+        granted(&node.step(voting_from() + Duration(2), Event::MessageReceived(ask(1)))),
         "a repeated request gets the same answer"
     );
 }
@@ -250,7 +343,7 @@ fn a_candidate_with_an_older_log_is_refused() {
             transfer: false,
         },
     };
-    let actions = node.step(Instant(1), Event::MessageReceived(req));
+    let actions = node.step(voting_from(), Event::MessageReceived(req));
     assert!(actions.iter().any(|a| matches!(
         a,
         Action::Refused {
@@ -357,6 +450,25 @@ fn a_transfer_is_reported_done_only_when_the_target_leads_a_later_term() {
 }
 
 #[test]
+fn a_transfer_cut_short_by_check_quorum_is_reported_unconfirmed() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    c.isolate(leader);
+    c.run_for(Duration::from_millis(100));
+    // TimeoutNow leaves (and is lost); check-quorum deposes the leader before
+    // the transfer would have been abandoned.
+    let (_, target, id) = transfer_with_lost_timeout_now(&mut c);
+    c.run_for(Duration::from_millis(450));
+    assert_ne!(c.hosts[&leader].node.role(), Role::Leader, "check-quorum");
+    assert_eq!(c.result(id), None, "stepping down proves nothing yet");
+    c.run_for(Duration::from_millis(600));
+    assert_eq!(
+        c.result(id),
+        Some(Err(RequestError::TransferUnconfirmed(target)))
+    );
+}
+
+#[test]
 fn granting_a_vote_in_a_new_term_costs_one_hard_state_write() {
     let mut node = node_in_term(n(2), 1);
     let req = Message {
@@ -370,7 +482,7 @@ fn granting_a_vote_in_a_new_term_costs_one_hard_state_write() {
             transfer: false,
         },
     };
-    let actions = node.step(Instant(1), Event::MessageReceived(req));
+    let actions = node.step(voting_from(), Event::MessageReceived(req));
     let writes: Vec<&Action> = actions
         .iter()
         .filter(|a| matches!(a, Action::PersistHardState(_)))

@@ -178,6 +178,30 @@ fn a_leader_that_removes_itself_steps_down_once_the_change_commits() {
 }
 
 #[test]
+fn a_leader_that_removes_itself_hands_leadership_to_the_most_caught_up_voter() {
+    let mut c = Cluster::new(4);
+    let leader = c.leader().unwrap();
+    let others: Vec<NodeId> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
+    // The lowest-id follower lags (its disk holds appends back), so it is not
+    // the most caught up; the other two commit the removal.
+    let lagging = others[0];
+    c.hosts.get_mut(&lagging).unwrap().persist = Persist::Manually;
+    let id = change(&mut c, leader, MembershipChange::Remove { id: leader });
+    c.settle(); // no time passes: no election timeout can fire
+    assert!(matches!(
+        c.result(id),
+        Some(Ok(Completion::MembershipChanged { .. }))
+    ));
+    assert_eq!(c.hosts[&leader].node.role(), Role::Learner);
+    assert_eq!(
+        c.leader(),
+        Some(others[1]),
+        "the caught-up voter with the lowest id took over at once"
+    );
+    assert!(!c.hosts[&others[1]].node.config().contains(leader));
+}
+
+#[test]
 fn a_removed_node_that_missed_its_removal_cannot_disrupt_the_cluster() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();

@@ -1,7 +1,8 @@
 //! Elections (Raft §5.2) with pre-vote and leader stickiness (thesis §9.6):
 //! a node campaigns only after a randomized timeout in `[T, 2T)`, first asks
 //! whether it could win without changing its term, and nobody grants a vote
-//! while it has heard from a live leader within `T`.
+//! while it has heard from a live leader within `T`, nor within `T` of a
+//! restart (so leader leases survive restarts).
 
 use super::receiver::FollowerState;
 use super::{Node, RoleState};
@@ -21,10 +22,20 @@ pub(crate) struct Campaign {
 }
 
 impl Node {
-    /// Whether this node has heard from a live leader within the election
-    /// timeout (or is the leader): it then refuses to help anyone else campaign.
-    fn in_leader_lease(&self) -> bool {
-        match &self.role {
+    /// Why this node refuses to help anyone else campaign now, if it does:
+    /// it heard from a live leader within the election timeout (or is the
+    /// leader), or it started less than an election timeout ago.
+    ///
+    /// Both windows protect leader leases. An answer to a heartbeat round
+    /// promises "no vote for anyone else for `T` by my clock"; a restart
+    /// forgets when that answer was given, so a restarted node keeps the
+    /// promise by refusing for `T` from its start, which begins after any
+    /// answer it gave before stopping. A node that never saw a term (hard
+    /// state term 0) gave none and refuses nothing: a fresh cluster elects
+    /// at once. A node never refuses itself: a lone voter's own campaign is
+    /// not delayed, and a campaign starts no sooner than `T` after start.
+    fn campaign_refusal(&self) -> Option<Refusal> {
+        let heard_leader = match &self.role {
             RoleState::Leader(_) => true,
             RoleState::Follower(f) => {
                 f.leader.is_some()
@@ -32,6 +43,13 @@ impl Node {
                         .is_some_and(|t| self.now < t + self.opts.election_timeout)
             }
             _ => false,
+        };
+        if heard_leader {
+            Some(Refusal::LeaderAlive(self.leader()))
+        } else if self.votes_refused_until.is_some_and(|t| self.now < t) {
+            Some(Refusal::RecentlyStarted)
+        } else {
+            None
         }
     }
 
@@ -156,8 +174,8 @@ impl Node {
                 theirs: term,
                 ours: self.hs.term,
             })
-        } else if self.in_leader_lease() {
-            Some(Refusal::LeaderAlive(self.leader()))
+        } else if let Some(refusal) = self.campaign_refusal() {
+            Some(refusal)
         } else if !self.candidate_log_ok(last_index, last_term) {
             Some(Refusal::OutOfDateLog)
         } else {
@@ -197,10 +215,13 @@ impl Node {
             return;
         }
         if term > self.hs.term {
-            if self.in_leader_lease() && !transfer {
-                // Leader stickiness: a live leader exists, so this candidate is
-                // partitioned or removed; do not let it bump our term.
-                self.refuse(from, Refusal::LeaderAlive(self.leader()));
+            if let Some(refusal) = self.campaign_refusal().filter(|_| !transfer) {
+                // Leader stickiness: a live leader exists (or may, and hold a
+                // lease we helped buy before a restart), so this candidate is
+                // partitioned or removed; do not let it bump our term. A
+                // transfer candidate passes: the leader that sent it
+                // `TimeoutNow` gave up its lease for the term.
+                self.refuse(from, refusal);
                 return;
             }
             self.step_down_to(term, None);

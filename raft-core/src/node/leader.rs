@@ -419,8 +419,7 @@ impl Node {
             self.sync_cursors_with_config();
         }
         if !self.is_voter() && self.configs.latest().index <= self.commit {
-            // We removed ourselves and the change has committed: hand over.
-            self.become_follower(None);
+            self.hand_over_after_removal();
             return;
         }
         self.maybe_promote_learner();

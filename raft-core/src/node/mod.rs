@@ -107,6 +107,10 @@ pub struct Node {
     pub(crate) role: RoleState,
     /// When a follower or candidate gives up waiting and campaigns.
     pub(crate) election_deadline: Instant,
+    /// Until when a restarted node refuses votes and pre-votes: before it
+    /// stopped it may have answered a leader within `T`, and that answer may
+    /// back a lease (`None` for a node that never saw a term).
+    pub(crate) votes_refused_until: Option<Instant>,
     /// Actions produced by the current step.
     pub(crate) out: Vec<Action>,
     /// Where in `out` this step's `PersistHardState` sits, if it has one.
@@ -156,6 +160,8 @@ impl Node {
             installing: None,
             role: RoleState::Follower(FollowerState::new(hard_state_term, None)),
             election_deadline: Instant::NEVER,
+            votes_refused_until: (hard_state_term > Term(0))
+                .then(|| now + options.election_timeout),
             out: Vec::new(),
             hard_state_slot: None,
             reported_role: None,

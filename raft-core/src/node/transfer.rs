@@ -51,30 +51,75 @@ impl Node {
                 return self.complete(id, Err(RequestError::NodeNotFound(t)));
             }
             Some(t) => t,
-            None => {
-                // The most caught-up other voter.
-                let best = config.voters().filter(|&v| v != me).max_by_key(|v| {
-                    (
-                        l.cursors.get(v).map(|c| c.match_index),
-                        std::cmp::Reverse(*v),
-                    )
-                });
-                match best {
-                    Some(v) => v,
-                    None => return self.complete(id, Err(RequestError::NodeNotFound(me))),
-                }
-            }
+            None => match self.most_caught_up_voter() {
+                Some(v) => v,
+                None => return self.complete(id, Err(RequestError::NodeNotFound(me))),
+            },
         };
+        self.start_transfer(Some(id), target);
+    }
+
+    /// The other voter with the highest match index (the lowest id on a tie).
+    fn most_caught_up_voter(&self) -> Option<NodeId> {
+        let me = self.id();
+        let RoleState::Leader(l) = &self.role else {
+            return None;
+        };
+        self.configs
+            .latest()
+            .voters()
+            .filter(|&v| v != me)
+            .max_by_key(|v| {
+                (
+                    l.cursors.get(v).map(|c| c.match_index),
+                    std::cmp::Reverse(*v),
+                )
+            })
+    }
+
+    fn start_transfer(&mut self, id: Option<RequestId>, target: NodeId) {
         let deadline = self.now + self.opts.election_timeout;
         if let RoleState::Leader(l) = &mut self.role {
             l.transfer = Some(Transfer {
-                id: Some(id),
+                id,
                 target,
                 deadline,
                 timeout_now_sent: false,
             });
         }
         self.maybe_send_timeout_now();
+    }
+
+    /// Whether this node leads a configuration that no longer has it as a
+    /// voter, and that configuration has committed.
+    fn removal_committed(&self) -> bool {
+        matches!(self.role, RoleState::Leader(_))
+            && !self.is_voter()
+            && self.configs.latest().index <= self.commit
+    }
+
+    /// Our own removal committed: rather than leave the cluster leaderless
+    /// for an election timeout, hand leadership to the most caught-up voter
+    /// (a transfer already under way keeps its target), then step down.
+    pub(crate) fn hand_over_after_removal(&mut self) {
+        if !self.removal_committed() {
+            return;
+        }
+        let transferring = matches!(&self.role, RoleState::Leader(l) if l.transfer.is_some());
+        match self.most_caught_up_voter() {
+            Some(target) if !transferring => self.start_transfer(None, target),
+            _ => self.maybe_step_down_after_removal(),
+        }
+    }
+
+    /// Steps down a leader whose removal committed once there is nothing left
+    /// to hand over: `TimeoutNow` has left, or the transfer was abandoned.
+    fn maybe_step_down_after_removal(&mut self) {
+        let handing_over = matches!(&self.role,
+            RoleState::Leader(l) if l.transfer.as_ref().is_some_and(|t| !t.timeout_now_sent));
+        if self.removal_committed() && !handing_over {
+            self.become_follower(None);
+        }
     }
 
     /// Sends `TimeoutNow` once the target holds our whole log durably.
@@ -98,6 +143,7 @@ impl Node {
             l.lease = Lease::Forfeited;
             let target = t.target;
             self.send(target, MessageBody::TimeoutNow);
+            self.maybe_step_down_after_removal();
         }
     }
 
@@ -111,6 +157,7 @@ impl Node {
             if let Some(id) = t.id {
                 self.complete(id, Err(RequestError::TransferTimedOut(t.target)));
             }
+            self.maybe_step_down_after_removal();
         }
     }
 

@@ -505,6 +505,12 @@ pub fn node_in_term(id: NodeId, term: u64) -> Node {
     .expect("a fresh node")
 }
 
+/// When a node built by `node_in_term` first grants votes: it recovered a
+/// term, so it refuses them for one election timeout after its start.
+pub fn voting_from() -> Instant {
+    Instant(0) + NodeOptions::new(NodeId(1)).election_timeout
+}
+
 /// A heartbeat of `CLUSTER` from `from` to `to` in `term`, first round.
 pub fn heartbeat(from: NodeId, to: NodeId, term: u64, commit: u64) -> Message {
     Message {
