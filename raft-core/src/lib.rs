@@ -93,4 +93,4 @@ pub use node::{FollowerStatus, Node, RecoveredState, Status};
 pub use options::{Mutants, NodeOptions};
 pub use time::{Duration, Instant};
 pub use types::{ClusterId, LogIndex, NodeId, RequestId, StreamId, Term};
-pub use wire::snapshot_frames;
+pub use wire::{snapshot_frames, snapshot_window_frames};

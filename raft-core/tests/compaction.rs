@@ -187,3 +187,42 @@ fn a_follower_acks_what_its_durable_snapshot_covers_even_before_the_append_is_re
         "the leader knows {f} holds {snap} durably (match {m})"
     );
 }
+
+#[test]
+fn a_snapshot_on_the_stream_never_runs_more_than_the_budget_ahead_of_the_followers_acks() {
+    let budget = 1_000;
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            stream_budget_bytes: budget,
+            ..opts(50, 2)
+        },
+    );
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    c.crash(f);
+    for i in 0..120 {
+        c.propose(format!("write {i:>4} with some padding to make it weigh").as_bytes());
+        c.settle();
+    }
+    let (_, data) = c.hosts[&leader].disk.snapshot.clone().expect("a snapshot");
+    assert!(
+        data.len() as u64 > 4 * budget,
+        "a snapshot of several budgets"
+    );
+    c.restart(f);
+    c.run_for(Duration::from_millis(500));
+    let h = &c.hosts[&f];
+    assert_eq!(count(h, |a| matches!(a, Action::InstallSnapshot { .. })), 1);
+    assert!(
+        c.snapshot_inflight_max <= budget,
+        "{} snapshot bytes ahead of the acks, budget {budget}",
+        c.snapshot_inflight_max
+    );
+    let windows = count(&c.hosts[&leader], |a| {
+        matches!(a, Action::SendSnapshot { .. })
+    });
+    assert!(windows > 4, "sent in {windows} windows");
+    assert_eq!(c.commands(f).len(), 120);
+    c.assert_state_machine_safety();
+}

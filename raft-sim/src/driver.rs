@@ -185,19 +185,37 @@ impl World {
                         .record(now, Some(i), format!("{text} dropped ({why})")),
                 }
             }
-            Action::SendSnapshot { stream, meta } => {
-                self.cover("snapshot sent on a stream");
+            Action::SendSnapshot {
+                stream,
+                meta,
+                offset,
+                max_bytes,
+            } => {
+                if offset == 0 {
+                    self.cover("snapshot sent on a stream");
+                } else {
+                    self.cover("snapshot sent in several budget windows");
+                }
                 let stored = self.hosts[i]
                     .disk
                     .snapshot_matching(meta.index, meta.term)
                     .cloned();
                 let Some(s) = stored else {
-                    return Err(Failure::safety(
-                        "driver-contract",
-                        format!("n{} asked to send {meta} it does not hold", i + 1),
-                    ));
+                    // Replaced by newer snapshots while it streamed: the
+                    // contract says close the stream, the transfer starts over.
+                    self.cover("snapshot replaced during its transfer");
+                    let follow = self.net.close(stream, i);
+                    self.schedule_net(follow);
+                    return Ok(());
                 };
-                for frame in snapshot_frames(&s.meta, &s.data, SNAPSHOT_CHUNK_BYTES) {
+                let frames = raft_core::snapshot_window_frames(
+                    &s.meta,
+                    &s.data,
+                    offset,
+                    max_bytes,
+                    SNAPSHOT_CHUNK_BYTES,
+                );
+                for frame in frames {
                     match self
                         .net
                         .send_frame(stream, i, frame, now, &mut self.net_rng)

@@ -274,7 +274,9 @@ impl Node {
             Frame::SnapshotBegin { meta, size } => self.on_snapshot_begin(meta, size),
             Frame::SnapshotChunk { offset, data, crc } => self.on_snapshot_chunk(offset, data, crc),
             Frame::SnapshotEnd { crc } => self.on_snapshot_end(crc),
-            Frame::Ack { .. } => Err(Violation("ack sent to a follower")),
+            Frame::Ack { .. } | Frame::SnapshotAck { .. } => {
+                Err(Violation("ack sent to a follower"))
+            }
         };
         if let Err(Violation(why)) = result {
             let leader = self.leader().unwrap_or(self.id());
@@ -448,6 +450,9 @@ impl Node {
             return Err(Violation("snapshot chunk outside a snapshot"));
         };
         if inc.skip {
+            inc.received = inc.received.saturating_add(data.len() as u64).min(inc.size);
+            let (received, size) = (inc.received, inc.size);
+            self.ack_snapshot(received, size);
             return Ok(());
         }
         if offset != inc.received || inc.received + data.len() as u64 > inc.size {
@@ -458,9 +463,20 @@ impl Node {
         }
         inc.crc.update(&data);
         inc.received += data.len() as u64;
+        let (received, size) = (inc.received, inc.size);
         let meta = inc.meta.clone();
         self.emit(Action::ReceiveSnapshotChunk { meta, offset, data });
+        self.ack_snapshot(received, size);
         Ok(())
+    }
+
+    /// Tells the leader how much of the snapshot arrived, freeing its budget.
+    fn ack_snapshot(&mut self, received: u64, size: u64) {
+        let stream = self.receiver().id;
+        self.emit(Action::SendFrame {
+            stream,
+            frame: Frame::SnapshotAck { received, size },
+        });
     }
 
     fn on_snapshot_end(&mut self, crc: u32) -> Result<(), Violation> {
@@ -471,11 +487,13 @@ impl Node {
         r.expect_prev = Some(inc.meta.index);
         // Commit may have moved past the snapshot while it streamed in.
         if inc.skip || inc.meta.index <= self.commit {
+            self.ack_snapshot(inc.size, inc.size);
             return Ok(());
         }
         if inc.received != inc.size || inc.crc.finalize() != crc {
             return Err(Violation("snapshot incomplete or checksum mismatch"));
         }
+        self.ack_snapshot(inc.size, inc.size);
         self.installing = Some(inc.meta.clone());
         self.emit(Action::InstallSnapshot { meta: inc.meta });
         Ok(())
