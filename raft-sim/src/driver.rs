@@ -66,6 +66,13 @@ impl World {
         };
         let local = host.clock.local(self.now);
         let text = format!("{} <- {event}", role_glyph(node.role(), node.term()));
+        // A leader may commit and then append a configuration in one step
+        // (a promotion): the commit was decided under the voters before it.
+        let voters_before: Vec<raft_core::NodeId> = if node.role() == Role::Leader {
+            node.config().voters().collect()
+        } else {
+            Vec::new()
+        };
         let actions = node.step(local, event);
         // The core's invariant check walks its whole log; on long logs run it
         // every `INVARIANTS_SAMPLE_STEPS` steps of the node instead of every step.
@@ -87,7 +94,7 @@ impl World {
                 return;
             }
         }
-        if let Err(f) = self.after_step(i) {
+        if let Err(f) = self.after_step(i, &voters_before) {
             return self.fail(f);
         }
         // Timers due at `now` fire within the step, so the next deadline must
@@ -513,7 +520,11 @@ impl World {
     /// After a step: observe the commit index (monotone; consistent with the
     /// committed prefix; a leader's advance obeys the commit rule and a
     /// durable quorum) and check this step's applies against it.
-    fn after_step(&mut self, i: usize) -> Result<(), crate::checkers::Failure> {
+    fn after_step(
+        &mut self,
+        i: usize,
+        voters_before: &[raft_core::NodeId],
+    ) -> Result<(), crate::checkers::Failure> {
         let host = &self.hosts[i];
         let Some(node) = &host.node else {
             return Ok(());
@@ -526,21 +537,27 @@ impl World {
                 .on_commit(i, node.term(), old, commit, &host.mirror)?;
             if node.role() == Role::Leader {
                 let n = self.hosts.len();
-                let voters: Vec<usize> = node
-                    .config()
-                    .voters()
-                    .filter_map(|v| index_of(v, n))
-                    .collect();
                 let disks: Vec<&crate::disk::SimDisk> =
                     self.hosts.iter().map(|h| &h.disk).collect();
-                durability::check_leader_commit(
-                    i,
-                    node.term(),
-                    commit,
-                    &host.mirror,
-                    &voters,
-                    &disks,
-                )?;
+                let check = |voters: &mut dyn Iterator<Item = raft_core::NodeId>| {
+                    let voters: Vec<usize> = voters.filter_map(|v| index_of(v, n)).collect();
+                    durability::check_leader_commit(
+                        i,
+                        node.term(),
+                        commit,
+                        &host.mirror,
+                        &voters,
+                        &disks,
+                    )
+                };
+                let after = check(&mut node.config().voters());
+                if after.is_err() && !voters_before.is_empty() {
+                    // Single-server changes: a quorum of either configuration
+                    // overlaps every quorum of the other.
+                    check(&mut voters_before.iter().copied())?;
+                } else {
+                    after?;
+                }
             }
             self.hosts[i].commit = commit;
         }
