@@ -226,3 +226,25 @@ fn a_snapshot_on_the_stream_never_runs_more_than_the_budget_ahead_of_the_followe
     assert_eq!(c.commands(f).len(), 120);
     c.assert_state_machine_safety();
 }
+
+#[test]
+fn a_snapshot_acked_whole_at_once_is_sent_once_then_the_entries() {
+    let mut c = Cluster::with_options(3, opts(10, 2));
+    c.snapshot_chunk_bytes = 1 << 20; // one chunk: the first ack is also the last
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    c.crash(f);
+    for i in 0..40 {
+        c.propose(format!("w{i}").as_bytes());
+        c.settle();
+    }
+    c.hosts.get_mut(&leader).unwrap().actions.clear();
+    c.restart(f);
+    c.run_for(Duration::from_millis(500));
+    let sent = count(&c.hosts[&leader], |a| {
+        matches!(a, Action::SendSnapshot { .. })
+    });
+    assert_eq!(sent, 1, "the snapshot went out in one window, once");
+    assert_eq!(c.commands(f).len(), 40);
+    c.assert_state_machine_safety();
+}

@@ -156,9 +156,6 @@ impl Cursor {
         s.size = Some(size);
         s.sent = s.sent.min(size);
         s.acked = received;
-        if s.all_sent() && s.acked == size {
-            self.snapshot = None;
-        }
         Ok(())
     }
 
@@ -342,21 +339,23 @@ impl Node {
                 return;
             };
             let Some(stream) = c.stream else { return };
+            if let Some(s) = c.snapshot.as_ref().filter(|s| s.all_sent()) {
+                let index = s.meta.index;
+                let arrived = s.acked == s.sent;
+                if c.next <= index {
+                    // The whole snapshot is on its way: entries follow it.
+                    c.next = index.next();
+                    c.inflight.push_back((index, 0));
+                    c.sent_commit = c.sent_commit.max(commit.min(index));
+                    announce = false;
+                }
+                if arrived {
+                    c.snapshot = None;
+                }
+            }
             let inflight = c.inflight_bytes();
             if inflight >= budget {
                 return;
-            }
-            let delivered = c.snapshot.as_ref().map(|s| s.meta.index);
-            if delivered.is_some_and(|index| c.next <= index)
-                && c.snapshot.as_ref().is_some_and(SnapshotSend::all_sent)
-            {
-                // The whole snapshot is on its way: entries follow it.
-                let index = delivered.expect("checked");
-                c.next = index.next();
-                c.inflight.push_back((index, 0));
-                c.sent_commit = c.sent_commit.max(commit.min(index));
-                announce = false;
-                continue;
             }
             let prev = c.next.prev();
             let sending_snapshot = c.snapshot.as_ref().is_some_and(|s| !s.all_sent());

@@ -58,6 +58,8 @@ pub struct Cluster {
     snapshot_flow: BTreeMap<StreamId, (u64, u64)>,
     /// The most snapshot bytes ever on a stream ahead of its follower's ack.
     pub snapshot_inflight_max: u64,
+    /// Bytes per `SnapshotChunk` the hosts send.
+    pub snapshot_chunk_bytes: usize,
 }
 
 pub fn addr(id: NodeId) -> String {
@@ -84,6 +86,7 @@ impl Cluster {
             record: true,
             snapshot_flow: BTreeMap::new(),
             snapshot_inflight_max: 0,
+            snapshot_chunk_bytes: 64,
         };
         c.add_host(NodeId(1), None);
         let id = c.request_id();
@@ -261,7 +264,8 @@ impl Cluster {
                     self.execute(at, Action::CloseStream { stream });
                     return;
                 }
-                for frame in snapshot_window_frames(&meta, &data, offset, max_bytes, 64) {
+                let chunk_bytes = self.snapshot_chunk_bytes;
+                for frame in snapshot_window_frames(&meta, &data, offset, max_bytes, chunk_bytes) {
                     self.send_frame(at, stream, frame);
                 }
             }
