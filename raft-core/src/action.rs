@@ -98,14 +98,24 @@ pub enum Action {
         /// The frame.
         frame: Frame,
     },
-    /// Stream the current snapshot (`meta`) on `stream` as `SnapshotBegin`,
-    /// `SnapshotChunk`s and `SnapshotEnd` (see [`crate::snapshot_frames`]),
-    /// ahead of any later `SendFrame` on the same stream.
+    /// Send the part of snapshot `meta` that covers `max_bytes` bytes from
+    /// byte `offset` on `stream`, ahead of any later `SendFrame` on it:
+    /// `SnapshotBegin` first when `offset` is 0, `SnapshotChunk`s for those
+    /// bytes (fewer at the snapshot's end), and `SnapshotEnd` when the part
+    /// reaches the end (see [`crate::snapshot_window_frames`]). Snapshot bytes
+    /// count against the stream budget: the core orders the next part as the
+    /// follower's `SnapshotAck`s free it. If the driver no longer holds `meta`
+    /// (a newer snapshot replaced it), it closes the stream: the follower
+    /// reopens it and the transfer starts over with the newer snapshot.
     SendSnapshot {
         /// The stream.
         stream: StreamId,
         /// Which snapshot.
         meta: SnapshotMeta,
+        /// The first byte to send.
+        offset: u64,
+        /// The most snapshot bytes to send.
+        max_bytes: u64,
     },
     /// Close a stream; the other side sees `StreamClosed`.
     CloseStream {
@@ -180,7 +190,12 @@ impl fmt::Display for Action {
             Action::Send(m) => write!(f, "Send {m}"),
             Action::OpenStream { stream, open, .. } => write!(f, "OpenStream {stream} {open}"),
             Action::SendFrame { stream, frame } => write!(f, "SendFrame {stream} {frame}"),
-            Action::SendSnapshot { stream, meta } => write!(f, "SendSnapshot {stream} {meta}"),
+            Action::SendSnapshot {
+                stream,
+                meta,
+                offset,
+                max_bytes,
+            } => write!(f, "SendSnapshot {stream} {meta} @{offset} {max_bytes}B"),
             Action::CloseStream { stream } => write!(f, "CloseStream {stream}"),
             Action::PersistHardState(h) => {
                 write!(

@@ -303,6 +303,16 @@ pub enum Violation {
     /// chunk or snapshot at a leader).
     #[error("frame sent in the wrong direction")]
     WrongDirection,
+    /// A snapshot ack that does not fit the transfer in progress: none is in
+    /// progress, it names another size, or it acks bytes not sent or fewer
+    /// than an earlier ack.
+    #[error("snapshot ack of {received} of {size} bytes does not fit the transfer")]
+    SnapshotAckOutOfPlace {
+        /// The bytes the follower says it received.
+        received: u64,
+        /// The snapshot size the follower names.
+        size: u64,
+    },
     /// A message naming a term above [`Term::LIMIT`]: entering it could
     /// leave no later term to campaign in.
     #[error("term {0} is above the term limit")]

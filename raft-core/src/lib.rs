@@ -104,4 +104,4 @@ pub use node::{FollowerStatus, Node, RecoveredState, RecoveryError, Status};
 pub use options::{InvalidOptions, Mutants, NodeOptions};
 pub use time::{Duration, Instant};
 pub use types::{ClusterId, LogIndex, NodeId, RequestId, StreamId, Term};
-pub use wire::snapshot_frames;
+pub use wire::{snapshot_frames, snapshot_window_frames};

@@ -156,6 +156,15 @@ pub enum Frame {
         /// The follower's durable index, as validated by this stream.
         durable: LogIndex,
     },
+    /// Follower to leader: how much of the snapshot in transfer has arrived,
+    /// sent after every `SnapshotChunk` and at `SnapshotEnd`. Snapshot bytes
+    /// count against the stream budget like entries; this frees them.
+    SnapshotAck {
+        /// Snapshot bytes received so far on this stream.
+        received: u64,
+        /// The snapshot's size, as its `SnapshotBegin` declared.
+        size: u64,
+    },
 }
 
 impl Frame {
@@ -254,6 +263,9 @@ impl fmt::Display for Frame {
             }
             Frame::SnapshotEnd { crc } => write!(f, "SnapshotEnd crc={crc:08x}"),
             Frame::Ack { durable } => write!(f, "Ack durable={durable}"),
+            Frame::SnapshotAck { received, size } => {
+                write!(f, "SnapshotAck {received}/{size}B")
+            }
         }
     }
 }

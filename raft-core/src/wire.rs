@@ -40,6 +40,7 @@ mod snapshot;
 
 pub use snapshot::{
     MAX_SNAPSHOT_CHUNK_BYTES, SnapshotAssembler, SnapshotError, SnapshotProgress, snapshot_frames,
+    snapshot_window_frames,
 };
 
 use crate::action::HardState;
@@ -396,7 +397,13 @@ fn validate_frame(frame: &Frame) -> Result<(), DecodeError> {
             Ok(())
         }
         Frame::SnapshotBegin { meta, .. } => meta.config.validate(),
-        Frame::SnapshotChunk { .. } | Frame::SnapshotEnd { .. } | Frame::Ack { .. } => Ok(()),
+        Frame::SnapshotAck { received, size } if received > size => Err(DecodeError::Invalid(
+            "snapshot ack past the snapshot's size",
+        )),
+        Frame::SnapshotChunk { .. }
+        | Frame::SnapshotEnd { .. }
+        | Frame::Ack { .. }
+        | Frame::SnapshotAck { .. } => Ok(()),
     }
 }
 

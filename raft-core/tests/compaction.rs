@@ -187,3 +187,64 @@ fn a_follower_acks_what_its_durable_snapshot_covers_even_before_the_append_is_re
         "the leader knows {f} holds {snap} durably (match {m})"
     );
 }
+
+#[test]
+fn a_snapshot_on_the_stream_never_runs_more_than_the_budget_ahead_of_the_followers_acks() {
+    let budget = 1_000;
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            stream_budget_bytes: budget,
+            ..opts(50, 2)
+        },
+    );
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    c.crash(f);
+    for i in 0..120 {
+        c.propose(format!("write {i:>4} with some padding to make it weigh").as_bytes());
+        c.settle();
+    }
+    let (_, data) = c.hosts[&leader].disk.snapshot.clone().expect("a snapshot");
+    assert!(
+        data.len() as u64 > 4 * budget,
+        "a snapshot of several budgets"
+    );
+    c.restart(f);
+    c.run_for(Duration::from_millis(500));
+    let h = &c.hosts[&f];
+    assert_eq!(count(h, |a| matches!(a, Action::InstallSnapshot { .. })), 1);
+    assert!(
+        c.snapshot_inflight_max <= budget,
+        "{} snapshot bytes ahead of the acks, budget {budget}",
+        c.snapshot_inflight_max
+    );
+    let windows = count(&c.hosts[&leader], |a| {
+        matches!(a, Action::SendSnapshot { .. })
+    });
+    assert!(windows > 4, "sent in {windows} windows");
+    assert_eq!(c.commands(f).len(), 120);
+    c.assert_state_machine_safety();
+}
+
+#[test]
+fn a_snapshot_acked_whole_at_once_is_sent_once_then_the_entries() {
+    let mut c = Cluster::with_options(3, opts(10, 2));
+    c.snapshot_chunk_bytes = 1 << 20; // one chunk: the first ack is also the last
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    c.crash(f);
+    for i in 0..40 {
+        c.propose(format!("w{i}").as_bytes());
+        c.settle();
+    }
+    c.hosts.get_mut(&leader).unwrap().actions.clear();
+    c.restart(f);
+    c.run_for(Duration::from_millis(500));
+    let sent = count(&c.hosts[&leader], |a| {
+        matches!(a, Action::SendSnapshot { .. })
+    });
+    assert_eq!(sent, 1, "the snapshot went out in one window, once");
+    assert_eq!(c.commands(f).len(), 40);
+    c.assert_state_machine_safety();
+}

@@ -129,6 +129,13 @@ impl World {
             Event::ReadRequested { id } if node.config().voter_count() > 1 => Some(*id),
             _ => None,
         };
+        // A leader may commit and then append a configuration in one step
+        // (a promotion): the commit was decided under the voters before it.
+        let voters_before: Vec<raft_core::NodeId> = if node.role() == Role::Leader {
+            node.config().voters().collect()
+        } else {
+            Vec::new()
+        };
         let actions = node.step(local, event);
         // With other voters, a read answered within the step that asked it
         // did not wait for a heartbeat round: the lease served it.
@@ -161,7 +168,7 @@ impl World {
             }
         }
         self.flush_hostile(i);
-        if let Err(f) = self.after_step(i) {
+        if let Err(f) = self.after_step(i, &voters_before) {
             return self.fail(f);
         }
         if self.crash_armed.contains(&i) && self.hosts[i].disk.has_pending_multi_append() {
@@ -256,19 +263,37 @@ impl World {
                 durability::check_frame(i, &frame, &self.hosts[i].disk)?;
                 self.send_frame_of(i, stream, frame);
             }
-            Action::SendSnapshot { stream, meta } => {
-                self.cover("snapshot sent on a stream");
+            Action::SendSnapshot {
+                stream,
+                meta,
+                offset,
+                max_bytes,
+            } => {
+                if offset == 0 {
+                    self.cover("snapshot sent on a stream");
+                } else {
+                    self.cover("snapshot sent in several budget windows");
+                }
                 let stored = self.hosts[i]
                     .disk
                     .snapshot_matching(meta.index, meta.term)
                     .cloned();
                 let Some(s) = stored else {
-                    return Err(Failure::safety(
-                        "driver-contract",
-                        format!("n{} asked to send {meta} it does not hold", i + 1),
-                    ));
+                    // Replaced by newer snapshots while it streamed: the
+                    // contract says close the stream, the transfer starts over.
+                    self.cover("snapshot replaced during its transfer");
+                    let follow = self.net.close(stream, i);
+                    self.schedule_net(follow);
+                    return Ok(());
                 };
-                for frame in snapshot_frames(&s.meta, &s.data, SNAPSHOT_CHUNK_BYTES) {
+                let frames = raft_core::snapshot_window_frames(
+                    &s.meta,
+                    &s.data,
+                    offset,
+                    max_bytes,
+                    SNAPSHOT_CHUNK_BYTES,
+                );
+                for frame in frames {
                     match self
                         .net
                         .send_frame(stream, i, frame, now, &mut self.net_rng)
@@ -584,7 +609,11 @@ impl World {
     /// After a step: observe the commit index (monotone; consistent with the
     /// committed prefix; a leader's advance obeys the commit rule and a
     /// durable quorum) and check this step's applies against it.
-    fn after_step(&mut self, i: usize) -> Result<(), crate::checkers::Failure> {
+    fn after_step(
+        &mut self,
+        i: usize,
+        voters_before: &[raft_core::NodeId],
+    ) -> Result<(), crate::checkers::Failure> {
         let host = &self.hosts[i];
         let Some(node) = &host.node else {
             return Ok(());
@@ -597,21 +626,27 @@ impl World {
                 .on_commit(i, node.term(), old, commit, &host.mirror)?;
             if node.role() == Role::Leader {
                 let n = self.hosts.len();
-                let voters: Vec<usize> = node
-                    .config()
-                    .voters()
-                    .filter_map(|v| index_of(v, n))
-                    .collect();
                 let disks: Vec<&crate::disk::SimDisk> =
                     self.hosts.iter().map(|h| &h.disk).collect();
-                durability::check_leader_commit(
-                    i,
-                    node.term(),
-                    commit,
-                    &host.mirror,
-                    &voters,
-                    &disks,
-                )?;
+                let check = |voters: &mut dyn Iterator<Item = raft_core::NodeId>| {
+                    let voters: Vec<usize> = voters.filter_map(|v| index_of(v, n)).collect();
+                    durability::check_leader_commit(
+                        i,
+                        node.term(),
+                        commit,
+                        &host.mirror,
+                        &voters,
+                        &disks,
+                    )
+                };
+                let after = check(&mut node.config().voters());
+                if after.is_err() && !voters_before.is_empty() {
+                    // Single-server changes: a quorum of either configuration
+                    // overlaps every quorum of the other.
+                    check(&mut voters_before.iter().copied())?;
+                } else {
+                    after?;
+                }
             }
             self.hosts[i].commit = commit;
         }

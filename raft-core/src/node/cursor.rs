@@ -12,7 +12,7 @@
 use super::{Node, RoleState};
 use crate::action::Action;
 use crate::error::{Refusal, Violation};
-use crate::message::{Frame, StreamOpen};
+use crate::message::{Frame, SnapshotMeta, StreamOpen};
 use crate::node::FollowerStatus;
 use crate::time::{Duration, Instant};
 use crate::types::{LogIndex, NodeId, StreamId};
@@ -41,6 +41,33 @@ pub(crate) struct Cursor {
     round_started: Instant,
     /// How long the last finished catch-up round took.
     last_round: Option<Duration>,
+    /// The snapshot being streamed, until the follower has received all of it.
+    snapshot: Option<SnapshotSend>,
+}
+
+/// A snapshot on its way to a follower. Its bytes count against the stream
+/// budget from the moment the driver is told to send them until the
+/// follower's `SnapshotAck` says they arrived.
+struct SnapshotSend {
+    meta: SnapshotMeta,
+    /// The driver was told to send the bytes before this offset.
+    sent: u64,
+    /// The follower acknowledged the bytes before this offset.
+    acked: u64,
+    /// The size, once the first `SnapshotAck` told it (the leader's driver
+    /// holds the bytes; the core learns their count from the follower).
+    size: Option<u64>,
+}
+
+impl SnapshotSend {
+    /// Every byte (and `SnapshotEnd`) has been handed to the driver.
+    fn all_sent(&self) -> bool {
+        self.size.is_some_and(|size| self.sent >= size)
+    }
+
+    fn inflight_bytes(&self) -> u64 {
+        self.sent - self.acked
+    }
 }
 
 impl Cursor {
@@ -59,7 +86,17 @@ impl Cursor {
             round_target: next.prev(),
             round_started: now,
             last_round: None,
+            snapshot: None,
         }
+    }
+
+    /// Bytes sent but not acknowledged, entries and snapshot together.
+    fn inflight_bytes(&self) -> u64 {
+        self.inflight_bytes
+            + self
+                .snapshot
+                .as_ref()
+                .map_or(0, SnapshotSend::inflight_bytes)
     }
 
     /// Ends the catch-up round if the match index reached its target, and
@@ -99,9 +136,26 @@ impl Cursor {
             id,
             match_index: self.match_index,
             next_index: self.next,
-            inflight_bytes: self.inflight_bytes,
+            inflight_bytes: self.inflight_bytes(),
             streaming: self.stream.is_some(),
         }
+    }
+
+    /// The follower reports how much of the snapshot arrived.
+    fn on_snapshot_ack(&mut self, received: u64, size: u64) -> Result<(), Violation> {
+        let out_of_place = Violation::SnapshotAckOutOfPlace { received, size };
+        let Some(s) = self.snapshot.as_mut() else {
+            return Err(out_of_place);
+        };
+        let size_differs = s.size.is_some_and(|known| known != size) || received > size;
+        if size_differs || received > s.sent || received < s.acked {
+            return Err(out_of_place);
+        }
+        // The first window was cut without knowing the size: it ended at the end.
+        s.size = Some(size);
+        s.sent = s.sent.min(size);
+        s.acked = received;
+        Ok(())
     }
 
     fn reset_stream(&mut self, stream: Option<StreamId>) {
@@ -109,6 +163,7 @@ impl Cursor {
         self.inflight.clear();
         self.inflight_bytes = 0;
         self.sent_commit = LogIndex(0);
+        self.snapshot = None;
     }
 }
 
@@ -187,6 +242,19 @@ impl Node {
         let Some((&peer, c)) = l.cursors.iter_mut().find(|(_, c)| c.stream == Some(stream)) else {
             return;
         };
+        if let Frame::SnapshotAck { received, size } = frame {
+            match c.on_snapshot_ack(received, size) {
+                Ok(()) => {
+                    c.last_heard = now;
+                    self.replicate(peer, false);
+                }
+                Err(why) => {
+                    self.refuse(peer, Refusal::Misbehaving(why));
+                    self.close_cursor_stream(peer);
+                }
+            }
+            return;
+        }
         let Frame::Ack { durable } = frame else {
             self.refuse(peer, Refusal::Misbehaving(Violation::WrongDirection));
             self.close_cursor_stream(peer);
@@ -272,26 +340,67 @@ impl Node {
                 return;
             };
             let Some(stream) = c.stream else { return };
-            if c.inflight_bytes >= budget {
+            if let Some(s) = c.snapshot.as_ref().filter(|s| s.all_sent()) {
+                let index = s.meta.index;
+                let arrived = s.acked == s.sent;
+                if c.next <= index {
+                    // The whole snapshot is on its way: entries follow it.
+                    c.next = index.next();
+                    c.inflight.push_back((index, 0));
+                    c.sent_commit = c.sent_commit.max(commit.min(index));
+                    announce = false;
+                }
+                if arrived {
+                    c.snapshot = None;
+                }
+            }
+            let inflight = c.inflight_bytes();
+            if inflight >= budget {
                 return;
             }
             let prev = c.next.prev();
-            if prev < base {
-                // The entries it needs are compacted: send the snapshot, then
-                // continue right after it on the same stream.
-                let meta = self
-                    .snapshot
-                    .clone()
-                    .expect("a compacted log has a snapshot");
-                assert!(
-                    meta.index >= base,
-                    "the snapshot covers the compacted prefix"
-                );
-                c.next = meta.index.next();
-                c.inflight.push_back((meta.index, 0));
-                c.sent_commit = c.sent_commit.max(commit.min(meta.index));
-                self.out.push(Action::SendSnapshot { stream, meta });
-                announce = false;
+            let sending_snapshot = c.snapshot.as_ref().is_some_and(|s| !s.all_sent());
+            if prev < base || sending_snapshot {
+                // The entries it needs are compacted: send the snapshot, one
+                // budget's worth at a time, then continue right after it on
+                // the same stream.
+                if c.snapshot.is_some() && !sending_snapshot {
+                    return; // the last one is still arriving
+                }
+                let s = c.snapshot.get_or_insert_with(|| {
+                    let meta = self
+                        .snapshot
+                        .clone()
+                        .expect("a compacted log has a snapshot");
+                    assert!(
+                        meta.index >= base,
+                        "the snapshot covers the compacted prefix"
+                    );
+                    SnapshotSend {
+                        meta,
+                        sent: 0,
+                        acked: 0,
+                        size: None,
+                    }
+                });
+                if s.size.is_none() && s.sent > 0 {
+                    return; // wait for the first ack to learn the size
+                }
+                let free = budget - inflight;
+                let max_bytes = s.size.map_or(free, |size| free.min(size - s.sent));
+                let offset = s.sent;
+                s.sent += max_bytes;
+                let meta = s.meta.clone();
+                let done = s.all_sent();
+                self.out.push(Action::SendSnapshot {
+                    stream,
+                    meta,
+                    offset,
+                    max_bytes,
+                });
+                if !done {
+                    return;
+                }
                 continue;
             }
             let prev_term = self.log.term_at(prev).expect("prev is in the log");

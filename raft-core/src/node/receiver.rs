@@ -273,7 +273,7 @@ impl Node {
             Frame::SnapshotBegin { meta, size } => self.on_snapshot_begin(meta, size),
             Frame::SnapshotChunk { offset, data, crc } => self.on_snapshot_chunk(offset, data, crc),
             Frame::SnapshotEnd { crc } => self.on_snapshot_end(crc),
-            Frame::Ack { .. } => Err(Violation::WrongDirection),
+            Frame::Ack { .. } | Frame::SnapshotAck { .. } => Err(Violation::WrongDirection),
         };
         if let Err(violation) = result {
             let leader = self.leader().unwrap_or(self.id());
@@ -560,12 +560,25 @@ impl Node {
         }
         inc.crc.update(&data);
         inc.received += data.len() as u64;
+        let (received, size) = (inc.received, inc.size);
         if inc.skip {
-            return Ok(()); // we hold everything it covers
+            // We hold everything it covers; the ack still frees the leader's budget.
+            self.ack_snapshot(received, size);
+            return Ok(());
         }
         let meta = inc.meta.clone();
         self.emit(Action::ReceiveSnapshotChunk { meta, offset, data });
+        self.ack_snapshot(received, size);
         Ok(())
+    }
+
+    /// Tells the leader how much of the snapshot arrived, freeing its budget.
+    fn ack_snapshot(&mut self, received: u64, size: u64) {
+        let stream = self.receiver().id;
+        self.emit(Action::SendFrame {
+            stream,
+            frame: Frame::SnapshotAck { received, size },
+        });
     }
 
     fn on_snapshot_end(&mut self, crc: u32) -> Result<(), Violation> {
@@ -579,8 +592,10 @@ impl Node {
         r.expect_prev = Some(inc.meta.index);
         // Commit may have moved past the snapshot while it streamed in.
         if inc.skip || inc.meta.index <= self.commit {
+            self.ack_snapshot(inc.size, inc.size);
             return Ok(());
         }
+        self.ack_snapshot(inc.size, inc.size);
         self.installing = Some(inc.meta.clone());
         self.emit(Action::InstallSnapshot { meta: inc.meta });
         Ok(())

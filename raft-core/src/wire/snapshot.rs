@@ -52,28 +52,60 @@ pub const MAX_SNAPSHOT_CHUNK_BYTES: usize = MAX_FRAME_BYTES - 64;
 /// # Ok::<(), raft_core::wire::SnapshotError>(())
 /// ```
 pub fn snapshot_frames(meta: &SnapshotMeta, data: &Bytes, chunk_bytes: usize) -> Vec<Frame> {
+    snapshot_window_frames(meta, data, 0, u64::MAX, chunk_bytes)
+}
+
+/// The frames of one `Action::SendSnapshot` window: the part of
+/// [`snapshot_frames`] that carries the bytes `offset..offset + max_bytes`
+/// (clipped to the snapshot), led by `SnapshotBegin` when `offset` is 0 and
+/// closed by `SnapshotEnd` when the window reaches the snapshot's end. A
+/// window that starts past the end is empty. Consecutive windows, each
+/// starting where the last one ended, concatenate to [`snapshot_frames`]
+/// (chunk boundaries aside).
+///
+/// # Panics
+///
+/// If `chunk_bytes` is 0.
+pub fn snapshot_window_frames(
+    meta: &SnapshotMeta,
+    data: &Bytes,
+    offset: u64,
+    max_bytes: u64,
+    chunk_bytes: usize,
+) -> Vec<Frame> {
     assert!(chunk_bytes > 0, "snapshot chunk_bytes must be positive");
     let chunk_bytes = chunk_bytes.min(MAX_SNAPSHOT_CHUNK_BYTES);
-    let mut frames = Vec::with_capacity(data.len().div_ceil(chunk_bytes) + 2);
-    frames.push(Frame::SnapshotBegin {
-        meta: meta.clone(),
-        size: data.len() as u64,
-    });
-    let mut offset = 0;
-    while offset < data.len() {
-        let end = data.len().min(offset + chunk_bytes);
-        let chunk = data.slice(offset..end);
+    let size = data.len() as u64;
+    if offset > size {
+        return Vec::new();
+    }
+    let end = offset.saturating_add(max_bytes).min(size);
+    let mut frames = Vec::new();
+    if offset == 0 {
+        frames.push(Frame::SnapshotBegin {
+            meta: meta.clone(),
+            size,
+        });
+    }
+    let (mut at, end) = (offset as usize, end as usize);
+    while at < end {
+        let to = end.min(at + chunk_bytes);
+        let chunk = data.slice(at..to);
         let crc = crc32fast::hash(&chunk);
         frames.push(Frame::SnapshotChunk {
-            offset: offset as u64,
+            offset: at as u64,
             data: chunk,
             crc,
         });
-        offset = end;
+        at = to;
     }
-    frames.push(Frame::SnapshotEnd {
-        crc: crc32fast::hash(data),
-    });
+    // The window that reaches the end closes the transfer; one that starts
+    // at the end sends nothing again (unless the snapshot is empty).
+    if end == data.len() && (at > offset as usize || offset == 0) {
+        frames.push(Frame::SnapshotEnd {
+            crc: crc32fast::hash(data),
+        });
+    }
     frames
 }
 
@@ -286,7 +318,9 @@ impl SnapshotAssembler {
                     meta: transfer.meta,
                 })
             }
-            Frame::Chunk { .. } | Frame::Ack { .. } => Err(SnapshotError::NotSnapshotFrame),
+            Frame::Chunk { .. } | Frame::Ack { .. } | Frame::SnapshotAck { .. } => {
+                Err(SnapshotError::NotSnapshotFrame)
+            }
         }
     }
 }
@@ -331,6 +365,35 @@ mod tests {
             assert_eq!(frames.len(), 2 + 100usize.div_ceil(chunk_bytes));
             assert_eq!(assemble(&frames), Ok((data().to_vec(), Some(meta()))));
         }
+    }
+
+    #[test]
+    fn consecutive_windows_reassemble_to_the_snapshot_with_one_begin_and_one_end() {
+        for window in [1u64, 30, 99, 100, 1000] {
+            let mut frames = Vec::new();
+            let mut offset = 0;
+            loop {
+                frames.extend(snapshot_window_frames(&meta(), &data(), offset, window, 7));
+                offset += window;
+                if offset >= 100 {
+                    break;
+                }
+            }
+            let begins = frames
+                .iter()
+                .filter(|f| matches!(f, Frame::SnapshotBegin { .. }));
+            let ends = frames
+                .iter()
+                .filter(|f| matches!(f, Frame::SnapshotEnd { .. }));
+            assert_eq!((begins.count(), ends.count()), (1, 1), "window {window}");
+            assert_eq!(assemble(&frames), Ok((data().to_vec(), Some(meta()))));
+        }
+        assert!(snapshot_window_frames(&meta(), &data(), 100, 10, 7).is_empty());
+        assert!(snapshot_window_frames(&meta(), &data(), 101, 10, 7).is_empty());
+        assert_eq!(
+            snapshot_window_frames(&meta(), &Bytes::new(), 0, 10, 7).len(),
+            2
+        );
     }
 
     #[test]

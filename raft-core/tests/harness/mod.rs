@@ -53,6 +53,13 @@ pub struct Cluster {
     pub delivered: u64,
     /// Keep every action in `Host::actions` (tests inspect them; benches do not).
     pub record: bool,
+    /// Per stream: snapshot bytes a leader put on it, and the last
+    /// `SnapshotAck` its follower sent back.
+    snapshot_flow: BTreeMap<StreamId, (u64, u64)>,
+    /// The most snapshot bytes ever on a stream ahead of its follower's ack.
+    pub snapshot_inflight_max: u64,
+    /// Bytes per `SnapshotChunk` the hosts send.
+    pub snapshot_chunk_bytes: usize,
 }
 
 pub fn addr(id: NodeId) -> String {
@@ -77,6 +84,9 @@ impl Cluster {
             options,
             delivered: 0,
             record: true,
+            snapshot_flow: BTreeMap::new(),
+            snapshot_inflight_max: 0,
+            snapshot_chunk_bytes: 64,
         };
         c.add_host(NodeId(1), None);
         let id = c.request_id();
@@ -238,14 +248,24 @@ impl Cluster {
                 }
             }
             Action::SendFrame { stream, frame } => self.send_frame(at, stream, frame),
-            Action::SendSnapshot { stream, meta } => {
+            Action::SendSnapshot {
+                stream,
+                meta,
+                offset,
+                max_bytes,
+            } => {
                 let (m, data) = self.hosts[&at]
                     .disk
                     .snapshot
                     .clone()
                     .expect("a snapshot to send");
-                assert_eq!(m, meta, "the driver sends the snapshot the core names");
-                for frame in snapshot_frames(&meta, &data, 64) {
+                if m != meta {
+                    // Replaced by a newer one: the transfer starts over.
+                    self.execute(at, Action::CloseStream { stream });
+                    return;
+                }
+                let chunk_bytes = self.snapshot_chunk_bytes;
+                for frame in snapshot_window_frames(&meta, &data, offset, max_bytes, chunk_bytes) {
                     self.send_frame(at, stream, frame);
                 }
             }
@@ -327,6 +347,13 @@ impl Cluster {
         let Some(&(f, l)) = self.streams.get(&stream) else {
             return;
         };
+        let flow = self.snapshot_flow.entry(stream).or_default();
+        match &frame {
+            Frame::SnapshotChunk { data, .. } => flow.0 += data.len() as u64,
+            Frame::SnapshotAck { received, .. } => flow.1 = *received,
+            _ => {}
+        }
+        self.snapshot_inflight_max = self.snapshot_inflight_max.max(flow.0 - flow.1);
         let to = if f == from { l } else { f };
         if self.link_up(from, to) {
             self.push(to, Event::FrameReceived { stream, frame });

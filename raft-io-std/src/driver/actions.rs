@@ -18,7 +18,14 @@ impl Driver {
                 open,
             } => self.transport.open_stream(stream, leader, open),
             Action::SendFrame { stream, frame } => self.transport.send_frame(stream, frame),
-            Action::SendSnapshot { stream, meta } => self.transport.send_snapshot(stream, meta),
+            Action::SendSnapshot {
+                stream,
+                meta,
+                offset,
+                max_bytes,
+            } => self
+                .transport
+                .send_snapshot(stream, meta, offset, max_bytes),
             Action::CloseStream { stream } => self.transport.close_stream(stream),
             Action::PersistHardState(hs) => {
                 // Durable when save returns: before any later action runs.

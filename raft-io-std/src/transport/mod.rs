@@ -504,10 +504,17 @@ impl Transport {
         stream::send_frame(&self.shared, stream, frame);
     }
 
-    /// Queues the snapshot `meta` on a stream: its writer reads the file and
-    /// writes it as frames, in order with the frames queued after it.
-    pub(crate) fn send_snapshot(&self, stream: StreamId, meta: SnapshotMeta) {
-        stream::send_snapshot(&self.shared, stream, meta);
+    /// Queues bytes `offset..offset + max_bytes` of the snapshot `meta` on a
+    /// stream: its writer reads them from the file and writes them as frames,
+    /// in order with the frames queued after them.
+    pub(crate) fn send_snapshot(
+        &self,
+        stream: StreamId,
+        meta: SnapshotMeta,
+        offset: u64,
+        max_bytes: u64,
+    ) {
+        stream::send_snapshot(&self.shared, stream, meta, offset, max_bytes);
     }
 
     /// Closes a stream on the core's order (no `StreamClosed` is reported for it).

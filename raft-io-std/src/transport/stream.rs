@@ -22,8 +22,13 @@ use std::sync::{Arc, Mutex};
 /// What a stream's writer sends, in order.
 pub(super) enum Outgoing {
     Frame(Frame),
-    /// A stored snapshot, read from disk by the writer and sent as frames.
-    Snapshot(SnapshotMeta),
+    /// Part of a stored snapshot (`Action::SendSnapshot`), read from disk by
+    /// the writer and sent as frames.
+    Snapshot {
+        meta: SnapshotMeta,
+        offset: u64,
+        max_bytes: u64,
+    },
 }
 
 /// Budget bytes a queued snapshot is charged (its frames are produced lazily).
@@ -233,11 +238,15 @@ fn write_loop(shared: &Shared, slot: &StreamSlot, mut socket: TcpStream) {
             for item in batch {
                 match item {
                     Outgoing::Frame(frame) => wire::encode(&WireUnit::Frame(frame), &mut buf),
-                    Outgoing::Snapshot(meta) => {
+                    Outgoing::Snapshot {
+                        meta,
+                        offset,
+                        max_bytes,
+                    } => {
                         socket.write_all(&buf)?;
                         bump(&shared.counters.bytes_sent, buf.len() as u64);
                         buf.clear();
-                        write_snapshot(shared, &mut socket, &meta)?;
+                        write_snapshot(shared, &mut socket, &meta, offset, max_bytes)?;
                     }
                 }
             }
@@ -254,8 +263,16 @@ fn write_loop(shared: &Shared, slot: &StreamSlot, mut socket: TcpStream) {
     slot.break_off();
 }
 
-/// Sends the stored snapshot `meta` as `SnapshotBegin`, chunks and `SnapshotEnd`.
-fn write_snapshot(shared: &Shared, socket: &mut TcpStream, meta: &SnapshotMeta) -> io::Result<()> {
+/// Sends bytes `offset..offset + max_bytes` of the stored snapshot `meta` as
+/// frames (see `raft_core::snapshot_window_frames`). A snapshot no longer
+/// stored fails the write, which breaks the stream: the core starts over.
+fn write_snapshot(
+    shared: &Shared,
+    socket: &mut TcpStream,
+    meta: &SnapshotMeta,
+    offset: u64,
+    max_bytes: u64,
+) -> io::Result<()> {
     let reader = shared
         .snapshots
         .reader(meta)
@@ -263,37 +280,68 @@ fn write_snapshot(shared: &Shared, socket: &mut TcpStream, meta: &SnapshotMeta) 
     let (size, crc) = (reader.body_bytes(), reader.body_crc());
     let mut buf = Vec::new();
     let chunk_bytes = shared.opts.snapshot_chunk_bytes;
-    tracing::info!("sending {meta} ({size} bytes)");
-    snapshot_frames_from(meta, reader, size, crc, chunk_bytes, |frame| {
+    if offset == 0 {
+        tracing::info!("sending {meta} ({size} bytes)");
+    }
+    let window = Window { offset, max_bytes };
+    snapshot_frames_from(meta, reader, size, crc, chunk_bytes, window, |frame| {
         buf.clear();
         wire::encode(&WireUnit::Frame(frame), &mut buf);
         socket.write_all(&buf)?;
         bump(&shared.counters.bytes_sent, buf.len() as u64);
         Ok(())
     })?;
-    bump(&shared.counters.snapshots_sent, 1);
+    if offset.saturating_add(max_bytes) >= size {
+        bump(&shared.counters.snapshots_sent, 1);
+    }
     Ok(())
 }
 
-/// The frames of `raft_core::snapshot_frames`, produced from a reader one
-/// chunk at a time so a large snapshot never sits in memory whole.
+/// The bytes of a snapshot one `Action::SendSnapshot` covers.
+#[derive(Clone, Copy)]
+pub(super) struct Window {
+    pub(super) offset: u64,
+    pub(super) max_bytes: u64,
+}
+
+impl Window {
+    /// The whole snapshot.
+    #[cfg(test)]
+    pub(super) const ALL: Window = Window {
+        offset: 0,
+        max_bytes: u64::MAX,
+    };
+}
+
+/// The frames of `raft_core::snapshot_window_frames`, produced from a reader
+/// (positioned at the snapshot's first byte) one chunk at a time so a large
+/// snapshot never sits in memory whole.
 pub(super) fn snapshot_frames_from(
     meta: &SnapshotMeta,
     mut body: impl Read,
     size: u64,
     crc: u32,
     chunk_bytes: usize,
+    window: Window,
     mut emit: impl FnMut(Frame) -> io::Result<()>,
 ) -> io::Result<()> {
     let chunk_bytes = chunk_bytes.clamp(1, MAX_SNAPSHOT_CHUNK_BYTES);
-    emit(Frame::SnapshotBegin {
-        meta: meta.clone(),
-        size,
-    })?;
-    let mut data = vec![0u8; chunk_bytes.min(size as usize)];
-    let mut offset = 0u64;
-    while offset < size {
-        let n = (chunk_bytes as u64).min(size - offset) as usize;
+    let start = window.offset;
+    if start > size {
+        return Ok(());
+    }
+    let end = start.saturating_add(window.max_bytes).min(size);
+    if start == 0 {
+        emit(Frame::SnapshotBegin {
+            meta: meta.clone(),
+            size,
+        })?;
+    }
+    io::copy(&mut body.by_ref().take(start), &mut io::sink())?;
+    let mut data = vec![0u8; chunk_bytes.min((end - start) as usize)];
+    let mut offset = start;
+    while offset < end {
+        let n = (chunk_bytes as u64).min(end - offset) as usize;
         body.read_exact(&mut data[..n])?;
         emit(Frame::SnapshotChunk {
             offset,
@@ -302,7 +350,11 @@ pub(super) fn snapshot_frames_from(
         })?;
         offset += n as u64;
     }
-    emit(Frame::SnapshotEnd { crc })
+    // As in the core: the window that reaches the end closes the transfer.
+    if end == size && (offset > start || start == 0) {
+        emit(Frame::SnapshotEnd { crc })?;
+    }
+    Ok(())
 }
 
 /// `Action::SendFrame`.
@@ -312,8 +364,19 @@ pub(super) fn send_frame(shared: &Shared, stream: StreamId, frame: Frame) {
 }
 
 /// `Action::SendSnapshot`.
-pub(super) fn send_snapshot(shared: &Shared, stream: StreamId, meta: SnapshotMeta) {
-    push(shared, stream, Outgoing::Snapshot(meta), SNAPSHOT_COST);
+pub(super) fn send_snapshot(
+    shared: &Shared,
+    stream: StreamId,
+    meta: SnapshotMeta,
+    offset: u64,
+    max_bytes: u64,
+) {
+    let item = Outgoing::Snapshot {
+        meta,
+        offset,
+        max_bytes,
+    };
+    push(shared, stream, item, SNAPSHOT_COST);
 }
 
 fn push(shared: &Shared, stream: StreamId, item: Outgoing, cost: u64) {
@@ -360,6 +423,7 @@ mod tests {
                 size as u64,
                 crc32fast::hash(&data),
                 8,
+                Window::ALL,
                 |f| {
                     got.push(f);
                     Ok(())
@@ -367,6 +431,28 @@ mod tests {
             )
             .unwrap();
             assert_eq!(got, expected, "size {size}");
+        }
+    }
+
+    #[test]
+    fn a_streamed_window_equals_the_cores_window() {
+        let meta = SnapshotMeta {
+            index: LogIndex(10),
+            term: Term(2),
+            config: Config::default(),
+        };
+        let data = Bytes::from((0..100u8).collect::<Vec<u8>>());
+        for (offset, max_bytes) in [(0, 0), (0, 30), (30, 30), (90, 30), (30, 70), (100, 5)] {
+            let expected = raft_core::snapshot_window_frames(&meta, &data, offset, max_bytes, 8);
+            let mut got = Vec::new();
+            let window = Window { offset, max_bytes };
+            let crc = crc32fast::hash(&data);
+            snapshot_frames_from(&meta, &data[..], 100, crc, 8, window, |f| {
+                got.push(f);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(got, expected, "window {offset}+{max_bytes}");
         }
     }
 }
