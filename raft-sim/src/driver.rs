@@ -79,11 +79,20 @@ impl World {
     /// entry of its term, and never while another change is uncommitted
     /// (SIMULATION §2.11 rule 10). Judged on its state after the step, whose
     /// commit index can only be higher than when it appended.
-    fn check_membership_rules(&self, i: usize, entries: &[raft_core::LogEntry]) -> Result<(), Failure> {
-        let Some(node) = self.hosts[i].node.as_ref().filter(|n| n.role() == Role::Leader) else {
+    fn check_membership_rules(
+        &self,
+        i: usize,
+        entries: &[raft_core::LogEntry],
+    ) -> Result<(), Failure> {
+        let Some(node) = self.hosts[i]
+            .node
+            .as_ref()
+            .filter(|n| n.role() == Role::Leader)
+        else {
             return Ok(());
         };
-        let change = |e: &raft_core::LogEntry| e.kind.is_config() && e.kind != EntryKind::Initialize;
+        let change =
+            |e: &raft_core::LogEntry| e.kind.is_config() && e.kind != EntryKind::Initialize;
         let Some(first) = entries.iter().find(|e| change(e)) else {
             return Ok(());
         };

@@ -9,7 +9,7 @@
 //! snapshots carry [`FORGED`] as their payload, so the oracle that matters is
 //! direct: no node ever appends or installs it. Beyond that the usual oracles
 //! keep watching (no panic, election safety, log matching, linearizability),
-//! plus the per-message rules in [`World::step_message`]. The attacks stop at
+//! plus the per-message rules the world checks on every datagram. The attacks stop at
 //! the heal, and the liveness phase judges that the cluster recovers.
 
 use crate::rng::SimRng;

@@ -200,10 +200,18 @@ fn change_at_election_faults() -> Vec<Timed<Fault>> {
 /// The leader is asked for two changes in the same instant, several times.
 fn two_changes_faults() -> Vec<Timed<Fault>> {
     (0..4u64)
-        .map(|k| at(2_000 + k * 1_500, Fault::TwoChanges { node: k as usize % 5 }))
+        .map(|k| {
+            at(
+                2_000 + k * 1_500,
+                Fault::TwoChanges {
+                    node: k as usize % 5,
+                },
+            )
+        })
         .collect()
 }
 
+#[cfg(feature = "mutants")]
 fn failure_with(mutant: raft_sim::scenario::Mutant, faults: Vec<Timed<Fault>>) -> Option<String> {
     let mut s = scenario(5, faults);
     s.knobs.mutant = mutant;
