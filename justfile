@@ -21,11 +21,11 @@ bench:
 
 # The cluster benchmark: 3 nodes on loopback with real fsync, one JSON line (docs/operations.md §6).
 bench-cluster clients="32" payload="128" seconds="10":
-    cargo run --release -p raft-io-std --bin raft-kv-bench -- --clients {{clients}} --payload-bytes {{payload}} --seconds {{seconds}}
+    cargo run --release -p raft-kv --bin raft-kv-bench -- --clients {{clients}} --payload-bytes {{payload}} --seconds {{seconds}}
 
 # A local 3-node raft-kv cluster until Ctrl-C.
 local-cluster:
-    cargo run -p raft-io-std --bin raft-kv -- local-cluster
+    cargo run -p raft-kv -- local-cluster
 
 # Everything CI runs.
 ci:

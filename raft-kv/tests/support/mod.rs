@@ -123,6 +123,15 @@ pub struct Slot {
     pub process: Option<Process>,
 }
 
+/// The `raft-kv` executable: this build's, or the one `RAFT_KV_BIN` names
+/// (to run the tests against another build, an older one included).
+pub fn raft_kv_bin() -> PathBuf {
+    std::env::var_os("RAFT_KV_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_raft-kv")),
+        PathBuf::from,
+    )
+}
+
 /// Starts `raft-kv` with `args`, stderr appended to `log`; waits for its
 /// `ready` line (or its exit).
 pub fn spawn(args: &[String], log: &Path) -> (Option<Process>, Started) {
@@ -131,7 +140,7 @@ pub fn spawn(args: &[String], log: &Path) -> (Option<Process>, Started) {
         .append(true)
         .open(log)
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_raft-kv"))
+    let mut child = Command::new(raft_kv_bin())
         .args(args)
         .arg("--exit-on-stdin-close")
         .stdin(Stdio::piped())
