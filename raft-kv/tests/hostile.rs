@@ -186,7 +186,9 @@ impl Target {
 /// it (or `patience` passes): what it answered, or `None` for a close
 /// without an answer.
 fn exchange(http: &str, request: &[u8], patience: Duration) -> (Option<u16>, Instant) {
-    let mut s = TcpStream::connect(http).unwrap();
+    let Ok(mut s) = TcpStream::connect(http) else {
+        return (None, Instant::now()); // nobody listens: the node is gone
+    };
     s.set_read_timeout(Some(patience)).unwrap();
     let _ = s.write_all(request);
     let mut answer = Vec::new();
@@ -358,7 +360,7 @@ fn chunked_bodies_that_never_end_are_cut_off_at_the_body_timeout() {
 fn a_256_mib_header_line_is_refused_after_the_head_limit() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut target = Target::start();
-    let sent = target.under_attack("a 256 MiB header line", |t| {
+    let (sent, cut_off) = target.under_attack("a 256 MiB header line", |t| {
         let mut s = TcpStream::connect(&t.http).unwrap();
         s.set_write_timeout(Some(CANARY_BOUND)).unwrap();
         s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nX-Huge: ")
@@ -369,14 +371,17 @@ fn a_256_mib_header_line_is_refused_after_the_head_limit() {
         while sent < 256 << 20 && started.elapsed() < ATTACK_SECONDS_MAX {
             match s.write(&chunk) {
                 Ok(n) => sent += n,
-                Err(_) => break,
+                // The server answered 431 and closed: the rest is refused.
+                Err(_) => return (sent, true),
             }
         }
-        sent
+        (sent, false)
     });
+    // What got through before the close is the head limit plus the two
+    // sockets' buffers, not the line.
     assert!(
-        sent < 256 << 20,
-        "the server read all {sent} bytes of the header line"
+        cut_off && sent < 32 << 20,
+        "the server took {sent} bytes of one header line without closing"
     );
 }
 
