@@ -121,8 +121,10 @@ impl Target {
     fn under_attack<T>(&mut self, what: &str, attack: impl FnOnce(&Target) -> T) -> T {
         let (rss_before, _) = rss_and_threads(self.pid).expect("the node runs");
         let stop = Arc::new(AtomicBool::new(false));
+        let first_answer = Arc::new(AtomicBool::new(false));
         let canary = {
             let (http, pid, stop) = (self.http.clone(), self.pid, Arc::clone(&stop));
+            let first_answer = Arc::clone(&first_answer);
             std::thread::spawn(move || {
                 let mut report = CanaryReport {
                     answered: 0,
@@ -142,7 +144,10 @@ impl Target {
                     }
                     let asked = Instant::now();
                     match ask_status(&http) {
-                        Ok(200) => report.answered += 1,
+                        Ok(200) => {
+                            report.answered += 1;
+                            first_answer.store(true, Ordering::SeqCst);
+                        }
                         Ok(code) => report.failures.push(format!("status {code}")),
                         Err(e) => report.failures.push(e),
                     }
@@ -153,6 +158,10 @@ impl Target {
                 report
             })
         };
+        // The attack starts once the canary flies, so it is watched throughout.
+        eventually("the canary's first answer", || {
+            first_answer.load(Ordering::SeqCst) || canary.is_finished()
+        });
         let result = attack(self);
         stop.store(true, Ordering::SeqCst);
         let report = canary.join().unwrap();
@@ -413,11 +422,17 @@ fn junk_without_a_newline_is_closed_at_the_header_timeout() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut target = Target::start();
     let closed = target.under_attack("junk without a newline", |t| {
+        // Bytes no request starts with (answered 400 at once), and a request
+        // line that never ends (closed at the header timeout).
         let junk: Vec<TcpStream> = (0..8)
-            .map(|_| {
+            .map(|i| {
                 let mut s = TcpStream::connect(&t.http).unwrap();
-                s.write_all(b"\x16\x03\x01 this is no HTTP request and it never ends")
-                    .unwrap();
+                let bytes: &[u8] = if i % 2 == 0 {
+                    b"\x16\x03\x01 this is no HTTP request and it never ends"
+                } else {
+                    b"GET /this-request-line-never-ends-and-has-no-newline"
+                };
+                s.write_all(bytes).unwrap();
                 s
             })
             .collect();
