@@ -21,7 +21,7 @@ bench:
 
 # The cluster benchmark: 3 nodes on loopback with real fsync, one JSON line (docs/operations.md §6).
 bench-cluster clients="32" payload="128" seconds="10":
-    cargo run --release -p raft-io-std --bin raft-kv-bench -- --clients {{clients}} --payload-bytes {{payload}} --seconds {{seconds}}
+    cargo run --release -p raft-kv --bin raft-kv-bench -- --clients {{clients}} --payload-bytes {{payload}} --seconds {{seconds}}
 
 # Real network faults between raft-kv processes, each in its own network
 # namespace (needs root, iproute2, nftables; docs/operations.md §7).
@@ -30,7 +30,7 @@ partitions:
 
 # A local 3-node raft-kv cluster until Ctrl-C.
 local-cluster:
-    cargo run -p raft-io-std --bin raft-kv -- local-cluster
+    cargo run -p raft-kv -- local-cluster
 
 # Everything CI runs.
 ci:

@@ -6,7 +6,7 @@
 //! for its commit, in a loop; prints one JSON line.
 //!
 //! ```text
-//! cargo run --release -p raft-io-std --bin raft-kv-bench -- \
+//! cargo run --release -p raft-kv --bin raft-kv-bench -- \
 //!     [--clients 32] [--payload-bytes 128] [--seconds 10] [--warmup-seconds 1] [--nodes 3] [--dir DIR]
 //! ```
 //!

@@ -89,12 +89,9 @@ impl NetCluster {
         args.extend(FAST.iter().map(|s| s.to_string()));
         args.extend(start.iter().cloned());
         let mut command = Command::new("ip");
-        command.args([
-            "netns",
-            "exec",
-            self.net.namespace(i),
-            env!("CARGO_BIN_EXE_raft-kv"),
-        ]);
+        command
+            .args(["netns", "exec", self.net.namespace(i)])
+            .arg(support::raft_kv_bin());
         let (process, started) = support::spawn_command(command, &args, &slot.log);
         match started {
             Started::Ready { id, .. } => slot.id = id,

@@ -123,10 +123,19 @@ pub struct Slot {
     pub process: Option<Process>,
 }
 
+/// The `raft-kv` executable: this build's, or the one `RAFT_KV_BIN` names
+/// (to run the tests against another build, an older one included).
+pub fn raft_kv_bin() -> PathBuf {
+    std::env::var_os("RAFT_KV_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_raft-kv")),
+        PathBuf::from,
+    )
+}
+
 /// Starts `raft-kv` with `args`, stderr appended to `log`; waits for its
 /// `ready` line (or its exit).
 pub fn spawn(args: &[String], log: &Path) -> (Option<Process>, Started) {
-    spawn_command(Command::new(env!("CARGO_BIN_EXE_raft-kv")), args, log)
+    spawn_command(Command::new(raft_kv_bin()), args, log)
 }
 
 /// [`spawn`] through `command`, which must run `raft-kv` with the arguments
