@@ -10,14 +10,12 @@ use std::collections::BTreeMap;
 
 #[test]
 fn a_hostile_member_is_refused_and_the_cluster_stays_available() {
-    // Until raft-core refuses a chunk whose prev contradicts a committed
-    // entry (issue 8 item 3), that one attack panics a follower; it is left
-    // out here and in CI's sweep by its named switch.
+    // Every attack, the chunk whose prev contradicts a committed entry
+    // included (it panicked a follower before issue 8 item 3).
     let config = RunConfig {
         swarm: false,
         overrides: Overrides {
             hostile: true,
-            hostile_without_committed_mismatch: true,
             lease_reads: true,
             duration_ms: Some(15_000),
             ..Overrides::default()

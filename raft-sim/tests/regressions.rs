@@ -64,3 +64,21 @@ fn seed_366_a_follower_acks_what_its_snapshot_covers() {
 fn seed_182_a_long_single_key_history_is_decided() {
     assert_passes(182, true, Overrides::default());
 }
+
+/// The hostile member's chunk `prev=(commit, lower term)` with entries of
+/// that term past the commit index passed the follower's checks and made
+/// `RaftLog::append` assert "terms in a log never decrease" (also seeds 21,
+/// 24, 66 and others in 0..200). Fixed in raft-core by checking every chunk
+/// against the follower's log, committed prefix included (issue 8 item 3).
+#[test]
+fn seed_15_a_chunk_contradicting_a_committed_entry_is_refused() {
+    assert_passes(
+        15,
+        true,
+        Overrides {
+            lease_reads: true,
+            hostile: true,
+            ..Overrides::default()
+        },
+    );
+}
