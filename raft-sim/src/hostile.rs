@@ -199,7 +199,7 @@ impl World {
         if !self.hostile_active(i) {
             return self.send_frame_now(i, stream, frame);
         }
-        let downstream = !matches!(frame, Frame::Ack { .. });
+        let downstream = !matches!(frame, Frame::Ack { .. } | Frame::SnapshotAck { .. });
         let steps = self.hosts[i].steps;
         let h = self.hostile.as_mut().expect("active");
         let before = h.sent_end.get(&stream).copied();
@@ -220,7 +220,7 @@ impl World {
             | Frame::SnapshotEnd { .. } => {
                 h.sent_end.remove(&stream);
             }
-            Frame::Ack { .. } => {}
+            Frame::Ack { .. } | Frame::SnapshotAck { .. } => {}
         }
         let after = h.sent_end.get(&stream).copied();
         let attack = h.draw(if downstream {
