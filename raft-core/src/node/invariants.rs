@@ -257,7 +257,10 @@ mod tests {
                 transfer: false,
             },
         };
-        node.step(Instant(1), Event::MessageReceived(request));
+        // After the restart's vote-refusal window (one election timeout).
+        let timeout = NodeOptions::new(NodeId(2)).election_timeout;
+        let after_window = Instant(0) + timeout + timeout;
+        node.step(after_window, Event::MessageReceived(request));
         assert_eq!(node.vote(), Some(NodeId(1)));
         node.hs.vote = Some(NodeId(3));
         node.check_invariants();
