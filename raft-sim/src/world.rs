@@ -416,7 +416,6 @@ impl World {
                 change_before_term_commit: k.mutant
                     == crate::scenario::Mutant::ChangeBeforeTermCommit,
                 changes_in_flight: k.mutant == crate::scenario::Mutant::ChangesInFlight,
-                ..Default::default()
             },
             ..NodeOptions::new(NodeId(i as u64 + 1))
         }

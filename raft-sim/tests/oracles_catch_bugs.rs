@@ -123,8 +123,11 @@ fn lease_scenario(drift_ppm: i64) -> raft_sim::scenario::Scenario {
         faults.push(at(t + 500, Fault::Partition(Shape::IsolateLeader)));
         faults.push(at(t + 2_500, Fault::Heal));
     }
+    // Seeds 0 and 7 of 0..12 catch the stale read since the lease and
+    // check-quorum fixes of issue 8 (seed 2 did before them); the others
+    // isolate the leader when no read lands inside the stale window.
     Scenario {
-        seed: 2,
+        seed: 0,
         knobs,
         faults,
     }
