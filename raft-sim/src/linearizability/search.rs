@@ -651,53 +651,51 @@ fn mix64(x: u64) -> u64 {
 /// Entries live in flat arenas (no allocation per entry); `heads` maps a hash to
 /// the newest entry with that hash, and `chain` links to the next older one.
 ///
-/// A linearized set is stored compressed: the count of leading all-ones words
-/// (the long prefix of ops already placed) and the words from there to the last
-/// non-zero one (the small window of ops in flight). Histories of tens of
-/// thousands of ops on one key then cost a few words per entry, not one bit per
-/// op, and the search no longer runs out of memory on them. The form is
-/// canonical, so two sets are equal exactly when their forms are.
+/// A linearized set is stored run-length encoded: the sorted positions at which
+/// its bits flip between zero and one. The search places ops roughly in time
+/// order, so a set is a long run of placed ops, a few holes (indeterminate ops
+/// left out, which stay out for the rest of the path) and a small window of ops
+/// in flight: a handful of flips, where a plain bitset costs one bit per op of
+/// the key's history. Histories of a hundred thousand ops on one key then fit
+/// the cache; with a prefix-only compression one early hole kept every entry as
+/// wide as the whole history. The form is canonical (the bitset has a fixed
+/// length and zeros past its last flip), so two sets are equal exactly when
+/// their flip lists are.
 struct Memo {
     heads: HashMap<u64, u32, BuildHasherDefault<DefaultHasher>>,
-    bits: Vec<u64>,
-    /// Per entry: (leading full words, start in `bits`, window length).
-    spans: Vec<(u32, u32, u32)>,
+    flips: Vec<u32>,
+    /// Per entry: (start in `flips`, flip count).
+    spans: Vec<(u32, u32)>,
     states: Vec<ValueId>,
     chain: Vec<Option<u32>>,
+    /// The flip list of the set being inserted, reused between inserts.
+    scratch: Vec<u32>,
 }
 
 impl Memo {
     fn new(_words_per_entry: usize) -> Self {
         Self {
             heads: HashMap::default(),
-            bits: Vec::new(),
+            flips: Vec::new(),
             spans: Vec::new(),
             states: Vec::new(),
             chain: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
     /// Records a configuration; `false` if it was already there.
     fn insert(&mut self, hash: u64, bits: &[u64], state: ValueId) -> bool {
-        let lead = bits.iter().take_while(|&&w| w == u64::MAX).count();
-        let end = bits
-            .iter()
-            .rposition(|&w| w != 0)
-            .map_or(lead, |i| i + 1)
-            .max(lead);
-        let window = &bits[lead..end];
+        encode_flips(bits, &mut self.scratch);
         let new = self.states.len() as u32;
         let older = match self.heads.entry(hash) {
             Entry::Occupied(mut head) => {
                 let mut entry = Some(*head.get());
                 while let Some(e) = entry {
                     let e = e as usize;
-                    let (l, start, len) = self.spans[e];
+                    let (start, len) = self.spans[e];
                     let (start, len) = (start as usize, len as usize);
-                    if self.states[e] == state
-                        && l as usize == lead
-                        && self.bits[start..start + len] == *window
-                    {
+                    if self.states[e] == state && self.flips[start..start + len] == *self.scratch {
                         return false;
                     }
                     entry = self.chain[e];
@@ -710,8 +708,8 @@ impl Memo {
             }
         };
         self.spans
-            .push((lead as u32, self.bits.len() as u32, window.len() as u32));
-        self.bits.extend_from_slice(window);
+            .push((self.flips.len() as u32, self.scratch.len() as u32));
+        self.flips.extend_from_slice(&self.scratch);
         self.states.push(state);
         self.chain.push(older);
         true
@@ -720,7 +718,61 @@ impl Memo {
     /// Approximate heap bytes held.
     fn bytes(&self) -> usize {
         let per_entry =
-            size_of::<ValueId>() + size_of::<Option<u32>>() + size_of::<(u32, u32, u32)>() + 16;
-        self.bits.len() * size_of::<u64>() + self.states.len() * per_entry
+            size_of::<ValueId>() + size_of::<Option<u32>>() + size_of::<(u32, u32)>() + 16;
+        self.flips.len() * size_of::<u32>() + self.states.len() * per_entry
+    }
+}
+
+/// Writes into `flips` the positions at which `bits` (bit `i` of word `w` is
+/// position `64 * w + i`) changes value, starting from zero.
+fn encode_flips(bits: &[u64], flips: &mut Vec<u32>) {
+    flips.clear();
+    let mut ones = false;
+    for (word_index, &word) in (0u32..).zip(bits) {
+        // The bits that differ from the value of the current run.
+        let mut differ = if ones { !word } else { word };
+        while differ != 0 {
+            let bit = differ.trailing_zeros();
+            flips.push(word_index * 64 + bit);
+            ones = !ones;
+            let above = u64::MAX.checked_shl(bit + 1).unwrap_or(0);
+            differ = if ones { !word } else { word } & above;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_flips;
+    use proptest::prelude::*;
+
+    /// Rebuilds a bitset of `words` words from its flip list.
+    fn decode_flips(flips: &[u32], words: usize) -> Vec<u64> {
+        let mut bits = vec![0u64; words];
+        for pair in flips.chunks(2) {
+            let end = pair.get(1).map_or(words as u32 * 64, |&end| end);
+            for position in pair[0]..end {
+                bits[(position / 64) as usize] |= 1 << (position % 64);
+            }
+        }
+        bits
+    }
+
+    proptest! {
+        /// The memo compares flip lists in place of sets, so the encoding must
+        /// lose nothing: distinct sets would otherwise share a cache entry and
+        /// the search would skip a configuration it never explored.
+        #[test]
+        fn a_flip_list_is_the_set_it_encodes(
+            bits in prop::collection::vec(
+                prop_oneof![Just(0u64), Just(u64::MAX), any::<u64>()],
+                0..8,
+            )
+        ) {
+            let mut flips = Vec::new();
+            encode_flips(&bits, &mut flips);
+            prop_assert!(flips.windows(2).all(|w| w[0] < w[1]));
+            prop_assert_eq!(decode_flips(&flips, bits.len()), bits);
+        }
     }
 }
