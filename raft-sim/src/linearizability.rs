@@ -49,9 +49,10 @@
 //! the cache holds pairs of (set of linearized operations, register value), the
 //! set hashed incrementally (Zobrist hashing) so a lookup costs O(1) plus one
 //! comparison on a hit, and stored as the positions where its bits flip so that
-//! an entry costs a few words, not a bit per operation of the key's history. An indeterminate operation has no return event:
-//! the search succeeds once every completed operation is linearized, and the
-//! indeterminate ones left over are the ones that never took effect.
+//! an entry costs a few words, not a bit per operation of the key's history.
+//! An indeterminate operation has no return event: the search succeeds once
+//! every completed operation is linearized, and the indeterminate ones left
+//! over are the ones that never took effect.
 //!
 //! Four reductions keep the search close to linear on realistic histories;
 //! none changes the verdict:

@@ -244,7 +244,7 @@ impl KeySearch {
         }
         let len = nodes.len() as u32;
         let linearized = Linearized::new(input.len());
-        let memo = Memo::new(linearized.words.len());
+        let memo = Memo::default();
         Self {
             input,
             moves,
@@ -661,6 +661,7 @@ fn mix64(x: u64) -> u64 {
 /// wide as the whole history. The form is canonical (the bitset has a fixed
 /// length and zeros past its last flip), so two sets are equal exactly when
 /// their flip lists are.
+#[derive(Default)]
 struct Memo {
     heads: HashMap<u64, u32, BuildHasherDefault<DefaultHasher>>,
     flips: Vec<u32>,
@@ -673,17 +674,6 @@ struct Memo {
 }
 
 impl Memo {
-    fn new(_words_per_entry: usize) -> Self {
-        Self {
-            heads: HashMap::default(),
-            flips: Vec::new(),
-            spans: Vec::new(),
-            states: Vec::new(),
-            chain: Vec::new(),
-            scratch: Vec::new(),
-        }
-    }
-
     /// Records a configuration; `false` if it was already there.
     fn insert(&mut self, hash: u64, bits: &[u64], state: ValueId) -> bool {
         encode_flips(bits, &mut self.scratch);
