@@ -98,7 +98,7 @@ pub enum Action {
         /// The frame.
         frame: Frame,
     },
-    /// Send the part of snapshot `meta` that covers `max_bytes` bytes from
+    /// Send the part of snapshot `meta` that covers `bytes_max` bytes from
     /// byte `offset` on `stream`, ahead of any later `SendFrame` on it:
     /// `SnapshotBegin` first when `offset` is 0, `SnapshotChunk`s for those
     /// bytes (fewer at the snapshot's end), and `SnapshotEnd` when the part
@@ -115,7 +115,7 @@ pub enum Action {
         /// The first byte to send.
         offset: u64,
         /// The most snapshot bytes to send.
-        max_bytes: u64,
+        bytes_max: u64,
     },
     /// Close a stream; the other side sees `StreamClosed`.
     CloseStream {
@@ -194,8 +194,8 @@ impl fmt::Display for Action {
                 stream,
                 meta,
                 offset,
-                max_bytes,
-            } => write!(f, "SendSnapshot {stream} {meta} @{offset} {max_bytes}B"),
+                bytes_max,
+            } => write!(f, "SendSnapshot {stream} {meta} @{offset} {bytes_max}B"),
             Action::CloseStream { stream } => write!(f, "CloseStream {stream}"),
             Action::PersistHardState(h) => {
                 write!(

@@ -70,7 +70,7 @@ pub enum RequestError {
     /// The transfer target did not take over in time.
     #[error("leadership transfer to {0} timed out")]
     TransferTimedOut(NodeId),
-    /// A command larger than `NodeOptions::max_entry_bytes`.
+    /// A command larger than `NodeOptions::entry_bytes_max`.
     #[error("command of {bytes} bytes exceeds the limit of {limit}")]
     TooLarge {
         /// The command's size.

@@ -8,7 +8,7 @@
 //! offset  bytes  field
 //!  0      1      version     = 1 (VERSION)
 //!  1      1      kind        1 Message, 2 StreamOpen, 3 Frame, 4 LogEntry, 5 HardState
-//!  2      4      len         payload bytes, u32 little-endian, at most MAX_FRAME_BYTES
+//!  2      4      len         payload bytes, u32 little-endian, at most FRAME_BYTES_MAX
 //!  6      4      crc         CRC-32 (IEEE) of kind, len and payload, u32 little-endian
 //! 10      4      header_crc  CRC-32 (IEEE) of bytes 0..10, u32 little-endian
 //! 14      len    payload     postcard encoding of the value
@@ -31,7 +31,7 @@
 //! [`SnapshotAssembler`] checks them on the receiving side.
 //!
 //! Decoding never panics, whatever the bytes, and its memory is bounded by the
-//! input: a record longer than [`MAX_FRAME_BYTES`] is refused from its header
+//! input: a record longer than [`FRAME_BYTES_MAX`] is refused from its header
 //! alone, postcard checks every inner length against the bytes left before
 //! reading, and serde reserves at most 1 MiB ahead for a sequence whose
 //! declared length the bytes do not back (released as soon as they run out).
@@ -39,7 +39,7 @@
 mod snapshot;
 
 pub use snapshot::{
-    MAX_SNAPSHOT_CHUNK_BYTES, SnapshotAssembler, SnapshotError, SnapshotProgress, snapshot_frames,
+    SNAPSHOT_CHUNK_BYTES_MAX, SnapshotAssembler, SnapshotError, SnapshotProgress, snapshot_frames,
     snapshot_window_frames,
 };
 
@@ -61,7 +61,7 @@ pub const HEADER_BYTES: usize = 14;
 /// The largest payload a record may carry, in bytes (64 MiB). A header that
 /// declares more is refused with [`DecodeError::TooLarge`] before any payload
 /// is read, and [`encode`] refuses (panics) to write one.
-pub const MAX_FRAME_BYTES: usize = 64 << 20;
+pub const FRAME_BYTES_MAX: usize = 64 << 20;
 
 /// What travels on a connection: datagram messages on the message connection,
 /// and on a stream connection one [`StreamOpen`] followed by [`Frame`]s.
@@ -130,8 +130,8 @@ impl Kind {
 ///
 /// # Panics
 ///
-/// If the encoded value exceeds [`MAX_FRAME_BYTES`]: a caller bug, since the
-/// node bounds chunks by `max_batch_bytes` and [`snapshot_frames`] bounds
+/// If the encoded value exceeds [`FRAME_BYTES_MAX`]: a caller bug, since the
+/// node bounds chunks by `batch_bytes_max` and [`snapshot_frames`] bounds
 /// snapshot chunks. Nothing is appended in that case.
 ///
 /// # Example
@@ -218,7 +218,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(WireUnit, usize)>, DecodeError> {
 ///
 /// # Panics
 ///
-/// If the encoded entry exceeds [`MAX_FRAME_BYTES`] (nothing is appended then).
+/// If the encoded entry exceeds [`FRAME_BYTES_MAX`] (nothing is appended then).
 pub fn encode_entry(entry: &LogEntry, out: &mut Vec<u8>) {
     write_record(Kind::Entry, entry, out);
 }
@@ -278,12 +278,12 @@ fn write_record<T: Serialize>(kind: Kind, value: &T, out: &mut Vec<u8>) {
     // postcard appends through `Extend`, which `&mut Vec` lacks: lend it the Vec.
     *out = postcard::to_extend(value, std::mem::take(out)).expect("wire values always serialize");
     let len = out.len() - start - HEADER_BYTES;
-    if len > MAX_FRAME_BYTES {
+    if len > FRAME_BYTES_MAX {
         out.truncate(start);
-        panic!("{kind:?} record of {len} bytes exceeds MAX_FRAME_BYTES ({MAX_FRAME_BYTES})");
+        panic!("{kind:?} record of {len} bytes exceeds FRAME_BYTES_MAX ({FRAME_BYTES_MAX})");
     }
     let len = u32::try_from(len)
-        .expect("MAX_FRAME_BYTES fits in u32")
+        .expect("FRAME_BYTES_MAX fits in u32")
         .to_le_bytes();
     let crc = payload_crc(kind as u8, len, &out[start + HEADER_BYTES..]).to_le_bytes();
     let header = &mut out[start..start + HEADER_BYTES];
@@ -338,10 +338,10 @@ fn read_record<'a>(
     }
     let len_bytes = [l0, l1, l2, l3];
     let len = u32::from_le_bytes(len_bytes) as usize;
-    if len > MAX_FRAME_BYTES {
+    if len > FRAME_BYTES_MAX {
         return Err(DecodeError::TooLarge {
             len,
-            limit: MAX_FRAME_BYTES,
+            limit: FRAME_BYTES_MAX,
         });
     }
     let end = HEADER_BYTES + len;
@@ -587,14 +587,14 @@ mod tests {
             0,
             0,
         ];
-        header[2..6].copy_from_slice(&(MAX_FRAME_BYTES as u32 + 1).to_le_bytes());
+        header[2..6].copy_from_slice(&(FRAME_BYTES_MAX as u32 + 1).to_le_bytes());
         let header_crc = crc32fast::hash(&header[..10]).to_le_bytes();
         header[10..14].copy_from_slice(&header_crc);
         assert_eq!(
             decode(&header),
             Err(DecodeError::TooLarge {
-                len: MAX_FRAME_BYTES + 1,
-                limit: MAX_FRAME_BYTES
+                len: FRAME_BYTES_MAX + 1,
+                limit: FRAME_BYTES_MAX
             })
         );
     }

@@ -161,7 +161,7 @@ fn a_follower_acks_what_its_durable_snapshot_covers_even_before_the_append_is_re
     // A small budget: without acks from f, the leader soon stops streaming to it.
     let options = NodeOptions {
         stream_budget_bytes: 600,
-        max_batch_entries: 2,
+        batch_entries_max: 2,
         ..opts(5, 0)
     };
     let mut c = Cluster::with_options(3, options);

@@ -260,7 +260,7 @@ proptest! {
     #[test]
     fn every_unit_round_trips(unit in unit()) {
         let bytes = encoded(&unit);
-        prop_assert!(bytes.len() <= wire::HEADER_BYTES + wire::MAX_FRAME_BYTES);
+        prop_assert!(bytes.len() <= wire::HEADER_BYTES + wire::FRAME_BYTES_MAX);
         prop_assert_eq!(wire::decode(&bytes), Ok(Some((unit, bytes.len()))));
     }
 

@@ -129,7 +129,7 @@ fn node_config(args: &NodeArgs) -> NodeConfig {
 fn limits(t: &args::Tuning) -> server::Limits {
     let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     server::Limits {
-        connections_max: size(t.max_connections),
+        connections_max: size(t.connections_max),
         header_bytes_max: size(t.header_bytes_max),
         header_timeout: Duration::from_millis(t.header_timeout_ms),
         body_timeout: Duration::from_millis(t.body_timeout_ms),

@@ -276,7 +276,7 @@ impl World {
                 stream,
                 meta,
                 offset,
-                max_bytes,
+                bytes_max,
             } => {
                 if offset == 0 {
                     self.cover("snapshot sent on a stream");
@@ -299,7 +299,7 @@ impl World {
                     &s.meta,
                     &s.data,
                     offset,
-                    max_bytes,
+                    bytes_max,
                     SNAPSHOT_CHUNK_BYTES,
                 );
                 for frame in frames {
@@ -677,7 +677,7 @@ impl World {
         };
         if node.role() == Role::Leader {
             let opts = node.options();
-            let limit = opts.stream_budget_bytes + opts.max_batch_bytes + 64;
+            let limit = opts.stream_budget_bytes + opts.batch_bytes_max + 64;
             for f in node.status().followers {
                 if f.inflight_bytes > limit {
                     return Err(Failure::safety(

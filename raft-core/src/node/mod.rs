@@ -539,7 +539,7 @@ impl Node {
         while self.applied < self.commit {
             let from = self.applied.next();
             let count =
-                ((self.commit.0 - self.applied.0) as usize).min(self.opts.max_batch_entries);
+                ((self.commit.0 - self.applied.0) as usize).min(self.opts.batch_entries_max);
             let batch = self.log.slice(from, count, u64::MAX);
             assert_eq!(batch.len(), count, "committed entries must be in memory");
             self.applied = batch.last().expect("non-empty batch").index;

@@ -252,7 +252,7 @@ impl Cluster {
                 stream,
                 meta,
                 offset,
-                max_bytes,
+                bytes_max,
             } => {
                 let (m, data) = self.hosts[&at]
                     .disk
@@ -265,7 +265,7 @@ impl Cluster {
                     return;
                 }
                 let chunk_bytes = self.snapshot_chunk_bytes;
-                for frame in snapshot_window_frames(&meta, &data, offset, max_bytes, chunk_bytes) {
+                for frame in snapshot_window_frames(&meta, &data, offset, bytes_max, chunk_bytes) {
                     self.send_frame(at, stream, frame);
                 }
             }

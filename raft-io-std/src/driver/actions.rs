@@ -22,10 +22,10 @@ impl Driver {
                 stream,
                 meta,
                 offset,
-                max_bytes,
+                bytes_max,
             } => self
                 .transport
-                .send_snapshot(stream, meta, offset, max_bytes),
+                .send_snapshot(stream, meta, offset, bytes_max),
             Action::CloseStream { stream } => self.transport.close_stream(stream),
             Action::PersistHardState(hs) => {
                 // Durable when save returns: before any later action runs.

@@ -256,7 +256,7 @@ impl Wal {
                 return Err(StorageError::EntryTooLarge {
                     index: entry.index,
                     bytes: entry.data.len() as u64,
-                    max_bytes: RECORD_PAYLOAD_BYTES_MAX as u64,
+                    bytes_max: RECORD_PAYLOAD_BYTES_MAX as u64,
                 });
             }
         }
@@ -277,7 +277,7 @@ impl Wal {
                 StorageError::EntryTooLarge {
                     index: entry.index,
                     bytes: entry.data.len() as u64,
-                    max_bytes: RECORD_PAYLOAD_BYTES_MAX as u64,
+                    bytes_max: RECORD_PAYLOAD_BYTES_MAX as u64,
                 }
             })?;
             push_term(&mut self.terms, entry.index, entry.term);
