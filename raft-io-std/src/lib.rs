@@ -5,10 +5,12 @@
 //! writes files and runs the user's state machine, obeying the driver contract
 //! written in `raft_core`'s crate docs.
 //!
-//! * [`RaftNode`]: the handle (`open`, `initialize`, `join`, `apply`, `wait`,
-//!   `read_barrier`, `add_peer`, `remove_peer`, `leave`, `leader`, `metrics`,
+//! * [`RaftNode`]: the handle (`open`, `initialize`, `join`, `propose`
+//!   (returns at commit), `wait_applied`, `apply_barrier`, `read_barrier`,
+//!   `add_peer`, `remove_peer`, `leave`, `leader`, `role`, `metrics`,
 //!   `close`) with typed [`Error`]s that say whether a failed request may
-//!   still take effect.
+//!   still take effect; a refusal is the core's own
+//!   [`raft_core::RequestError`], wrapped in [`Error::Request`].
 //! * [`Fsm`]: the user's state machine.
 //! * `driver` (internal): one thread owns the `raft_core::Node`; an applier
 //!   thread runs the FSM; the storage's group-commit thread writes the log.
@@ -55,8 +57,8 @@
 //! # fn main() -> raft_io_std::Result<()> {
 //! let node = RaftNode::open("/tmp/n1", NodeConfig::new("127.0.0.1:7001"), Log::default())?;
 //! node.initialize()?;
-//! let index = node.apply("hello")?;
-//! node.wait(index, Duration::from_secs(1))?;
+//! let index = node.propose("hello")?; // committed
+//! node.wait_applied(index, Duration::from_secs(1))?; // and applied here
 //! println!("{:?}", node.metrics()?);
 //! node.close()?;
 //! # Ok(()) }

@@ -266,13 +266,13 @@ fn announce_http(node: &RaftNode, kv: &Kv, id: NodeId, http: &str, shutdown: &At
     let mut next_ask = Instant::now();
     while !shutdown.load(Ordering::SeqCst) {
         if kv.http_address(id).as_deref() != Some(http) {
-            match node.state() {
+            match node.role() {
                 Role::Leader => {
                     let command = KvCommand::SetHttp {
                         node: id,
                         address: http.to_string(),
                     };
-                    match node.apply(command.encode()) {
+                    match node.propose(command.encode()) {
                         Ok(index) => tracing::info!("recorded HTTP address {http} at {index}"),
                         Err(e) => tracing::debug!("recording HTTP address failed: {e}"),
                     }

@@ -145,7 +145,7 @@ impl Driver {
         };
         match pending {
             Pending::Client(reply) => {
-                let _ = reply.send(result.map_err(|e| self.request_error(e)));
+                let _ = reply.send(result.map_err(Error::Request));
             }
             Pending::Admin { joining, reply } => {
                 let _ = reply.send(self.admin_response(joining, result));
@@ -157,27 +157,6 @@ impl Driver {
         let id = self.request_id();
         self.pending.insert(id, pending);
         id
-    }
-
-    /// The handle's error for a core refusal (with the leader's address).
-    pub(super) fn request_error(&self, e: RequestError) -> Error {
-        match e {
-            RequestError::NotLeader { leader, outcome } => {
-                let config = self.view.get().config;
-                let leader = leader.map(|id| {
-                    let address = config
-                        .member(id)
-                        .map(|m| m.address.clone())
-                        .unwrap_or_default();
-                    (id, address)
-                });
-                Error::NotLeader { leader, outcome }
-            }
-            RequestError::AlreadyInitialized => Error::AlreadyInitialized,
-            RequestError::LogExists => Error::LogExists,
-            RequestError::NotInitialized => Error::NotInitialized,
-            e => Error::Request(e),
-        }
     }
 
     fn admin_response(

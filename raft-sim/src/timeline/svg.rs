@@ -1,8 +1,8 @@
 //! The SVG drawing of one panel of the timeline.
 
 use super::{
-    Arrow, BAR_H, LANE_H, LEFT, STREAM_ARROWS_MAX, VOTE_ARROWS_MAX, Model, OpStatus, PLOT_W,
-    STRIP_H, esc, secs, thin,
+    Arrow, BAR_H, LANE_H, LEFT, Model, OpStatus, PLOT_W, STREAM_ARROWS_MAX, STRIP_H,
+    VOTE_ARROWS_MAX, esc, secs, thin,
 };
 use std::fmt::Write as _;
 
