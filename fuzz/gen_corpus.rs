@@ -61,7 +61,7 @@ fn units() -> Vec<(&'static str, WireUnit)> {
         config: config(3, 1),
     };
     let data = b"key=value;other=thing".to_vec().into();
-    let snapshot = raft_core::snapshot_frames(&meta, &data, 8);
+    let snapshot = raft_core::wire::snapshot_frames(&meta, &data, 8);
     let mut units = vec![
         (
             "msg-prevote",

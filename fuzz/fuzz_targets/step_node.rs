@@ -452,7 +452,7 @@ impl Driver {
                     },
                     ..meta
                 };
-                let mut frames = raft_core::snapshot_frames(
+                let mut frames = raft_core::wire::snapshot_frames(
                     &meta,
                     &data.into(),
                     usize::from(chunk_bytes).max(1),
@@ -545,7 +545,7 @@ impl Driver {
                 let stream = self.stream(stream);
                 let meta = meta.into_meta(self.cluster());
                 let chunk_bytes = usize::from(chunk_bytes).max(1);
-                for frame in raft_core::snapshot_frames(&meta, &data.into(), chunk_bytes) {
+                for frame in raft_core::wire::snapshot_frames(&meta, &data.into(), chunk_bytes) {
                     self.feed_frame(stream, frame);
                 }
             }

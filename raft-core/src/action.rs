@@ -5,36 +5,11 @@ use crate::config::Config;
 use crate::entry::LogEntry;
 use crate::error::{Refusal, RequestError};
 use crate::message::{Frame, Message, SnapshotMeta, StreamOpen};
+use crate::state::{HardState, Role};
 use crate::types::{ClusterId, LogIndex, NodeId, RequestId, StreamId, Term};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-
-/// The durable part of a node's state besides its log.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct HardState {
-    /// The cluster this node belongs to (`None` until it initializes or joins).
-    pub cluster_id: Option<ClusterId>,
-    /// The current term.
-    pub term: Term,
-    /// Whom this node voted for in `term`.
-    pub vote: Option<NodeId>,
-}
-
-/// The role a node plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Role {
-    /// Follows a leader (or waits for one).
-    Follower,
-    /// Asking whether it could win an election, without changing its term.
-    PreCandidate,
-    /// Campaigning in its term.
-    Candidate,
-    /// Leading its term.
-    Leader,
-    /// A non-voting member (or a node not in the configuration): follows, never campaigns.
-    Learner,
-}
 
 /// What a successful request produced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +77,7 @@ pub enum Action {
     /// byte `offset` on `stream`, ahead of any later `SendFrame` on it:
     /// `SnapshotBegin` first when `offset` is 0, `SnapshotChunk`s for those
     /// bytes (fewer at the snapshot's end), and `SnapshotEnd` when the part
-    /// reaches the end (see [`crate::snapshot_window_frames`]). Snapshot bytes
+    /// reaches the end (see [`crate::wire::snapshot_window_frames`]). Snapshot bytes
     /// count against the stream budget: the core orders the next part as the
     /// follower's `SnapshotAck`s free it. If the driver no longer holds `meta`
     /// (a newer snapshot replaced it), it closes the stream: the follower

@@ -79,15 +79,16 @@ pub struct NodeOptions {
     /// Entries kept in the log behind a snapshot so a briefly disconnected
     /// follower resumes without needing the snapshot. Default 1,024.
     pub snapshot_trailing_entries: u64,
-    /// Deliberate protocol bugs, honoured only with the `mutants` cargo feature,
-    /// so tests can prove that the simulator's oracles notice them.
-    #[doc(hidden)]
+    /// Deliberate protocol bugs, so tests can prove that the simulator's
+    /// oracles notice them. Exists only with the `mutants` cargo feature.
+    #[cfg(feature = "mutants")]
     pub mutants: Mutants,
 }
 
-/// Switches that break a protocol rule on purpose (feature `mutants` only).
-#[doc(hidden)]
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Switches that break a protocol rule on purpose. Public (at the crate
+/// root, and as [`NodeOptions::mutants`]) only with the `mutants` feature;
+/// without it the node sees them all off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Mutants {
     /// Count an earlier-term entry committed by replica count (breaks Raft §5.4.2).
     pub commit_by_count: bool,
@@ -119,8 +120,18 @@ impl NodeOptions {
             clock_drift_ppm_max: 10_000,
             snapshot_threshold: 8_192,
             snapshot_trailing_entries: 1_024,
+            #[cfg(feature = "mutants")]
             mutants: Mutants::default(),
         }
+    }
+
+    /// The protocol bugs switched on: none without the `mutants` feature.
+    pub(crate) fn mutants(&self) -> Mutants {
+        #[cfg(feature = "mutants")]
+        let mutants = self.mutants;
+        #[cfg(not(feature = "mutants"))]
+        let mutants = Mutants::default();
+        mutants
     }
 
     /// The lease a quorum-acknowledged heartbeat round buys, shortened by the drift bound.

@@ -43,11 +43,11 @@ pub use snapshot::{
     snapshot_window_frames,
 };
 
-use crate::action::HardState;
 use crate::config::Config;
 use crate::entry::LogEntry;
 use crate::error::DecodeError;
 use crate::message::{Frame, Message, StreamOpen};
+use crate::state::HardState;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;

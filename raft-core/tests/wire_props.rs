@@ -416,7 +416,7 @@ proptest! {
         chunk_bytes in 1usize..1500,
     ) {
         let data = Bytes::from(data);
-        let frames = raft_core::snapshot_frames(&meta, &data, chunk_bytes);
+        let frames = raft_core::wire::snapshot_frames(&meta, &data, chunk_bytes);
         let mut assembler = SnapshotAssembler::new();
         let mut received = Vec::new();
         let mut completed = None;
@@ -448,7 +448,7 @@ proptest! {
     ) {
         let meta = SnapshotMeta { index: LogIndex(1), term: Term(1), config: Config::default() };
         let data = Bytes::from(data);
-        let mut frames = raft_core::snapshot_frames(&meta, &data, chunk_bytes);
+        let mut frames = raft_core::wire::snapshot_frames(&meta, &data, chunk_bytes);
         let at = at.index(data.len());
         let target = 1 + at / chunk_bytes;
         if let Frame::SnapshotChunk { data: chunk, .. } = &mut frames[target] {

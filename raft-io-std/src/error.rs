@@ -7,7 +7,7 @@
 //! may still commit): see [`Error::outcome`].
 
 use crate::storage::StorageError;
-use raft_core::node::RecoveryError;
+use raft_core::RecoveryError;
 use raft_core::{Outcome, RequestError};
 use std::io;
 use std::path::PathBuf;

@@ -33,30 +33,6 @@ pub const BOUNDS_SAMPLE_STEPS: u64 = 16;
 /// Bytes per `SnapshotChunk` frame the simulated leader driver writes.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 16 * 1024;
 
-/// The frames that carry a snapshot (`SnapshotBegin`, chunks with CRCs,
-/// `SnapshotEnd`). Stands in for `raft_core::snapshot_frames` until it lands.
-pub fn snapshot_frames(meta: &SnapshotMeta, data: &Bytes, chunk_bytes: usize) -> Vec<Frame> {
-    let mut frames = vec![Frame::SnapshotBegin {
-        meta: meta.clone(),
-        size: data.len() as u64,
-    }];
-    let mut offset = 0;
-    while offset < data.len() {
-        let end = (offset + chunk_bytes.max(1)).min(data.len());
-        let chunk = data.slice(offset..end);
-        frames.push(Frame::SnapshotChunk {
-            offset: offset as u64,
-            crc: crc32fast::hash(&chunk),
-            data: chunk,
-        });
-        offset = end;
-    }
-    frames.push(Frame::SnapshotEnd {
-        crc: crc32fast::hash(data),
-    });
-    frames
-}
-
 impl World {
     /// Puts `frame` from node `i` on `stream` (traced; dropped if the stream is gone).
     pub(crate) fn send_frame_now(&mut self, i: usize, stream: raft_core::StreamId, frame: Frame) {
@@ -295,7 +271,7 @@ impl World {
                     self.schedule_net(follow);
                     return Ok(());
                 };
-                let frames = raft_core::snapshot_window_frames(
+                let frames = raft_core::wire::snapshot_window_frames(
                     &s.meta,
                     &s.data,
                     offset,

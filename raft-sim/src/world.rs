@@ -411,7 +411,8 @@ impl World {
             snapshot_trailing_entries: k.snapshot_trailing_entries,
             lease_reads: k.lease_reads,
             clock_drift_ppm_max: k.clock_drift_ppm_max,
-            mutants: raft_core::options::Mutants {
+            #[cfg(feature = "mutants")]
+            mutants: raft_core::Mutants {
                 commit_by_count: k.mutant == crate::scenario::Mutant::CommitByCount,
                 change_before_term_commit: k.mutant
                     == crate::scenario::Mutant::ChangeBeforeTermCommit,

@@ -108,13 +108,13 @@ impl Node {
         if l.transfer.is_some() {
             return Err(RequestError::TransferInProgress);
         }
-        let mutants = cfg!(feature = "mutants").then_some(&self.opts.mutants);
-        if !self.leader_ready() && !mutants.is_some_and(|m| m.change_before_term_commit) {
+        let mutants = self.opts.mutants();
+        if !self.leader_ready() && !mutants.change_before_term_commit {
             return Err(RequestError::LeaderNotReady);
         }
         let current = self.configs.latest();
         let in_flight = l.change.is_some() || current.index > self.commit;
-        if in_flight && !mutants.is_some_and(|m| m.changes_in_flight) {
+        if in_flight && !mutants.changes_in_flight {
             return Err(RequestError::ChangeInProgress);
         }
         let mut next = current.clone();

@@ -19,13 +19,14 @@ mod recovery;
 mod snapshot;
 mod transfer;
 
-use crate::action::{Action, HardState, Role};
+use crate::action::Action;
 use crate::config::Config;
 use crate::entry::LogEntry;
 use crate::error::{Refusal, Violation};
 use crate::event::Event;
 use crate::message::{Message, MessageBody, SnapshotMeta};
 use crate::options::NodeOptions;
+use crate::state::{HardState, Role};
 use crate::time::{Duration, Instant};
 use crate::types::{ClusterId, LogIndex, NodeId, Term};
 use rand_chacha::ChaCha8Rng;

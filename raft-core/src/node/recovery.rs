@@ -6,11 +6,11 @@
 
 use super::RaftLog;
 use super::membership::ConfigLog;
-use crate::action::HardState;
 use crate::config::Config;
 use crate::entry::LogEntry;
 use crate::message::SnapshotMeta;
 use crate::options::{InvalidOptions, NodeOptions};
+use crate::state::HardState;
 use crate::types::{LogIndex, Term};
 use thiserror::Error;
 

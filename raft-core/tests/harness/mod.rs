@@ -265,7 +265,9 @@ impl Cluster {
                     return;
                 }
                 let chunk_bytes = self.snapshot_chunk_bytes;
-                for frame in snapshot_window_frames(&meta, &data, offset, bytes_max, chunk_bytes) {
+                for frame in
+                    wire::snapshot_window_frames(&meta, &data, offset, bytes_max, chunk_bytes)
+                {
                     self.send_frame(at, stream, frame);
                 }
             }

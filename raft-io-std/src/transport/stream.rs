@@ -264,7 +264,7 @@ fn write_loop(shared: &Shared, slot: &StreamSlot, mut socket: TcpStream) {
 }
 
 /// Sends bytes `offset..offset + bytes_max` of the stored snapshot `meta` as
-/// frames (see `raft_core::snapshot_window_frames`). A snapshot no longer
+/// frames (see `raft_core::wire::snapshot_window_frames`). A snapshot no longer
 /// stored fails the write, which breaks the stream: the core starts over.
 fn write_snapshot(
     shared: &Shared,
@@ -313,7 +313,7 @@ impl Window {
     };
 }
 
-/// The frames of `raft_core::snapshot_window_frames`, produced from a reader
+/// The frames of `raft_core::wire::snapshot_window_frames`, produced from a reader
 /// (positioned at the snapshot's first byte) one chunk at a time so a large
 /// snapshot never sits in memory whole.
 pub(super) fn snapshot_frames_from(
@@ -415,7 +415,7 @@ mod tests {
         };
         for size in [0usize, 1, 7, 8, 9, 100] {
             let data = Bytes::from((0..size).map(|i| i as u8).collect::<Vec<u8>>());
-            let expected = raft_core::snapshot_frames(&meta, &data, 8);
+            let expected = raft_core::wire::snapshot_frames(&meta, &data, 8);
             let mut got = Vec::new();
             snapshot_frames_from(
                 &meta,
@@ -443,7 +443,8 @@ mod tests {
         };
         let data = Bytes::from((0..100u8).collect::<Vec<u8>>());
         for (offset, bytes_max) in [(0, 0), (0, 30), (30, 30), (90, 30), (30, 70), (100, 5)] {
-            let expected = raft_core::snapshot_window_frames(&meta, &data, offset, bytes_max, 8);
+            let expected =
+                raft_core::wire::snapshot_window_frames(&meta, &data, offset, bytes_max, 8);
             let mut got = Vec::new();
             let window = Window { offset, bytes_max };
             let crc = crc32fast::hash(&data);
