@@ -13,6 +13,7 @@ use std::fmt;
 
 /// What a successful request produced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Completion {
     /// The proposal committed at `index`.
     Written {
@@ -53,6 +54,7 @@ pub enum Completion {
 /// messages that depend on them); log operations may complete asynchronously, in
 /// order, each durable batch reported back with `Event::LogPersisted`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
     /// Send a datagram (best effort).
     Send(Message),

@@ -16,6 +16,7 @@ pub struct Proposal {
 
 /// A single-server membership change.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MembershipChange {
     /// Add a new node at `address` as a learner; the leader assigns its id
     /// (`max_node_id + 1`) and promotes it to voter once it has caught up.
@@ -32,6 +33,7 @@ pub enum MembershipChange {
 
 /// Something that happened, for the node to react to.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// Nothing but the passage of time: fire whatever timers are due.
     Tick,

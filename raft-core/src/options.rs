@@ -172,6 +172,7 @@ impl NodeOptions {
 
 /// Options a node cannot run with.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum InvalidOptions {
     /// Node id 0 is reserved.
     #[error("node id 0 is reserved")]

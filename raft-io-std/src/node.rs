@@ -484,6 +484,11 @@ impl RaftNode {
                 let request = match change {
                     MembershipChange::Add { address } => AdminRequest::Add { address },
                     MembershipChange::Remove { id } => AdminRequest::Remove { id },
+                    other => {
+                        return Err(Error::Internal(format!(
+                            "a membership change the admin protocol cannot forward: {other:?}"
+                        )));
+                    }
                 };
                 let (node, _) =
                     self.admin_with_retries(&address, view.cluster_id, view.id, request)?;

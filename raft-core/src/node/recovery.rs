@@ -32,6 +32,7 @@ pub struct RecoveredState {
 /// Recovered state (or options) that cannot be right: the driver's storage is
 /// damaged or belongs to something else, or the options are unusable.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RecoveryError {
     /// The options break a rule of [`NodeOptions`].
     #[error("invalid options: {0}")]

@@ -112,6 +112,7 @@ pub fn snapshot_window_frames(
 /// Why a snapshot transfer was refused. After any of these the transfer is
 /// dead: the receiver should close the stream and let the leader start over.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SnapshotError {
     /// A frame that is not part of a snapshot transfer (a chunk of entries, an ack).
     #[error("not a snapshot frame")]

@@ -342,6 +342,7 @@ impl Cluster {
             }
             Action::CompleteRequest { id, result } => self.completions.push((at, id, result)),
             Action::RoleChanged { .. } | Action::ConfigChanged(_) | Action::Refused { .. } => {}
+            other => panic!("{at}: the test harness does not execute {other}"),
         }
     }
 

@@ -71,6 +71,13 @@ impl Driver {
                 }
                 _ => tracing::debug!(%peer, "refused: {reason}"),
             },
+            // Skipping an order could break the durability contract: a
+            // raft-core newer than this driver stops the node instead.
+            other => {
+                return Err(Error::Internal(format!(
+                    "an action this driver does not know: {other}"
+                )));
+            }
         }
         Ok(())
     }
