@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use raft_io_std::storage::{hard_state, recover_from_image};
+use raft_io_std::storage::{decode_hard_state, recover_from_image};
 
 fn image(mut data: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
@@ -41,5 +41,5 @@ fuzz_target!(|data: &[u8]| {
         let payload: usize = entries.iter().map(|e| e.data.len()).sum();
         assert!(payload <= total, "recovery never invents bytes");
     }
-    let _ = hard_state::decode_hard_state(data);
+    let _ = decode_hard_state(data);
 });

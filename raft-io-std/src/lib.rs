@@ -19,6 +19,13 @@
 //!   connections, bounded queues.
 //! * [`storage`]: the write-ahead log, hard state, snapshots and node identity.
 //!
+//! Each public type has one path: the handle's types at the root, each
+//! subsystem's (its options, metrics, stores and codecs) in [`storage`] or
+//! [`transport`], the two modules a user reaches into by path (to tune
+//! them, or to read a data directory or a connection's bytes without a
+//! node). Inside them, only the codec modules a test or fuzzer uses by path
+//! are public ([`storage::record`], [`transport::hello`]).
+//!
 //! The example server built on this crate, `raft-kv`, is a crate of its own
 //! (`raft-kv/` in the workspace; `docs/operations.md`).
 //!
@@ -65,10 +72,10 @@
 //! ```
 
 mod driver;
-pub mod error;
-pub mod fsm;
-pub mod metrics;
-pub mod node;
+mod error;
+mod fsm;
+mod metrics;
+mod node;
 pub mod storage;
 pub mod transport;
 
@@ -76,4 +83,3 @@ pub use error::{Error, Result};
 pub use fsm::Fsm;
 pub use metrics::{FollowerLag, Metrics};
 pub use node::{NodeConfig, RaftNode};
-pub use transport::{TransportMetrics, TransportOptions};

@@ -92,7 +92,7 @@ impl Wal {
 
     /// Opens (or creates) the log in `dir` and recovers its entries.
     ///
-    /// Applies the recovery rules of [`super::recovery`]: a torn tail of the last
+    /// Applies the recovery rules of [`recover_from_image`](super::recover_from_image): a torn tail of the last
     /// segment is cut off (ftruncate + fsync), obsolete segments and unfinished
     /// temporary files are deleted, and any other damage is a
     /// [`StorageError::Corrupt`] naming the file and byte offset, with nothing
