@@ -34,8 +34,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(recovered) = recover_from_image(&files) {
         let entries = &recovered.entries;
         for pair in entries.windows(2) {
-            assert_eq!(pair[1].index.0, pair[0].index.0 + 1, "recovered log is contiguous");
-            assert!(pair[1].term >= pair[0].term, "recovered terms never decrease");
+            assert_eq!(
+                pair[1].index.0,
+                pair[0].index.0 + 1,
+                "recovered log is contiguous"
+            );
+            assert!(
+                pair[1].term >= pair[0].term,
+                "recovered terms never decrease"
+            );
         }
         let total: usize = files.iter().map(|(_, b)| b.len()).sum();
         let payload: usize = entries.iter().map(|e| e.data.len()).sum();

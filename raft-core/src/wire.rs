@@ -1,4 +1,4 @@
-//! The wire codec: how values travel on a connection and sit in a log file.
+//! The wire codec: how values travel on a connection.
 //!
 //! Pure: it turns values into bytes and bytes into values, and does no I/O.
 //! Everything is a *record*: a small fixed header followed by the
@@ -7,7 +7,7 @@
 //! ```text
 //! offset  bytes  field
 //!  0      1      version     = 1 (VERSION)
-//!  1      1      kind        1 Message, 2 StreamOpen, 3 Frame, 4 LogEntry, 5 HardState
+//!  1      1      kind        1 Message, 2 StreamOpen, 3 Frame (4 and 5 retired)
 //!  2      4      len         payload bytes, u32 little-endian, at most FRAME_BYTES_MAX
 //!  6      4      crc         CRC-32 (IEEE) of kind, len and payload, u32 little-endian
 //! 10      4      header_crc  CRC-32 (IEEE) of bytes 0..10, u32 little-endian
@@ -16,15 +16,15 @@
 //!
 //! The header carries its own checksum so a corrupted length is caught as soon
 //! as the header has arrived: a connection does not wait for megabytes that
-//! will never come, and a log reader can tell a torn tail (a record cut short
-//! at the end of a file, [`DecodeError::Truncated`]) from a length corrupted in
-//! the middle of a segment ([`DecodeError::Checksum`]).
+//! will never come.
 //!
-//! Kinds 1 to 3 are [`WireUnit`]s, what travels on a connection ([`encode`],
-//! [`decode`]); kind 4 is one log record ([`encode_entry`], [`decode_entry`]);
-//! kind 5 the hard-state record ([`encode_hard_state`], [`decode_hard_state`]).
+//! The kinds are [`WireUnit`]s, what travels on a connection ([`encode`],
+//! [`decode`]). Kinds 4 and 5 once framed log entries and the hard state;
+//! nothing wrote them (the driver owns its on-disk formats: raft-io-std's
+//! write-ahead log has its own records), so they are retired and refused.
 //! Membership configurations inside log entries are bare postcard
-//! ([`encode_config`], [`decode_config`]): the record around them is checksummed.
+//! ([`encode_config`], [`decode_config`]): the record around them (a chunk
+//! here, a WAL record on disk) is checksummed.
 //!
 //! Snapshots travel as frames: [`snapshot_frames`] cuts one into
 //! `SnapshotBegin`, `SnapshotChunk`s and `SnapshotEnd`, and a
@@ -44,10 +44,8 @@ pub use snapshot::{
 };
 
 use crate::config::Config;
-use crate::entry::LogEntry;
 use crate::error::DecodeError;
 use crate::message::{Frame, Message, StreamOpen};
-use crate::state::HardState;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -103,14 +101,13 @@ impl fmt::Display for WireUnit {
     }
 }
 
-/// The record kinds. The numbers are part of the format: never reuse one.
+/// The record kinds. The numbers are part of the format: never reuse one
+/// (4 and 5, once a log entry and a hard state, are retired).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Message = 1,
     Open = 2,
     Frame = 3,
-    Entry = 4,
-    HardState = 5,
 }
 
 impl Kind {
@@ -119,8 +116,6 @@ impl Kind {
             1 => Some(Kind::Message),
             2 => Some(Kind::Open),
             3 => Some(Kind::Frame),
-            4 => Some(Kind::Entry),
-            5 => Some(Kind::HardState),
             _ => None,
         }
     }
@@ -193,9 +188,7 @@ pub fn encode(unit: &WireUnit, out: &mut Vec<u8>) {
 /// # Ok::<(), raft_core::DecodeError>(())
 /// ```
 pub fn decode(buf: &[u8]) -> Result<Option<(WireUnit, usize)>, DecodeError> {
-    const UNITS: &[Kind] = &[Kind::Message, Kind::Open, Kind::Frame];
-    const NOT_A_UNIT: &str = "a log or hard-state record is not a connection unit";
-    let record = match read_record(buf, UNITS, NOT_A_UNIT) {
+    let record = match read_record(buf) {
         Ok(record) => record,
         Err(DecodeError::Truncated { .. }) => return Ok(None),
         Err(e) => return Err(e),
@@ -208,46 +201,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(WireUnit, usize)>, DecodeError> {
             validate_frame(&frame)?;
             WireUnit::Frame(frame)
         }
-        // read_record already refused these; say so again rather than panic.
-        Kind::Entry | Kind::HardState => return Err(DecodeError::Invalid(NOT_A_UNIT)),
     };
     Ok(Some((unit, record.consumed)))
-}
-
-/// Appends the record of one log entry to `out`: the unit of a write-ahead log.
-///
-/// # Panics
-///
-/// If the encoded entry exceeds [`FRAME_BYTES_MAX`] (nothing is appended then).
-pub fn encode_entry(entry: &LogEntry, out: &mut Vec<u8>) {
-    write_record(Kind::Entry, entry, out);
-}
-
-/// Decodes the log record at the start of `buf`, returning the entry and the
-/// bytes it took.
-///
-/// A record cut short by the end of `buf` is [`DecodeError::Truncated`]: at the
-/// end of a log file that is a torn tail. Any other error is corruption (or a
-/// record of another kind). An entry at index 0 is [`DecodeError::Invalid`].
-pub fn decode_entry(buf: &[u8]) -> Result<(LogEntry, usize), DecodeError> {
-    let record = read_record(buf, &[Kind::Entry], "not a log entry record")?;
-    let entry: LogEntry = decode_payload(record.payload)?;
-    if entry.index.0 == 0 {
-        return Err(DecodeError::Invalid("log entry at index 0"));
-    }
-    Ok((entry, record.consumed))
-}
-
-/// Appends the record of a hard state (term, vote, cluster) to `out`.
-pub fn encode_hard_state(hard_state: &HardState, out: &mut Vec<u8>) {
-    write_record(Kind::HardState, hard_state, out);
-}
-
-/// Decodes the hard-state record at the start of `buf`, returning it and the
-/// bytes it took. Errors as [`decode_entry`].
-pub fn decode_hard_state(buf: &[u8]) -> Result<(HardState, usize), DecodeError> {
-    let record = read_record(buf, &[Kind::HardState], "not a hard-state record")?;
-    Ok((decode_payload(record.payload)?, record.consumed))
 }
 
 /// Encodes a membership configuration as the payload of a membership entry
@@ -306,11 +261,7 @@ fn payload_crc(kind: u8, len: [u8; 4], payload: &[u8]) -> u32 {
 /// Finds the record at the start of `buf`, checking version, header checksum,
 /// kind, length limit and payload checksum, in that order. Incomplete input is
 /// [`DecodeError::Truncated`] (and nothing else is).
-fn read_record<'a>(
-    buf: &'a [u8],
-    expected: &[Kind],
-    unexpected: &'static str,
-) -> Result<Record<'a>, DecodeError> {
+fn read_record(buf: &[u8]) -> Result<Record<'_>, DecodeError> {
     let have = buf.len();
     let truncated = |needed| DecodeError::Truncated { needed, have };
     match buf.first() {
@@ -333,9 +284,6 @@ fn read_record<'a>(
             "unknown record kind {kind_byte}"
         )));
     };
-    if !expected.contains(&kind) {
-        return Err(DecodeError::Invalid(unexpected));
-    }
     let len_bytes = [l0, l1, l2, l3];
     let len = u32::from_le_bytes(len_bytes) as usize;
     if len > FRAME_BYTES_MAX {
@@ -411,7 +359,7 @@ fn validate_frame(frame: &Frame) -> Result<(), DecodeError> {
 mod tests {
     use super::*;
     use crate::config::{Member, MemberRole};
-    use crate::entry::EntryKind;
+    use crate::entry::{EntryKind, LogEntry};
     use crate::message::{MessageBody, SnapshotMeta};
     use crate::types::{ClusterId, LogIndex, NodeId, Term};
     use bytes::Bytes;
@@ -684,77 +632,18 @@ mod tests {
     }
 
     #[test]
-    fn entry_records_round_trip_back_to_back() {
-        let mut log = Vec::new();
-        for index in 1..=3 {
-            encode_entry(&entry(index), &mut log);
+    fn retired_record_kinds_are_refused() {
+        for retired in [4, 5] {
+            let mut bytes = encoded(&units()[0]);
+            bytes[1] = retired;
+            reseal(&mut bytes);
+            assert_eq!(
+                decode(&bytes),
+                Err(DecodeError::Malformed(format!(
+                    "unknown record kind {retired}"
+                )))
+            );
         }
-        let mut at = 0;
-        for index in 1..=3 {
-            let (decoded, used) = decode_entry(&log[at..]).unwrap();
-            assert_eq!(decoded, entry(index));
-            at += used;
-        }
-        assert_eq!(at, log.len());
-        assert_eq!(
-            decode_entry(&log[at..]),
-            Err(DecodeError::Truncated {
-                needed: HEADER_BYTES,
-                have: 0
-            })
-        );
-    }
-
-    #[test]
-    fn torn_entry_record_is_truncated() {
-        let mut log = Vec::new();
-        encode_entry(&entry(1), &mut log);
-        let cut = log.len() - 1;
-        assert_eq!(
-            decode_entry(&log[..cut]),
-            Err(DecodeError::Truncated {
-                needed: log.len(),
-                have: cut
-            })
-        );
-    }
-
-    #[test]
-    fn entry_at_index_zero_is_invalid() {
-        let mut log = Vec::new();
-        encode_entry(&entry(0), &mut log);
-        assert_eq!(
-            decode_entry(&log),
-            Err(DecodeError::Invalid("log entry at index 0"))
-        );
-    }
-
-    #[test]
-    fn record_kinds_are_not_interchangeable() {
-        let mut log = Vec::new();
-        encode_entry(&entry(1), &mut log);
-        assert!(matches!(decode(&log), Err(DecodeError::Invalid(_))));
-        assert!(matches!(
-            decode_hard_state(&log),
-            Err(DecodeError::Invalid(_))
-        ));
-        let message = encoded(&units()[0]);
-        assert!(matches!(
-            decode_entry(&message),
-            Err(DecodeError::Invalid(_))
-        ));
-    }
-
-    #[test]
-    fn hard_state_round_trips() {
-        let hard_state = HardState {
-            cluster_id: Some(ClusterId(7)),
-            term: Term(4),
-            vote: Some(NodeId(2)),
-        };
-        let mut out = Vec::new();
-        encode_hard_state(&hard_state, &mut out);
-        assert_eq!(decode_hard_state(&out), Ok((hard_state, out.len())));
     }
 
     #[test]
