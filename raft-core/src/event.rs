@@ -24,6 +24,19 @@ pub enum MembershipChange {
         /// Where the new node listens.
         address: String,
     },
+    /// Add a new node at `address` as a learner under an id the caller
+    /// chose (as hashicorp/raft's `AddVoter` takes one), promoted like
+    /// `Add`. The id must be new to the cluster: a member's id is refused
+    /// with [`RequestError::DuplicateNodeId`](crate::RequestError::DuplicateNodeId),
+    /// and an id at or below `max_node_id` that is no member's (a removed
+    /// member's: ids are never reused) or 0 with
+    /// [`RequestError::InvalidNodeId`](crate::RequestError::InvalidNodeId).
+    AddWithId {
+        /// The id the new node will have.
+        id: NodeId,
+        /// Where the new node listens.
+        address: String,
+    },
     /// Remove a member. A leader that removes itself steps down once the change commits.
     Remove {
         /// The member to remove.

@@ -81,6 +81,14 @@
 //! assert_eq!(applied.last().unwrap().data, "set x 1");
 //! ```
 
+//! ## Vocabulary
+//! *Propose* a command; it is *appended* to a log in memory, *persisted*
+//! (durable) after an fsync, *committed* once durable on a quorum with an
+//! entry of the leader's term, and *applied* when the state machine executes
+//! it. Each word means that one thing, here and in raft-io-std and the docs.
+//! `docs/go-api.md` maps the original Go package's methods and errors to
+//! their counterparts.
+//!
 //! ## The surface
 //! Every type is used from the crate root (`raft_core::Node`,
 //! `raft_core::Event`, ...), by exactly one path. Two modules are public

@@ -8,13 +8,14 @@
 
 use crate::storage::StorageError;
 use raft_core::RecoveryError;
-use raft_core::{Outcome, RequestError};
+use raft_core::{InvalidOptions, Outcome, RequestError};
 use std::io;
 use std::path::PathBuf;
 use thiserror::Error;
 
 /// What went wrong with a request to a [`crate::RaftNode`].
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The node was closed before the request was made.
     #[error("node is closed")]
@@ -27,6 +28,12 @@ pub enum Error {
     /// nothing more is accepted.
     #[error("node stopped: {0}")]
     Stopped(String),
+    /// The node's options break a rule of [`raft_core::NodeOptions`] (a
+    /// heartbeat interval not below the election timeout, a zero limit, a
+    /// batch above half a frame): refused by [`crate::RaftNode::open`] before
+    /// it touches the data directory.
+    #[error("invalid config: {0}")]
+    InvalidConfig(InvalidOptions),
     /// The data directory is already open in this process.
     #[error("data directory {} is already open", .0.display())]
     AlreadyOpen(PathBuf),

@@ -26,6 +26,10 @@
 //! node). Inside them, only the codec modules a test or fuzzer uses by path
 //! are public ([`storage::record`], [`transport::hello`]).
 //!
+//! Coming from the original Go package (InfluxDB's streaming `raft`)?
+//! `docs/go-api.md` maps each of its methods and errors to its counterpart
+//! here.
+//!
 //! The example server built on this crate, `raft-kv`, is a crate of its own
 //! (`raft-kv/` in the workspace; `docs/operations.md`).
 //!

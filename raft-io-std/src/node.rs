@@ -169,6 +169,13 @@ impl RaftNode {
     /// directory waits for [`RaftNode::initialize`] or [`RaftNode::join`].
     pub fn open(path: impl AsRef<Path>, config: NodeConfig, fsm: impl Fsm) -> Result<RaftNode> {
         let path = path.as_ref();
+        // Found now, not at `initialize` after the directory was claimed.
+        NodeOptions {
+            id: NodeId(1),
+            ..config.options.clone()
+        }
+        .validate()
+        .map_err(Error::InvalidConfig)?;
         let dir = DirLock::acquire(path)?;
         let (identity_store, identity) = IdentityStore::open(path)?;
         let opened = storage::open(path, &config.storage)?;

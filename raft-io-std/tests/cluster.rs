@@ -6,7 +6,8 @@
 //! generous deadline (real networks and disks have no virtual clock).
 
 use raft_core::{
-    Duration as CoreDuration, EntryKind, LogEntry, LogIndex, NodeId, Outcome, RequestError, Role,
+    Duration as CoreDuration, EntryKind, InvalidOptions, LogEntry, LogIndex, NodeId, Outcome,
+    RequestError, Role,
 };
 use raft_io_std::{Error, Fsm, NodeConfig, RaftNode};
 use std::io::{self, Read, Write};
@@ -490,6 +491,25 @@ fn malformed_bytes_close_the_connection_and_the_node_carries_on() {
     let index = node.propose("still fine").unwrap();
     node.wait_applied(index, PATIENCE).unwrap();
     assert_eq!(single.applied.commands(), vec!["still fine".to_string()]);
+}
+
+#[test]
+fn options_that_break_a_rule_are_refused_at_open_before_the_directory_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = config("127.0.0.1:0", |c| {
+        c.options.heartbeat_interval = c.options.election_timeout;
+    });
+    let opened = RaftNode::open(dir.path(), broken, ListFsm(Applied::default()));
+    assert!(
+        matches!(
+            opened,
+            Err(Error::InvalidConfig(
+                InvalidOptions::HeartbeatInterval { .. }
+            ))
+        ),
+        "{opened:?}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]

@@ -119,14 +119,26 @@ impl Node {
         }
         let mut next = current.clone();
         match change {
-            MembershipChange::Add { address } => {
+            MembershipChange::Add { address } | MembershipChange::AddWithId { address, .. } => {
                 if address.is_empty() {
                     return Err(RequestError::NodeAddressRequired);
                 }
                 if current.members.iter().any(|m| &m.address == address) {
                     return Err(RequestError::DuplicateNodeAddress(address.clone()));
                 }
-                let id = current.max_node_id.next();
+                let id = match change {
+                    MembershipChange::AddWithId { id, .. } if current.member(*id).is_some() => {
+                        return Err(RequestError::DuplicateNodeId(*id));
+                    }
+                    // Ids are never reused: a removed member's id stays
+                    // retired, so stale traffic naming it cannot reach a
+                    // newcomer.
+                    MembershipChange::AddWithId { id, .. } if *id <= current.max_node_id => {
+                        return Err(RequestError::InvalidNodeId(*id));
+                    }
+                    MembershipChange::AddWithId { id, .. } => *id,
+                    _ => current.max_node_id.next(),
+                };
                 next.max_node_id = id;
                 next.members.push(Member {
                     id,
