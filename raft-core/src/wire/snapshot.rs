@@ -28,8 +28,8 @@ pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = FRAME_BYTES_MAX - 64;
 /// # Example
 ///
 /// ```
-/// use raft_core::wire::{SnapshotAssembler, SnapshotProgress};
-/// use raft_core::{snapshot_frames, Config, LogIndex, SnapshotMeta, Term};
+/// use raft_core::wire::{snapshot_frames, SnapshotAssembler, SnapshotProgress};
+/// use raft_core::{Config, LogIndex, SnapshotMeta, Term};
 ///
 /// let meta = SnapshotMeta { index: LogIndex(10), term: Term(2), config: Config::default() };
 /// let data = bytes::Bytes::from_static(b"the state machine at index 10");
