@@ -10,9 +10,10 @@
 
 use raft_core::wire::{self, WireUnit};
 use raft_core::{
-    ClusterId, Config, EntryKind, Frame, HardState, LogEntry, LogIndex, Member, MemberRole,
-    Message, MessageBody, NodeId, SnapshotMeta, StreamOpen, Term,
+    ClusterId, Config, EntryKind, Frame, LogEntry, LogIndex, Member, MemberRole, Message,
+    MessageBody, NodeId, SnapshotMeta, StreamOpen, Term,
 };
+use raft_io_std::storage::record::{self, Record};
 use std::path::Path;
 
 fn config(voters: u64, learners: u64) -> Config {
@@ -61,7 +62,7 @@ fn units() -> Vec<(&'static str, WireUnit)> {
         config: config(3, 1),
     };
     let data = b"key=value;other=thing".to_vec().into();
-    let snapshot = raft_core::snapshot_frames(&meta, &data, 8);
+    let snapshot = raft_core::wire::snapshot_frames(&meta, &data, 8);
     let mut units = vec![
         (
             "msg-prevote",
@@ -184,8 +185,9 @@ fn main() {
     }
     write(&dir, "stream-open-chunks-ack", &stream);
 
-    // log_record_decode: single records, a short log, and hard states.
-    let dir = seeds.join("log_record_decode");
+    // wal_record_decode: raft-io-std's WAL records, one of each entry kind and
+    // a truncation, back to back as in a segment, and a segment with a torn tail.
+    let dir = seeds.join("wal_record_decode");
     let entries = [
         (
             "entry-initialize",
@@ -209,29 +211,26 @@ fn main() {
     let mut log = Vec::new();
     for (name, entry) in &entries {
         let mut bytes = Vec::new();
-        wire::encode_entry(entry, &mut bytes);
+        record::encode_entry(entry, &mut bytes).expect("a seed entry fits a record");
         write(&dir, name, &bytes);
         log.extend_from_slice(&bytes);
     }
+    let mut truncate = Vec::new();
+    record::encode_record(&Record::Truncate { from: LogIndex(4) }, &mut truncate)
+        .expect("a truncation fits a record");
+    write(&dir, "truncate", &truncate);
     write(&dir, "log-6-entries", &log);
+    let mut rewritten = log.clone();
+    rewritten.extend_from_slice(&truncate);
+    record::encode_entry(
+        &entry(4, 3, EntryKind::Command, b"after truncate"),
+        &mut rewritten,
+    )
+    .expect("a seed entry fits a record");
+    write(&dir, "log-truncated-and-rewritten", &rewritten);
     let mut torn = log.clone();
     torn.truncate(log.len() - 3);
     write(&dir, "log-torn-tail", &torn);
-    for (name, hard_state) in [
-        ("hard-state-empty", HardState::default()),
-        (
-            "hard-state-voted",
-            HardState {
-                cluster_id: Some(ClusterId(0x5eed_cafe)),
-                term: Term(7),
-                vote: Some(NodeId(2)),
-            },
-        ),
-    ] {
-        let mut bytes = Vec::new();
-        wire::encode_hard_state(&hard_state, &mut bytes);
-        write(&dir, name, &bytes);
-    }
 
     // config_decode: membership payloads.
     let dir = seeds.join("config_decode");
@@ -262,13 +261,21 @@ fn main() {
 fn pack(dir: &Path) -> Vec<u8> {
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .expect("read wal dir")
-        .map(|e| e.expect("dir entry").file_name().into_string().expect("utf-8 name"))
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .into_string()
+                .expect("utf-8 name")
+        })
         .collect();
     names.sort();
     let mut out = Vec::new();
     for name in names {
         let bytes = std::fs::read(dir.join(&name)).expect("read segment");
-        let (kind, index) = match name.strip_suffix(".wal").and_then(|s| s.parse::<u64>().ok()) {
+        let (kind, index) = match name
+            .strip_suffix(".wal")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             Some(i) => (0u8, i as u16),
             None => (2u8, 0),
         };
@@ -285,17 +292,21 @@ fn wal_images(entries: &[LogEntry]) -> Vec<(&'static str, Vec<u8>)> {
     use raft_io_std::storage::{Wal, WalOptions};
     let mut images = Vec::new();
     let root = std::env::temp_dir().join(format!("raft-fuzz-seeds-{}", std::process::id()));
-    for (name, segment_bytes_max, truncate) in
-        [("wal-one-segment", 1 << 20, false), ("wal-small-segments", 200, false), ("wal-truncated", 1 << 20, true)]
-    {
+    for (name, segment_bytes_max, truncate) in [
+        ("wal-one-segment", 1 << 20, false),
+        ("wal-small-segments", 200, false),
+        ("wal-truncated", 1 << 20, true),
+    ] {
         let dir = root.join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let (mut wal, _) = Wal::open_with(&dir, WalOptions { segment_bytes_max }).expect("open wal");
+        let (mut wal, _) =
+            Wal::open_with(&dir, WalOptions { segment_bytes_max }).expect("open wal");
         wal.append(entries).expect("append");
         if truncate {
             wal.truncate(LogIndex(4)).expect("truncate");
-            wal.append(&[entry(4, 3, EntryKind::Command, b"after truncate")]).expect("append");
+            wal.append(&[entry(4, 3, EntryKind::Command, b"after truncate")])
+                .expect("append");
         }
         wal.sync().expect("sync");
         drop(wal);

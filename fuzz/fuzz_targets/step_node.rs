@@ -388,7 +388,12 @@ impl Driver {
     fn term_at(&self, index: LogIndex) -> Term {
         self.node
             .term_at(index)
-            .or_else(|| self.node.snapshot().filter(|s| s.index == index).map(|s| s.term))
+            .or_else(|| {
+                self.node
+                    .snapshot()
+                    .filter(|s| s.index == index)
+                    .map(|s| s.term)
+            })
             .unwrap_or(Term(0))
     }
 
@@ -426,7 +431,9 @@ impl Driver {
                     term: shift(term, term_delta / 64),
                     prev_index,
                     prev_term,
-                    leader_commit: LogIndex(chunk_last.saturating_add_signed(i64::from(commit_delta))),
+                    leader_commit: LogIndex(
+                        chunk_last.saturating_add_signed(i64::from(commit_delta)),
+                    ),
                     entries,
                 };
                 self.feed_frame(stream, frame);
@@ -452,7 +459,7 @@ impl Driver {
                     },
                     ..meta
                 };
-                let mut frames = raft_core::snapshot_frames(
+                let mut frames = raft_core::wire::snapshot_frames(
                     &meta,
                     &data.into(),
                     usize::from(chunk_bytes).max(1),
@@ -545,7 +552,7 @@ impl Driver {
                 let stream = self.stream(stream);
                 let meta = meta.into_meta(self.cluster());
                 let chunk_bytes = usize::from(chunk_bytes).max(1);
-                for frame in raft_core::snapshot_frames(&meta, &data.into(), chunk_bytes) {
+                for frame in raft_core::wire::snapshot_frames(&meta, &data.into(), chunk_bytes) {
                     self.feed_frame(stream, frame);
                 }
             }
@@ -879,11 +886,19 @@ fuzz_target!(|input: Input| {
     let (recovered, corrupted) = input
         .start
         .map_or((RecoveredState::default(), false), FuzzStart::recovered);
-    let node = match Node::new(NodeOptions::new(SELF), recovered, input.rng_seed, Instant(0)) {
+    let node = match Node::new(
+        NodeOptions::new(SELF),
+        recovered,
+        input.rng_seed,
+        Instant(0),
+    ) {
         Ok(node) => node,
         Err(error) => {
             // Only a deliberately broken handover may be refused.
-            assert!(corrupted, "a consistent recovered state was refused: {error}");
+            assert!(
+                corrupted,
+                "a consistent recovered state was refused: {error}"
+            );
             return;
         }
     };

@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use raft_io_std::storage::{hard_state, recover_from_image};
+use raft_io_std::storage::{decode_hard_state, recover_from_image};
 
 fn image(mut data: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
@@ -34,12 +34,19 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(recovered) = recover_from_image(&files) {
         let entries = &recovered.entries;
         for pair in entries.windows(2) {
-            assert_eq!(pair[1].index.0, pair[0].index.0 + 1, "recovered log is contiguous");
-            assert!(pair[1].term >= pair[0].term, "recovered terms never decrease");
+            assert_eq!(
+                pair[1].index.0,
+                pair[0].index.0 + 1,
+                "recovered log is contiguous"
+            );
+            assert!(
+                pair[1].term >= pair[0].term,
+                "recovered terms never decrease"
+            );
         }
         let total: usize = files.iter().map(|(_, b)| b.len()).sum();
         let payload: usize = entries.iter().map(|e| e.data.len()).sum();
         assert!(payload <= total, "recovery never invents bytes");
     }
-    let _ = hard_state::decode_hard_state(data);
+    let _ = decode_hard_state(data);
 });

@@ -69,6 +69,37 @@ pub fn seal_records(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Bytes of a write-ahead-log record's header (raft-io-std's
+/// `storage::record`): `len u32 LE | crc32 u32 LE over the payload`.
+pub const WAL_RECORD_HEADER_BYTES: usize = 8;
+
+/// Rewrites `data` as back-to-back WAL records that pass the length and
+/// checksum checks of raft-io-std's `record::decode_record`: each record
+/// keeps its payload bytes, a length of zero becomes 1 and a length past the
+/// bytes present is cut to them, and the checksum is recomputed. A tail
+/// shorter than a header, or with no payload byte, is kept as it is. A valid
+/// encoding is unchanged.
+pub fn seal_wal_records(data: &[u8]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    let mut at = 0;
+    while out.len() - at > WAL_RECORD_HEADER_BYTES {
+        let available = out.len() - at - WAL_RECORD_HEADER_BYTES;
+        let declared =
+            u32::from_le_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]) as usize;
+        let len = declared.clamp(1, available);
+        out[at..at + 4].copy_from_slice(
+            &u32::try_from(len)
+                .expect("fuzz inputs are small")
+                .to_le_bytes(),
+        );
+        let payload = &out[at + WAL_RECORD_HEADER_BYTES..at + WAL_RECORD_HEADER_BYTES + len];
+        let crc = crc32(payload);
+        out[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        at += WAL_RECORD_HEADER_BYTES + len;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,39 +5,15 @@ use crate::config::Config;
 use crate::entry::LogEntry;
 use crate::error::{Refusal, RequestError};
 use crate::message::{Frame, Message, SnapshotMeta, StreamOpen};
+use crate::state::{HardState, Role};
 use crate::types::{ClusterId, LogIndex, NodeId, RequestId, StreamId, Term};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The durable part of a node's state besides its log.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct HardState {
-    /// The cluster this node belongs to (`None` until it initializes or joins).
-    pub cluster_id: Option<ClusterId>,
-    /// The current term.
-    pub term: Term,
-    /// Whom this node voted for in `term`.
-    pub vote: Option<NodeId>,
-}
-
-/// The role a node plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Role {
-    /// Follows a leader (or waits for one).
-    Follower,
-    /// Asking whether it could win an election, without changing its term.
-    PreCandidate,
-    /// Campaigning in its term.
-    Candidate,
-    /// Leading its term.
-    Leader,
-    /// A non-voting member (or a node not in the configuration): follows, never campaigns.
-    Learner,
-}
-
 /// What a successful request produced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Completion {
     /// The proposal committed at `index`.
     Written {
@@ -78,6 +54,7 @@ pub enum Completion {
 /// messages that depend on them); log operations may complete asynchronously, in
 /// order, each durable batch reported back with `Event::LogPersisted`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
     /// Send a datagram (best effort).
     Send(Message),
@@ -98,11 +75,11 @@ pub enum Action {
         /// The frame.
         frame: Frame,
     },
-    /// Send the part of snapshot `meta` that covers `max_bytes` bytes from
+    /// Send the part of snapshot `meta` that covers `bytes_max` bytes from
     /// byte `offset` on `stream`, ahead of any later `SendFrame` on it:
     /// `SnapshotBegin` first when `offset` is 0, `SnapshotChunk`s for those
     /// bytes (fewer at the snapshot's end), and `SnapshotEnd` when the part
-    /// reaches the end (see [`crate::snapshot_window_frames`]). Snapshot bytes
+    /// reaches the end (see [`crate::wire::snapshot_window_frames`]). Snapshot bytes
     /// count against the stream budget: the core orders the next part as the
     /// follower's `SnapshotAck`s free it. If the driver no longer holds `meta`
     /// (a newer snapshot replaced it), it closes the stream: the follower
@@ -115,7 +92,7 @@ pub enum Action {
         /// The first byte to send.
         offset: u64,
         /// The most snapshot bytes to send.
-        max_bytes: u64,
+        bytes_max: u64,
     },
     /// Close a stream; the other side sees `StreamClosed`.
     CloseStream {
@@ -194,8 +171,8 @@ impl fmt::Display for Action {
                 stream,
                 meta,
                 offset,
-                max_bytes,
-            } => write!(f, "SendSnapshot {stream} {meta} @{offset} {max_bytes}B"),
+                bytes_max,
+            } => write!(f, "SendSnapshot {stream} {meta} @{offset} {bytes_max}B"),
             Action::CloseStream { stream } => write!(f, "CloseStream {stream}"),
             Action::PersistHardState(h) => {
                 write!(

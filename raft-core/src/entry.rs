@@ -7,6 +7,7 @@ use std::fmt;
 
 /// What a log entry means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum EntryKind {
     /// A user command, applied to the FSM.
     Command,

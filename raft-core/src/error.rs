@@ -25,6 +25,7 @@ pub enum Outcome {
 
 /// Why a client request failed.
 #[derive(Clone, Debug, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum RequestError {
     /// This node is not the leader (or stopped being it); try `leader`.
     #[error("not leader (leader hint: {leader:?}, outcome {outcome:?})")]
@@ -70,7 +71,7 @@ pub enum RequestError {
     /// The transfer target did not take over in time.
     #[error("leadership transfer to {0} timed out")]
     TransferTimedOut(NodeId),
-    /// A command larger than `NodeOptions::max_entry_bytes`.
+    /// A command larger than `NodeOptions::entry_bytes_max`.
     #[error("command of {bytes} bytes exceeds the limit of {limit}")]
     TooLarge {
         /// The command's size.
@@ -113,6 +114,7 @@ impl RequestError {
 
 /// Bytes that do not decode to a valid value.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// Fewer bytes than the frame needs.
     #[error("truncated: need {needed} bytes, have {have}")]
@@ -152,6 +154,7 @@ pub enum DecodeError {
 /// Why a peer's message or stream was refused. Reported by `Action::Refused` so
 /// operators can see misconfiguration (a node of another cluster knocking).
 #[derive(Clone, Debug, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum Refusal {
     /// The sender belongs to another cluster.
     #[error("foreign cluster {theirs} (ours {ours:?})")]
@@ -203,6 +206,7 @@ pub enum Refusal {
 /// reconnect delay) instead of trusting it. A message that breaks a rule is
 /// dropped.
 #[derive(Clone, Debug, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum Violation {
     /// A chunk of a term other than the stream's.
     #[error("chunk of term {chunk} on a stream of term {stream}")]

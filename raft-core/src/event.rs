@@ -16,10 +16,24 @@ pub struct Proposal {
 
 /// A single-server membership change.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MembershipChange {
     /// Add a new node at `address` as a learner; the leader assigns its id
     /// (`max_node_id + 1`) and promotes it to voter once it has caught up.
     Add {
+        /// Where the new node listens.
+        address: String,
+    },
+    /// Add a new node at `address` as a learner under an id the caller
+    /// chose (as hashicorp/raft's `AddVoter` takes one), promoted like
+    /// `Add`. The id must be new to the cluster: a member's id is refused
+    /// with [`RequestError::DuplicateNodeId`](crate::RequestError::DuplicateNodeId),
+    /// and an id at or below `max_node_id` that is no member's (a removed
+    /// member's: ids are never reused) or 0 with
+    /// [`RequestError::InvalidNodeId`](crate::RequestError::InvalidNodeId).
+    AddWithId {
+        /// The id the new node will have.
+        id: NodeId,
         /// Where the new node listens.
         address: String,
     },
@@ -32,6 +46,7 @@ pub enum MembershipChange {
 
 /// Something that happened, for the node to react to.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// Nothing but the passage of time: fire whatever timers are due.
     Tick,

@@ -81,27 +81,61 @@
 //! assert_eq!(applied.last().unwrap().data, "set x 1");
 //! ```
 
-pub mod action;
-pub mod config;
-pub mod entry;
-pub mod error;
-pub mod event;
-pub mod message;
-pub mod node;
-pub mod options;
+//! ## Vocabulary
+//! *Propose* a command; it is *appended* to a log in memory, *persisted*
+//! (durable) after an fsync, *committed* once durable on a quorum with an
+//! entry of the leader's term, and *applied* when the state machine executes
+//! it. Each word means that one thing, here and in raft-io-std and the docs.
+//! `docs/go-api.md` maps the original Go package's methods and errors to
+//! their counterparts.
+//!
+//! ## The surface
+//! Every type is used from the crate root (`raft_core::Node`,
+//! `raft_core::Event`, ...), by exactly one path. Two modules are public
+//! because their items are used by path, as a family:
+//!
+//! * [`wire`]: the codec of what travels between nodes (`wire::encode`,
+//!   `wire::decode`, the snapshot framing and its limits). Only a driver that
+//!   moves bytes needs it, and its generic names (`encode`, `VERSION`) read
+//!   right only behind `wire::`.
+//! * [`quorum`]: the quorum arithmetic (`quorum::committed_index`,
+//!   `quorum::is_majority`) as pure functions, for drivers and tests that
+//!   reason about a cluster's commit point without a node.
+//!
+//! Every other module is private: its types are re-exported here, and the
+//! file layout (one module per protocol idea) can change without breaking
+//! anyone. Enums that will grow (new events, actions, entry kinds,
+//! membership changes, errors) are `#[non_exhaustive]`: match them with a
+//! wildcard arm.
+//!
+//! Deliberate protocol bugs, used by tests that prove the simulator's
+//! oracles catch them, exist only with the `mutants` cargo feature; without
+//! it, no option can switch a protocol rule off.
+
+mod action;
+mod config;
+mod entry;
+mod error;
+mod event;
+mod message;
+mod node;
+mod options;
 pub mod quorum;
-pub mod time;
-pub mod types;
+mod state;
+mod time;
+mod types;
 pub mod wire;
 
-pub use action::{Action, Completion, HardState, Role};
+pub use action::{Action, Completion};
 pub use config::{Config, Member, MemberRole};
 pub use entry::{EntryKind, LogEntry};
 pub use error::{DecodeError, Outcome, Refusal, RequestError, Violation};
 pub use event::{Event, MembershipChange, Proposal};
 pub use message::{Frame, Message, MessageBody, SnapshotMeta, StreamOpen};
 pub use node::{FollowerStatus, Node, RecoveredState, RecoveryError, Status};
-pub use options::{InvalidOptions, Mutants, NodeOptions};
+#[cfg(feature = "mutants")]
+pub use options::Mutants;
+pub use options::{InvalidOptions, NodeOptions};
+pub use state::{HardState, Role};
 pub use time::{Duration, Instant};
 pub use types::{ClusterId, LogIndex, NodeId, RequestId, StreamId, Term};
-pub use wire::{snapshot_frames, snapshot_window_frames};

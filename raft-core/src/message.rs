@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::entry::LogEntry;
-use crate::types::{ClusterId, LogIndex, NodeId, StreamId, Term};
+use crate::types::{ClusterId, LogIndex, NodeId, Term};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -267,14 +267,5 @@ impl fmt::Display for Frame {
                 write!(f, "SnapshotAck {received}/{size}B")
             }
         }
-    }
-}
-
-/// Wraps a stream id for display next to a frame.
-pub struct OnStream<'a>(pub StreamId, pub &'a Frame);
-
-impl fmt::Display for OnStream<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.0, self.1)
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::time::Duration;
 use crate::types::NodeId;
-use crate::wire::MAX_FRAME_BYTES;
+use crate::wire::FRAME_BYTES_MAX;
 use thiserror::Error;
 
 /// How a node behaves: its id, timings and limits.
@@ -38,9 +38,9 @@ pub struct NodeOptions {
     /// Default 4 MiB.
     pub stream_budget_bytes: u64,
     /// The most entries in one chunk, one `Apply` or one proposal batch. Default 1024.
-    pub max_batch_entries: usize,
+    pub batch_entries_max: usize,
     /// The most payload bytes in one chunk. Default 1 MiB.
-    pub max_batch_bytes: u64,
+    pub batch_bytes_max: u64,
     /// A learner is promoted to voter once its last catch-up round took less
     /// than an election timeout (thesis §4.2.1) and it trails the leader's log
     /// by at most this many entries (and `promotion_lag_bytes`), so a steady
@@ -51,12 +51,12 @@ pub struct NodeOptions {
     pub promotion_lag_bytes: u64,
     /// The largest command a proposal may carry; larger ones are refused with
     /// `RequestError::TooLarge`. Default 16 MiB (a chunk must fit a wire frame).
-    pub max_entry_bytes: u64,
+    pub entry_bytes_max: u64,
     /// The most client requests (proposals, reads, changes) waiting at once.
     /// Default 65,536.
-    pub max_pending_requests: usize,
+    pub pending_requests_max: usize,
     /// Serve reads from a leader lease instead of a heartbeat round. Off by default.
-    /// Safe only while clocks drift apart by less than `max_clock_drift_ppm`.
+    /// Safe only while clocks drift apart by less than `clock_drift_ppm_max`.
     ///
     /// The lease rests on two refusals, each timed by the refusing node's own
     /// clock: a follower refuses votes and pre-votes for `election_timeout`
@@ -72,22 +72,23 @@ pub struct NodeOptions {
     /// The bound on relative clock-rate drift lease reads assume, in parts per
     /// million. The lease lasts `election_timeout * (1 - drift)` from the send
     /// time of the heartbeat round a quorum acknowledged. Default 10,000 (1 %).
-    pub max_clock_drift_ppm: u64,
+    pub clock_drift_ppm_max: u64,
     /// Ask the driver for a snapshot after this many entries have been applied
     /// since the last one; 0 never asks. Default 8,192.
     pub snapshot_threshold: u64,
     /// Entries kept in the log behind a snapshot so a briefly disconnected
     /// follower resumes without needing the snapshot. Default 1,024.
     pub snapshot_trailing_entries: u64,
-    /// Deliberate protocol bugs, honoured only with the `mutants` cargo feature,
-    /// so tests can prove that the simulator's oracles notice them.
-    #[doc(hidden)]
+    /// Deliberate protocol bugs, so tests can prove that the simulator's
+    /// oracles notice them. Exists only with the `mutants` cargo feature.
+    #[cfg(feature = "mutants")]
     pub mutants: Mutants,
 }
 
-/// Switches that break a protocol rule on purpose (feature `mutants` only).
-#[doc(hidden)]
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Switches that break a protocol rule on purpose. Public (at the crate
+/// root, and as [`NodeOptions::mutants`]) only with the `mutants` feature;
+/// without it the node sees them all off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Mutants {
     /// Count an earlier-term entry committed by replica count (breaks Raft §5.4.2).
     pub commit_by_count: bool,
@@ -109,23 +110,33 @@ impl NodeOptions {
             reconnect_delay: Duration::from_millis(10),
             reconnect_delay_max: Duration::from_secs(1),
             stream_budget_bytes: 4 << 20,
-            max_batch_entries: 1024,
-            max_batch_bytes: 1 << 20,
-            max_entry_bytes: 16 << 20,
+            batch_entries_max: 1024,
+            batch_bytes_max: 1 << 20,
+            entry_bytes_max: 16 << 20,
             promotion_lag_entries: 1024,
             promotion_lag_bytes: 1 << 20,
-            max_pending_requests: 65_536,
+            pending_requests_max: 65_536,
             lease_reads: false,
-            max_clock_drift_ppm: 10_000,
+            clock_drift_ppm_max: 10_000,
             snapshot_threshold: 8_192,
             snapshot_trailing_entries: 1_024,
+            #[cfg(feature = "mutants")]
             mutants: Mutants::default(),
         }
     }
 
+    /// The protocol bugs switched on: none without the `mutants` feature.
+    pub(crate) fn mutants(&self) -> Mutants {
+        #[cfg(feature = "mutants")]
+        let mutants = self.mutants;
+        #[cfg(not(feature = "mutants"))]
+        let mutants = Mutants::default();
+        mutants
+    }
+
     /// The lease a quorum-acknowledged heartbeat round buys, shortened by the drift bound.
     pub fn lease_duration(&self) -> Duration {
-        let ppm = 1_000_000u64.saturating_sub(self.max_clock_drift_ppm);
+        let ppm = 1_000_000u64.saturating_sub(self.clock_drift_ppm_max);
         Duration((self.election_timeout.as_nanos() as u128 * ppm as u128 / 1_000_000) as u64)
     }
 
@@ -143,14 +154,14 @@ impl NodeOptions {
                 election_timeout: self.election_timeout,
             });
         }
-        if self.max_batch_entries == 0 || self.max_batch_bytes == 0 || self.stream_budget_bytes == 0
+        if self.batch_entries_max == 0 || self.batch_bytes_max == 0 || self.stream_budget_bytes == 0
         {
             return Err(InvalidOptions::ZeroLimit);
         }
-        // A chunk holds up to `max_batch_bytes`, or one entry of up to
-        // `max_entry_bytes`; either must fit a wire frame with room to spare.
-        let frame_bytes_max = (MAX_FRAME_BYTES / 2) as u64;
-        if self.max_batch_bytes > frame_bytes_max || self.max_entry_bytes > frame_bytes_max {
+        // A chunk holds up to `batch_bytes_max`, or one entry of up to
+        // `entry_bytes_max`; either must fit a wire frame with room to spare.
+        let frame_bytes_max = (FRAME_BYTES_MAX / 2) as u64;
+        if self.batch_bytes_max > frame_bytes_max || self.entry_bytes_max > frame_bytes_max {
             return Err(InvalidOptions::BatchTooLarge {
                 limit: frame_bytes_max,
             });
@@ -161,6 +172,7 @@ impl NodeOptions {
 
 /// Options a node cannot run with.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum InvalidOptions {
     /// Node id 0 is reserved.
     #[error("node id 0 is reserved")]
@@ -175,11 +187,11 @@ pub enum InvalidOptions {
         /// The election timeout given.
         election_timeout: Duration,
     },
-    /// `max_batch_entries`, `max_batch_bytes` and `stream_budget_bytes` must be positive.
+    /// `batch_entries_max`, `batch_bytes_max` and `stream_budget_bytes` must be positive.
     #[error("batch limits and the stream budget must be positive")]
     ZeroLimit,
-    /// `max_batch_bytes` or `max_entry_bytes` above half a wire frame.
-    #[error("max_batch_bytes and max_entry_bytes must be at most {limit}")]
+    /// `batch_bytes_max` or `entry_bytes_max` above half a wire frame.
+    #[error("batch_bytes_max and entry_bytes_max must be at most {limit}")]
     BatchTooLarge {
         /// The largest allowed value.
         limit: u64,

@@ -1,4 +1,4 @@
-//! The wire codec: how values travel on a connection and sit in a log file.
+//! The wire codec: how values travel on a connection.
 //!
 //! Pure: it turns values into bytes and bytes into values, and does no I/O.
 //! Everything is a *record*: a small fixed header followed by the
@@ -7,8 +7,8 @@
 //! ```text
 //! offset  bytes  field
 //!  0      1      version     = 1 (VERSION)
-//!  1      1      kind        1 Message, 2 StreamOpen, 3 Frame, 4 LogEntry, 5 HardState
-//!  2      4      len         payload bytes, u32 little-endian, at most MAX_FRAME_BYTES
+//!  1      1      kind        1 Message, 2 StreamOpen, 3 Frame (4 and 5 retired)
+//!  2      4      len         payload bytes, u32 little-endian, at most FRAME_BYTES_MAX
 //!  6      4      crc         CRC-32 (IEEE) of kind, len and payload, u32 little-endian
 //! 10      4      header_crc  CRC-32 (IEEE) of bytes 0..10, u32 little-endian
 //! 14      len    payload     postcard encoding of the value
@@ -16,22 +16,22 @@
 //!
 //! The header carries its own checksum so a corrupted length is caught as soon
 //! as the header has arrived: a connection does not wait for megabytes that
-//! will never come, and a log reader can tell a torn tail (a record cut short
-//! at the end of a file, [`DecodeError::Truncated`]) from a length corrupted in
-//! the middle of a segment ([`DecodeError::Checksum`]).
+//! will never come.
 //!
-//! Kinds 1 to 3 are [`WireUnit`]s, what travels on a connection ([`encode`],
-//! [`decode`]); kind 4 is one log record ([`encode_entry`], [`decode_entry`]);
-//! kind 5 the hard-state record ([`encode_hard_state`], [`decode_hard_state`]).
+//! The kinds are [`WireUnit`]s, what travels on a connection ([`encode`],
+//! [`decode`]). Kinds 4 and 5 once framed log entries and the hard state;
+//! nothing wrote them (the driver owns its on-disk formats: raft-io-std's
+//! write-ahead log has its own records), so they are retired and refused.
 //! Membership configurations inside log entries are bare postcard
-//! ([`encode_config`], [`decode_config`]): the record around them is checksummed.
+//! ([`encode_config`], [`decode_config`]): the record around them (a chunk
+//! here, a WAL record on disk) is checksummed.
 //!
 //! Snapshots travel as frames: [`snapshot_frames`] cuts one into
 //! `SnapshotBegin`, `SnapshotChunk`s and `SnapshotEnd`, and a
 //! [`SnapshotAssembler`] checks them on the receiving side.
 //!
 //! Decoding never panics, whatever the bytes, and its memory is bounded by the
-//! input: a record longer than [`MAX_FRAME_BYTES`] is refused from its header
+//! input: a record longer than [`FRAME_BYTES_MAX`] is refused from its header
 //! alone, postcard checks every inner length against the bytes left before
 //! reading, and serde reserves at most 1 MiB ahead for a sequence whose
 //! declared length the bytes do not back (released as soon as they run out).
@@ -39,13 +39,11 @@
 mod snapshot;
 
 pub use snapshot::{
-    MAX_SNAPSHOT_CHUNK_BYTES, SnapshotAssembler, SnapshotError, SnapshotProgress, snapshot_frames,
+    SNAPSHOT_CHUNK_BYTES_MAX, SnapshotAssembler, SnapshotError, SnapshotProgress, snapshot_frames,
     snapshot_window_frames,
 };
 
-use crate::action::HardState;
 use crate::config::Config;
-use crate::entry::LogEntry;
 use crate::error::DecodeError;
 use crate::message::{Frame, Message, StreamOpen};
 use serde::Serialize;
@@ -61,7 +59,7 @@ pub const HEADER_BYTES: usize = 14;
 /// The largest payload a record may carry, in bytes (64 MiB). A header that
 /// declares more is refused with [`DecodeError::TooLarge`] before any payload
 /// is read, and [`encode`] refuses (panics) to write one.
-pub const MAX_FRAME_BYTES: usize = 64 << 20;
+pub const FRAME_BYTES_MAX: usize = 64 << 20;
 
 /// What travels on a connection: datagram messages on the message connection,
 /// and on a stream connection one [`StreamOpen`] followed by [`Frame`]s.
@@ -103,14 +101,13 @@ impl fmt::Display for WireUnit {
     }
 }
 
-/// The record kinds. The numbers are part of the format: never reuse one.
+/// The record kinds. The numbers are part of the format: never reuse one
+/// (4 and 5, once a log entry and a hard state, are retired).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Message = 1,
     Open = 2,
     Frame = 3,
-    Entry = 4,
-    HardState = 5,
 }
 
 impl Kind {
@@ -119,8 +116,6 @@ impl Kind {
             1 => Some(Kind::Message),
             2 => Some(Kind::Open),
             3 => Some(Kind::Frame),
-            4 => Some(Kind::Entry),
-            5 => Some(Kind::HardState),
             _ => None,
         }
     }
@@ -130,8 +125,8 @@ impl Kind {
 ///
 /// # Panics
 ///
-/// If the encoded value exceeds [`MAX_FRAME_BYTES`]: a caller bug, since the
-/// node bounds chunks by `max_batch_bytes` and [`snapshot_frames`] bounds
+/// If the encoded value exceeds [`FRAME_BYTES_MAX`]: a caller bug, since the
+/// node bounds chunks by `batch_bytes_max` and [`snapshot_frames`] bounds
 /// snapshot chunks. Nothing is appended in that case.
 ///
 /// # Example
@@ -193,9 +188,7 @@ pub fn encode(unit: &WireUnit, out: &mut Vec<u8>) {
 /// # Ok::<(), raft_core::DecodeError>(())
 /// ```
 pub fn decode(buf: &[u8]) -> Result<Option<(WireUnit, usize)>, DecodeError> {
-    const UNITS: &[Kind] = &[Kind::Message, Kind::Open, Kind::Frame];
-    const NOT_A_UNIT: &str = "a log or hard-state record is not a connection unit";
-    let record = match read_record(buf, UNITS, NOT_A_UNIT) {
+    let record = match read_record(buf) {
         Ok(record) => record,
         Err(DecodeError::Truncated { .. }) => return Ok(None),
         Err(e) => return Err(e),
@@ -208,46 +201,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(WireUnit, usize)>, DecodeError> {
             validate_frame(&frame)?;
             WireUnit::Frame(frame)
         }
-        // read_record already refused these; say so again rather than panic.
-        Kind::Entry | Kind::HardState => return Err(DecodeError::Invalid(NOT_A_UNIT)),
     };
     Ok(Some((unit, record.consumed)))
-}
-
-/// Appends the record of one log entry to `out`: the unit of a write-ahead log.
-///
-/// # Panics
-///
-/// If the encoded entry exceeds [`MAX_FRAME_BYTES`] (nothing is appended then).
-pub fn encode_entry(entry: &LogEntry, out: &mut Vec<u8>) {
-    write_record(Kind::Entry, entry, out);
-}
-
-/// Decodes the log record at the start of `buf`, returning the entry and the
-/// bytes it took.
-///
-/// A record cut short by the end of `buf` is [`DecodeError::Truncated`]: at the
-/// end of a log file that is a torn tail. Any other error is corruption (or a
-/// record of another kind). An entry at index 0 is [`DecodeError::Invalid`].
-pub fn decode_entry(buf: &[u8]) -> Result<(LogEntry, usize), DecodeError> {
-    let record = read_record(buf, &[Kind::Entry], "not a log entry record")?;
-    let entry: LogEntry = decode_payload(record.payload)?;
-    if entry.index.0 == 0 {
-        return Err(DecodeError::Invalid("log entry at index 0"));
-    }
-    Ok((entry, record.consumed))
-}
-
-/// Appends the record of a hard state (term, vote, cluster) to `out`.
-pub fn encode_hard_state(hard_state: &HardState, out: &mut Vec<u8>) {
-    write_record(Kind::HardState, hard_state, out);
-}
-
-/// Decodes the hard-state record at the start of `buf`, returning it and the
-/// bytes it took. Errors as [`decode_entry`].
-pub fn decode_hard_state(buf: &[u8]) -> Result<(HardState, usize), DecodeError> {
-    let record = read_record(buf, &[Kind::HardState], "not a hard-state record")?;
-    Ok((decode_payload(record.payload)?, record.consumed))
 }
 
 /// Encodes a membership configuration as the payload of a membership entry
@@ -278,12 +233,12 @@ fn write_record<T: Serialize>(kind: Kind, value: &T, out: &mut Vec<u8>) {
     // postcard appends through `Extend`, which `&mut Vec` lacks: lend it the Vec.
     *out = postcard::to_extend(value, std::mem::take(out)).expect("wire values always serialize");
     let len = out.len() - start - HEADER_BYTES;
-    if len > MAX_FRAME_BYTES {
+    if len > FRAME_BYTES_MAX {
         out.truncate(start);
-        panic!("{kind:?} record of {len} bytes exceeds MAX_FRAME_BYTES ({MAX_FRAME_BYTES})");
+        panic!("{kind:?} record of {len} bytes exceeds FRAME_BYTES_MAX ({FRAME_BYTES_MAX})");
     }
     let len = u32::try_from(len)
-        .expect("MAX_FRAME_BYTES fits in u32")
+        .expect("FRAME_BYTES_MAX fits in u32")
         .to_le_bytes();
     let crc = payload_crc(kind as u8, len, &out[start + HEADER_BYTES..]).to_le_bytes();
     let header = &mut out[start..start + HEADER_BYTES];
@@ -306,11 +261,7 @@ fn payload_crc(kind: u8, len: [u8; 4], payload: &[u8]) -> u32 {
 /// Finds the record at the start of `buf`, checking version, header checksum,
 /// kind, length limit and payload checksum, in that order. Incomplete input is
 /// [`DecodeError::Truncated`] (and nothing else is).
-fn read_record<'a>(
-    buf: &'a [u8],
-    expected: &[Kind],
-    unexpected: &'static str,
-) -> Result<Record<'a>, DecodeError> {
+fn read_record(buf: &[u8]) -> Result<Record<'_>, DecodeError> {
     let have = buf.len();
     let truncated = |needed| DecodeError::Truncated { needed, have };
     match buf.first() {
@@ -333,15 +284,12 @@ fn read_record<'a>(
             "unknown record kind {kind_byte}"
         )));
     };
-    if !expected.contains(&kind) {
-        return Err(DecodeError::Invalid(unexpected));
-    }
     let len_bytes = [l0, l1, l2, l3];
     let len = u32::from_le_bytes(len_bytes) as usize;
-    if len > MAX_FRAME_BYTES {
+    if len > FRAME_BYTES_MAX {
         return Err(DecodeError::TooLarge {
             len,
-            limit: MAX_FRAME_BYTES,
+            limit: FRAME_BYTES_MAX,
         });
     }
     let end = HEADER_BYTES + len;
@@ -411,7 +359,7 @@ fn validate_frame(frame: &Frame) -> Result<(), DecodeError> {
 mod tests {
     use super::*;
     use crate::config::{Member, MemberRole};
-    use crate::entry::EntryKind;
+    use crate::entry::{EntryKind, LogEntry};
     use crate::message::{MessageBody, SnapshotMeta};
     use crate::types::{ClusterId, LogIndex, NodeId, Term};
     use bytes::Bytes;
@@ -587,14 +535,14 @@ mod tests {
             0,
             0,
         ];
-        header[2..6].copy_from_slice(&(MAX_FRAME_BYTES as u32 + 1).to_le_bytes());
+        header[2..6].copy_from_slice(&(FRAME_BYTES_MAX as u32 + 1).to_le_bytes());
         let header_crc = crc32fast::hash(&header[..10]).to_le_bytes();
         header[10..14].copy_from_slice(&header_crc);
         assert_eq!(
             decode(&header),
             Err(DecodeError::TooLarge {
-                len: MAX_FRAME_BYTES + 1,
-                limit: MAX_FRAME_BYTES
+                len: FRAME_BYTES_MAX + 1,
+                limit: FRAME_BYTES_MAX
             })
         );
     }
@@ -684,77 +632,18 @@ mod tests {
     }
 
     #[test]
-    fn entry_records_round_trip_back_to_back() {
-        let mut log = Vec::new();
-        for index in 1..=3 {
-            encode_entry(&entry(index), &mut log);
+    fn retired_record_kinds_are_refused() {
+        for retired in [4, 5] {
+            let mut bytes = encoded(&units()[0]);
+            bytes[1] = retired;
+            reseal(&mut bytes);
+            assert_eq!(
+                decode(&bytes),
+                Err(DecodeError::Malformed(format!(
+                    "unknown record kind {retired}"
+                )))
+            );
         }
-        let mut at = 0;
-        for index in 1..=3 {
-            let (decoded, used) = decode_entry(&log[at..]).unwrap();
-            assert_eq!(decoded, entry(index));
-            at += used;
-        }
-        assert_eq!(at, log.len());
-        assert_eq!(
-            decode_entry(&log[at..]),
-            Err(DecodeError::Truncated {
-                needed: HEADER_BYTES,
-                have: 0
-            })
-        );
-    }
-
-    #[test]
-    fn torn_entry_record_is_truncated() {
-        let mut log = Vec::new();
-        encode_entry(&entry(1), &mut log);
-        let cut = log.len() - 1;
-        assert_eq!(
-            decode_entry(&log[..cut]),
-            Err(DecodeError::Truncated {
-                needed: log.len(),
-                have: cut
-            })
-        );
-    }
-
-    #[test]
-    fn entry_at_index_zero_is_invalid() {
-        let mut log = Vec::new();
-        encode_entry(&entry(0), &mut log);
-        assert_eq!(
-            decode_entry(&log),
-            Err(DecodeError::Invalid("log entry at index 0"))
-        );
-    }
-
-    #[test]
-    fn record_kinds_are_not_interchangeable() {
-        let mut log = Vec::new();
-        encode_entry(&entry(1), &mut log);
-        assert!(matches!(decode(&log), Err(DecodeError::Invalid(_))));
-        assert!(matches!(
-            decode_hard_state(&log),
-            Err(DecodeError::Invalid(_))
-        ));
-        let message = encoded(&units()[0]);
-        assert!(matches!(
-            decode_entry(&message),
-            Err(DecodeError::Invalid(_))
-        ));
-    }
-
-    #[test]
-    fn hard_state_round_trips() {
-        let hard_state = HardState {
-            cluster_id: Some(ClusterId(7)),
-            term: Term(4),
-            vote: Some(NodeId(2)),
-        };
-        let mut out = Vec::new();
-        encode_hard_state(&hard_state, &mut out);
-        assert_eq!(decode_hard_state(&out), Ok((hard_state, out.len())));
     }
 
     #[test]

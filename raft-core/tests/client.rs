@@ -185,7 +185,7 @@ fn requests_to_an_uninitialized_node_say_so() {
 #[test]
 fn a_command_larger_than_the_entry_limit_is_refused_definitely() {
     let opts = NodeOptions {
-        max_entry_bytes: 100,
+        entry_bytes_max: 100,
         ..NodeOptions::new(NodeId(1))
     };
     let mut c = Cluster::with_options(1, opts);

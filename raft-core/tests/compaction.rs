@@ -125,7 +125,8 @@ fn receive_snapshot(
 #[test]
 fn a_snapshot_with_a_corrupted_chunk_is_refused() {
     let (stream, all) = receive_snapshot(1, |meta| {
-        let mut frames = snapshot_frames(meta, &Bytes::from_static(b"some snapshot bytes"), 8);
+        let mut frames =
+            wire::snapshot_frames(meta, &Bytes::from_static(b"some snapshot bytes"), 8);
         if let Frame::SnapshotChunk { data, .. } = &mut frames[1] {
             *data = Bytes::from_static(b"tampered");
         }
@@ -143,7 +144,7 @@ fn a_snapshot_with_a_corrupted_chunk_is_refused() {
 #[test]
 fn a_snapshot_whose_config_is_newer_than_itself_is_refused() {
     let (stream, all) = receive_snapshot(900, |meta| {
-        snapshot_frames(meta, &Bytes::from_static(b"state"), 8)
+        wire::snapshot_frames(meta, &Bytes::from_static(b"state"), 8)
     });
     assert!(all.contains(&Action::CloseStream { stream }));
     assert!(
@@ -161,7 +162,7 @@ fn a_follower_acks_what_its_durable_snapshot_covers_even_before_the_append_is_re
     // A small budget: without acks from f, the leader soon stops streaming to it.
     let options = NodeOptions {
         stream_budget_bytes: 600,
-        max_batch_entries: 2,
+        batch_entries_max: 2,
         ..opts(5, 0)
     };
     let mut c = Cluster::with_options(3, options);

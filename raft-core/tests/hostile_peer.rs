@@ -345,7 +345,7 @@ fn a_snapshot_that_contradicts_the_committed_prefix_is_refused() {
 fn frames_out_of_place_in_a_snapshot_transfer_are_refused() {
     let mut f = Follower::new();
     let meta = snapshot_meta(20, 6);
-    let frames = snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4);
+    let frames = wire::snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4);
     let [begin, first, second, end] = &frames[..] else {
         panic!("{frames:?}")
     };
@@ -399,7 +399,7 @@ fn an_honest_snapshot_then_chunk_is_accepted() {
     let mut f = Follower::new();
     let meta = snapshot_meta(20, 6);
     let mut installs = Vec::new();
-    for frame in snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4) {
+    for frame in wire::snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4) {
         let actions = f.frame(frame);
         assert!(
             !actions.iter().any(|a| matches!(a, Action::Refused { .. })),

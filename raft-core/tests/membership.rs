@@ -568,3 +568,49 @@ fn a_learner_trailing_by_more_than_the_promotion_lag_stays_a_learner() {
         assert_eq!(role_of(&c, leader, learner), MemberRole::Learner);
     }
 }
+
+#[test]
+fn a_peer_added_under_a_chosen_id_must_bring_an_id_new_to_the_cluster() {
+    let mut c = Cluster::new(3);
+    c.settle();
+    let leader = c.leader().unwrap();
+    let add = |c: &mut Cluster, id: u64, address: &str| {
+        let request = change(
+            c,
+            leader,
+            MembershipChange::AddWithId {
+                id: n(id),
+                address: address.into(),
+            },
+        );
+        c.settle();
+        c.result(request)
+    };
+    assert_eq!(
+        add(&mut c, 2, "node-new"),
+        Some(Err(RequestError::DuplicateNodeId(n(2)))),
+        "a member's id"
+    );
+    assert_eq!(
+        add(&mut c, 0, "node-new"),
+        Some(Err(RequestError::InvalidNodeId(n(0))))
+    );
+    let Some(Ok(Completion::MembershipChanged { node, .. })) = add(&mut c, 7, "node-7") else {
+        panic!("a fresh id is accepted");
+    };
+    assert_eq!(node, n(7));
+    assert_eq!(c.hosts[&leader].node.config().max_node_id, n(7));
+    let removed = change(&mut c, leader, MembershipChange::Remove { id: n(7) });
+    c.settle();
+    assert!(matches!(c.result(removed), Some(Ok(_))));
+    assert_eq!(
+        add(&mut c, 7, "node-7-again"),
+        Some(Err(RequestError::InvalidNodeId(n(7)))),
+        "a removed member's id stays retired"
+    );
+    assert_eq!(
+        add(&mut c, 5, "node-5"),
+        Some(Err(RequestError::InvalidNodeId(n(5)))),
+        "an id below max_node_id was skipped, and stays unused"
+    );
+}

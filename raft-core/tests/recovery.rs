@@ -278,11 +278,11 @@ fn invalid_options_are_a_typed_error() {
             ..base.clone()
         },
         NodeOptions {
-            max_batch_entries: 0,
+            batch_entries_max: 0,
             ..base.clone()
         },
         NodeOptions {
-            max_batch_bytes: 0,
+            batch_bytes_max: 0,
             ..base.clone()
         },
         NodeOptions {
@@ -290,7 +290,7 @@ fn invalid_options_are_a_typed_error() {
             ..base.clone()
         },
         NodeOptions {
-            max_entry_bytes: wire::MAX_FRAME_BYTES as u64,
+            entry_bytes_max: wire::FRAME_BYTES_MAX as u64,
             ..base.clone()
         },
     ];

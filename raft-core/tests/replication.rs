@@ -357,7 +357,7 @@ fn the_stream_budget_bounds_bytes_in_flight_to_a_slow_follower() {
     let budget = 4_000;
     let opts = NodeOptions {
         stream_budget_bytes: budget,
-        max_batch_entries: 4,
+        batch_entries_max: 4,
         ..NodeOptions::new(n(1))
     };
     let mut c = Cluster::with_options(3, opts);

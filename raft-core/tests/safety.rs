@@ -39,7 +39,7 @@ fn entry(index: u64, term: u64, kind: EntryKind, data: Bytes) -> LogEntry {
 #[test]
 fn an_earlier_term_entry_is_not_committed_by_replica_count() {
     assert_eq!(
-        figure_8_commit_after_old_entry_reaches_majority(Mutants::default()),
+        figure_8_commit_after_old_entry_reaches_majority(|_| {}),
         LogIndex(0)
     );
 }
@@ -49,10 +49,7 @@ fn an_earlier_term_entry_is_not_committed_by_replica_count() {
 #[cfg(feature = "mutants")]
 #[test]
 fn figure_8_test_fails_when_the_current_term_rule_is_removed() {
-    let broken = Mutants {
-        commit_by_count: true,
-        ..Mutants::default()
-    };
+    let broken = |o: &mut NodeOptions| o.mutants.commit_by_count = true;
     assert_eq!(
         figure_8_commit_after_old_entry_reaches_majority(broken),
         LogIndex(2)
@@ -61,11 +58,13 @@ fn figure_8_test_fails_when_the_current_term_rule_is_removed() {
 
 /// Returns the leader's commit index once the term-2 entry is durable on a
 /// majority but the term-4 Nop is not.
-fn figure_8_commit_after_old_entry_reaches_majority(mutants: Mutants) -> LogIndex {
+fn figure_8_commit_after_old_entry_reaches_majority(
+    mutate: impl FnOnce(&mut NodeOptions),
+) -> LogIndex {
     let init = entry(1, 1, EntryKind::Initialize, config3().encode());
     let old = entry(2, 2, EntryKind::Command, Bytes::from_static(b"from term 2"));
     let mut c = Cluster::with_options(1, NodeOptions::new(n(1)));
-    c.options.mutants = mutants;
+    mutate(&mut c.options);
     // Replace the hosts by three nodes whose logs are set up by hand:
     // n1 holds [1/1, 2/2] and will lead term 4; n2, n3 hold only [1/1].
     c.hosts.clear();

@@ -7,8 +7,8 @@ use proptest::collection::{btree_set, vec};
 use proptest::prelude::*;
 use raft_core::wire::{self, SnapshotAssembler, SnapshotError, SnapshotProgress, WireUnit};
 use raft_core::{
-    ClusterId, Config, DecodeError, EntryKind, Frame, HardState, LogEntry, LogIndex, Member,
-    MemberRole, Message, MessageBody, NodeId, SnapshotMeta, StreamOpen, Term,
+    ClusterId, Config, DecodeError, EntryKind, Frame, LogEntry, LogIndex, Member, MemberRole,
+    Message, MessageBody, NodeId, SnapshotMeta, StreamOpen, Term,
 };
 
 // ---------------------------------------------------------------- strategies
@@ -65,10 +65,6 @@ fn entry_at(index: LogIndex) -> impl Strategy<Value = LogEntry> {
         kind,
         data,
     })
-}
-
-fn entry() -> impl Strategy<Value = LogEntry> {
-    (1..=u64::MAX).prop_flat_map(|i| entry_at(LogIndex(i)))
 }
 
 /// A configuration that passes `Config::validate`: ids sorted, unique, non-zero
@@ -211,19 +207,6 @@ fn unit() -> impl Strategy<Value = WireUnit> {
     ]
 }
 
-fn hard_state() -> impl Strategy<Value = HardState> {
-    (
-        proptest::option::of(cluster_id()),
-        term(),
-        proptest::option::of(node_id()),
-    )
-        .prop_map(|(cluster_id, term, vote)| HardState {
-            cluster_id,
-            term,
-            vote,
-        })
-}
-
 fn encoded(unit: &WireUnit) -> Vec<u8> {
     let mut out = Vec::new();
     wire::encode(unit, &mut out);
@@ -260,7 +243,7 @@ proptest! {
     #[test]
     fn every_unit_round_trips(unit in unit()) {
         let bytes = encoded(&unit);
-        prop_assert!(bytes.len() <= wire::HEADER_BYTES + wire::MAX_FRAME_BYTES);
+        prop_assert!(bytes.len() <= wire::HEADER_BYTES + wire::FRAME_BYTES_MAX);
         prop_assert_eq!(wire::decode(&bytes), Ok(Some((unit, bytes.len()))));
     }
 
@@ -328,8 +311,6 @@ proptest! {
             bytes[0] = wire::VERSION;
         }
         let _ = wire::decode(&bytes);
-        let _ = wire::decode_entry(&bytes);
-        let _ = wire::decode_hard_state(&bytes);
         let _ = wire::decode_config(&bytes);
     }
 
@@ -374,37 +355,6 @@ proptest! {
     }
 
     #[test]
-    fn entry_records_round_trip_back_to_back(entries in vec(entry(), 0..8)) {
-        let mut log = Vec::new();
-        for e in &entries {
-            wire::encode_entry(e, &mut log);
-        }
-        let mut at = 0;
-        for e in &entries {
-            let (decoded, used) = wire::decode_entry(&log[at..]).expect("a clean log decodes");
-            prop_assert_eq!(&decoded, e);
-            at += used;
-        }
-        prop_assert_eq!(at, log.len());
-    }
-
-    #[test]
-    fn a_torn_entry_record_is_truncated(entry in entry(), cut in any::<prop::sample::Index>()) {
-        let mut log = Vec::new();
-        wire::encode_entry(&entry, &mut log);
-        let cut = cut.index(log.len());
-        let result = wire::decode_entry(&log[..cut]);
-        prop_assert!(matches!(result, Err(DecodeError::Truncated { .. })), "{:?}", result);
-    }
-
-    #[test]
-    fn hard_states_round_trip(hard_state in hard_state()) {
-        let mut out = Vec::new();
-        wire::encode_hard_state(&hard_state, &mut out);
-        prop_assert_eq!(wire::decode_hard_state(&out), Ok((hard_state, out.len())));
-    }
-
-    #[test]
     fn configs_round_trip(config in config()) {
         prop_assert_eq!(wire::decode_config(&wire::encode_config(&config)), Ok(config));
     }
@@ -416,7 +366,7 @@ proptest! {
         chunk_bytes in 1usize..1500,
     ) {
         let data = Bytes::from(data);
-        let frames = raft_core::snapshot_frames(&meta, &data, chunk_bytes);
+        let frames = raft_core::wire::snapshot_frames(&meta, &data, chunk_bytes);
         let mut assembler = SnapshotAssembler::new();
         let mut received = Vec::new();
         let mut completed = None;
@@ -448,7 +398,7 @@ proptest! {
     ) {
         let meta = SnapshotMeta { index: LogIndex(1), term: Term(1), config: Config::default() };
         let data = Bytes::from(data);
-        let mut frames = raft_core::snapshot_frames(&meta, &data, chunk_bytes);
+        let mut frames = raft_core::wire::snapshot_frames(&meta, &data, chunk_bytes);
         let at = at.index(data.len());
         let target = 1 + at / chunk_bytes;
         if let Frame::SnapshotChunk { data: chunk, .. } = &mut frames[target] {

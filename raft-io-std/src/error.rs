@@ -7,14 +7,15 @@
 //! may still commit): see [`Error::outcome`].
 
 use crate::storage::StorageError;
-use raft_core::node::RecoveryError;
-use raft_core::{NodeId, Outcome, RequestError};
+use raft_core::RecoveryError;
+use raft_core::{InvalidOptions, Outcome, RequestError};
 use std::io;
 use std::path::PathBuf;
 use thiserror::Error;
 
 /// What went wrong with a request to a [`crate::RaftNode`].
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The node was closed before the request was made.
     #[error("node is closed")]
@@ -27,35 +28,28 @@ pub enum Error {
     /// nothing more is accepted.
     #[error("node stopped: {0}")]
     Stopped(String),
+    /// The node's options break a rule of [`raft_core::NodeOptions`] (a
+    /// heartbeat interval not below the election timeout, a zero limit, a
+    /// batch above half a frame): refused by [`crate::RaftNode::open`] before
+    /// it touches the data directory.
+    #[error("invalid config: {0}")]
+    InvalidConfig(InvalidOptions),
     /// The data directory is already open in this process.
     #[error("data directory {} is already open", .0.display())]
     AlreadyOpen(PathBuf),
-    /// `initialize` or `join` on a node that already belongs to a cluster.
-    #[error("already initialized")]
-    AlreadyInitialized,
-    /// `initialize` on a node whose log is not empty.
-    #[error("log exists: initialize needs an empty log")]
-    LogExists,
-    /// A request that needs a cluster, on a node that has neither initialized nor joined.
-    #[error("not initialized: initialize or join first")]
-    NotInitialized,
-    /// This node is not the leader; `leader` is the one it knows of, with its address.
-    #[error("not leader (leader: {leader:?}, outcome {outcome:?})")]
-    NotLeader {
-        /// The leader this node believes in, and its address.
-        leader: Option<(NodeId, String)>,
-        /// Whether the request may still commit.
-        outcome: Outcome,
-    },
     /// No answer in time.
     #[error("timed out (outcome {outcome:?})")]
     Timeout {
         /// Whether the request may still take effect.
         outcome: Outcome,
     },
-    /// The core refused the request (membership rules, busy, transfer, ...).
+    /// The core refused the request, or the request came at the wrong time:
+    /// not the leader ([`RequestError::NotLeader`] names the leader this
+    /// node knows; [`crate::RaftNode::leader`] gives its address), not yet
+    /// initialized, already initialized, membership rules, busy, a transfer.
+    /// The core's error as it is, so each refusal has one name.
     #[error("request refused: {0}")]
-    Request(RequestError),
+    Request(#[from] RequestError),
     /// A join could not be completed (no member reachable, or refused).
     #[error("join failed: {0}")]
     Join(String),
@@ -93,10 +87,12 @@ impl Error {
     /// use raft_core::Outcome;
     /// assert_eq!(Error::Closed.outcome(), Outcome::Definite);
     /// assert_eq!(Error::Timeout { outcome: Outcome::Unknown }.outcome(), Outcome::Unknown);
+    /// let lost = raft_core::RequestError::NotLeader { leader: None, outcome: Outcome::Unknown };
+    /// assert_eq!(Error::Request(lost).outcome(), Outcome::Unknown);
     /// ```
     pub fn outcome(&self) -> Outcome {
         match self {
-            Error::NotLeader { outcome, .. } | Error::Timeout { outcome } => *outcome,
+            Error::Timeout { outcome } => *outcome,
             Error::Request(e) => e.outcome(),
             Error::Abandoned(_) => Outcome::Unknown,
             _ => Outcome::Definite,

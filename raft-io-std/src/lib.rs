@@ -5,10 +5,12 @@
 //! writes files and runs the user's state machine, obeying the driver contract
 //! written in `raft_core`'s crate docs.
 //!
-//! * [`RaftNode`]: the handle (`open`, `initialize`, `join`, `apply`, `wait`,
-//!   `read_barrier`, `add_peer`, `remove_peer`, `leave`, `leader`, `metrics`,
+//! * [`RaftNode`]: the handle (`open`, `initialize`, `join`, `propose`
+//!   (returns at commit), `wait_applied`, `apply_barrier`, `read_barrier`,
+//!   `add_peer`, `remove_peer`, `leave`, `leader`, `role`, `metrics`,
 //!   `close`) with typed [`Error`]s that say whether a failed request may
-//!   still take effect.
+//!   still take effect; a refusal is the core's own
+//!   [`raft_core::RequestError`], wrapped in [`Error::Request`].
 //! * [`Fsm`]: the user's state machine.
 //! * `driver` (internal): one thread owns the `raft_core::Node`; an applier
 //!   thread runs the FSM; the storage's group-commit thread writes the log.
@@ -16,6 +18,17 @@
 //!   checked there), datagrams and replication streams on separate
 //!   connections, bounded queues.
 //! * [`storage`]: the write-ahead log, hard state, snapshots and node identity.
+//!
+//! Each public type has one path: the handle's types at the root, each
+//! subsystem's (its options, metrics, stores and codecs) in [`storage`] or
+//! [`transport`], the two modules a user reaches into by path (to tune
+//! them, or to read a data directory or a connection's bytes without a
+//! node). Inside them, only the codec modules a test or fuzzer uses by path
+//! are public ([`storage::record`], [`transport::hello`]).
+//!
+//! Coming from the original Go package (InfluxDB's streaming `raft`)?
+//! `docs/go-api.md` maps each of its methods and errors to its counterpart
+//! here.
 //!
 //! The example server built on this crate, `raft-kv`, is a crate of its own
 //! (`raft-kv/` in the workspace; `docs/operations.md`).
@@ -55,18 +68,18 @@
 //! # fn main() -> raft_io_std::Result<()> {
 //! let node = RaftNode::open("/tmp/n1", NodeConfig::new("127.0.0.1:7001"), Log::default())?;
 //! node.initialize()?;
-//! let index = node.apply("hello")?;
-//! node.wait(index, Duration::from_secs(1))?;
+//! let index = node.propose("hello")?; // committed
+//! node.wait_applied(index, Duration::from_secs(1))?; // and applied here
 //! println!("{:?}", node.metrics()?);
 //! node.close()?;
 //! # Ok(()) }
 //! ```
 
 mod driver;
-pub mod error;
-pub mod fsm;
-pub mod metrics;
-pub mod node;
+mod error;
+mod fsm;
+mod metrics;
+mod node;
 pub mod storage;
 pub mod transport;
 
@@ -74,4 +87,3 @@ pub use error::{Error, Result};
 pub use fsm::Fsm;
 pub use metrics::{FollowerLag, Metrics};
 pub use node::{NodeConfig, RaftNode};
-pub use transport::{TransportMetrics, TransportOptions};

@@ -1,6 +1,6 @@
 //! The user-facing handle: open a data directory, initialize or join a
-//! cluster, apply commands, wait for them, read linearizably, change
-//! membership, and watch the node.
+//! cluster, propose commands, wait until they are applied, read
+//! linearizably, change membership, and watch the node.
 
 use crate::driver::applier::{AppliedPoint, Applier};
 use crate::driver::view::{Ended, View, WaitError};
@@ -44,7 +44,7 @@ pub struct NodeConfig {
     pub transport: TransportOptions,
     /// Batches of committed entries that may wait for the FSM. Default 1,024.
     pub apply_queue_max: usize,
-    /// How long `apply`, `initialize` and membership changes wait for their
+    /// How long `propose`, `initialize` and membership changes wait for their
     /// outcome. Default 30 s.
     pub request_timeout: Duration,
     /// The seed of the core's random choices (election timeouts, cluster and
@@ -128,8 +128,8 @@ impl Drop for DirLock {
 /// # fn demo(fsm: impl Fsm, other_fsm: impl Fsm) -> raft_io_std::Result<()> {
 /// let first = RaftNode::open("/var/lib/app/n1", NodeConfig::new("10.0.0.1:7001"), fsm)?;
 /// first.initialize()?;
-/// let index = first.apply("set x 1")?;      // returns once committed
-/// first.wait(index, std::time::Duration::from_secs(1))?; // and applied here
+/// let index = first.propose("set x 1")?;      // returns once committed
+/// first.wait_applied(index, std::time::Duration::from_secs(1))?; // and applied here
 ///
 /// let second = RaftNode::open("/var/lib/app/n2", NodeConfig::new("10.0.0.2:7001"), other_fsm)?;
 /// second.join("10.0.0.1:7001")?;            // any member; a follower redirects
@@ -169,6 +169,13 @@ impl RaftNode {
     /// directory waits for [`RaftNode::initialize`] or [`RaftNode::join`].
     pub fn open(path: impl AsRef<Path>, config: NodeConfig, fsm: impl Fsm) -> Result<RaftNode> {
         let path = path.as_ref();
+        // Found now, not at `initialize` after the directory was claimed.
+        NodeOptions {
+            id: NodeId(1),
+            ..config.options.clone()
+        }
+        .validate()
+        .map_err(Error::InvalidConfig)?;
         let dir = DirLock::acquire(path)?;
         let (identity_store, identity) = IdentityStore::open(path)?;
         let opened = storage::open(path, &config.storage)?;
@@ -356,7 +363,7 @@ impl RaftNode {
     /// ready yet, another change in progress) until `request_timeout`.
     pub fn join(&self, address: &str) -> Result<NodeId> {
         if self.view.get().id.is_some() {
-            return Err(Error::AlreadyInitialized);
+            return Err(RequestError::AlreadyInitialized.into());
         }
         let request = AdminRequest::Join {
             address: self.address.clone(),
@@ -385,12 +392,12 @@ impl RaftNode {
     /// node that restarts with the address it was told to join: a data
     /// directory of another cluster must not resume that cluster quietly.
     ///
-    /// Needs this node to belong to a cluster ([`Error::NotInitialized`]);
+    /// Needs this node to belong to a cluster ([`RequestError::NotInitialized`]);
     /// [`Error::Join`] when the address cannot be asked.
     pub fn probe_cluster(&self, address: &str) -> Result<Option<ClusterId>> {
         let view = self.view.get();
         let Some(ours) = view.cluster_id else {
-            return Err(Error::NotInitialized);
+            return Err(RequestError::NotInitialized.into());
         };
         let opts = &self.config.transport;
         match transport::probe_cluster(opts, address, ours, view.id) {
@@ -434,7 +441,7 @@ impl RaftNode {
                         | RequestError::TransferInProgress
                         | RequestError::Busy),
                     )) => e.to_string(),
-                    Ok(AdminResponse::Failed(e)) => return Err(self.refusal(e)),
+                    Ok(AdminResponse::Failed(e)) => return Err(Error::Request(e)),
                     Ok(AdminResponse::Unavailable(why)) => why,
                     Ok(AdminResponse::Redirect { .. }) => "too many redirects".to_string(),
                     Err(ConnectError::Refused(r)) => {
@@ -454,19 +461,6 @@ impl RaftNode {
         }
     }
 
-    fn refusal(&self, e: RequestError) -> Error {
-        match e {
-            RequestError::AlreadyInitialized => Error::AlreadyInitialized,
-            RequestError::LogExists => Error::LogExists,
-            RequestError::NotInitialized => Error::NotInitialized,
-            RequestError::NotLeader { leader, outcome } => Error::NotLeader {
-                leader: leader.map(|id| (id, String::new())),
-                outcome,
-            },
-            e => Error::Request(e),
-        }
-    }
-
     /// Applies a membership change here if this node leads, else forwards it
     /// to the leader.
     fn change_membership(&self, change: MembershipChange) -> Result<NodeId> {
@@ -482,14 +476,26 @@ impl RaftNode {
         match local {
             Ok(Completion::MembershipChanged { node, .. }) => Ok(node),
             Ok(other) => Err(Error::Internal(format!("unexpected completion {other:?}"))),
-            Err(Error::NotLeader {
-                leader: Some((_, address)),
+            Err(Error::Request(RequestError::NotLeader {
+                leader: Some(leader),
                 outcome: Outcome::Definite,
-            }) if !address.is_empty() => {
+            })) => {
                 let view = self.view.get();
+                let Some(address) = view.config.member(leader).map(|m| m.address.clone()) else {
+                    return Err(RequestError::NotLeader {
+                        leader: Some(leader),
+                        outcome: Outcome::Definite,
+                    }
+                    .into());
+                };
                 let request = match change {
                     MembershipChange::Add { address } => AdminRequest::Add { address },
                     MembershipChange::Remove { id } => AdminRequest::Remove { id },
+                    other => {
+                        return Err(Error::Internal(format!(
+                            "a membership change the admin protocol cannot forward: {other:?}"
+                        )));
+                    }
                 };
                 let (node, _) =
                     self.admin_with_retries(&address, view.cluster_id, view.id, request)?;
@@ -515,7 +521,7 @@ impl RaftNode {
 
     /// Removes this node from its cluster.
     pub fn leave(&self) -> Result<()> {
-        let id = self.view.get().id.ok_or(Error::NotInitialized)?;
+        let id = self.view.get().id.ok_or(RequestError::NotInitialized)?;
         self.remove_peer(id)
     }
 
@@ -530,10 +536,17 @@ impl RaftNode {
         }
     }
 
-    /// Appends `command` to the replicated log; returns its index once it is
-    /// committed (not necessarily applied here yet: see [`RaftNode::wait`]).
-    /// Only the leader accepts commands ([`Error::NotLeader`] names it).
-    pub fn apply(&self, command: impl Into<Bytes>) -> Result<LogIndex> {
+    /// Proposes `command` for the replicated log; returns its index once it
+    /// is committed (durable on a quorum), not once it is applied: the FSM
+    /// runs on its own thread, and a caller that needs the result waits with
+    /// [`RaftNode::wait_applied`]. Returning at commit lets a caller batch many
+    /// proposals before one wait, and keeps a slow FSM from holding the
+    /// request's timeout hostage.
+    ///
+    /// Only the leader accepts commands: a follower answers
+    /// [`RequestError::NotLeader`] (in [`Error::Request`]) naming the leader it
+    /// knows, whose address [`RaftNode::leader`] gives.
+    pub fn propose(&self, command: impl Into<Bytes>) -> Result<LogIndex> {
         let data = command.into();
         let timeout = self.config.request_timeout;
         match self.request(
@@ -547,7 +560,7 @@ impl RaftNode {
     }
 
     /// Waits until this node's FSM has applied `index`.
-    pub fn wait(&self, index: LogIndex, timeout: Duration) -> Result<()> {
+    pub fn wait_applied(&self, index: LogIndex, timeout: Duration) -> Result<()> {
         match self.view.wait_applied(index, Instant::now() + timeout) {
             Ok(()) => Ok(()),
             Err(WaitError::Timeout) => Err(Error::Timeout {
@@ -558,14 +571,15 @@ impl RaftNode {
         }
     }
 
-    /// Waits until this node's FSM has applied everything this node knew to be
-    /// committed when called: a local barrier (no network round), for a
+    /// An apply barrier: waits until this node's FSM has applied everything
+    /// this node knew to be committed when called. Local (no network round,
+    /// no fsync), for a
     /// follower serving possibly stale reads or a caller about to snapshot.
     /// Returns the index it waited for.
-    pub fn flush(&self, timeout: Duration) -> Result<LogIndex> {
+    pub fn apply_barrier(&self, timeout: Duration) -> Result<LogIndex> {
         let deadline = Instant::now() + timeout;
         let commit = self.metrics()?.commit;
-        self.wait(commit, deadline.saturating_duration_since(Instant::now()))?;
+        self.wait_applied(commit, deadline.saturating_duration_since(Instant::now()))?;
         Ok(commit)
     }
 
@@ -580,7 +594,7 @@ impl RaftNode {
                 Completion::Read { index } => index,
                 other => return Err(Error::Internal(format!("unexpected completion {other:?}"))),
             };
-        self.wait(index, deadline.saturating_duration_since(Instant::now()))?;
+        self.wait_applied(index, deadline.saturating_duration_since(Instant::now()))?;
         Ok(index)
     }
 
@@ -593,7 +607,7 @@ impl RaftNode {
     }
 
     /// The role this node plays now.
-    pub fn state(&self) -> Role {
+    pub fn role(&self) -> Role {
         self.view.get().role
     }
 

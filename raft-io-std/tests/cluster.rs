@@ -5,7 +5,10 @@
 //! Nothing sleeps to synchronize: every wait polls a condition against a
 //! generous deadline (real networks and disks have no virtual clock).
 
-use raft_core::{Duration as CoreDuration, EntryKind, LogEntry, LogIndex, NodeId, Outcome, Role};
+use raft_core::{
+    Duration as CoreDuration, EntryKind, InvalidOptions, LogEntry, LogIndex, NodeId, Outcome,
+    RequestError, Role,
+};
 use raft_io_std::{Error, Fsm, NodeConfig, RaftNode};
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
@@ -137,21 +140,21 @@ fn three_nodes(tweak: impl Fn(&mut NodeConfig)) -> Vec<Member> {
             .join(&members[1].address)
             .unwrap_err()
             .to_string(),
-        Error::AlreadyInitialized.to_string()
+        Error::Request(RequestError::AlreadyInitialized).to_string()
     );
     assert_eq!(
         members[1].node().join(&members[0].address).unwrap(),
         NodeId(2)
     );
     eventually("node 2 to be promoted to voter", || {
-        members[1].node().state() == Role::Follower
+        members[1].node().role() == Role::Follower
     });
     assert_eq!(
         members[2].node().join(&members[1].address).unwrap(),
         NodeId(3)
     );
     eventually("node 3 to be promoted to voter", || {
-        members[2].node().state() == Role::Follower
+        members[2].node().role() == Role::Follower
             && members
                 .iter()
                 .all(|m| m.node().config().voters().count() == 3)
@@ -168,7 +171,7 @@ fn leader_of(members: &[Member]) -> usize {
         let leaders: Vec<usize> = running
             .iter()
             .copied()
-            .filter(|&i| members[i].node().state() == Role::Leader)
+            .filter(|&i| members[i].node().role() == Role::Leader)
             .collect();
         let [leader] = leaders[..] else { return false };
         let id = members[leader].node().id();
@@ -184,7 +187,7 @@ fn leader_of(members: &[Member]) -> usize {
 fn apply_all(node: &RaftNode, commands: impl IntoIterator<Item = String>) -> LogIndex {
     let mut last = LogIndex(0);
     for c in commands {
-        last = node.apply(c).unwrap();
+        last = node.propose(c).unwrap();
     }
     last
 }
@@ -218,21 +221,22 @@ fn three_nodes_form_a_cluster_by_initialize_and_join_and_replicate_commands() {
 
     let commands: Vec<String> = (0..50).map(|i| format!("set k{i} {i}")).collect();
     let last = apply_all(node, commands.clone());
-    node.wait(last, PATIENCE).unwrap();
+    node.wait_applied(last, PATIENCE).unwrap();
     assert_all_applied(&members, &commands);
 
     // Reads: a barrier on the leader covers every committed write.
     assert!(node.read_barrier(PATIENCE).unwrap() >= last);
     // A local flush waits for what the node knows committed, and returns it.
-    let flushed = node.flush(PATIENCE).unwrap();
+    let flushed = node.apply_barrier(PATIENCE).unwrap();
     assert!(flushed >= last && node.applied_index() >= flushed);
     // A follower refuses, naming the leader and its address.
-    match members[follower].node().apply("nope") {
-        Err(Error::NotLeader {
-            leader: Some((id, address)),
+    match members[follower].node().propose("nope") {
+        Err(Error::Request(RequestError::NotLeader {
+            leader: Some(id),
             outcome: Outcome::Definite,
-        }) => {
+        })) => {
             assert_eq!(id, leader_id);
+            let (_, address) = members[follower].node().leader().unwrap();
             assert_eq!(address, members[leader].address);
         }
         other => panic!("{other:?}"),
@@ -262,7 +266,10 @@ fn three_nodes_form_a_cluster_by_initialize_and_join_and_replicate_commands() {
     eventually("a follower's FSM to reach the commit", || {
         members[other].node().metrics().unwrap().applied >= last
     });
-    assert!(matches!(node.initialize(), Err(Error::AlreadyInitialized)));
+    assert!(matches!(
+        node.initialize(),
+        Err(Error::Request(RequestError::AlreadyInitialized))
+    ));
 }
 
 #[test]
@@ -386,10 +393,13 @@ fn a_node_of_another_cluster_is_refused_at_the_hello() {
     });
     // Nothing crossed: the stranger is still alone in its own cluster.
     assert_eq!(stranger.config().members.len(), 1);
-    assert_eq!(stranger.state(), Role::Leader);
+    assert_eq!(stranger.role(), Role::Leader);
     // And the cluster still commits with its two remaining members.
-    let index = members[leader].node().apply("still alive").unwrap();
-    members[leader].node().wait(index, PATIENCE).unwrap();
+    let index = members[leader].node().propose("still alive").unwrap();
+    members[leader]
+        .node()
+        .wait_applied(index, PATIENCE)
+        .unwrap();
 }
 
 #[test]
@@ -407,8 +417,11 @@ fn a_member_can_leave_and_a_peer_can_be_removed() {
             .filter(|m| m.node().id() != Some(id))
             .all(|m| !m.node().config().contains(id) && m.node().config().members.len() == 2)
     });
-    let index = members[leader].node().apply("after leave").unwrap();
-    members[leader].node().wait(index, PATIENCE).unwrap();
+    let index = members[leader].node().propose("after leave").unwrap();
+    members[leader]
+        .node()
+        .wait_applied(index, PATIENCE)
+        .unwrap();
     assert!(matches!(
         members[leader].node().remove_peer(id),
         Err(Error::Request(raft_core::RequestError::NodeNotFound(_)))
@@ -475,18 +488,40 @@ fn malformed_bytes_close_the_connection_and_the_node_carries_on() {
     eventually("the node to count the malformed connections", || {
         node.metrics().unwrap().transport.malformed_connections > garbage.len() as u64
     });
-    let index = node.apply("still fine").unwrap();
-    node.wait(index, PATIENCE).unwrap();
+    let index = node.propose("still fine").unwrap();
+    node.wait_applied(index, PATIENCE).unwrap();
     assert_eq!(single.applied.commands(), vec!["still fine".to_string()]);
+}
+
+#[test]
+fn options_that_break_a_rule_are_refused_at_open_before_the_directory_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = config("127.0.0.1:0", |c| {
+        c.options.heartbeat_interval = c.options.election_timeout;
+    });
+    let opened = RaftNode::open(dir.path(), broken, ListFsm(Applied::default()));
+    assert!(
+        matches!(
+            opened,
+            Err(Error::InvalidConfig(
+                InvalidOptions::HeartbeatInterval { .. }
+            ))
+        ),
+        "{opened:?}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]
 fn requests_before_initialize_and_reopening_an_open_dir_are_refused() {
     let lone = Member::open(&|_| {});
-    assert!(matches!(lone.node().apply("x"), Err(Error::NotInitialized)));
+    assert!(matches!(
+        lone.node().propose("x"),
+        Err(Error::Request(RequestError::NotInitialized))
+    ));
     assert!(matches!(
         lone.node().read_barrier(PATIENCE),
-        Err(Error::NotInitialized)
+        Err(Error::Request(RequestError::NotInitialized))
     ));
     assert_eq!(lone.node().id(), None);
     assert!(matches!(
@@ -498,9 +533,9 @@ fn requests_before_initialize_and_reopening_an_open_dir_are_refused() {
         Err(Error::AlreadyOpen(_))
     ));
     lone.node().close().unwrap();
-    assert!(matches!(lone.node().apply("x"), Err(Error::Closed)));
+    assert!(matches!(lone.node().propose("x"), Err(Error::Closed)));
     assert!(matches!(
-        lone.node().wait(LogIndex(1), PATIENCE),
+        lone.node().wait_applied(LogIndex(1), PATIENCE),
         Err(Error::Closed)
     ));
 }
@@ -515,7 +550,7 @@ fn concurrent_clients_commit_and_every_member_applies_one_sequence() {
             .map(|c| {
                 scope.spawn(move || {
                     (0..50)
-                        .map(|i| node.apply(format!("c{c} {i}")).unwrap())
+                        .map(|i| node.propose(format!("c{c} {i}")).unwrap())
                         .collect::<Vec<_>>()
                 })
             })
@@ -530,7 +565,7 @@ fn concurrent_clients_commit_and_every_member_applies_one_sequence() {
     unique.dedup();
     assert_eq!(unique.len(), 200, "every command has its own index");
     let last = *unique.last().unwrap();
-    node.wait(last, PATIENCE).unwrap();
+    node.wait_applied(last, PATIENCE).unwrap();
     let sequence = members[leader].applied.commands();
     assert_eq!(sequence.len(), 200);
     assert_all_applied(&members, &sequence);
@@ -552,7 +587,10 @@ fn leadership_moves_to_the_named_follower_on_transfer() {
     assert!(members[target].node().term() >= term);
     let index = members[target]
         .node()
-        .apply("under new leadership")
+        .propose("under new leadership")
         .unwrap();
-    members[target].node().wait(index, PATIENCE).unwrap();
+    members[target]
+        .node()
+        .wait_applied(index, PATIENCE)
+        .unwrap();
 }

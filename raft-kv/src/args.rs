@@ -116,7 +116,7 @@ pub struct Tuning {
     /// HTTP connections open at once; further ones wait in the kernel's
     /// accept queue until one closes.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_connections: u64,
+    pub connections_max: u64,
     /// Largest request head (request line and headers); larger gets 431.
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 10, value_parser = clap::value_parser!(u64).range(8192..=(16 << 20)))]
     pub header_bytes_max: u64,
@@ -159,7 +159,7 @@ impl Tuning {
         let always = [
             ("--request-timeout-ms", self.request_timeout_ms),
             ("--http-threads", self.http_threads),
-            ("--max-connections", self.max_connections),
+            ("--connections-max", self.connections_max),
             ("--header-bytes-max", self.header_bytes_max),
             ("--header-timeout-ms", self.header_timeout_ms),
             ("--body-timeout-ms", self.body_timeout_ms),
@@ -218,7 +218,7 @@ mod tests {
         assert_eq!(node.id, Some(2));
         assert_eq!(node.tuning.snapshot_threshold, Some(64));
         assert_eq!(node.tuning.log, "debug");
-        assert_eq!(node.tuning.max_connections, 1024);
+        assert_eq!(node.tuning.connections_max, 1024);
     }
 
     #[test]

@@ -174,14 +174,14 @@ impl Service {
     /// applied here to learn its result.
     fn write(&self, command: KvCommand, url: &str) -> Reply {
         let wants_result = matches!(command, KvCommand::Cas { .. } | KvCommand::Delete { .. });
-        let index = match self.node.apply(command.encode()) {
+        let index = match self.node.propose(command.encode()) {
             Ok(index) => index,
             Err(e) => return self.failure(e, url),
         };
         if !wants_result {
             return Reply::json(200, json!({ "index": index.0 }));
         }
-        if let Err(e) = self.node.wait(index, self.timeout) {
+        if let Err(e) = self.node.wait_applied(index, self.timeout) {
             let why = format!("committed at {index}, but not applied here: {e}");
             return Reply::error(504, Outcome::Unknown, why);
         }
@@ -258,7 +258,7 @@ impl Service {
             node: id,
             address: address.to_string(),
         };
-        match self.node.apply(command.encode()) {
+        match self.node.propose(command.encode()) {
             Ok(index) => Reply::json(200, json!({ "index": index.0 })),
             Err(e) => self.failure(e, url),
         }
@@ -331,34 +331,29 @@ impl Service {
     /// node is not it, otherwise an error saying whether it may still apply.
     fn failure(&self, e: Error, url: &str) -> Reply {
         match e {
-            Error::NotLeader {
+            Error::Request(RequestError::NotLeader {
                 leader,
                 outcome: Outcome::Definite,
-            } => {
-                let leader = leader.map(|(id, _)| id);
-                match leader.and_then(|id| Some((id, self.kv.http_address(id)?))) {
-                    Some((id, http)) => {
-                        let location = format!("http://{http}{url}");
-                        let mut reply = Reply::json(
-                            307,
-                            json!({ "leader": id.0, "location": location.clone() }),
-                        );
-                        reply.headers.push(("Location", location));
-                        reply.headers.push(("Raft-Outcome", "definite".into()));
-                        reply
-                    }
-                    None => {
-                        let why = match leader {
-                            Some(id) => format!("the leader {id}'s HTTP address is not known yet"),
-                            None => "no leader known".to_string(),
-                        };
-                        let mut reply = Reply::error(503, Outcome::Definite, why);
-                        reply.headers.push(("Retry-After", "1".into()));
-                        reply
-                    }
+            }) => match leader.and_then(|id| Some((id, self.kv.http_address(id)?))) {
+                Some((id, http)) => {
+                    let location = format!("http://{http}{url}");
+                    let mut reply =
+                        Reply::json(307, json!({ "leader": id.0, "location": location.clone() }));
+                    reply.headers.push(("Location", location));
+                    reply.headers.push(("Raft-Outcome", "definite".into()));
+                    reply
                 }
-            }
-            Error::NotLeader { .. } => Reply::error(
+                None => {
+                    let why = match leader {
+                        Some(id) => format!("the leader {id}'s HTTP address is not known yet"),
+                        None => "no leader known".to_string(),
+                    };
+                    let mut reply = Reply::error(503, Outcome::Definite, why);
+                    reply.headers.push(("Retry-After", "1".into()));
+                    reply
+                }
+            },
+            Error::Request(RequestError::NotLeader { .. }) => Reply::error(
                 503,
                 Outcome::Unknown,
                 "leadership was lost while the request was in flight",
@@ -375,7 +370,7 @@ impl Service {
                 Reply::error(status, r.outcome(), e)
             }
             Error::Join(_) => Reply::error(502, e.outcome(), e),
-            Error::Closed | Error::Stopped(_) | Error::Abandoned(_) | Error::NotInitialized => {
+            Error::Closed | Error::Stopped(_) | Error::Abandoned(_) => {
                 Reply::error(503, e.outcome(), e)
             }
             e => Reply::error(500, e.outcome(), e),

@@ -129,7 +129,7 @@ fn node_config(args: &NodeArgs) -> NodeConfig {
 fn limits(t: &args::Tuning) -> server::Limits {
     let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     server::Limits {
-        connections_max: size(t.max_connections),
+        connections_max: size(t.connections_max),
         header_bytes_max: size(t.header_bytes_max),
         header_timeout: Duration::from_millis(t.header_timeout_ms),
         body_timeout: Duration::from_millis(t.body_timeout_ms),
@@ -266,13 +266,13 @@ fn announce_http(node: &RaftNode, kv: &Kv, id: NodeId, http: &str, shutdown: &At
     let mut next_ask = Instant::now();
     while !shutdown.load(Ordering::SeqCst) {
         if kv.http_address(id).as_deref() != Some(http) {
-            match node.state() {
+            match node.role() {
                 Role::Leader => {
                     let command = KvCommand::SetHttp {
                         node: id,
                         address: http.to_string(),
                     };
-                    match node.apply(command.encode()) {
+                    match node.propose(command.encode()) {
                         Ok(index) => tracing::info!("recorded HTTP address {http} at {index}"),
                         Err(e) => tracing::debug!("recording HTTP address failed: {e}"),
                     }

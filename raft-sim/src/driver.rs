@@ -33,30 +33,6 @@ pub const BOUNDS_SAMPLE_STEPS: u64 = 16;
 /// Bytes per `SnapshotChunk` frame the simulated leader driver writes.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 16 * 1024;
 
-/// The frames that carry a snapshot (`SnapshotBegin`, chunks with CRCs,
-/// `SnapshotEnd`). Stands in for `raft_core::snapshot_frames` until it lands.
-pub fn snapshot_frames(meta: &SnapshotMeta, data: &Bytes, chunk_bytes: usize) -> Vec<Frame> {
-    let mut frames = vec![Frame::SnapshotBegin {
-        meta: meta.clone(),
-        size: data.len() as u64,
-    }];
-    let mut offset = 0;
-    while offset < data.len() {
-        let end = (offset + chunk_bytes.max(1)).min(data.len());
-        let chunk = data.slice(offset..end);
-        frames.push(Frame::SnapshotChunk {
-            offset: offset as u64,
-            crc: crc32fast::hash(&chunk),
-            data: chunk,
-        });
-        offset = end;
-    }
-    frames.push(Frame::SnapshotEnd {
-        crc: crc32fast::hash(data),
-    });
-    frames
-}
-
 impl World {
     /// Puts `frame` from node `i` on `stream` (traced; dropped if the stream is gone).
     pub(crate) fn send_frame_now(&mut self, i: usize, stream: raft_core::StreamId, frame: Frame) {
@@ -276,7 +252,7 @@ impl World {
                 stream,
                 meta,
                 offset,
-                max_bytes,
+                bytes_max,
             } => {
                 if offset == 0 {
                     self.cover("snapshot sent on a stream");
@@ -295,11 +271,11 @@ impl World {
                     self.schedule_net(follow);
                     return Ok(());
                 };
-                let frames = raft_core::snapshot_window_frames(
+                let frames = raft_core::wire::snapshot_window_frames(
                     &s.meta,
                     &s.data,
                     offset,
-                    max_bytes,
+                    bytes_max,
                     SNAPSHOT_CHUNK_BYTES,
                 );
                 for frame in frames {
@@ -538,6 +514,9 @@ impl World {
                 _ => "refused: other",
             }),
             Action::ConfigChanged(config) => self.on_config_changed(&config),
+            // The simulator is built with this raft-core: an action it does
+            // not execute is a simulator bug, and skipping it would hide one.
+            other => panic!("node {i}: the simulator does not execute {other}"),
         }
         Ok(())
     }
@@ -677,7 +656,7 @@ impl World {
         };
         if node.role() == Role::Leader {
             let opts = node.options();
-            let limit = opts.stream_budget_bytes + opts.max_batch_bytes + 64;
+            let limit = opts.stream_budget_bytes + opts.batch_bytes_max + 64;
             for f in node.status().followers {
                 if f.inflight_bytes > limit {
                     return Err(Failure::safety(

@@ -12,17 +12,17 @@
 //!   semantics specially. So every value a `Get` returns points at exactly one
 //!   write.
 //! * Each client process has at most one outstanding operation: the ops of one
-//!   `client` never overlap in time. After an [`Outcome::Unknown`] the process
+//!   `client` never overlap in time. After an [`OpStatus::Unknown`] the process
 //!   retires and later operations use a fresh `client` id (Jepsen's model).
 //! * Times are nanoseconds of global simulated time; `complete_ns >= invoke_ns`.
-//! * [`Outcome::Ok`]: the operation took effect exactly once between
+//! * [`OpStatus::Ok`]: the operation took effect exactly once between
 //!   `invoke_ns` and `complete_ns` (its results are set).
-//! * [`Outcome::Failed`]: the operation certainly did not take effect (a
+//! * [`OpStatus::Failed`]: the operation certainly did not take effect (a
 //!   definite error). The checker may ignore it.
-//! * [`Outcome::Unknown`]: the operation may have taken effect at any point
+//! * [`OpStatus::Unknown`]: the operation may have taken effect at any point
 //!   after `invoke_ns`, or never; `complete_ns` is `None` (it never returned),
 //!   and result fields (`Get::result`, `Cas::ok`) carry no information.
-//! * A `Cas` that completed [`Outcome::Ok`] with `ok: Some(false)` took effect
+//! * A `Cas` that completed [`OpStatus::Ok`] with `ok: Some(false)` took effect
 //!   as a read that saw a value different from `from` (it wrote nothing).
 
 use serde::{Deserialize, Serialize};
@@ -46,7 +46,7 @@ pub enum OpKind {
     /// Read `key`.
     Get {
         /// The value read (`None`: the key had no value). Meaningful only when
-        /// the outcome is [`Outcome::Ok`].
+        /// the outcome is [`OpStatus::Ok`].
         result: Option<Value>,
     },
     /// Compare-and-set: if `key` holds `from`, set it to `to`.
@@ -56,14 +56,14 @@ pub enum OpKind {
         /// The value written if the comparison succeeds.
         to: Value,
         /// Whether the comparison succeeded; `None` unless the outcome is
-        /// [`Outcome::Ok`].
+        /// [`OpStatus::Ok`].
         ok: Option<bool>,
     },
 }
 
 /// How an operation ended, from the client's point of view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Outcome {
+pub enum OpStatus {
     /// Completed successfully; the results are known.
     Ok,
     /// The client cannot know whether it happened (timeout, leadership lost
@@ -86,10 +86,10 @@ pub struct Op {
     pub kind: OpKind,
     /// When the client invoked it (global simulated nanoseconds).
     pub invoke_ns: u64,
-    /// When it completed; `None` for [`Outcome::Unknown`].
+    /// When it completed; `None` for [`OpStatus::Unknown`].
     pub complete_ns: Option<u64>,
     /// How it ended.
-    pub outcome: Outcome,
+    pub outcome: OpStatus,
 }
 
 impl Op {
@@ -153,7 +153,7 @@ mod tests {
             kind: OpKind::Put { value: 7 },
             invoke_ns: 10,
             complete_ns: Some(20),
-            outcome: Outcome::Ok,
+            outcome: OpStatus::Ok,
         };
         assert_eq!(put.written_value(), Some(7));
         let cas = Op {

@@ -104,7 +104,7 @@
 
 mod search;
 
-use crate::history::{self, OpKind, Outcome};
+use crate::history::{self, OpKind, OpStatus};
 use search::{KeyOutcome, check_key};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -362,9 +362,9 @@ impl LinOp {
     /// recorder is broken.
     pub fn from_history(op: &history::Op) -> Option<LinOp> {
         let complete_ns = match op.outcome {
-            Outcome::Failed => return None,
-            Outcome::Unknown => None,
-            Outcome::Ok => Some(
+            OpStatus::Failed => return None,
+            OpStatus::Unknown => None,
+            OpStatus::Ok => Some(
                 op.complete_ns
                     .unwrap_or_else(|| panic!("{op} completed Ok without a completion time")),
             ),

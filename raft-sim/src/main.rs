@@ -14,7 +14,7 @@
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use raft_sim::checkers::FailureClass;
-use raft_sim::history::Outcome;
+use raft_sim::history::OpStatus;
 use raft_sim::scenario::Scenario;
 use raft_sim::swarm::{Overrides, scenario_from_seed};
 use raft_sim::sweep::{RunConfig, install_quiet_panic_hook, run, sweep};
@@ -314,7 +314,7 @@ fn run_one(cli: &Cli, scenario: Scenario) -> i32 {
 }
 
 fn print_summary(r: &RunReport, wall_s: f64) {
-    let count = |o: Outcome| r.history.iter().filter(|op| op.outcome == o).count();
+    let count = |o: OpStatus| r.history.iter().filter(|op| op.outcome == o).count();
     println!(
         "seed {} | {:.3} sim-s | {} events | digest {:016x} | leader terms {} | committed {} | acked writes {} \
          | ops ok {} failed {} unknown {} | wall {:.3}s ({:.0} sim-s/s)",
@@ -325,9 +325,9 @@ fn print_summary(r: &RunReport, wall_s: f64) {
         r.leader_terms,
         r.committed,
         r.acked_writes,
-        count(Outcome::Ok),
-        count(Outcome::Failed),
-        count(Outcome::Unknown),
+        count(OpStatus::Ok),
+        count(OpStatus::Failed),
+        count(OpStatus::Unknown),
         wall_s,
         r.sim_ns as f64 / 1e9 / wall_s.max(1e-9),
     );

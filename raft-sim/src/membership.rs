@@ -11,10 +11,10 @@ use raft_core::{
 };
 
 /// The most servers a run grows to (initial ones plus joiners).
-pub const MAX_HOSTS: usize = 9;
+pub const HOSTS_MAX: usize = 9;
 
 /// The fewest voters a removal may leave.
-pub const MIN_VOTERS: usize = 3;
+pub const VOTERS_MIN: usize = 3;
 
 impl Host {
     /// A host that has not started yet, on `disk` with `clock`.
@@ -58,7 +58,7 @@ impl World {
     /// The nemesis asks the leader to add a node (the host is created when a
     /// configuration first names it).
     pub(crate) fn request_add(&mut self) {
-        if self.hosts.len() >= MAX_HOSTS || self.membership_outstanding() {
+        if self.hosts.len() >= HOSTS_MAX || self.membership_outstanding() {
             self.trace
                 .record(self.now, None, "nemesis add: skipped".to_string());
             return;
@@ -71,7 +71,7 @@ impl World {
     }
 
     /// The nemesis asks the leader to remove `node`, unless that would leave
-    /// fewer than [`MIN_VOTERS`] voters or another change is outstanding.
+    /// fewer than [`VOTERS_MIN`] voters or another change is outstanding.
     pub(crate) fn request_remove(&mut self, node: usize) {
         if self.membership_outstanding() {
             self.trace.record(
@@ -86,12 +86,12 @@ impl World {
 
     /// Asks the leader to remove `node` even while another change is
     /// outstanding (the leader must refuse it), unless that would leave fewer
-    /// than [`MIN_VOTERS`] voters.
+    /// than [`VOTERS_MIN`] voters.
     pub(crate) fn request_remove_now(&mut self, node: usize) {
         let id = NodeId(node as u64 + 1);
         let allowed = self
             .config_in_force()
-            .is_some_and(|c| c.contains(id) && (!c.is_voter(id) || c.voter_count() > MIN_VOTERS));
+            .is_some_and(|c| c.contains(id) && (!c.is_voter(id) || c.voter_count() > VOTERS_MIN));
         if !allowed {
             self.trace.record(
                 self.now,
@@ -122,7 +122,7 @@ impl World {
             .map(|m| m.id.0 as usize)
             .max()
             .unwrap_or(0);
-        while self.hosts.len() < top.min(MAX_HOSTS) {
+        while self.hosts.len() < top.min(HOSTS_MAX) {
             self.add_host();
         }
     }

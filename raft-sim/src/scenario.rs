@@ -27,7 +27,7 @@ pub struct Knobs {
     /// The core's per-follower stream budget.
     pub stream_budget_bytes: u64,
     /// The core's largest chunk in entries.
-    pub max_batch_entries: usize,
+    pub batch_entries_max: usize,
     /// The core's snapshot threshold (0: never).
     pub snapshot_threshold: u64,
     /// Entries kept behind a snapshot.
@@ -69,16 +69,16 @@ pub struct Knobs {
     #[serde(default)]
     pub lease_reads: bool,
     /// The bound on clock-rate drift the core's leases assume
-    /// (`NodeOptions::max_clock_drift_ppm`); see [`Knobs::drift_within_lease_bound`].
+    /// (`NodeOptions::clock_drift_ppm_max`); see [`Knobs::drift_within_lease_bound`].
     #[serde(default = "default_max_clock_drift_ppm")]
-    pub max_clock_drift_ppm: u64,
+    pub clock_drift_ppm_max: u64,
     /// A member that also sends protocol-violating frames and messages.
     #[serde(default)]
     pub hostile: Option<HostileKnobs>,
 }
 
 fn default_max_clock_drift_ppm() -> u64 {
-    raft_core::NodeOptions::new(raft_core::NodeId(1)).max_clock_drift_ppm
+    raft_core::NodeOptions::new(raft_core::NodeId(1)).clock_drift_ppm_max
 }
 
 /// The hostile member: one node whose own (correct) behaviour is interleaved
@@ -127,7 +127,7 @@ impl Default for Knobs {
             election_timeout_ms: 500,
             heartbeat_ms: 150,
             stream_budget_bytes: 4 << 20,
-            max_batch_entries: 1024,
+            batch_entries_max: 1024,
             snapshot_threshold: 8_192,
             snapshot_trailing_entries: 1_024,
             net: NetKnobs::default(),
@@ -146,7 +146,7 @@ impl Default for Knobs {
             cas: Ppm(300_000),
             mutant: Mutant::None,
             lease_reads: false,
-            max_clock_drift_ppm: default_max_clock_drift_ppm(),
+            clock_drift_ppm_max: default_max_clock_drift_ppm(),
             hostile: None,
         }
     }
@@ -162,7 +162,7 @@ impl Knobs {
     pub fn drift_within_lease_bound(&self) -> bool {
         let fixed = self.drift_ppm_fixed.iter().map(|d| d.unsigned_abs());
         let d = fixed.fold(self.drift_ppm_max, u64::max);
-        2 * d <= self.max_clock_drift_ppm
+        2 * d <= self.clock_drift_ppm_max
     }
 
     /// The calm network and disk the liveness phase switches to.
@@ -192,7 +192,7 @@ impl fmt::Display for Knobs {
             self.election_timeout_ms,
             self.heartbeat_ms,
             self.stream_budget_bytes,
-            self.max_batch_entries,
+            self.batch_entries_max,
             self.snapshot_threshold,
             self.snapshot_trailing_entries,
             n.delay_min_ns / 1_000,
@@ -224,7 +224,7 @@ impl fmt::Display for Knobs {
                 format!(" | MUTANT {:?}", self.mutant)
             },
             if self.lease_reads {
-                format!(" | lease reads (bound {}ppm)", self.max_clock_drift_ppm)
+                format!(" | lease reads (bound {}ppm)", self.clock_drift_ppm_max)
             } else {
                 String::new()
             },

@@ -187,7 +187,7 @@ fn swarm_knobs(r: &mut SimRng) -> Knobs {
             .between(k.election_timeout_ms / 10, k.election_timeout_ms / 2)
             .max(1),
     };
-    k.max_batch_entries = *r.pick(&[1, 4, 64, 1024]);
+    k.batch_entries_max = *r.pick(&[1, 4, 64, 1024]);
     k.stream_budget_bytes = *r.pick(&[200, 4_096, 65_536, 4 << 20]);
     k.snapshot_threshold = *r.pick(&[0, 10, 50, 1_000, 8_192]);
     k.snapshot_trailing_entries = *r.pick(&[0, 3, 100]);

@@ -8,7 +8,7 @@
 //! before the end or the failure) that adds message arrows and stream markers.
 //! Tooltips are SVG `<title>` elements; there is no script and no external resource.
 
-use crate::history::Outcome;
+use crate::history::OpStatus;
 use crate::scenario::{Fault, Scenario, Shape};
 use crate::world::RunReport;
 use std::collections::{BTreeMap, VecDeque};
@@ -21,9 +21,9 @@ const SEC: u64 = 1_000_000_000;
 /// Default message window: this long before the end (or failure).
 pub const DEFAULT_WINDOW_NS: u64 = 2 * SEC;
 /// At most this many vote arrows in the window; more are sampled evenly.
-const MAX_VOTE_ARROWS: usize = 1500;
+const VOTE_ARROWS_MAX: usize = 1500;
 /// At most this many chunk (and, separately, ack) arrows in the window.
-const MAX_STREAM_ARROWS: usize = 300;
+const STREAM_ARROWS_MAX: usize = 300;
 /// Drawing width of the time axis, in pixels.
 const PLOT_W: f64 = 1400.0;
 /// Left margin for lane labels.
@@ -208,7 +208,7 @@ struct Model {
     /// Client lanes needed once client processes are packed into them.
     client_lanes: usize,
     /// Client operations: (lane, invoke, drawn end, outcome, finished, description).
-    ops: Vec<(usize, u64, u64, Outcome, bool, String)>,
+    ops: Vec<(usize, u64, u64, OpStatus, bool, String)>,
 }
 
 /// Packs client processes into as few lanes as possible (a process whose

@@ -12,7 +12,7 @@
 //! The workload owns the history and the op-generation randomness; the world
 //! owns delivery and asks the workload what to send and what a completion means.
 
-use crate::history::{ClientId, Key, Op, OpKind, Outcome, Value};
+use crate::history::{ClientId, Key, Op, OpKind, OpStatus, Value};
 use crate::kv::{KvCommand, KvOp};
 use crate::rng::{Ppm, SimRng};
 use crate::scenario::Knobs;
@@ -170,7 +170,7 @@ impl Workload {
             kind,
             invoke_ns: now.0,
             complete_ns: None,
-            outcome: Outcome::Unknown,
+            outcome: OpStatus::Unknown,
         });
         let id = RequestId(self.next_request);
         self.next_request += 1;
@@ -222,7 +222,7 @@ impl Workload {
         let op = &mut self.history[op_index];
         match end {
             End::Ok { read, cas_ok } => {
-                op.outcome = Outcome::Ok;
+                op.outcome = OpStatus::Ok;
                 op.complete_ns = Some(now.0);
                 match &mut op.kind {
                     OpKind::Get { result } => {
@@ -243,11 +243,11 @@ impl Workload {
                 }
             }
             End::Failed => {
-                op.outcome = Outcome::Failed;
+                op.outcome = OpStatus::Failed;
                 op.complete_ns = Some(now.0);
             }
             End::Unknown => {
-                op.outcome = Outcome::Unknown;
+                op.outcome = OpStatus::Unknown;
                 op.complete_ns = None;
                 if op.is_write() {
                     c.process = self.next_process;
@@ -274,7 +274,7 @@ impl Workload {
     pub fn writes_ok_since(&self, since: Instant) -> u64 {
         self.history
             .iter()
-            .filter(|o| o.invoke_ns >= since.0 && o.is_write() && o.outcome == Outcome::Ok)
+            .filter(|o| o.invoke_ns >= since.0 && o.is_write() && o.outcome == OpStatus::Ok)
             .count() as u64
     }
 
@@ -283,7 +283,7 @@ impl Workload {
     pub fn unknown_since(&self, since: Instant) -> usize {
         self.history
             .iter()
-            .filter(|o| o.invoke_ns >= since.0 && o.outcome == Outcome::Unknown)
+            .filter(|o| o.invoke_ns >= since.0 && o.outcome == OpStatus::Unknown)
             .count()
     }
 }
@@ -386,6 +386,6 @@ mod tests {
         let b = w.invoke(0, Instant(30));
         assert_eq!(b.node, 2);
         assert_eq!(w.history()[0].client, w.history()[1].client);
-        assert_eq!(w.history()[0].outcome, Outcome::Failed);
+        assert_eq!(w.history()[0].outcome, OpStatus::Failed);
     }
 }

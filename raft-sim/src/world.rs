@@ -406,12 +406,13 @@ impl World {
             election_timeout: Duration::from_millis(k.election_timeout_ms),
             heartbeat_interval: Duration::from_millis(k.heartbeat_ms),
             stream_budget_bytes: k.stream_budget_bytes,
-            max_batch_entries: k.max_batch_entries,
+            batch_entries_max: k.batch_entries_max,
             snapshot_threshold: k.snapshot_threshold,
             snapshot_trailing_entries: k.snapshot_trailing_entries,
             lease_reads: k.lease_reads,
-            max_clock_drift_ppm: k.max_clock_drift_ppm,
-            mutants: raft_core::options::Mutants {
+            clock_drift_ppm_max: k.clock_drift_ppm_max,
+            #[cfg(feature = "mutants")]
+            mutants: raft_core::Mutants {
                 commit_by_count: k.mutant == crate::scenario::Mutant::CommitByCount,
                 change_before_term_commit: k.mutant
                     == crate::scenario::Mutant::ChangeBeforeTermCommit,

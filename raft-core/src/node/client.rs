@@ -31,7 +31,7 @@ impl Node {
         let RoleState::Leader(l) = &self.role else {
             return Some(self.not_leader());
         };
-        if l.pending_requests() >= self.opts.max_pending_requests {
+        if l.pending_requests() >= self.opts.pending_requests_max {
             return Some(RequestError::Busy);
         }
         None
@@ -48,7 +48,7 @@ impl Node {
             }
             return;
         }
-        let limit = self.opts.max_entry_bytes;
+        let limit = self.opts.entry_bytes_max;
         let (proposals, too_large): (Vec<Proposal>, Vec<Proposal>) = proposals
             .into_iter()
             .partition(|p| p.data.len() as u64 <= limit);

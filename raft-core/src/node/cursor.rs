@@ -330,7 +330,7 @@ impl Node {
             let term = self.hs.term;
             let commit = self.commit;
             let budget = self.opts.stream_budget_bytes;
-            let (max_count, max_bytes) = (self.opts.max_batch_entries, self.opts.max_batch_bytes);
+            let (count_max, bytes_max) = (self.opts.batch_entries_max, self.opts.batch_bytes_max);
             let base = self.log.base_index();
             let last = self.log.last_index();
             let RoleState::Leader(l) = &mut self.role else {
@@ -387,16 +387,16 @@ impl Node {
                     return; // wait for the first ack to learn the size
                 }
                 let free = budget - inflight;
-                let max_bytes = s.size.map_or(free, |size| free.min(size - s.sent));
+                let bytes_max = s.size.map_or(free, |size| free.min(size - s.sent));
                 let offset = s.sent;
-                s.sent += max_bytes;
+                s.sent += bytes_max;
                 let meta = s.meta.clone();
                 let done = s.all_sent();
                 self.out.push(Action::SendSnapshot {
                     stream,
                     meta,
                     offset,
-                    max_bytes,
+                    bytes_max,
                 });
                 if !done {
                     return;
@@ -420,7 +420,7 @@ impl Node {
                 }
                 return;
             }
-            let entries = self.log.slice(c.next, max_count, max_bytes);
+            let entries = self.log.slice(c.next, count_max, bytes_max);
             let through = entries.last().expect("next <= last").index;
             let leader_commit = commit.min(through);
             let frame = Frame::Chunk {

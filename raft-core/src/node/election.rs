@@ -6,10 +6,10 @@
 
 use super::receiver::FollowerState;
 use super::{Node, RoleState};
-use crate::action::HardState;
 use crate::error::Refusal;
 use crate::message::MessageBody;
 use crate::quorum::is_majority;
+use crate::state::HardState;
 use crate::time::Instant;
 use crate::types::{LogIndex, NodeId, Term};
 use std::collections::BTreeSet;

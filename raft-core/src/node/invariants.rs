@@ -235,7 +235,7 @@ mod tests {
         let mut node = Node::new(
             NodeOptions::new(NodeId(2)),
             RecoveredState {
-                hard_state: crate::action::HardState {
+                hard_state: crate::state::HardState {
                     cluster_id: Some(ClusterId(9)),
                     term: Term(1),
                     vote: None,

@@ -368,7 +368,7 @@ impl Node {
         if q <= self.commit {
             return;
         }
-        let current_term_only = !(cfg!(feature = "mutants") && self.opts.mutants.commit_by_count);
+        let current_term_only = !self.opts.mutants().commit_by_count;
         if current_term_only && self.log.term_at(q) != Some(self.hs.term) {
             return;
         }

@@ -62,9 +62,9 @@ impl RaftLog {
         self.entries.get((index.0 - self.base_index.0 - 1) as usize)
     }
 
-    /// Up to `max_count` entries from `from` on, stopping before `max_bytes` is
+    /// Up to `count_max` entries from `from` on, stopping before `bytes_max` is
     /// exceeded (at least one entry if any exists).
-    pub(crate) fn slice(&self, from: LogIndex, max_count: usize, max_bytes: u64) -> Vec<LogEntry> {
+    pub(crate) fn slice(&self, from: LogIndex, count_max: usize, bytes_max: u64) -> Vec<LogEntry> {
         assert!(
             from > self.base_index,
             "slice from {from} but the log starts after {}",
@@ -73,9 +73,9 @@ impl RaftLog {
         let start = (from.0 - self.base_index.0 - 1) as usize;
         let mut out = Vec::new();
         let mut bytes = 0;
-        for e in self.entries.iter().skip(start).take(max_count) {
+        for e in self.entries.iter().skip(start).take(count_max) {
             bytes += e.budget_bytes();
-            if !out.is_empty() && bytes > max_bytes {
+            if !out.is_empty() && bytes > bytes_max {
                 break;
             }
             out.push(e.clone());

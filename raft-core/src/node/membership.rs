@@ -108,25 +108,37 @@ impl Node {
         if l.transfer.is_some() {
             return Err(RequestError::TransferInProgress);
         }
-        let mutants = cfg!(feature = "mutants").then_some(&self.opts.mutants);
-        if !self.leader_ready() && !mutants.is_some_and(|m| m.change_before_term_commit) {
+        let mutants = self.opts.mutants();
+        if !self.leader_ready() && !mutants.change_before_term_commit {
             return Err(RequestError::LeaderNotReady);
         }
         let current = self.configs.latest();
         let in_flight = l.change.is_some() || current.index > self.commit;
-        if in_flight && !mutants.is_some_and(|m| m.changes_in_flight) {
+        if in_flight && !mutants.changes_in_flight {
             return Err(RequestError::ChangeInProgress);
         }
         let mut next = current.clone();
         match change {
-            MembershipChange::Add { address } => {
+            MembershipChange::Add { address } | MembershipChange::AddWithId { address, .. } => {
                 if address.is_empty() {
                     return Err(RequestError::NodeAddressRequired);
                 }
                 if current.members.iter().any(|m| &m.address == address) {
                     return Err(RequestError::DuplicateNodeAddress(address.clone()));
                 }
-                let id = current.max_node_id.next();
+                let id = match change {
+                    MembershipChange::AddWithId { id, .. } if current.member(*id).is_some() => {
+                        return Err(RequestError::DuplicateNodeId(*id));
+                    }
+                    // Ids are never reused: a removed member's id stays
+                    // retired, so stale traffic naming it cannot reach a
+                    // newcomer.
+                    MembershipChange::AddWithId { id, .. } if *id <= current.max_node_id => {
+                        return Err(RequestError::InvalidNodeId(*id));
+                    }
+                    MembershipChange::AddWithId { id, .. } => *id,
+                    _ => current.max_node_id.next(),
+                };
                 next.max_node_id = id;
                 next.members.push(Member {
                     id,

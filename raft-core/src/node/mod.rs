@@ -19,13 +19,14 @@ mod recovery;
 mod snapshot;
 mod transfer;
 
-use crate::action::{Action, HardState, Role};
+use crate::action::Action;
 use crate::config::Config;
 use crate::entry::LogEntry;
 use crate::error::{Refusal, Violation};
 use crate::event::Event;
 use crate::message::{Message, MessageBody, SnapshotMeta};
 use crate::options::NodeOptions;
+use crate::state::{HardState, Role};
 use crate::time::{Duration, Instant};
 use crate::types::{ClusterId, LogIndex, NodeId, Term};
 use rand_chacha::ChaCha8Rng;
@@ -539,7 +540,7 @@ impl Node {
         while self.applied < self.commit {
             let from = self.applied.next();
             let count =
-                ((self.commit.0 - self.applied.0) as usize).min(self.opts.max_batch_entries);
+                ((self.commit.0 - self.applied.0) as usize).min(self.opts.batch_entries_max);
             let batch = self.log.slice(from, count, u64::MAX);
             assert_eq!(batch.len(), count, "committed entries must be in memory");
             self.applied = batch.last().expect("non-empty batch").index;

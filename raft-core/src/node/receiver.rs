@@ -255,7 +255,7 @@ impl Node {
             // installed snapshot, after it lands.
             s.held_bytes += frame.budget_bytes();
             s.held.push_back(frame);
-            let limit = 2 * self.opts.stream_budget_bytes + self.opts.max_batch_bytes;
+            let limit = 2 * self.opts.stream_budget_bytes + self.opts.batch_bytes_max;
             if s.held_bytes > limit {
                 self.reset_follower_stream(None);
             }

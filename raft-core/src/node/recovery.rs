@@ -6,11 +6,11 @@
 
 use super::RaftLog;
 use super::membership::ConfigLog;
-use crate::action::HardState;
 use crate::config::Config;
 use crate::entry::LogEntry;
 use crate::message::SnapshotMeta;
 use crate::options::{InvalidOptions, NodeOptions};
+use crate::state::HardState;
 use crate::types::{LogIndex, Term};
 use thiserror::Error;
 
@@ -32,6 +32,7 @@ pub struct RecoveredState {
 /// Recovered state (or options) that cannot be right: the driver's storage is
 /// damaged or belongs to something else, or the options are unusable.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RecoveryError {
     /// The options break a rule of [`NodeOptions`].
     #[error("invalid options: {0}")]

@@ -6,20 +6,20 @@
 //! then `SnapshotEnd` with the CRC-32 of the whole snapshot. An empty snapshot
 //! has no chunks.
 
-use super::MAX_FRAME_BYTES;
+use super::FRAME_BYTES_MAX;
 use crate::message::{Frame, SnapshotMeta};
 use bytes::Bytes;
 use thiserror::Error;
 
 /// The most snapshot bytes one `SnapshotChunk` carries: what fits in one record
 /// next to the chunk's offset and checksum. [`snapshot_frames`] clamps to it.
-pub const MAX_SNAPSHOT_CHUNK_BYTES: usize = MAX_FRAME_BYTES - 64;
+pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = FRAME_BYTES_MAX - 64;
 
 /// Cuts a snapshot into the frames that carry it on a stream: `SnapshotBegin`,
 /// one `SnapshotChunk` per `chunk_bytes` of `data` (the last may be shorter;
 /// each shares `data`'s memory), and `SnapshotEnd`.
 ///
-/// `chunk_bytes` above [`MAX_SNAPSHOT_CHUNK_BYTES`] is clamped to it.
+/// `chunk_bytes` above [`SNAPSHOT_CHUNK_BYTES_MAX`] is clamped to it.
 ///
 /// # Panics
 ///
@@ -28,8 +28,8 @@ pub const MAX_SNAPSHOT_CHUNK_BYTES: usize = MAX_FRAME_BYTES - 64;
 /// # Example
 ///
 /// ```
-/// use raft_core::wire::{SnapshotAssembler, SnapshotProgress};
-/// use raft_core::{snapshot_frames, Config, LogIndex, SnapshotMeta, Term};
+/// use raft_core::wire::{snapshot_frames, SnapshotAssembler, SnapshotProgress};
+/// use raft_core::{Config, LogIndex, SnapshotMeta, Term};
 ///
 /// let meta = SnapshotMeta { index: LogIndex(10), term: Term(2), config: Config::default() };
 /// let data = bytes::Bytes::from_static(b"the state machine at index 10");
@@ -56,7 +56,7 @@ pub fn snapshot_frames(meta: &SnapshotMeta, data: &Bytes, chunk_bytes: usize) ->
 }
 
 /// The frames of one `Action::SendSnapshot` window: the part of
-/// [`snapshot_frames`] that carries the bytes `offset..offset + max_bytes`
+/// [`snapshot_frames`] that carries the bytes `offset..offset + bytes_max`
 /// (clipped to the snapshot), led by `SnapshotBegin` when `offset` is 0 and
 /// closed by `SnapshotEnd` when the window reaches the snapshot's end. A
 /// window that starts past the end is empty. Consecutive windows, each
@@ -70,16 +70,16 @@ pub fn snapshot_window_frames(
     meta: &SnapshotMeta,
     data: &Bytes,
     offset: u64,
-    max_bytes: u64,
+    bytes_max: u64,
     chunk_bytes: usize,
 ) -> Vec<Frame> {
     assert!(chunk_bytes > 0, "snapshot chunk_bytes must be positive");
-    let chunk_bytes = chunk_bytes.min(MAX_SNAPSHOT_CHUNK_BYTES);
+    let chunk_bytes = chunk_bytes.min(SNAPSHOT_CHUNK_BYTES_MAX);
     let size = data.len() as u64;
     if offset > size {
         return Vec::new();
     }
-    let end = offset.saturating_add(max_bytes).min(size);
+    let end = offset.saturating_add(bytes_max).min(size);
     let mut frames = Vec::new();
     if offset == 0 {
         frames.push(Frame::SnapshotBegin {
@@ -112,6 +112,7 @@ pub fn snapshot_window_frames(
 /// Why a snapshot transfer was refused. After any of these the transfer is
 /// dead: the receiver should close the stream and let the leader start over.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SnapshotError {
     /// A frame that is not part of a snapshot transfer (a chunk of entries, an ack).
     #[error("not a snapshot frame")]

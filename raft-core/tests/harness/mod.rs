@@ -252,7 +252,7 @@ impl Cluster {
                 stream,
                 meta,
                 offset,
-                max_bytes,
+                bytes_max,
             } => {
                 let (m, data) = self.hosts[&at]
                     .disk
@@ -265,7 +265,9 @@ impl Cluster {
                     return;
                 }
                 let chunk_bytes = self.snapshot_chunk_bytes;
-                for frame in snapshot_window_frames(&meta, &data, offset, max_bytes, chunk_bytes) {
+                for frame in
+                    wire::snapshot_window_frames(&meta, &data, offset, bytes_max, chunk_bytes)
+                {
                     self.send_frame(at, stream, frame);
                 }
             }
@@ -340,6 +342,7 @@ impl Cluster {
             }
             Action::CompleteRequest { id, result } => self.completions.push((at, id, result)),
             Action::RoleChanged { .. } | Action::ConfigChanged(_) | Action::Refused { .. } => {}
+            other => panic!("{at}: the test harness does not execute {other}"),
         }
     }
 

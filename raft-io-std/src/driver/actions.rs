@@ -22,10 +22,10 @@ impl Driver {
                 stream,
                 meta,
                 offset,
-                max_bytes,
+                bytes_max,
             } => self
                 .transport
-                .send_snapshot(stream, meta, offset, max_bytes),
+                .send_snapshot(stream, meta, offset, bytes_max),
             Action::CloseStream { stream } => self.transport.close_stream(stream),
             Action::PersistHardState(hs) => {
                 // Durable when save returns: before any later action runs.
@@ -71,6 +71,13 @@ impl Driver {
                 }
                 _ => tracing::debug!(%peer, "refused: {reason}"),
             },
+            // Skipping an order could break the durability contract: a
+            // raft-core newer than this driver stops the node instead.
+            other => {
+                return Err(Error::Internal(format!(
+                    "an action this driver does not know: {other}"
+                )));
+            }
         }
         Ok(())
     }
@@ -145,7 +152,7 @@ impl Driver {
         };
         match pending {
             Pending::Client(reply) => {
-                let _ = reply.send(result.map_err(|e| self.request_error(e)));
+                let _ = reply.send(result.map_err(Error::Request));
             }
             Pending::Admin { joining, reply } => {
                 let _ = reply.send(self.admin_response(joining, result));
@@ -157,27 +164,6 @@ impl Driver {
         let id = self.request_id();
         self.pending.insert(id, pending);
         id
-    }
-
-    /// The handle's error for a core refusal (with the leader's address).
-    pub(super) fn request_error(&self, e: RequestError) -> Error {
-        match e {
-            RequestError::NotLeader { leader, outcome } => {
-                let config = self.view.get().config;
-                let leader = leader.map(|id| {
-                    let address = config
-                        .member(id)
-                        .map(|m| m.address.clone())
-                        .unwrap_or_default();
-                    (id, address)
-                });
-                Error::NotLeader { leader, outcome }
-            }
-            RequestError::AlreadyInitialized => Error::AlreadyInitialized,
-            RequestError::LogExists => Error::LogExists,
-            RequestError::NotInitialized => Error::NotInitialized,
-            e => Error::Request(e),
-        }
     }
 
     fn admin_response(

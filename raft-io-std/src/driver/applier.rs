@@ -1,7 +1,7 @@
 //! The applier thread: owns the user's FSM and runs, in order, what the
 //! driver hands it: committed entries (`Action::Apply`), snapshots of the FSM
 //! (`Action::TakeSnapshot`) and restores from a received snapshot
-//! (`Action::InstallSnapshot`). It publishes the applied index for `wait`, and
+//! (`Action::InstallSnapshot`). It publishes the applied index for `wait_applied`, and
 //! reports `SnapshotTaken` / `SnapshotInstalled` back to the driver.
 //!
 //! A slow FSM never stalls heartbeats: the driver only queues work here (the

@@ -6,7 +6,7 @@ use crate::metrics::{FollowerLag, Metrics};
 use crate::storage::Identity;
 use crate::transport::AdminCall;
 use crate::transport::hello::{AdminRequest, AdminResponse};
-use raft_core::{ClusterId, Event, MembershipChange, NodeId, Proposal, Role, Term};
+use raft_core::{ClusterId, Event, MembershipChange, NodeId, Proposal, RequestError, Role, Term};
 
 impl Driver {
     pub(super) fn on_command(&mut self, command: Command) {
@@ -79,14 +79,14 @@ impl Driver {
         if self.node.is_some() {
             return false;
         }
-        let _ = reply.send(Err(Error::NotInitialized));
+        let _ = reply.send(Err(RequestError::NotInitialized.into()));
         true
     }
 
     /// The leader admitted us: record who we are, durably, then start the core.
     fn start_joined(&mut self, node: NodeId, cluster_id: ClusterId) -> Result<(), Error> {
         if self.node.is_some() {
-            return Err(Error::AlreadyInitialized);
+            return Err(RequestError::AlreadyInitialized.into());
         }
         self.identity.save(&Identity {
             node_id: node,

@@ -1,5 +1,5 @@
 //! What the driver publishes for the handle: role, term, leader, membership,
-//! and the FSM's applied index (which `wait` blocks on).
+//! and the FSM's applied index (which `wait_applied` blocks on).
 
 use raft_core::{ClusterId, Config, LogIndex, NodeId, Role, Term};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -29,7 +29,7 @@ struct Applied {
     ended: Option<Ended>,
 }
 
-/// Why a `wait` returned without its index applied.
+/// Why a `wait_applied` returned without its index applied.
 pub(crate) enum WaitError {
     Ended(Ended),
     Timeout,

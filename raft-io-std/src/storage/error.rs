@@ -81,14 +81,14 @@ pub enum StorageError {
         last: LogIndex,
     },
     /// An entry whose encoding exceeds the record size limit.
-    #[error("entry {index} encodes to {bytes} bytes, above the record limit of {max_bytes}")]
+    #[error("entry {index} encodes to {bytes} bytes, above the record limit of {bytes_max}")]
     EntryTooLarge {
         /// The entry.
         index: LogIndex,
         /// Its encoded size.
         bytes: u64,
         /// The limit ([`crate::storage::record::RECORD_PAYLOAD_BYTES_MAX`]).
-        max_bytes: u64,
+        bytes_max: u64,
     },
     /// A snapshot chunk that does not continue where the previous one ended.
     #[error("snapshot chunk at offset {found}, expected {expected}")]

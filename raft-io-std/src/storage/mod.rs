@@ -26,28 +26,27 @@
 //!
 //! For fuzzing, [`recover_from_image`] runs the log's recovery on an in-memory
 //! directory image; [`record::decode_record`] and
-//! [`hard_state::decode_hard_state`] decode single records and files.
+//! [`decode_hard_state`] decode single records and files.
 
 mod durable;
-pub mod error;
-pub mod hard_state;
-pub mod identity;
-pub mod lock;
-pub mod log_writer;
+pub(crate) mod error;
+pub(crate) mod hard_state;
+pub(crate) mod identity;
+pub(crate) mod lock;
+pub(crate) mod log_writer;
 mod metrics;
 pub mod record;
-pub mod recovery;
+pub(crate) mod recovery;
 mod small_file;
-pub mod snapshot_store;
-pub mod wal;
+pub(crate) mod snapshot_store;
+pub(crate) mod wal;
 
 pub use error::{Corruption, HeaderError, RecordError, StorageError};
-pub use hard_state::HardStateStore;
+pub use hard_state::{HardStateStore, decode_hard_state, encode_hard_state};
 pub use identity::{Identity, IdentityStore};
 pub use lock::DataDirLock;
 pub use log_writer::{LogOp, LogReport, LogWriter, LogWriterOptions};
 pub use metrics::WalMetrics;
-pub use record::Record;
 pub use recovery::{Recovered, TornTail, recover_from_image};
 pub use snapshot_store::{SNAPSHOTS_KEPT_DEFAULT, SnapshotReader, SnapshotStore, SnapshotWriter};
 pub use wal::{Wal, WalOptions};

@@ -92,7 +92,7 @@ impl Wal {
 
     /// Opens (or creates) the log in `dir` and recovers its entries.
     ///
-    /// Applies the recovery rules of [`super::recovery`]: a torn tail of the last
+    /// Applies the recovery rules of [`recover_from_image`](super::recover_from_image): a torn tail of the last
     /// segment is cut off (ftruncate + fsync), obsolete segments and unfinished
     /// temporary files are deleted, and any other damage is a
     /// [`StorageError::Corrupt`] naming the file and byte offset, with nothing
@@ -256,7 +256,7 @@ impl Wal {
                 return Err(StorageError::EntryTooLarge {
                     index: entry.index,
                     bytes: entry.data.len() as u64,
-                    max_bytes: RECORD_PAYLOAD_BYTES_MAX as u64,
+                    bytes_max: RECORD_PAYLOAD_BYTES_MAX as u64,
                 });
             }
         }
@@ -277,7 +277,7 @@ impl Wal {
                 StorageError::EntryTooLarge {
                     index: entry.index,
                     bytes: entry.data.len() as u64,
-                    max_bytes: RECORD_PAYLOAD_BYTES_MAX as u64,
+                    bytes_max: RECORD_PAYLOAD_BYTES_MAX as u64,
                 }
             })?;
             push_term(&mut self.terms, entry.index, entry.term);

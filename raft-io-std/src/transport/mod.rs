@@ -504,7 +504,7 @@ impl Transport {
         stream::send_frame(&self.shared, stream, frame);
     }
 
-    /// Queues bytes `offset..offset + max_bytes` of the snapshot `meta` on a
+    /// Queues bytes `offset..offset + bytes_max` of the snapshot `meta` on a
     /// stream: its writer reads them from the file and writes them as frames,
     /// in order with the frames queued after them.
     pub(crate) fn send_snapshot(
@@ -512,9 +512,9 @@ impl Transport {
         stream: StreamId,
         meta: SnapshotMeta,
         offset: u64,
-        max_bytes: u64,
+        bytes_max: u64,
     ) {
-        stream::send_snapshot(&self.shared, stream, meta, offset, max_bytes);
+        stream::send_snapshot(&self.shared, stream, meta, offset, bytes_max);
     }
 
     /// Closes a stream on the core's order (no `StreamClosed` is reported for it).

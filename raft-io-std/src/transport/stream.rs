@@ -12,7 +12,7 @@ use super::outbox::{Outbox, PushError};
 use super::units::{ReadError, UnitReader};
 use super::{ConnectError, Shared, bump, connect_with_hello, lock};
 use bytes::Bytes;
-use raft_core::wire::{self, MAX_SNAPSHOT_CHUNK_BYTES, WireUnit};
+use raft_core::wire::{self, SNAPSHOT_CHUNK_BYTES_MAX, WireUnit};
 use raft_core::{Event, Frame, NodeId, SnapshotMeta, StreamId, StreamOpen};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -27,7 +27,7 @@ pub(super) enum Outgoing {
     Snapshot {
         meta: SnapshotMeta,
         offset: u64,
-        max_bytes: u64,
+        bytes_max: u64,
     },
 }
 
@@ -241,12 +241,12 @@ fn write_loop(shared: &Shared, slot: &StreamSlot, mut socket: TcpStream) {
                     Outgoing::Snapshot {
                         meta,
                         offset,
-                        max_bytes,
+                        bytes_max,
                     } => {
                         socket.write_all(&buf)?;
                         bump(&shared.counters.bytes_sent, buf.len() as u64);
                         buf.clear();
-                        write_snapshot(shared, &mut socket, &meta, offset, max_bytes)?;
+                        write_snapshot(shared, &mut socket, &meta, offset, bytes_max)?;
                     }
                 }
             }
@@ -263,15 +263,15 @@ fn write_loop(shared: &Shared, slot: &StreamSlot, mut socket: TcpStream) {
     slot.break_off();
 }
 
-/// Sends bytes `offset..offset + max_bytes` of the stored snapshot `meta` as
-/// frames (see `raft_core::snapshot_window_frames`). A snapshot no longer
+/// Sends bytes `offset..offset + bytes_max` of the stored snapshot `meta` as
+/// frames (see `raft_core::wire::snapshot_window_frames`). A snapshot no longer
 /// stored fails the write, which breaks the stream: the core starts over.
 fn write_snapshot(
     shared: &Shared,
     socket: &mut TcpStream,
     meta: &SnapshotMeta,
     offset: u64,
-    max_bytes: u64,
+    bytes_max: u64,
 ) -> io::Result<()> {
     let reader = shared
         .snapshots
@@ -283,7 +283,7 @@ fn write_snapshot(
     if offset == 0 {
         tracing::info!("sending {meta} ({size} bytes)");
     }
-    let window = Window { offset, max_bytes };
+    let window = Window { offset, bytes_max };
     snapshot_frames_from(meta, reader, size, crc, chunk_bytes, window, |frame| {
         buf.clear();
         wire::encode(&WireUnit::Frame(frame), &mut buf);
@@ -291,7 +291,7 @@ fn write_snapshot(
         bump(&shared.counters.bytes_sent, buf.len() as u64);
         Ok(())
     })?;
-    if offset.saturating_add(max_bytes) >= size {
+    if offset.saturating_add(bytes_max) >= size {
         bump(&shared.counters.snapshots_sent, 1);
     }
     Ok(())
@@ -301,7 +301,7 @@ fn write_snapshot(
 #[derive(Clone, Copy)]
 pub(super) struct Window {
     pub(super) offset: u64,
-    pub(super) max_bytes: u64,
+    pub(super) bytes_max: u64,
 }
 
 impl Window {
@@ -309,11 +309,11 @@ impl Window {
     #[cfg(test)]
     pub(super) const ALL: Window = Window {
         offset: 0,
-        max_bytes: u64::MAX,
+        bytes_max: u64::MAX,
     };
 }
 
-/// The frames of `raft_core::snapshot_window_frames`, produced from a reader
+/// The frames of `raft_core::wire::snapshot_window_frames`, produced from a reader
 /// (positioned at the snapshot's first byte) one chunk at a time so a large
 /// snapshot never sits in memory whole.
 pub(super) fn snapshot_frames_from(
@@ -325,12 +325,12 @@ pub(super) fn snapshot_frames_from(
     window: Window,
     mut emit: impl FnMut(Frame) -> io::Result<()>,
 ) -> io::Result<()> {
-    let chunk_bytes = chunk_bytes.clamp(1, MAX_SNAPSHOT_CHUNK_BYTES);
+    let chunk_bytes = chunk_bytes.clamp(1, SNAPSHOT_CHUNK_BYTES_MAX);
     let start = window.offset;
     if start > size {
         return Ok(());
     }
-    let end = start.saturating_add(window.max_bytes).min(size);
+    let end = start.saturating_add(window.bytes_max).min(size);
     if start == 0 {
         emit(Frame::SnapshotBegin {
             meta: meta.clone(),
@@ -369,12 +369,12 @@ pub(super) fn send_snapshot(
     stream: StreamId,
     meta: SnapshotMeta,
     offset: u64,
-    max_bytes: u64,
+    bytes_max: u64,
 ) {
     let item = Outgoing::Snapshot {
         meta,
         offset,
-        max_bytes,
+        bytes_max,
     };
     push(shared, stream, item, SNAPSHOT_COST);
 }
@@ -415,7 +415,7 @@ mod tests {
         };
         for size in [0usize, 1, 7, 8, 9, 100] {
             let data = Bytes::from((0..size).map(|i| i as u8).collect::<Vec<u8>>());
-            let expected = raft_core::snapshot_frames(&meta, &data, 8);
+            let expected = raft_core::wire::snapshot_frames(&meta, &data, 8);
             let mut got = Vec::new();
             snapshot_frames_from(
                 &meta,
@@ -442,17 +442,18 @@ mod tests {
             config: Config::default(),
         };
         let data = Bytes::from((0..100u8).collect::<Vec<u8>>());
-        for (offset, max_bytes) in [(0, 0), (0, 30), (30, 30), (90, 30), (30, 70), (100, 5)] {
-            let expected = raft_core::snapshot_window_frames(&meta, &data, offset, max_bytes, 8);
+        for (offset, bytes_max) in [(0, 0), (0, 30), (30, 30), (90, 30), (30, 70), (100, 5)] {
+            let expected =
+                raft_core::wire::snapshot_window_frames(&meta, &data, offset, bytes_max, 8);
             let mut got = Vec::new();
-            let window = Window { offset, max_bytes };
+            let window = Window { offset, bytes_max };
             let crc = crc32fast::hash(&data);
             snapshot_frames_from(&meta, &data[..], 100, crc, 8, window, |f| {
                 got.push(f);
                 Ok(())
             })
             .unwrap();
-            assert_eq!(got, expected, "window {offset}+{max_bytes}");
+            assert_eq!(got, expected, "window {offset}+{bytes_max}");
         }
     }
 }

@@ -23,7 +23,7 @@ pub(crate) enum ReadError {
 }
 
 /// Splits a byte stream into [`WireUnit`]s. Memory stays at most one record
-/// (the codec refuses a record above `wire::MAX_FRAME_BYTES` from its header)
+/// (the codec refuses a record above `wire::FRAME_BYTES_MAX` from its header)
 /// plus one read.
 pub(crate) struct UnitReader {
     buf: Vec<u8>,

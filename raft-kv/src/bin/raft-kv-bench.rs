@@ -13,7 +13,7 @@
 //! | field | meaning |
 //! |---|---|
 //! | `ops_per_sec` | puts committed per second, all clients together |
-//! | `latency_us_p50`, `_p99`, `_p999`, `_max` | from the client's call to `apply` until it returned (committed) |
+//! | `latency_us_p50`, `_p99`, `_p999`, `_max` | from the client's call to `propose` until it returned (committed) |
 //! | `fsyncs_per_sec` | WAL fsyncs per second, all nodes together (`Metrics::wal_fsyncs`) |
 //! | `leader_fsyncs_per_sec`, `leader_entries_per_fsync` | the same on the leader alone, and its group-commit batch |
 //! | `wire_bytes_per_entry` | bytes all nodes wrote to their peers (`TransportMetrics::bytes_sent`: entries, acks, heartbeats) per committed entry |
@@ -190,7 +190,7 @@ fn measure(args: &Args, root: &std::path::Path) -> Result<String, String> {
                     };
                     i += 1;
                     let started = Instant::now();
-                    let ok = nodes[0].apply(command.encode()).is_ok();
+                    let ok = nodes[0].propose(command.encode()).is_ok();
                     let took = started.elapsed();
                     if !ok {
                         errors.fetch_add(1, Ordering::Relaxed);

@@ -482,9 +482,9 @@ fn op_completing_before_its_invocation_is_a_recorder_bug() {
 
 mod history_conversion {
     use super::*;
-    use crate::history::{Op, OpKind, Outcome};
+    use crate::history::{Op, OpKind, OpStatus};
 
-    fn recorded(id: u64, kind: OpKind, outcome: Outcome, times: (u64, Option<u64>)) -> Op {
+    fn recorded(id: u64, kind: OpKind, outcome: OpStatus, times: (u64, Option<u64>)) -> Op {
         let (invoke_ns, complete_ns) = times;
         Op {
             id,
@@ -499,7 +499,7 @@ mod history_conversion {
 
     #[test]
     fn failed_ops_are_left_out_and_unknown_ones_are_indeterminate() {
-        let failed = recorded(0, OpKind::Put { value: 1 }, Outcome::Failed, (0, Some(5)));
+        let failed = recorded(0, OpKind::Put { value: 1 }, OpStatus::Failed, (0, Some(5)));
         assert_eq!(LinOp::from_history(&failed), None);
         let unknown = recorded(
             1,
@@ -508,7 +508,7 @@ mod history_conversion {
                 to: 2,
                 ok: None,
             },
-            Outcome::Unknown,
+            OpStatus::Unknown,
             (0, None),
         );
         assert_eq!(
@@ -524,7 +524,7 @@ mod history_conversion {
         let read = recorded(
             2,
             OpKind::Get { result: Some(2) },
-            Outcome::Ok,
+            OpStatus::Ok,
             (10, Some(20)),
         );
         assert_eq!(
@@ -536,13 +536,13 @@ mod history_conversion {
     #[test]
     fn violations_name_positions_in_the_recorded_history() {
         let ops = [
-            recorded(0, OpKind::Put { value: 1 }, Outcome::Failed, (0, Some(5))),
-            recorded(1, OpKind::Put { value: 2 }, Outcome::Ok, (10, Some(20))),
-            recorded(2, OpKind::Put { value: 3 }, Outcome::Unknown, (25, None)),
+            recorded(0, OpKind::Put { value: 1 }, OpStatus::Failed, (0, Some(5))),
+            recorded(1, OpKind::Put { value: 2 }, OpStatus::Ok, (10, Some(20))),
+            recorded(2, OpKind::Put { value: 3 }, OpStatus::Unknown, (25, None)),
             recorded(
                 3,
                 OpKind::Get { result: Some(1) },
-                Outcome::Ok,
+                OpStatus::Ok,
                 (30, Some(40)),
             ),
         ];
@@ -569,7 +569,7 @@ mod history_conversion {
         LinOp::from_history(&recorded(
             0,
             OpKind::Put { value: 1 },
-            Outcome::Ok,
+            OpStatus::Ok,
             (0, None),
         ));
     }

@@ -1,8 +1,8 @@
 //! The SVG drawing of one panel of the timeline.
 
 use super::{
-    Arrow, BAR_H, LANE_H, LEFT, MAX_STREAM_ARROWS, MAX_VOTE_ARROWS, Model, Outcome, PLOT_W,
-    STRIP_H, esc, secs, thin,
+    Arrow, BAR_H, LANE_H, LEFT, Model, OpStatus, PLOT_W, STREAM_ARROWS_MAX, STRIP_H,
+    VOTE_ARROWS_MAX, esc, secs, thin,
 };
 use std::fmt::Write as _;
 
@@ -194,9 +194,9 @@ pub(super) fn panel(h: &mut String, m: &Model, t0: u64, t1: u64, messages: bool)
         }
         let (xa, xb) = (f.x(*a), f.x(*b));
         let color = match outcome {
-            Outcome::Ok => "#3cb043",
-            Outcome::Failed => "#d9534f",
-            Outcome::Unknown => "#9b59b6",
+            OpStatus::Ok => "#3cb043",
+            OpStatus::Failed => "#d9534f",
+            OpStatus::Unknown => "#9b59b6",
         };
         let opacity = if *finished { "1" } else { "0.45" };
         let _ = writeln!(
@@ -317,20 +317,20 @@ fn lane(h: &mut String, m: &Model, f: &Frame, i: usize, max_applied: u64) {
 /// Vote, chunk and ack arrows and dropped messages inside the panel.
 fn arrows(h: &mut String, m: &Model, f: &Frame) {
     let kinds: [(&[Arrow], &str, f64, &str, usize); 3] = [
-        (&m.acks, "#8fb8ef", 0.6, "", MAX_STREAM_ARROWS),
+        (&m.acks, "#8fb8ef", 0.6, "", STREAM_ARROWS_MAX),
         (
             &m.chunks,
             "#1f5fbf",
             1.4,
             " marker-end=\"url(#hc)\"",
-            MAX_STREAM_ARROWS,
+            STREAM_ARROWS_MAX,
         ),
         (
             &m.votes,
             "#e67e00",
             1.2,
             " marker-end=\"url(#hv)\"",
-            MAX_VOTE_ARROWS,
+            VOTE_ARROWS_MAX,
         ),
     ];
     for (list, color, width, head, max) in kinds {
