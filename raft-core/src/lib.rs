@@ -82,6 +82,7 @@
 //! ```
 
 pub mod action;
+mod bootstrap;
 pub mod config;
 pub mod entry;
 pub mod error;
@@ -95,6 +96,7 @@ pub mod types;
 pub mod wire;
 
 pub use action::{Action, Completion, HardState, Role};
+pub use bootstrap::{Bootstrap, BootstrapError};
 pub use config::{Config, Member, MemberRole};
 pub use entry::{EntryKind, LogEntry};
 pub use error::{DecodeError, Outcome, Refusal, RequestError, Violation};
