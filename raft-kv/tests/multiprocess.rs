@@ -181,7 +181,8 @@ fn node_far_behind_catches_up_by_snapshot_after_restart() {
 
 #[test]
 fn live_nodes_are_added_and_removed_including_the_leader() {
-    let mut cluster = Cluster::start(3, &[]);
+    // Formed the dynamic way (--init, then --join), which this test is about.
+    let mut cluster = Cluster::start_joined(3, &[]);
     let mut client = KvClient::new(cluster.http_addresses(), 0);
     client.must_put("before", "1");
 
