@@ -595,13 +595,18 @@ fn a_restart_may_repeat_its_bootstrap_flags_but_not_name_another_cluster() {
     cluster.kill(i);
     let slot = &cluster.slots[i];
     let args = |start: &[String]| -> Vec<String> {
-        ["--data", &slot.data.display().to_string(), "--raft", &slot.raft]
-            .into_iter()
-            .chain(["--http", "127.0.0.1:0"])
-            .map(String::from)
-            .chain(FAST.iter().map(|s| s.to_string()))
-            .chain(start.iter().cloned())
-            .collect()
+        [
+            "--data",
+            &slot.data.display().to_string(),
+            "--raft",
+            &slot.raft,
+        ]
+        .into_iter()
+        .chain(["--http", "127.0.0.1:0"])
+        .map(String::from)
+        .chain(FAST.iter().map(|s| s.to_string()))
+        .chain(start.iter().cloned())
+        .collect()
     };
     // Another token: another cluster id, which this directory is not of.
     let mut other = slot.start.clone();

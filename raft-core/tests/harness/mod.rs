@@ -60,6 +60,9 @@ pub struct Cluster {
     pub snapshot_inflight_max: u64,
     /// Bytes per `SnapshotChunk` the hosts send.
     pub snapshot_chunk_bytes: usize,
+    /// With `Some`, every step in order: the node, its event, its actions
+    /// (the golden scripts print them).
+    pub steps: Option<Vec<(NodeId, Event, Vec<Action>)>>,
 }
 
 pub fn addr(id: NodeId) -> String {
@@ -137,6 +140,7 @@ impl Cluster {
             snapshot_flow: BTreeMap::new(),
             snapshot_inflight_max: 0,
             snapshot_chunk_bytes: 64,
+            steps: None,
         }
     }
 
@@ -261,8 +265,12 @@ impl Cluster {
         if !host.up {
             return;
         }
+        let traced = self.steps.is_some().then(|| event.clone());
         let actions = host.node.step(now, event);
         host.node.check_invariants();
+        if let (Some(steps), Some(event)) = (&mut self.steps, traced) {
+            steps.push((to, event, actions.clone()));
+        }
         if self.record {
             host.actions.extend(actions.iter().cloned());
         }
