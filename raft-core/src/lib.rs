@@ -40,6 +40,15 @@
 //!   ([`RecoveredState`]); an inconsistent handover, or invalid options, is a
 //!   [`RecoveryError`], never a panic.
 //!
+//! ## Starting a cluster
+//! Give every member the same [`Bootstrap`] (the voters' ids and addresses,
+//! and a token) in [`Event::BootstrapRequested`]: each persists the same
+//! first entry and they elect a leader; the cluster id is derived from the
+//! list, so nodes given different lists never mix, and a node that already
+//! has state is never overwritten (see [`Bootstrap`]). Or, dynamically, one
+//! node takes [`Event::InitializeRequested`] and the others join through the
+//! leader ([`MembershipChange::Add`]).
+//!
 //! Everything a peer sends is input: a message or frame that breaks the
 //! protocol is refused ([`Action::Refused`] with a [`Violation`]), never
 //! trusted and never a panic.
