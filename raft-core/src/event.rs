@@ -1,5 +1,6 @@
 //! Inputs to [`crate::Node::step`].
 
+use crate::bootstrap::Bootstrap;
 use crate::message::{Frame, Message, SnapshotMeta, StreamOpen};
 use crate::types::{LogIndex, NodeId, RequestId, StreamId, Term};
 use bytes::Bytes;
@@ -124,6 +125,16 @@ pub enum Event {
         /// This node's address, recorded in the first configuration.
         address: String,
     },
+    /// Make this node a member of the new cluster `bootstrap` describes
+    /// (every member is stepped with the same one). Succeeds on an empty
+    /// node, and again, changing nothing, on a node already bootstrapped
+    /// with the same list; see [`crate::Bootstrap`] for the guarantees.
+    BootstrapRequested {
+        /// Echoed in the completion.
+        id: RequestId,
+        /// The member list and token every member starts from.
+        bootstrap: Bootstrap,
+    },
 }
 
 impl fmt::Display for Event {
@@ -146,6 +157,7 @@ impl fmt::Display for Event {
                 write!(f, "Transfer {id} to {target:?}")
             }
             Event::InitializeRequested { id, address } => write!(f, "Initialize {id} {address}"),
+            Event::BootstrapRequested { id, bootstrap } => write!(f, "Bootstrap {id} {bootstrap}"),
         }
     }
 }

@@ -40,6 +40,15 @@
 //!   ([`RecoveredState`]); an inconsistent handover, or invalid options, is a
 //!   [`RecoveryError`], never a panic.
 //!
+//! ## Starting a cluster
+//! Give every member the same [`Bootstrap`] (the voters' ids and addresses,
+//! and a token) in [`Event::BootstrapRequested`]: each persists the same
+//! first entry and they elect a leader; the cluster id is derived from the
+//! list, so nodes given different lists never mix, and a node that already
+//! has state is never overwritten (see [`Bootstrap`]). Or, dynamically, one
+//! node takes [`Event::InitializeRequested`] and the others join through the
+//! leader ([`MembershipChange::Add`]).
+//!
 //! Everything a peer sends is input: a message or frame that breaks the
 //! protocol is refused ([`Action::Refused`] with a [`Violation`]), never
 //! trusted and never a panic.
@@ -80,6 +89,31 @@
 //! assert_eq!(done[1], (RequestId(2), Ok(Completion::Written { index: LogIndex(2) })));
 //! assert_eq!(applied.last().unwrap().data, "set x 1");
 //! ```
+//!
+//! ## Where each rule lives
+//! The protocol's rules, the function that implements each (paths under
+//! `src/`: the node's modules are private, so these are plain paths), the
+//! test that proves it (under `tests/`), and the golden script that tells it
+//! as a story (`tests/scripts/`, replayed byte for byte by `tests/scripts.rs`;
+//! `REWRITE_SCRIPTS=1 cargo test -p raft-core --test scripts` rewrites them).
+//! The same table is in `docs/protocol.md`.
+//!
+//! | rule (DESIGN §3) | implemented by | proved by | story |
+//! |---|---|---|---|
+//! | election: timeout drawn from `[T, 2T)`, one vote per term, durable before it is sent | `node/election.rs`: `Node::on_election_timeout`, `become_candidate`, `on_vote_request`; `node/mod.rs`: `Node::random_election_timeout` | `tests/election.rs`: `election_timeout_is_drawn_from_t_to_2t`, `one_vote_per_term`, `a_vote_is_durable_before_the_response_leaves`, `a_candidate_with_an_older_log_is_refused` | `election.txt` |
+//! | pre-vote: no term change without a quorum that would vote | `node/election.rs`: `become_pre_candidate`, `on_pre_vote_request` | `tests/election.rs`: `pre_vote_keeps_a_partitioned_node_from_raising_its_term` | `conflicting_suffix.txt` |
+//! | check-quorum, and no votes while a live leader was heard | `node/leader.rs`: `Node::on_leader_timers`, `check_quorum_deadline`; `node/election.rs`: `on_vote_request` | `tests/election.rs`: `leader_steps_down_when_quorum_silent_for_election_timeout`, `votes_refused_while_a_live_leader_was_heard_recently` | `stream_reopen.txt` |
+//! | stream open: start where both logs provably agree, never below the follower's commit | `node/receiver.rs`: `Node::maybe_open_stream`; `node/cursor.rs`: `Node::on_stream_opened` | `tests/replication.rs`: `a_restarted_follower_resumes_its_stream_from_its_own_log`; `tests/safety.rs`: `a_stream_from_a_foreign_cluster_or_a_non_member_is_closed` | `election.txt` |
+//! | chunk check: contiguity and `prev`, reject with a lower probe and reopen | `node/receiver.rs`: `Node::on_chunk`, `lower_probe` | `tests/replication.rs`: `a_chunk_that_does_not_match_makes_the_follower_reopen_with_a_lower_probe`; `tests/hostile_peer.rs` (one test per forged chunk) | `stream_reopen.txt` |
+//! | truncation: a conflicting uncommitted suffix, never a committed entry | `node/receiver.rs`: `Node::on_chunk` (`TruncateLog`) | `tests/replication.rs`: `a_follower_truncates_a_conflicting_uncommitted_suffix_and_converges`; `tests/hostile_peer.rs`: `a_chunk_rewriting_committed_entries_is_refused` | `conflicting_suffix.txt` |
+//! | ack: only durable entries, as validated by this stream | `node/receiver.rs`: `Node::maybe_ack` | `tests/replication.rs`: `a_follower_acks_only_durable_entries`, `a_follower_never_applies_past_what_the_current_leader_validated` | `election.txt` |
+//! | commit rule: durable on a quorum, an entry of the current term (§5.4.2) | `node/leader.rs`: `Node::maybe_advance_commit`, `become_leader` (the `Nop`) | `tests/safety.rs`: `an_earlier_term_entry_is_not_committed_by_replica_count`, `figure_8_test_fails_when_the_current_term_rule_is_removed`; `tests/replication.rs`: `an_entry_commits_only_once_durable_on_a_quorum_including_the_leaders_own_fsync` | `stream_reopen.txt` |
+//! | reads: ReadIndex after a heartbeat round and this term's first commit | `node/client.rs`: `Node::on_read`, `serve_reads_ready` | `tests/client.rs`: `a_read_index_waits_for_a_quorum_to_confirm_leadership`, `a_read_on_a_fresh_leader_waits_for_its_first_commit` | |
+//! | lease: opt-in, shortened by the drift bound, void after `TimeoutNow` | `node/leader.rs`: `Lease::holds_at`; `node/client.rs`: `Node::on_read` | `tests/client.rs`: `lease_reads_skip_the_heartbeat_round_while_the_lease_holds`, `a_leader_that_sent_timeout_now_serves_no_lease_read_for_the_rest_of_its_term` | |
+//! | membership: one change at a time, after a commit of the leader's term; learners promoted once caught up | `node/membership.rs`: `Node::check_change`, `maybe_promote_learner` | `tests/membership.rs`: `only_one_membership_change_may_be_in_flight`, `a_change_waits_until_the_leader_committed_an_entry_of_its_term`, `a_new_node_joins_as_a_learner_and_is_promoted_once_caught_up` | `membership.txt` |
+//! | transfer: stop proposals, bring the target up to date, `TimeoutNow` | `node/transfer.rs`: `Node::on_transfer`, `maybe_send_timeout_now`; `node/election.rs`: `on_timeout_now` | `tests/election.rs`: `timeout_now_makes_the_target_campaign_past_leader_stickiness`; `tests/membership.rs`: `proposals_wait_out_a_leadership_transfer` | `transfer.txt` |
+//! | snapshot: compaction after a snapshot; a follower behind it gets the snapshot on its stream, then entries | `node/snapshot.rs`: `Node::maybe_request_snapshot`, `on_snapshot_taken`; `node/cursor.rs`: `Node::replicate` (`SendSnapshot`); `node/receiver.rs`: `on_snapshot_end` | `tests/compaction.rs`: `a_follower_behind_the_compaction_point_gets_the_snapshot_then_the_entries`, `a_snapshot_on_the_stream_never_runs_more_than_the_budget_ahead_of_the_followers_acks` | `snapshot.txt` |
+//! | static bootstrap: one first entry per cluster id | `bootstrap.rs`: `Bootstrap::new`; `node/bootstrap.rs`: `Node::on_bootstrap` | `tests/bootstrap.rs`: `nodes_given_different_lists_refuse_each_other_and_never_mix_logs`, `bootstrapping_again_with_the_same_list_succeeds_and_changes_nothing` | `election.txt` |
 
 //! ## Vocabulary
 //! *Propose* a command; it is *appended* to a log in memory, *persisted*
@@ -113,6 +147,7 @@
 //! it, no option can switch a protocol rule off.
 
 mod action;
+mod bootstrap;
 mod config;
 mod entry;
 mod error;
@@ -127,6 +162,7 @@ mod types;
 pub mod wire;
 
 pub use action::{Action, Completion};
+pub use bootstrap::{Bootstrap, BootstrapError};
 pub use config::{Config, Member, MemberRole};
 pub use entry::{EntryKind, LogEntry};
 pub use error::{DecodeError, Outcome, Refusal, RequestError, Violation};

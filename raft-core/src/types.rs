@@ -38,8 +38,9 @@ id_newtype!(
     "n"
 );
 id_newtype!(
-    /// A random identity chosen at `initialize`; every handshake and heartbeat
-    /// carries it so nodes of two clusters can never mix.
+    /// A cluster's identity, chosen at random at `initialize` or derived from
+    /// the member list and token of a [`crate::Bootstrap`]; every handshake
+    /// and heartbeat carries it so nodes of two clusters can never mix.
     ClusterId,
     "c"
 );

@@ -1,4 +1,5 @@
-//! Smoke test: a cluster forms through initialize and joins, and commits.
+//! Smoke test: a cluster forms (from a bootstrap list, and through
+//! initialize and joins) and commits.
 mod harness;
 use harness::*;
 use raft_core::*;
@@ -26,6 +27,23 @@ fn three_node_cluster_forms_and_commits() {
             c.commands(NodeId(id)),
             vec![bytes::Bytes::from_static(b"hello")],
             "node {id}"
+        );
+    }
+    c.assert_state_machine_safety();
+}
+
+#[test]
+fn three_node_cluster_forms_through_initialize_and_joins_and_commits() {
+    let mut c = Cluster::initialized_then_joined(3);
+    let leader = c.leader().expect("leader");
+    assert_eq!(c.hosts[&leader].node.config().voter_count(), 3);
+    let id = c.propose(b"hello");
+    c.run_for(Duration::from_millis(300));
+    assert!(matches!(c.result(id), Some(Ok(Completion::Written { .. }))));
+    for id in [1, 2, 3] {
+        assert_eq!(
+            c.commands(NodeId(id)),
+            [bytes::Bytes::from_static(b"hello")]
         );
     }
     c.assert_state_machine_safety();

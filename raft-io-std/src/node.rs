@@ -14,8 +14,8 @@ use crate::transport::{self, ConnectError, Sinks, Transport, TransportOptions};
 use bytes::Bytes;
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use raft_core::{
-    ClusterId, Completion, Config, LogIndex, MembershipChange, NodeId, NodeOptions, Outcome,
-    RequestError, Role, Term,
+    Bootstrap, ClusterId, Completion, Config, LogIndex, MembershipChange, NodeId, NodeOptions,
+    Outcome, RequestError, Role, Term,
 };
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -166,7 +166,8 @@ impl RaftNode {
     ///
     /// A directory that already belongs to a cluster resumes: its FSM is
     /// restored from the newest snapshot and the node rejoins its peers. A new
-    /// directory waits for [`RaftNode::initialize`] or [`RaftNode::join`].
+    /// directory waits for [`RaftNode::bootstrap`], [`RaftNode::initialize`]
+    /// or [`RaftNode::join`].
     pub fn open(path: impl AsRef<Path>, config: NodeConfig, fsm: impl Fsm) -> Result<RaftNode> {
         let path = path.as_ref();
         // Found now, not at `initialize` after the directory was claimed.
@@ -346,6 +347,46 @@ impl RaftNode {
         let timeout = self.config.request_timeout;
         match self.request(
             |reply| Command::Initialize { reply },
+            timeout,
+            Outcome::Unknown,
+        )? {
+            Completion::Initialized { cluster_id } => Ok(cluster_id),
+            other => Err(Error::Internal(format!("unexpected completion {other:?}"))),
+        }
+    }
+
+    /// Makes this node member `id` of the new cluster `bootstrap` lists: give
+    /// every member the same list (ids and the addresses they advertise) and
+    /// token, each its own id, and they elect a leader among themselves; no
+    /// member waits for another. Returns the cluster id (derived from the
+    /// list and token) once this node holds the cluster's first entry.
+    ///
+    /// Calling it again with the same list, on this run or after a restart,
+    /// succeeds and changes nothing; a data directory of another cluster, or
+    /// of another node, is refused ([`Error::AlreadyInitialized`],
+    /// [`Error::LogExists`]), as is an `id` not in the list. The guarantees
+    /// when lists differ between nodes are on [`raft_core::Bootstrap`].
+    ///
+    /// ```no_run
+    /// use raft_core::{Bootstrap, NodeId};
+    /// use raft_io_std::{Fsm, NodeConfig, RaftNode};
+    /// # fn demo(fsm: impl Fsm) -> raft_io_std::Result<()> {
+    /// let members = (1..=3).map(|i| (NodeId(i), format!("10.0.0.{i}:7001")));
+    /// let bootstrap = Bootstrap::new(0x5eed, members).expect("a valid list");
+    /// // On 10.0.0.2 (and likewise on the others, each with its own id):
+    /// let node = RaftNode::open("/var/lib/app/n2", NodeConfig::new("10.0.0.2:7001"), fsm)?;
+    /// node.bootstrap(NodeId(2), &bootstrap)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn bootstrap(&self, id: NodeId, bootstrap: &Bootstrap) -> Result<ClusterId> {
+        let timeout = self.config.request_timeout;
+        let bootstrap = bootstrap.clone();
+        match self.request(
+            |reply| Command::Bootstrap {
+                node: id,
+                bootstrap,
+                reply,
+            },
             timeout,
             Outcome::Unknown,
         )? {

@@ -1,13 +1,13 @@
 //! Whole clusters in one process, on real loopback sockets and temp dirs:
-//! forming by initialize + join, applying, restarts, leader loss, snapshots,
+//! forming from a bootstrap list and by initialize + join, applying, restarts, leader loss, snapshots,
 //! and a node of another cluster being refused.
 //!
 //! Nothing sleeps to synchronize: every wait polls a condition against a
 //! generous deadline (real networks and disks have no virtual clock).
 
 use raft_core::{
-    Duration as CoreDuration, EntryKind, InvalidOptions, LogEntry, LogIndex, NodeId, Outcome,
-    RequestError, Role,
+    Bootstrap, Duration as CoreDuration, EntryKind, InvalidOptions, LogEntry, LogIndex, NodeId,
+    Outcome, RequestError, Role,
 };
 use raft_io_std::{Error, Fsm, NodeConfig, RaftNode};
 use std::io::{self, Read, Write};
@@ -129,9 +129,36 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// The token of the tests' bootstrapped clusters.
+const TOKEN: u64 = 0x5eed;
+
+/// The member list of `members`, ids 1, 2, 3 in order.
+fn bootstrap_of(members: &[Member]) -> Bootstrap {
+    let list = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (NodeId(i as u64 + 1), m.address.clone()));
+    Bootstrap::new(TOKEN, list).unwrap()
+}
+
+/// Three nodes bootstrapped from one member list, with a leader they all know.
+fn three_nodes(tweak: impl Fn(&mut NodeConfig)) -> Vec<Member> {
+    let members: Vec<Member> = (0..3).map(|_| Member::open(&tweak)).collect();
+    let bootstrap = bootstrap_of(&members);
+    for (i, m) in members.iter().enumerate() {
+        let id = NodeId(i as u64 + 1);
+        assert_eq!(
+            m.node().bootstrap(id, &bootstrap).unwrap(),
+            bootstrap.cluster_id()
+        );
+    }
+    leader_of(&members);
+    members
+}
+
 /// Three nodes: the first initializes, the second joins through it, the
 /// third through the second (a follower, which redirects to the leader).
-fn three_nodes(tweak: impl Fn(&mut NodeConfig)) -> Vec<Member> {
+fn three_nodes_joined(tweak: impl Fn(&mut NodeConfig)) -> Vec<Member> {
     let members: Vec<Member> = (0..3).map(|_| Member::open(&tweak)).collect();
     members[0].node().initialize().unwrap();
     assert_eq!(
@@ -202,7 +229,7 @@ fn assert_all_applied(members: &[Member], expected: &[String]) {
 
 #[test]
 fn three_nodes_form_a_cluster_by_initialize_and_join_and_replicate_commands() {
-    let members = three_nodes(|_| {});
+    let members = three_nodes_joined(|_| {});
     // Node 1 leads unless a slow machine delayed its heartbeats past an
     // election timeout; the test holds either way.
     let leader = leader_of(&members);
@@ -269,6 +296,89 @@ fn three_nodes_form_a_cluster_by_initialize_and_join_and_replicate_commands() {
     assert!(matches!(
         node.initialize(),
         Err(Error::Request(RequestError::AlreadyInitialized))
+    ));
+}
+
+#[test]
+fn three_nodes_bootstrapped_from_one_list_replicate_and_may_repeat_the_bootstrap() {
+    let mut members = three_nodes(|_| {});
+    let bootstrap = bootstrap_of(&members);
+    for m in &members {
+        assert_eq!(m.node().cluster_id(), Some(bootstrap.cluster_id()));
+        assert_eq!(m.node().config().voters().count(), 3);
+    }
+    let leader = leader_of(&members);
+    let commands: Vec<String> = (0..20).map(|i| format!("b{i}")).collect();
+    apply_all(members[leader].node(), commands.clone());
+    assert_all_applied(&members, &commands);
+
+    // A repeat is a no-op, on this run and after a restart (raft-kv repeats
+    // its --bootstrap flags on every start); another id is refused.
+    let follower = (leader + 1) % 3;
+    let id = NodeId(follower as u64 + 1);
+    let node = members[follower].node();
+    assert_eq!(
+        node.bootstrap(id, &bootstrap).unwrap(),
+        bootstrap.cluster_id()
+    );
+    let other = NodeId((follower as u64 + 1) % 3 + 1);
+    assert!(matches!(
+        node.bootstrap(other, &bootstrap),
+        Err(Error::Request(RequestError::AlreadyInitialized))
+    ));
+    members[follower].close();
+    members[follower].reopen(&|_| {});
+    let node = members[follower].node();
+    assert_eq!(node.id(), Some(id));
+    assert_eq!(
+        node.bootstrap(id, &bootstrap).unwrap(),
+        bootstrap.cluster_id()
+    );
+    assert_all_applied(&members, &commands);
+
+    // A node of another list is another cluster: refused, never a member.
+    let mut stranger = Member::open(&|_| {});
+    let mut list: Vec<(NodeId, String)> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (NodeId(i as u64 + 1), m.address.clone()))
+        .collect();
+    list[follower].1 = stranger.address.clone();
+    let theirs = Bootstrap::new(TOKEN, list).unwrap();
+    assert_ne!(theirs.cluster_id(), bootstrap.cluster_id());
+    stranger.node().bootstrap(id, &theirs).unwrap();
+    eventually("the others to refuse the stranger as foreign", || {
+        let t = stranger.node().metrics().unwrap().transport;
+        t.last_refusal
+            .as_deref()
+            .is_some_and(|r| r.contains("foreign cluster"))
+    });
+    assert_ne!(
+        stranger.node().role(),
+        Role::Leader,
+        "no quorum of its list"
+    );
+    assert_eq!(stranger.applied.commands(), Vec::<String>::new());
+    stranger.close();
+}
+
+#[test]
+fn a_bootstrap_that_does_not_list_the_node_is_refused_and_leaves_it_empty() {
+    let mut lone = Member::open(&|_| {});
+    let bootstrap = Bootstrap::new(TOKEN, [(NodeId(1), "127.0.0.1:1".to_string())]).unwrap();
+    assert!(matches!(
+        lone.node().bootstrap(NodeId(2), &bootstrap),
+        Err(Error::Request(raft_core::RequestError::NodeNotFound(
+            NodeId(2)
+        )))
+    ));
+    assert_eq!(lone.node().id(), None);
+    lone.close();
+    lone.reopen(&|_| {});
+    assert_eq!(lone.node().id(), None, "no identity was written");
+    assert!(matches!(
+        lone.node().propose("x"),
+        Err(Error::Request(RequestError::NotInitialized))
     ));
 }
 

@@ -1,19 +1,22 @@
 //! The command line of `raft-kv` (clap, derived).
 
 use clap::{Args, Parser, Subcommand};
+use raft_core::{Bootstrap, NodeId};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// raft-kv: a replicated key-value server over HTTP (an example of raft-io-std).
 ///
-/// A new data directory needs --init (the first node of a new cluster: it
-/// gets id 1) or --join (any member's raft address: the leader assigns the
-/// next id). A directory that already belongs to a cluster resumes: restart
-/// a node with the same --data, --raft and --http as before (a --join that
-/// names another cluster is refused).
+/// A new data directory needs --bootstrap (every member of a new cluster
+/// started with the same list and --cluster-token, each with its own --id),
+/// --init (the first node of a new cluster: it gets id 1) or --join (any
+/// member's raft address: the leader assigns the next id). A directory that
+/// already belongs to a cluster resumes: restart a node with the same
+/// --data, --raft and --http as before (repeating its --bootstrap flags is
+/// fine; a --bootstrap or --join that names another cluster is refused).
 ///
-/// Ids are assigned by the cluster, never chosen: --id N only checks that the
-/// node is (or became) N, and refuses to start otherwise.
+/// With --init and --join, ids are assigned by the cluster: --id N only
+/// checks that the node is (or became) N, and refuses to start otherwise.
 ///
 /// On stdout, one line each, for scripts: `listening raft=ADDR http=ADDR`
 /// once both listeners are bound (port 0 picks one), then `ready id=N
@@ -54,13 +57,22 @@ pub struct NodeArgs {
     #[arg(long, value_name = "ADDR", required = true)]
     pub http: Option<String>,
     /// Make the first node of a new cluster (a new directory only).
-    #[arg(long, conflicts_with = "join")]
+    #[arg(long, conflicts_with_all = ["join", "bootstrap"])]
     pub init: bool,
+    /// Start a new cluster from its member list, every member's id and raft
+    /// address: `1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001`. Give every
+    /// member the same list and --cluster-token, and each its own --id.
+    #[arg(long, value_name = "ID=ADDR,...", value_parser = parse_members, conflicts_with = "join", requires_all = ["id", "cluster_token"])]
+    pub bootstrap: Option<Members>,
+    /// With --bootstrap: a number that tells this cluster apart from others
+    /// started from the same list (the cluster id is derived from both).
+    #[arg(long, value_name = "N", requires = "bootstrap")]
+    pub cluster_token: Option<u64>,
     /// Join the cluster of the member at this raft address (a new directory,
     /// or one that already belongs to that cluster).
     #[arg(long, value_name = "RAFT_ADDR")]
     pub join: Option<String>,
-    /// Check the node's id.
+    /// This node's id in the --bootstrap list; otherwise, check the node's id.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub id: Option<u64>,
     /// Close the node and exit when stdin reaches its end (lets a parent
@@ -71,9 +83,37 @@ pub struct NodeArgs {
     pub tuning: Tuning,
 }
 
+/// A --bootstrap member list, as given (checked when the cluster is built).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Members(pub Vec<(NodeId, String)>);
+
+fn parse_members(text: &str) -> Result<Members, String> {
+    let members = text
+        .split(',')
+        .map(|member| {
+            let (id, address) = member
+                .split_once('=')
+                .ok_or_else(|| format!("`{member}` is not ID=ADDR"))?;
+            let id: u64 = id
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{id}` in `{member}` is not a node id"))?;
+            Ok((NodeId(id), address.trim().to_string()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    // Duplicates, id 0 and empty addresses: refused with a reason now, not at start.
+    Bootstrap::new(0, members.clone()).map_err(|e| e.to_string())?;
+    Ok(Members(members))
+}
+
 /// What a node does with its data directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Start {
+    /// Member `id` of the cluster this list and token make.
+    Bootstrap {
+        id: NodeId,
+        bootstrap: Bootstrap,
+    },
     Init,
     Join(String),
     /// Neither flag: only a directory that already belongs to a cluster starts.
@@ -81,8 +121,18 @@ pub enum Start {
 }
 
 impl NodeArgs {
-    /// `--init`, `--join` or neither.
+    /// `--bootstrap`, `--init`, `--join` or none.
     pub fn start(&self) -> Start {
+        if let (Some(Members(members)), Some(token), Some(id)) =
+            (&self.bootstrap, self.cluster_token, self.id)
+        {
+            let bootstrap =
+                Bootstrap::new(token, members.clone()).expect("checked when the flag was parsed");
+            return Start::Bootstrap {
+                id: NodeId(id),
+                bootstrap,
+            };
+        }
         match (&self.join, self.init) {
             (Some(address), _) => Start::Join(address.clone()),
             (None, true) => Start::Init,
@@ -222,6 +272,23 @@ mod tests {
     }
 
     #[test]
+    fn a_bootstrap_command_line_parses_into_the_members_and_token() {
+        let cli = parse_str(
+            "--data /d --raft 127.0.0.1:1 --http 127.0.0.1:2 --bootstrap 2=127.0.0.1:3,1=127.0.0.1:1 --cluster-token 9 --id 1",
+        )
+        .unwrap();
+        let members = [(NodeId(1), "127.0.0.1:1"), (NodeId(2), "127.0.0.1:3")];
+        let want = Bootstrap::new(9, members.map(|(id, a)| (id, a.to_string()))).unwrap();
+        assert_eq!(
+            cli.node.start(),
+            Start::Bootstrap {
+                id: NodeId(1),
+                bootstrap: want
+            }
+        );
+    }
+
+    #[test]
     fn tuning_flags_round_trip_through_to_flags() {
         let cli = parse_str(
             "local-cluster --nodes 5 --heartbeat-ms 40 --snapshot-trailing 7 --header-timeout-ms 900",
@@ -255,6 +322,26 @@ mod tests {
             ("--data d --raft r --http h --bogus", "unexpected argument"),
             ("--data", "a value is required"),
             ("local-cluster --nodes 0", "invalid value"),
+            (
+                "--data d --raft r --http h --bootstrap 1=a --cluster-token 1",
+                "--id",
+            ),
+            (
+                "--data d --raft r --http h --bootstrap 1=a --id 1",
+                "--cluster-token",
+            ),
+            (
+                "--data d --raft r --http h --bootstrap 1=a,1=b --cluster-token 1 --id 1",
+                "duplicate node id",
+            ),
+            (
+                "--data d --raft r --http h --bootstrap 1:a --cluster-token 1 --id 1",
+                "is not ID=ADDR",
+            ),
+            (
+                "--data d --raft r --http h --bootstrap 1=a --cluster-token 1 --id 1 --init",
+                "cannot be used with",
+            ),
             (
                 "--data d --raft r --http h --header-bytes-max 10",
                 "invalid value",

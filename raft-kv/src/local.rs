@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// How long a child may take to bind, initialize or join.
+/// How long a child may take to bind and bootstrap.
 const START_PATIENCE: Duration = Duration::from_secs(60);
 /// How long a child may take to close its node after its stdin closed.
 const STOP_PATIENCE: Duration = Duration::from_secs(10);
@@ -69,8 +69,45 @@ fn port_address(base: u16, offset: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
-/// Starts node `n` (1-based) and waits for its `ready` line.
-fn start_node(args: &LocalArgs, dir: &Path, n: u16, join: Option<&str>) -> Result<Node, String> {
+/// The raft addresses of nodes 1..=N: fixed ports from --base-port, or ports
+/// the OS picks, all bound at once (so they differ) and released just before
+/// the nodes bind them (a small race with other processes, the price of a
+/// member list known before any node starts).
+fn raft_addresses(args: &LocalArgs) -> Result<Vec<String>, String> {
+    if args.base_port != 0 {
+        return Ok((0..args.nodes)
+            .map(|i| port_address(args.base_port, i * 2))
+            .collect());
+    }
+    let listeners = (0..args.nodes)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot find a free port: {e}"))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.to_string()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
+}
+
+/// A token for a new cluster: a local cluster is never meant to meet
+/// another, even one left running from an earlier run on the same ports.
+fn fresh_token() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// Starts node `n` (1-based) with `start` (its --bootstrap flags) and waits
+/// for its `ready` line.
+fn start_node(
+    args: &LocalArgs,
+    dir: &Path,
+    n: u16,
+    raft: &str,
+    start: &[String],
+) -> Result<Node, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
     let data = dir.join(format!("n{n}"));
     let log = dir.join(format!("n{n}.log"));
@@ -80,12 +117,9 @@ fn start_node(args: &LocalArgs, dir: &Path, n: u16, join: Option<&str>) -> Resul
     command
         .arg("--data")
         .arg(&data)
-        .args(["--raft", &port_address(args.base_port, offset)])
+        .args(["--raft", raft])
         .args(["--http", &port_address(args.base_port, offset + 1)])
-        .args(match join {
-            None => vec!["--init".to_string()],
-            Some(address) => vec!["--join".to_string(), address.to_string()],
-        })
+        .args(start)
         .args(args.tuning.to_flags())
         .arg("--exit-on-stdin-close")
         .stdin(Stdio::piped())
@@ -166,9 +200,27 @@ pub fn run(args: &LocalArgs) -> ExitCode {
 
 fn run_in(args: &LocalArgs, dir: &Path, stop: &AtomicBool) -> ExitCode {
     let mut cluster = Cluster { nodes: Vec::new() };
-    for n in 1..=args.nodes {
-        let join = cluster.nodes.first().map(|first| first.raft.clone());
-        match start_node(args, dir, n, join.as_deref()) {
+    let addresses = match raft_addresses(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("raft-kv: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let list = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let token = fresh_token().to_string();
+    for (n, raft) in (1..=args.nodes).zip(&addresses) {
+        let start = ["--bootstrap", &list, "--cluster-token", &token, "--id"]
+            .map(String::from)
+            .into_iter()
+            .chain([n.to_string()])
+            .collect::<Vec<_>>();
+        match start_node(args, dir, n, raft, &start) {
             Ok(node) => cluster.nodes.push(node),
             Err(e) => {
                 eprintln!("raft-kv: {e}");

@@ -194,10 +194,26 @@ fn serve(args: &NodeArgs) -> Result<(), String> {
         .map_err(|e| format!("node stopped with an error: {e}"))
 }
 
-/// Initializes, joins or resumes; returns the node's id.
+/// Bootstraps, initializes, joins or resumes; returns the node's id.
 fn become_member(node: &RaftNode, args: &NodeArgs) -> Result<NodeId, String> {
     let data = data_dir(args);
     let id = match (node.id(), args.start()) {
+        // A new directory takes its place in the list; a restart repeats
+        // the flags, and the node checks its directory is of that cluster.
+        (_, Start::Bootstrap { id, bootstrap }) => {
+            node.bootstrap(id, &bootstrap).map_err(|e| {
+                format!(
+                    "bootstrap as node {id} of cluster {} failed ({} holds {}): {e}",
+                    bootstrap.cluster_id().0,
+                    data.display(),
+                    node.id().map_or("no node".to_string(), |n| format!(
+                        "node {n} of cluster {:?}",
+                        node.cluster_id().map(|c| c.0)
+                    ))
+                )
+            })?;
+            id
+        }
         (Some(id), Start::Join(address)) => {
             // A restart may repeat its --join; a directory of another
             // cluster must not quietly resume that cluster instead.
@@ -242,7 +258,8 @@ fn become_member(node: &RaftNode, args: &NodeArgs) -> Result<NodeId, String> {
             .map_err(|e| format!("join through {address} failed: {e}"))?,
         (None, Start::Resume) => {
             return Err(format!(
-                "{} holds no node: start it with --init (a new cluster) or --join ADDR",
+                "{} holds no node: start it with --bootstrap (a new cluster from its member \
+                 list), --init (a new cluster of one) or --join ADDR",
                 data.display()
             ));
         }

@@ -181,7 +181,8 @@ fn node_far_behind_catches_up_by_snapshot_after_restart() {
 
 #[test]
 fn live_nodes_are_added_and_removed_including_the_leader() {
-    let mut cluster = Cluster::start(3, &[]);
+    // Formed the dynamic way (--init, then --join), which this test is about.
+    let mut cluster = Cluster::start_joined(3, &[]);
     let mut client = KvClient::new(cluster.http_addresses(), 0);
     client.must_put("before", "1");
 
@@ -582,4 +583,42 @@ fn local_cluster_serves_then_stops_its_nodes_and_removes_its_data_on_sigterm() {
         let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
         assert!(!proc.exists(), "node process {pid} outlived local-cluster");
     }
+}
+
+#[test]
+fn a_restart_may_repeat_its_bootstrap_flags_but_not_name_another_cluster() {
+    let mut cluster = Cluster::start(3, &[]);
+    let mut client = KvClient::new(cluster.http_addresses(), 0);
+    client.must_put("k", "v");
+    let (leader, _) = cluster.wait_leader(0);
+    let i = (leader + 1) % 3;
+    cluster.kill(i);
+    let slot = &cluster.slots[i];
+    let args = |start: &[String]| -> Vec<String> {
+        [
+            "--data",
+            &slot.data.display().to_string(),
+            "--raft",
+            &slot.raft,
+        ]
+        .into_iter()
+        .chain(["--http", "127.0.0.1:0"])
+        .map(String::from)
+        .chain(FAST.iter().map(|s| s.to_string()))
+        .chain(start.iter().cloned())
+        .collect()
+    };
+    // Another token: another cluster id, which this directory is not of.
+    let mut other = slot.start.clone();
+    let token = other.iter().position(|f| f == "--cluster-token").unwrap() + 1;
+    other[token] = "1".into();
+    let (_, started) = support::spawn(&args(&other), &slot.log);
+    assert!(matches!(started, support::Started::Exited(Some(1))));
+    let text = std::fs::read_to_string(&slot.log).unwrap();
+    assert!(text.contains("bootstrap as node"), "{text}");
+
+    let (_process, started) = support::spawn(&args(&slot.start), &slot.log);
+    let id = slot.id;
+    assert!(matches!(started, support::Started::Ready { id: got, .. } if got == id));
+    assert_eq!(client.must_get("k").as_deref(), Some("v"));
 }

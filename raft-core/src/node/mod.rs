@@ -7,6 +7,7 @@
 //! stream), `client` (proposals and reads), `membership`, `transfer`,
 //! `snapshot`, and `invariants`.
 
+mod bootstrap;
 mod client;
 mod cursor;
 mod election;
@@ -209,6 +210,7 @@ impl Node {
             }
             Event::TransferLeadershipRequested { id, target } => self.on_transfer(id, target),
             Event::InitializeRequested { id, address } => self.on_initialize(id, address),
+            Event::BootstrapRequested { id, bootstrap } => self.on_bootstrap(id, bootstrap),
         }
         self.fire_timers();
         self.maybe_settle_transfer_watch();

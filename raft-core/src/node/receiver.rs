@@ -590,12 +590,16 @@ impl Node {
             return Err(Violation::SnapshotCorrupt);
         }
         r.expect_prev = Some(inc.meta.index);
+        // The last chunk's ack already said the whole snapshot arrived, and
+        // the leader has moved on to entries: a second one would be out of
+        // place. Only an empty snapshot, which has no chunks, is acked here.
+        if inc.size == 0 {
+            self.ack_snapshot(0, 0);
+        }
         // Commit may have moved past the snapshot while it streamed in.
         if inc.skip || inc.meta.index <= self.commit {
-            self.ack_snapshot(inc.size, inc.size);
             return Ok(());
         }
-        self.ack_snapshot(inc.size, inc.size);
         self.installing = Some(inc.meta.clone());
         self.emit(Action::InstallSnapshot { meta: inc.meta });
         Ok(())

@@ -60,6 +60,9 @@ pub struct Cluster {
     pub snapshot_inflight_max: u64,
     /// Bytes per `SnapshotChunk` the hosts send.
     pub snapshot_chunk_bytes: usize,
+    /// With `Some`, every step in order: the node, its event, its actions
+    /// (the golden scripts print them).
+    pub steps: Option<Vec<(NodeId, Event, Vec<Action>)>>,
 }
 
 pub fn addr(id: NodeId) -> String {
@@ -67,27 +70,40 @@ pub fn addr(id: NodeId) -> String {
 }
 
 impl Cluster {
-    /// `n` fresh nodes; node 1 initializes and the others join one by one.
+    /// `n` fresh nodes bootstrapped from one member list, with a leader
+    /// elected and its first entries applied everywhere.
     pub fn new(n: u64) -> Cluster {
         Cluster::with_options(n, NodeOptions::new(NodeId(1)))
     }
 
     pub fn with_options(n: u64, options: NodeOptions) -> Cluster {
-        let mut c = Cluster {
-            hosts: BTreeMap::new(),
-            now: Instant(1_000_000_000),
-            queue: VecDeque::new(),
-            streams: BTreeMap::new(),
-            cut: BTreeSet::new(),
-            completions: Vec::new(),
-            next_request: 1,
-            options,
-            delivered: 0,
-            record: true,
-            snapshot_flow: BTreeMap::new(),
-            snapshot_inflight_max: 0,
-            snapshot_chunk_bytes: 64,
-        };
+        let mut c = Cluster::empty(options);
+        let bootstrap = Bootstrap::new(TOKEN, (1..=n).map(|i| (NodeId(i), addr(NodeId(i)))))
+            .expect("a valid member list");
+        let mut requests = Vec::new();
+        for i in 1..=n {
+            c.add_host(NodeId(i), None);
+            let id = c.request_id();
+            requests.push(id);
+            let bootstrap = bootstrap.clone();
+            c.push(NodeId(i), Event::BootstrapRequested { id, bootstrap });
+        }
+        c.settle();
+        for id in requests {
+            assert!(
+                matches!(c.result(id), Some(Ok(Completion::Initialized { .. }))),
+                "bootstrap failed: {:?}",
+                c.result(id)
+            );
+        }
+        c.run_until_settled_leader();
+        c
+    }
+
+    /// `n` fresh nodes the dynamic way: node 1 initializes and the others
+    /// join one by one, each promoted before the next asks.
+    pub fn initialized_then_joined(n: u64) -> Cluster {
+        let mut c = Cluster::empty(NodeOptions::new(NodeId(1)));
         c.add_host(NodeId(1), None);
         let id = c.request_id();
         c.push(
@@ -106,6 +122,41 @@ impl Cluster {
             c.join();
         }
         c
+    }
+
+    /// No nodes yet.
+    pub fn empty(options: NodeOptions) -> Cluster {
+        Cluster {
+            hosts: BTreeMap::new(),
+            now: Instant(1_000_000_000),
+            queue: VecDeque::new(),
+            streams: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            completions: Vec::new(),
+            next_request: 1,
+            options,
+            delivered: 0,
+            record: true,
+            snapshot_flow: BTreeMap::new(),
+            snapshot_inflight_max: 0,
+            snapshot_chunk_bytes: 64,
+            steps: None,
+        }
+    }
+
+    /// Runs until one leader has applied every entry it holds on every node;
+    /// bounded by simulated time.
+    pub fn run_until_settled_leader(&mut self) {
+        for _ in 0..2_000 {
+            if let Some(leader) = self.leader() {
+                let last = self.hosts[&leader].node.last_index();
+                if self.hosts.values().all(|h| h.node.applied_index() == last) {
+                    return;
+                }
+            }
+            self.run_for(Duration::from_millis(5));
+        }
+        panic!("no leader settled within 10 s of simulated time");
     }
 
     /// Adds a node through the leader and lets it catch up and be promoted.
@@ -214,8 +265,12 @@ impl Cluster {
         if !host.up {
             return;
         }
+        let traced = self.steps.is_some().then(|| event.clone());
         let actions = host.node.step(now, event);
         host.node.check_invariants();
+        if let (Some(steps), Some(event)) = (&mut self.steps, traced) {
+            steps.push((to, event, actions.clone()));
+        }
         if self.record {
             host.actions.extend(actions.iter().cloned());
         }
@@ -512,6 +567,9 @@ impl Cluster {
         }
     }
 }
+
+/// The token of bootstrapped clusters.
+pub const TOKEN: u64 = 0x5eed;
 
 /// The cluster id of hand-built nodes and messages.
 pub const CLUSTER: ClusterId = ClusterId(9);

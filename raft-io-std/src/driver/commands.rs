@@ -6,7 +6,9 @@ use crate::metrics::{FollowerLag, Metrics};
 use crate::storage::Identity;
 use crate::transport::AdminCall;
 use crate::transport::hello::{AdminRequest, AdminResponse};
-use raft_core::{ClusterId, Event, MembershipChange, NodeId, Proposal, RequestError, Role, Term};
+use raft_core::{
+    Bootstrap, ClusterId, Event, MembershipChange, NodeId, Proposal, RequestError, Role, Term,
+};
 
 impl Driver {
     pub(super) fn on_command(&mut self, command: Command) {
@@ -31,6 +33,19 @@ impl Driver {
                 let id = self.register(Pending::Client(reply));
                 let address = self.advertise.clone();
                 self.step(Event::InitializeRequested { id, address });
+            }
+            Command::Bootstrap {
+                node,
+                bootstrap,
+                reply,
+            } => {
+                if let Err(e) = self.start_bootstrapped(node, &bootstrap) {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                // The core answers: Initialized, or why it will not touch its state.
+                let id = self.register(Pending::Client(reply));
+                self.step(Event::BootstrapRequested { id, bootstrap });
             }
             Command::StartJoined {
                 node,
@@ -81,6 +96,36 @@ impl Driver {
         }
         let _ = reply.send(Err(RequestError::NotInitialized.into()));
         true
+    }
+
+    /// Records who we are in `bootstrap`'s cluster, durably, then starts the
+    /// core; a node already running must be `node` (the core then checks
+    /// that its cluster is the bootstrap's).
+    fn start_bootstrapped(&mut self, node: NodeId, bootstrap: &Bootstrap) -> Result<(), Error> {
+        // Checked before anything is written: a refused bootstrap leaves no identity behind.
+        let Some(member) = bootstrap.config().member(node) else {
+            return Err(Error::Request(RequestError::NodeNotFound(node)));
+        };
+        if member.address != self.advertise {
+            tracing::warn!(
+                "the bootstrap list gives node {node} the address {}, but it advertises {}",
+                member.address,
+                self.advertise
+            );
+        }
+        match &self.node {
+            Some(running) if running.id() != node => {
+                Err(Error::Request(RequestError::AlreadyInitialized))
+            }
+            Some(_) => Ok(()),
+            None => {
+                self.identity.save(&Identity {
+                    node_id: node,
+                    cluster_id: Some(bootstrap.cluster_id()),
+                })?;
+                self.start_node(node)
+            }
+        }
     }
 
     /// The leader admitted us: record who we are, durably, then start the core.

@@ -52,6 +52,12 @@ pub(crate) enum Command {
     Initialize {
         reply: Reply,
     },
+    /// Become `node` of the cluster `bootstrap` lists (or confirm it already is).
+    Bootstrap {
+        node: NodeId,
+        bootstrap: raft_core::Bootstrap,
+        reply: Reply,
+    },
     /// The leader admitted this node as `node` of `cluster_id`: persist that and start.
     StartJoined {
         node: NodeId,

@@ -21,8 +21,8 @@ pub struct NetCluster {
 }
 
 impl NetCluster {
-    /// `count` nodes, each in its own namespace: node 0 initializes, the
-    /// others join through it; returns once all are voters.
+    /// `count` nodes, each in its own namespace, bootstrapped from one
+    /// member list; returns once all are voters.
     pub fn start(count: usize) -> NetCluster {
         Self::start_with(count, false)
     }
@@ -52,12 +52,10 @@ impl NetCluster {
             proxies,
             net,
         };
-        let first = format!("{}:{RAFT_PORT}", nodes.net.ip(0));
-        for i in 0..count {
-            let start = match i {
-                0 => vec!["--init".to_string()],
-                _ => vec!["--join".to_string(), first.clone()],
-            };
+        let addresses: Vec<String> = (0..count)
+            .map(|i| format!("{}:{RAFT_PORT}", nodes.net.ip(i)))
+            .collect();
+        for (i, start) in support::bootstrap_flags(&addresses).into_iter().enumerate() {
             nodes.launch(i, &start);
         }
         nodes.cluster.wait_all_voters();
@@ -76,6 +74,7 @@ impl NetCluster {
             http: format!("{ip}:{HTTP_PORT}"),
             id: 0,
             flags: Vec::new(),
+            start: start.to_vec(),
             process: None,
         };
         let mut args = vec![

@@ -59,6 +59,50 @@ pub fn free_address() -> String {
     listener.local_addr().unwrap().to_string()
 }
 
+/// `n` distinct free loopback ports (all bound at once, then closed: the
+/// race of [`free_address`]).
+pub fn free_addresses(n: usize) -> Vec<String> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect()
+}
+
+/// The flags that start node `i + 1` of a new cluster of the nodes at
+/// `addresses` (`--bootstrap`, a `--cluster-token` of this run, `--id`), one
+/// list per node.
+pub fn bootstrap_flags(addresses: &[String]) -> Vec<Vec<String>> {
+    let list = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    // Unique per run: a stray node of an earlier run on a reused port is foreign.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let token = (nanos ^ u64::from(std::process::id())).to_string();
+    (1..=addresses.len())
+        .map(|id| {
+            [
+                "--bootstrap",
+                &list,
+                "--cluster-token",
+                &token,
+                "--id",
+                &id.to_string(),
+            ]
+            .map(String::from)
+            .to_vec()
+        })
+        .collect()
+}
+
 /// One running `raft-kv` process; killed (SIGKILL) when dropped.
 pub struct Process {
     child: Child,
@@ -120,6 +164,8 @@ pub struct Slot {
     pub id: u64,
     /// Flags given at every start (after the common ones).
     pub flags: Vec<String>,
+    /// The flags of its first start (`--bootstrap ...`, `--init`, `--join ADDR`).
+    pub start: Vec<String>,
     pub process: Option<Process>,
 }
 
@@ -228,9 +274,21 @@ impl Cluster {
         }
     }
 
-    /// `n` nodes: the first initializes, the others join through it; returns
+    /// `n` nodes bootstrapped from one member list (`--bootstrap`); returns
     /// once every node is a voter.
     pub fn start(n: usize, flags: &[&str]) -> Cluster {
+        let mut cluster = Cluster::empty();
+        let addresses = free_addresses(n);
+        for (raft, start) in addresses.iter().zip(bootstrap_flags(&addresses)) {
+            cluster.add_slot_started(raft, flags, &start);
+        }
+        cluster.wait_all_voters();
+        cluster
+    }
+
+    /// `n` nodes the dynamic way: the first initializes, the others join
+    /// through it; returns once every node is a voter.
+    pub fn start_joined(n: usize, flags: &[&str]) -> Cluster {
         let mut cluster = Cluster::empty();
         cluster.add_slot(flags, None);
         let first = cluster.slots[0].raft.clone();
@@ -248,6 +306,16 @@ impl Cluster {
 
     /// [`Cluster::add_slot`] with a raft address chosen beforehand.
     pub fn add_slot_at(&mut self, raft: &str, flags: &[&str], join: Option<&str>) -> usize {
+        let start = match join {
+            None => vec!["--init".to_string()],
+            Some(a) => vec!["--join".to_string(), a.to_string()],
+        };
+        self.add_slot_started(raft, flags, &start)
+    }
+
+    /// Starts a new node at `raft` with `start`, its flags for a new
+    /// directory; returns its index.
+    fn add_slot_started(&mut self, raft: &str, flags: &[&str], start: &[String]) -> usize {
         let i = self.slots.len();
         let data = self.root.path().join(format!("n{i}"));
         let log = self.root.path().join(format!("n{i}.log"));
@@ -258,13 +326,10 @@ impl Cluster {
             http: "127.0.0.1:0".into(),
             id: 0,
             flags: flags.iter().map(|f| f.to_string()).collect(),
+            start: start.to_vec(),
             process: None,
         };
-        let start = match join {
-            None => vec!["--init".to_string()],
-            Some(a) => vec!["--join".to_string(), a.to_string()],
-        };
-        match Self::launch(&mut slot, &start) {
+        match Self::launch(&mut slot, start) {
             Started::Ready { .. } => {}
             Started::Exited(code) => panic!(
                 "node {i} exited ({code:?}) at its first start:\n{}",
