@@ -101,7 +101,7 @@ pub use error::{DecodeError, Outcome, Refusal, RequestError, Violation};
 pub use event::{Event, MembershipChange, Proposal};
 pub use message::{Frame, Message, MessageBody, SnapshotMeta, StreamOpen};
 pub use node::{FollowerStatus, Node, RecoveredState, RecoveryError, Status};
-pub use options::{InvalidOptions, Mutants, NodeOptions};
+pub use options::{InvalidOptions, LogSince, Mutants, NodeOptions, SnapshotPolicy};
 pub use time::{Duration, Instant};
 pub use types::{ClusterId, LogIndex, NodeId, RequestId, StreamId, Term};
 pub use wire::{snapshot_frames, snapshot_window_frames};

@@ -5,7 +5,9 @@
 //! Nothing sleeps to synchronize: every wait polls a condition against a
 //! generous deadline (real networks and disks have no virtual clock).
 
-use raft_core::{Duration as CoreDuration, EntryKind, LogEntry, LogIndex, NodeId, Outcome, Role};
+use raft_core::{
+    Duration as CoreDuration, EntryKind, LogEntry, LogIndex, NodeId, Outcome, Role, SnapshotPolicy,
+};
 use raft_io_std::{Error, Fsm, NodeConfig, RaftNode};
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
@@ -324,7 +326,7 @@ fn closing_the_leader_elects_a_new_one_that_accepts_commands() {
 #[test]
 fn a_follower_far_behind_is_sent_a_snapshot() {
     let small_snapshots = |c: &mut NodeConfig| {
-        c.options.snapshot_threshold = 16;
+        c.options.snapshot_policy = SnapshotPolicy::every_entries(16);
         c.options.snapshot_trailing_entries = 4;
         c.transport.snapshot_chunk_bytes = 64; // many chunks
     };

@@ -151,10 +151,10 @@ impl Context {
                 Ok(())
             }
             ApplyOp::TakeSnapshot => {
-                let index = self.take_snapshot()?;
+                let (index, bytes) = self.take_snapshot()?;
                 let _ = self
                     .driver
-                    .send(Input::Event(Event::SnapshotTaken { index }));
+                    .send(Input::Event(Event::SnapshotTaken { index, bytes }));
                 Ok(())
             }
             ApplyOp::Install(meta) => {
@@ -177,14 +177,14 @@ impl Context {
     }
 
     /// Snapshots the FSM at the point it reached; returns that index.
-    fn take_snapshot(&mut self) -> Result<LogIndex, String> {
+    fn take_snapshot(&mut self) -> Result<(LogIndex, u64), String> {
         let point = &self.point;
         let newest = self
             .snapshots
             .latest()
             .map_err(|e| format!("read snapshots: {e}"))?;
         if point.index.0 == 0 || newest.as_ref().is_some_and(|s| s.index >= point.index) {
-            return Ok(point.index); // nothing new to cover; the core ignores it
+            return Ok((point.index, 0)); // nothing new to cover; the core ignores it
         }
         let meta = SnapshotMeta {
             index: point.index,
@@ -201,6 +201,6 @@ impl Context {
         let bytes = writer.bytes_written();
         writer.finish().map_err(|e| format!("finish {meta}: {e}"))?;
         tracing::info!("took {meta} ({bytes} bytes)");
-        Ok(meta.index)
+        Ok((meta.index, bytes))
     }
 }
