@@ -356,6 +356,73 @@ fn a_follower_far_behind_is_sent_a_snapshot() {
 }
 
 #[test]
+fn after_a_restart_the_trailing_log_brings_a_briefly_away_follower_up_to_date_without_a_snapshot() {
+    const TRAILING: u64 = 64;
+    let trailing_window = |c: &mut NodeConfig| {
+        c.options.snapshot_policy = SnapshotPolicy::every_entries(16);
+        c.options.snapshot_trailing_entries = TRAILING;
+    };
+    let mut members = three_nodes(trailing_window);
+    let leader = leader_of(&members);
+    let away = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let mut expected: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
+    apply_all(members[leader].node(), expected.clone());
+    assert_all_applied(&members, &expected);
+    let away_last = members[away].node().metrics().unwrap().last_index;
+
+    // The follower steps away; the others take writes and snapshot past it.
+    members[away].close();
+    let more: Vec<String> = (0..40).map(|i| format!("b{i}")).collect();
+    apply_all(members[leader].node(), more.clone());
+    expected.extend(more);
+    eventually("both to snapshot past the absent follower's log", || {
+        [leader, other].iter().all(|&m| {
+            let metrics = members[m].node().metrics().unwrap();
+            metrics.snapshot_index > away_last && metrics.applied.0 >= away_last.0 + 40
+        })
+    });
+
+    // Both restart, so whichever leads next recovered its log from disk.
+    members[leader].close();
+    members[other].close();
+    members[leader].reopen(&trailing_window);
+    members[other].reopen(&trailing_window);
+    for m in [leader, other] {
+        let metrics = members[m].node().metrics().unwrap();
+        assert!(
+            metrics.snapshot_index > away_last && metrics.first_index <= away_last,
+            "node {m} recovered its log from {} with a snapshot at {}: the trailing window \
+             behind the snapshot must still hold the absent follower's next entry {}",
+            metrics.first_index,
+            metrics.snapshot_index,
+            away_last.next()
+        );
+    }
+    eventually("a leader after the restart", || {
+        members[leader].node().leader().is_some()
+    });
+
+    members[away].reopen(&trailing_window);
+    assert_all_applied(&members, &expected);
+    let sent: u64 = [leader, other]
+        .iter()
+        .map(|&m| {
+            members[m]
+                .node()
+                .metrics()
+                .unwrap()
+                .transport
+                .snapshots_sent
+        })
+        .sum();
+    assert_eq!(
+        sent, 0,
+        "the follower caught up from the log, not a snapshot"
+    );
+}
+
+#[test]
 fn a_node_of_another_cluster_is_refused_at_the_hello() {
     let mut members = three_nodes(|_| {});
     let leader = leader_of(&members);

@@ -6,7 +6,7 @@ use crate::metrics::{FollowerLag, Metrics};
 use crate::storage::Identity;
 use crate::transport::AdminCall;
 use crate::transport::hello::{AdminRequest, AdminResponse};
-use raft_core::{ClusterId, Event, MembershipChange, NodeId, Proposal, Role, Term};
+use raft_core::{ClusterId, Event, LogIndex, MembershipChange, NodeId, Proposal, Role, Term};
 
 impl Driver {
     pub(super) fn on_command(&mut self, command: Command) {
@@ -134,7 +134,9 @@ impl Driver {
                 leader: None,
                 commit: Default::default(),
                 applied,
+                first_index: Default::default(),
                 last_index: Default::default(),
+                snapshot_index: Default::default(),
                 durable: Default::default(),
                 followers: Vec::new(),
                 transport,
@@ -160,7 +162,9 @@ impl Driver {
             leader: status.leader,
             commit: status.commit,
             applied,
+            first_index: status.first_index,
             last_index: status.last_index,
+            snapshot_index: node.snapshot().map_or(LogIndex(0), |s| s.index),
             durable: status.durable,
             followers,
             transport,
