@@ -8,17 +8,18 @@
 use raft_core::{
     Duration as CoreDuration, EntryKind, LogEntry, LogIndex, NodeId, Outcome, Role, SnapshotPolicy,
 };
-use raft_io_std::{Error, Fsm, NodeConfig, RaftNode};
+use raft_io_std::{Error, Fsm, NodeConfig, RaftNode, SnapshotSource};
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Generous: CI machines are slow and shared.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The commands a node applied, readable by the test.
+/// The commands a node applied, readable by the test, and a gate that can
+/// hold its snapshot writers.
 #[derive(Clone, Default)]
-struct Applied(Arc<Mutex<(Vec<String>, LogIndex)>>);
+struct Applied(Arc<Mutex<(Vec<String>, LogIndex)>>, SnapshotGate);
 
 impl Applied {
     fn commands(&self) -> Vec<String> {
@@ -26,7 +27,45 @@ impl Applied {
     }
 }
 
+/// While held, a snapshot writer waits (as a slow disk or a huge state
+/// would make it); `writing` counts the writers that started.
+#[derive(Clone, Default)]
+struct SnapshotGate(Arc<(Mutex<(bool, u64)>, Condvar)>);
+
+impl SnapshotGate {
+    fn hold(&self) {
+        self.0.0.lock().unwrap().0 = true;
+    }
+    fn release(&self) {
+        self.0.0.lock().unwrap().0 = false;
+        self.0.1.notify_all();
+    }
+    fn writers_started(&self) -> u64 {
+        self.0.0.lock().unwrap().1
+    }
+    fn pass(&self) {
+        let (lock, cv) = &*self.0;
+        let mut state = lock.lock().unwrap();
+        state.1 += 1;
+        while state.0 {
+            state = cv.wait(state).unwrap();
+        }
+    }
+}
+
 struct ListFsm(Applied);
+
+impl ListFsm {
+    fn encode(&self) -> Vec<u8> {
+        let s = self.0.0.lock().unwrap();
+        let mut out = format!("{}\n", s.1.0).into_bytes();
+        for c in &s.0 {
+            out.extend_from_slice(c.as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+}
 
 impl Fsm for ListFsm {
     fn apply(&mut self, entry: &LogEntry) {
@@ -40,12 +79,14 @@ impl Fsm for ListFsm {
         self.0.0.lock().unwrap().1
     }
     fn snapshot(&mut self, w: &mut dyn Write) -> io::Result<()> {
-        let s = self.0.0.lock().unwrap();
-        writeln!(w, "{}", s.1.0)?;
-        for c in &s.0 {
-            writeln!(w, "{c}")?;
-        }
-        Ok(())
+        w.write_all(&self.encode())
+    }
+    fn snapshot_source(&mut self) -> Option<SnapshotSource> {
+        let (state, gate) = (self.encode(), self.0.1.clone());
+        Some(Box::new(move |w| {
+            gate.pass();
+            w.write_all(&state)
+        }))
     }
     fn restore(&mut self, r: &mut dyn Read) -> io::Result<()> {
         let mut text = String::new();
@@ -420,6 +461,57 @@ fn after_a_restart_the_trailing_log_brings_a_briefly_away_follower_up_to_date_wi
         sent, 0,
         "the follower caught up from the log, not a snapshot"
     );
+}
+
+#[test]
+fn a_snapshot_held_for_many_election_timeouts_stalls_neither_writes_nor_the_leader() {
+    let snapshot_often = |c: &mut NodeConfig| {
+        c.options.snapshot_policy = SnapshotPolicy::every_entries(16);
+    };
+    let members = three_nodes(snapshot_often);
+    let leader = leader_of(&members);
+    for m in &members {
+        m.applied.1.hold();
+    }
+    let mut expected: Vec<String> = (0..20).map(|i| format!("a{i}")).collect();
+    apply_all(members[leader].node(), expected.clone());
+    eventually("every member to start writing a snapshot", || {
+        members.iter().all(|m| m.applied.1.writers_started() >= 1)
+    });
+    let term = members[leader].node().term();
+
+    // Every snapshot writer is stuck; the cluster goes on committing and
+    // applying, and the leader heartbeats through many election timeouts
+    // (300 ms; heartbeats every 50 ms).
+    let more: Vec<String> = (0..60).map(|i| format!("b{i}")).collect();
+    apply_all(members[leader].node(), more.clone());
+    expected.extend(more);
+    assert_all_applied(&members, &expected);
+    let heard = |m: &Member| m.node().metrics().unwrap().transport.messages_received;
+    let follower = (leader + 1) % 3;
+    let before = heard(&members[follower]);
+    eventually(
+        "the follower to hear 60 more messages (5 election timeouts of heartbeats)",
+        || heard(&members[follower]) >= before + 60,
+    );
+    for m in &members {
+        assert_eq!(
+            m.node().term(),
+            term,
+            "no election while snapshots are written"
+        );
+        assert_eq!(m.node().metrics().unwrap().snapshot_index, LogIndex(0));
+    }
+
+    for m in &members {
+        m.applied.1.release();
+    }
+    eventually("the snapshots to land", || {
+        members
+            .iter()
+            .all(|m| m.node().metrics().unwrap().snapshot_index > LogIndex(0))
+    });
+    assert_eq!(members[leader].node().term(), term);
 }
 
 #[test]

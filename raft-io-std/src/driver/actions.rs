@@ -40,11 +40,9 @@ impl Driver {
                     self.view.update(|v| v.cluster_id = hs.cluster_id);
                 }
             }
-            Action::AppendLog(entries) => self.log_writer()?.submit(LogOp::Append(entries))?,
-            Action::TruncateLog { from } => self.log_writer()?.submit(LogOp::Truncate { from })?,
-            Action::CompactLog { through } => {
-                self.log_writer()?.submit(LogOp::Compact { through })?
-            }
+            Action::AppendLog(entries) => self.to_log(LogOp::Append(entries))?,
+            Action::TruncateLog { from } => self.to_log(LogOp::Truncate { from })?,
+            Action::CompactLog { through } => self.to_log(LogOp::Compact { through })?,
             Action::Apply(entries) => self.to_applier(ApplyOp::Apply(entries))?,
             Action::TakeSnapshot => self.to_applier(ApplyOp::TakeSnapshot)?,
             Action::ReceiveSnapshotChunk { meta, offset, data } => {
@@ -75,14 +73,10 @@ impl Driver {
         Ok(())
     }
 
-    fn log_writer(&self) -> Result<&LogWriter, Error> {
+    pub(super) fn log_writer(&self) -> Result<&LogWriter, Error> {
         self.log
             .as_ref()
             .ok_or(Error::Storage(StorageError::WriterStopped))
-    }
-
-    fn to_applier(&self, op: ApplyOp) -> Result<(), Error> {
-        self.applier.submit(op).map_err(Error::Stopped)
     }
 
     /// Stores part of a snapshot the leader is sending; chunks come in order.
@@ -121,6 +115,11 @@ impl Driver {
             .log
             .take()
             .ok_or(Error::Storage(StorageError::WriterStopped))?;
+        // Parked operations come before the reset; waiting here is part of
+        // the few fsyncs an install costs.
+        for op in self.log_parked.drain(..) {
+            log.submit(op)?;
+        }
         let mut wal = log.close()?;
         if wal.last_index() >= meta.index {
             let from = meta.index.max(wal.first_index());
