@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 /// Generous: CI machines are slow and shared.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The commands a node applied, readable by the test, and a gate that can
-/// hold its snapshot writers.
+/// The commands a node applied, readable by the test, and gates that can
+/// hold its snapshot writers and its applies.
 #[derive(Clone, Default)]
-struct Applied(Arc<Mutex<(Vec<String>, LogIndex)>>, SnapshotGate);
+struct Applied(Arc<Mutex<(Vec<String>, LogIndex)>>, Gate, Gate);
 
 impl Applied {
     fn commands(&self) -> Vec<String> {
@@ -27,12 +27,13 @@ impl Applied {
     }
 }
 
-/// While held, a snapshot writer waits (as a slow disk or a huge state
-/// would make it); `writing` counts the writers that started.
+/// While held, whoever passes waits (as a slow disk or a huge state would
+/// make a snapshot writer, or a slow state machine an apply); it counts the
+/// passes that started.
 #[derive(Clone, Default)]
-struct SnapshotGate(Arc<(Mutex<(bool, u64)>, Condvar)>);
+struct Gate(Arc<(Mutex<(bool, u64)>, Condvar)>);
 
-impl SnapshotGate {
+impl Gate {
     fn hold(&self) {
         self.0.0.lock().unwrap().0 = true;
     }
@@ -40,7 +41,7 @@ impl SnapshotGate {
         self.0.0.lock().unwrap().0 = false;
         self.0.1.notify_all();
     }
-    fn writers_started(&self) -> u64 {
+    fn started(&self) -> u64 {
         self.0.0.lock().unwrap().1
     }
     fn pass(&self) {
@@ -50,6 +51,16 @@ impl SnapshotGate {
         while state.0 {
             state = cv.wait(state).unwrap();
         }
+    }
+}
+
+/// Opens a held gate when dropped, so a failing test does not leave a
+/// worker stuck on it (and the node's close waiting for that worker).
+struct ReleaseOnDrop(Vec<Gate>);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(Gate::release);
     }
 }
 
@@ -69,6 +80,7 @@ impl ListFsm {
 
 impl Fsm for ListFsm {
     fn apply(&mut self, entry: &LogEntry) {
+        self.0.2.pass();
         let mut s = self.0.0.lock().unwrap();
         if entry.kind == EntryKind::Command {
             s.0.push(String::from_utf8(entry.data.to_vec()).unwrap());
@@ -473,10 +485,11 @@ fn a_snapshot_held_for_many_election_timeouts_stalls_neither_writes_nor_the_lead
     for m in &members {
         m.applied.1.hold();
     }
+    let _release = ReleaseOnDrop(members.iter().map(|m| m.applied.1.clone()).collect());
     let mut expected: Vec<String> = (0..20).map(|i| format!("a{i}")).collect();
     apply_all(members[leader].node(), expected.clone());
     eventually("every member to start writing a snapshot", || {
-        members.iter().all(|m| m.applied.1.writers_started() >= 1)
+        members.iter().all(|m| m.applied.1.started() >= 1)
     });
     let term = members[leader].node().term();
 
@@ -512,6 +525,49 @@ fn a_snapshot_held_for_many_election_timeouts_stalls_neither_writes_nor_the_lead
             .all(|m| m.node().metrics().unwrap().snapshot_index > LogIndex(0))
     });
     assert_eq!(members[leader].node().term(), term);
+}
+
+#[test]
+fn a_stuck_state_machine_on_the_leader_stops_neither_its_heartbeats_nor_its_leadership() {
+    let tiny_apply_queue = |c: &mut NodeConfig| c.apply_queue_max = 1;
+    let members = three_nodes(tiny_apply_queue);
+    let leader = leader_of(&members);
+    let term = members[leader].node().term();
+    let gate = members[leader].applied.2.clone();
+    gate.hold();
+    let _release = ReleaseOnDrop(vec![gate.clone()]);
+    let commands: Vec<String> = (0..30).map(|i| format!("c{i}")).collect();
+    std::thread::scope(|s| {
+        // The applier takes one batch and sticks; its queue (one batch)
+        // fills; the driver must park the rest rather than wait.
+        let writer = s.spawn(|| apply_all(members[leader].node(), commands.clone()));
+        eventually("the leader's FSM to be stuck on an apply", || {
+            gate.started() >= 1
+        });
+        let heard = |m: &Member| m.node().metrics().unwrap().transport.messages_received;
+        let followers = [(leader + 1) % 3, (leader + 2) % 3];
+        let before = followers.map(|f| heard(&members[f]));
+        eventually(
+            "each follower to hear 60 more messages (5 election timeouts of heartbeats)",
+            || {
+                followers
+                    .iter()
+                    .zip(before)
+                    .all(|(&f, b)| heard(&members[f]) >= b + 60)
+            },
+        );
+        for m in &members {
+            assert_eq!(
+                m.node().term(),
+                term,
+                "no election while the leader's FSM is stuck"
+            );
+        }
+        assert_eq!(members[leader].node().state(), Role::Leader);
+        gate.release();
+        writer.join().unwrap();
+    });
+    assert_all_applied(&members, &commands);
 }
 
 #[test]
