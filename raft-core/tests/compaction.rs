@@ -274,9 +274,10 @@ fn snapshots_wait_for_log_bytes_in_proportion_to_the_last_snapshot() {
     for i in 0..200 {
         c.propose(&[i as u8; 100]);
         c.settle();
-        let s = c.hosts[&leader].node.snapshot().map(|s| s.index);
-        if s.is_some() && indexes.last() != s.as_ref() {
-            indexes.push(s.unwrap());
+        if let Some(s) = c.hosts[&leader].node.snapshot().map(|s| s.index) {
+            if indexes.last() != Some(&s) {
+                indexes.push(s);
+            }
         }
     }
     // 124 log bytes an entry: the 1,000-byte floor takes 9 entries, after

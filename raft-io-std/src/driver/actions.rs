@@ -40,11 +40,11 @@ impl Driver {
                     self.view.update(|v| v.cluster_id = hs.cluster_id);
                 }
             }
-            Action::AppendLog(entries) => self.to_log(LogOp::Append(entries))?,
-            Action::TruncateLog { from } => self.to_log(LogOp::Truncate { from })?,
-            Action::CompactLog { through } => self.to_log(LogOp::Compact { through })?,
-            Action::Apply(entries) => self.to_applier(ApplyOp::Apply(entries))?,
-            Action::TakeSnapshot => self.to_applier(ApplyOp::TakeSnapshot)?,
+            Action::AppendLog(entries) => self.queue_log(LogOp::Append(entries))?,
+            Action::TruncateLog { from } => self.queue_log(LogOp::Truncate { from })?,
+            Action::CompactLog { through } => self.queue_log(LogOp::Compact { through })?,
+            Action::Apply(entries) => self.queue_apply(ApplyOp::Apply(entries))?,
+            Action::TakeSnapshot => self.queue_apply(ApplyOp::TakeSnapshot)?,
             Action::ReceiveSnapshotChunk { meta, offset, data } => {
                 self.receive_snapshot_chunk(meta, offset, &data)?
             }
@@ -134,7 +134,7 @@ impl Driver {
             self.log_options.clone(),
             self.internal_tx.clone(),
         )?);
-        self.to_applier(ApplyOp::Install(meta))
+        self.queue_apply(ApplyOp::Install(meta))
     }
 
     /// Answers whoever waits for request `id`.

@@ -287,7 +287,7 @@ impl Driver {
     }
 
     /// Queues a log operation behind any parked one, never waiting.
-    pub(crate) fn to_log(&mut self, op: LogOp) -> Result<(), Error> {
+    pub(crate) fn queue_log(&mut self, op: LogOp) -> Result<(), Error> {
         if !self.log_parked.is_empty() {
             self.log_parked.push_back(op);
         } else if let Err(op) = self.log_writer()?.try_submit(op)? {
@@ -297,7 +297,7 @@ impl Driver {
     }
 
     /// Queues applier work behind any parked one, never waiting.
-    pub(crate) fn to_applier(&mut self, op: ApplyOp) -> Result<(), Error> {
+    pub(crate) fn queue_apply(&mut self, op: ApplyOp) -> Result<(), Error> {
         if !self.apply_parked.is_empty() {
             self.apply_parked.push_back(op);
         } else if let Err(op) = self.applier.try_submit(op).map_err(Error::Stopped)? {
