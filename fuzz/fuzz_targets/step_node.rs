@@ -585,6 +585,7 @@ impl Driver {
                 if std::mem::take(&mut self.snapshot_requested) {
                     self.step(Event::SnapshotTaken {
                         index: self.applied,
+                        bytes: self.applied.0,
                     });
                 }
             }

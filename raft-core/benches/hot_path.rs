@@ -12,7 +12,7 @@ mod harness;
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use harness::Cluster;
-use raft_core::{Event, NodeOptions, Proposal, RequestId};
+use raft_core::{Event, NodeOptions, Proposal, RequestId, SnapshotPolicy};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,7 +40,7 @@ const ENTRY_BYTES: usize = 256;
 
 fn cluster() -> Cluster {
     let opts = NodeOptions {
-        snapshot_threshold: 0,
+        snapshot_policy: SnapshotPolicy::NEVER,
         ..NodeOptions::new(raft_core::NodeId(1))
     };
     let mut c = Cluster::with_options(3, opts);

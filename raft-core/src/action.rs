@@ -115,7 +115,11 @@ pub enum Action {
     },
     /// Apply committed entries to the FSM, in order.
     Apply(Vec<LogEntry>),
-    /// Take a snapshot of the FSM (at its applied index) and report `SnapshotTaken`.
+    /// Take a snapshot of the FSM (at its applied index, or any later one)
+    /// and report `SnapshotTaken` with its size once it is durable. The node
+    /// goes on stepping meanwhile, however long the write takes: a driver
+    /// captures the state and writes it off its hot path, so heartbeats,
+    /// votes, replication and applies never wait for it.
     TakeSnapshot,
     /// Store part of an incoming snapshot (chunks come in order, from offset 0).
     ReceiveSnapshotChunk {

@@ -85,6 +85,8 @@ pub enum Event {
     SnapshotTaken {
         /// The last index it covers (at most the applied index).
         index: LogIndex,
+        /// Its size: what the snapshot policy weighs the log against.
+        bytes: u64,
     },
     /// The driver finished `Action::InstallSnapshot`: the FSM holds the
     /// snapshot's state and the whole log is gone, durably. A report for
@@ -146,7 +148,7 @@ impl fmt::Display for Event {
             Event::FrameReceived { stream, frame } => write!(f, "FrameRecv {stream} {frame}"),
             Event::StreamClosed { stream } => write!(f, "StreamClosed {stream}"),
             Event::LogPersisted { index, term } => write!(f, "LogPersisted {index}/{term}"),
-            Event::SnapshotTaken { index } => write!(f, "SnapshotTaken {index}"),
+            Event::SnapshotTaken { index, bytes } => write!(f, "SnapshotTaken {index} {bytes}B"),
             Event::SnapshotInstalled { meta } => write!(f, "SnapshotInstalled {meta}"),
             Event::ProposeRequested { proposals } => write!(f, "Propose x{}", proposals.len()),
             Event::ReadRequested { id } => write!(f, "Read {id}"),

@@ -171,7 +171,7 @@ pub use message::{Frame, Message, MessageBody, SnapshotMeta, StreamOpen};
 pub use node::{FollowerStatus, Node, RecoveredState, RecoveryError, Status};
 #[cfg(feature = "mutants")]
 pub use options::Mutants;
-pub use options::{InvalidOptions, NodeOptions};
+pub use options::{InvalidOptions, LogSince, NodeOptions, SnapshotPolicy};
 pub use state::{HardState, Role};
 pub use time::{Duration, Instant};
 pub use types::{ClusterId, LogIndex, NodeId, RequestId, StreamId, Term};

@@ -3,6 +3,7 @@
 use crate::time::Duration;
 use crate::types::NodeId;
 use crate::wire::FRAME_BYTES_MAX;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// How a node behaves: its id, timings and limits.
@@ -73,9 +74,9 @@ pub struct NodeOptions {
     /// million. The lease lasts `election_timeout * (1 - drift)` from the send
     /// time of the heartbeat round a quorum acknowledged. Default 10,000 (1 %).
     pub clock_drift_ppm_max: u64,
-    /// Ask the driver for a snapshot after this many entries have been applied
-    /// since the last one; 0 never asks. Default 8,192.
-    pub snapshot_threshold: u64,
+    /// When to ask the driver for a snapshot: by bytes of log applied since
+    /// the last one, relative to that snapshot's size. See [`SnapshotPolicy`].
+    pub snapshot_policy: SnapshotPolicy,
     /// Entries kept in the log behind a snapshot so a briefly disconnected
     /// follower resumes without needing the snapshot. Default 1,024.
     pub snapshot_trailing_entries: u64,
@@ -118,7 +119,7 @@ impl NodeOptions {
             pending_requests_max: 65_536,
             lease_reads: false,
             clock_drift_ppm_max: 10_000,
-            snapshot_threshold: 8_192,
+            snapshot_policy: SnapshotPolicy::default(),
             snapshot_trailing_entries: 1_024,
             #[cfg(feature = "mutants")]
             mutants: Mutants::default(),
@@ -166,7 +167,128 @@ impl NodeOptions {
                 limit: frame_bytes_max,
             });
         }
+        if self.snapshot_policy.log_percent == 0 {
+            return Err(InvalidOptions::ZeroSnapshotPercent);
+        }
         Ok(())
+    }
+}
+
+/// When a node asks its driver for a snapshot (`Action::TakeSnapshot`).
+///
+/// The node counts the entries it applied since its last snapshot and their
+/// bytes (each entry's [`LogEntry::budget_bytes`](crate::LogEntry::budget_bytes)),
+/// and asks once
+///
+/// ```text
+/// log bytes since the last snapshot >= max(log_bytes_min, log_percent% x last snapshot bytes)
+/// ```
+///
+/// or once a cap is reached (`log_bytes_max`, `log_entries_max`), whichever
+/// comes first. The last snapshot's bytes are what the driver reported in
+/// `SnapshotTaken` (or the size of a snapshot the leader sent); after a
+/// restart they are unknown and count as 0, so the first snapshot then waits
+/// for `log_bytes_min` only.
+///
+/// **Why proportional.** With a fixed entry count a node snapshots its whole
+/// state every `n` entries, so as the state grows with the data written the
+/// total snapshot work grows with its square. Under this policy, and without
+/// the caps, each snapshot `k` costs its size `S_k`, and the log written
+/// before the next one, `B_(k+1)`, is at least `p x S_k` (`p = log_percent /
+/// 100`). Summed over `n` snapshots after `W` bytes written:
+///
+/// ```text
+/// S_1 + ... + S_n <= (B_2 + ... + B_n) / p + S_n <= W / p + S_n
+/// ```
+///
+/// and `S_n` is the state's size, at most linear in `W` for any state machine
+/// whose state grows no faster than its input. So total snapshot work is
+/// linear in bytes written (plus at most one snapshot per restart, whose
+/// ratio is forgotten); `log_bytes_min` keeps a small state from being
+/// snapshotted on every few entries. The price is a log (in memory and on
+/// disk) of up to `max(log_bytes_min, p x state)` bytes.
+///
+/// The caps bound that log instead: a cap that fires on a state larger
+/// than itself gives up linearity (a whole snapshot per `log_bytes_max`
+/// bytes written), which is why both are off by default.
+/// `raft-core/tests/snapshot_policy.rs` sums the work over long write sequences.
+///
+/// ```
+/// use raft_core::{SnapshotPolicy, LogSince};
+/// let policy = SnapshotPolicy::default();
+/// let since = LogSince { entries: 100_000, bytes: 100 << 20 };
+/// // 100 MiB of log after a 64 MiB snapshot: due.
+/// assert!(policy.is_due(since, 64 << 20));
+/// // 100 MiB of log after a 1 GiB snapshot: not yet.
+/// assert!(!policy.is_due(since, 1 << 30));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotPolicy {
+    /// The least log bytes between two snapshots. Default 64 MiB.
+    pub log_bytes_min: u64,
+    /// Log bytes since the last snapshot, in percent of its size, that make
+    /// the next one due. Above 0; the lower, the more snapshot work per byte
+    /// written (`100 / log_percent` snapshot bytes per log byte) and the
+    /// shorter the log. Default 100.
+    pub log_percent: u64,
+    /// Snapshot once this many log bytes were applied since the last one,
+    /// whatever the ratio; `u64::MAX` (the default) is no cap.
+    pub log_bytes_max: u64,
+    /// Snapshot once this many entries were applied since the last one,
+    /// whatever the ratio; `u64::MAX` (the default) is no cap.
+    pub log_entries_max: u64,
+}
+
+/// The log applied since the last snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogSince {
+    /// Entries applied.
+    pub entries: u64,
+    /// Their bytes, as [`LogEntry::budget_bytes`](crate::LogEntry::budget_bytes) counts them.
+    pub bytes: u64,
+}
+
+impl SnapshotPolicy {
+    /// A policy that never asks for a snapshot.
+    pub const NEVER: SnapshotPolicy = SnapshotPolicy {
+        log_bytes_min: u64::MAX,
+        log_percent: 100,
+        log_bytes_max: u64::MAX,
+        log_entries_max: u64::MAX,
+    };
+
+    /// A policy that asks after every `entries` entries, whatever their
+    /// bytes (a cap alone; for tests and small examples: its work is not
+    /// linear in bytes written).
+    pub const fn every_entries(entries: u64) -> SnapshotPolicy {
+        SnapshotPolicy {
+            log_entries_max: entries,
+            ..SnapshotPolicy::NEVER
+        }
+    }
+
+    /// Whether a snapshot is due after `since` when the last one took
+    /// `last_snapshot_bytes` bytes. Never with nothing applied since.
+    pub fn is_due(&self, since: LogSince, last_snapshot_bytes: u64) -> bool {
+        if since.entries == 0 {
+            return false;
+        }
+        let proportional = (last_snapshot_bytes as u128 * self.log_percent as u128 / 100)
+            .min(u64::MAX as u128) as u64;
+        since.bytes >= self.log_bytes_min.max(proportional)
+            || since.bytes >= self.log_bytes_max
+            || since.entries >= self.log_entries_max
+    }
+}
+
+impl Default for SnapshotPolicy {
+    fn default() -> SnapshotPolicy {
+        SnapshotPolicy {
+            log_bytes_min: 64 << 20,
+            log_percent: 100,
+            log_bytes_max: u64::MAX,
+            log_entries_max: u64::MAX,
+        }
     }
 }
 
@@ -190,6 +312,9 @@ pub enum InvalidOptions {
     /// `batch_entries_max`, `batch_bytes_max` and `stream_budget_bytes` must be positive.
     #[error("batch limits and the stream budget must be positive")]
     ZeroLimit,
+    /// `snapshot_policy.log_percent` is 0 (a snapshot after every entry).
+    #[error("snapshot_policy.log_percent must be positive")]
+    ZeroSnapshotPercent,
     /// `batch_bytes_max` or `entry_bytes_max` above half a wire frame.
     #[error("batch_bytes_max and entry_bytes_max must be at most {limit}")]
     BatchTooLarge {

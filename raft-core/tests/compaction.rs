@@ -1,4 +1,4 @@
-//! Raft §7 (log compaction): snapshots requested after a threshold, the log
+//! Raft §7 (log compaction): snapshots requested by the snapshot policy, the log
 //! compacted behind them with a trailing window, and a lagging follower
 //! brought up to date by a snapshot streamed on its stream, then entries.
 mod harness;
@@ -8,7 +8,7 @@ use raft_core::*;
 
 fn opts(threshold: u64, trailing: u64) -> NodeOptions {
     NodeOptions {
-        snapshot_threshold: threshold,
+        snapshot_policy: SnapshotPolicy::every_entries(threshold),
         snapshot_trailing_entries: trailing,
         ..NodeOptions::new(NodeId(1))
     }
@@ -248,4 +248,51 @@ fn a_snapshot_acked_whole_at_once_is_sent_once_then_the_entries() {
     assert_eq!(sent, 1, "the snapshot went out in one window, once");
     assert_eq!(c.commands(f).len(), 40);
     c.assert_state_machine_safety();
+}
+
+/// The harness's snapshot holds every applied entry, so it grows with the
+/// log: under the proportional policy each snapshot waits for as many log
+/// bytes as the last one held (a little less: an entry costs 124 log bytes
+/// and about 110 in the snapshot), and snapshots come at geometrically
+/// growing indexes instead of every few entries.
+#[test]
+fn snapshots_wait_for_log_bytes_in_proportion_to_the_last_snapshot() {
+    let policy = SnapshotPolicy {
+        log_bytes_min: 1_000,
+        log_percent: 100,
+        ..SnapshotPolicy::default()
+    };
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            snapshot_policy: policy,
+            snapshot_trailing_entries: 4,
+            ..NodeOptions::new(NodeId(1))
+        },
+    );
+    let leader = c.leader().unwrap();
+    let mut indexes = Vec::new();
+    for i in 0..200 {
+        c.propose(&[i as u8; 100]);
+        c.settle();
+        if let Some(s) = c.hosts[&leader].node.snapshot().map(|s| s.index) {
+            if indexes.last() != Some(&s) {
+                indexes.push(s);
+            }
+        }
+    }
+    // 124 log bytes an entry: the 1,000-byte floor takes 9 entries, after
+    // which each snapshot (about 100 bytes an applied entry) needs as many
+    // log bytes as it holds.
+    assert!(indexes.len() >= 3, "snapshots at {indexes:?}");
+    for pair in indexes.windows(2) {
+        assert!(
+            2 * pair[1].0 >= 3 * pair[0].0,
+            "each snapshot waits for about as much log as the last held: {indexes:?}"
+        );
+    }
+    assert!(
+        indexes.len() <= 6,
+        "a handful of snapshots for 200 entries, not 20: {indexes:?}"
+    );
 }

@@ -212,7 +212,9 @@ impl Runner {
             let (key, value) = setting.split_once('=').expect("KEY=VALUE");
             let value: u64 = value.parse().expect("a number");
             match key {
-                "snapshot_threshold" => options.snapshot_threshold = value,
+                "snapshot_entries" => {
+                    options.snapshot_policy = SnapshotPolicy::every_entries(value)
+                }
                 "snapshot_trailing" => options.snapshot_trailing_entries = value,
                 other => panic!("unknown option {other}"),
             }

@@ -3,12 +3,23 @@
 use raft_core::{LogEntry, LogIndex};
 use std::io::{self, Read, Write};
 
+/// Writes a snapshot captured by [`Fsm::snapshot_source`], on a thread of its own.
+pub type SnapshotSource = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
+
 /// A deterministic state machine that the cluster replicates.
 ///
 /// The node calls it from one thread (its applier), in log order:
 /// [`Fsm::apply`] for every committed entry above [`Fsm::index`],
-/// [`Fsm::snapshot`] when the core asks for a snapshot, [`Fsm::restore`] when
-/// a snapshot replaces its state (at open, or when a leader sends one).
+/// [`Fsm::snapshot_source`] (or [`Fsm::snapshot`]) when the core asks for a
+/// snapshot, [`Fsm::restore`] when a snapshot replaces its state (at open,
+/// or when a leader sends one).
+///
+/// Heartbeats, votes and replication never wait for the state machine. A
+/// snapshot written by [`Fsm::snapshot`] does hold up the applies behind it
+/// (and so the clients waiting for them) for as long as it takes; a state
+/// machine that can capture its state cheaply should implement
+/// [`Fsm::snapshot_source`], whose writer runs on its own thread while
+/// applies go on.
 ///
 /// `apply` sees entries of every kind: `Command` entries carry the user's
 /// commands; `Nop` and membership entries (`Initialize`, `AddPeer`,
@@ -56,6 +67,14 @@ pub trait Fsm: Send + 'static {
     fn index(&self) -> LogIndex;
     /// Writes the whole state (as of [`Fsm::index`]) to `w`.
     fn snapshot(&mut self, w: &mut dyn Write) -> io::Result<()>;
+    /// Captures the state as of [`Fsm::index`] (a consistent point: a clone,
+    /// a copy-on-write handle, an encoding in memory) and returns a writer
+    /// that writes that state to the snapshot file later, on another thread,
+    /// while the applier goes on applying entries. `None` (the default)
+    /// writes the snapshot with [`Fsm::snapshot`] on the applier instead.
+    fn snapshot_source(&mut self) -> Option<SnapshotSource> {
+        None
+    }
     /// Replaces the whole state with a snapshot read from `r`. Afterwards
     /// [`Fsm::index`] must return the snapshot's index.
     fn restore(&mut self, r: &mut dyn Read) -> io::Result<()>;

@@ -84,6 +84,6 @@ pub mod storage;
 pub mod transport;
 
 pub use error::{Error, Result};
-pub use fsm::Fsm;
+pub use fsm::{Fsm, SnapshotSource};
 pub use metrics::{FollowerLag, Metrics};
 pub use node::{NodeConfig, RaftNode};

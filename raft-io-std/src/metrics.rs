@@ -18,8 +18,13 @@ pub struct Metrics {
     pub commit: LogIndex,
     /// The highest index its FSM has applied.
     pub applied: LogIndex,
+    /// The first index still in its log (entries before it are compacted;
+    /// those up to `snapshot_index` are the trailing window).
+    pub first_index: LogIndex,
     /// The last index in its log.
     pub last_index: LogIndex,
+    /// The last index its newest snapshot covers (0 without one).
+    pub snapshot_index: LogIndex,
     /// The highest index durable in its log.
     pub durable: LogIndex,
     /// Per-follower replication lag (on the leader; empty elsewhere).

@@ -7,19 +7,20 @@
 
 use raft_core::{
     Bootstrap, Duration as CoreDuration, EntryKind, InvalidOptions, LogEntry, LogIndex, NodeId,
-    Outcome, RequestError, Role,
+    Outcome, RequestError, Role, SnapshotPolicy,
 };
-use raft_io_std::{Error, Fsm, NodeConfig, RaftNode};
+use raft_io_std::{Error, Fsm, NodeConfig, RaftNode, SnapshotSource};
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Generous: CI machines are slow and shared.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The commands a node applied, readable by the test.
+/// The commands a node applied, readable by the test, and gates that can
+/// hold its snapshot writers and its applies.
 #[derive(Clone, Default)]
-struct Applied(Arc<Mutex<(Vec<String>, LogIndex)>>);
+struct Applied(Arc<Mutex<(Vec<String>, LogIndex)>>, Gate, Gate);
 
 impl Applied {
     fn commands(&self) -> Vec<String> {
@@ -27,10 +28,60 @@ impl Applied {
     }
 }
 
+/// While held, whoever passes waits (as a slow disk or a huge state would
+/// make a snapshot writer, or a slow state machine an apply); it counts the
+/// passes that started.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<(bool, u64)>, Condvar)>);
+
+impl Gate {
+    fn hold(&self) {
+        self.0.0.lock().unwrap().0 = true;
+    }
+    fn release(&self) {
+        self.0.0.lock().unwrap().0 = false;
+        self.0.1.notify_all();
+    }
+    fn started(&self) -> u64 {
+        self.0.0.lock().unwrap().1
+    }
+    fn pass(&self) {
+        let (lock, cv) = &*self.0;
+        let mut state = lock.lock().unwrap();
+        state.1 += 1;
+        while state.0 {
+            state = cv.wait(state).unwrap();
+        }
+    }
+}
+
+/// Opens a held gate when dropped, so a failing test does not leave a
+/// worker stuck on it (and the node's close waiting for that worker).
+struct ReleaseOnDrop(Vec<Gate>);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(Gate::release);
+    }
+}
+
 struct ListFsm(Applied);
+
+impl ListFsm {
+    fn encode(&self) -> Vec<u8> {
+        let s = self.0.0.lock().unwrap();
+        let mut out = format!("{}\n", s.1.0).into_bytes();
+        for c in &s.0 {
+            out.extend_from_slice(c.as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+}
 
 impl Fsm for ListFsm {
     fn apply(&mut self, entry: &LogEntry) {
+        self.0.2.pass();
         let mut s = self.0.0.lock().unwrap();
         if entry.kind == EntryKind::Command {
             s.0.push(String::from_utf8(entry.data.to_vec()).unwrap());
@@ -41,12 +92,14 @@ impl Fsm for ListFsm {
         self.0.0.lock().unwrap().1
     }
     fn snapshot(&mut self, w: &mut dyn Write) -> io::Result<()> {
-        let s = self.0.0.lock().unwrap();
-        writeln!(w, "{}", s.1.0)?;
-        for c in &s.0 {
-            writeln!(w, "{c}")?;
-        }
-        Ok(())
+        w.write_all(&self.encode())
+    }
+    fn snapshot_source(&mut self) -> Option<SnapshotSource> {
+        let (state, gate) = (self.encode(), self.0.1.clone());
+        Some(Box::new(move |w| {
+            gate.pass();
+            w.write_all(&state)
+        }))
     }
     fn restore(&mut self, r: &mut dyn Read) -> io::Result<()> {
         let mut text = String::new();
@@ -441,7 +494,7 @@ fn closing_the_leader_elects_a_new_one_that_accepts_commands() {
 #[test]
 fn a_follower_far_behind_is_sent_a_snapshot() {
     let small_snapshots = |c: &mut NodeConfig| {
-        c.options.snapshot_threshold = 16;
+        c.options.snapshot_policy = SnapshotPolicy::every_entries(16);
         c.options.snapshot_trailing_entries = 4;
         c.transport.snapshot_chunk_bytes = 64; // many chunks
     };
@@ -468,6 +521,168 @@ fn a_follower_far_behind_is_sent_a_snapshot() {
     eventually("the restarted follower to restore and catch up", || {
         members[follower].applied.commands() == expected
     });
+}
+
+#[test]
+fn after_a_restart_the_trailing_log_brings_a_briefly_away_follower_up_to_date_without_a_snapshot() {
+    const TRAILING: u64 = 64;
+    let trailing_window = |c: &mut NodeConfig| {
+        c.options.snapshot_policy = SnapshotPolicy::every_entries(16);
+        c.options.snapshot_trailing_entries = TRAILING;
+    };
+    let mut members = three_nodes(trailing_window);
+    let leader = leader_of(&members);
+    let away = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let mut expected: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
+    apply_all(members[leader].node(), expected.clone());
+    assert_all_applied(&members, &expected);
+    let away_last = members[away].node().metrics().unwrap().last_index;
+
+    // The follower steps away; the others take writes and snapshot past it.
+    members[away].close();
+    let more: Vec<String> = (0..40).map(|i| format!("b{i}")).collect();
+    apply_all(members[leader].node(), more.clone());
+    expected.extend(more);
+    eventually("both to snapshot past the absent follower's log", || {
+        [leader, other].iter().all(|&m| {
+            let metrics = members[m].node().metrics().unwrap();
+            metrics.snapshot_index > away_last && metrics.applied.0 >= away_last.0 + 40
+        })
+    });
+
+    // Both restart, so whichever leads next recovered its log from disk.
+    members[leader].close();
+    members[other].close();
+    members[leader].reopen(&trailing_window);
+    members[other].reopen(&trailing_window);
+    for m in [leader, other] {
+        let metrics = members[m].node().metrics().unwrap();
+        assert!(
+            metrics.snapshot_index > away_last && metrics.first_index <= away_last,
+            "node {m} recovered its log from {} with a snapshot at {}: the trailing window \
+             behind the snapshot must still hold the absent follower's next entry {}",
+            metrics.first_index,
+            metrics.snapshot_index,
+            away_last.next()
+        );
+    }
+    eventually("a leader after the restart", || {
+        members[leader].node().leader().is_some()
+    });
+
+    members[away].reopen(&trailing_window);
+    assert_all_applied(&members, &expected);
+    let sent: u64 = [leader, other]
+        .iter()
+        .map(|&m| {
+            members[m]
+                .node()
+                .metrics()
+                .unwrap()
+                .transport
+                .snapshots_sent
+        })
+        .sum();
+    assert_eq!(
+        sent, 0,
+        "the follower caught up from the log, not a snapshot"
+    );
+}
+
+#[test]
+fn a_snapshot_held_for_many_election_timeouts_stalls_neither_writes_nor_the_leader() {
+    let snapshot_often = |c: &mut NodeConfig| {
+        c.options.snapshot_policy = SnapshotPolicy::every_entries(16);
+    };
+    let members = three_nodes(snapshot_often);
+    let leader = leader_of(&members);
+    for m in &members {
+        m.applied.1.hold();
+    }
+    let _release = ReleaseOnDrop(members.iter().map(|m| m.applied.1.clone()).collect());
+    let mut expected: Vec<String> = (0..20).map(|i| format!("a{i}")).collect();
+    apply_all(members[leader].node(), expected.clone());
+    eventually("every member to start writing a snapshot", || {
+        members.iter().all(|m| m.applied.1.started() >= 1)
+    });
+    let term = members[leader].node().term();
+
+    // Every snapshot writer is stuck; the cluster goes on committing and
+    // applying, and the leader heartbeats through many election timeouts
+    // (300 ms; heartbeats every 50 ms).
+    let more: Vec<String> = (0..60).map(|i| format!("b{i}")).collect();
+    apply_all(members[leader].node(), more.clone());
+    expected.extend(more);
+    assert_all_applied(&members, &expected);
+    let heard = |m: &Member| m.node().metrics().unwrap().transport.messages_received;
+    let follower = (leader + 1) % 3;
+    let before = heard(&members[follower]);
+    eventually(
+        "the follower to hear 60 more messages (5 election timeouts of heartbeats)",
+        || heard(&members[follower]) >= before + 60,
+    );
+    for m in &members {
+        assert_eq!(
+            m.node().term(),
+            term,
+            "no election while snapshots are written"
+        );
+        assert_eq!(m.node().metrics().unwrap().snapshot_index, LogIndex(0));
+    }
+
+    for m in &members {
+        m.applied.1.release();
+    }
+    eventually("the snapshots to land", || {
+        members
+            .iter()
+            .all(|m| m.node().metrics().unwrap().snapshot_index > LogIndex(0))
+    });
+    assert_eq!(members[leader].node().term(), term);
+}
+
+#[test]
+fn a_stuck_state_machine_on_the_leader_stops_neither_its_heartbeats_nor_its_leadership() {
+    let tiny_apply_queue = |c: &mut NodeConfig| c.apply_queue_max = 1;
+    let members = three_nodes(tiny_apply_queue);
+    let leader = leader_of(&members);
+    let term = members[leader].node().term();
+    let gate = members[leader].applied.2.clone();
+    gate.hold();
+    let _release = ReleaseOnDrop(vec![gate.clone()]);
+    let commands: Vec<String> = (0..30).map(|i| format!("c{i}")).collect();
+    std::thread::scope(|s| {
+        // The applier takes one batch and sticks; its queue (one batch)
+        // fills; the driver must park the rest rather than wait.
+        let writer = s.spawn(|| apply_all(members[leader].node(), commands.clone()));
+        eventually("the leader's FSM to be stuck on an apply", || {
+            gate.started() >= 1
+        });
+        let heard = |m: &Member| m.node().metrics().unwrap().transport.messages_received;
+        let followers = [(leader + 1) % 3, (leader + 2) % 3];
+        let before = followers.map(|f| heard(&members[f]));
+        eventually(
+            "each follower to hear 60 more messages (5 election timeouts of heartbeats)",
+            || {
+                followers
+                    .iter()
+                    .zip(before)
+                    .all(|(&f, b)| heard(&members[f]) >= b + 60)
+            },
+        );
+        for m in &members {
+            assert_eq!(
+                m.node().term(),
+                term,
+                "no election while the leader's FSM is stuck"
+            );
+        }
+        assert_eq!(members[leader].node().role(), Role::Leader);
+        gate.release();
+        writer.join().unwrap();
+    });
+    assert_all_applied(&members, &commands);
 }
 
 #[test]

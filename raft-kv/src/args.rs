@@ -144,9 +144,17 @@ impl NodeArgs {
 /// Options that local-cluster passes on to its nodes unchanged.
 #[derive(Clone, Debug, Args)]
 pub struct Tuning {
-    /// Take a snapshot after N applied entries [default: 8192].
+    /// Take a snapshot at the latest after N applied entries, whatever
+    /// their bytes (a cap on the snapshot policy) [default: no cap].
     #[arg(long, value_name = "N")]
-    pub snapshot_threshold: Option<u64>,
+    pub snapshot_entries_max: Option<u64>,
+    /// The least log bytes between two snapshots [default: 67108864].
+    #[arg(long, value_name = "BYTES")]
+    pub snapshot_log_bytes_min: Option<u64>,
+    /// Snapshot once the log since the last snapshot reaches this percentage
+    /// of its size [default: 100].
+    #[arg(long, value_name = "PERCENT")]
+    pub snapshot_log_percent: Option<u64>,
     /// Entries kept in the log behind a snapshot [default: 1024].
     #[arg(long, value_name = "N")]
     pub snapshot_trailing: Option<u64>,
@@ -201,7 +209,9 @@ impl Tuning {
     /// The flags that reproduce these options.
     pub fn to_flags(&self) -> Vec<String> {
         let optional = [
-            ("--snapshot-threshold", self.snapshot_threshold),
+            ("--snapshot-entries-max", self.snapshot_entries_max),
+            ("--snapshot-log-bytes-min", self.snapshot_log_bytes_min),
+            ("--snapshot-log-percent", self.snapshot_log_percent),
             ("--snapshot-trailing", self.snapshot_trailing),
             ("--election-timeout-ms", self.election_timeout_ms),
             ("--heartbeat-ms", self.heartbeat_ms),
@@ -259,14 +269,14 @@ mod tests {
     #[test]
     fn a_node_command_line_parses() {
         let cli = parse_str(
-            "--data /d --raft 127.0.0.1:1 --http 127.0.0.1:2 --join 127.0.0.1:3 --id 2 --snapshot-threshold 64 --log debug",
+            "--data /d --raft 127.0.0.1:1 --http 127.0.0.1:2 --join 127.0.0.1:3 --id 2 --snapshot-entries-max 64 --log debug",
         )
         .unwrap();
         assert!(cli.command.is_none());
         let node = cli.node;
         assert_eq!(node.start(), Start::Join("127.0.0.1:3".into()));
         assert_eq!(node.id, Some(2));
-        assert_eq!(node.tuning.snapshot_threshold, Some(64));
+        assert_eq!(node.tuning.snapshot_entries_max, Some(64));
         assert_eq!(node.tuning.log, "debug");
         assert_eq!(node.tuning.connections_max, 1024);
     }

@@ -110,8 +110,15 @@ fn node_config(args: &NodeArgs) -> NodeConfig {
     let mut config = NodeConfig::new(required(args.raft.as_deref(), "--raft"));
     let t = &args.tuning;
     let options = &mut config.options;
-    if let Some(n) = t.snapshot_threshold {
-        options.snapshot_threshold = n;
+    let policy = &mut options.snapshot_policy;
+    if let Some(n) = t.snapshot_entries_max {
+        policy.log_entries_max = n;
+    }
+    if let Some(n) = t.snapshot_log_bytes_min {
+        policy.log_bytes_min = n;
+    }
+    if let Some(n) = t.snapshot_log_percent {
+        policy.log_percent = n;
     }
     if let Some(n) = t.snapshot_trailing {
         options.snapshot_trailing_entries = n;

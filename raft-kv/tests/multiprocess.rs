@@ -138,7 +138,7 @@ fn follower_with_a_torn_log_tail_recovers_and_catches_up() {
 
 #[test]
 fn node_far_behind_catches_up_by_snapshot_after_restart() {
-    let flags = ["--snapshot-threshold", "64", "--snapshot-trailing", "16"];
+    let flags = ["--snapshot-entries-max", "64", "--snapshot-trailing", "16"];
     let mut cluster = Cluster::start(3, &flags);
     let mut client = KvClient::new(cluster.http_addresses(), 0);
     let (leader, _) = cluster.wait_leader(0);

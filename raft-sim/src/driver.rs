@@ -409,17 +409,25 @@ impl World {
                     term: host.kv.applied_term(),
                     config,
                 };
+                // Captured here, at the applied point; written (and durable)
+                // `snapshot_duration_ms` later, while the node runs on.
                 let data = host.kv.snapshot_bytes();
-                host.disk
-                    .store_snapshot(StoredSnapshot { meta, data, digest });
+                let bytes = data.len() as u64;
+                let snapshot = StoredSnapshot { meta, data, digest };
+                let duration_ns = self.scenario.knobs.snapshot_duration_ms * 1_000_000;
+                if duration_ns == 0 {
+                    host.disk.store_snapshot(snapshot);
+                } else {
+                    host.snapshot_writing = Some(snapshot);
+                }
                 let inc = host.incarnation;
-                let at = Instant(now.0 + self.scenario.knobs.fsync_min_ns);
+                let at = Instant(now.0 + self.scenario.knobs.fsync_min_ns + duration_ns);
                 self.schedule(
                     at,
                     SimEvent::Deliver {
                         node: i,
                         incarnation: inc,
-                        event: Event::SnapshotTaken { index },
+                        event: Event::SnapshotTaken { index, bytes },
                     },
                 );
             }

@@ -29,6 +29,7 @@ impl Host {
             wake_generation: 0,
             wake_at: Instant::NEVER,
             incoming: None,
+            snapshot_writing: None,
             role: Role::Follower,
             term,
             commit: LogIndex(0),

@@ -186,6 +186,7 @@ impl World {
         host.paused_until = None;
         host.incarnation += 1;
         host.incoming = None;
+        host.snapshot_writing = None;
         host.waiters.clear();
         host.wake_generation += 1;
         host.wake_at = Instant::NEVER;

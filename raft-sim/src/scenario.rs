@@ -7,6 +7,7 @@
 
 use crate::network::NetKnobs;
 use crate::rng::Ppm;
+use raft_core::SnapshotPolicy;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -28,10 +29,14 @@ pub struct Knobs {
     pub stream_budget_bytes: u64,
     /// The core's largest chunk in entries.
     pub batch_entries_max: usize,
-    /// The core's snapshot threshold (0: never).
-    pub snapshot_threshold: u64,
+    /// When the core asks for snapshots.
+    pub snapshot_policy: SnapshotPolicy,
     /// Entries kept behind a snapshot.
     pub snapshot_trailing_entries: u64,
+    /// How long the FSM takes to write a snapshot: it is captured when the
+    /// core asks (a consistent point) and reported, stored, that much later
+    /// while the node goes on replicating and applying.
+    pub snapshot_duration_ms: u64,
     /// Network dials.
     pub net: NetKnobs,
     /// Least fsync latency.
@@ -128,8 +133,9 @@ impl Default for Knobs {
             heartbeat_ms: 150,
             stream_budget_bytes: 4 << 20,
             batch_entries_max: 1024,
-            snapshot_threshold: 8_192,
+            snapshot_policy: SnapshotPolicy::every_entries(8_192),
             snapshot_trailing_entries: 1_024,
+            snapshot_duration_ms: 0,
             net: NetKnobs::default(),
             fsync_min_ns: 200_000,
             fsync_mean_ns: 1_000_000,
@@ -182,7 +188,7 @@ impl fmt::Display for Knobs {
         let n = &self.net;
         write!(
             f,
-            "nodes={} duration={}ms chaos={}ms election={}ms heartbeat={}ms budget={}B batch={} snap={}/{} \
+            "nodes={} duration={}ms chaos={}ms election={}ms heartbeat={}ms budget={}B batch={} snap={}/{}%/{}/{}/{} \
              | net delay={}+{}us drop={} dup={} tail={} stream lat={}us bw={}B/s break={} break_after={}ms \
              detect={}..{}ms | disk fsync={}+{}us sick={:?}x{} torn={} | drift<={}ppm \
              | clients={} keys={} interval={}ms timeout={}ms read={} cas={}{}{}{}",
@@ -193,8 +199,11 @@ impl fmt::Display for Knobs {
             self.heartbeat_ms,
             self.stream_budget_bytes,
             self.batch_entries_max,
-            self.snapshot_threshold,
+            self.snapshot_policy.log_bytes_min,
+            self.snapshot_policy.log_percent,
+            self.snapshot_policy.log_entries_max,
             self.snapshot_trailing_entries,
+            self.snapshot_duration_ms,
             n.delay_min_ns / 1_000,
             n.delay_mean_ns / 1_000,
             n.drop.0,

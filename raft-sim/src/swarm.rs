@@ -11,6 +11,7 @@
 
 use crate::rng::{Ppm, SimRng, StreamKind};
 use crate::scenario::{Fault, HostileKnobs, Knobs, Scenario, Shape, Timed};
+use raft_core::SnapshotPolicy;
 use serde::{Deserialize, Serialize};
 
 /// Settings given on the command line; each replaces the generated value.
@@ -189,7 +190,23 @@ fn swarm_knobs(r: &mut SimRng) -> Knobs {
     };
     k.batch_entries_max = *r.pick(&[1, 4, 64, 1024]);
     k.stream_budget_bytes = *r.pick(&[200, 4_096, 65_536, 4 << 20]);
-    k.snapshot_threshold = *r.pick(&[0, 10, 50, 1_000, 8_192]);
+    k.snapshot_policy = *r.pick(&[
+        SnapshotPolicy::NEVER,
+        SnapshotPolicy::every_entries(10),
+        SnapshotPolicy::every_entries(50),
+        // Proportional, with floors the simulated workload's small entries reach.
+        SnapshotPolicy {
+            log_bytes_min: 2_048,
+            log_percent: 50,
+            ..SnapshotPolicy::default()
+        },
+        SnapshotPolicy {
+            log_bytes_min: 16_384,
+            log_percent: 100,
+            log_entries_max: 8_192,
+            ..SnapshotPolicy::default()
+        },
+    ]);
     k.snapshot_trailing_entries = *r.pick(&[0, 3, 100]);
     let n = &mut k.net;
     n.delay_min_ns = r.between(10_000, 2_000_000);
@@ -218,6 +235,11 @@ fn swarm_knobs(r: &mut SimRng) -> Knobs {
     k.client_timeout_ms = r.between(1_000, 5_000);
     k.read = Ppm(r.below(700_001) as u32);
     k.cas = Ppm(r.below(700_001) as u32);
+    // Sometimes snapshots that take longer than an election timeout: the node
+    // must go on replicating and voting while one is written.
+    if r.chance(Ppm(250_000)) {
+        k.snapshot_duration_ms = r.between(1, 4 * k.election_timeout_ms);
+    }
     k
 }
 

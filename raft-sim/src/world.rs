@@ -15,7 +15,7 @@ use crate::checkers::log::{GlobalLog, LogMirror};
 use crate::checkers::writes::AckedWrites;
 use crate::checkers::{Failure, FailureClass};
 use crate::clock::Clock;
-use crate::disk::{DiskTiming, SimDisk};
+use crate::disk::{DiskTiming, SimDisk, StoredSnapshot};
 use crate::history::Op;
 use crate::kv::KvFsm;
 use crate::network::{NetEvent, Network};
@@ -154,6 +154,9 @@ pub struct Host {
     pub wake_at: Instant,
     /// A snapshot being received.
     pub incoming: Option<(SnapshotMeta, Vec<u8>)>,
+    /// A snapshot the FSM is writing (see `Knobs::snapshot_duration_ms`):
+    /// stored when its `SnapshotTaken` is delivered, lost in a crash.
+    pub snapshot_writing: Option<StoredSnapshot>,
     /// The last role it reported.
     pub role: Role,
     /// The term of that report.
@@ -407,7 +410,7 @@ impl World {
             heartbeat_interval: Duration::from_millis(k.heartbeat_ms),
             stream_budget_bytes: k.stream_budget_bytes,
             batch_entries_max: k.batch_entries_max,
-            snapshot_threshold: k.snapshot_threshold,
+            snapshot_policy: k.snapshot_policy,
             snapshot_trailing_entries: k.snapshot_trailing_entries,
             lease_reads: k.lease_reads,
             clock_drift_ppm_max: k.clock_drift_ppm_max,
@@ -572,6 +575,12 @@ impl World {
                 event,
             } => {
                 if self.up_incarnation(node) == Some(incarnation) {
+                    if let Event::SnapshotTaken { index, .. } = &event {
+                        let host = &mut self.hosts[node];
+                        if let Some(s) = host.snapshot_writing.take_if(|s| s.meta.index == *index) {
+                            host.disk.store_snapshot(s);
+                        }
+                    }
                     self.step(node, event);
                 }
             }

@@ -164,7 +164,7 @@ fn a_leader_cut_off_from_all_followers_steps_down() {
 #[test]
 fn a_snapshot_installed_while_entries_keep_streaming() {
     let mut k = knobs(3);
-    k.snapshot_threshold = 40;
+    k.snapshot_policy = raft_core::SnapshotPolicy::every_entries(40);
     k.snapshot_trailing_entries = 5;
     let w = run(
         3,

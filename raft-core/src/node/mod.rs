@@ -26,7 +26,7 @@ use crate::entry::LogEntry;
 use crate::error::{Refusal, Violation};
 use crate::event::Event;
 use crate::message::{Message, MessageBody, SnapshotMeta};
-use crate::options::NodeOptions;
+use crate::options::{LogSince, NodeOptions};
 use crate::state::{HardState, Role};
 use crate::time::{Duration, Instant};
 use crate::types::{ClusterId, LogIndex, NodeId, Term};
@@ -104,6 +104,10 @@ pub struct Node {
     pub(crate) snapshot: Option<SnapshotMeta>,
     /// A `TakeSnapshot` is outstanding.
     pub(crate) snapshot_requested: bool,
+    /// The size of the last snapshot taken or installed (0 when unknown).
+    pub(crate) snapshot_bytes: u64,
+    /// The log applied after the last snapshot's index, for the snapshot policy.
+    pub(crate) log_since_snapshot: LogSince,
     /// An `InstallSnapshot` is outstanding: no stream, no campaign, no apply until it lands.
     pub(crate) installing: Option<SnapshotMeta>,
     pub(crate) role: RoleState,
@@ -159,6 +163,8 @@ impl Node {
             applied: start,
             snapshot,
             snapshot_requested: false,
+            snapshot_bytes: 0,
+            log_since_snapshot: LogSince::default(),
             installing: None,
             role: RoleState::Follower(FollowerState::new(hard_state_term, None)),
             election_deadline: Instant::NEVER,
@@ -201,7 +207,7 @@ impl Node {
             Event::FrameReceived { stream, frame } => self.on_frame(stream, frame),
             Event::StreamClosed { stream } => self.on_stream_closed(stream),
             Event::LogPersisted { index, term } => self.on_log_persisted(index, term),
-            Event::SnapshotTaken { index } => self.on_snapshot_taken(index),
+            Event::SnapshotTaken { index, bytes } => self.on_snapshot_taken(index, bytes),
             Event::SnapshotInstalled { meta } => self.on_snapshot_installed(meta),
             Event::ProposeRequested { proposals } => self.on_propose(proposals),
             Event::ReadRequested { id } => self.on_read(id),
@@ -546,6 +552,8 @@ impl Node {
             let batch = self.log.slice(from, count, u64::MAX);
             assert_eq!(batch.len(), count, "committed entries must be in memory");
             self.applied = batch.last().expect("non-empty batch").index;
+            self.log_since_snapshot.entries += batch.len() as u64;
+            self.log_since_snapshot.bytes += batch.iter().map(LogEntry::budget_bytes).sum::<u64>();
             self.emit(Action::Apply(batch));
         }
         self.maybe_request_snapshot();

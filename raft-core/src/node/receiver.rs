@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::entry::LogEntry;
 use crate::error::{Refusal, Violation};
 use crate::message::{Frame, MessageBody, SnapshotMeta, StreamOpen};
+use crate::options::LogSince;
 use crate::time::{Duration, Instant};
 use crate::types::{LogIndex, NodeId, StreamId, Term};
 use rand_core::RngCore;
@@ -600,6 +601,8 @@ impl Node {
         if inc.skip || inc.meta.index <= self.commit {
             return Ok(());
         }
+        // An install always lands (nothing else runs until it does).
+        self.snapshot_bytes = inc.size;
         self.installing = Some(inc.meta.clone());
         self.emit(Action::InstallSnapshot { meta: inc.meta });
         Ok(())
@@ -620,6 +623,7 @@ impl Node {
         self.configs.reset_to(meta.config.clone());
         self.commit = self.commit.max(meta.index);
         self.applied = meta.index;
+        self.log_since_snapshot = LogSince::default();
         self.snapshot = Some(meta.clone());
         let held = match &mut self.role {
             RoleState::Follower(FollowerState {

@@ -1,5 +1,6 @@
 //! Snapshots and log compaction. The application snapshots its FSM (asked by
-//! `TakeSnapshot` once enough entries were applied); the core records the
+//! `TakeSnapshot` once the [`SnapshotPolicy`](crate::SnapshotPolicy) finds
+//! enough log applied since the last one); the core records the
 //! snapshot and lets the driver drop the log before it, keeping a trailing
 //! window so a briefly disconnected follower resumes from the log. A follower
 //! behind the compaction point gets the snapshot on its stream
@@ -7,23 +8,27 @@
 
 use super::Node;
 use crate::action::Action;
+use crate::entry::LogEntry;
 use crate::message::SnapshotMeta;
+use crate::options::LogSince;
 use crate::types::LogIndex;
 
 impl Node {
     pub(crate) fn maybe_request_snapshot(&mut self) {
-        let threshold = self.opts.snapshot_threshold;
-        if threshold == 0 || self.snapshot_requested {
+        if self.snapshot_requested {
             return;
         }
-        let since = self.snapshot.as_ref().map_or(LogIndex(0), |s| s.index);
-        if self.applied.0.saturating_sub(since.0) >= threshold {
+        if self
+            .opts
+            .snapshot_policy
+            .is_due(self.log_since_snapshot, self.snapshot_bytes)
+        {
             self.snapshot_requested = true;
             self.emit(Action::TakeSnapshot);
         }
     }
 
-    pub(crate) fn on_snapshot_taken(&mut self, index: LogIndex) {
+    pub(crate) fn on_snapshot_taken(&mut self, index: LogIndex, bytes: u64) {
         self.snapshot_requested = false;
         let newer = self.snapshot.as_ref().is_none_or(|s| index > s.index);
         // A snapshot must cover only applied (so committed) entries we still hold.
@@ -34,6 +39,16 @@ impl Node {
             return;
         }
         let config = self.configs.at(index).clone();
+        // Entries applied after `index` are not in this snapshot: they count
+        // toward the next one.
+        let after = self
+            .log
+            .slice(index.next(), (self.applied.0 - index.0) as usize, u64::MAX);
+        self.log_since_snapshot = LogSince {
+            entries: after.len() as u64,
+            bytes: after.iter().map(LogEntry::budget_bytes).sum(),
+        };
+        self.snapshot_bytes = bytes;
         self.snapshot = Some(SnapshotMeta {
             index,
             term,

@@ -376,8 +376,9 @@ impl Cluster {
                     term: host.node.term_at(index).unwrap(),
                     config: host.node.config().clone(),
                 };
+                let bytes = data.len() as u64;
                 host.disk.snapshot = Some((meta, data));
-                self.push(at, Event::SnapshotTaken { index });
+                self.push(at, Event::SnapshotTaken { index, bytes });
             }
             Action::ReceiveSnapshotChunk { offset, data, .. } => {
                 let host = self.hosts.get_mut(&at).unwrap();

@@ -40,13 +40,11 @@ impl Driver {
                     self.view.update(|v| v.cluster_id = hs.cluster_id);
                 }
             }
-            Action::AppendLog(entries) => self.log_writer()?.submit(LogOp::Append(entries))?,
-            Action::TruncateLog { from } => self.log_writer()?.submit(LogOp::Truncate { from })?,
-            Action::CompactLog { through } => {
-                self.log_writer()?.submit(LogOp::Compact { through })?
-            }
-            Action::Apply(entries) => self.to_applier(ApplyOp::Apply(entries))?,
-            Action::TakeSnapshot => self.to_applier(ApplyOp::TakeSnapshot)?,
+            Action::AppendLog(entries) => self.queue_log(LogOp::Append(entries))?,
+            Action::TruncateLog { from } => self.queue_log(LogOp::Truncate { from })?,
+            Action::CompactLog { through } => self.queue_log(LogOp::Compact { through })?,
+            Action::Apply(entries) => self.queue_apply(ApplyOp::Apply(entries))?,
+            Action::TakeSnapshot => self.queue_apply(ApplyOp::TakeSnapshot)?,
             Action::ReceiveSnapshotChunk { meta, offset, data } => {
                 self.receive_snapshot_chunk(meta, offset, &data)?
             }
@@ -82,14 +80,10 @@ impl Driver {
         Ok(())
     }
 
-    fn log_writer(&self) -> Result<&LogWriter, Error> {
+    pub(super) fn log_writer(&self) -> Result<&LogWriter, Error> {
         self.log
             .as_ref()
             .ok_or(Error::Storage(StorageError::WriterStopped))
-    }
-
-    fn to_applier(&self, op: ApplyOp) -> Result<(), Error> {
-        self.applier.submit(op).map_err(Error::Stopped)
     }
 
     /// Stores part of a snapshot the leader is sending; chunks come in order.
@@ -128,6 +122,11 @@ impl Driver {
             .log
             .take()
             .ok_or(Error::Storage(StorageError::WriterStopped))?;
+        // Parked operations come before the reset; waiting here is part of
+        // the few fsyncs an install costs.
+        for op in self.log_parked.drain(..) {
+            log.submit(op)?;
+        }
         let mut wal = log.close()?;
         if wal.last_index() >= meta.index {
             let from = meta.index.max(wal.first_index());
@@ -142,7 +141,7 @@ impl Driver {
             self.log_options.clone(),
             self.internal_tx.clone(),
         )?);
-        self.to_applier(ApplyOp::Install(meta))
+        self.queue_apply(ApplyOp::Install(meta))
     }
 
     /// Answers whoever waits for request `id`.

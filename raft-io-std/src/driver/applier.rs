@@ -5,8 +5,14 @@
 //! reports `SnapshotTaken` / `SnapshotInstalled` back to the driver.
 //!
 //! A slow FSM never stalls heartbeats: the driver only queues work here (the
-//! queue is bounded; when it is full the driver waits, which is the
-//! back-pressure on a client outrunning its state machine).
+//! queue is bounded; when it is full the driver parks the work and stops
+//! reading replication streams, which is the back-pressure on a client
+//! outrunning its state machine).
+//!
+//! A snapshot is captured here, at the applied point, then written and made
+//! durable on a thread of its own when the FSM offers a
+//! [`SnapshotSource`](crate::fsm::SnapshotSource), so applies go on while it
+//! is written; otherwise `Fsm::snapshot` writes it here.
 
 use super::Input;
 use super::view::View;
@@ -53,6 +59,8 @@ struct Context {
     snapshots: Arc<SnapshotStore>,
     view: Arc<View>,
     driver: Sender<Input>,
+    /// The thread writing the last snapshot captured, if one was started.
+    snapshot_writer: Option<JoinHandle<()>>,
 }
 
 /// Tells the driver if the applier dies (an FSM panic), so the node stops
@@ -89,13 +97,18 @@ impl Applier {
                     snapshots,
                     view,
                     driver,
+                    snapshot_writer: None,
                 };
                 for op in rx {
                     if let Err(e) = cx.run(op) {
                         tracing::error!("applier stopped: {e}");
                         let _ = cx.driver.send(Input::Fatal(e));
-                        return;
+                        break;
                     }
+                }
+                // The data directory is released after close: no writer may outlive it.
+                if let Some(writer) = cx.snapshot_writer.take() {
+                    let _ = writer.join();
                 }
             })?;
         Ok(Applier {
@@ -104,10 +117,17 @@ impl Applier {
         })
     }
 
-    /// Queues work, waiting while the queue is full. Fails if the applier stopped.
-    pub(crate) fn submit(&self, op: ApplyOp) -> Result<(), String> {
+    /// Queues work if the queue has room; hands it back if it is full (the
+    /// driver never waits for the FSM). Fails if the applier stopped.
+    pub(crate) fn try_submit(&self, op: ApplyOp) -> Result<Result<(), ApplyOp>, String> {
         let ops = self.ops.as_ref().ok_or("applier closed")?;
-        ops.send(op).map_err(|_| "the applier stopped".to_string())
+        match ops.try_send(op) {
+            Ok(()) => Ok(Ok(())),
+            Err(crossbeam_channel::TrySendError::Full(op)) => Ok(Err(op)),
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                Err("the applier stopped".to_string())
+            }
+        }
     }
 
     /// Lets the applier finish what is queued, then joins it.
@@ -150,13 +170,7 @@ impl Context {
                 self.view.set_applied(self.point.index);
                 Ok(())
             }
-            ApplyOp::TakeSnapshot => {
-                let index = self.take_snapshot()?;
-                let _ = self
-                    .driver
-                    .send(Input::Event(Event::SnapshotTaken { index }));
-                Ok(())
-            }
+            ApplyOp::TakeSnapshot => self.take_snapshot(),
             ApplyOp::Install(meta) => {
                 let mut reader = self
                     .snapshots
@@ -176,31 +190,78 @@ impl Context {
         }
     }
 
-    /// Snapshots the FSM at the point it reached; returns that index.
-    fn take_snapshot(&mut self) -> Result<LogIndex, String> {
+    /// Snapshots the FSM at the point it reached and reports `SnapshotTaken`
+    /// once the snapshot is durable: from a thread of its own if the FSM
+    /// offers a source, from here otherwise.
+    fn take_snapshot(&mut self) -> Result<(), String> {
         let point = &self.point;
         let newest = self
             .snapshots
             .latest()
             .map_err(|e| format!("read snapshots: {e}"))?;
         if point.index.0 == 0 || newest.as_ref().is_some_and(|s| s.index >= point.index) {
-            return Ok(point.index); // nothing new to cover; the core ignores it
+            // Nothing new to cover; the core ignores the report.
+            let report = Event::SnapshotTaken {
+                index: point.index,
+                bytes: 0,
+            };
+            let _ = self.driver.send(Input::Event(report));
+            return Ok(());
         }
         let meta = SnapshotMeta {
             index: point.index,
             term: point.term,
             config: point.config.clone(),
         };
-        let mut writer = self
-            .snapshots
-            .create(meta.clone())
-            .map_err(|e| format!("create {meta}: {e}"))?;
-        self.fsm
-            .snapshot(&mut writer)
-            .map_err(|e| format!("FSM snapshot for {meta}: {e}"))?;
-        let bytes = writer.bytes_written();
-        writer.finish().map_err(|e| format!("finish {meta}: {e}"))?;
-        tracing::info!("took {meta} ({bytes} bytes)");
-        Ok(meta.index)
+        // The core asks for one snapshot at a time: the last writer has
+        // reported, so this join returns at once.
+        if let Some(writer) = self.snapshot_writer.take() {
+            let _ = writer.join();
+        }
+        let Some(source) = self.fsm.snapshot_source() else {
+            let fsm = &mut self.fsm;
+            let bytes = write_snapshot(&self.snapshots, &meta, |w| fsm.snapshot(w))?;
+            let report = Event::SnapshotTaken {
+                index: meta.index,
+                bytes,
+            };
+            let _ = self.driver.send(Input::Event(report));
+            return Ok(());
+        };
+        let (snapshots, driver) = (Arc::clone(&self.snapshots), self.driver.clone());
+        let span = tracing::Span::current();
+        let writer = std::thread::Builder::new()
+            .name("raft-snapshot".into())
+            .spawn(move || {
+                let _entered = span.enter();
+                let _notice = DeathNotice(driver.clone());
+                let input = match write_snapshot(&snapshots, &meta, source) {
+                    Ok(bytes) => Input::Event(Event::SnapshotTaken {
+                        index: meta.index,
+                        bytes,
+                    }),
+                    Err(e) => Input::Fatal(e),
+                };
+                let _ = driver.send(input);
+            })
+            .map_err(|e| format!("spawn the snapshot writer: {e}"))?;
+        self.snapshot_writer = Some(writer);
+        Ok(())
     }
+}
+
+/// Writes snapshot `meta` with `write` and makes it durable; returns its bytes.
+fn write_snapshot(
+    snapshots: &SnapshotStore,
+    meta: &SnapshotMeta,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<u64, String> {
+    let mut writer = snapshots
+        .create(meta.clone())
+        .map_err(|e| format!("create {meta}: {e}"))?;
+    write(&mut writer).map_err(|e| format!("FSM snapshot for {meta}: {e}"))?;
+    let bytes = writer.bytes_written();
+    writer.finish().map_err(|e| format!("finish {meta}: {e}"))?;
+    tracing::info!("took {meta} ({bytes} bytes)");
+    Ok(bytes)
 }

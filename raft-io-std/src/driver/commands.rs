@@ -7,7 +7,8 @@ use crate::storage::Identity;
 use crate::transport::AdminCall;
 use crate::transport::hello::{AdminRequest, AdminResponse};
 use raft_core::{
-    Bootstrap, ClusterId, Event, MembershipChange, NodeId, Proposal, RequestError, Role, Term,
+    Bootstrap, ClusterId, Event, LogIndex, MembershipChange, NodeId, Proposal, RequestError, Role,
+    Term,
 };
 
 impl Driver {
@@ -179,7 +180,9 @@ impl Driver {
                 leader: None,
                 commit: Default::default(),
                 applied,
+                first_index: Default::default(),
                 last_index: Default::default(),
+                snapshot_index: Default::default(),
                 durable: Default::default(),
                 followers: Vec::new(),
                 transport,
@@ -205,7 +208,9 @@ impl Driver {
             leader: status.leader,
             commit: status.commit,
             applied,
+            first_index: status.first_index,
             last_index: status.last_index,
+            snapshot_index: node.snapshot().map_or(LogIndex(0), |s| s.index),
             durable: status.durable,
             followers,
             transport,

@@ -12,6 +12,15 @@
 //!   stream's reader waits when full): what the transport received. Separate
 //!   so a heartbeat never waits behind stream frames.
 //!
+//! The driver never waits for the disk or the FSM, so heartbeats and votes
+//! never queue behind log writes, applies or snapshots: when the log
+//! writer's or the applier's queue is full, it parks the operation (in
+//! order) and stops reading *streams* until the worker drains, which is the
+//! back-pressure on replication and, through commit, on clients. Messages
+//! and internal inputs are read throughout. The only waits left on this
+//! thread are the hard state's fsync (a vote must be durable before it is
+//! sent) and the few fsyncs of resetting the log to an installed snapshot.
+//!
 //! Each input becomes one `Node::step(now, event)` with `now` from a
 //! monotonic clock; the returned actions run in order (`actions.rs`).
 //! `PersistHardState` is synchronous (`HardStateStore::save` returns after
@@ -25,11 +34,12 @@ mod commands;
 pub(crate) mod view;
 
 use self::applier::Applier;
+use self::applier::ApplyOp;
 use self::view::{Ended, View};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::storage::{
-    HardStateStore, IdentityStore, LogReport, LogWriter, LogWriterOptions, SnapshotStore,
+    HardStateStore, IdentityStore, LogOp, LogReport, LogWriter, LogWriterOptions, SnapshotStore,
     SnapshotWriter, Wal,
 };
 use crate::transport::hello::AdminResponse;
@@ -40,7 +50,7 @@ use raft_core::{
     ClusterId, Completion, Event, MembershipChange, Node, NodeId, NodeOptions, RecoveredState,
     RequestId,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// A reply to one client request.
@@ -127,6 +137,10 @@ pub(crate) struct Driver {
     pub(crate) messages_rx: Receiver<Event>,
     pub(crate) streams_rx: Receiver<Event>,
     pending: HashMap<RequestId, Pending>,
+    /// Log operations waiting for room in the log writer's queue, in order.
+    log_parked: VecDeque<LogOp>,
+    /// Applier work waiting for room in its queue, in order.
+    apply_parked: VecDeque<ApplyOp>,
     next_request: u64,
     /// Set when the node must stop: the reason.
     fatal: Option<String>,
@@ -151,6 +165,11 @@ pub(crate) fn spawn_log_writer(
 
 /// The longest the driver sleeps without a deadline.
 const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// How often the driver retries parked work while a worker's queue is full
+/// (the log writer reports after each fsync and wakes it sooner; the
+/// applier does not report each batch).
+const PARKED_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl Driver {
     #[allow(clippy::too_many_arguments)]
@@ -196,6 +215,8 @@ impl Driver {
             messages_rx,
             streams_rx,
             pending: HashMap::new(),
+            log_parked: VecDeque::new(),
+            apply_parked: VecDeque::new(),
             next_request: 0,
             fatal: None,
         }
@@ -208,8 +229,13 @@ impl Driver {
 
     /// Runs until `Close` or a fatal error, then shuts everything down.
     pub(crate) fn run(mut self) {
+        let never = crossbeam_channel::never();
         while self.fatal.is_none() {
-            let wait = match &self.node {
+            if let Err(e) = self.unpark() {
+                self.fail(e.to_string());
+                break;
+            }
+            let mut wait = match &self.node {
                 Some(node) => {
                     let deadline = node.next_deadline();
                     std::time::Duration::from_nanos(deadline.0.saturating_sub(self.now().0))
@@ -217,10 +243,17 @@ impl Driver {
                 }
                 None => IDLE_WAIT,
             };
+            // A full worker queue pauses replication, never messages.
+            let streams = if self.is_backlogged() {
+                wait = wait.min(PARKED_RETRY);
+                &never
+            } else {
+                &self.streams_rx
+            };
             let input = crossbeam_channel::select! {
                 recv(self.internal_rx) -> m => m.ok(),
                 recv(self.messages_rx) -> m => m.ok().map(Input::Event),
-                recv(self.streams_rx) -> m => m.ok().map(Input::Event),
+                recv(streams) -> m => m.ok().map(Input::Event),
                 default(wait) => None,
             };
             let keep_going = match input {
@@ -235,6 +268,48 @@ impl Driver {
             }
         }
         self.shut_down();
+    }
+
+    /// Whether work is parked for a worker whose queue was full.
+    fn is_backlogged(&self) -> bool {
+        !self.log_parked.is_empty() || !self.apply_parked.is_empty()
+    }
+
+    /// Hands parked work to the workers, in order, as far as their queues take it.
+    fn unpark(&mut self) -> Result<(), Error> {
+        while let Some(op) = self.log_parked.pop_front() {
+            if let Err(op) = self.log_writer()?.try_submit(op)? {
+                self.log_parked.push_front(op);
+                break;
+            }
+        }
+        while let Some(op) = self.apply_parked.pop_front() {
+            if let Err(op) = self.applier.try_submit(op).map_err(Error::Stopped)? {
+                self.apply_parked.push_front(op);
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a log operation behind any parked one, never waiting.
+    pub(crate) fn queue_log(&mut self, op: LogOp) -> Result<(), Error> {
+        if !self.log_parked.is_empty() {
+            self.log_parked.push_back(op);
+        } else if let Err(op) = self.log_writer()?.try_submit(op)? {
+            self.log_parked.push_back(op);
+        }
+        Ok(())
+    }
+
+    /// Queues applier work behind any parked one, never waiting.
+    pub(crate) fn queue_apply(&mut self, op: ApplyOp) -> Result<(), Error> {
+        if !self.apply_parked.is_empty() {
+            self.apply_parked.push_back(op);
+        } else if let Err(op) = self.applier.try_submit(op).map_err(Error::Stopped)? {
+            self.apply_parked.push_back(op);
+        }
+        Ok(())
     }
 
     fn handle(&mut self, input: Input) -> bool {

@@ -128,6 +128,21 @@ impl LogWriter {
         sender.send(op).map_err(|_| self.stopped())
     }
 
+    /// Queues `op` if the queue has room; hands it back if it is full (for a
+    /// caller that must not wait for the disk). Fails once the writer has
+    /// stopped.
+    pub fn try_submit(&self, op: LogOp) -> Result<Result<(), LogOp>, StorageError> {
+        let sender = self
+            .sender
+            .as_ref()
+            .expect("the sender lives until close or drop");
+        match sender.try_send(op) {
+            Ok(()) => Ok(Ok(())),
+            Err(mpsc::TrySendError::Full(op)) => Ok(Err(op)),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(self.stopped()),
+        }
+    }
+
     /// The log's counters (fsyncs, bytes, entries), live.
     pub fn metrics(&self) -> Arc<WalMetrics> {
         Arc::clone(&self.metrics)

@@ -106,7 +106,7 @@ pub struct Opened {
     /// The snapshots.
     pub snapshots: SnapshotStore,
     /// What `raft_core::Node::new` needs: the hard state, the newest snapshot's
-    /// metadata, and the log entries after it.
+    /// metadata, and the log entries (a trailing window before it included).
     pub state: RecoveredState,
     /// The torn tail recovery cut off the log, if any (for the operator's log).
     pub torn_tail: Option<TornTail>,
@@ -118,12 +118,17 @@ pub struct Opened {
 /// settles a crash in the middle of installing a snapshot:
 /// * the log must not start after `s + 1` (that would be a hole: an
 ///   [`StorageError::Inconsistent`] error); without a snapshot it must start at 1;
-/// * if the log holds `s` with term `t`, the entries after `s` are kept;
+/// * if the log holds `s` with term `t`, all of it is kept: the entries after
+///   `s`, and the trailing window before `s` that compaction has not deleted
+///   yet (log matching makes them the committed entries the snapshot covers),
+///   so a follower a little behind still catches up from the log after a
+///   restart instead of needing the snapshot;
 /// * otherwise (it holds `s` with another term, or ends before `s`) the log
-///   after `s` belongs to a history the snapshot replaced and is dropped;
-/// * whole segments at or before `s` are deleted.
+///   belongs to a history the snapshot replaced: it is dropped and a new log
+///   starts after `s`.
 ///
-/// The returned entries are exactly those after the snapshot, contiguous.
+/// The returned entries are contiguous and end at or after `s`; they start
+/// at or before `s + 1`.
 pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, StorageError> {
     let dir = dir.as_ref();
     let (hard_state, hard) = HardStateStore::open(dir)?;
@@ -182,10 +187,14 @@ pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, S
                 tracing::warn!(%s, "log conflicts with the snapshot at its last index; dropping the log after it");
                 wal.truncate(s)?;
             }
-            wal.compact(s)?;
-            wal.sync()?;
+            if wal.last_index() < s {
+                // Past the log's end: this starts a new, empty log after `s`.
+                wal.compact(s)?;
+                wal.sync()?;
+                entries.clear();
+            }
             let last = wal.last_index();
-            entries.retain(|e| e.index > s && e.index <= last);
+            entries.retain(|e| e.index <= last);
         }
     }
     Ok(Opened {
