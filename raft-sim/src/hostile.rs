@@ -378,7 +378,7 @@ impl World {
                     term: tc,
                     config,
                 };
-                crate::driver::snapshot_frames(&meta, &data, data.len())
+                raft_core::snapshot_frames(&meta, &data, data.len())
             }
             Attack::AckDownstream => vec![Frame::Ack {
                 durable: end.map_or(LogIndex(0), |e| e.0),

@@ -5,12 +5,14 @@
 //! ordered by `(time, seq)` and seeded randomness. Checkers watch every step.
 
 pub mod checkers;
+mod clients;
 pub mod clock;
 pub mod digest;
 pub mod disk;
 pub mod driver;
 pub mod history;
 pub mod hostile;
+mod judges;
 pub mod kv;
 pub mod linearizability;
 pub mod membership;

@@ -37,6 +37,9 @@ pub const EVENT_BUDGET_PER_SIM_S: u64 = 200_000;
 /// The fixed part of the event budget.
 pub const EVENT_BUDGET_BASE: u64 = 1_000_000;
 
+/// The first request id the nemesis uses; client ids stay below it.
+pub const NEMESIS_REQUEST_BASE: u64 = 1 << 62;
+
 /// Client requests reach a node (and answers come back) after this long.
 pub const CLIENT_LATENCY_NS: u64 = 50_000;
 
@@ -350,7 +353,7 @@ impl World {
             last_role_change: Instant::ZERO,
             liveness_extensions: 0,
             nemesis_requests: BTreeMap::new(),
-            next_nemesis_request: crate::nemesis::NEMESIS_REQUEST_BASE,
+            next_nemesis_request: NEMESIS_REQUEST_BASE,
             crash_armed: std::collections::BTreeSet::new(),
             split_next_leader: None,
             add_at_next_election: false,
