@@ -137,7 +137,7 @@ impl World {
         }
         self.trace.record(self.now, Some(i), text);
         if lease_read {
-            self.cover(crate::sweep::LEASE_READ);
+            self.cover(crate::coverage::LEASE_READ);
         }
         for action in actions {
             if let Err(f) = self.execute(i, action) {

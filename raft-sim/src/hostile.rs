@@ -171,12 +171,7 @@ impl Hostile {
         if !self.rng.chance(self.knobs.rate) {
             return None;
         }
-        let allowed: Vec<Attack> = from
-            .iter()
-            .copied()
-            .filter(|a| !(self.knobs.without_committed_mismatch && *a == Attack::CommittedMismatch))
-            .collect();
-        Some(*self.rng.pick(&allowed))
+        Some(*self.rng.pick(from))
     }
 }
 
@@ -478,26 +473,4 @@ impl World {
 /// Whether `entries` hold an entry the hostile member forged.
 pub fn holds_forged(entries: &[LogEntry]) -> bool {
     entries.iter().any(|e| e.data.as_ref() == FORGED)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rng::{Ppm, StreamKind};
-
-    #[test]
-    fn the_committed_mismatch_attack_is_left_out_when_asked() {
-        let knobs = HostileKnobs {
-            node: 0,
-            rate: Ppm::ALWAYS,
-            without_committed_mismatch: true,
-        };
-        let mut h = Hostile::new(knobs, SimRng::new(1, StreamKind::Hostile));
-        let drawn: Vec<Attack> = (0..500)
-            .filter_map(|_| h.draw(&LEADER_FRAME_ATTACKS))
-            .collect();
-        assert_eq!(drawn.len(), 500);
-        assert!(!drawn.contains(&Attack::CommittedMismatch));
-        assert!(drawn.contains(&Attack::PrevBeyondLog));
-    }
 }

@@ -76,10 +76,6 @@ struct Cli {
     /// seed in default mode, half the swarm seeds of 3 nodes or more).
     #[arg(long)]
     hostile: bool,
-    /// The hostile member leaves out chunks whose prev contradicts a committed
-    /// entry (raft-core panics on them until issue 8 item 3 is fixed).
-    #[arg(long, requires = "hostile")]
-    hostile_without_committed_mismatch: bool,
     /// Write the trace as JSONL to this file (single seed).
     #[arg(long)]
     trace: Option<std::path::PathBuf>,
@@ -141,7 +137,6 @@ impl Cli {
             lease_reads: self.lease_reads,
             drift_ppm_max: self.drift_ppm_max,
             hostile: self.hostile,
-            hostile_without_committed_mismatch: self.hostile_without_committed_mismatch,
         }
     }
 
@@ -155,10 +150,6 @@ impl Cli {
             (self.no_membership, " --no-membership"),
             (self.lease_reads, " --lease-reads"),
             (self.hostile, " --hostile"),
-            (
-                self.hostile_without_committed_mismatch,
-                " --hostile-without-committed-mismatch",
-            ),
         ];
         for (on, flag) in switches {
             if on {

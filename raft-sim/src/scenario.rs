@@ -90,10 +90,6 @@ pub struct HostileKnobs {
     pub node: usize,
     /// Chance, per frame or message it sends, that an attack goes out with it.
     pub rate: Ppm,
-    /// Leave out the chunk whose `prev` contradicts the receiver's committed
-    /// entry (raft-core panics on it until issue 8 item 3 is fixed).
-    #[serde(default)]
-    pub without_committed_mismatch: bool,
 }
 
 /// Deliberately broken behaviour, used only by `tests/oracles_catch_bugs.rs`
@@ -229,16 +225,7 @@ impl fmt::Display for Knobs {
                 String::new()
             },
             match &self.hostile {
-                Some(h) => format!(
-                    " | hostile n{} rate={}{}",
-                    h.node + 1,
-                    h.rate.0,
-                    if h.without_committed_mismatch {
-                        " without committed-mismatch chunks"
-                    } else {
-                        ""
-                    }
-                ),
+                Some(h) => format!(" | hostile n{} rate={}", h.node + 1, h.rate.0),
                 None => String::new(),
             },
         )

@@ -44,10 +44,6 @@ pub struct Overrides {
     /// Draw a hostile member (always in default mode, in half the swarm seeds).
     #[serde(default)]
     pub hostile: bool,
-    /// The hostile member leaves out chunks whose `prev` contradicts the
-    /// receiver's committed entry (until raft-core stops panicking on them).
-    #[serde(default)]
-    pub hostile_without_committed_mismatch: bool,
 }
 
 /// Fault families the schedule draws from, with weights (0: disabled).
@@ -161,7 +157,6 @@ fn reach_knobs(k: &mut Knobs, r: &mut SimRng, swarm: bool, o: &Overrides) {
         k.hostile = Some(HostileKnobs {
             node,
             rate: if swarm { rate } else { Ppm(20_000) },
-            without_committed_mismatch: o.hostile_without_committed_mismatch,
         });
     }
 }

@@ -371,19 +371,10 @@ impl World {
             format!("seed {} knobs: {}", seed, w.scenario.knobs),
         );
         if w.scenario.knobs.lease_reads {
-            w.cover(crate::sweep::RUN_WITH_LEASE_READS);
+            w.cover(crate::coverage::RUN_WITH_LEASE_READS);
         }
-        if let Some(without) = w
-            .scenario
-            .knobs
-            .hostile
-            .as_ref()
-            .map(|h| h.without_committed_mismatch)
-        {
-            w.cover(crate::sweep::RUN_WITH_HOSTILE);
-            if !without {
-                w.cover(crate::sweep::RUN_WITH_COMMITTED_MISMATCH);
-            }
+        if w.scenario.knobs.hostile.is_some() {
+            w.cover(crate::coverage::RUN_WITH_HOSTILE);
         }
         for f in w.scenario.faults.clone() {
             w.schedule(Instant(f.at_ms * 1_000_000), SimEvent::Fault(f.what));
