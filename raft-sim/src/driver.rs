@@ -9,13 +9,20 @@
 //! * `Apply` feeds the node's key-value state machine; clients waiting for an
 //!   index are answered once it is applied.
 
+use crate::checkers::log::LogMirror;
 use crate::checkers::{Failure, durability, election};
 use crate::disk::{DiskNotice, DiskOp};
+use crate::kv::KvFsm;
+use crate::rng::{SimRng, StreamKind};
 use crate::world::{SimEvent, World, index_of};
 use node_driver::NodeDriver;
+use raft_core::{
+    Action, Completion, EntryKind, Event, Frame, Instant, LogIndex, Message, MessageBody, Node,
+    Role,
+};
 
+mod hostile_member;
 mod node_driver;
-use raft_core::{Action, Completion, EntryKind, Event, Frame, Instant, LogIndex, Role};
 
 /// Up to this many entries in a node's log, its invariants are checked after every step.
 pub const INVARIANTS_FULL_LOG_ENTRIES: u64 = 512;
@@ -343,6 +350,169 @@ impl World {
             ));
         }
         Ok(())
+    }
+}
+
+impl World {
+    /// Steps a datagram into node `to` and checks rules every receiver obeys
+    /// whoever the sender (the hostile member included): a pre-vote request
+    /// never makes it adopt the request's term; a vote goes only to a
+    /// candidate whose log is at least as up to date; `TimeoutNow` starts a
+    /// campaign only when it comes from the receiver's leader. (A timer due
+    /// in the same step may start a campaign of the receiver's own, which
+    /// moves the term by one, never to a pre-vote's term further ahead.)
+    pub(crate) fn step_message(&mut self, to: usize, msg: Message) {
+        let Some(node) = self.hosts[to].node.as_ref() else {
+            return;
+        };
+        let (term0, vote0) = (node.term(), node.vote());
+        let (last0, leader0, role0) = (
+            (node.last_term(), node.last_index()),
+            node.leader(),
+            node.role(),
+        );
+        let (from, term, body) = (msg.from, msg.term, msg.body.clone());
+        self.step(to, Event::MessageReceived(msg));
+        let Some(node) = self.hosts[to]
+            .node
+            .as_ref()
+            .filter(|_| self.failure().is_none())
+        else {
+            return;
+        };
+        let broken = match body {
+            MessageBody::PreVoteRequest { .. } => (term.0 > term0.0 + 1 && node.term() >= term)
+                .then(|| format!("adopted the term {term} of a pre-vote request from {from}")),
+            MessageBody::VoteRequest {
+                last_index,
+                last_term,
+                ..
+            } => {
+                let newly =
+                    node.vote() == Some(from) && (node.term(), node.vote()) != (term0, vote0);
+                (newly && (last_term, last_index) < last0).then(|| {
+                    format!(
+                        "voted for {from} in {term} whose log ends at {last_index}/{last_term}, behind its own {}/{}",
+                        last0.1, last0.0
+                    )
+                })
+            }
+            MessageBody::TimeoutNow => (node.role() == Role::Candidate
+                && role0 != Role::Candidate
+                && leader0 != Some(from))
+            .then(|| format!("campaigned on TimeoutNow from {from}, which it did not follow")),
+            _ => None,
+        };
+        if let Some(why) = broken {
+            self.fail(Failure::safety(
+                "message-rules",
+                format!("n{} {why}", to + 1),
+            ));
+        }
+    }
+
+    /// Starts (or restarts) node `i` from its disk.
+    pub(crate) fn start_node(&mut self, i: usize) {
+        let opts = self.options(i);
+        let host = &mut self.hosts[i];
+        let recovered = host.disk.recover();
+        let local = host.clock.local(self.now);
+        let seed = SimRng::new(
+            self.scenario.seed,
+            StreamKind::Node {
+                node: i as u64,
+                incarnation: host.incarnation,
+            },
+        )
+        .next_u64();
+        host.mirror = LogMirror::default();
+        host.kv = KvFsm::default();
+        if let Some(s) = host.disk.snapshot() {
+            match KvFsm::restore(&s.data, s.meta.config.clone()) {
+                Ok(kv) => host.kv = kv,
+                Err(e) => {
+                    let f = Failure::safety(
+                        "recovery",
+                        format!("n{} snapshot does not restore: {e}", i + 1),
+                    );
+                    return self.fail(f);
+                }
+            }
+            host.mirror.install(s.meta.index, s.meta.term, s.digest);
+        }
+        let entries = host.disk.recovered_entries();
+        // Mirror the core's recovered log: entries continuing the snapshot (or
+        // starting at 1) follow its base; a trailing window that starts inside
+        // the snapshot begins at its first entry, as the core's recovery does.
+        if let Some((first, rest)) = entries.split_first() {
+            if first.entry.index == host.mirror.last_index().next() {
+                host.mirror
+                    .append(std::slice::from_ref(&first.entry))
+                    .expect("the entry follows the base");
+            } else {
+                host.mirror
+                    .install(first.entry.index, first.entry.term, first.digest);
+            }
+            for e in rest {
+                if host.mirror.append(std::slice::from_ref(&e.entry)).is_err() {
+                    let f = Failure::safety(
+                        "recovery",
+                        format!("n{} durable log is not contiguous", i + 1),
+                    );
+                    return self.fail(f);
+                }
+            }
+        }
+        match Node::new(opts, recovered, seed, local) {
+            Ok(node) => {
+                host.commit = node.commit_index();
+                host.role = node.role();
+                host.term = node.term();
+                host.node = Some(node);
+                host.wake_at = Instant::NEVER;
+                let text = format!(
+                    "start incarnation {} from disk (last {})",
+                    host.incarnation,
+                    host.disk.last_index()
+                );
+                self.trace.record(self.now, Some(i), text);
+                self.rearm(i);
+            }
+            Err(e) => {
+                let f = Failure::safety(
+                    "recovery",
+                    format!("n{} refused to start from its disk: {e}", i + 1),
+                );
+                self.fail(f);
+            }
+        }
+    }
+
+    /// Re-arms node `i`'s wake-up from its next deadline.
+    pub(crate) fn rearm(&mut self, i: usize) {
+        let host = &mut self.hosts[i];
+        let Some(node) = &host.node else { return };
+        let local = node.next_deadline();
+        let at = if local == Instant::NEVER {
+            Instant::NEVER
+        } else {
+            host.clock.global_at(local).max(Instant(self.now.0 + 1))
+        };
+        if at == host.wake_at {
+            return;
+        }
+        host.wake_generation += 1;
+        host.wake_at = at;
+        if at != Instant::NEVER {
+            let generation = host.wake_generation;
+            self.schedule(
+                at,
+                SimEvent::Wake {
+                    node: i,
+                    generation,
+                },
+            );
+        }
     }
 }
 
