@@ -7,7 +7,7 @@ use crate::digest::hash_bytes;
 use crate::kv::KvCommand;
 use crate::workload::{End, Request};
 use crate::world::{ApplyWaiter, CLIENT_LATENCY_NS, SimEvent, World, index_of};
-use raft_core::{Completion, Event, Instant, Proposal, RequestError, RequestId};
+use raft_core::{Completion, Event, Instant, LogIndex, Proposal, RequestError, RequestId};
 
 impl World {
     /// A client invokes its next operation.
@@ -74,44 +74,7 @@ impl World {
         };
         let op = *op;
         match result {
-            Ok(Completion::Written { index }) => {
-                let host = &self.hosts[i];
-                let Some(cmd_hash) = self.command_hash(op.id) else {
-                    return Ok(());
-                };
-                let ours = host.mirror.payload_hash_at(index) == Some(cmd_hash);
-                if !ours {
-                    return Err(Failure::safety(
-                        "completion",
-                        format!(
-                            "n{} reported op{} written at {index}, which holds another entry",
-                            i + 1,
-                            op.id
-                        ),
-                    ));
-                }
-                let digest = host.mirror.at(index).map_or(0, |(_, d)| d);
-                self.acked.on_ack(index, op.id, digest)?;
-                if let crate::history::OpKind::Put { .. } = op.kind {
-                    self.client_finish(
-                        id,
-                        End::Ok {
-                            read: None,
-                            cas_ok: true,
-                        },
-                        None,
-                        "written",
-                    );
-                    return Ok(());
-                }
-                self.hosts[i].waiters.push(ApplyWaiter {
-                    id,
-                    index,
-                    read_key: None,
-                    op_id: op.id,
-                });
-                self.serve_waiters(i);
-            }
+            Ok(Completion::Written { index }) => self.on_written(i, id, op, index)?,
             Ok(Completion::Read { index }) => {
                 self.hosts[i].waiters.push(ApplyWaiter {
                     id,
@@ -143,6 +106,55 @@ impl World {
                 self.client_finish(id, end, hint, &e.to_string());
             }
         }
+        Ok(())
+    }
+
+    /// Node `i` reports client op `op` (request `id`) written at `index`: it
+    /// must be the op's command; a put is answered at once, a cas once node
+    /// `i` has applied it (its result comes from the state machine).
+    fn on_written(
+        &mut self,
+        i: usize,
+        id: RequestId,
+        op: crate::history::Op,
+        index: LogIndex,
+    ) -> Result<(), Failure> {
+        let host = &self.hosts[i];
+        let Some(cmd_hash) = self.command_hash(op.id) else {
+            return Ok(());
+        };
+        let ours = host.mirror.payload_hash_at(index) == Some(cmd_hash);
+        if !ours {
+            return Err(Failure::safety(
+                "completion",
+                format!(
+                    "n{} reported op{} written at {index}, which holds another entry",
+                    i + 1,
+                    op.id
+                ),
+            ));
+        }
+        let digest = host.mirror.at(index).map_or(0, |(_, d)| d);
+        self.acked.on_ack(index, op.id, digest)?;
+        if let crate::history::OpKind::Put { .. } = op.kind {
+            self.client_finish(
+                id,
+                End::Ok {
+                    read: None,
+                    cas_ok: true,
+                },
+                None,
+                "written",
+            );
+            return Ok(());
+        }
+        self.hosts[i].waiters.push(ApplyWaiter {
+            id,
+            index,
+            read_key: None,
+            op_id: op.id,
+        });
+        self.serve_waiters(i);
         Ok(())
     }
 

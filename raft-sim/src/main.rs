@@ -247,24 +247,10 @@ fn run_one(cli: &Cli, scenario: Scenario) -> i32 {
     for f in &scenario.faults {
         println!("  {:>7}ms {}", f.at_ms, f.what);
     }
-    let mut trace = Trace::new(if cli.verbose { 0 } else { 200 }, cli.verbose);
-    let timeline_buf = cli.timeline.as_ref().map(|_| SharedBuf::default());
-    let file = match &cli.trace {
-        Some(path) => match std::fs::File::create(path) {
-            Ok(f) => Some(std::io::BufWriter::new(f)),
-            Err(e) => {
-                eprintln!("cannot create {}: {e}", path.display());
-                return 1;
-            }
-        },
-        None => None,
+    let (trace, timeline_buf) = match single_trace(cli) {
+        Ok(t) => t,
+        Err(code) => return code,
     };
-    match (file, &timeline_buf) {
-        (Some(f), Some(buf)) => trace = trace.with_jsonl(Box::new(Tee(f, buf.clone()))),
-        (Some(f), None) => trace = trace.with_jsonl(Box::new(f)),
-        (None, Some(buf)) => trace = trace.with_jsonl(Box::new(buf.clone())),
-        (None, None) => {}
-    }
     let wall = WallClock::now();
     let report = run(scenario.clone(), trace);
     let wall_s = wall.elapsed().as_secs_f64();
@@ -302,6 +288,31 @@ fn run_one(cli: &Cli, scenario: Scenario) -> i32 {
             f.class.exit_code()
         }
     }
+}
+
+/// The trace of a single-seed run: the last 200 records kept (all with
+/// `-v`), echoed with `-v`, written as JSONL to `--trace` and kept in memory
+/// for `--timeline`.
+fn single_trace(cli: &Cli) -> Result<(Trace, Option<SharedBuf>), i32> {
+    let mut trace = Trace::new(if cli.verbose { 0 } else { 200 }, cli.verbose);
+    let timeline_buf = cli.timeline.as_ref().map(|_| SharedBuf::default());
+    let file = match &cli.trace {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Some(std::io::BufWriter::new(f)),
+            Err(e) => {
+                eprintln!("cannot create {}: {e}", path.display());
+                return Err(1);
+            }
+        },
+        None => None,
+    };
+    match (file, &timeline_buf) {
+        (Some(f), Some(buf)) => trace = trace.with_jsonl(Box::new(Tee(f, buf.clone()))),
+        (Some(f), None) => trace = trace.with_jsonl(Box::new(f)),
+        (None, Some(buf)) => trace = trace.with_jsonl(Box::new(buf.clone())),
+        (None, None) => {}
+    }
+    Ok((trace, timeline_buf))
 }
 
 fn print_summary(r: &RunReport, wall_s: f64) {
