@@ -105,7 +105,7 @@ impl World {
     }
 
     /// Steps node `i` with `event` at its local time and executes the actions.
-    pub(crate) fn step(&mut self, i: usize, event: Event) {
+    pub(crate) fn step_node(&mut self, i: usize, event: Event) {
         let host = &mut self.hosts[i];
         let Some(node) = host.node.as_mut() else {
             return;
@@ -237,7 +237,7 @@ impl World {
             }
             match notice {
                 DiskNotice::LogPersisted { index, term } => {
-                    self.step(i, Event::LogPersisted { index, term })
+                    self.step_node(i, Event::LogPersisted { index, term })
                 }
                 DiskNotice::SnapshotInstalled(meta) => {
                     self.cover("snapshot installed");
@@ -254,7 +254,7 @@ impl World {
                                 .fail(Failure::safety("snapshot", format!("n{}: {e}", i + 1)));
                         }
                     }
-                    self.step(i, Event::SnapshotInstalled { meta });
+                    self.step_node(i, Event::SnapshotInstalled { meta });
                 }
             }
         }
@@ -372,7 +372,7 @@ impl World {
             node.role(),
         );
         let (from, term, body) = (msg.from, msg.term, msg.body.clone());
-        self.step(to, Event::MessageReceived(msg));
+        self.step_node(to, Event::MessageReceived(msg));
         let Some(node) = self.hosts[to]
             .node
             .as_ref()

@@ -7,6 +7,7 @@
 pub mod checkers;
 mod clients;
 pub mod clock;
+mod control;
 pub mod coverage;
 pub mod digest;
 pub mod disk;

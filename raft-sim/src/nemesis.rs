@@ -10,10 +10,17 @@ use crate::world::{CLIENT_LATENCY_NS, SimEvent, World, disk_timing};
 use raft_core::{Completion, Event, Instant, NodeId, RequestError, RequestId, Role};
 
 impl World {
+    /// A scheduled fault: applied during the chaos phase, ignored after the heal.
     pub(crate) fn apply_fault(&mut self, f: Fault) {
-        if self.heal_at.is_some() {
-            return;
+        if self.heal_at.is_none() {
+            self.inject(f);
         }
+    }
+
+    /// Applies fault `f` now, whatever the phase: partitions (`IsolateLeader`
+    /// cuts off whoever leads now), crashes, restarts, pauses, stream breaks,
+    /// leadership transfers and membership changes (see [`Fault`]).
+    pub fn inject(&mut self, f: Fault) {
         self.trace.record(self.now, None, format!("fault: {f}"));
         match f {
             Fault::Partition(shape) => {

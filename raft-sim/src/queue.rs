@@ -107,6 +107,11 @@ impl EventQueue {
         });
     }
 
+    /// When the earliest event is due.
+    pub(crate) fn peek_at(&self) -> Option<Instant> {
+        self.heap.peek().map(|q| q.at)
+    }
+
     /// The earliest event, with its time.
     pub(crate) fn pop(&mut self) -> Option<(Instant, SimEvent)> {
         self.heap.pop().map(|q| (q.at, q.event))

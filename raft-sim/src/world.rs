@@ -18,12 +18,13 @@ use crate::history::Op;
 use crate::network::{NetEvent, Network};
 use crate::queue::EventQueue;
 use crate::rng::{SimRng, StreamKind};
-use crate::scenario::Scenario;
+use crate::scenario::{Fault, Scenario};
 use crate::trace::Trace;
 use crate::workload::{End, Workload};
 use raft_core::{Duration, Event, Instant, LogIndex, NodeId, NodeOptions, RequestId, StreamOpen};
 use std::collections::BTreeMap;
 
+pub use crate::control::{Invariant, Trigger};
 pub(crate) use crate::host::disk_timing;
 pub use crate::host::{ApplyWaiter, CLUSTER, Host, bootstrap_state, index_of};
 pub use crate::queue::SimEvent;
@@ -81,7 +82,7 @@ pub struct World {
     pub workload: Workload,
     /// The trace.
     pub trace: Trace,
-    queue: EventQueue,
+    pub(crate) queue: EventQueue,
     pub(crate) net_rng: SimRng,
     pub(crate) disk_rng: SimRng,
     pub(crate) election: ElectionSafety,
@@ -107,8 +108,12 @@ pub struct World {
     pub(crate) crash_armed: std::collections::BTreeSet<usize>,
     /// The hostile member's state (attacks are drawn from its own stream).
     pub(crate) hostile: Option<crate::hostile::Hostile>,
+    /// User checks run after every event (see [`World::add_invariant`]).
+    pub(crate) invariants: Vec<(&'static str, Invariant)>,
+    /// Faults waiting for their predicate (see [`World::inject_when`]).
+    pub(crate) triggers: Vec<(Trigger, Fault)>,
     failure: Option<Failure>,
-    done: bool,
+    pub(crate) done: bool,
 }
 
 impl World {
@@ -151,6 +156,8 @@ impl World {
                 .hostile
                 .clone()
                 .map(|h| crate::hostile::Hostile::new(h, SimRng::new(seed, StreamKind::Hostile))),
+            invariants: Vec::new(),
+            triggers: Vec::new(),
             failure: None,
             done: false,
             scenario,
@@ -240,29 +247,42 @@ impl World {
 
     /// Runs to the end or the first failure.
     pub fn run(&mut self) {
+        while self.step() {}
+    }
+
+    /// Processes the earliest event (stepping the node it is for, if any),
+    /// then fires the faults whose predicate now holds and checks the user
+    /// invariants. Returns whether the run goes on: `false` once it ended
+    /// (at its end, on a failure, or with nothing left to do).
+    pub fn step(&mut self) -> bool {
+        if self.done {
+            return false;
+        }
+        let Some((at, event)) = self.queue.pop() else {
+            self.done = true;
+            return false;
+        };
+        debug_assert!(at >= self.now, "time went backwards");
+        self.now = at;
+        self.events += 1;
+        if self.events % 4_096 == 0 {
+            self.net.collect_garbage();
+        }
         let k = &self.scenario.knobs;
         let budget = EVENT_BUDGET_BASE + EVENT_BUDGET_PER_SIM_S * k.duration_ms / 1_000;
-        while !self.done {
-            let Some((at, event)) = self.queue.pop() else {
-                break;
-            };
-            debug_assert!(at >= self.now, "time went backwards");
-            self.now = at;
-            self.events += 1;
-            if self.events % 4_096 == 0 {
-                self.net.collect_garbage();
-            }
-            if self.events > budget {
-                let f = Failure::liveness(
-                    "event-budget",
-                    format!(
-                        "more than {budget} events: something wakes far too often (a livelock?)"
-                    ),
-                );
-                return self.fail(f);
-            }
-            self.handle(event);
+        if self.events > budget {
+            let f = Failure::liveness(
+                "event-budget",
+                format!("more than {budget} events: something wakes far too often (a livelock?)"),
+            );
+            self.fail(f);
+            return false;
         }
+        self.handle(event);
+        if !self.triggers.is_empty() || !self.invariants.is_empty() {
+            self.run_user_hooks();
+        }
+        !self.done
     }
 
     /// The report of the run so far.
@@ -351,14 +371,14 @@ impl World {
                 event,
             } => {
                 if self.up_incarnation(node) == Some(incarnation) {
-                    self.step(node, event);
+                    self.step_node(node, event);
                 }
             }
             SimEvent::Wake { node, generation } => {
                 if self.hosts[node].node.is_some() && self.hosts[node].wake_generation == generation
                 {
                     self.hosts[node].wake_at = Instant::NEVER;
-                    self.step(node, Event::Tick);
+                    self.step_node(node, Event::Tick);
                 }
             }
             SimEvent::ClientInvoke { client } => self.client_invoke(client),
@@ -395,7 +415,7 @@ impl World {
                 self.schedule_net(follow);
                 let open = self.opens.remove(&stream);
                 if let (Some((leader, _)), Some(open)) = (ok, open) {
-                    self.step(leader, Event::StreamOpened { stream, open });
+                    self.step_node(leader, Event::StreamOpened { stream, open });
                 }
             }
             NetEvent::DeliverFrame {
@@ -412,12 +432,12 @@ impl World {
                         frame,
                     } => {
                         if self.up_incarnation(node) == Some(incarnation) {
-                            self.step(node, Event::FrameReceived { stream, frame });
+                            self.step_node(node, Event::FrameReceived { stream, frame });
                         }
                     }
                     crate::network::Delivery::Closed { node, incarnation } => {
                         if self.up_incarnation(node) == Some(incarnation) {
-                            self.step(node, Event::StreamClosed { stream });
+                            self.step_node(node, Event::StreamClosed { stream });
                         }
                     }
                     crate::network::Delivery::Nothing => {}
@@ -448,7 +468,7 @@ impl World {
             } => {
                 self.opens.remove(&stream);
                 if self.up_incarnation(node) == Some(incarnation) {
-                    self.step(node, Event::StreamClosed { stream });
+                    self.step_node(node, Event::StreamClosed { stream });
                 }
             }
         }

@@ -1,0 +1,145 @@
+//! Control of a run from outside, through the public API only: stepping,
+//! running to a time, faults now or when a predicate on the cluster holds,
+//! user invariants after every event, and inspection of every node.
+
+use raft_core::{Instant, LogIndex, Role};
+use raft_sim::scenario::{Fault, Knobs, Scenario, Shape};
+use raft_sim::trace::Trace;
+use raft_sim::world::World;
+use std::cell::Cell;
+use std::rc::Rc;
+
+const S: u64 = 1_000_000_000;
+
+fn world(seed: u64) -> World {
+    let knobs = Knobs {
+        nodes: 3,
+        duration_ms: 20_000,
+        chaos_ms: 8_000,
+        ..Knobs::default()
+    };
+    let scenario = Scenario {
+        seed,
+        knobs,
+        faults: Vec::new(),
+    };
+    World::new(scenario, Trace::new(10_000, false))
+}
+
+#[test]
+fn run_until_processes_every_event_due_by_then_and_none_later() {
+    let mut w = world(1);
+    assert!(w.run_until(Instant(2 * S)));
+    assert_eq!(w.now, Instant(2 * S));
+    let next = w
+        .next_event_at()
+        .expect("a running cluster has timers queued");
+    assert!(
+        next > Instant(2 * S),
+        "an event due at {next} was left behind"
+    );
+}
+
+#[test]
+fn step_processes_one_event_at_a_time_in_time_order() {
+    let mut w = world(2);
+    for n in 1..=1_000 {
+        let due = w.next_event_at().expect("events queued");
+        assert!(w.step(), "the run ended early");
+        assert_eq!(w.now, due);
+        assert_eq!(w.report().events, n);
+    }
+}
+
+#[test]
+fn every_node_can_be_inspected_between_steps() {
+    let mut w = world(3);
+    w.run_until(Instant(3 * S));
+    assert_eq!(w.node_count(), 3);
+    for i in 0..w.node_count() {
+        let node = w.node(i).expect("no fault was injected, every node is up");
+        // The driver persists the hard state before the node acts on it.
+        assert_eq!(w.disk(i).hard_state().term, node.term());
+        assert!(w.disk(i).last_index() <= node.last_index());
+        assert!(w.state_machine(i).applied() <= node.commit_index());
+    }
+    let leader = w.current_leader().expect("a leader after 3 s");
+    assert_eq!(w.node(leader).map(|n| n.role()), Some(Role::Leader));
+}
+
+#[test]
+fn a_crash_now_takes_the_leader_down_and_the_others_elect_another() {
+    let mut w = world(4);
+    w.run_until(Instant(3 * S));
+    let old = w.current_leader().expect("a leader after 3 s");
+    let term = w.node(old).map(|n| n.term()).expect("up");
+    w.inject(Fault::Crash { node: old });
+    assert!(w.node(old).is_none(), "the crash is immediate");
+    w.run_until(Instant(6 * S));
+    let new = w.current_leader().expect("a leader among the two others");
+    assert_ne!(new, old);
+    assert!(w.node(new).map(|n| n.term()) > Some(term));
+    w.inject(Fault::Restart { node: old });
+    assert!(w.node(old).is_some(), "the restart is immediate");
+    w.run();
+    assert_eq!(w.failure(), None);
+}
+
+#[test]
+fn a_fault_waits_for_its_predicate_then_isolates_whoever_leads() {
+    let mut w = world(5);
+    let fired: Rc<Cell<Option<(usize, Instant)>>> = Rc::default();
+    let seen = fired.clone();
+    let when = move |w: &World| {
+        let ready = w
+            .current_leader()
+            .filter(|&l| w.node(l).is_some_and(|n| n.commit_index() >= LogIndex(5)));
+        if let Some(l) = ready.filter(|_| seen.get().is_none()) {
+            seen.set(Some((l, w.now)));
+        }
+        ready.is_some()
+    };
+    w.inject_when(when, Fault::Partition(Shape::IsolateLeader));
+    w.run_until(Instant(7 * S));
+    let (old, at) = fired.get().expect("a leader committed index 5 within 7 s");
+    assert!(at > Instant::ZERO);
+    let new = w
+        .current_leader()
+        .expect("the majority side elects a leader");
+    assert_ne!(new, old, "n{} still leads while cut off", old + 1);
+    assert_eq!(w.failure(), None);
+}
+
+#[test]
+fn a_user_invariant_runs_after_every_event() {
+    let mut w = world(6);
+    let calls = Rc::new(Cell::new(0u64));
+    let counted = calls.clone();
+    w.add_invariant("counts its calls", move |_| {
+        counted.set(counted.get() + 1);
+        Ok(())
+    });
+    w.run();
+    assert_eq!(w.failure(), None);
+    assert_eq!(calls.get(), w.report().events);
+}
+
+#[test]
+fn a_broken_user_invariant_fails_the_run_at_once_under_its_name() {
+    let mut w = world(7);
+    w.add_invariant("commit stays below 5", |w| {
+        let top = (0..w.node_count())
+            .filter_map(|i| w.node(i))
+            .map(|n| n.commit_index())
+            .max();
+        match top {
+            Some(c) if c >= LogIndex(5) => Err(format!("commit reached {c}")),
+            _ => Ok(()),
+        }
+    });
+    let ran = w.run_until(Instant(10 * S));
+    assert!(!ran, "the run goes on past a broken invariant");
+    let f = w.failure().expect("the invariant failed");
+    assert_eq!(f.checker, "commit stays below 5");
+    assert!(w.now < Instant(10 * S));
+}
