@@ -143,3 +143,30 @@ fn a_broken_user_invariant_fails_the_run_at_once_under_its_name() {
     assert_eq!(f.checker, "commit stays below 5");
     assert!(w.now < Instant(10 * S));
 }
+
+/// The example of docs/simulation.md ("Driving a run from a test"), kept compiling and passing.
+#[test]
+fn the_guide_example_runs_clean() {
+    let mut w = world(5);
+    w.inject_when(
+        |w| {
+            w.current_leader()
+                .and_then(|l| w.node(l))
+                .is_some_and(|n| n.commit_index() >= LogIndex(5))
+        },
+        Fault::Partition(Shape::IsolateLeader),
+    );
+    w.add_invariant("terms agree", |w| {
+        (0..w.node_count())
+            .filter_map(|i| w.node(i).map(|n| (i, n)))
+            .find(|(i, n)| w.disk(*i).hard_state().term != n.term())
+            .map_or(Ok(()), |(i, _)| {
+                Err(format!("n{} acts on a term it has not persisted", i + 1))
+            })
+    });
+    w.run_until(Instant(3 * S));
+    let leader = w.current_leader().expect("a leader");
+    w.inject(Fault::Crash { node: leader });
+    while w.step() {}
+    assert_eq!(w.failure(), None);
+}
