@@ -7,7 +7,7 @@ use crate::disk::SimDisk;
 use crate::kv::KvFsm;
 use crate::scenario::Fault;
 use crate::world::World;
-use raft_core::{Instant, Node};
+use raft_core::{Instant, Node, NodeOptions};
 
 /// A user check run after every event; `Err(why)` fails the run as a safety
 /// failure named after the invariant.
@@ -70,6 +70,17 @@ impl World {
     /// Server `i`'s disk: its durable hard state, log and snapshot.
     pub fn disk(&self, i: usize) -> &SimDisk {
         &self.hosts[i].disk
+    }
+
+    /// Server `i`'s clock now: the local time its node sees.
+    pub fn local_time(&self, i: usize) -> Instant {
+        self.hosts[i].clock.local(self.now)
+    }
+
+    /// Starts node `i` with `options` from its next start on (a restart
+    /// after [`Fault::Crash`]); `options.id` must be its id, `i + 1`.
+    pub fn set_options(&mut self, i: usize, options: NodeOptions) {
+        self.node_options.insert(i, options);
     }
 
     /// Server `i`'s state machine (what it has applied).

@@ -112,6 +112,8 @@ pub struct World {
     pub(crate) invariants: Vec<(&'static str, Invariant)>,
     /// Faults waiting for their predicate (see [`World::inject_when`]).
     pub(crate) triggers: Vec<(Trigger, Fault)>,
+    /// Core options set per node (see [`World::set_options`]).
+    pub(crate) node_options: BTreeMap<usize, NodeOptions>,
     failure: Option<Failure>,
     pub(crate) done: bool,
 }
@@ -158,6 +160,7 @@ impl World {
                 .map(|h| crate::hostile::Hostile::new(h, SimRng::new(seed, StreamKind::Hostile))),
             invariants: Vec::new(),
             triggers: Vec::new(),
+            node_options: BTreeMap::new(),
             failure: None,
             done: false,
             scenario,
@@ -192,6 +195,9 @@ impl World {
 
     /// The core options of node `i`.
     pub fn options(&self, i: usize) -> NodeOptions {
+        if let Some(o) = self.node_options.get(&i) {
+            return o.clone();
+        }
         let k = &self.scenario.knobs;
         NodeOptions {
             election_timeout: Duration::from_millis(k.election_timeout_ms),

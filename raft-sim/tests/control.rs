@@ -12,12 +12,17 @@ use std::rc::Rc;
 const S: u64 = 1_000_000_000;
 
 fn world(seed: u64) -> World {
-    let knobs = Knobs {
+    world_with(seed, |_| {})
+}
+
+fn world_with(seed: u64, adjust: impl FnOnce(&mut Knobs)) -> World {
+    let mut knobs = Knobs {
         nodes: 3,
         duration_ms: 20_000,
         chaos_ms: 8_000,
         ..Knobs::default()
     };
+    adjust(&mut knobs);
     let scenario = Scenario {
         seed,
         knobs,
@@ -168,5 +173,77 @@ fn the_guide_example_runs_clean() {
     let leader = w.current_leader().expect("a leader");
     w.inject(Fault::Crash { node: leader });
     while w.step() {}
+    assert_eq!(w.failure(), None);
+}
+
+#[test]
+fn each_node_can_have_its_own_clock_drift() {
+    let mut w = world_with(8, |k| k.drift_ppm_fixed = vec![1_000, 0, -1_000]);
+    w.run_until(Instant(S));
+    let before: Vec<Instant> = (0..3).map(|i| w.local_time(i)).collect();
+    w.run_until(Instant(11 * S));
+    let elapsed: Vec<i64> = (0..3)
+        .map(|i| (w.local_time(i).0 - before[i].0) as i64 - 10 * S as i64)
+        .collect();
+    // 10 simulated seconds at +1,000 / 0 / -1,000 ppm, to the nanosecond of rounding.
+    assert!((elapsed[0] - 10_000_000).abs() <= 1, "{elapsed:?}");
+    assert_eq!(elapsed[1], 0);
+    assert!((elapsed[2] + 10_000_000).abs() <= 1, "{elapsed:?}");
+    w.run();
+    assert_eq!(w.failure(), None);
+}
+
+#[test]
+fn a_crash_can_fall_between_an_append_and_its_fsync() {
+    let mut w = world(9);
+    let caught: Rc<Cell<Option<(LogIndex, LogIndex)>>> = Rc::default();
+    let seen = caught.clone();
+    let node = 1;
+    // Appended in memory beyond the durable log: its fsync has not completed.
+    let when = move |w: &World| {
+        let in_memory = w.node(node).map(|n| n.last_index());
+        let durable = w.disk(node).last_index();
+        let pending = in_memory.is_some_and(|m| m > durable) && w.disk(node).pending_count() > 0;
+        if pending && seen.get().is_none() {
+            seen.set(in_memory.map(|m| (m, durable)));
+        }
+        pending
+    };
+    w.inject_when(when, Fault::Crash { node });
+    w.run_until(Instant(7 * S));
+    let (in_memory, durable) = caught.get().expect("n2 appended entries within 7 s");
+    assert!(in_memory > durable, "{in_memory} was durable already");
+    assert!(w.node(node).is_none(), "n2 is down until restarted");
+    assert_eq!(
+        w.disk(node).pending_count(),
+        0,
+        "the crash resolved its pending writes"
+    );
+    w.inject(Fault::Restart { node });
+    w.run();
+    assert_eq!(w.failure(), None);
+}
+
+#[test]
+fn a_node_restarts_with_the_options_set_for_it() {
+    let mut w = world(10);
+    w.run_until(Instant(2 * S));
+    let defaults = w.options(2);
+    let slow = raft_core::NodeOptions {
+        election_timeout: raft_core::Duration::from_millis(
+            3 * defaults.election_timeout.as_millis(),
+        ),
+        ..defaults.clone()
+    };
+    w.inject(Fault::Crash { node: 2 });
+    w.set_options(2, slow.clone());
+    w.inject(Fault::Restart { node: 2 });
+    let running = w.node(2).map(|n| n.options().election_timeout);
+    assert_eq!(running, Some(slow.election_timeout));
+    assert_eq!(
+        w.node(0).map(|n| n.options().election_timeout),
+        Some(defaults.election_timeout)
+    );
+    w.run();
     assert_eq!(w.failure(), None);
 }
