@@ -6,8 +6,9 @@ use crate::checkers::Failure;
 use crate::disk::SimDisk;
 use crate::kv::KvFsm;
 use crate::scenario::Fault;
+use crate::world::SimEvent;
 use crate::world::World;
-use raft_core::{Instant, Node, NodeOptions};
+use raft_core::{Instant, Message, Node, NodeOptions};
 
 /// A user check run after every event; `Err(why)` fails the run as a safety
 /// failure named after the invariant.
@@ -16,6 +17,10 @@ pub type Invariant = Box<dyn FnMut(&World) -> Result<(), String>>;
 /// A predicate on the world; the fault it guards is applied after the first
 /// event at whose end it holds.
 pub type Trigger = Box<dyn FnMut(&World) -> bool>;
+
+/// Which datagrams to hold: `(from, to, message)` (world indexes) at the
+/// moment it would arrive.
+pub type Hold = Box<dyn FnMut(usize, usize, &Message) -> bool>;
 
 impl World {
     /// Processes every event due at or before `at`, then sets the clock to
@@ -54,6 +59,52 @@ impl World {
     /// whose end `when` holds, once.
     pub fn inject_when(&mut self, when: impl FnMut(&World) -> bool + 'static, fault: Fault) {
         self.triggers.push((Box::new(when), fault));
+    }
+
+    /// Holds, from now on until [`World::release_held`], every datagram for
+    /// which `matches(from, to, message)` holds when it would arrive (traced
+    /// as `held`); other datagrams and stream frames flow as usual.
+    pub fn hold_datagrams(
+        &mut self,
+        matches: impl FnMut(usize, usize, &Message) -> bool + 'static,
+    ) {
+        self.holds.push(Box::new(matches));
+    }
+
+    /// Datagrams held so far and not released.
+    pub fn held_count(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Stops holding and delivers every held datagram now, in the order they
+    /// were held (a partition in place at this moment still drops them).
+    /// Returns how many.
+    pub fn release_held(&mut self) -> usize {
+        self.holds.clear();
+        let held = std::mem::take(&mut self.held);
+        let count = held.len();
+        self.trace
+            .record(self.now, None, format!("release {count} held datagrams"));
+        for (from, to, msg) in held {
+            self.schedule(self.now, SimEvent::Message { from, to, msg });
+        }
+        count
+    }
+
+    /// Holds `msg` if a hold rule matches it, else hands it back.
+    pub(crate) fn hold_or_pass(&mut self, from: usize, to: usize, msg: Message) -> Option<Message> {
+        if self.holds.is_empty() {
+            return Some(msg);
+        }
+        let mut holds = std::mem::take(&mut self.holds);
+        let hold = holds.iter_mut().any(|h| h(from, to, &msg));
+        self.holds.append(&mut holds);
+        if !hold {
+            return Some(msg);
+        }
+        self.trace.record(self.now, Some(to), format!("held {msg}"));
+        self.held.push((from, to, msg));
+        None
     }
 
     /// How many servers the world has (members or not, up or down).

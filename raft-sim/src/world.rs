@@ -21,10 +21,12 @@ use crate::rng::{SimRng, StreamKind};
 use crate::scenario::{Fault, Scenario};
 use crate::trace::Trace;
 use crate::workload::{End, Workload};
-use raft_core::{Duration, Event, Instant, LogIndex, NodeId, NodeOptions, RequestId, StreamOpen};
+use raft_core::{
+    Duration, Event, Instant, LogIndex, Message, NodeId, NodeOptions, RequestId, StreamOpen,
+};
 use std::collections::BTreeMap;
 
-pub use crate::control::{Invariant, Trigger};
+pub use crate::control::{Hold, Invariant, Trigger};
 pub(crate) use crate::host::disk_timing;
 pub use crate::host::{ApplyWaiter, CLUSTER, Host, bootstrap_state, index_of};
 pub use crate::queue::SimEvent;
@@ -114,6 +116,10 @@ pub struct World {
     pub(crate) triggers: Vec<(Trigger, Fault)>,
     /// Core options set per node (see [`World::set_options`]).
     pub(crate) node_options: BTreeMap<usize, NodeOptions>,
+    /// Which datagrams to hold (see [`World::hold_datagrams`]).
+    pub(crate) holds: Vec<Hold>,
+    /// Datagrams held, in arrival order: `(from, to, message)`.
+    pub(crate) held: Vec<(usize, usize, Message)>,
     failure: Option<Failure>,
     pub(crate) done: bool,
 }
@@ -161,6 +167,8 @@ impl World {
             invariants: Vec::new(),
             triggers: Vec::new(),
             node_options: BTreeMap::new(),
+            holds: Vec::new(),
+            held: Vec::new(),
             failure: None,
             done: false,
             scenario,
@@ -351,6 +359,9 @@ impl World {
         }
         match event {
             SimEvent::Message { from, to, msg } => {
+                let Some(msg) = self.hold_or_pass(from, to, msg) else {
+                    return;
+                };
                 if !self.net.path_up(from, to) {
                     self.trace.record(
                         self.now,

@@ -247,3 +247,42 @@ fn a_node_restarts_with_the_options_set_for_it() {
     w.run();
     assert_eq!(w.failure(), None);
 }
+
+#[test]
+fn a_held_datagram_arrives_only_when_released() {
+    let mut w = world(11);
+    w.run_until(Instant(3 * S));
+    let leader = w.current_leader().expect("a leader after 3 s");
+    let follower = (leader + 1) % 3;
+    w.hold_datagrams(move |from, to, _| from == leader && to == follower);
+    let (held_from, released_at) = (w.now, Instant(3 * S + S / 2));
+    w.run_until(released_at);
+    let held = w.held_count();
+    assert!(
+        held > 0,
+        "the leader sent n{} nothing in 500 ms",
+        follower + 1
+    );
+    let prefix = format!("<- Recv {}->{} ", leader + 1, follower + 1);
+    let received = |w: &World, from: Instant, to: Instant| {
+        w.trace
+            .tail(usize::MAX)
+            .filter(|r| r.node == Some(follower) && r.at > from && r.at <= to)
+            .filter(|r| r.text.contains(&prefix))
+            .count()
+    };
+    assert_eq!(
+        received(&w, held_from, released_at),
+        0,
+        "a held datagram arrived"
+    );
+    assert_eq!(w.release_held(), held);
+    assert_eq!(w.held_count(), 0);
+    w.run_until(Instant(released_at.0 + 1));
+    assert!(
+        received(&w, Instant(released_at.0 - 1), w.now) >= 1,
+        "the released datagrams arrive at once"
+    );
+    w.run();
+    assert_eq!(w.failure(), None);
+}
