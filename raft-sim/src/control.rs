@@ -6,21 +6,8 @@ use crate::checkers::Failure;
 use crate::disk::SimDisk;
 use crate::kv::KvFsm;
 use crate::scenario::Fault;
-use crate::world::SimEvent;
-use crate::world::World;
+use crate::world::{SimEvent, World};
 use raft_core::{Instant, Message, Node, NodeOptions};
-
-/// A user check run after every event; `Err(why)` fails the run as a safety
-/// failure named after the invariant.
-pub type Invariant = Box<dyn FnMut(&World) -> Result<(), String>>;
-
-/// A predicate on the world; the fault it guards is applied after the first
-/// event at whose end it holds.
-pub type Trigger = Box<dyn FnMut(&World) -> bool>;
-
-/// Which datagrams to hold: `(from, to, message)` (world indexes) at the
-/// moment it would arrive.
-pub type Hold = Box<dyn FnMut(usize, usize, &Message) -> bool>;
 
 impl World {
     /// Processes every event due at or before `at`, then sets the clock to

@@ -26,10 +26,21 @@ use raft_core::{
 };
 use std::collections::BTreeMap;
 
-pub use crate::control::{Hold, Invariant, Trigger};
 pub(crate) use crate::host::disk_timing;
 pub use crate::host::{ApplyWaiter, CLUSTER, Host, bootstrap_state, index_of};
 pub use crate::queue::SimEvent;
+
+/// A user check run after every event; `Err(why)` fails the run as a safety
+/// failure named after the invariant.
+pub type Invariant = Box<dyn FnMut(&World) -> Result<(), String>>;
+
+/// A predicate on the world; the fault it guards is applied after the first
+/// event at whose end it holds.
+pub type Trigger = Box<dyn FnMut(&World) -> bool>;
+
+/// Which datagrams to hold: `(from, to, message)` (world indexes) at the
+/// moment it would arrive.
+pub type Hold = Box<dyn FnMut(usize, usize, &Message) -> bool>;
 
 /// Events a run may process: a fixed allowance plus this many per simulated
 /// second (typical runs use 2,000–10,000); beyond it the run is a livelock.
