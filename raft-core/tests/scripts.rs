@@ -18,7 +18,7 @@
 //! `REWRITE_SCRIPTS=1 cargo test -p raft-core --test scripts`.
 //!
 //! Commands (ids are node ids):
-//! * `bootstrap N [snapshot_threshold=K] [snapshot_trailing=K]`: N fresh
+//! * `bootstrap N [snapshot_entries=K] [snapshot_trailing=K]`: N fresh
 //!   nodes, each stepped with the same bootstrap list; no time passes.
 //! * `wake`: move the clock to the earliest deadline of a running node, tick
 //!   that node, and deliver everything that follows.

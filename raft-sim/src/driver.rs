@@ -9,18 +9,20 @@
 //! * `Apply` feeds the node's key-value state machine; clients waiting for an
 //!   index are answered once it is applied.
 
+use crate::checkers::log::LogMirror;
 use crate::checkers::{Failure, durability, election};
-use crate::digest::hash_bytes;
-use crate::disk::{DiskEntry, DiskNotice, DiskOp, StoredSnapshot};
-use crate::kv::KvCommand;
-use crate::scenario::Mutant;
-use crate::workload::End;
-use crate::world::{ApplyWaiter, SimEvent, World, index_of};
-use bytes::Bytes;
+use crate::disk::{DiskNotice, DiskOp};
+use crate::kv::KvFsm;
+use crate::rng::{SimRng, StreamKind};
+use crate::world::{SimEvent, World, index_of};
+use node_driver::NodeDriver;
 use raft_core::{
-    Action, Completion, EntryKind, Event, Frame, Instant, LogIndex, RequestError, RequestId, Role,
-    SnapshotMeta,
+    Action, Completion, EntryKind, Event, Frame, Instant, LogIndex, Message, MessageBody, Node,
+    Role,
 };
+
+mod hostile_member;
+mod node_driver;
 
 /// Up to this many entries in a node's log, its invariants are checked after every step.
 pub const INVARIANTS_FULL_LOG_ENTRIES: u64 = 512;
@@ -103,7 +105,7 @@ impl World {
     }
 
     /// Steps node `i` with `event` at its local time and executes the actions.
-    pub(crate) fn step(&mut self, i: usize, event: Event) {
+    pub(crate) fn step_node(&mut self, i: usize, event: Event) {
         let host = &mut self.hosts[i];
         let Some(node) = host.node.as_mut() else {
             return;
@@ -142,7 +144,7 @@ impl World {
         }
         self.trace.record(self.now, Some(i), text);
         if lease_read {
-            self.cover(crate::sweep::LEASE_READ);
+            self.cover(crate::coverage::LEASE_READ);
         }
         for action in actions {
             if let Err(f) = self.execute(i, action) {
@@ -182,362 +184,18 @@ impl World {
     }
 
     fn execute(&mut self, i: usize, action: Action) -> Result<(), Failure> {
-        let n = self.hosts.len();
-        let now = self.now;
-        match &action {
-            Action::Send(_) | Action::SendFrame { .. } | Action::Apply(_) => {}
-            other => self.trace.record(now, Some(i), format!("-> {other}")),
-        }
-        match action {
-            Action::Send(msg) => {
-                durability::check_send(i, &msg, &self.hosts[i].disk)?;
-                let Some(to) = index_of(msg.to, n) else {
-                    self.trace
-                        .record(now, Some(i), format!("-> drop (no such node) {msg}"));
-                    return Ok(());
-                };
-                match self.net.send_datagram(i, to, now, &mut self.net_rng) {
-                    Ok(times) => {
-                        self.trace.record(
-                            now,
-                            Some(i),
-                            format!(
-                                "-> Send {msg}{}",
-                                if times.len() > 1 { " (dup)" } else { "" }
-                            ),
-                        );
-                        for at in times {
-                            self.schedule(
-                                at,
-                                SimEvent::Message {
-                                    from: i,
-                                    to,
-                                    msg: msg.clone(),
-                                },
-                            );
-                        }
-                    }
-                    Err(why) => self
-                        .trace
-                        .record(now, Some(i), format!("-> drop ({why}) {msg}")),
-                }
-                self.hostile_datagram(i, &msg);
-            }
-            Action::OpenStream {
-                stream,
-                leader,
-                open,
-            } => {
-                durability::check_open(i, &open, &self.hosts[i].disk)?;
-                if open.probe_index < self.hosts[i].mirror.last_index() {
-                    self.cover("stream reopened below the last index (after a mismatch)");
-                }
-                let Some(l) = index_of(leader, n) else {
-                    return Ok(());
-                };
-                let inc = self.hosts[i].incarnation;
-                let leader_inc = self.up_incarnation(l);
-                let follow = self
-                    .net
-                    .open_stream(stream, (i, inc), (l, leader_inc), now)
-                    .map_err(|e| Failure::safety("stream-id", format!("n{}: {e}", i + 1)))?;
-                self.opens.insert(stream, open);
-                self.schedule_net(follow);
-            }
-            Action::SendFrame { stream, frame } => {
-                durability::check_frame(i, &frame, &self.hosts[i].disk)?;
-                self.send_frame_of(i, stream, frame);
-            }
-            Action::SendSnapshot {
-                stream,
-                meta,
-                offset,
-                bytes_max,
-            } => {
-                if offset == 0 {
-                    self.cover("snapshot sent on a stream");
-                } else {
-                    self.cover("snapshot sent in several budget windows");
-                }
-                let stored = self.hosts[i]
-                    .disk
-                    .snapshot_matching(meta.index, meta.term)
-                    .cloned();
-                let Some(s) = stored else {
-                    // Replaced by newer snapshots while it streamed: the
-                    // contract says close the stream, the transfer starts over.
-                    self.cover("snapshot replaced during its transfer");
-                    let follow = self.net.close(stream, i);
-                    self.schedule_net(follow);
-                    return Ok(());
-                };
-                let frames = raft_core::wire::snapshot_window_frames(
-                    &s.meta,
-                    &s.data,
-                    offset,
-                    bytes_max,
-                    SNAPSHOT_CHUNK_BYTES,
-                );
-                for frame in frames {
-                    match self
-                        .net
-                        .send_frame(stream, i, frame, now, &mut self.net_rng)
-                    {
-                        Ok(follow) => self.schedule_net(follow),
-                        Err(_) => break,
-                    }
-                }
-                self.hostile_snapshot_sent(i, stream, &s.meta);
-            }
-            Action::CloseStream { stream } => {
-                let follow = self.net.close(stream, i);
-                self.schedule_net(follow);
-            }
-            Action::PersistHardState(hs) => {
-                election::check_hard_state(i, self.hosts[i].disk.hard_state(), &hs)?;
-                if self.scenario.knobs.mutant != Mutant::SkipHardState {
-                    self.hosts[i].disk.persist_hard_state(hs);
-                }
-            }
-            Action::AppendLog(entries) => {
-                if self.hostile.is_some() && crate::hostile::holds_forged(&entries) {
-                    return Err(Failure::safety(
-                        "hostile-data-accepted",
-                        format!("n{} appends an entry the hostile member forged", i + 1),
-                    ));
-                }
-                self.check_membership_rules(i, &entries)?;
-                let host = &mut self.hosts[i];
-                let digests = host
-                    .mirror
-                    .append(&entries)
-                    .map_err(|e| Failure::safety("driver-contract", format!("n{}: {e}", i + 1)))?;
-                self.global.on_append(i, &entries, &digests)?;
-                if self.scenario.knobs.mutant == Mutant::EarlyLogPersisted {
-                    if let Some(last) = entries.last() {
-                        let (index, term, incarnation) =
-                            (last.index, last.term, self.hosts[i].incarnation);
-                        let event = Event::LogPersisted { index, term };
-                        self.schedule(
-                            now,
-                            SimEvent::Deliver {
-                                node: i,
-                                incarnation,
-                                event,
-                            },
-                        );
-                    }
-                }
-                let disk_entries = entries
-                    .into_iter()
-                    .zip(digests)
-                    .map(|(entry, digest)| DiskEntry { entry, digest })
-                    .collect();
-                self.submit(i, DiskOp::Append(disk_entries));
-            }
-            Action::TruncateLog { from } => {
-                self.cover("log truncated (conflicting suffix)");
-                let committed = self.global.committed_len();
-                if from <= committed {
-                    let mine = self.hosts[i].mirror.at(from).map(|(_, d)| d);
-                    if mine.is_some() && mine == self.global.committed_at(from) {
-                        return Err(Failure::safety(
-                            "truncate-committed",
-                            format!(
-                                "n{} truncates from {from}, a committed entry (committed through {committed})",
-                                i + 1
-                            ),
-                        ));
-                    }
-                }
-                self.hosts[i]
-                    .mirror
-                    .truncate(from)
-                    .map_err(|e| Failure::safety("driver-contract", format!("n{}: {e}", i + 1)))?;
-                self.submit(i, DiskOp::Truncate { from });
-            }
-            Action::CompactLog { through } => {
-                let host = &mut self.hosts[i];
-                host.disk
-                    .compact(through)
-                    .map_err(|e| Failure::safety("driver-contract", format!("n{}: {e}", i + 1)))?;
-                host.mirror.compact(through);
-            }
-            Action::Apply(entries) => {
-                if let (Some(a), Some(b)) = (entries.first(), entries.last()) {
-                    self.trace.record(
-                        now,
-                        Some(i),
-                        format!("-> Apply [{}..={}]", a.index, b.index),
-                    );
-                }
-                let host = &mut self.hosts[i];
-                for e in &entries {
-                    if !host.mirror.holds(e) {
-                        return Err(Failure::safety(
-                            "state-machine-safety",
-                            format!("n{} applies {e} which is not in its log", i + 1),
-                        ));
-                    }
-                    let digest = host.mirror.at(e.index).map_or(0, |(_, d)| d);
-                    host.kv.apply(e).map_err(|m| {
-                        Failure::safety("state-machine-safety", format!("n{}: {m}", i + 1))
-                    })?;
-                    host.step_applies.push((e.index, digest));
-                }
-                host.last_apply_at = now;
-                self.serve_waiters(i);
-            }
-            Action::TakeSnapshot => {
-                self.cover("snapshot taken");
-                let index = self.hosts[i].kv.applied();
-                let applied_digest = self.global_applied(i, index);
-                let host = &mut self.hosts[i];
-                let (Some(config), Some((_, digest))) = (host.kv.config().cloned(), applied_digest)
-                else {
-                    // Never report a snapshot that was not stored.
-                    return Err(Failure::safety(
-                        "driver-contract",
-                        format!(
-                            "n{} asked for a snapshot at applied {index} with no configuration or digest known",
-                            i + 1
-                        ),
-                    ));
-                };
-                let meta = SnapshotMeta {
-                    index,
-                    term: host.kv.applied_term(),
-                    config,
-                };
-                // Captured here, at the applied point; written (and durable)
-                // `snapshot_duration_ms` later, while the node runs on.
-                let data = host.kv.snapshot_bytes();
-                let bytes = data.len() as u64;
-                let snapshot = StoredSnapshot { meta, data, digest };
-                let duration_ns = self.scenario.knobs.snapshot_duration_ms * 1_000_000;
-                if duration_ns == 0 {
-                    host.disk.store_snapshot(snapshot);
-                } else {
-                    host.snapshot_writing = Some(snapshot);
-                }
-                let inc = host.incarnation;
-                let at = Instant(now.0 + self.scenario.knobs.fsync_min_ns + duration_ns);
-                self.schedule(
-                    at,
-                    SimEvent::Deliver {
-                        node: i,
-                        incarnation: inc,
-                        event: Event::SnapshotTaken { index, bytes },
-                    },
-                );
-            }
-            Action::ReceiveSnapshotChunk { meta, offset, data } => {
-                let host = &mut self.hosts[i];
-                if offset == 0 {
-                    host.incoming = Some((meta.clone(), Vec::new()));
-                }
-                match &mut host.incoming {
-                    Some((m, buf)) if *m == meta && buf.len() as u64 == offset => {
-                        buf.extend_from_slice(&data)
-                    }
-                    _ => {
-                        return Err(Failure::safety(
-                            "driver-contract",
-                            format!(
-                                "n{} snapshot chunk @{offset} of {meta} does not follow what was received",
-                                i + 1
-                            ),
-                        ));
-                    }
-                }
-            }
-            Action::InstallSnapshot { meta } => {
-                let Some((m, data)) = self.hosts[i].incoming.take().filter(|(m, _)| *m == meta)
-                else {
-                    return Err(Failure::safety(
-                        "driver-contract",
-                        format!("n{} installs {meta} without its chunks", i + 1),
-                    ));
-                };
-                if data.as_slice() == crate::hostile::FORGED {
-                    return Err(Failure::safety(
-                        "hostile-data-accepted",
-                        format!(
-                            "n{} installs {meta}, a snapshot the hostile member forged",
-                            i + 1
-                        ),
-                    ));
-                }
-                let Some(digest) = self.global.digest_of(m.index, m.term) else {
-                    return Err(Failure::safety(
-                        "snapshot",
-                        format!("n{} installs {meta}, an entry no node ever appended", i + 1),
-                    ));
-                };
-                if self
-                    .global
-                    .committed_at(m.index)
-                    .is_some_and(|c| c != digest)
-                {
-                    return Err(Failure::safety(
-                        "state-machine-safety",
-                        format!(
-                            "n{} installs {meta} which is not the committed entry",
-                            i + 1
-                        ),
-                    ));
-                }
-                self.hosts[i].mirror.install(m.index, m.term, digest);
-                self.submit(
-                    i,
-                    DiskOp::InstallSnapshot(StoredSnapshot {
-                        meta: m,
-                        data: Bytes::from(data),
-                        digest,
-                    }),
-                );
-            }
-            Action::CompleteRequest { id, result } => self.on_complete(i, id, result)?,
-            Action::RoleChanged { role, term, .. } => {
-                let host = &mut self.hosts[i];
-                host.role = role;
-                host.term = term;
-                // A removed node that keeps campaigning is not the cluster's instability.
-                if self.is_member(i) {
-                    self.last_role_change = now;
-                }
-                if role == Role::Leader {
-                    self.cover("leader elected");
-                    self.election.on_leader(i, term)?;
-                    self.global.on_leader(i, term, &self.hosts[i].mirror)?;
-                    self.on_leader_elected(i);
-                }
-            }
-            Action::Refused { reason, .. } => self.cover(match reason {
-                raft_core::Refusal::LeaderAlive(_) => "vote refused: leader alive",
-                raft_core::Refusal::StaleTerm { .. } => "refused: stale term",
-                raft_core::Refusal::OutOfDateLog => "vote refused: log out of date",
-                raft_core::Refusal::AlreadyVoted(_) => "vote refused: already voted",
-                raft_core::Refusal::NotLeaderOfTerm => "stream refused: not leader of term",
-                _ => "refused: other",
-            }),
-            Action::ConfigChanged(config) => self.on_config_changed(&config),
-            // The simulator is built with this raft-core: an action it does
-            // not execute is a simulator bug, and skipping it would hide one.
-            other => panic!("node {i}: the simulator does not execute {other}"),
-        }
-        Ok(())
+        NodeDriver::new(self, i).execute(action)
     }
 
     /// The digest with which index `index` was applied, for a snapshot.
-    fn global_applied(&self, i: usize, index: LogIndex) -> Option<(LogIndex, u64)> {
+    pub(crate) fn global_applied(&self, i: usize, index: LogIndex) -> Option<(LogIndex, u64)> {
         let mirror = self.hosts[i].mirror.at(index).map(|(_, d)| d);
         mirror
             .or_else(|| self.global.committed_at(index))
             .map(|d| (index, d))
     }
 
-    fn submit(&mut self, i: usize, op: DiskOp) {
+    pub(crate) fn submit(&mut self, i: usize, op: DiskOp) {
         let host = &mut self.hosts[i];
         if let Some(due) = host.disk.submit(op, self.now, &mut self.disk_rng) {
             let incarnation = host.incarnation;
@@ -579,7 +237,7 @@ impl World {
             }
             match notice {
                 DiskNotice::LogPersisted { index, term } => {
-                    self.step(i, Event::LogPersisted { index, term })
+                    self.step_node(i, Event::LogPersisted { index, term })
                 }
                 DiskNotice::SnapshotInstalled(meta) => {
                     self.cover("snapshot installed");
@@ -596,7 +254,7 @@ impl World {
                                 .fail(Failure::safety("snapshot", format!("n{}: {e}", i + 1)));
                         }
                     }
-                    self.step(i, Event::SnapshotInstalled { meta });
+                    self.step_node(i, Event::SnapshotInstalled { meta });
                 }
             }
         }
@@ -693,134 +351,167 @@ impl World {
         }
         Ok(())
     }
+}
 
-    /// Routes a completion to the client that asked.
-    fn on_complete(
-        &mut self,
-        i: usize,
-        id: RequestId,
-        result: Result<Completion, RequestError>,
-    ) -> Result<(), Failure> {
-        if self.nemesis_complete(i, id, &result) {
-            return Ok(());
-        }
-        let Some((_, op)) = self.workload.lookup(id) else {
-            return Ok(());
+impl World {
+    /// Steps a datagram into node `to` and checks rules every receiver obeys
+    /// whoever the sender (the hostile member included): a pre-vote request
+    /// never makes it adopt the request's term; a vote goes only to a
+    /// candidate whose log is at least as up to date; `TimeoutNow` starts a
+    /// campaign only when it comes from the receiver's leader. (A timer due
+    /// in the same step may start a campaign of the receiver's own, which
+    /// moves the term by one, never to a pre-vote's term further ahead.)
+    pub(crate) fn step_message(&mut self, to: usize, msg: Message) {
+        let Some(node) = self.hosts[to].node.as_ref() else {
+            return;
         };
-        let op = *op;
-        match result {
-            Ok(Completion::Written { index }) => {
-                let host = &self.hosts[i];
-                let Some(cmd_hash) = self.command_hash(op.id) else {
-                    return Ok(());
-                };
-                let ours = host.mirror.payload_hash_at(index) == Some(cmd_hash);
-                if !ours {
-                    return Err(Failure::safety(
-                        "completion",
-                        format!(
-                            "n{} reported op{} written at {index}, which holds another entry",
-                            i + 1,
-                            op.id
-                        ),
-                    ));
-                }
-                let digest = host.mirror.at(index).map_or(0, |(_, d)| d);
-                self.acked.on_ack(index, op.id, digest)?;
-                if let crate::history::OpKind::Put { .. } = op.kind {
-                    self.client_finish(
-                        id,
-                        End::Ok {
-                            read: None,
-                            cas_ok: true,
-                        },
-                        None,
-                        "written",
+        let (term0, vote0) = (node.term(), node.vote());
+        let (last0, leader0, role0) = (
+            (node.last_term(), node.last_index()),
+            node.leader(),
+            node.role(),
+        );
+        let (from, term, body) = (msg.from, msg.term, msg.body.clone());
+        self.step_node(to, Event::MessageReceived(msg));
+        let Some(node) = self.hosts[to]
+            .node
+            .as_ref()
+            .filter(|_| self.failure().is_none())
+        else {
+            return;
+        };
+        let broken = match body {
+            MessageBody::PreVoteRequest { .. } => (term.0 > term0.0 + 1 && node.term() >= term)
+                .then(|| format!("adopted the term {term} of a pre-vote request from {from}")),
+            MessageBody::VoteRequest {
+                last_index,
+                last_term,
+                ..
+            } => {
+                let newly =
+                    node.vote() == Some(from) && (node.term(), node.vote()) != (term0, vote0);
+                (newly && (last_term, last_index) < last0).then(|| {
+                    format!(
+                        "voted for {from} in {term} whose log ends at {last_index}/{last_term}, behind its own {}/{}",
+                        last0.1, last0.0
+                    )
+                })
+            }
+            MessageBody::TimeoutNow => (node.role() == Role::Candidate
+                && role0 != Role::Candidate
+                && leader0 != Some(from))
+            .then(|| format!("campaigned on TimeoutNow from {from}, which it did not follow")),
+            _ => None,
+        };
+        if let Some(why) = broken {
+            self.fail(Failure::safety(
+                "message-rules",
+                format!("n{} {why}", to + 1),
+            ));
+        }
+    }
+
+    /// Starts (or restarts) node `i` from its disk.
+    pub(crate) fn start_node(&mut self, i: usize) {
+        let opts = self.options(i);
+        let host = &mut self.hosts[i];
+        let recovered = host.disk.recover();
+        let local = host.clock.local(self.now);
+        let seed = SimRng::new(
+            self.scenario.seed,
+            StreamKind::Node {
+                node: i as u64,
+                incarnation: host.incarnation,
+            },
+        )
+        .next_u64();
+        host.mirror = LogMirror::default();
+        host.kv = KvFsm::default();
+        if let Some(s) = host.disk.snapshot() {
+            match KvFsm::restore(&s.data, s.meta.config.clone()) {
+                Ok(kv) => host.kv = kv,
+                Err(e) => {
+                    let f = Failure::safety(
+                        "recovery",
+                        format!("n{} snapshot does not restore: {e}", i + 1),
                     );
-                    return Ok(());
+                    return self.fail(f);
                 }
-                self.hosts[i].waiters.push(ApplyWaiter {
-                    id,
-                    index,
-                    read_key: None,
-                    op_id: op.id,
-                });
-                self.serve_waiters(i);
             }
-            Ok(Completion::Read { index }) => {
-                self.hosts[i].waiters.push(ApplyWaiter {
-                    id,
-                    index,
-                    read_key: Some(op.key),
-                    op_id: op.id,
-                });
-                self.serve_waiters(i);
+            host.mirror.install(s.meta.index, s.meta.term, s.digest);
+        }
+        let entries = host.disk.recovered_entries();
+        // Mirror the core's recovered log: entries continuing the snapshot (or
+        // starting at 1) follow its base; a trailing window that starts inside
+        // the snapshot begins at its first entry, as the core's recovery does.
+        if let Some((first, rest)) = entries.split_first() {
+            if first.entry.index == host.mirror.last_index().next() {
+                host.mirror
+                    .append(std::slice::from_ref(&first.entry))
+                    .expect("the entry follows the base");
+            } else {
+                host.mirror
+                    .install(first.entry.index, first.entry.term, first.digest);
             }
-            Ok(other) => {
-                return Err(Failure::safety(
-                    "completion",
-                    format!("n{} completed {id} with {other:?}", i + 1),
-                ));
+            for e in rest {
+                if host.mirror.append(std::slice::from_ref(&e.entry)).is_err() {
+                    let f = Failure::safety(
+                        "recovery",
+                        format!("n{} durable log is not contiguous", i + 1),
+                    );
+                    return self.fail(f);
+                }
+            }
+        }
+        match Node::new(opts, recovered, seed, local) {
+            Ok(node) => {
+                host.commit = node.commit_index();
+                host.role = node.role();
+                host.term = node.term();
+                host.node = Some(node);
+                host.wake_at = Instant::NEVER;
+                let text = format!(
+                    "start incarnation {} from disk (last {})",
+                    host.incarnation,
+                    host.disk.last_index()
+                );
+                self.trace.record(self.now, Some(i), text);
+                self.rearm(i);
             }
             Err(e) => {
-                let n = self.hosts.len();
-                let hint = match &e {
-                    RequestError::NotLeader { leader, .. } => leader.and_then(|l| index_of(l, n)),
-                    _ => None,
-                };
-                if e.outcome() == raft_core::Outcome::Unknown {
-                    self.cover("request outcome unknown (leadership lost after append)");
-                }
-                let end = match e.outcome() {
-                    raft_core::Outcome::Definite => End::Failed,
-                    raft_core::Outcome::Unknown => End::Unknown,
-                };
-                self.client_finish(id, end, hint, &e.to_string());
+                let f = Failure::safety(
+                    "recovery",
+                    format!("n{} refused to start from its disk: {e}", i + 1),
+                );
+                self.fail(f);
             }
         }
-        Ok(())
     }
 
-    /// The payload hash of the command op `op_id` proposed.
-    fn command_hash(&self, op_id: u64) -> Option<u64> {
-        let op = self.workload.history().get(op_id as usize)?;
-        let kv_op = match op.kind {
-            crate::history::OpKind::Put { value } => crate::kv::KvOp::Put { key: op.key, value },
-            crate::history::OpKind::Cas { from, to, .. } => crate::kv::KvOp::Cas {
-                key: op.key,
-                from,
-                to,
-            },
-            crate::history::OpKind::Get { .. } => return None,
+    /// Re-arms node `i`'s wake-up from its next deadline.
+    pub(crate) fn rearm(&mut self, i: usize) {
+        let host = &mut self.hosts[i];
+        let Some(node) = &host.node else { return };
+        let local = node.next_deadline();
+        let at = if local == Instant::NEVER {
+            Instant::NEVER
+        } else {
+            host.clock.global_at(local).max(Instant(self.now.0 + 1))
         };
-        Some(hash_bytes(&KvCommand { op_id, op: kv_op }.encode()))
-    }
-
-    /// Answers every client whose index node `i` has now applied.
-    fn serve_waiters(&mut self, i: usize) {
-        let applied = self.hosts[i].kv.applied();
-        let (ready, waiting): (Vec<ApplyWaiter>, Vec<ApplyWaiter>) =
-            std::mem::take(&mut self.hosts[i].waiters)
-                .into_iter()
-                .partition(|w| w.index <= applied);
-        self.hosts[i].waiters = waiting;
-        for w in ready {
-            let kv = &self.hosts[i].kv;
-            let end = match w.read_key {
-                Some(key) => End::Ok {
-                    read: kv.get(key),
-                    cas_ok: false,
+        if at == host.wake_at {
+            return;
+        }
+        host.wake_generation += 1;
+        host.wake_at = at;
+        if at != Instant::NEVER {
+            let generation = host.wake_generation;
+            self.schedule(
+                at,
+                SimEvent::Wake {
+                    node: i,
+                    generation,
                 },
-                None => match kv.result_at(w.index) {
-                    Some(r) if r.op_id == w.op_id => End::Ok {
-                        read: None,
-                        cas_ok: r.ok,
-                    },
-                    // Applied before this node kept results (restored from a snapshot).
-                    _ => End::Unknown,
-                },
-            };
-            self.client_finish(w.id, end, None, "served");
+            );
         }
     }
 }

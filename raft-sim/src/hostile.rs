@@ -14,11 +14,8 @@
 
 use crate::rng::SimRng;
 use crate::scenario::HostileKnobs;
-use crate::world::{SimEvent, World, index_of};
 use bytes::Bytes;
-use raft_core::{
-    EntryKind, Frame, LogEntry, LogIndex, Message, MessageBody, SnapshotMeta, StreamId, Term,
-};
+use raft_core::{EntryKind, Frame, LogEntry, LogIndex, Node, SnapshotMeta, StreamId, Term};
 use std::collections::BTreeMap;
 
 /// The payload of every entry and snapshot the hostile member forges.
@@ -117,7 +114,7 @@ impl Attack {
     ];
 }
 
-const LEADER_FRAME_ATTACKS: [Attack; 9] = [
+pub(crate) const LEADER_FRAME_ATTACKS: [Attack; 9] = [
     Attack::FutureTermEntry,
     Attack::DecreasingTerms,
     Attack::PrevBeyondLog,
@@ -129,14 +126,14 @@ const LEADER_FRAME_ATTACKS: [Attack; 9] = [
     Attack::ReorderFrames,
 ];
 
-const FOLLOWER_FRAME_ATTACKS: [Attack; 4] = [
+pub(crate) const FOLLOWER_FRAME_ATTACKS: [Attack; 4] = [
     Attack::AckBeyondLog,
     Attack::ChunkUpstream,
     Attack::DuplicateFrame,
     Attack::ReorderFrames,
 ];
 
-const DATAGRAM_ATTACKS: [Attack; 5] = [
+pub(crate) const DATAGRAM_ATTACKS: [Attack; 5] = [
     Attack::StaleHeartbeat,
     Attack::ForeignTimeoutNow,
     Attack::FutureRound,
@@ -150,10 +147,10 @@ pub struct Hostile {
     pub knobs: HostileKnobs,
     rng: SimRng,
     /// Per stream it leads: the index and term the last chunk (or snapshot) ended at.
-    sent_end: BTreeMap<StreamId, (LogIndex, Term)>,
+    pub(crate) sent_end: BTreeMap<StreamId, (LogIndex, Term)>,
     /// A frame held back to go out after the next one of its stream, and the
     /// step (of the node) that held it.
-    held: Option<(StreamId, Frame, u64)>,
+    pub(crate) held: Option<(StreamId, Frame, u64)>,
 }
 
 impl Hostile {
@@ -167,151 +164,25 @@ impl Hostile {
         }
     }
 
-    fn draw(&mut self, from: &[Attack]) -> Option<Attack> {
+    pub(crate) fn draw(&mut self, from: &[Attack]) -> Option<Attack> {
         if !self.rng.chance(self.knobs.rate) {
             return None;
         }
-        let allowed: Vec<Attack> = from
-            .iter()
-            .copied()
-            .filter(|a| !(self.knobs.without_committed_mismatch && *a == Attack::CommittedMismatch))
-            .collect();
-        Some(*self.rng.pick(&allowed))
-    }
-}
-
-fn forged_entry(index: LogIndex, term: Term) -> LogEntry {
-    LogEntry {
-        index,
-        term,
-        kind: EntryKind::Command,
-        data: Bytes::from_static(FORGED),
-    }
-}
-
-impl World {
-    fn hostile_active(&self, i: usize) -> bool {
-        self.heal_at.is_none() && self.hostile.as_ref().is_some_and(|h| h.knobs.node == i)
+        Some(*self.rng.pick(from))
     }
 
-    /// Node `i` sends `frame` on `stream`: the hostile member may add to it.
-    pub(crate) fn send_frame_of(&mut self, i: usize, stream: StreamId, frame: Frame) {
-        if !self.hostile_active(i) {
-            return self.send_frame_now(i, stream, frame);
-        }
-        let downstream = !matches!(frame, Frame::Ack { .. } | Frame::SnapshotAck { .. });
-        let steps = self.hosts[i].steps;
-        let h = self.hostile.as_mut().expect("active");
-        let before = h.sent_end.get(&stream).copied();
-        match &frame {
-            Frame::Chunk {
-                prev_index,
-                prev_term,
-                entries,
-                ..
-            } => {
-                let end = entries
-                    .last()
-                    .map_or((*prev_index, *prev_term), |e| (e.index, e.term));
-                h.sent_end.insert(stream, end);
-            }
-            Frame::SnapshotBegin { .. }
-            | Frame::SnapshotChunk { .. }
-            | Frame::SnapshotEnd { .. } => {
-                h.sent_end.remove(&stream);
-            }
-            Frame::Ack { .. } | Frame::SnapshotAck { .. } => {}
-        }
-        let after = h.sent_end.get(&stream).copied();
-        let attack = h.draw(if downstream {
-            &LEADER_FRAME_ATTACKS
-        } else {
-            &FOLLOWER_FRAME_ATTACKS
-        });
-        // A frame held back on this stream goes out after this one.
-        let overtaken = h.held.take_if(|(s, _, _)| *s == stream);
-        if attack == Some(Attack::ReorderFrames) && overtaken.is_none() && h.held.is_none() {
-            h.held = Some((stream, frame, steps));
-            return;
-        }
-        match attack {
-            None | Some(Attack::ReorderFrames) => self.send_frame_now(i, stream, frame),
-            Some(Attack::DuplicateFrame) => {
-                self.cover(Attack::DuplicateFrame.name());
-                self.send_frame_now(i, stream, frame.clone());
-                self.send_frame_now(i, stream, frame);
-            }
-            Some(a) => {
-                // The committed-prefix rule is reached only by a chunk that
-                // continues the stream, so that one goes before the real frame.
-                let first = a == Attack::CommittedMismatch;
-                if !first {
-                    self.send_frame_now(i, stream, frame.clone());
-                }
-                let forged = self.forge_frames(i, stream, a, if first { before } else { after });
-                if !forged.is_empty() {
-                    self.cover(a.name());
-                    self.trace
-                        .record(self.now, Some(i), format!("hostile: {a:?} on {stream}"));
-                }
-                for f in forged {
-                    self.send_frame_now(i, stream, f);
-                }
-                if first {
-                    self.send_frame_now(i, stream, frame);
-                }
-            }
-        }
-        if let Some((stream, held, _)) = overtaken {
-            self.cover(Attack::ReorderFrames.name());
-            self.send_frame_now(i, stream, held);
-        }
-    }
-
-    /// The hostile member sends a frame it held back since an earlier step
-    /// and no later frame of its stream overtook.
-    pub(crate) fn flush_hostile(&mut self, i: usize) {
-        let steps = self.hosts[i].steps;
-        let held = match &mut self.hostile {
-            Some(h) if h.knobs.node == i => h.held.take_if(|(_, _, at)| *at < steps),
-            _ => None,
-        };
-        if let Some((stream, frame, _)) = held {
-            self.send_frame_now(i, stream, frame);
-        }
-    }
-
-    /// Remembers where a snapshot the hostile member streamed ends.
-    pub(crate) fn hostile_snapshot_sent(
+    /// The forged frames of attack `a` from node `me` on a stream whose
+    /// other end is `peer` and whose last chunk ended at `end`; empty when
+    /// the state at hand does not allow it.
+    pub(crate) fn forge_frames(
         &mut self,
-        i: usize,
-        stream: StreamId,
-        meta: &SnapshotMeta,
-    ) {
-        if let Some(h) = self.hostile.as_mut().filter(|h| h.knobs.node == i) {
-            h.sent_end.insert(stream, (meta.index, meta.term));
-        }
-    }
-
-    /// The forged frames of attack `a` on `stream`, led (or followed) by node `i`;
-    /// empty when the state at hand does not allow it.
-    fn forge_frames(
-        &mut self,
-        i: usize,
-        stream: StreamId,
+        me: &Node,
+        peer: Option<&Node>,
         a: Attack,
         end: Option<(LogIndex, Term)>,
     ) -> Vec<Frame> {
-        let Some((follower, leader)) = self.net.endpoints(stream) else {
-            return Vec::new();
-        };
-        let Some(me) = self.hosts[i].node.as_ref() else {
-            return Vec::new();
-        };
         let (term, commit, last) = (me.term(), me.commit_index(), me.last_index());
-        let other = if i == leader { follower } else { leader };
-        let peer = self.hosts.get(other).and_then(|h| h.node.as_ref());
-        let r = &mut self.hostile.as_mut().expect("active").rng;
+        let r = &mut self.rng;
         let chunk = |prev: (LogIndex, Term), leader_commit, entries| Frame::Chunk {
             term,
             prev_index: prev.0,
@@ -337,49 +208,16 @@ impl World {
                     vec![forged_entry(prev.next(), term)],
                 )]
             }
-            Attack::CommittedMismatch => {
-                let Some(p) = peer else { return Vec::new() };
-                let c = p.commit_index();
-                let Some(tc) = p.term_at(c).filter(|t| t.0 >= 2) else {
-                    return Vec::new();
-                };
-                // The chunk must continue the stream (or open it) to reach the
-                // committed-prefix rule, and its last entry must land beyond `c`.
-                let from = match end {
-                    None => c,
-                    Some((e, _)) if e <= c && c.0 - e.0 < 64 => e,
-                    Some(_) => return Vec::new(),
-                };
-                let wrong = Term(tc.0 - 1);
-                let entries = (from.0 + 1..=c.0 + 1)
-                    .map(|x| forged_entry(LogIndex(x), wrong))
-                    .collect();
-                vec![chunk((from, wrong), c.next(), entries)]
-            }
+            Attack::CommittedMismatch => peer
+                .map(|p| committed_mismatch(p, end, term))
+                .unwrap_or_default(),
             Attack::CommitBeyondLog => match end {
                 Some(e) if e.0 <= commit => {
                     vec![chunk(e, LogIndex(last.0 + ABSURD_INDEX_STEP), Vec::new())]
                 }
                 _ => Vec::new(),
             },
-            Attack::OverlappingSnapshot => {
-                let Some(p) = peer else { return Vec::new() };
-                let c = p.commit_index();
-                let config = p.config().clone();
-                let Some(tc) = p.term_at(c) else {
-                    return Vec::new();
-                };
-                if config.index > c || c.0 == 0 {
-                    return Vec::new();
-                }
-                let data = Bytes::from_static(FORGED);
-                let meta = SnapshotMeta {
-                    index: c,
-                    term: tc,
-                    config,
-                };
-                raft_core::wire::snapshot_frames(&meta, &data, data.len().max(1))
-            }
+            Attack::OverlappingSnapshot => peer.map(overlapping_snapshot).unwrap_or_default(),
             Attack::AckDownstream => vec![Frame::Ack {
                 durable: end.map_or(LogIndex(0), |e| e.0),
             }],
@@ -397,81 +235,14 @@ impl World {
             _ => Vec::new(),
         }
     }
+}
 
-    /// Node `i` sent `msg`: the hostile member may send a forged datagram to
-    /// the same receiver.
-    pub(crate) fn hostile_datagram(&mut self, i: usize, msg: &Message) {
-        if !self.hostile_active(i) {
-            return;
-        }
-        let n = self.hosts.len();
-        let Some(to) = index_of(msg.to, n) else {
-            return;
-        };
-        let h = self.hostile.as_mut().expect("active");
-        let Some(a) = h.draw(&DATAGRAM_ATTACKS) else {
-            return;
-        };
-        let Some(peer) = self.hosts[to].node.as_ref() else {
-            return;
-        };
-        let (term, last) = (peer.term(), peer.last_index());
-        let leads = peer.role() == raft_core::Role::Leader;
-        let follows_us = peer.leader() == Some(msg.from);
-        let absurd = Term(term.0 + ABSURD_TERM_STEP);
-        let (term, body) = match a {
-            Attack::StaleHeartbeat if term.0 >= 2 => (
-                Term(term.0 - 1),
-                MessageBody::Heartbeat {
-                    commit: LogIndex(last.0 + 1_000),
-                    round: u64::MAX / 2,
-                },
-            ),
-            Attack::ForeignTimeoutNow if !follows_us => (term, MessageBody::TimeoutNow),
-            Attack::FutureRound if leads => (
-                term,
-                MessageBody::HeartbeatResponse {
-                    round: u64::MAX / 2,
-                    streaming: true,
-                },
-            ),
-            Attack::AbsurdPreVote => (
-                absurd,
-                MessageBody::PreVoteRequest {
-                    last_index: LogIndex(0),
-                    last_term: Term(0),
-                },
-            ),
-            Attack::AbsurdVote => (
-                absurd,
-                MessageBody::VoteRequest {
-                    last_index: LogIndex(0),
-                    last_term: Term(0),
-                    transfer: false,
-                },
-            ),
-            _ => return,
-        };
-        let forged = Message {
-            term,
-            body,
-            ..msg.clone()
-        };
-        self.cover(a.name());
-        self.trace
-            .record(self.now, Some(i), format!("hostile: {a:?} -> {forged}"));
-        if let Ok(times) = self.net.send_datagram(i, to, self.now, &mut self.net_rng) {
-            for at in times {
-                self.schedule(
-                    at,
-                    SimEvent::Message {
-                        from: i,
-                        to,
-                        msg: forged.clone(),
-                    },
-                );
-            }
-        }
+fn forged_entry(index: LogIndex, term: Term) -> LogEntry {
+    LogEntry {
+        index,
+        term,
+        kind: EntryKind::Command,
+        data: Bytes::from_static(FORGED),
     }
 }
 
@@ -480,24 +251,47 @@ pub fn holds_forged(entries: &[LogEntry]) -> bool {
     entries.iter().any(|e| e.data.as_ref() == FORGED)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rng::{Ppm, StreamKind};
+/// A chunk that continues the stream (or opens it), so it reaches the
+/// committed-prefix rule, with entries of a wrong term from there to just
+/// beyond the peer's commit index.
+fn committed_mismatch(p: &Node, end: Option<(LogIndex, Term)>, term: Term) -> Vec<Frame> {
+    let c = p.commit_index();
+    let Some(tc) = p.term_at(c).filter(|t| t.0 >= 2) else {
+        return Vec::new();
+    };
+    let from = match end {
+        None => c,
+        Some((e, _)) if e <= c && c.0 - e.0 < 64 => e,
+        Some(_) => return Vec::new(),
+    };
+    let wrong = Term(tc.0 - 1);
+    let entries = (from.0 + 1..=c.0 + 1)
+        .map(|x| forged_entry(LogIndex(x), wrong))
+        .collect();
+    vec![Frame::Chunk {
+        term,
+        prev_index: from,
+        prev_term: wrong,
+        leader_commit: c.next(),
+        entries,
+    }]
+}
 
-    #[test]
-    fn the_committed_mismatch_attack_is_left_out_when_asked() {
-        let knobs = HostileKnobs {
-            node: 0,
-            rate: Ppm::ALWAYS,
-            without_committed_mismatch: true,
-        };
-        let mut h = Hostile::new(knobs, SimRng::new(1, StreamKind::Hostile));
-        let drawn: Vec<Attack> = (0..500)
-            .filter_map(|_| h.draw(&LEADER_FRAME_ATTACKS))
-            .collect();
-        assert_eq!(drawn.len(), 500);
-        assert!(!drawn.contains(&Attack::CommittedMismatch));
-        assert!(drawn.contains(&Attack::PrevBeyondLog));
+/// A forged snapshot of the peer's committed prefix.
+fn overlapping_snapshot(p: &Node) -> Vec<Frame> {
+    let c = p.commit_index();
+    let config = p.config().clone();
+    let Some(tc) = p.term_at(c) else {
+        return Vec::new();
+    };
+    if config.index > c || c.0 == 0 {
+        return Vec::new();
     }
+    let data = Bytes::from_static(FORGED);
+    let meta = SnapshotMeta {
+        index: c,
+        term: tc,
+        config,
+    };
+    raft_core::wire::snapshot_frames(&meta, &data, data.len().max(1))
 }

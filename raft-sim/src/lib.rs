@@ -5,17 +5,23 @@
 //! ordered by `(time, seq)` and seeded randomness. Checkers watch every step.
 
 pub mod checkers;
+mod clients;
 pub mod clock;
+mod control;
+pub mod coverage;
 pub mod digest;
 pub mod disk;
 pub mod driver;
 pub mod history;
+mod host;
 pub mod hostile;
+mod judges;
 pub mod kv;
 pub mod linearizability;
 pub mod membership;
 pub mod nemesis;
 pub mod network;
+mod queue;
 pub mod rng;
 pub mod scenario;
 pub mod shrink;

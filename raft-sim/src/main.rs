@@ -76,10 +76,6 @@ struct Cli {
     /// seed in default mode, half the swarm seeds of 3 nodes or more).
     #[arg(long)]
     hostile: bool,
-    /// The hostile member leaves out chunks whose prev contradicts a committed
-    /// entry (raft-core panics on them until issue 8 item 3 is fixed).
-    #[arg(long, requires = "hostile")]
-    hostile_without_committed_mismatch: bool,
     /// Write the trace as JSONL to this file (single seed).
     #[arg(long)]
     trace: Option<std::path::PathBuf>,
@@ -141,7 +137,6 @@ impl Cli {
             lease_reads: self.lease_reads,
             drift_ppm_max: self.drift_ppm_max,
             hostile: self.hostile,
-            hostile_without_committed_mismatch: self.hostile_without_committed_mismatch,
         }
     }
 
@@ -155,10 +150,6 @@ impl Cli {
             (self.no_membership, " --no-membership"),
             (self.lease_reads, " --lease-reads"),
             (self.hostile, " --hostile"),
-            (
-                self.hostile_without_committed_mismatch,
-                " --hostile-without-committed-mismatch",
-            ),
         ];
         for (on, flag) in switches {
             if on {
@@ -256,24 +247,10 @@ fn run_one(cli: &Cli, scenario: Scenario) -> i32 {
     for f in &scenario.faults {
         println!("  {:>7}ms {}", f.at_ms, f.what);
     }
-    let mut trace = Trace::new(if cli.verbose { 0 } else { 200 }, cli.verbose);
-    let timeline_buf = cli.timeline.as_ref().map(|_| SharedBuf::default());
-    let file = match &cli.trace {
-        Some(path) => match std::fs::File::create(path) {
-            Ok(f) => Some(std::io::BufWriter::new(f)),
-            Err(e) => {
-                eprintln!("cannot create {}: {e}", path.display());
-                return 1;
-            }
-        },
-        None => None,
+    let (trace, timeline_buf) = match single_trace(cli) {
+        Ok(t) => t,
+        Err(code) => return code,
     };
-    match (file, &timeline_buf) {
-        (Some(f), Some(buf)) => trace = trace.with_jsonl(Box::new(Tee(f, buf.clone()))),
-        (Some(f), None) => trace = trace.with_jsonl(Box::new(f)),
-        (None, Some(buf)) => trace = trace.with_jsonl(Box::new(buf.clone())),
-        (None, None) => {}
-    }
     let wall = WallClock::now();
     let report = run(scenario.clone(), trace);
     let wall_s = wall.elapsed().as_secs_f64();
@@ -311,6 +288,31 @@ fn run_one(cli: &Cli, scenario: Scenario) -> i32 {
             f.class.exit_code()
         }
     }
+}
+
+/// The trace of a single-seed run: the last 200 records kept (all with
+/// `-v`), echoed with `-v`, written as JSONL to `--trace` and kept in memory
+/// for `--timeline`.
+fn single_trace(cli: &Cli) -> Result<(Trace, Option<SharedBuf>), i32> {
+    let mut trace = Trace::new(if cli.verbose { 0 } else { 200 }, cli.verbose);
+    let timeline_buf = cli.timeline.as_ref().map(|_| SharedBuf::default());
+    let file = match &cli.trace {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Some(std::io::BufWriter::new(f)),
+            Err(e) => {
+                eprintln!("cannot create {}: {e}", path.display());
+                return Err(1);
+            }
+        },
+        None => None,
+    };
+    match (file, &timeline_buf) {
+        (Some(f), Some(buf)) => trace = trace.with_jsonl(Box::new(Tee(f, buf.clone()))),
+        (Some(f), None) => trace = trace.with_jsonl(Box::new(f)),
+        (None, Some(buf)) => trace = trace.with_jsonl(Box::new(buf.clone())),
+        (None, None) => {}
+    }
+    Ok((trace, timeline_buf))
 }
 
 fn print_summary(r: &RunReport, wall_s: f64) {

@@ -4,43 +4,14 @@
 use crate::checkers::log::LogMirror;
 use crate::clock::Clock;
 use crate::disk::SimDisk;
-use crate::kv::KvFsm;
 use crate::world::{CLUSTER, Host, World, disk_timing};
-use raft_core::{
-    Config, Event, HardState, Instant, LogIndex, MembershipChange, NodeId, Role, Term,
-};
+use raft_core::{Config, Event, HardState, MembershipChange, NodeId, Term};
 
 /// The most servers a run grows to (initial ones plus joiners).
 pub const HOSTS_MAX: usize = 9;
 
 /// The fewest voters a removal may leave.
 pub const VOTERS_MIN: usize = 3;
-
-impl Host {
-    /// A host that has not started yet, on `disk` with `clock`.
-    pub(crate) fn fresh(disk: SimDisk, clock: Clock, mirror: LogMirror, term: Term) -> Host {
-        Host {
-            node: None,
-            disk,
-            clock,
-            incarnation: 0,
-            kv: KvFsm::default(),
-            mirror,
-            wake_generation: 0,
-            wake_at: Instant::NEVER,
-            incoming: None,
-            snapshot_writing: None,
-            role: Role::Follower,
-            term,
-            commit: LogIndex(0),
-            waiters: Vec::new(),
-            step_applies: Vec::new(),
-            steps: 0,
-            last_apply_at: Instant::ZERO,
-            paused_until: None,
-        }
-    }
-}
 
 impl World {
     /// The configuration in force: the current leader's, if there is one.

@@ -75,14 +75,14 @@ pub struct Knobs {
     pub lease_reads: bool,
     /// The bound on clock-rate drift the core's leases assume
     /// (`NodeOptions::clock_drift_ppm_max`); see [`Knobs::drift_within_lease_bound`].
-    #[serde(default = "default_max_clock_drift_ppm")]
+    #[serde(default = "default_clock_drift_ppm_max")]
     pub clock_drift_ppm_max: u64,
     /// A member that also sends protocol-violating frames and messages.
     #[serde(default)]
     pub hostile: Option<HostileKnobs>,
 }
 
-fn default_max_clock_drift_ppm() -> u64 {
+fn default_clock_drift_ppm_max() -> u64 {
     raft_core::NodeOptions::new(raft_core::NodeId(1)).clock_drift_ppm_max
 }
 
@@ -95,10 +95,6 @@ pub struct HostileKnobs {
     pub node: usize,
     /// Chance, per frame or message it sends, that an attack goes out with it.
     pub rate: Ppm,
-    /// Leave out the chunk whose `prev` contradicts the receiver's committed
-    /// entry (raft-core panics on it until issue 8 item 3 is fixed).
-    #[serde(default)]
-    pub without_committed_mismatch: bool,
 }
 
 /// Deliberately broken behaviour, used only by `tests/oracles_catch_bugs.rs`
@@ -152,7 +148,7 @@ impl Default for Knobs {
             cas: Ppm(300_000),
             mutant: Mutant::None,
             lease_reads: false,
-            clock_drift_ppm_max: default_max_clock_drift_ppm(),
+            clock_drift_ppm_max: default_clock_drift_ppm_max(),
             hostile: None,
         }
     }
@@ -238,16 +234,7 @@ impl fmt::Display for Knobs {
                 String::new()
             },
             match &self.hostile {
-                Some(h) => format!(
-                    " | hostile n{} rate={}{}",
-                    h.node + 1,
-                    h.rate.0,
-                    if h.without_committed_mismatch {
-                        " without committed-mismatch chunks"
-                    } else {
-                        ""
-                    }
-                ),
+                Some(h) => format!(" | hostile n{} rate={}", h.node + 1, h.rate.0),
                 None => String::new(),
             },
         )

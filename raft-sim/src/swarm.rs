@@ -45,10 +45,6 @@ pub struct Overrides {
     /// Draw a hostile member (always in default mode, in half the swarm seeds).
     #[serde(default)]
     pub hostile: bool,
-    /// The hostile member leaves out chunks whose `prev` contradicts the
-    /// receiver's committed entry (until raft-core stops panicking on them).
-    #[serde(default)]
-    pub hostile_without_committed_mismatch: bool,
 }
 
 /// Fault families the schedule draws from, with weights (0: disabled).
@@ -162,7 +158,6 @@ fn reach_knobs(k: &mut Knobs, r: &mut SimRng, swarm: bool, o: &Overrides) {
         k.hostile = Some(HostileKnobs {
             node,
             rate: if swarm { rate } else { Ppm(20_000) },
-            without_committed_mismatch: o.hostile_without_committed_mismatch,
         });
     }
 }
@@ -312,7 +307,6 @@ fn random_shape(r: &mut SimRng, n: usize) -> Shape {
 /// once (the fault budget).
 /// Half the crashes (drawn from `reach`) wait for a pending multi-entry append.
 fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng, reach: &mut SimRng) -> Vec<Timed<Fault>> {
-    let mut out = Vec::new();
     let weights = [
         mix.partition,
         mix.crash,
@@ -322,94 +316,121 @@ fn schedule(k: &Knobs, mix: &FaultMix, r: &mut SimRng, reach: &mut SimRng) -> Ve
         mix.membership,
     ];
     if mix.interval_ms == 0 || weights.iter().sum::<u64>() == 0 || k.nodes < 2 {
-        return out;
+        return Vec::new();
     }
+    let mut s = Schedule {
+        nodes: k.nodes,
+        out: Vec::new(),
+        partition_until: 0,
+        down_until: vec![0; k.nodes],
+        budget: (k.nodes - 1) / 2,
+    };
     let mut t = 0u64;
-    let mut partition_until = 0u64;
-    let mut down_until = vec![0u64; k.nodes];
-    let budget = (k.nodes - 1) / 2;
     loop {
         t += 1 + r.exponential_ns(mix.interval_ms * 1_000_000) / 1_000_000;
         if t >= k.chaos_ms {
             break;
         }
         match r.weighted(&weights) {
-            0 if t >= partition_until => {
-                let heal = t + r.between(500, 5_000);
-                out.push(Timed {
-                    at_ms: t,
-                    what: Fault::Partition(random_shape(r, k.nodes)),
-                });
-                out.push(Timed {
-                    at_ms: heal,
-                    what: Fault::Heal,
-                });
-                partition_until = heal;
-            }
-            1 => {
-                let node = r.below(k.nodes as u64) as usize;
-                let down = down_until.iter().filter(|&&u| u > t).count();
-                if down_until[node] <= t && down < budget {
-                    let back = t + r.between(200, 5_000);
-                    let what = if reach.chance(Ppm(500_000)) {
-                        Fault::CrashMidAppend { node }
-                    } else {
-                        Fault::Crash { node }
-                    };
-                    out.push(Timed { at_ms: t, what });
-                    out.push(Timed {
-                        at_ms: back,
-                        what: Fault::Restart { node },
-                    });
-                    down_until[node] = back;
-                }
-            }
-            3 => {
-                let node = r.below(k.nodes as u64) as usize;
-                let down = down_until.iter().filter(|&&u| u > t).count();
-                if down_until[node] <= t && down < budget {
-                    let ms = r.between(50, 3_000);
-                    out.push(Timed {
-                        at_ms: t,
-                        what: Fault::Pause { node, ms },
-                    });
-                    down_until[node] = t + ms;
-                }
-            }
-            2 => out.push(Timed {
-                at_ms: t,
-                what: Fault::BreakStreams {
-                    node: r.below(k.nodes as u64) as usize,
-                },
-            }),
-            4 => {
-                let target = if r.chance(Ppm(500_000)) {
-                    Some(r.below(k.nodes as u64) as usize)
-                } else {
-                    None
-                };
-                out.push(Timed {
-                    at_ms: t,
-                    what: Fault::TransferLeadership { target },
-                });
-            }
-            5 => {
-                let what = if r.chance(Ppm(500_000)) {
-                    Fault::AddMember
-                } else {
-                    Fault::RemoveMember {
-                        node: r.below(k.nodes as u64) as usize,
-                    }
-                };
-                out.push(Timed { at_ms: t, what });
-            }
+            0 if t >= s.partition_until => s.partition(t, r),
+            1 => s.crash(t, r, reach),
+            3 => s.pause(t, r),
+            family @ (2 | 4 | 5) => s.cluster_fault(family, t, r),
             _ => {}
         }
     }
+    let mut out = s.out;
     divergent_episodes(k, mix, reach, &mut out);
     out.retain(|f| f.at_ms < k.chaos_ms);
     out.sort_by_key(|f| f.at_ms);
     out
+}
+
+/// A fault schedule being drawn: what it holds so far and what it must respect.
+struct Schedule {
+    nodes: usize,
+    out: Vec<Timed<Fault>>,
+    /// The current partition heals then; no other partition starts before.
+    partition_until: u64,
+    /// Per node: down (crashed or paused) until then.
+    down_until: Vec<u64>,
+    /// At most this many nodes down at once (a quorum stays up).
+    budget: usize,
+}
+
+impl Schedule {
+    fn push(&mut self, at_ms: u64, what: Fault) {
+        self.out.push(Timed { at_ms, what });
+    }
+
+    /// Node `node` may go down at `t` without breaking the budget.
+    fn may_go_down(&self, node: usize, t: u64) -> bool {
+        let down = self.down_until.iter().filter(|&&u| u > t).count();
+        self.down_until[node] <= t && down < self.budget
+    }
+
+    /// A partition of a random shape at `t`, healed 0.5–5 s later.
+    fn partition(&mut self, t: u64, r: &mut SimRng) {
+        let heal = t + r.between(500, 5_000);
+        self.push(t, Fault::Partition(random_shape(r, self.nodes)));
+        self.push(heal, Fault::Heal);
+        self.partition_until = heal;
+    }
+
+    /// A crash at `t` (half of them waiting for a multi-entry append) and the
+    /// restart 0.2–5 s later.
+    fn crash(&mut self, t: u64, r: &mut SimRng, reach: &mut SimRng) {
+        let node = r.below(self.nodes as u64) as usize;
+        if self.may_go_down(node, t) {
+            let back = t + r.between(200, 5_000);
+            let what = if reach.chance(Ppm(500_000)) {
+                Fault::CrashMidAppend { node }
+            } else {
+                Fault::Crash { node }
+            };
+            self.push(t, what);
+            self.push(back, Fault::Restart { node });
+            self.down_until[node] = back;
+        }
+    }
+
+    /// A pause of 50 ms–3 s at `t`.
+    fn pause(&mut self, t: u64, r: &mut SimRng) {
+        let node = r.below(self.nodes as u64) as usize;
+        if self.may_go_down(node, t) {
+            let ms = r.between(50, 3_000);
+            self.push(t, Fault::Pause { node, ms });
+            self.down_until[node] = t + ms;
+        }
+    }
+
+    /// A fault of the cluster's streams or membership: family 2 breaks a
+    /// node's streams, 4 transfers leadership, 5 adds or removes a member.
+    fn cluster_fault(&mut self, family: usize, t: u64, r: &mut SimRng) {
+        let what = match family {
+            2 => Fault::BreakStreams {
+                node: r.below(self.nodes as u64) as usize,
+            },
+            4 => {
+                let target = if r.chance(Ppm(500_000)) {
+                    Some(r.below(self.nodes as u64) as usize)
+                } else {
+                    None
+                };
+                Fault::TransferLeadership { target }
+            }
+            _ => {
+                if r.chance(Ppm(500_000)) {
+                    Fault::AddMember
+                } else {
+                    Fault::RemoveMember {
+                        node: r.below(self.nodes as u64) as usize,
+                    }
+                }
+            }
+        };
+        self.push(t, what);
+    }
 }
 
 /// Up to two episodes that make logs diverge in three terms at one index

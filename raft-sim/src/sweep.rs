@@ -5,6 +5,7 @@
 //! so a sweep's summary is deterministic too (wall-clock figures aside).
 
 use crate::checkers::FailureClass;
+pub use crate::coverage::{LEASE_READ, RUN_WITH_HOSTILE, RUN_WITH_LEASE_READS};
 use crate::scenario::Scenario;
 use crate::swarm::{Overrides, scenario_from_seed};
 use crate::trace::Trace;
@@ -104,24 +105,10 @@ pub const COVERAGE_GOALS: [&str; 9] = [
 pub fn conditional_goals() -> Vec<(&'static str, &'static str)> {
     let mut goals = vec![(LEASE_READ, RUN_WITH_LEASE_READS)];
     for a in crate::hostile::Attack::ALL {
-        let mark = if a == crate::hostile::Attack::CommittedMismatch {
-            RUN_WITH_COMMITTED_MISMATCH
-        } else {
-            RUN_WITH_HOSTILE
-        };
-        goals.push((a.name(), mark));
+        goals.push((a.name(), RUN_WITH_HOSTILE));
     }
     goals
 }
-
-/// Coverage: a read answered from the leader's lease.
-pub const LEASE_READ: &str = "read served from a lease";
-/// Coverage mark of a seed with lease reads on.
-pub const RUN_WITH_LEASE_READS: &str = "seed with lease reads";
-/// Coverage mark of a seed with a hostile member.
-pub const RUN_WITH_HOSTILE: &str = "seed with a hostile member";
-/// Coverage mark of a seed whose hostile member may send committed-mismatch chunks.
-pub const RUN_WITH_COMMITTED_MISMATCH: &str = "seed with committed-mismatch chunks";
 
 impl SweepSummary {
     /// The coverage goals never reached (conditional ones only where their

@@ -313,64 +313,101 @@ fn is_vote(msg: &str) -> bool {
 
 fn build(scenario: &Scenario, report: &RunReport, records: &[Record]) -> Model {
     let n = scenario.knobs.nodes;
-    let mut m = Model {
-        n,
-        end: report.sim_ns.max(records.last().map_or(0, |r| r.at_ns)),
-        roles: vec![vec![(0, Role::Follower, 1)]; n],
-        down: vec![Vec::new(); n],
-        paused: vec![Vec::new(); n],
-        applied: vec![vec![(0, 0)]; n],
-        ..Model::default()
-    };
-    let mut down_since: Vec<Option<u64>> = vec![None; n];
-    let mut pause_since: Vec<Option<u64>> = vec![None; n];
-    let mut partition_since: Option<(u64, String)> = None;
-    let mut faults = scenario.faults.iter().map(|f| &f.what);
-    let mut sends: BTreeMap<String, VecDeque<(usize, u64)>> = BTreeMap::new();
-    let mut frames: BTreeMap<String, VecDeque<(usize, u64)>> = BTreeMap::new();
-    // The leader of the highest term among running nodes, as the nemesis resolves it.
-    let leader_now = |roles: &[Vec<(u64, Role, u64)>], down: &[Option<u64>]| {
-        (0..n)
-            .filter(|&i| down[i].is_none())
-            .filter(|&i| roles[i].last().is_some_and(|r| r.1 == Role::Leader))
-            .max_by_key(|&i| roles[i].last().map(|r| r.2))
+    let mut b = Builder {
+        m: Model {
+            n,
+            end: report.sim_ns.max(records.last().map_or(0, |r| r.at_ns)),
+            roles: vec![vec![(0, Role::Follower, 1)]; n],
+            down: vec![Vec::new(); n],
+            paused: vec![Vec::new(); n],
+            applied: vec![vec![(0, 0)]; n],
+            ..Model::default()
+        },
+        down_since: vec![None; n],
+        pause_since: vec![None; n],
+        partition_since: None,
+        faults: scenario.faults.iter(),
+        sends: BTreeMap::new(),
+        frames: BTreeMap::new(),
     };
     for r in records {
-        let t = r.at_ns;
-        let text = r.text.as_str();
+        let (t, text) = (r.at_ns, r.text.as_str());
         if let Some(f) = text.strip_prefix("FAILURE ") {
-            m.failure.get_or_insert((t, f.to_string()));
+            b.m.failure.get_or_insert((t, f.to_string()));
         }
-        let Some(i) = r.node.filter(|&i| i < n) else {
-            if let Some(f) = text.strip_prefix("fault: ") {
-                // Faults are recorded in schedule order; match the structured one.
-                let fault = faults.by_ref().find(|x| x.to_string() == f);
-                match fault {
-                    Some(Fault::Partition(shape)) => {
-                        if let Some((s, l)) = partition_since.take() {
-                            m.partitions.push((s, t, l));
-                        }
-                        let label = shape_label(shape, n, leader_now(&m.roles, &down_since));
-                        partition_since = Some((t, label));
-                    }
-                    Some(Fault::Heal) => {
-                        if let Some((s, l)) = partition_since.take() {
-                            m.partitions.push((s, t, l));
-                        }
-                    }
-                    Some(Fault::Pause { node, ms }) if *node < n && down_since[*node].is_none() => {
-                        pause_since[*node] = Some(t);
-                        let _ = ms;
-                    }
-                    _ => {}
-                }
-            } else if text.starts_with("heal:") {
-                if let Some((s, l)) = partition_since.take() {
-                    m.partitions.push((s, t, l));
-                }
+        match r.node.filter(|&i| i < n) {
+            Some(i) => {
+                let _ = b.lifecycle(i, t, text)
+                    || b.message(i, t, text)
+                    || b.stream(i, t, text)
+                    || b.step_glyph(i, t, text);
             }
-            continue;
-        };
+            None => b.cluster(t, text),
+        }
+    }
+    b.finish(report, scenario.knobs.client_timeout_ms * 1_000_000)
+}
+
+/// The model being read out of a trace, with what is open at the record at hand.
+struct Builder<'a> {
+    m: Model,
+    down_since: Vec<Option<u64>>,
+    pause_since: Vec<Option<u64>>,
+    partition_since: Option<(u64, String)>,
+    /// The scheduled faults not yet matched to a record.
+    faults: std::slice::Iter<'a, crate::scenario::Timed<Fault>>,
+    /// Votes sent and not yet received, by text.
+    sends: BTreeMap<String, VecDeque<(usize, u64)>>,
+    /// Frames sent and not yet received, by text.
+    frames: BTreeMap<String, VecDeque<(usize, u64)>>,
+}
+
+impl Builder<'_> {
+    /// The leader of the highest term among running nodes, as the nemesis resolves it.
+    fn leader_now(&self) -> Option<usize> {
+        let roles = &self.m.roles;
+        (0..self.m.n)
+            .filter(|&i| self.down_since[i].is_none())
+            .filter(|&i| roles[i].last().is_some_and(|r| r.1 == Role::Leader))
+            .max_by_key(|&i| roles[i].last().map(|r| r.2))
+    }
+
+    fn end_partition(&mut self, t: u64) {
+        if let Some((s, l)) = self.partition_since.take() {
+            self.m.partitions.push((s, t, l));
+        }
+    }
+
+    /// A record of no node: faults and the heal.
+    fn cluster(&mut self, t: u64, text: &str) {
+        if let Some(f) = text.strip_prefix("fault: ") {
+            // Faults are recorded in schedule order; match the structured one.
+            let fault = self
+                .faults
+                .find(|x| x.what.to_string() == f)
+                .map(|x| &x.what);
+            match fault {
+                Some(Fault::Partition(shape)) => {
+                    self.end_partition(t);
+                    let label = shape_label(shape, self.m.n, self.leader_now());
+                    self.partition_since = Some((t, label));
+                }
+                Some(Fault::Heal) => self.end_partition(t),
+                Some(Fault::Pause { node, .. })
+                    if *node < self.m.n && self.down_since[*node].is_none() =>
+                {
+                    self.pause_since[*node] = Some(t);
+                }
+                _ => {}
+            }
+        } else if text.starts_with("heal:") {
+            self.end_partition(t);
+        }
+    }
+
+    /// Role changes, crashes, restarts, resumes and applies of node `i`.
+    fn lifecycle(&mut self, i: usize, t: u64, text: &str) -> bool {
+        let m = &mut self.m;
         if let Some(rest) = text.strip_prefix("-> RoleChanged ") {
             let mut w = rest.split_whitespace();
             let role = w.next().and_then(Role::from_name);
@@ -379,18 +416,18 @@ fn build(scenario: &Scenario, report: &RunReport, records: &[Record]) -> Model {
                 m.roles[i].push((t, role, term));
             }
         } else if text.starts_with("crash:") {
-            down_since[i] = Some(t);
-            if let Some(p) = pause_since[i].take() {
+            self.down_since[i] = Some(t);
+            if let Some(p) = self.pause_since[i].take() {
                 m.paused[i].push((p, t));
             }
             m.markers.push((t, i, "crash", text.to_string()));
         } else if text.starts_with("start incarnation") {
-            if let Some(d) = down_since[i].take() {
+            if let Some(d) = self.down_since[i].take() {
                 m.down[i].push((d, t));
                 m.markers.push((t, i, "restart", text.to_string()));
             }
         } else if text == "resume after a pause" {
-            if let Some(p) = pause_since[i].take() {
+            if let Some(p) = self.pause_since[i].take() {
                 m.paused[i].push((p, t));
             }
         } else if let Some(rest) = text.strip_prefix("-> Apply [") {
@@ -398,21 +435,29 @@ fn build(scenario: &Scenario, report: &RunReport, records: &[Record]) -> Model {
             if let Some(last) = last.and_then(|x| x.parse().ok()) {
                 m.applied[i].push((t, last));
             }
-        } else if let Some(msg) = text.strip_prefix("-> Send ") {
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// Votes sent and received (arrows) and drops of node `i`.
+    fn message(&mut self, i: usize, t: u64, text: &str) -> bool {
+        if let Some(msg) = text.strip_prefix("-> Send ") {
             let (msg, dup) = match msg.strip_suffix(" (dup)") {
                 Some(m) => (m, true),
                 None => (msg, false),
             };
             if is_vote(msg) {
-                let q = sends.entry(msg.to_string()).or_default();
+                let q = self.sends.entry(msg.to_string()).or_default();
                 q.push_back((i, t));
                 if dup {
                     q.push_back((i, t));
                 }
             }
         } else if let Some(msg) = text.split_once(" <- Recv ").map(|x| x.1) {
-            if let Some((from, sent)) = sends.get_mut(msg).and_then(|q| q.pop_front()) {
-                m.votes.push(Arrow {
+            if let Some((from, sent)) = self.sends.get_mut(msg).and_then(|q| q.pop_front()) {
+                self.m.votes.push(Arrow {
                     from,
                     to: i,
                     sent,
@@ -424,19 +469,27 @@ fn build(scenario: &Scenario, report: &RunReport, records: &[Record]) -> Model {
             .strip_prefix("-> drop ")
             .or_else(|| text.strip_prefix("drop "))
         {
-            if msg.contains(" Heartbeat") {
-                continue;
+            if !msg.contains(" Heartbeat") {
+                self.m.drops.push((t, i, msg.to_string()));
             }
-            m.drops.push((t, i, msg.to_string()));
-        } else if let Some(frame) = text.strip_prefix("-> SendFrame ") {
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// Frames sent and received (arrows) and stream opens and closes of node `i`.
+    fn stream(&mut self, i: usize, t: u64, text: &str) -> bool {
+        let m = &mut self.m;
+        if let Some(frame) = text.strip_prefix("-> SendFrame ") {
             if !frame.contains(" dropped (") {
-                frames
+                self.frames
                     .entry(frame.to_string())
                     .or_default()
                     .push_back((i, t));
             }
         } else if let Some(frame) = text.split_once(" <- FrameRecv ").map(|x| x.1) {
-            if let Some((from, sent)) = frames.get_mut(frame).and_then(|q| q.pop_front()) {
+            if let Some((from, sent)) = self.frames.get_mut(frame).and_then(|q| q.pop_front()) {
                 let a = Arrow {
                     from,
                     to: i,
@@ -460,36 +513,47 @@ fn build(scenario: &Scenario, report: &RunReport, records: &[Record]) -> Model {
             m.markers.push((t, i, "close", format!("closed {s}")));
         } else if text.starts_with("stream ") && text.contains("broke") {
             m.markers.push((t, i, "close", text.to_string()));
-        } else if let Some((glyph, _)) = text.split_once(" <- ") {
-            // Every step names the role and term before it: catches restarts
-            // and any change the RoleChanged actions did not report.
-            let mut c = glyph.chars();
-            let role = c.next().and_then(Role::from_glyph);
-            let term = c.as_str().parse::<u64>().ok();
-            if let (Some(role), Some(term)) = (role, term) {
-                let last = m.roles[i].last().copied();
-                if last.is_none_or(|(_, r, tm)| r != role || tm != term) {
-                    m.roles[i].push((t, role, term));
-                }
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// Every step names the role and term before it: catches restarts and
+    /// any change the RoleChanged actions did not report.
+    fn step_glyph(&mut self, i: usize, t: u64, text: &str) -> bool {
+        let Some((glyph, _)) = text.split_once(" <- ") else {
+            return false;
+        };
+        let mut c = glyph.chars();
+        let role = c.next().and_then(Role::from_glyph);
+        let term = c.as_str().parse::<u64>().ok();
+        if let (Some(role), Some(term)) = (role, term) {
+            let last = self.m.roles[i].last().copied();
+            if last.is_none_or(|(_, r, tm)| r != role || tm != term) {
+                self.m.roles[i].push((t, role, term));
             }
         }
+        true
     }
-    let end = m.end;
-    for (i, d) in down_since.iter().enumerate() {
-        if let Some(d) = d {
-            m.down[i].push((*d, end));
+
+    /// Closes what is still open at the end and adds the client operations.
+    fn finish(mut self, report: &RunReport, client_timeout_ns: u64) -> Model {
+        let end = self.m.end;
+        for (i, d) in self.down_since.iter().enumerate() {
+            if let Some(d) = d {
+                self.m.down[i].push((*d, end));
+            }
         }
-    }
-    for (i, p) in pause_since.iter().enumerate() {
-        if let Some(p) = p {
-            m.paused[i].push((*p, end));
+        for (i, p) in self.pause_since.iter().enumerate() {
+            if let Some(p) = p {
+                self.m.paused[i].push((*p, end));
+            }
         }
+        self.end_partition(end);
+        client_ops(&mut self.m, report, client_timeout_ns);
+        self.m
     }
-    if let Some((s, l)) = partition_since {
-        m.partitions.push((s, end, l));
-    }
-    client_ops(&mut m, report, scenario.knobs.client_timeout_ms * 1_000_000);
-    m
 }
 
 /// Escapes text for XML content and attributes.

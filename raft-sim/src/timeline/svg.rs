@@ -91,7 +91,30 @@ pub(super) fn panel(h: &mut String, m: &Model, t0: u64, t1: u64, messages: bool)
         h,
         "<rect width=\"{width:.0}\" height=\"{height:.0}\" fill=\"#fff\"/>"
     );
-    // Time axis.
+    axis(h, &f, height);
+    partitions(h, m, &f, clients_top);
+    let max_applied = m
+        .applied
+        .iter()
+        .flatten()
+        .map(|a| a.1)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    for i in 0..m.n {
+        lane(h, m, &f, i, max_applied);
+    }
+    if messages {
+        arrows(h, m, &f);
+    }
+    markers(h, m, &f, messages);
+    client_lanes(h, m, &f, clients_top);
+    failure_line(h, m, &f, height);
+    h.push_str("</svg>\n");
+}
+
+/// The time axis: a tick line and label every round step.
+fn axis(h: &mut String, f: &Frame, height: f64) {
     let step = tick_step(f.t1 - f.t0);
     let mut t = f.t0.div_ceil(step) * step;
     while t <= f.t1 {
@@ -105,7 +128,10 @@ pub(super) fn panel(h: &mut String, m: &Model, t0: u64, t1: u64, messages: bool)
         );
         t += step;
     }
-    // Partitions behind everything.
+}
+
+/// Partitions, as shaded bands behind everything, labeled with their groups.
+fn partitions(h: &mut String, m: &Model, f: &Frame, clients_top: f64) {
     for (k, (a, b, label)) in m
         .partitions
         .iter()
@@ -128,20 +154,10 @@ pub(super) fn panel(h: &mut String, m: &Model, t0: u64, t1: u64, messages: bool)
             esc(label)
         );
     }
-    let max_applied = m
-        .applied
-        .iter()
-        .flatten()
-        .map(|a| a.1)
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    for i in 0..m.n {
-        lane(h, m, &f, i, max_applied);
-    }
-    if messages {
-        arrows(h, m, &f);
-    }
+}
+
+/// Crash and restart marks (and stream opens and closes with the messages).
+fn markers(h: &mut String, m: &Model, f: &Frame, messages: bool) {
     for (t, i, kind, text) in m.markers.iter().filter(|k| f.overlaps(k.0, k.0)) {
         let stream = matches!(*kind, "open" | "close");
         if stream && !messages {
@@ -178,7 +194,10 @@ pub(super) fn panel(h: &mut String, m: &Model, t0: u64, t1: u64, messages: bool)
             esc(text)
         );
     }
-    // Client lanes.
+}
+
+/// One lane per client with its operations colored by outcome.
+fn client_lanes(h: &mut String, m: &Model, f: &Frame, clients_top: f64) {
     for c in 0..m.client_lanes {
         let y = clients_top + c as f64 * 14.0;
         let _ = writeln!(
@@ -208,6 +227,10 @@ pub(super) fn panel(h: &mut String, m: &Model, t0: u64, t1: u64, messages: bool)
             esc(text)
         );
     }
+}
+
+/// A red line at the failure, if it falls in the window.
+fn failure_line(h: &mut String, m: &Model, f: &Frame, height: f64) {
     if let Some((t, why)) = &m.failure {
         if f.overlaps(*t, *t) {
             let x = f.x(*t);
@@ -221,7 +244,6 @@ pub(super) fn panel(h: &mut String, m: &Model, t0: u64, t1: u64, messages: bool)
             );
         }
     }
-    h.push_str("</svg>\n");
 }
 
 /// One node's lane: role spans, term labels, down/paused spans and the applied-index strip.

@@ -1,0 +1,203 @@
+//! The clients' plumbing: invoking operations on a node, routing the node's
+//! completions back (a write's result or a read's value once the node has
+//! applied the index) and recording each end in the history.
+
+use crate::checkers::Failure;
+use crate::digest::hash_bytes;
+use crate::kv::KvCommand;
+use crate::workload::{End, Request};
+use crate::world::{ApplyWaiter, CLIENT_LATENCY_NS, SimEvent, World, index_of};
+use raft_core::{Completion, Event, Instant, LogIndex, Proposal, RequestError, RequestId};
+
+impl World {
+    /// A client invokes its next operation.
+    pub(crate) fn client_invoke(&mut self, client: usize) {
+        // Clients go quiet for the last 4 election timeouts so that commit and
+        // apply can converge before the liveness judgment.
+        let k = &self.scenario.knobs;
+        let quiet_ns = 4 * k.election_timeout_ms * 1_000_000;
+        if self.now.0 + quiet_ns >= k.duration_ms * 1_000_000 {
+            return;
+        }
+        let inv = self.workload.invoke(client, self.now);
+        let node = inv.node;
+        let Some(incarnation) = self.up_incarnation(node) else {
+            self.client_finish(inv.id, End::Failed, None, "connection refused");
+            return;
+        };
+        let event = match inv.request {
+            Request::Write(data) => Event::ProposeRequested {
+                proposals: vec![Proposal { id: inv.id, data }],
+            },
+            Request::Read(_) => Event::ReadRequested { id: inv.id },
+        };
+        self.schedule(
+            Instant(self.now.0 + CLIENT_LATENCY_NS),
+            SimEvent::Deliver {
+                node,
+                incarnation,
+                event,
+            },
+        );
+        self.schedule(inv.deadline, SimEvent::ClientTimeout { id: inv.id });
+    }
+
+    /// Records the end of a request and schedules the client's next op.
+    pub(crate) fn client_finish(
+        &mut self,
+        id: RequestId,
+        end: End,
+        hint: Option<usize>,
+        why: &str,
+    ) {
+        let at = Instant(self.now.0 + CLIENT_LATENCY_NS);
+        if let Some((client, op)) = self.workload.finish(id, at, end, hint) {
+            self.trace
+                .record(self.now, None, format!("client {client} {op} ({why})"));
+            let next = Instant(at.0 + self.workload.think_ns());
+            self.schedule(next, SimEvent::ClientInvoke { client });
+        }
+    }
+
+    /// Routes a completion to the client that asked.
+    pub(crate) fn on_complete(
+        &mut self,
+        i: usize,
+        id: RequestId,
+        result: Result<Completion, RequestError>,
+    ) -> Result<(), Failure> {
+        if self.nemesis_complete(i, id, &result) {
+            return Ok(());
+        }
+        let Some((_, op)) = self.workload.lookup(id) else {
+            return Ok(());
+        };
+        let op = *op;
+        match result {
+            Ok(Completion::Written { index }) => self.on_written(i, id, op, index)?,
+            Ok(Completion::Read { index }) => {
+                self.hosts[i].waiters.push(ApplyWaiter {
+                    id,
+                    index,
+                    read_key: Some(op.key),
+                    op_id: op.id,
+                });
+                self.serve_waiters(i);
+            }
+            Ok(other) => {
+                return Err(Failure::safety(
+                    "completion",
+                    format!("n{} completed {id} with {other:?}", i + 1),
+                ));
+            }
+            Err(e) => {
+                let n = self.hosts.len();
+                let hint = match &e {
+                    RequestError::NotLeader { leader, .. } => leader.and_then(|l| index_of(l, n)),
+                    _ => None,
+                };
+                if e.outcome() == raft_core::Outcome::Unknown {
+                    self.cover("request outcome unknown (leadership lost after append)");
+                }
+                let end = match e.outcome() {
+                    raft_core::Outcome::Definite => End::Failed,
+                    raft_core::Outcome::Unknown => End::Unknown,
+                };
+                self.client_finish(id, end, hint, &e.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// Node `i` reports client op `op` (request `id`) written at `index`: it
+    /// must be the op's command; a put is answered at once, a cas once node
+    /// `i` has applied it (its result comes from the state machine).
+    fn on_written(
+        &mut self,
+        i: usize,
+        id: RequestId,
+        op: crate::history::Op,
+        index: LogIndex,
+    ) -> Result<(), Failure> {
+        let host = &self.hosts[i];
+        let Some(cmd_hash) = self.command_hash(op.id) else {
+            return Ok(());
+        };
+        let ours = host.mirror.payload_hash_at(index) == Some(cmd_hash);
+        if !ours {
+            return Err(Failure::safety(
+                "completion",
+                format!(
+                    "n{} reported op{} written at {index}, which holds another entry",
+                    i + 1,
+                    op.id
+                ),
+            ));
+        }
+        let digest = host.mirror.at(index).map_or(0, |(_, d)| d);
+        self.acked.on_ack(index, op.id, digest)?;
+        if let crate::history::OpKind::Put { .. } = op.kind {
+            self.client_finish(
+                id,
+                End::Ok {
+                    read: None,
+                    cas_ok: true,
+                },
+                None,
+                "written",
+            );
+            return Ok(());
+        }
+        self.hosts[i].waiters.push(ApplyWaiter {
+            id,
+            index,
+            read_key: None,
+            op_id: op.id,
+        });
+        self.serve_waiters(i);
+        Ok(())
+    }
+
+    /// The payload hash of the command op `op_id` proposed.
+    fn command_hash(&self, op_id: u64) -> Option<u64> {
+        let op = self.workload.history().get(op_id as usize)?;
+        let kv_op = match op.kind {
+            crate::history::OpKind::Put { value } => crate::kv::KvOp::Put { key: op.key, value },
+            crate::history::OpKind::Cas { from, to, .. } => crate::kv::KvOp::Cas {
+                key: op.key,
+                from,
+                to,
+            },
+            crate::history::OpKind::Get { .. } => return None,
+        };
+        Some(hash_bytes(&KvCommand { op_id, op: kv_op }.encode()))
+    }
+
+    /// Answers every client whose index node `i` has now applied.
+    pub(crate) fn serve_waiters(&mut self, i: usize) {
+        let applied = self.hosts[i].kv.applied();
+        let (ready, waiting): (Vec<ApplyWaiter>, Vec<ApplyWaiter>) =
+            std::mem::take(&mut self.hosts[i].waiters)
+                .into_iter()
+                .partition(|w| w.index <= applied);
+        self.hosts[i].waiters = waiting;
+        for w in ready {
+            let kv = &self.hosts[i].kv;
+            let end = match w.read_key {
+                Some(key) => End::Ok {
+                    read: kv.get(key),
+                    cas_ok: false,
+                },
+                None => match kv.result_at(w.index) {
+                    Some(r) if r.op_id == w.op_id => End::Ok {
+                        read: None,
+                        cas_ok: r.ok,
+                    },
+                    // Applied before this node kept results (restored from a snapshot).
+                    _ => End::Unknown,
+                },
+            };
+            self.client_finish(w.id, end, None, "served");
+        }
+    }
+}
