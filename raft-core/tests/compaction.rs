@@ -248,3 +248,50 @@ fn a_snapshot_acked_whole_at_once_is_sent_once_then_the_entries() {
     assert_eq!(c.commands(f).len(), 40);
     c.assert_state_machine_safety();
 }
+
+fn compactions(h: &Host) -> Vec<LogIndex> {
+    h.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CompactLog { through } => Some(*through),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_snapshot_taken_is_recorded_only_if_newer_and_applied_and_compacts_behind_its_trailing_window()
+{
+    // Requests switched off: the test reports snapshots itself.
+    let mut c = Cluster::with_options(1, opts(0, 3));
+    for i in 0..10 {
+        c.propose(format!("w{i}").as_bytes());
+    }
+    c.settle();
+    let me = NodeId(1);
+    let applied = c.hosts[&me].node.applied_index();
+    assert!(applied >= LogIndex(11), "{applied}");
+    let taken = |c: &mut Cluster, index: LogIndex| {
+        c.hosts.get_mut(&me).unwrap().actions.clear();
+        c.step(me, Event::SnapshotTaken { index });
+        let h = &c.hosts[&me];
+        (h.node.snapshot().map(|s| s.index), compactions(h))
+    };
+
+    // Beyond what the FSM applied, or of nothing: not a snapshot of ours.
+    assert_eq!(taken(&mut c, applied.next()), (None, vec![]));
+    assert_eq!(taken(&mut c, LogIndex(0)), (None, vec![]));
+    // Within the trailing window of the log's start: nothing to drop yet.
+    assert_eq!(taken(&mut c, LogIndex(3)), (Some(LogIndex(3)), vec![]));
+    assert_eq!(c.hosts[&me].node.status().first_index, LogIndex(1));
+    // Up to the applied index: recorded, the log kept for 3 entries behind it.
+    let through = LogIndex(applied.0 - 3);
+    assert_eq!(taken(&mut c, applied), (Some(applied), vec![through]));
+    assert_eq!(c.hosts[&me].node.status().first_index, through.next());
+    // An older or the same snapshot again changes nothing.
+    assert_eq!(taken(&mut c, applied), (Some(applied), vec![]));
+    assert_eq!(
+        taken(&mut c, LogIndex(applied.0 - 1)),
+        (Some(applied), vec![])
+    );
+}

@@ -306,6 +306,7 @@ fn one_vote_per_term() {
         granted(&node.step(voting_from() + Duration(2), Event::MessageReceived(ask(1)))),
         "a repeated request gets the same answer"
     );
+    assert_eq!(node.vote(), Some(n(1)), "the vote it reports");
 }
 
 #[test]
@@ -509,4 +510,134 @@ fn a_leader_that_loses_its_quorum_waits_a_fresh_election_timeout() {
         node.election_deadline().unwrap() > c.now,
         "no immediate campaign after stepping down"
     );
+}
+
+/// Node 1 of a five-voter cluster of `CLUSTER` in term 1, its log holding
+/// only the configuration, gone pre-candidate at its first election timeout.
+fn pre_candidate_of_five() -> (Node, Instant) {
+    let config = Config {
+        cluster_id: CLUSTER,
+        index: LogIndex(1),
+        max_node_id: n(5),
+        members: (1..=5)
+            .map(|id| Member {
+                id: n(id),
+                address: format!("n{id}"),
+                role: MemberRole::Voter,
+            })
+            .collect(),
+    };
+    let recovered = RecoveredState {
+        hard_state: HardState {
+            cluster_id: Some(CLUSTER),
+            term: Term(1),
+            vote: None,
+        },
+        snapshot: None,
+        entries: vec![LogEntry {
+            index: LogIndex(1),
+            term: Term(1),
+            kind: EntryKind::Initialize,
+            data: config.encode(),
+        }],
+    };
+    let mut node = Node::new(NodeOptions::new(n(1)), recovered, 5, Instant(0)).unwrap();
+    let timeout = node.next_deadline();
+    node.step(timeout, Event::Tick);
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, Term(1)));
+    (node, timeout)
+}
+
+fn pre_vote_response(from: u64, term: u64, granted: bool) -> Event {
+    Event::MessageReceived(Message {
+        cluster_id: CLUSTER,
+        from: n(from),
+        to: n(1),
+        term: Term(term),
+        body: MessageBody::PreVoteResponse { granted },
+    })
+}
+
+#[test]
+fn a_pre_candidate_keeps_its_term_until_a_quorum_grants_the_pre_vote() {
+    let (mut node, now) = pre_candidate_of_five();
+    // Grants come in the term it would campaign in; one is not a quorum of five.
+    node.step(now, pre_vote_response(2, 2, true));
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, Term(1)));
+    // A refusal from a voter in our own term (it hears a leader) is no news.
+    node.step(now, pre_vote_response(3, 1, false));
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, Term(1)));
+    // A repeated grant from the same voter does not count twice.
+    node.step(now, pre_vote_response(2, 2, true));
+    assert_eq!(node.role(), Role::PreCandidate);
+    node.step(now, pre_vote_response(4, 2, true));
+    assert_eq!((node.role(), node.term()), (Role::Candidate, Term(2)));
+}
+
+#[test]
+fn a_pre_candidate_refused_from_a_later_term_follows_that_term() {
+    let (mut node, now) = pre_candidate_of_five();
+    node.step(now, pre_vote_response(2, 7, false));
+    assert_eq!((node.role(), node.term()), (Role::Follower, Term(7)));
+    assert_eq!(node.vote(), None);
+}
+
+#[test]
+fn timeout_now_makes_a_follower_campaign_only_from_its_leader_in_its_term() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let term = c.hosts[&leader].node.term();
+    let others: Vec<NodeId> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
+    let (f, other) = (others[0], others[1]);
+    let timeout_now = |from: NodeId, term: Term| {
+        Event::MessageReceived(Message {
+            cluster_id: c.hosts[&f].node.cluster_id().unwrap(),
+            from,
+            to: f,
+            term,
+            body: MessageBody::TimeoutNow,
+        })
+    };
+    let (from_a_follower, from_an_older_term) = (
+        timeout_now(other, term),
+        timeout_now(leader, Term(term.0 - 1)),
+    );
+    let from_the_leader = timeout_now(leader, term);
+    for event in [from_a_follower, from_an_older_term] {
+        c.step(f, event.clone());
+        let node = &c.hosts[&f].node;
+        assert_eq!(
+            (node.role(), node.term()),
+            (Role::Follower, term),
+            "{event:?}"
+        );
+    }
+    c.step(f, from_the_leader);
+    let node = &c.hosts[&f].node;
+    assert_eq!((node.role(), node.term()), (Role::Candidate, term.next()));
+}
+
+#[test]
+fn a_transfer_to_the_leader_itself_completes_at_once_in_its_term() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let term = c.hosts[&leader].node.term();
+    let id = c.request_id();
+    c.hosts.get_mut(&leader).unwrap().actions.clear();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id,
+            target: Some(leader),
+        },
+    );
+    c.settle();
+    assert_eq!(c.result(id), Some(Ok(Completion::Transferred { term })));
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.hosts[&leader].node.term(), term);
+    let timeout_now_sent = c.hosts[&leader]
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Send(m) if m.body == MessageBody::TimeoutNow));
+    assert!(!timeout_now_sent);
 }
