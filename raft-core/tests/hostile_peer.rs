@@ -479,3 +479,82 @@ fn messages_with_terms_above_the_limit_are_refused_and_the_node_still_campaigns(
     node.step(later, Event::Tick);
     assert_eq!(node.role(), Role::PreCandidate);
 }
+
+/// Feeds an honest snapshot transfer of `meta` (8 bytes, 4 per chunk): no
+/// frame may be refused. Returns the actions of all its frames.
+fn honest_snapshot(f: &mut Follower, meta: &SnapshotMeta) -> Vec<Action> {
+    let mut all = Vec::new();
+    for frame in snapshot_frames(meta, &Bytes::from_static(b"abcdefgh"), 4) {
+        let actions = f.frame(frame);
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Refused { .. })),
+            "{meta}: {actions:?}"
+        );
+        all.extend(actions);
+    }
+    all
+}
+
+fn installs(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::InstallSnapshot { .. }))
+        .count()
+}
+
+#[test]
+fn a_snapshot_where_the_stream_stands_that_agrees_with_the_commit_is_acked_but_not_installed() {
+    let mut f = Follower::new();
+    // Exactly at the stream's position and our commit index, with its term.
+    let actions = honest_snapshot(&mut f, &snapshot_meta(10, 5));
+    assert_eq!(installs(&actions), 0, "we hold it already: {actions:?}");
+    let whole = Frame::SnapshotAck {
+        received: 8,
+        size: 8,
+    };
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::SendFrame { frame, .. } if *frame == whole)),
+        "the leader's budget is freed: {actions:?}"
+    );
+    // The stream goes on right after it.
+    let actions = f.frame(chunk((10, 5), 11, vec![e(11, 6)]));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::AppendLog(es) if es[0].index == LogIndex(11))),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn snapshots_at_the_edges_of_what_is_allowed_are_installed() {
+    // Its term equals the term at our commit index.
+    let mut f = Follower::new();
+    assert_eq!(installs(&honest_snapshot(&mut f, &snapshot_meta(20, 5))), 1);
+    // Its configuration came from its own last entry.
+    let mut f = Follower::new();
+    let mut meta = snapshot_meta(20, 6);
+    meta.config.index = LogIndex(20);
+    assert_eq!(installs(&honest_snapshot(&mut f, &meta)), 1);
+}
+
+#[test]
+fn a_whole_snapshot_whose_end_carries_another_checksum_is_refused() {
+    let mut f = Follower::new();
+    let meta = snapshot_meta(20, 6);
+    let frames = snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4);
+    let [begin, first, second, Frame::SnapshotEnd { crc }] = &frames[..] else {
+        panic!("{frames:?}")
+    };
+    for frame in [begin, first, second] {
+        f.frame(frame.clone());
+    }
+    f.assert_refused(
+        Frame::SnapshotEnd {
+            crc: crc.wrapping_add(1),
+        },
+        Violation::SnapshotCorrupt,
+    );
+}
