@@ -641,3 +641,26 @@ fn a_transfer_to_the_leader_itself_completes_at_once_in_its_term() {
         .any(|a| matches!(a, Action::Send(m) if m.body == MessageBody::TimeoutNow));
     assert!(!timeout_now_sent);
 }
+
+#[test]
+fn no_node_asks_to_be_woken_at_a_time_already_past() {
+    // A driver sleeps until `next_deadline`: one in the past makes it spin.
+    let mut c = Cluster::new(3);
+    let first = c.leader().unwrap();
+    for round in 0..60 {
+        if round == 20 {
+            c.crash(first);
+        }
+        c.run_for(Duration::from_millis(50));
+        for (id, h) in c.hosts.iter().filter(|(_, h)| h.up) {
+            assert!(
+                h.node.next_deadline() > c.now,
+                "node {id} ({:?}) asks for {} at {}",
+                h.node.role(),
+                h.node.next_deadline(),
+                c.now
+            );
+        }
+    }
+    assert_ne!(c.leader(), Some(first));
+}
