@@ -664,3 +664,52 @@ fn no_node_asks_to_be_woken_at_a_time_already_past() {
     }
     assert_ne!(c.leader(), Some(first));
 }
+
+#[test]
+fn role_and_config_changes_are_reported_once_each_as_they_happen() {
+    let c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    for (id, h) in &c.hosts {
+        let roles: Vec<(Role, Term, Option<NodeId>)> = h
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::RoleChanged { role, term, leader } => Some((*role, *term, *leader)),
+                _ => None,
+            })
+            .collect();
+        let configs: Vec<&Config> = h
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::ConfigChanged(config) => Some(config),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            roles.last(),
+            Some(&(h.node.role(), h.node.term(), Some(leader))),
+            "node {id}: {roles:?}"
+        );
+        assert_eq!(configs.last(), Some(&h.node.config()), "node {id}");
+        assert!(
+            roles.windows(2).all(|w| w[0] != w[1]),
+            "node {id} repeats a report: {roles:?}"
+        );
+        assert!(
+            configs.windows(2).all(|w| w[0] != w[1]),
+            "node {id} repeats a report: {configs:?}"
+        );
+    }
+    // The first node saw the cluster grow one member at a time.
+    let sizes: Vec<usize> = c.hosts[&NodeId(1)]
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ConfigChanged(config) => Some(config.members.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sizes.first(), Some(&1));
+    assert_eq!(sizes.last(), Some(&3));
+}
