@@ -558,3 +558,32 @@ fn a_whole_snapshot_whose_end_carries_another_checksum_is_refused() {
         Violation::SnapshotCorrupt,
     );
 }
+
+#[test]
+fn a_follower_whose_stream_breaks_while_it_installs_a_snapshot_reopens_only_once_installed() {
+    let mut f = Follower::new();
+    let meta = snapshot_meta(20, 6);
+    assert_eq!(installs(&honest_snapshot(&mut f, &meta)), 1);
+    f.now = f.now + Duration::from_millis(1);
+    f.node.step(f.now, Event::StreamClosed { stream: f.stream });
+    // The reconnect delay passes while the driver still installs: no stream
+    // may open before the install lands, so no wake-up is due for it either
+    // (a deadline that stays in the past makes a driver spin).
+    f.now = f.now + f.node.options().reconnect_delay;
+    let actions = f.node.step(f.now, Event::Tick);
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::OpenStream { .. })),
+        "{actions:?}"
+    );
+    assert!(
+        f.node.next_deadline() > f.now,
+        "asks for {} at {}",
+        f.node.next_deadline(),
+        f.now
+    );
+    f.now = f.now + Duration::from_millis(1);
+    let actions = f.node.step(f.now, Event::SnapshotInstalled { meta });
+    assert_ne!(opened_stream(&actions), f.stream);
+}
