@@ -276,6 +276,11 @@ fn a_vote_is_durable_before_the_response_leaves() {
         .position(|a| matches!(a, Action::Send(m) if matches!(m.body, MessageBody::VoteResponse { granted: true })))
         .expect("vote granted");
     assert!(persist < reply, "{actions:?}");
+    assert_eq!(
+        Action::PersistHardState(node.hard_state().clone()),
+        actions[persist],
+        "the hard state it reports is the one it ordered persisted"
+    );
 }
 
 #[test]
