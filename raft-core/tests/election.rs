@@ -718,3 +718,16 @@ fn role_and_config_changes_are_reported_once_each_as_they_happen() {
     assert_eq!(sizes.first(), Some(&1));
     assert_eq!(sizes.last(), Some(&3));
 }
+
+#[test]
+fn pre_vote_grants_for_another_term_do_not_count() {
+    let (mut node, now) = pre_candidate_of_five();
+    // Late grants of an earlier pre-vote round, for the term it now holds.
+    node.step(now, pre_vote_response(2, 1, true));
+    node.step(now, pre_vote_response(3, 1, true));
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, Term(1)));
+    // Grants from a non-member do not count either.
+    node.step(now, pre_vote_response(6, 2, true));
+    node.step(now, pre_vote_response(7, 2, true));
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, Term(1)));
+}
