@@ -587,3 +587,39 @@ fn a_follower_whose_stream_breaks_while_it_installs_a_snapshot_reopens_only_once
     let actions = f.node.step(f.now, Event::SnapshotInstalled { meta });
     assert_ne!(opened_stream(&actions), f.stream);
 }
+
+#[test]
+fn a_follower_installing_a_snapshot_holds_a_budget_of_chunks_but_closes_a_stream_that_floods_it() {
+    let mut f = Follower::new();
+    assert_eq!(installs(&honest_snapshot(&mut f, &snapshot_meta(20, 6))), 1);
+    let opts = f.node.options().clone();
+    let payload = Bytes::from(vec![0; opts.max_batch_bytes as usize]);
+    let stream = f.stream;
+    let mut held_bytes = 0;
+    let mut closed_at = None;
+    for index in 21..85 {
+        let frame = chunk(
+            (index - 1, 6),
+            20,
+            vec![LogEntry {
+                data: payload.clone(),
+                ..e(index, 6)
+            }],
+        );
+        held_bytes += frame.budget_bytes();
+        let actions = f.frame(frame);
+        if actions.contains(&Action::CloseStream { stream }) {
+            closed_at = Some(held_bytes);
+            break;
+        }
+    }
+    let closed_at = closed_at.expect("the flood is cut off");
+    // An honest leader has at most its budget in flight, and a chunk may
+    // straddle its end.
+    let honest_max = opts.stream_budget_bytes + 2 * opts.max_batch_bytes;
+    assert!(closed_at > honest_max, "closed at {closed_at}");
+    assert!(
+        closed_at <= 2 * opts.stream_budget_bytes + 2 * opts.max_batch_bytes + 1024,
+        "held {closed_at} bytes"
+    );
+}
