@@ -380,6 +380,14 @@ fn the_stream_budget_bounds_bytes_in_flight_to_a_slow_follower() {
         f.next_index < c.hosts[&leader].node.last_index(),
         "the slow follower is held back"
     );
+    // The allocation-free view for metrics says the same as the status.
+    let inflight: Vec<(NodeId, u64)> = c.hosts[&leader].node.inflight_bytes().collect();
+    let in_status: Vec<(NodeId, u64)> = status
+        .followers
+        .iter()
+        .map(|f| (f.id, f.inflight_bytes))
+        .collect();
+    assert_eq!(inflight, in_status);
     // Once it catches up on fsyncs, the rest streams.
     for _ in 0..100 {
         c.persist(slow, u64::MAX);
