@@ -623,3 +623,69 @@ fn a_follower_installing_a_snapshot_holds_a_budget_of_chunks_but_closes_a_stream
         "held {closed_at} bytes"
     );
 }
+
+#[test]
+fn a_follower_that_truncates_an_uncommitted_config_entry_returns_to_the_config_before_it() {
+    let voters = |max: u64| Config {
+        cluster_id: CLUSTER,
+        index: LogIndex(0),
+        max_node_id: NodeId(max),
+        members: (1..=3)
+            .map(|id| Member {
+                id: NodeId(id),
+                address: format!("n{id}"),
+                role: MemberRole::Voter,
+            })
+            .collect(),
+    };
+    let before = voters(3);
+    let mut grown = voters(4);
+    grown.members.push(Member {
+        id: NodeId(4),
+        address: "n4".into(),
+        role: MemberRole::Learner,
+    });
+    let config_entry = |index: u64, config: &Config, kind: EntryKind| LogEntry {
+        index: LogIndex(index),
+        term: Term(TERM),
+        kind,
+        data: config.encode(),
+    };
+    let mut f = Follower::new();
+    // The leader of term 6 commits a config at 11 and appends another at 12.
+    let actions = f.frame(chunk(
+        (10, 5),
+        11,
+        vec![
+            config_entry(11, &before, EntryKind::AddPeer),
+            config_entry(12, &grown, EntryKind::AddPeer),
+        ],
+    ));
+    assert!(!actions.iter().any(|a| matches!(a, Action::Refused { .. })));
+    assert_eq!(f.node.config().index, LogIndex(12));
+    // The leader of term 7 never had entry 12.
+    f.now = f.now + Duration::from_millis(1);
+    let actions = f.node.step(
+        f.now,
+        Event::MessageReceived(heartbeat(NodeId(3), ME, TERM + 1, 11)),
+    );
+    f.stream = opened_stream(&actions);
+    let actions = f.frame(Frame::Chunk {
+        term: Term(TERM + 1),
+        prev_index: LogIndex(11),
+        prev_term: Term(TERM),
+        leader_commit: LogIndex(11),
+        entries: vec![e(12, TERM + 1)],
+    });
+    assert!(
+        actions.contains(&Action::TruncateLog { from: LogIndex(12) }),
+        "{actions:?}"
+    );
+    assert_eq!(
+        f.node.config(),
+        &Config {
+            index: LogIndex(11),
+            ..before
+        }
+    );
+}
