@@ -731,3 +731,35 @@ fn pre_vote_grants_for_another_term_do_not_count() {
     node.step(now, pre_vote_response(7, 2, true));
     assert_eq!((node.role(), node.term()), (Role::PreCandidate, Term(1)));
 }
+
+#[test]
+fn a_transfer_to_a_node_that_is_not_a_voter_is_refused() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let term = c.hosts[&leader].node.term();
+    let stranger = NodeId(9);
+    let id = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id,
+            target: Some(stranger),
+        },
+    );
+    c.settle();
+    assert_eq!(
+        c.result(id),
+        Some(Err(RequestError::NodeNotFound(stranger)))
+    );
+    // No transfer is under way: the next one is taken.
+    let next = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id: next,
+            target: Some(leader),
+        },
+    );
+    c.settle();
+    assert_eq!(c.result(next), Some(Ok(Completion::Transferred { term })));
+}
