@@ -15,6 +15,12 @@ sim-sweep range="0..1000":
 fuzz target seconds="60":
     cd fuzz && cargo +nightly fuzz run {{target}} -- -max_total_time={{seconds}}
 
+# Mutation testing of raft-core (cargo-mutants): every mutant, or one shard of
+# a round-robin split: just mutants / just mutants 3/60 / just mutants auto
+# (the shard CI picks from the commit hash). Prints the score and the missed.
+mutants shard="":
+    .ci/mutants-shard {{shard}}
+
 # Benchmarks: the core hot path (criterion).
 bench:
     cargo bench -p raft-core --bench hot_path

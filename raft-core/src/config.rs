@@ -124,3 +124,37 @@ impl fmt::Display for Config {
         write!(f, "}}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: u64, role: MemberRole) -> Member {
+        Member {
+            id: NodeId(id),
+            address: format!("node-{id}"),
+            role,
+        }
+    }
+
+    #[test]
+    fn a_config_contains_its_voters_and_learners_and_no_one_else() {
+        let config = Config {
+            cluster_id: ClusterId(9),
+            index: LogIndex(4),
+            max_node_id: NodeId(4),
+            members: vec![
+                member(1, MemberRole::Voter),
+                member(2, MemberRole::Learner),
+                member(4, MemberRole::Voter),
+            ],
+        };
+        assert!(config.contains(NodeId(1)) && config.is_voter(NodeId(1)));
+        assert!(config.contains(NodeId(2)) && !config.is_voter(NodeId(2)));
+        // Node 3 was assigned once (max_node_id is 4) and has left.
+        assert!(!config.contains(NodeId(3)) && !config.is_voter(NodeId(3)));
+        assert!(!config.contains(NodeId(5)));
+        assert_eq!(config.voters().collect::<Vec<_>>(), [NodeId(1), NodeId(4)]);
+        assert_eq!(config.quorum(), 2);
+    }
+}

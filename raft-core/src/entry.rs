@@ -68,3 +68,32 @@ impl fmt::Display for LogEntry {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(payload_bytes: usize) -> LogEntry {
+        LogEntry {
+            index: LogIndex(7),
+            term: Term(2),
+            kind: EntryKind::Command,
+            data: Bytes::from(vec![0xab; payload_bytes]),
+        }
+    }
+
+    #[test]
+    fn an_entry_costs_its_payload_plus_a_fixed_header_against_the_stream_budget() {
+        let header = command(0).budget_bytes();
+        // Empty entries (nops, tiny commands) must still use up the budget,
+        // or a leader could put any number of them in flight.
+        assert!(header > 0, "an empty entry costs nothing");
+        for payload_bytes in [1, 100, 64 << 10] {
+            assert_eq!(
+                command(payload_bytes).budget_bytes(),
+                header + payload_bytes as u64,
+                "an entry of {payload_bytes} payload bytes"
+            );
+        }
+    }
+}

@@ -269,3 +269,52 @@ impl fmt::Display for Frame {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::EntryKind;
+
+    fn command(index: u64, payload_bytes: usize) -> LogEntry {
+        LogEntry {
+            index: LogIndex(index),
+            term: Term(3),
+            kind: EntryKind::Command,
+            data: Bytes::from(vec![7; payload_bytes]),
+        }
+    }
+
+    fn chunk(entries: Vec<LogEntry>) -> Frame {
+        Frame::Chunk {
+            term: Term(3),
+            prev_index: LogIndex(9),
+            prev_term: Term(3),
+            leader_commit: LogIndex(9),
+            entries,
+        }
+    }
+
+    #[test]
+    fn a_chunk_costs_a_frame_header_plus_what_its_entries_cost() {
+        let header = chunk(Vec::new()).budget_bytes();
+        // An empty chunk (a commit update) is in flight like any other.
+        assert!(header > 0, "an empty chunk costs nothing");
+        let entries = vec![command(10, 0), command(11, 300), command(12, 5)];
+        let entries_bytes: u64 = entries.iter().map(LogEntry::budget_bytes).sum();
+        assert_eq!(chunk(entries).budget_bytes(), header + entries_bytes);
+    }
+
+    #[test]
+    fn a_snapshot_chunk_costs_a_frame_header_plus_its_bytes() {
+        let snapshot_chunk = |len: usize| Frame::SnapshotChunk {
+            offset: 4096,
+            data: Bytes::from(vec![1; len]),
+            crc: 0,
+        };
+        let header = snapshot_chunk(0).budget_bytes();
+        assert!(header > 0, "an empty snapshot chunk costs nothing");
+        for len in [1, 4096] {
+            assert_eq!(snapshot_chunk(len).budget_bytes(), header + len as u64);
+        }
+    }
+}

@@ -322,3 +322,29 @@ pub enum InvalidOptions {
         limit: u64,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_lasts_the_election_timeout_shortened_by_the_drift_bound() {
+        let opts = |timeout_ms: u64, drift_ppm: u64| NodeOptions {
+            election_timeout: Duration::from_millis(timeout_ms),
+            clock_drift_ppm_max: drift_ppm,
+            ..NodeOptions::new(NodeId(1))
+        };
+        assert_eq!(
+            opts(500, 10_000).lease_duration(),
+            Duration::from_millis(495)
+        );
+        assert_eq!(
+            opts(300, 200_000).lease_duration(),
+            Duration::from_millis(240)
+        );
+        assert_eq!(opts(500, 0).lease_duration(), Duration::from_millis(500));
+        // A bound of 100 % drift or more leaves no lease at all.
+        assert_eq!(opts(500, 1_000_000).lease_duration(), Duration::ZERO);
+        assert_eq!(opts(500, 2_000_000).lease_duration(), Duration::ZERO);
+    }
+}

@@ -106,3 +106,39 @@ impl fmt::Display for Duration {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_convert_between_units_and_to_std_and_back_exactly() {
+        let d = Duration::from_secs(2) + Duration::from_millis(3) + Duration::from_micros(4);
+        assert_eq!(d.as_nanos(), 2_003_004_000);
+        assert_eq!(d.as_millis(), 2_003);
+        assert_eq!(d.to_std(), std::time::Duration::from_nanos(2_003_004_000));
+        assert_eq!(Duration::from_std(d.to_std()), d);
+        // A std duration beyond the core's range saturates, never wraps.
+        assert_eq!(
+            Duration::from_std(std::time::Duration::MAX),
+            Duration(u64::MAX)
+        );
+        assert_eq!(
+            Duration::from_millis(10).saturating_mul(3),
+            Duration::from_millis(30)
+        );
+        assert_eq!(Duration(u64::MAX / 2).saturating_mul(3), Duration(u64::MAX));
+    }
+
+    #[test]
+    fn instant_arithmetic_saturates_instead_of_wrapping() {
+        let t = Instant(1_000);
+        assert_eq!(t + Duration(500), Instant(1_500));
+        assert_eq!(t - Duration(400), Instant(600));
+        assert_eq!(t - Duration(5_000), Instant::ZERO);
+        assert_eq!(Instant::NEVER + Duration(1), Instant::NEVER);
+        assert_eq!(Instant(1_500).saturating_since(t), Duration(500));
+        assert_eq!(t.saturating_since(Instant(1_500)), Duration::ZERO);
+        assert_eq!(Duration(u64::MAX) + Duration(1), Duration(u64::MAX));
+    }
+}

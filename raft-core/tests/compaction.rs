@@ -6,9 +6,14 @@ use bytes::Bytes;
 use harness::*;
 use raft_core::*;
 
+/// Options that ask for a snapshot every `threshold` entries (0: never).
 fn opts(threshold: u64, trailing: u64) -> NodeOptions {
     NodeOptions {
-        snapshot_policy: SnapshotPolicy::every_entries(threshold),
+        snapshot_policy: if threshold == 0 {
+            SnapshotPolicy::NEVER
+        } else {
+            SnapshotPolicy::every_entries(threshold)
+        },
         snapshot_trailing_entries: trailing,
         ..NodeOptions::new(NodeId(1))
     }
@@ -294,5 +299,52 @@ fn snapshots_wait_for_log_bytes_in_proportion_to_the_last_snapshot() {
     assert!(
         indexes.len() <= 6,
         "a handful of snapshots for 200 entries, not 20: {indexes:?}"
+    );
+}
+
+fn compactions(h: &Host) -> Vec<LogIndex> {
+    h.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CompactLog { through } => Some(*through),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_snapshot_taken_is_recorded_only_if_newer_and_applied_and_compacts_behind_its_trailing_window()
+{
+    // Requests switched off: the test reports snapshots itself.
+    let mut c = Cluster::with_options(1, opts(0, 3));
+    for i in 0..10 {
+        c.propose(format!("w{i}").as_bytes());
+    }
+    c.settle();
+    let me = NodeId(1);
+    let applied = c.hosts[&me].node.applied_index();
+    assert!(applied >= LogIndex(11), "{applied}");
+    let taken = |c: &mut Cluster, index: LogIndex| {
+        c.hosts.get_mut(&me).unwrap().actions.clear();
+        c.step(me, Event::SnapshotTaken { index, bytes: 0 });
+        let h = &c.hosts[&me];
+        (h.node.snapshot().map(|s| s.index), compactions(h))
+    };
+
+    // Beyond what the FSM applied, or of nothing: not a snapshot of ours.
+    assert_eq!(taken(&mut c, applied.next()), (None, vec![]));
+    assert_eq!(taken(&mut c, LogIndex(0)), (None, vec![]));
+    // Within the trailing window of the log's start: nothing to drop yet.
+    assert_eq!(taken(&mut c, LogIndex(3)), (Some(LogIndex(3)), vec![]));
+    assert_eq!(c.hosts[&me].node.status().first_index, LogIndex(1));
+    // Up to the applied index: recorded, the log kept for 3 entries behind it.
+    let through = LogIndex(applied.0 - 3);
+    assert_eq!(taken(&mut c, applied), (Some(applied), vec![through]));
+    assert_eq!(c.hosts[&me].node.status().first_index, through.next());
+    // An older or the same snapshot again changes nothing.
+    assert_eq!(taken(&mut c, applied), (Some(applied), vec![]));
+    assert_eq!(
+        taken(&mut c, LogIndex(applied.0 - 1)),
+        (Some(applied), vec![])
     );
 }

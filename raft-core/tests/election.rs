@@ -276,6 +276,11 @@ fn a_vote_is_durable_before_the_response_leaves() {
         .position(|a| matches!(a, Action::Send(m) if matches!(m.body, MessageBody::VoteResponse { granted: true })))
         .expect("vote granted");
     assert!(persist < reply, "{actions:?}");
+    assert_eq!(
+        Action::PersistHardState(node.hard_state().clone()),
+        actions[persist],
+        "the hard state it reports is the one it ordered persisted"
+    );
 }
 
 #[test]
@@ -306,6 +311,7 @@ fn one_vote_per_term() {
         granted(&node.step(voting_from() + Duration(2), Event::MessageReceived(ask(1)))),
         "a repeated request gets the same answer"
     );
+    assert_eq!(node.vote(), Some(n(1)), "the vote it reports");
 }
 
 #[test]
@@ -514,4 +520,251 @@ fn a_leader_that_loses_its_quorum_waits_a_fresh_election_timeout() {
         node.election_deadline().unwrap() >= c.now + node.options().election_timeout,
         "no campaign before a full election timeout after stepping down"
     );
+}
+
+/// Node 1 of a five-voter cluster of `CLUSTER` in term 1, its log holding
+/// only the configuration, gone pre-candidate at its first election timeout.
+fn pre_candidate_of_five() -> (Node, Instant) {
+    let config = Config {
+        cluster_id: CLUSTER,
+        index: LogIndex(1),
+        max_node_id: n(5),
+        members: (1..=5)
+            .map(|id| Member {
+                id: n(id),
+                address: format!("n{id}"),
+                role: MemberRole::Voter,
+            })
+            .collect(),
+    };
+    let recovered = RecoveredState {
+        hard_state: HardState {
+            cluster_id: Some(CLUSTER),
+            term: Term(1),
+            vote: None,
+        },
+        snapshot: None,
+        entries: vec![LogEntry {
+            index: LogIndex(1),
+            term: Term(1),
+            kind: EntryKind::Initialize,
+            data: config.encode(),
+        }],
+    };
+    let mut node = Node::new(NodeOptions::new(n(1)), recovered, 5, Instant(0)).unwrap();
+    let timeout = node.next_deadline();
+    node.step(timeout, Event::Tick);
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, Term(1)));
+    (node, timeout)
+}
+
+fn pre_vote_response(from: u64, term: u64, granted: bool) -> Event {
+    Event::MessageReceived(Message {
+        cluster_id: CLUSTER,
+        from: n(from),
+        to: n(1),
+        term: Term(term),
+        body: MessageBody::PreVoteResponse { granted },
+    })
+}
+
+#[test]
+fn a_pre_candidate_keeps_its_term_until_a_quorum_grants_the_pre_vote() {
+    let (mut node, now) = pre_candidate_of_five();
+    // Grants come in the term it would campaign in; one is not a quorum of five.
+    node.step(now, pre_vote_response(2, 2, true));
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, Term(1)));
+    // A refusal from a voter in our own term (it hears a leader) is no news.
+    node.step(now, pre_vote_response(3, 1, false));
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, Term(1)));
+    // A repeated grant from the same voter does not count twice.
+    node.step(now, pre_vote_response(2, 2, true));
+    assert_eq!(node.role(), Role::PreCandidate);
+    node.step(now, pre_vote_response(4, 2, true));
+    assert_eq!((node.role(), node.term()), (Role::Candidate, Term(2)));
+}
+
+#[test]
+fn a_pre_candidate_refused_from_a_later_term_follows_that_term() {
+    let (mut node, now) = pre_candidate_of_five();
+    node.step(now, pre_vote_response(2, 7, false));
+    assert_eq!((node.role(), node.term()), (Role::Follower, Term(7)));
+    assert_eq!(node.vote(), None);
+}
+
+#[test]
+fn timeout_now_makes_a_follower_campaign_only_from_its_leader_in_its_term() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let term = c.hosts[&leader].node.term();
+    let others: Vec<NodeId> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
+    let (f, other) = (others[0], others[1]);
+    let timeout_now = |from: NodeId, term: Term| {
+        Event::MessageReceived(Message {
+            cluster_id: c.hosts[&f].node.cluster_id().unwrap(),
+            from,
+            to: f,
+            term,
+            body: MessageBody::TimeoutNow,
+        })
+    };
+    let (from_a_follower, from_an_older_term) = (
+        timeout_now(other, term),
+        timeout_now(leader, Term(term.0 - 1)),
+    );
+    let from_the_leader = timeout_now(leader, term);
+    for event in [from_a_follower, from_an_older_term] {
+        c.step(f, event.clone());
+        let node = &c.hosts[&f].node;
+        assert_eq!(
+            (node.role(), node.term()),
+            (Role::Follower, term),
+            "{event:?}"
+        );
+    }
+    c.step(f, from_the_leader);
+    let node = &c.hosts[&f].node;
+    assert_eq!((node.role(), node.term()), (Role::Candidate, term.next()));
+}
+
+#[test]
+fn a_transfer_to_the_leader_itself_completes_at_once_in_its_term() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let term = c.hosts[&leader].node.term();
+    let id = c.request_id();
+    c.hosts.get_mut(&leader).unwrap().actions.clear();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id,
+            target: Some(leader),
+        },
+    );
+    c.settle();
+    assert_eq!(c.result(id), Some(Ok(Completion::Transferred { term })));
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.hosts[&leader].node.term(), term);
+    let timeout_now_sent = c.hosts[&leader]
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Send(m) if m.body == MessageBody::TimeoutNow));
+    assert!(!timeout_now_sent);
+}
+
+#[test]
+fn no_node_asks_to_be_woken_at_a_time_already_past() {
+    // A driver sleeps until `next_deadline`: one in the past makes it spin.
+    let mut c = Cluster::new(3);
+    let first = c.leader().unwrap();
+    for round in 0..60 {
+        if round == 20 {
+            c.crash(first);
+        }
+        c.run_for(Duration::from_millis(50));
+        for (id, h) in c.hosts.iter().filter(|(_, h)| h.up) {
+            assert!(
+                h.node.next_deadline() > c.now,
+                "node {id} ({:?}) asks for {} at {}",
+                h.node.role(),
+                h.node.next_deadline(),
+                c.now
+            );
+        }
+    }
+    assert_ne!(c.leader(), Some(first));
+}
+
+#[test]
+fn role_and_config_changes_are_reported_once_each_as_they_happen() {
+    let c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    for (id, h) in &c.hosts {
+        let roles: Vec<(Role, Term, Option<NodeId>)> = h
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::RoleChanged { role, term, leader } => Some((*role, *term, *leader)),
+                _ => None,
+            })
+            .collect();
+        let configs: Vec<&Config> = h
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::ConfigChanged(config) => Some(config),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            roles.last(),
+            Some(&(h.node.role(), h.node.term(), Some(leader))),
+            "node {id}: {roles:?}"
+        );
+        assert_eq!(configs.last(), Some(&h.node.config()), "node {id}");
+        assert!(
+            roles.windows(2).all(|w| w[0] != w[1]),
+            "node {id} repeats a report: {roles:?}"
+        );
+        assert!(
+            configs.windows(2).all(|w| w[0] != w[1]),
+            "node {id} repeats a report: {configs:?}"
+        );
+    }
+    // The first node saw the cluster grow one member at a time.
+    let sizes: Vec<usize> = c.hosts[&NodeId(1)]
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ConfigChanged(config) => Some(config.members.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sizes.first(), Some(&1));
+    assert_eq!(sizes.last(), Some(&3));
+}
+
+#[test]
+fn pre_vote_grants_for_another_term_do_not_count() {
+    let (mut node, now) = pre_candidate_of_five();
+    // Late grants of an earlier pre-vote round, for the term it now holds.
+    node.step(now, pre_vote_response(2, 1, true));
+    node.step(now, pre_vote_response(3, 1, true));
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, Term(1)));
+    // Grants from a non-member do not count either.
+    node.step(now, pre_vote_response(6, 2, true));
+    node.step(now, pre_vote_response(7, 2, true));
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, Term(1)));
+}
+
+#[test]
+fn a_transfer_to_a_node_that_is_not_a_voter_is_refused() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let term = c.hosts[&leader].node.term();
+    let stranger = NodeId(9);
+    let id = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id,
+            target: Some(stranger),
+        },
+    );
+    c.settle();
+    assert_eq!(
+        c.result(id),
+        Some(Err(RequestError::NodeNotFound(stranger)))
+    );
+    // No transfer is under way: the next one is taken.
+    let next = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id: next,
+            target: Some(leader),
+        },
+    );
+    c.settle();
+    assert_eq!(c.result(next), Some(Ok(Completion::Transferred { term })));
 }

@@ -479,3 +479,213 @@ fn messages_with_terms_above_the_limit_are_refused_and_the_node_still_campaigns(
     node.step(later, Event::Tick);
     assert_eq!(node.role(), Role::PreCandidate);
 }
+
+/// Feeds an honest snapshot transfer of `meta` (8 bytes, 4 per chunk): no
+/// frame may be refused. Returns the actions of all its frames.
+fn honest_snapshot(f: &mut Follower, meta: &SnapshotMeta) -> Vec<Action> {
+    let mut all = Vec::new();
+    for frame in wire::snapshot_frames(meta, &Bytes::from_static(b"abcdefgh"), 4) {
+        let actions = f.frame(frame);
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Refused { .. })),
+            "{meta}: {actions:?}"
+        );
+        all.extend(actions);
+    }
+    all
+}
+
+fn installs(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::InstallSnapshot { .. }))
+        .count()
+}
+
+#[test]
+fn a_snapshot_where_the_stream_stands_that_agrees_with_the_commit_is_acked_but_not_installed() {
+    let mut f = Follower::new();
+    // Exactly at the stream's position and our commit index, with its term.
+    let actions = honest_snapshot(&mut f, &snapshot_meta(10, 5));
+    assert_eq!(installs(&actions), 0, "we hold it already: {actions:?}");
+    let whole = Frame::SnapshotAck {
+        received: 8,
+        size: 8,
+    };
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::SendFrame { frame, .. } if *frame == whole)),
+        "the leader's budget is freed: {actions:?}"
+    );
+    // The stream goes on right after it.
+    let actions = f.frame(chunk((10, 5), 11, vec![e(11, 6)]));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::AppendLog(es) if es[0].index == LogIndex(11))),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn snapshots_at_the_edges_of_what_is_allowed_are_installed() {
+    // Its term equals the term at our commit index.
+    let mut f = Follower::new();
+    assert_eq!(installs(&honest_snapshot(&mut f, &snapshot_meta(20, 5))), 1);
+    // Its configuration came from its own last entry.
+    let mut f = Follower::new();
+    let mut meta = snapshot_meta(20, 6);
+    meta.config.index = LogIndex(20);
+    assert_eq!(installs(&honest_snapshot(&mut f, &meta)), 1);
+}
+
+#[test]
+fn a_whole_snapshot_whose_end_carries_another_checksum_is_refused() {
+    let mut f = Follower::new();
+    let meta = snapshot_meta(20, 6);
+    let frames = wire::snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4);
+    let [begin, first, second, Frame::SnapshotEnd { crc }] = &frames[..] else {
+        panic!("{frames:?}")
+    };
+    for frame in [begin, first, second] {
+        f.frame(frame.clone());
+    }
+    f.assert_refused(
+        Frame::SnapshotEnd {
+            crc: crc.wrapping_add(1),
+        },
+        Violation::SnapshotCorrupt,
+    );
+}
+
+#[test]
+fn a_follower_whose_stream_breaks_while_it_installs_a_snapshot_reopens_only_once_installed() {
+    let mut f = Follower::new();
+    let meta = snapshot_meta(20, 6);
+    assert_eq!(installs(&honest_snapshot(&mut f, &meta)), 1);
+    f.now = f.now + Duration::from_millis(1);
+    f.node.step(f.now, Event::StreamClosed { stream: f.stream });
+    // The reconnect delay passes while the driver still installs: no stream
+    // may open before the install lands, so no wake-up is due for it either
+    // (a deadline that stays in the past makes a driver spin).
+    f.now = f.now + f.node.options().reconnect_delay;
+    let actions = f.node.step(f.now, Event::Tick);
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::OpenStream { .. })),
+        "{actions:?}"
+    );
+    assert!(
+        f.node.next_deadline() > f.now,
+        "asks for {} at {}",
+        f.node.next_deadline(),
+        f.now
+    );
+    f.now = f.now + Duration::from_millis(1);
+    let actions = f.node.step(f.now, Event::SnapshotInstalled { meta });
+    assert_ne!(opened_stream(&actions), f.stream);
+}
+
+#[test]
+fn a_follower_installing_a_snapshot_holds_a_budget_of_chunks_but_closes_a_stream_that_floods_it() {
+    let mut f = Follower::new();
+    assert_eq!(installs(&honest_snapshot(&mut f, &snapshot_meta(20, 6))), 1);
+    let opts = f.node.options().clone();
+    let payload = Bytes::from(vec![0; opts.batch_bytes_max as usize]);
+    let stream = f.stream;
+    let mut held_bytes = 0;
+    let mut closed_at = None;
+    for index in 21..85 {
+        let frame = chunk(
+            (index - 1, 6),
+            20,
+            vec![LogEntry {
+                data: payload.clone(),
+                ..e(index, 6)
+            }],
+        );
+        held_bytes += frame.budget_bytes();
+        let actions = f.frame(frame);
+        if actions.contains(&Action::CloseStream { stream }) {
+            closed_at = Some(held_bytes);
+            break;
+        }
+    }
+    let closed_at = closed_at.expect("the flood is cut off");
+    // An honest leader has at most its budget in flight, and a chunk may
+    // straddle its end.
+    let honest_max = opts.stream_budget_bytes + 2 * opts.batch_bytes_max;
+    assert!(closed_at > honest_max, "closed at {closed_at}");
+    assert!(
+        closed_at <= 2 * opts.stream_budget_bytes + 2 * opts.batch_bytes_max + 1024,
+        "held {closed_at} bytes"
+    );
+}
+
+#[test]
+fn a_follower_that_truncates_an_uncommitted_config_entry_returns_to_the_config_before_it() {
+    let voters = |max: u64| Config {
+        cluster_id: CLUSTER,
+        index: LogIndex(0),
+        max_node_id: NodeId(max),
+        members: (1..=3)
+            .map(|id| Member {
+                id: NodeId(id),
+                address: format!("n{id}"),
+                role: MemberRole::Voter,
+            })
+            .collect(),
+    };
+    let before = voters(3);
+    let mut grown = voters(4);
+    grown.members.push(Member {
+        id: NodeId(4),
+        address: "n4".into(),
+        role: MemberRole::Learner,
+    });
+    let config_entry = |index: u64, config: &Config, kind: EntryKind| LogEntry {
+        index: LogIndex(index),
+        term: Term(TERM),
+        kind,
+        data: config.encode(),
+    };
+    let mut f = Follower::new();
+    // The leader of term 6 commits a config at 11 and appends another at 12.
+    let actions = f.frame(chunk(
+        (10, 5),
+        11,
+        vec![
+            config_entry(11, &before, EntryKind::AddPeer),
+            config_entry(12, &grown, EntryKind::AddPeer),
+        ],
+    ));
+    assert!(!actions.iter().any(|a| matches!(a, Action::Refused { .. })));
+    assert_eq!(f.node.config().index, LogIndex(12));
+    // The leader of term 7 never had entry 12.
+    f.now = f.now + Duration::from_millis(1);
+    let actions = f.node.step(
+        f.now,
+        Event::MessageReceived(heartbeat(NodeId(3), ME, TERM + 1, 11)),
+    );
+    f.stream = opened_stream(&actions);
+    let actions = f.frame(Frame::Chunk {
+        term: Term(TERM + 1),
+        prev_index: LogIndex(11),
+        prev_term: Term(TERM),
+        leader_commit: LogIndex(11),
+        entries: vec![e(12, TERM + 1)],
+    });
+    assert!(
+        actions.contains(&Action::TruncateLog { from: LogIndex(12) }),
+        "{actions:?}"
+    );
+    assert_eq!(
+        f.node.config(),
+        &Config {
+            index: LogIndex(11),
+            ..before
+        }
+    );
+}

@@ -367,3 +367,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_node_recovered_from_a_snapshot_and_its_trailing_log_runs_the_latest_config() {
+    // The snapshot at 5 folded in the config of entry 3; the trailing log
+    // still holds entry 3, and entry 7 added node 4 as a learner after it.
+    let mut snapshot = meta(5, 2);
+    snapshot.config = config(CLUSTER, 3);
+    let mut grown = config(CLUSTER, 7);
+    grown.max_node_id = NodeId(4);
+    grown.members.push(Member {
+        id: NodeId(4),
+        address: "n4".into(),
+        role: MemberRole::Learner,
+    });
+    let add_4 = LogEntry {
+        index: LogIndex(7),
+        term: Term(3),
+        kind: EntryKind::AddPeer,
+        data: grown.encode(),
+    };
+    let entries = vec![
+        e(2, 1),
+        config_entry(3, 2, CLUSTER),
+        e(4, 2),
+        e(5, 2),
+        e(6, 3),
+        add_4,
+    ];
+    let node = recover(opts(), state(3, Some(snapshot), entries)).unwrap();
+    assert_eq!(node.config(), &grown);
+    assert_eq!(
+        node.config().member(NodeId(4)).unwrap().role,
+        MemberRole::Learner
+    );
+}

@@ -380,6 +380,14 @@ fn the_stream_budget_bounds_bytes_in_flight_to_a_slow_follower() {
         f.next_index < c.hosts[&leader].node.last_index(),
         "the slow follower is held back"
     );
+    // The allocation-free view for metrics says the same as the status.
+    let inflight: Vec<(NodeId, u64)> = c.hosts[&leader].node.inflight_bytes().collect();
+    let in_status: Vec<(NodeId, u64)> = status
+        .followers
+        .iter()
+        .map(|f| (f.id, f.inflight_bytes))
+        .collect();
+    assert_eq!(inflight, in_status);
     // Once it catches up on fsyncs, the rest streams.
     for _ in 0..100 {
         c.persist(slow, u64::MAX);
@@ -409,4 +417,89 @@ fn a_restarted_follower_resumes_its_stream_from_its_own_log() {
     );
     assert_eq!(c.commands(f).len(), 10);
     c.assert_state_machine_safety();
+}
+
+fn opens_stream(actions: &[Action]) -> bool {
+    actions
+        .iter()
+        .any(|a| matches!(a, Action::OpenStream { .. }))
+}
+
+#[test]
+fn a_follower_whose_stream_breaks_asks_to_be_woken_to_reopen_it_after_the_reconnect_delay() {
+    let mut node = node_in_term(n(2), 3);
+    let heard = voting_from();
+    let actions = node.step(heard, Event::MessageReceived(heartbeat(n(1), n(2), 3, 0)));
+    let stream = opened_stream(&actions);
+    // With the stream open, only the election timer is left to wake it.
+    assert_eq!(Some(node.next_deadline()), node.election_deadline());
+
+    let broken = heard + Duration::from_millis(1);
+    let actions = node.step(broken, Event::StreamClosed { stream });
+    assert!(!opens_stream(&actions), "reopens at once: {actions:?}");
+    // The leader never sent a frame on it: one unanswered open, one delay.
+    let reopen = broken + node.options().reconnect_delay;
+    assert!(reopen < node.election_deadline().unwrap());
+    assert_eq!(
+        node.next_deadline(),
+        reopen,
+        "a driver that sleeps until the next deadline must wake to reconnect"
+    );
+    let early = node.step(Instant(reopen.0 - 1), Event::Tick);
+    assert!(!opens_stream(&early), "reopens early: {early:?}");
+    let actions = node.step(reopen, Event::Tick);
+    assert_ne!(opened_stream(&actions), stream);
+    assert_eq!(Some(node.next_deadline()), node.election_deadline());
+}
+
+#[test]
+fn a_stream_closed_that_is_not_the_followers_own_changes_nothing() {
+    let mut node = node_in_term(n(2), 3);
+    let heard = voting_from();
+    let actions = node.step(heard, Event::MessageReceived(heartbeat(n(1), n(2), 3, 0)));
+    let stream = opened_stream(&actions);
+    let other = StreamId(stream.0.wrapping_add(1));
+    let actions = node.step(heard, Event::StreamClosed { stream: other });
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(Some(node.next_deadline()), node.election_deadline());
+}
+
+#[test]
+fn a_leader_sends_nothing_more_on_a_stream_that_broke() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let stream = opened_stream(
+        &c.hosts[&f]
+            .actions
+            .iter()
+            .rev()
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let streaming = |c: &Cluster| {
+        let status = c.hosts[&leader].node.status();
+        status
+            .followers
+            .iter()
+            .find(|s| s.id == f)
+            .unwrap()
+            .streaming
+    };
+    assert!(streaming(&c));
+
+    c.step(leader, Event::StreamClosed { stream });
+    assert!(
+        !streaming(&c),
+        "the leader still counts on the broken stream"
+    );
+    c.hosts.get_mut(&leader).unwrap().actions.clear();
+    c.propose(b"after the break");
+    c.settle();
+    let on_dead_stream: Vec<&Action> = c.hosts[&leader]
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::SendFrame { stream: s, .. } if *s == stream))
+        .collect();
+    assert!(on_dead_stream.is_empty(), "{on_dead_stream:?}");
 }

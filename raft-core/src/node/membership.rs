@@ -33,7 +33,10 @@ impl ConfigLog {
             appended: Vec::new(),
         };
         for e in log.iter().filter(|e| e.kind.is_config()) {
-            if e.index <= configs.base.index && configs.base.index.0 > 0 {
+            // A trailing window behind the snapshot may hold the entry of
+            // its configuration, or older ones. (Without a snapshot the
+            // base index is 0, below every entry.)
+            if e.index <= configs.base.index {
                 continue;
             }
             let config = Config::decode(&e.data).map_err(|_| e.index)?;

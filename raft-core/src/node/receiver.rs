@@ -458,20 +458,17 @@ impl Node {
         let index = self
             .log
             .last_index_with_term_at_most(below, prev_term, self.commit);
-        let term = self
-            .log
-            .term_at(index)
-            .unwrap_or_else(|| self.committed_term_hint(index));
+        // The probe is at or above the commit index, which is at or above the
+        // log's base (the snapshot's index): the log knows its term.
+        let term = self.log.term_at(index).unwrap_or_else(|| {
+            panic!(
+                "node {}: probe {index} below the log base {} (commit {})",
+                self.id(),
+                self.log.base_index(),
+                self.commit
+            )
+        });
         (index, term)
-    }
-
-    /// The term at a committed index the log no longer holds (only the
-    /// snapshot's index can be asked for).
-    fn committed_term_hint(&self, index: LogIndex) -> Term {
-        match &self.snapshot {
-            Some(s) if s.index == index => s.term,
-            _ => Term(0),
-        }
     }
 
     /// Sends an ack if the durable, validated prefix grew.

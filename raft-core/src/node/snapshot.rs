@@ -56,15 +56,13 @@ impl Node {
         });
         let through = LogIndex(index.0.saturating_sub(self.opts.snapshot_trailing_entries));
         if through > self.log.base_index() {
-            let durable = self.log.durable();
             self.log.compact_through(through);
             self.configs.compact_through(through);
             self.emit(Action::CompactLog { through });
-            if self.log.durable() > durable {
-                // The snapshot is durable, so what it covers is too: an append
-                // of those entries may never be reported now that they are gone.
-                self.on_durable_advanced();
-            }
+            // The snapshot is durable, so what it covers is too: an append of
+            // those entries may never be reported now that they are gone.
+            // (If the durable index did not move, this finds nothing to do.)
+            self.on_durable_advanced();
         }
     }
 }
