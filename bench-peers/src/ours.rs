@@ -178,7 +178,11 @@ fn pump(
         let mut progressed = false;
         while let Some((to, event)) = queue.0.pop_front() {
             progressed = true;
-            let h = hosts.get_mut(&to).expect("a known node");
+            // A node the leader already added may not be started yet; its
+            // messages are lost, as on a network.
+            let Some(h) = hosts.get_mut(&to) else {
+                continue;
+            };
             let mut n = h.step(t, event, queue, completions);
             while let Some(e) = h.local.pop_front() {
                 n += h.step(t, e, queue, completions);

@@ -22,11 +22,15 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank - 1]
 }
 
-/// Appends `record_bytes` and fdatasyncs, `count` times; nanoseconds each.
+/// Writes `record_bytes` after the previous record and fdatasyncs, `count`
+/// times; nanoseconds each. With `preallocate` the file already has its full
+/// size (and that size is durable), so fdatasync has no metadata to write;
+/// without it every write grows the file, as raft-io-std's WAL segments do.
 fn fdatasync_ns(
     dir: &std::path::Path,
     count: usize,
     record_bytes: usize,
+    preallocate: bool,
 ) -> std::io::Result<Vec<u64>> {
     let path = dir.join(format!("disk-rtt-{}", std::process::id()));
     let file = OpenOptions::new()
@@ -35,6 +39,10 @@ fn fdatasync_ns(
         .read(true)
         .write(true)
         .open(&path)?;
+    if preallocate {
+        file.write_all_at(&vec![0; count * record_bytes], 0)?;
+        file.sync_all()?;
+    }
     let record = vec![0x5a; record_bytes];
     let mut out = Vec::with_capacity(count);
     let mut offset = 0u64;
@@ -96,19 +104,22 @@ fn main() -> std::io::Result<()> {
             }
         }
     }
-    let mut sync = fdatasync_ns(&dir, count, 128)?;
+    let mut sync = fdatasync_ns(&dir, count, 128, true)?;
     sync.sort_unstable();
+    let mut growing = fdatasync_ns(&dir, count, 128, false)?;
+    growing.sort_unstable();
     let mut rtt = loopback_rtt_ns(count * 5, 64)?;
     rtt.sort_unstable();
     let us = |v: &[u64], p| percentile(v, p) as f64 / 1e3;
     let p50 = us(&sync, 0.5);
     println!(
-        "{{\"dir\":{:?},\"fdatasync_us_p50\":{:.1},\"fdatasync_us_p99\":{:.1},\"fdatasyncs_per_sec\":{:.0},\
+        "{{\"dir\":{:?},\"fdatasync_us_p50\":{:.1},\"fdatasync_us_p99\":{:.1},\"fdatasyncs_per_sec\":{:.0},\"growing_file_fdatasync_us_p50\":{:.1},\
          \"loopback_rtt_us_p50\":{:.1},\"loopback_rtt_us_p99\":{:.1},\"one_client_bound_ops_per_sec\":{:.0}}}",
         dir.display().to_string(),
         p50,
         us(&sync, 0.99),
         1e6 / p50,
+        us(&growing, 0.5),
         us(&rtt, 0.5),
         us(&rtt, 0.99),
         1e6 / (p50 + us(&rtt, 0.5)),
