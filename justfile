@@ -29,6 +29,21 @@ bench:
 bench-cluster clients="32" payload="128" seconds="10":
     cargo run --release -p raft-kv --bin raft-kv-bench -- --clients {{clients}} --payload-bytes {{payload}} --seconds {{seconds}}
 
+# The same in-memory workload against raft-core, raft-rs and openraft; prints
+# JSON lines and the markdown table of docs/performance.md. Plain cargo:
+#   nice -n 10 cargo run --release --manifest-path bench-peers/Cargo.toml
+bench-peers *args:
+    nice -n 10 cargo run --release --manifest-path bench-peers/Cargo.toml -- {{args}}
+
+# The same, counting heap allocations per entry (a counting global allocator,
+# which costs a little time: throughput figures come from `bench-peers`).
+bench-peers-allocations *args:
+    nice -n 10 cargo run --release --manifest-path bench-peers/Cargo.toml --features count-allocations -- --runs 1 {{args}}
+
+# This machine's fdatasync latency and loopback TCP round trip (the bounds under bench-cluster).
+disk-rtt:
+    nice -n 10 cargo run --release --manifest-path bench-peers/Cargo.toml --bin disk-rtt
+
 # Real network faults between raft-kv processes, each in its own network
 # namespace (needs root, iproute2, nftables; docs/operations.md §7).
 partitions:

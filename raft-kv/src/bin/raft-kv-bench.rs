@@ -16,18 +16,19 @@
 //! | `latency_us_p50`, `_p99`, `_p999`, `_max` | from the client's call to `propose` until it returned (committed) |
 //! | `fsyncs_per_sec` | WAL fsyncs per second, all nodes together (`Metrics::wal_fsyncs`) |
 //! | `leader_fsyncs_per_sec`, `leader_entries_per_fsync` | the same on the leader alone, and its group-commit batch |
+//! | `leader_moves` | times the clients followed a new leader; when not 0, the `leader_` figures mix two nodes |
 //! | `wire_bytes_per_entry` | bytes all nodes wrote to their peers (`TransportMetrics::bytes_sent`: entries, acks, heartbeats) per committed entry |
 //!
 //! Only the measured window counts (after the warm-up). The data directory
 //! defaults to a new one under the system's temporary directory, removed at
 //! the end; pass `--dir` to measure another disk.
 
-use raft_io_std::{NodeConfig, RaftNode};
+use raft_io_std::{Error, NodeConfig, RaftNode};
 use raft_kv::kv::{Kv, KvCommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -89,7 +90,13 @@ struct Sample {
     bytes_sent: u64,
 }
 
-fn sample(nodes: &[RaftNode]) -> Result<Sample, String> {
+/// The position in `nodes` of the node that node `at` believes leads, if known.
+fn leader_of(nodes: &[RaftNode], at: usize) -> Option<usize> {
+    let (id, _) = nodes[at].leader()?;
+    nodes.iter().position(|n| n.id() == Some(id))
+}
+
+fn sample(nodes: &[RaftNode], leader: usize) -> Result<Sample, String> {
     let mut s = Sample {
         at: Some(Instant::now()),
         ..Sample::default()
@@ -98,7 +105,7 @@ fn sample(nodes: &[RaftNode]) -> Result<Sample, String> {
         let m = node.metrics().map_err(|e| e.to_string())?;
         s.fsyncs += m.wal_fsyncs;
         s.bytes_sent += m.transport.bytes_sent;
-        if i == 0 {
+        if i == leader {
             s.commit = m.commit.0;
             s.leader_fsyncs = m.wal_fsyncs;
         }
@@ -172,13 +179,18 @@ fn measure(args: &Args, root: &std::path::Path) -> Result<String, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
+    // Where clients send: the node that answered last as leader.
+    let leader = Arc::new(AtomicUsize::new(leader_of(&nodes, 0).unwrap_or(0)));
+    let moves = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..args.clients)
         .map(|c| {
             let (nodes, payload) = (Arc::clone(&nodes), payload.clone());
-            let (stop, measuring, errors) = (
+            let (stop, measuring, errors, leader, moves) = (
                 Arc::clone(&stop),
                 Arc::clone(&measuring),
                 Arc::clone(&errors),
+                Arc::clone(&leader),
+                Arc::clone(&moves),
             );
             std::thread::spawn(move || {
                 let mut latencies_ns = Vec::new();
@@ -190,10 +202,30 @@ fn measure(args: &Args, root: &std::path::Path) -> Result<String, String> {
                     };
                     i += 1;
                     let started = Instant::now();
-                    let ok = nodes[0].propose(command.encode()).is_ok();
+                    let at = leader.load(Ordering::Relaxed);
+                    let result = nodes[at].propose(command.encode());
                     let took = started.elapsed();
-                    if !ok {
+                    if let Err(e) = &result {
                         errors.fetch_add(1, Ordering::Relaxed);
+                        if let Error::Request(raft_core::RequestError::NotLeader {
+                            leader: hint,
+                            ..
+                        }) = e
+                        {
+                            // Follow the hint; without one, ask the others.
+                            let next = hint
+                                .and_then(|id| nodes.iter().position(|n| n.id() == Some(id)))
+                                .or_else(|| (0..nodes.len()).find_map(|i| leader_of(&nodes, i)));
+                            match next {
+                                Some(i) => {
+                                    if leader.swap(i, Ordering::Relaxed) != i {
+                                        moves.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
+                                // An election is under way.
+                                None => std::thread::sleep(Duration::from_millis(10)),
+                            }
+                        }
                     } else if measuring.load(Ordering::Relaxed) {
                         latencies_ns.push(took.as_nanos() as u64);
                     }
@@ -203,11 +235,11 @@ fn measure(args: &Args, root: &std::path::Path) -> Result<String, String> {
         })
         .collect();
     std::thread::sleep(args.warmup); // the warm-up period itself
-    let before = sample(&nodes)?;
+    let before = sample(&nodes, leader.load(Ordering::Relaxed))?;
     measuring.store(true, Ordering::SeqCst);
     std::thread::sleep(args.duration); // the measured period itself
     measuring.store(false, Ordering::SeqCst);
-    let after = sample(&nodes)?;
+    let after = sample(&nodes, leader.load(Ordering::Relaxed))?;
     stop.store(true, Ordering::SeqCst);
     let mut latencies: Vec<u64> = Vec::new();
     for c in clients {
@@ -240,6 +272,7 @@ fn measure(args: &Args, root: &std::path::Path) -> Result<String, String> {
         "leader_entries_per_fsync": (entries as f64 / leader_fsyncs as f64 * 10.0).round() / 10.0,
         "wire_bytes_per_entry": ((after.bytes_sent - before.bytes_sent) as f64 / entries as f64).round(),
         "errors": errors.load(Ordering::Relaxed),
+        "leader_moves": moves.load(Ordering::Relaxed),
     });
     for node in nodes.iter() {
         let _ = node.close();
