@@ -12,7 +12,7 @@ use crate::meter::{Inflight, Meter, Outcome, Workload};
 use bytes::Bytes;
 use raft_core::{
     Action, Completion, EntryKind, Event, LogEntry, MembershipChange, Node, NodeId, NodeOptions,
-    Proposal, RecoveredState, RequestError, RequestId, Role, StreamId,
+    Proposal, RecoveredState, RequestError, RequestId, Role, SnapshotPolicy, StreamId,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 /// message, 256 messages in flight). Pre-vote and check-quorum are always on.
 fn options(id: NodeId) -> NodeOptions {
     NodeOptions {
-        max_batch_bytes: 1 << 20,
-        max_batch_entries: 1 << 20,
+        batch_bytes_max: 1 << 20,
+        batch_entries_max: 1 << 20,
         stream_budget_bytes: 256 << 20,
         // The log stays in memory for the whole run, as raft-rs's MemStorage does.
-        snapshot_threshold: 0,
+        snapshot_policy: SnapshotPolicy::NEVER,
         ..NodeOptions::new(id)
     }
 }
@@ -136,6 +136,7 @@ impl Host {
                     panic!("node {me}: no snapshot is configured in this benchmark")
                 }
                 Action::RoleChanged { .. } | Action::ConfigChanged(_) | Action::Refused { .. } => {}
+                other => panic!("node {me}: this benchmark does not execute {other}"),
             }
         }
         applied
