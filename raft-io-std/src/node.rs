@@ -363,8 +363,10 @@ impl RaftNode {
     ///
     /// Calling it again with the same list, on this run or after a restart,
     /// succeeds and changes nothing; a data directory of another cluster, or
-    /// of another node, is refused ([`Error::AlreadyInitialized`],
-    /// [`Error::LogExists`]), as is an `id` not in the list. The guarantees
+    /// of another node, is refused (`Error::Request` with
+    /// [`RequestError::AlreadyInitialized`](raft_core::RequestError::AlreadyInitialized)
+    /// or [`RequestError::LogExists`](raft_core::RequestError::LogExists)),
+    /// as is an `id` not in the list. The guarantees
     /// when lists differ between nodes are on [`raft_core::Bootstrap`].
     ///
     /// ```no_run
