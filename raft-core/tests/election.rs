@@ -677,7 +677,7 @@ fn no_node_asks_to_be_woken_at_a_time_already_past() {
 
 #[test]
 fn role_and_config_changes_are_reported_once_each_as_they_happen() {
-    let c = Cluster::new(3);
+    let c = Cluster::initialized_then_joined(3);
     let leader = c.leader().unwrap();
     for (id, h) in &c.hosts {
         let roles: Vec<(Role, Term, Option<NodeId>)> = h
