@@ -38,8 +38,10 @@ pub enum RequestError {
     /// `initialize` on a node that already belongs to a cluster.
     #[error("already initialized")]
     AlreadyInitialized,
-    /// `initialize` on a node whose log is not empty.
-    #[error("log exists: initialize needs an empty log")]
+    /// `bootstrap` on a node whose first entry is not the list's (a damaged
+    /// or forged disk: the cluster id names the list). `initialize` never
+    /// meets a log without a cluster id: recovery refuses one.
+    #[error("log exists: this node's first entry is not the bootstrap list's")]
     LogExists,
     /// A request that needs a cluster on a node that has neither initialized nor joined.
     #[error("not initialized: initialize or join first")]

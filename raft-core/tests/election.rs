@@ -768,3 +768,57 @@ fn a_transfer_to_a_node_that_is_not_a_voter_is_refused() {
     c.settle();
     assert_eq!(c.result(next), Some(Ok(Completion::Transferred { term })));
 }
+
+#[test]
+fn a_leader_refuses_a_vote_for_a_later_term_and_keeps_leading() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let member = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let node = &c.hosts[&leader].node;
+    let (term, cluster_id, last_index) =
+        (node.term(), node.cluster_id().unwrap(), node.last_index());
+    for pre_vote in [true, false] {
+        let (last_term, transfer) = (term, false);
+        let body = if pre_vote {
+            MessageBody::PreVoteRequest {
+                last_index,
+                last_term,
+            }
+        } else {
+            MessageBody::VoteRequest {
+                last_index,
+                last_term,
+                transfer,
+            }
+        };
+        // An up-to-date member campaigning while the leader holds its quorum
+        // (a partition healing, a long pause): it must not unseat the leader.
+        let request = Message {
+            cluster_id,
+            from: member,
+            to: leader,
+            term: term.next(),
+            body,
+        };
+        c.hosts.get_mut(&leader).unwrap().actions.clear();
+        c.step(leader, Event::MessageReceived(request));
+        let host = &c.hosts[&leader];
+        // A pre-vote is answered no; a vote is not answered (the candidate
+        // times out), and never granted.
+        let answer = vote_granted(&host.actions);
+        assert_eq!(answer, pre_vote.then_some(false), "pre-vote {pre_vote}");
+        // A refused vote for a later term is reported (a pre-vote changes no
+        // term, so its refusal is only the answer).
+        assert_eq!(
+            host.actions.iter().any(|a| matches!(
+                a,
+                Action::Refused {
+                    reason: Refusal::LeaderAlive(_),
+                    ..
+                }
+            )),
+            !pre_vote
+        );
+        assert_eq!((host.node.role(), host.node.term()), (Role::Leader, term));
+    }
+}

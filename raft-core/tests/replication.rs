@@ -503,3 +503,46 @@ fn a_leader_sends_nothing_more_on_a_stream_that_broke() {
         .collect();
     assert!(on_dead_stream.is_empty(), "{on_dead_stream:?}");
 }
+
+#[test]
+fn a_chunk_carries_at_most_the_batch_byte_limit_of_entries() {
+    let opts = NodeOptions {
+        batch_bytes_max: 1_000,
+        ..NodeOptions::new(NodeId(1))
+    };
+    let mut c = Cluster::with_options(3, opts);
+    let leader = c.leader().unwrap();
+    c.hosts.get_mut(&leader).unwrap().actions.clear();
+    // One batch of twenty 300-byte commands (324 budget bytes each): about
+    // 6.5 kB for each follower, which must travel as several chunks.
+    let proposals = (0..20)
+        .map(|i| Proposal {
+            id: RequestId(1_000 + i),
+            data: Bytes::from(vec![i as u8; 300]),
+        })
+        .collect();
+    c.push(leader, Event::ProposeRequested { proposals });
+    c.settle();
+    let chunks: Vec<Vec<u64>> = c.hosts[&leader]
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendFrame {
+                frame: Frame::Chunk { entries, .. },
+                ..
+            } if !entries.is_empty() => Some(entries.iter().map(LogEntry::budget_bytes).collect()),
+            _ => None,
+        })
+        .collect();
+    for chunk in &chunks {
+        assert!(
+            chunk.len() == 1 || chunk.iter().sum::<u64>() <= 1_000,
+            "a chunk over the limit: {chunk:?}"
+        );
+    }
+    let carried: usize = chunks.iter().map(Vec::len).sum();
+    assert_eq!(carried, 2 * 20, "every entry reaches both followers");
+    for id in c.hosts.keys() {
+        assert_eq!(c.commands(*id).len(), 20, "node {id}");
+    }
+}

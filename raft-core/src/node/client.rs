@@ -143,9 +143,13 @@ impl Node {
         if self.hs.cluster_id.is_some() {
             return self.complete(id, Err(RequestError::AlreadyInitialized));
         }
-        if !self.log.is_empty() || self.snapshot.is_some() {
-            return self.complete(id, Err(RequestError::LogExists));
-        }
+        // Recovery refuses a log or snapshot without a cluster id
+        // (`RecoveryError::NoClusterId`) and nothing is appended before one
+        // is set, so a node without one holds nothing to overwrite.
+        assert!(
+            self.log.is_empty() && self.snapshot.is_none(),
+            "a node without a cluster id holds a log"
+        );
         if address.is_empty() {
             return self.complete(id, Err(RequestError::NodeAddressRequired));
         }
