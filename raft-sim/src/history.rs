@@ -140,6 +140,30 @@ impl fmt::Display for Op {
     }
 }
 
+/// One client operation as a run report keeps it, whatever the service: its
+/// times and outcome, and a description for people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpRecord {
+    /// Position in the history.
+    pub id: u64,
+    /// The client process that issued it.
+    pub client: ClientId,
+    /// When the client invoked it (global simulated nanoseconds).
+    pub invoke_ns: u64,
+    /// When it completed; `None` for [`OpStatus::Unknown`].
+    pub complete_ns: Option<u64>,
+    /// How it ended.
+    pub outcome: OpStatus,
+    /// What it asked and got, as the service's types print it.
+    pub text: String,
+}
+
+impl fmt::Display for OpRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

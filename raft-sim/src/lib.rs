@@ -5,6 +5,7 @@
 //! ordered by `(time, seq)` and seeded randomness. Checkers watch every step.
 
 pub mod checkers;
+pub mod cli;
 mod clients;
 pub mod clock;
 mod control;
@@ -17,6 +18,7 @@ mod host;
 pub mod hostile;
 mod judges;
 pub mod kv;
+pub mod lincheck;
 pub mod linearizability;
 pub mod membership;
 pub mod nemesis;
@@ -24,6 +26,7 @@ pub mod network;
 mod queue;
 pub mod rng;
 pub mod scenario;
+pub mod service;
 pub mod shrink;
 pub mod swarm;
 pub mod sweep;
