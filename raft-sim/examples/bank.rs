@@ -33,7 +33,7 @@ const TOTAL: u64 = ACCOUNTS as u64 * OPENING;
 /// A command: move `amount` from one account to another (refused, changing
 /// nothing, if the source holds less).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Transfer {
+pub struct Transfer {
     from: usize,
     to: usize,
     amount: u64,
@@ -41,7 +41,7 @@ struct Transfer {
 
 /// What a request returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reply {
+pub enum Reply {
     /// Whether the transfer happened.
     Transferred(bool),
     /// An account's balance.
@@ -50,7 +50,7 @@ enum Reply {
 
 /// The balances of every account.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Balances([u64; ACCOUNTS]);
+pub struct Balances([u64; ACCOUNTS]);
 
 impl Default for Balances {
     fn default() -> Self {
@@ -75,7 +75,7 @@ impl Balances {
 }
 
 /// One replica's bank.
-struct Bank {
+pub struct Bank {
     balances: Balances,
     /// Computes both new balances before storing either: right for two
     /// accounts, but a transfer to the same account stores only the credit.
@@ -125,7 +125,7 @@ impl StateMachine for Bank {
 
 /// Clients: mostly transfers between random accounts (sometimes the same
 /// one), some balance reads.
-struct Customers;
+pub struct Customers;
 
 impl Workload for Customers {
     type Machine = Bank;
@@ -144,7 +144,7 @@ impl Workload for Customers {
 }
 
 /// The bank as one sequential process.
-struct Ledger;
+pub struct Ledger;
 
 impl Model for Ledger {
     type Machine = Bank;
@@ -164,8 +164,9 @@ impl Model for Ledger {
 
 /// The bank as a service under test.
 #[derive(Clone, Copy, Debug)]
-struct BankService {
-    bug: bool,
+pub struct BankService {
+    /// Switches on the deliberate bug (see [`Bank`]).
+    pub bug: bool,
 }
 
 impl Service for BankService {

@@ -186,3 +186,117 @@ impl<L: Model> Search<'_, '_, L> {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{KvOp, KvOutput, KvStore};
+    use crate::service::{Op, RequestOf};
+
+    /// The key-value store's registers, checked by the generic search.
+    struct Registers;
+
+    impl Model for Registers {
+        type Machine = KvStore;
+        type State = KvStore;
+        fn init(&self) -> KvStore {
+            KvStore::default()
+        }
+        fn step(&self, state: &mut KvStore, request: &RequestOf<KvStore>) -> KvOutput {
+            match request {
+                Request::Write(c) => state.apply(c),
+                Request::Read(k) => state.read(k),
+            }
+        }
+    }
+
+    fn op(
+        id: u64,
+        request: RequestOf<KvStore>,
+        output: Option<KvOutput>,
+        span: (u64, Option<u64>),
+    ) -> OpOf<KvStore> {
+        Op {
+            id,
+            client: id,
+            request,
+            output,
+            invoke_ns: span.0,
+            complete_ns: span.1,
+            outcome: if output.is_some() {
+                OpStatus::Ok
+            } else {
+                OpStatus::Unknown
+            },
+        }
+    }
+
+    fn put(value: u64) -> RequestOf<KvStore> {
+        Request::Write(KvOp::Put { key: 0, value })
+    }
+
+    fn read(seen: Option<u64>) -> Option<KvOutput> {
+        Some(KvOutput::Value(seen))
+    }
+
+    #[test]
+    fn a_read_concurrent_with_a_write_may_see_either_value() {
+        let h = [
+            op(0, put(1), Some(KvOutput::Written), (0, Some(10))),
+            op(1, put(2), Some(KvOutput::Written), (20, Some(40))),
+            op(2, Request::Read(0), read(Some(1)), (25, Some(30))),
+            op(3, Request::Read(0), read(Some(2)), (26, Some(35))),
+        ];
+        assert_eq!(
+            check(&Registers, &h, &Budget::default()),
+            Judgment::Linearizable
+        );
+    }
+
+    #[test]
+    fn a_stale_read_after_a_completed_write_is_not_linearizable() {
+        let h = [
+            op(0, put(1), Some(KvOutput::Written), (0, Some(10))),
+            op(1, put(2), Some(KvOutput::Written), (20, Some(30))),
+            op(2, Request::Read(0), read(Some(1)), (40, Some(50))),
+        ];
+        let Judgment::NotLinearizable(why) = check(&Registers, &h, &Budget::default()) else {
+            panic!("a stale read must be rejected");
+        };
+        assert!(why.contains("op2"), "{why}");
+    }
+
+    #[test]
+    fn a_write_of_unknown_outcome_may_take_effect_late_or_never() {
+        let late = [
+            op(0, put(1), None, (0, None)),
+            op(1, Request::Read(0), read(None), (10, Some(20))),
+            op(2, Request::Read(0), read(Some(1)), (30, Some(40))),
+        ];
+        assert_eq!(
+            check(&Registers, &late, &Budget::default()),
+            Judgment::Linearizable
+        );
+        let never = [
+            op(0, put(1), None, (0, None)),
+            op(1, Request::Read(0), read(None), (30, Some(40))),
+        ];
+        assert_eq!(
+            check(&Registers, &never, &Budget::default()),
+            Judgment::Linearizable
+        );
+    }
+
+    #[test]
+    fn running_out_of_budget_is_undecided_never_a_pass() {
+        let h = [
+            op(0, put(1), Some(KvOutput::Written), (0, Some(10))),
+            op(1, Request::Read(0), read(Some(1)), (20, Some(30))),
+        ];
+        let tiny = Budget { max_steps: 1 };
+        assert!(matches!(
+            check(&Registers, &h, &tiny),
+            Judgment::Undecided(_)
+        ));
+    }
+}
