@@ -1,9 +1,11 @@
 //! The client history: every operation the simulated clients invoked, with
 //! invoke and completion times in global simulated time and its outcome.
 //!
-//! This is the contract between the workload (which records operations) and the
-//! linearizability checker (`crate::linearizability::check(&[Op])`, which reads
-//! them). It is deliberately plain data.
+//! [`Op`] is the key-value store's history in the form its register checker
+//! reads (`crate::linearizability::check_history`; the store's model converts
+//! the generic [`crate::service::Op`] with [`crate::kv::to_register_op`]);
+//! [`OpRecord`] is what a run report keeps of any service's history. Both are
+//! deliberately plain data.
 //!
 //! # Conventions the checker may rely on
 //!

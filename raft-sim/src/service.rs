@@ -15,7 +15,7 @@
 //! A [`Service`] ties them together and makes fresh instances. The key-value
 //! store the `raft-sim` command line tests ([`crate::kv::KvService`]) is one
 //! implementation; `raft-sim/examples/bank.rs` is another, written against
-//! this module and [`crate::run`] only.
+//! this module and [`crate::cli`] only.
 //!
 //! The simulator owns the plumbing around them: it wraps each command with
 //! the id of the client operation that issued it (so it can tell whose entry
