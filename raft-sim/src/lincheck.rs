@@ -82,9 +82,7 @@ pub fn check<L: Model>(model: &L, history: &[OpOf<L::Machine>], budget: &Budget)
         budget: budget.max_steps,
         best: Vec::new(),
     };
-    let mut placed = vec![0u64; ops.len().div_ceil(64)];
-    let mut path = Vec::new();
-    match search.dfs(&mut placed, &model.init(), &mut path) {
+    match search.run(model.init()) {
         Some(true) => Judgment::Linearizable,
         Some(false) => Judgment::NotLinearizable(search.explain(history)),
         None => Judgment::Undecided(format!(
@@ -113,51 +111,85 @@ impl<L: Model> Search<'_, '_, L> {
         placed[i / 64] & (1 << (i % 64)) != 0
     }
 
-    /// `Some(true)` if the remaining operations can be placed from `state`,
-    /// `Some(false)` if not, `None` when out of budget.
-    fn dfs(&mut self, placed: &mut [u64], state: &L::State, path: &mut Vec<usize>) -> Option<bool> {
-        // Every operation still to place must come before the earliest
-        // return among the completed ones left.
-        let horizon = (0..self.ops.len())
-            .filter(|&i| !Self::is_placed(placed, i) && self.ops[i].output.is_some())
-            .map(|i| self.ops[i].complete)
-            .min();
-        let Some(horizon) = horizon else {
-            return Some(true);
-        };
-        if !self.seen.insert((placed.to_vec(), state.clone())) {
-            return Some(false);
+    /// `Some(true)` if every operation can be placed from `init`,
+    /// `Some(false)` if not, `None` when out of budget. Depth-first with an
+    /// explicit stack: a history of many thousand operations is that deep.
+    fn run(&mut self, init: L::State) -> Option<bool> {
+        struct Frame<S> {
+            state: S,
+            /// The earliest return among the completed operations left.
+            horizon: u64,
+            /// The next operation to try from this configuration.
+            next: usize,
         }
-        self.steps += 1;
-        if self.steps > self.budget {
-            return None;
+        let mut placed = vec![0u64; self.ops.len().div_ceil(64)];
+        // Operations placed to reach each frame above the first.
+        let mut path: Vec<usize> = Vec::new();
+        let mut stack: Vec<Frame<L::State>> = Vec::new();
+        let mut arriving = Some(init);
+        loop {
+            if let Some(state) = arriving.take() {
+                let horizon = (0..self.ops.len())
+                    .filter(|&i| !Self::is_placed(&placed, i) && self.ops[i].output.is_some())
+                    .map(|i| self.ops[i].complete)
+                    .min();
+                let Some(horizon) = horizon else {
+                    return Some(true);
+                };
+                if self.seen.insert((placed.clone(), state.clone())) {
+                    self.steps += 1;
+                    if self.steps > self.budget {
+                        return None;
+                    }
+                    if path.len() > self.best.len() {
+                        self.best = path.iter().map(|&i| self.ops[i].at).collect();
+                    }
+                    stack.push(Frame {
+                        state,
+                        horizon,
+                        next: 0,
+                    });
+                } else if let Some(i) = path.pop() {
+                    // Explored before, in vain: back to the parent.
+                    placed[i / 64] &= !(1 << (i % 64));
+                }
+            }
+            let Some(top) = stack.last_mut() else {
+                return Some(false);
+            };
+            let mut child = None;
+            while top.next < self.ops.len() {
+                let i = top.next;
+                top.next += 1;
+                let op = &self.ops[i];
+                if op.invoke > top.horizon {
+                    top.next = self.ops.len();
+                    break;
+                }
+                if Self::is_placed(&placed, i) {
+                    continue;
+                }
+                let mut next = top.state.clone();
+                let output = self.model.step(&mut next, op.request);
+                if op.output.is_none_or(|o| *o == output) {
+                    child = Some((i, next));
+                    break;
+                }
+            }
+            match child {
+                Some((i, state)) => {
+                    placed[i / 64] |= 1 << (i % 64);
+                    path.push(i);
+                    arriving = Some(state);
+                }
+                None => {
+                    stack.pop();
+                    if let Some(i) = path.pop() {
+                        placed[i / 64] &= !(1 << (i % 64));
+                    }
+                }
+            }
         }
-        if path.len() > self.best.len() {
-            self.best = path.iter().map(|&i| self.ops[i].at).collect();
-        }
-        for i in 0..self.ops.len() {
-            let op = &self.ops[i];
-            if op.invoke > horizon {
-                break;
-            }
-            if Self::is_placed(placed, i) {
-                continue;
-            }
-            let mut next = state.clone();
-            let output = self.model.step(&mut next, op.request);
-            if op.output.is_some_and(|o| *o != output) {
-                continue;
-            }
-            placed[i / 64] |= 1 << (i % 64);
-            path.push(i);
-            let found = self.dfs(placed, &next, path);
-            path.pop();
-            placed[i / 64] &= !(1 << (i % 64));
-            if found != Some(false) {
-                return found;
-            }
-        }
-        Some(false)
     }
 
     fn explain(&self, history: &[OpOf<L::Machine>]) -> String {
@@ -285,6 +317,27 @@ mod tests {
             check(&Registers, &never, &Budget::default()),
             Judgment::Linearizable
         );
+    }
+
+    #[test]
+    fn a_long_history_is_decided_on_a_small_stack() {
+        let h: Vec<OpOf<KvStore>> = (0..3_000u64)
+            .map(|i| {
+                let t = 10 * i;
+                if i % 2 == 0 {
+                    op(i, put(i), Some(KvOutput::Written), (t, Some(t + 5)))
+                } else {
+                    op(i, Request::Read(0), read(Some(i - 1)), (t, Some(t + 5)))
+                }
+            })
+            .collect();
+        let verdict = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || check(&Registers, &h, &Budget::default()))
+            .expect("a thread")
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(verdict, Judgment::Linearizable);
     }
 
     #[test]
