@@ -1,7 +1,8 @@
-//! The state-digest oracle: replicas that applied the same log prefix must
-//! hold the same state. A counter service written against the public API
-//! passes; the same service whose replicas remember which instance they are
-//! (a state machine that is not a function of its log) is caught.
+//! A counter service written against the public API, correct and with two
+//! flaws the oracles must catch: replicas that remember which instance they
+//! are (state not a function of the log: the state-digest oracle) and reads
+//! that lag one command behind (the linearizability check against the
+//! service's own model).
 
 use raft_sim::rng::{Ppm, SimRng};
 use raft_sim::scenario::Knobs;
@@ -16,12 +17,21 @@ thread_local! {
     static MADE: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Counts the commands applied; with `leaky`, its state also holds which
-/// instance it is, so two replicas never agree.
+/// A deliberate flaw of the counter.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Flaw {
+    None,
+    /// Its state also holds which instance it is, so two replicas never agree.
+    Leaky,
+    /// A read answers the count before the last command.
+    LaggingReads,
+}
+
+/// Counts the commands applied.
 struct Counter {
     count: u64,
     instance: u64,
-    leaky: bool,
+    flaw: Flaw,
 }
 
 impl StateMachine for Counter {
@@ -34,7 +44,11 @@ impl StateMachine for Counter {
         self.count
     }
     fn read(&self, _: &()) -> u64 {
-        self.count
+        if self.flaw == Flaw::LaggingReads {
+            self.count.saturating_sub(1)
+        } else {
+            self.count
+        }
     }
     fn snapshot(&self) -> Vec<u8> {
         self.count.to_le_bytes().to_vec()
@@ -44,7 +58,7 @@ impl StateMachine for Counter {
         Ok(())
     }
     fn digest(&self) -> u64 {
-        if self.leaky {
+        if self.flaw == Flaw::Leaky {
             self.count ^ (self.instance << 32)
         } else {
             self.count
@@ -83,7 +97,7 @@ impl Model for Count {
 
 #[derive(Clone, Copy)]
 struct CounterService {
-    leaky: bool,
+    flaw: Flaw,
 }
 
 impl Service for CounterService {
@@ -98,7 +112,7 @@ impl Service for CounterService {
         Counter {
             count: 0,
             instance,
-            leaky: self.leaky,
+            flaw: self.flaw,
         }
     }
     fn workload(&self, _: &Knobs) -> Clicks {
@@ -123,7 +137,7 @@ fn config() -> RunConfig {
 fn replicas_of_a_deterministic_state_machine_agree() {
     for seed in 0..3 {
         let r = run_seed_with(
-            &CounterService { leaky: false },
+            &CounterService { flaw: Flaw::None },
             seed,
             &config(),
             Trace::new(200, false),
@@ -138,7 +152,7 @@ fn replicas_of_a_deterministic_state_machine_agree() {
 fn replicas_whose_state_is_not_a_function_of_the_log_are_caught() {
     for seed in 0..3 {
         let r = run_seed_with(
-            &CounterService { leaky: true },
+            &CounterService { flaw: Flaw::Leaky },
             seed,
             &config(),
             Trace::new(200, false),
@@ -147,5 +161,19 @@ fn replicas_whose_state_is_not_a_function_of_the_log_are_caught() {
             .failure
             .unwrap_or_else(|| panic!("seed {seed}: divergent replicas went unnoticed"));
         assert_eq!(f.checker, "state-digest", "seed {seed}: {f}");
+    }
+}
+
+#[test]
+fn reads_that_lag_behind_the_log_are_not_linearizable() {
+    for seed in 0..3 {
+        let service = CounterService {
+            flaw: Flaw::LaggingReads,
+        };
+        let r = run_seed_with(&service, seed, &config(), Trace::new(200, false));
+        let f = r
+            .failure
+            .unwrap_or_else(|| panic!("seed {seed}: stale reads went unnoticed"));
+        assert_eq!(f.checker, "linearizability", "seed {seed}: {f}");
     }
 }
