@@ -188,6 +188,16 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// Parses a command line (the first argument is the program name), as
+    /// `raft-sim` would; `Err` is the usage text or the error, for a person.
+    pub fn from_args(
+        args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    ) -> Result<Cli, String> {
+        Cli::try_parse_from(args).map_err(|e| e.to_string())
+    }
+}
+
 /// A command line bound to a service and to the command that runs it.
 struct Program<'a, S> {
     service: &'a S,
@@ -224,16 +234,24 @@ pub fn main_from<S: Service>(
         }
     };
     install_quiet_panic_hook();
+    ExitCode::from(run(&service, command, &cli) as u8)
+}
+
+/// Does what the command line `cli` asks of `service` (one seed, a sweep with
+/// its progress bar, summary and replay commands, a replay or a shrink) and
+/// returns the exit code. `cli` may be built in code, e.g.
+/// `Cli::from_args(["bank", "--seeds", "0..100"])`.
+pub fn run<S: Service>(service: &S, command: &str, cli: &Cli) -> i32 {
     let config = RunConfig {
         swarm: cli.swarm,
         overrides: cli.overrides(),
     };
     let p = Program {
-        service: &service,
-        cli: &cli,
+        service,
+        cli,
         command,
     };
-    let code = match (cli.seed, cli.seeds, &cli.replay) {
+    match (cli.seed, cli.seeds, &cli.replay) {
         (Some(seed), None, None) => run_one(
             &p,
             scenario_from_seed(seed, config.swarm, &config.overrides),
@@ -250,8 +268,7 @@ pub fn main_from<S: Service>(
             eprintln!("give --seed N, --seeds A..B or --replay FILE (see --help)");
             1
         }
-    };
-    ExitCode::from(code as u8)
+    }
 }
 
 fn load_scenario(path: &std::path::Path) -> Result<Scenario, String> {

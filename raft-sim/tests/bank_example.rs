@@ -76,3 +76,14 @@ fn the_buggy_banks_failure_shrinks_to_fewer_faults_and_clients() {
         s.knobs.clients
     );
 }
+
+#[test]
+fn the_command_line_runs_the_bank_and_exits_with_the_failure_class() {
+    use raft_sim::cli::{Cli, run};
+    let command = "cargo run --release -p raft-sim --example bank --";
+    let cli = |args: &[&str]| Cli::from_args(["bank"].iter().chain(args)).expect("valid flags");
+    let sweep = cli(&["--seeds", "0..2", "--jobs", "1", "--duration-ms", "12000"]);
+    assert_eq!(run(&BankService { bug: false }, command, &sweep), 0);
+    let one = cli(&["--seed", "1", "--duration-ms", "12000"]);
+    assert_eq!(run(&BankService { bug: true }, command, &one), 2, "safety");
+}
