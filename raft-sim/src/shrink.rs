@@ -82,9 +82,12 @@ pub fn shrink_with<S: Service>(service: &S, scenario: Scenario, max_runs: u32) -
         max_runs,
     };
 
-    // 1. A safety failure needs nothing after it.
+    // 1. A safety failure needs nothing after it. Clients go quiet for the
+    // last 4 election timeouts of a run, so the cut keeps that much more:
+    // every client decision up to the failure stays the same.
     if target.0 == FailureClass::Safety {
-        let fail_ms = s.report.sim_ns / 1_000_000 + 1;
+        let quiet_ms = 4 * s.best.knobs.election_timeout_ms;
+        let fail_ms = s.report.sim_ns / 1_000_000 + 1 + quiet_ms;
         if fail_ms < s.best.knobs.duration_ms {
             let mut c = s.best.clone();
             c.knobs.duration_ms = fail_ms;

@@ -59,10 +59,11 @@ fn the_buggy_bank_breaks_money_conservation_on_every_seed() {
 }
 
 #[test]
-fn the_buggy_banks_failure_shrinks_to_fewer_faults_and_clients() {
+fn the_buggy_banks_failure_shrinks_to_fewer_faults_and_a_shorter_run() {
     let service = BankService { bug: true };
     let scenario = scenario_from_seed(0, false, &config().overrides);
     let (faults, clients) = (scenario.faults.len(), scenario.knobs.clients);
+    let duration = scenario.knobs.duration_ms;
     let shrunk = shrink_with(&service, scenario, 60).expect("the buggy bank fails");
     assert_eq!(
         signature(&shrunk.report).map(|s| s.1),
@@ -70,10 +71,13 @@ fn the_buggy_banks_failure_shrinks_to_fewer_faults_and_clients() {
     );
     let s = &shrunk.scenario;
     assert!(
-        s.faults.len() < faults.max(1) && s.knobs.clients < clients,
-        "faults {faults} -> {}, clients {clients} -> {}",
+        s.faults.len() < faults.max(1)
+            && s.knobs.clients <= clients
+            && s.knobs.duration_ms < duration,
+        "faults {faults} -> {}, clients {clients} -> {}, duration {duration}ms -> {}ms",
         s.faults.len(),
-        s.knobs.clients
+        s.knobs.clients,
+        s.knobs.duration_ms
     );
 }
 
