@@ -4,12 +4,12 @@
 
 use crate::checkers::Failure;
 use crate::digest::hash_bytes;
-use crate::kv::KvCommand;
-use crate::workload::{End, Request};
+use crate::service::{Request, Service, StateMachine, encode_command};
+use crate::workload::{End, Wire};
 use crate::world::{ApplyWaiter, CLIENT_LATENCY_NS, SimEvent, World, index_of};
 use raft_core::{Completion, Event, Instant, LogIndex, Proposal, RequestError, RequestId};
 
-impl World {
+impl<S: Service> World<S> {
     /// A client invokes its next operation.
     pub(crate) fn client_invoke(&mut self, client: usize) {
         // Clients go quiet for the last 4 election timeouts so that commit and
@@ -26,10 +26,10 @@ impl World {
             return;
         };
         let event = match inv.request {
-            Request::Write(data) => Event::ProposeRequested {
+            Wire::Write(data) => Event::ProposeRequested {
                 proposals: vec![Proposal { id: inv.id, data }],
             },
-            Request::Read(_) => Event::ReadRequested { id: inv.id },
+            Wire::Read => Event::ReadRequested { id: inv.id },
         };
         self.schedule(
             Instant(self.now.0 + CLIENT_LATENCY_NS),
@@ -46,12 +46,13 @@ impl World {
     pub(crate) fn client_finish(
         &mut self,
         id: RequestId,
-        end: End,
+        end: End<<S::Machine as StateMachine>::Output>,
         hint: Option<usize>,
         why: &str,
     ) {
         let at = Instant(self.now.0 + CLIENT_LATENCY_NS);
         if let Some((client, op)) = self.workload.finish(id, at, end, hint) {
+            let op = self.service.describe(&self.workload.history()[op as usize]);
             self.trace
                 .record(self.now, None, format!("client {client} {op} ({why})"));
             let next = Instant(at.0 + self.workload.think_ns());
@@ -72,15 +73,15 @@ impl World {
         let Some((_, op)) = self.workload.lookup(id) else {
             return Ok(());
         };
-        let op = *op;
+        let op_id = op.id;
         match result {
-            Ok(Completion::Written { index }) => self.on_written(i, id, op, index)?,
+            Ok(Completion::Written { index }) => self.on_written(i, id, op_id, index)?,
             Ok(Completion::Read { index }) => {
                 self.hosts[i].waiters.push(ApplyWaiter {
                     id,
                     index,
-                    read_key: Some(op.key),
-                    op_id: op.id,
+                    read: true,
+                    op_id,
                 });
                 self.serve_waiters(i);
             }
@@ -109,93 +110,80 @@ impl World {
         Ok(())
     }
 
-    /// Node `i` reports client op `op` (request `id`) written at `index`: it
-    /// must be the op's command; a put is answered at once, a cas once node
-    /// `i` has applied it (its result comes from the state machine).
+    /// Node `i` reports client op `op_id` (request `id`) written at `index`:
+    /// it must be the op's command; a blind write is answered at once, any
+    /// other once node `i` has applied it (its result comes from the state
+    /// machine).
     fn on_written(
         &mut self,
         i: usize,
         id: RequestId,
-        op: crate::history::Op,
+        op_id: u64,
         index: LogIndex,
     ) -> Result<(), Failure> {
         let host = &self.hosts[i];
-        let Some(cmd_hash) = self.command_hash(op.id) else {
+        let Some(Request::Write(command)) = self
+            .workload
+            .history()
+            .get(op_id as usize)
+            .map(|op| &op.request)
+        else {
             return Ok(());
         };
-        let ours = host.mirror.payload_hash_at(index) == Some(cmd_hash);
+        let ours =
+            host.mirror.payload_hash_at(index) == Some(hash_bytes(&encode_command(op_id, command)));
         if !ours {
             return Err(Failure::safety(
                 "completion",
                 format!(
-                    "n{} reported op{} written at {index}, which holds another entry",
+                    "n{} reported op{op_id} written at {index}, which holds another entry",
                     i + 1,
-                    op.id
                 ),
             ));
         }
+        let blind = host.fsm.machine().blind_output(command);
         let digest = host.mirror.at(index).map_or(0, |(_, d)| d);
-        self.acked.on_ack(index, op.id, digest)?;
-        if let crate::history::OpKind::Put { .. } = op.kind {
-            self.client_finish(
-                id,
-                End::Ok {
-                    read: None,
-                    cas_ok: true,
-                },
-                None,
-                "written",
-            );
+        self.acked.on_ack(index, op_id, digest)?;
+        if let Some(output) = blind {
+            self.client_finish(id, End::Ok(output), None, "written");
             return Ok(());
         }
         self.hosts[i].waiters.push(ApplyWaiter {
             id,
             index,
-            read_key: None,
-            op_id: op.id,
+            read: false,
+            op_id,
         });
         self.serve_waiters(i);
         Ok(())
     }
 
-    /// The payload hash of the command op `op_id` proposed.
-    fn command_hash(&self, op_id: u64) -> Option<u64> {
-        let op = self.workload.history().get(op_id as usize)?;
-        let kv_op = match op.kind {
-            crate::history::OpKind::Put { value } => crate::kv::KvOp::Put { key: op.key, value },
-            crate::history::OpKind::Cas { from, to, .. } => crate::kv::KvOp::Cas {
-                key: op.key,
-                from,
-                to,
-            },
-            crate::history::OpKind::Get { .. } => return None,
-        };
-        Some(hash_bytes(&KvCommand { op_id, op: kv_op }.encode()))
-    }
-
     /// Answers every client whose index node `i` has now applied.
     pub(crate) fn serve_waiters(&mut self, i: usize) {
-        let applied = self.hosts[i].kv.applied();
+        let applied = self.hosts[i].fsm.applied();
         let (ready, waiting): (Vec<ApplyWaiter>, Vec<ApplyWaiter>) =
             std::mem::take(&mut self.hosts[i].waiters)
                 .into_iter()
                 .partition(|w| w.index <= applied);
         self.hosts[i].waiters = waiting;
         for w in ready {
-            let kv = &self.hosts[i].kv;
-            let end = match w.read_key {
-                Some(key) => End::Ok {
-                    read: kv.get(key),
-                    cas_ok: false,
-                },
-                None => match kv.result_at(w.index) {
-                    Some(r) if r.op_id == w.op_id => End::Ok {
-                        read: None,
-                        cas_ok: r.ok,
-                    },
+            let fsm = &self.hosts[i].fsm;
+            let end = if w.read {
+                match self
+                    .workload
+                    .history()
+                    .get(w.op_id as usize)
+                    .map(|op| &op.request)
+                {
+                    Some(Request::Read(query)) => End::Ok(fsm.machine().read(query)),
+                    _ => End::Unknown,
+                }
+            } else {
+                match fsm.result_at(w.index) {
+                    Some((op_id, output)) if op_id == w.op_id => End::Ok(output.clone()),
                     // Applied before this node kept results (restored from a snapshot).
                     _ => End::Unknown,
-                },
+                }
             };
             self.client_finish(w.id, end, None, "served");
         }

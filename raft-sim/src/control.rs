@@ -4,12 +4,12 @@
 
 use crate::checkers::Failure;
 use crate::disk::SimDisk;
-use crate::kv::KvFsm;
 use crate::scenario::Fault;
+use crate::service::{Replica, Service};
 use crate::world::{SimEvent, World};
 use raft_core::{Instant, Message, Node, NodeOptions};
 
-impl World {
+impl<S: Service> World<S> {
     /// Processes every event due at or before `at`, then sets the clock to
     /// `at` (unless the run ended first). Returns whether the run goes on.
     pub fn run_until(&mut self, at: Instant) -> bool {
@@ -37,14 +37,14 @@ impl World {
     pub fn add_invariant(
         &mut self,
         name: &'static str,
-        check: impl FnMut(&World) -> Result<(), String> + 'static,
+        check: impl FnMut(&World<S>) -> Result<(), String> + 'static,
     ) {
         self.invariants.push((name, Box::new(check)));
     }
 
     /// Applies `fault` (as [`World::inject`] does) after the first event at
     /// whose end `when` holds, once.
-    pub fn inject_when(&mut self, when: impl FnMut(&World) -> bool + 'static, fault: Fault) {
+    pub fn inject_when(&mut self, when: impl FnMut(&World<S>) -> bool + 'static, fault: Fault) {
         self.triggers.push((Box::new(when), fault));
     }
 
@@ -121,9 +121,10 @@ impl World {
         self.node_options.insert(i, options);
     }
 
-    /// Server `i`'s state machine (what it has applied).
-    pub fn state_machine(&self, i: usize) -> &KvFsm {
-        &self.hosts[i].kv
+    /// Server `i`'s state machine (what it has applied), with its applied
+    /// index, term and configuration ([`Replica::machine`] is yours).
+    pub fn state_machine(&self, i: usize) -> &Replica<S::Machine> {
+        &self.hosts[i].fsm
     }
 
     /// Fires the triggers whose predicate holds, then runs the invariants.

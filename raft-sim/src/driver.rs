@@ -12,8 +12,8 @@
 use crate::checkers::log::LogMirror;
 use crate::checkers::{Failure, durability, election};
 use crate::disk::{DiskNotice, DiskOp};
-use crate::kv::KvFsm;
 use crate::rng::{SimRng, StreamKind};
+use crate::service::Replica;
 use crate::world::{SimEvent, World, index_of};
 use node_driver::NodeDriver;
 use raft_core::{
@@ -35,7 +35,7 @@ pub const BOUNDS_SAMPLE_STEPS: u64 = 16;
 /// Bytes per `SnapshotChunk` frame the simulated leader driver writes.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 16 * 1024;
 
-impl World {
+impl<S: crate::service::Service> World<S> {
     /// Puts `frame` from node `i` on `stream` (traced; dropped if the stream is gone).
     pub(crate) fn send_frame_now(&mut self, i: usize, stream: raft_core::StreamId, frame: Frame) {
         let text = format!("-> SendFrame {stream} {frame}");
@@ -247,8 +247,8 @@ impl World {
                         .snapshot()
                         .map(|s| s.data.clone())
                         .unwrap_or_default();
-                    match crate::kv::KvFsm::restore(&data, meta.config.clone()) {
-                        Ok(kv) => host.kv = kv,
+                    match Replica::restore(self.service.machine(), &data, meta.config.clone()) {
+                        Ok(fsm) => host.fsm = fsm,
                         Err(e) => {
                             return self
                                 .fail(Failure::safety("snapshot", format!("n{}: {e}", i + 1)));
@@ -353,7 +353,7 @@ impl World {
     }
 }
 
-impl World {
+impl<S: crate::service::Service> World<S> {
     /// Steps a datagram into node `to` and checks rules every receiver obeys
     /// whoever the sender (the hostile member included): a pre-vote request
     /// never makes it adopt the request's term; a vote goes only to a
@@ -426,10 +426,10 @@ impl World {
         )
         .next_u64();
         host.mirror = LogMirror::default();
-        host.kv = KvFsm::default();
+        host.fsm = Replica::new(self.service.machine());
         if let Some(s) = host.disk.snapshot() {
-            match KvFsm::restore(&s.data, s.meta.config.clone()) {
-                Ok(kv) => host.kv = kv,
+            match Replica::restore(self.service.machine(), &s.data, s.meta.config.clone()) {
+                Ok(fsm) => host.fsm = fsm,
                 Err(e) => {
                     let f = Failure::safety(
                         "recovery",

@@ -1,9 +1,11 @@
 //! The client history: every operation the simulated clients invoked, with
 //! invoke and completion times in global simulated time and its outcome.
 //!
-//! This is the contract between the workload (which records operations) and the
-//! linearizability checker (`crate::linearizability::check(&[Op])`, which reads
-//! them). It is deliberately plain data.
+//! [`Op`] is the key-value store's history in the form its register checker
+//! reads (`crate::linearizability::check_history`; the store's model converts
+//! the generic [`crate::service::Op`] with [`crate::kv::to_register_op`]);
+//! [`OpRecord`] is what a run report keeps of any service's history. Both are
+//! deliberately plain data.
 //!
 //! # Conventions the checker may rely on
 //!
@@ -137,6 +139,30 @@ impl fmt::Display for Op {
             "op{} c{} k{} {} [{}..{}] {:?}",
             self.id, self.client, self.key, self.kind, self.invoke_ns, end, self.outcome
         )
+    }
+}
+
+/// One client operation as a run report keeps it, whatever the service: its
+/// times and outcome, and a description for people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpRecord {
+    /// Position in the history.
+    pub id: u64,
+    /// The client process that issued it.
+    pub client: ClientId,
+    /// When the client invoked it (global simulated nanoseconds).
+    pub invoke_ns: u64,
+    /// When it completed; `None` for [`OpStatus::Unknown`].
+    pub complete_ns: Option<u64>,
+    /// How it ended.
+    pub outcome: OpStatus,
+    /// What it asked and got, as the service's types print it.
+    pub text: String,
+}
+
+impl fmt::Display for OpRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
     }
 }
 

@@ -5,9 +5,9 @@
 use crate::checkers::log::LogMirror;
 use crate::clock::Clock;
 use crate::disk::{DiskTiming, SimDisk, StoredSnapshot};
-use crate::kv::KvFsm;
 use crate::rng::SimRng;
 use crate::scenario::Scenario;
+use crate::service::{Replica, StateMachine};
 use raft_core::{
     ClusterId, Config, EntryKind, HardState, Instant, LogEntry, LogIndex, Member, MemberRole, Node,
     NodeId, RecoveredState, RequestId, Role, SnapshotMeta, Term,
@@ -20,14 +20,15 @@ pub struct ApplyWaiter {
     pub id: RequestId,
     /// The index to reach.
     pub index: LogIndex,
-    /// The read's key, or `None` for a write waiting for its cas result.
-    pub read_key: Option<u64>,
-    /// The write's op id (to check the applied command is the client's).
+    /// A read (answered from the state machine) or a write waiting for its result.
+    pub read: bool,
+    /// The client op's id (its query; for a write, to check the applied
+    /// command is the client's).
     pub op_id: u64,
 }
 
 /// One simulated server.
-pub struct Host {
+pub struct Host<M: StateMachine> {
     /// The core node, `None` while crashed.
     pub node: Option<Node>,
     /// Its disk (survives crashes).
@@ -37,7 +38,7 @@ pub struct Host {
     /// Restarts so far.
     pub incarnation: u64,
     /// Its state machine (volatile).
-    pub kv: KvFsm,
+    pub fsm: Replica<M>,
     /// The digest mirror of its in-memory log.
     pub mirror: LogMirror,
     /// The current wake generation.
@@ -67,15 +68,21 @@ pub struct Host {
     pub paused_until: Option<Instant>,
 }
 
-impl Host {
+impl<M: StateMachine> Host<M> {
     /// A host that has not started yet, on `disk` with `clock`.
-    pub(crate) fn fresh(disk: SimDisk, clock: Clock, mirror: LogMirror, term: Term) -> Host {
+    pub(crate) fn fresh(
+        machine: M,
+        disk: SimDisk,
+        clock: Clock,
+        mirror: LogMirror,
+        term: Term,
+    ) -> Host<M> {
         Host {
             node: None,
             disk,
             clock,
             incarnation: 0,
-            kv: KvFsm::default(),
+            fsm: Replica::new(machine),
             mirror,
             wake_generation: 0,
             wake_at: Instant::NEVER,
@@ -95,12 +102,13 @@ impl Host {
     /// Host `i` of `scenario` before its first start: its clock drawn from
     /// `clock_rng`, its disk holding `boot` durably.
     pub(crate) fn booted(
+        machine: M,
         i: usize,
         scenario: &Scenario,
         boot: &RecoveredState,
         clock_rng: &mut SimRng,
         disk_rng: &mut SimRng,
-    ) -> Host {
+    ) -> Host<M> {
         let k = &scenario.knobs;
         let drawn = if k.drift_ppm_max == 0 {
             0
@@ -132,7 +140,7 @@ impl Host {
             )
             .expect("idle disk");
         disk.complete_fsync(f.upto, f.at, disk_rng);
-        Host::fresh(disk, clock, mirror, Term(1))
+        Host::fresh(machine, disk, clock, mirror, Term(1))
     }
 }
 

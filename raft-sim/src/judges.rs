@@ -3,6 +3,7 @@
 
 use crate::checkers::liveness::{self, LivenessInput, NodeSummary};
 use crate::checkers::{Failure, FailureClass};
+use crate::service::{Judgment, Model, StateMachine};
 use crate::world::{SimEvent, World};
 use raft_core::{Instant, LogIndex, Role, Term};
 
@@ -10,7 +11,7 @@ use raft_core::{Instant, LogIndex, Role, Term};
 /// are still making progress (each postponement is at least 2 s).
 pub const LIVENESS_EXTENSIONS_MAX: u32 = 30;
 
-impl World {
+impl<S: crate::service::Service> World<S> {
     /// Judges liveness at the end of the run. Returns `false` if the judgment
     /// was postponed: nodes still catching up (applying within the last two
     /// election timeouts) get more time, as the catch-up of a large lag under a
@@ -41,7 +42,7 @@ impl World {
                     role: n.role(),
                     term: n.term(),
                     commit: n.commit_index(),
-                    applied: self.hosts[i].kv.applied(),
+                    applied: self.hosts[i].fsm.applied(),
                 },
                 None => NodeSummary {
                     up: false,
@@ -91,22 +92,42 @@ impl World {
         true
     }
 
+    /// Servers up that applied the same prefix of the log must hold the same
+    /// state: the state machine is deterministic, or replication is not enough.
+    pub(crate) fn judge_state_agreement(&mut self) {
+        let mut seen: std::collections::BTreeMap<LogIndex, (usize, u64)> = Default::default();
+        for (i, h) in self.hosts.iter().enumerate() {
+            if h.node.is_none() || h.fsm.applied() == LogIndex(0) {
+                continue;
+            }
+            let digest = h.fsm.machine().digest();
+            match seen.get(&h.fsm.applied()) {
+                Some(&(j, d)) if d != digest => {
+                    let text = format!(
+                        "n{} and n{} applied through {} but their state digests differ ({d:016x} vs {digest:016x})",
+                        j + 1,
+                        i + 1,
+                        h.fsm.applied()
+                    );
+                    return self.fail(Failure::safety("state-digest", text));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(h.fsm.applied(), (i, digest));
+                }
+            }
+        }
+    }
+
     /// The client history must be linearizable; a search out of budget is
     /// reported as undecided, never as a pass.
     pub(crate) fn judge_linearizability(&mut self) {
-        let history = self.workload.history();
-        let verdict = crate::linearizability::check_history(
-            history,
-            &crate::linearizability::CheckOptions::default(),
-        );
-        match verdict {
-            crate::linearizability::Verdict::Linearizable => {}
-            crate::linearizability::Verdict::NotLinearizable(v) => {
-                let text = v.describe(history);
+        match self.model.check(self.workload.history()) {
+            Judgment::Linearizable => {}
+            Judgment::NotLinearizable(text) => {
                 self.fail(Failure::safety("linearizability", text));
             }
-            crate::linearizability::Verdict::Unknown { key, steps } => {
-                let text = format!("search on key {key} ran out of budget after {steps} steps");
+            Judgment::Undecided(text) => {
                 self.fail(Failure {
                     class: FailureClass::Undecided,
                     checker: "linearizability",

@@ -13,7 +13,7 @@ pub const HOSTS_MAX: usize = 9;
 /// The fewest voters a removal may leave.
 pub const VOTERS_MIN: usize = 3;
 
-impl World {
+impl<S: crate::service::Service> World<S> {
     /// The configuration in force: the current leader's, if there is one.
     pub fn config_in_force(&self) -> Option<&Config> {
         let leader = self.current_leader()?;
@@ -111,8 +111,13 @@ impl World {
         });
         let offset = (i as u64).wrapping_mul(0x9e37_79b9) % 1_000_000_000;
         let clock = Clock::new(offset, 0);
-        self.hosts
-            .push(Host::fresh(disk, clock, LogMirror::default(), Term(0)));
+        self.hosts.push(Host::fresh(
+            self.service.machine(),
+            disk,
+            clock,
+            LogMirror::default(),
+            Term(0),
+        ));
         self.net.add_node();
         self.workload.set_nodes(self.hosts.len());
         self.cover("member host added");

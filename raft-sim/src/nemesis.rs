@@ -9,7 +9,7 @@ use crate::workload::End;
 use crate::world::{CLIENT_LATENCY_NS, SimEvent, World, disk_timing};
 use raft_core::{Completion, Event, Instant, NodeId, RequestError, RequestId, Role};
 
-impl World {
+impl<S: crate::service::Service> World<S> {
     /// A scheduled fault: applied during the chaos phase, ignored after the heal.
     pub(crate) fn apply_fault(&mut self, f: Fault) {
         if self.heal_at.is_none() {

@@ -9,9 +9,11 @@
 //! intensity. A run budget bounds the search.
 
 use crate::checkers::FailureClass;
+use crate::kv::KvService;
 use crate::rng::Ppm;
 use crate::scenario::Scenario;
-use crate::sweep::run;
+use crate::service::Service;
+use crate::sweep::run_with;
 use crate::trace::Trace;
 use crate::world::RunReport;
 
@@ -34,7 +36,8 @@ pub struct Shrunk {
     pub runs: u32,
 }
 
-struct Search {
+struct Search<'s, S: Service> {
+    service: &'s S,
     target: Signature,
     best: Scenario,
     report: RunReport,
@@ -42,14 +45,14 @@ struct Search {
     max_runs: u32,
 }
 
-impl Search {
+impl<S: Service> Search<'_, S> {
     /// Runs `candidate`; keeps it if it fails the same way.
     fn try_keep(&mut self, candidate: Scenario) -> bool {
         if self.runs >= self.max_runs {
             return false;
         }
         self.runs += 1;
-        let report = run(candidate.clone(), Trace::new(200, false));
+        let report = run_with(self.service, candidate.clone(), Trace::new(200, false));
         if signature(&report) == Some(self.target) {
             self.best = candidate;
             self.report = report;
@@ -60,12 +63,18 @@ impl Search {
     }
 }
 
-/// Shrinks `scenario`, which must fail, spending at most `max_runs` runs.
-/// Returns `None` if it does not fail.
+/// Shrinks a failing key-value `scenario` (see [`shrink_with`]).
 pub fn shrink(scenario: Scenario, max_runs: u32) -> Option<Shrunk> {
-    let report = run(scenario.clone(), Trace::new(200, false));
+    shrink_with(&KvService, scenario, max_runs)
+}
+
+/// Shrinks `scenario` of `service`, which must fail, spending at most
+/// `max_runs` runs. Returns `None` if it does not fail.
+pub fn shrink_with<S: Service>(service: &S, scenario: Scenario, max_runs: u32) -> Option<Shrunk> {
+    let report = run_with(service, scenario.clone(), Trace::new(200, false));
     let target = signature(&report)?;
     let mut s = Search {
+        service,
         target,
         best: scenario,
         report,
@@ -73,9 +82,12 @@ pub fn shrink(scenario: Scenario, max_runs: u32) -> Option<Shrunk> {
         max_runs,
     };
 
-    // 1. A safety failure needs nothing after it.
+    // 1. A safety failure needs nothing after it. Clients go quiet for the
+    // last 4 election timeouts of a run, so the cut keeps that much more:
+    // every client decision up to the failure stays the same.
     if target.0 == FailureClass::Safety {
-        let fail_ms = s.report.sim_ns / 1_000_000 + 1;
+        let quiet_ms = 4 * s.best.knobs.election_timeout_ms;
+        let fail_ms = s.report.sim_ns / 1_000_000 + 1 + quiet_ms;
         if fail_ms < s.best.knobs.duration_ms {
             let mut c = s.best.clone();
             c.knobs.duration_ms = fail_ms;

@@ -6,10 +6,12 @@
 
 use crate::checkers::FailureClass;
 pub use crate::coverage::{LEASE_READ, RUN_WITH_HOSTILE, RUN_WITH_LEASE_READS};
+use crate::kv::KvService;
 use crate::scenario::Scenario;
+use crate::service::Service;
 use crate::swarm::{Overrides, scenario_from_seed};
 use crate::trace::Trace;
-use crate::world::{RunReport, run_scenario};
+use crate::world::{RunReport, run_service};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -42,18 +44,35 @@ pub struct RunConfig {
     pub overrides: Overrides,
 }
 
-/// Runs one seed; the trace keeps the last `ring` records.
+/// Runs one key-value seed (see [`run_seed_with`]).
 pub fn run_seed(seed: u64, config: &RunConfig, trace: Trace) -> RunReport {
-    run(
+    run_seed_with(&KvService, seed, config, trace)
+}
+
+/// Runs one seed of `service`: its scenario drawn from the seed and
+/// `config`, `trace` deciding what is echoed, written and kept.
+pub fn run_seed_with<S: Service>(
+    service: &S,
+    seed: u64,
+    config: &RunConfig,
+    trace: Trace,
+) -> RunReport {
+    run_with(
+        service,
         scenario_from_seed(seed, config.swarm, &config.overrides),
         trace,
     )
 }
 
-/// Runs an explicit scenario (a seed's, or one loaded from a file); a panic's
-/// report carries the panic message and location.
+/// Runs an explicit key-value scenario (see [`run_with`]).
 pub fn run(scenario: Scenario, trace: Trace) -> RunReport {
-    let mut report = run_scenario(scenario, trace);
+    run_with(&KvService, scenario, trace)
+}
+
+/// Runs an explicit scenario (a seed's, or one loaded from a file) of
+/// `service`; a panic's report carries the panic message and location.
+pub fn run_with<S: Service>(service: &S, scenario: Scenario, trace: Trace) -> RunReport {
+    let mut report = run_service(service, scenario, trace);
     if let Some(f) = &mut report.failure {
         if f.class == FailureClass::Panic {
             if let Some(text) = take_last_panic() {
@@ -139,8 +158,21 @@ impl SweepSummary {
     }
 }
 
-/// Runs seeds `from..to` on `jobs` threads; `progress` is called after each seed.
+/// Runs key-value seeds `from..to` (see [`sweep_with`]).
 pub fn sweep(
+    from: u64,
+    to: u64,
+    jobs: usize,
+    config: &RunConfig,
+    progress: &(dyn Fn(&RunReport) + Sync),
+) -> SweepSummary {
+    sweep_with(&KvService, from, to, jobs, config, progress)
+}
+
+/// Runs seeds `from..to` of `service` on `jobs` threads; `progress` is
+/// called after each seed.
+pub fn sweep_with<S: Service>(
+    service: &S,
     from: u64,
     to: u64,
     jobs: usize,
@@ -157,7 +189,7 @@ pub fn sweep(
                     if seed >= to {
                         break;
                     }
-                    let mut report = run_seed(seed, config, Trace::new(200, false));
+                    let mut report = run_seed_with(service, seed, config, Trace::new(200, false));
                     report.history = Vec::new();
                     progress(&report);
                     results

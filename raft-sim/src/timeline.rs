@@ -216,7 +216,7 @@ struct Model {
 /// ends a never-completed operation after the client timeout.
 fn client_ops(m: &mut Model, report: &RunReport, timeout_ns: u64) {
     let mut spans: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
-    let drawn_end = |op: &crate::history::Op| {
+    let drawn_end = |op: &crate::history::OpRecord| {
         op.complete_ns
             .unwrap_or_else(|| (op.invoke_ns + timeout_ns).min(m.end))
     };

@@ -1,32 +1,33 @@
 //! Simulated clients and the history they record.
 //!
 //! Each client process has at most one outstanding operation (Jepsen's
-//! process model). Writes (`put`, `cas`) go to a node as `ProposeRequested`
-//! with an encoded [`KvCommand`]; reads as `ReadRequested`, served from that
+//! process model). What it asks comes from the service's
+//! [`crate::service::Workload`]. Writes go to a node as `ProposeRequested`
+//! with the encoded command; reads as `ReadRequested`, served from that
 //! node's state machine once it has applied the read index. A definite error
 //! records the op as failed and the process goes on (to the leader hint if
 //! any); an unknown outcome (timeout, leadership lost after the append, the
 //! node crashed under the request) records it as unknown and the process
 //! retires: a fresh process id takes its place.
 //!
-//! The workload owns the history and the op-generation randomness; the world
+//! [`Clients`] owns the history and the op-generation randomness; the world
 //! owns delivery and asks the workload what to send and what a completion means.
 
-use crate::history::{ClientId, Key, Op, OpKind, OpStatus, Value};
-use crate::kv::{KvCommand, KvOp};
-use crate::rng::{Ppm, SimRng};
+use crate::history::{ClientId, OpStatus};
+use crate::rng::SimRng;
 use crate::scenario::Knobs;
+use crate::service::{Op, OpOf, Request, StateMachine, Workload, encode_command};
 use bytes::Bytes;
 use raft_core::{Instant, RequestId};
 use std::collections::BTreeMap;
 
-/// What a client asks a node.
+/// What a client asks a node, on the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Request {
-    /// Append this command.
+pub enum Wire {
+    /// Append this command (the encoded command and its op id).
     Write(Bytes),
-    /// A linearizable read of `key`.
-    Read(Key),
+    /// A linearizable read (the query stays with the client's op).
+    Read,
 }
 
 /// One request the world must deliver.
@@ -39,7 +40,7 @@ pub struct Invocation {
     /// The request id the node will echo.
     pub id: RequestId,
     /// What it asks.
-    pub request: Request,
+    pub request: Wire,
     /// When the client gives up.
     pub deadline: Instant,
 }
@@ -57,35 +58,30 @@ struct Client {
     outstanding: Option<Outstanding>,
 }
 
-/// Every client and the history.
-#[derive(Debug)]
-pub struct Workload {
+/// Every client, the generator of their requests and the history.
+pub struct Clients<G: Workload> {
+    generator: G,
     rng: SimRng,
     nodes: usize,
-    keys: u64,
-    read: Ppm,
-    cas: Ppm,
     think_mean_ns: u64,
     timeout_ns: u64,
     clients: Vec<Client>,
     next_process: ClientId,
-    next_value: Value,
     next_request: u64,
-    /// The last value each key was seen or written with (cas targets).
-    seen: BTreeMap<Key, Value>,
-    history: Vec<Op>,
+    history: Vec<OpOf<G::Machine>>,
     /// Request id → (client slot, op index).
     requests: BTreeMap<RequestId, (usize, usize)>,
 }
 
-impl Workload {
+impl<G: Workload> Clients<G> {
     /// The cluster grew to `nodes` servers: clients may be sent to the new ones.
     pub fn set_nodes(&mut self, nodes: usize) {
         self.nodes = nodes;
     }
 
-    /// Clients per the knobs, each starting on a random node.
-    pub fn new(knobs: &Knobs, mut rng: SimRng) -> Workload {
+    /// Clients per the knobs, each starting on a random node, asking what
+    /// `generator` draws.
+    pub fn new(knobs: &Knobs, generator: G, mut rng: SimRng) -> Clients<G> {
         let clients = (0..knobs.clients)
             .map(|c| Client {
                 process: c as u64,
@@ -93,19 +89,15 @@ impl Workload {
                 outstanding: None,
             })
             .collect();
-        Workload {
+        Clients {
+            generator,
             rng,
             nodes: knobs.nodes,
-            keys: knobs.keys.max(1),
-            read: knobs.read,
-            cas: knobs.cas,
             think_mean_ns: knobs.op_interval_mean_ms * 1_000_000,
             timeout_ns: knobs.client_timeout_ms * 1_000_000,
             clients,
             next_process: knobs.clients as u64,
-            next_value: 1,
             next_request: 1,
-            seen: BTreeMap::new(),
             history: Vec::new(),
             requests: BTreeMap::new(),
         }
@@ -117,7 +109,7 @@ impl Workload {
     }
 
     /// The recorded history.
-    pub fn history(&self) -> &[Op] {
+    pub fn history(&self) -> &[OpOf<G::Machine>] {
         &self.history
     }
 
@@ -132,42 +124,18 @@ impl Workload {
             self.clients[client].outstanding.is_none(),
             "client {client} already has an op outstanding"
         );
-        let key = self.rng.below(self.keys);
-        let (kind, request, value_op) = if self.rng.chance(self.read) {
-            (OpKind::Get { result: None }, Request::Read(key), None)
-        } else {
-            let to = self.next_value;
-            self.next_value += 1;
-            match self.seen.get(&key) {
-                Some(&from) if self.rng.chance(self.cas) => (
-                    OpKind::Cas { from, to, ok: None },
-                    Request::Write(Bytes::new()),
-                    Some(KvOp::Cas { key, from, to }),
-                ),
-                _ => (
-                    OpKind::Put { value: to },
-                    Request::Write(Bytes::new()),
-                    Some(KvOp::Put { key, value: to }),
-                ),
-            }
-        };
+        let request = self.generator.next(&mut self.rng);
         let op_index = self.history.len();
-        let request = match (request, value_op) {
-            (Request::Write(_), Some(op)) => Request::Write(
-                KvCommand {
-                    op_id: op_index as u64,
-                    op,
-                }
-                .encode(),
-            ),
-            (r, _) => r,
+        let wire = match &request {
+            Request::Write(command) => Wire::Write(encode_command(op_index as u64, command)),
+            Request::Read(_) => Wire::Read,
         };
         let c = &mut self.clients[client];
         self.history.push(Op {
             id: op_index as u64,
             client: c.process,
-            key,
-            kind,
+            request,
+            output: None,
             invoke_ns: now.0,
             complete_ns: None,
             outcome: OpStatus::Unknown,
@@ -180,13 +148,13 @@ impl Workload {
             client,
             node: c.target,
             id,
-            request,
+            request: wire,
             deadline: Instant(now.0 + self.timeout_ns),
         }
     }
 
     /// Which client slot and op a request id belongs to, if still outstanding.
-    pub fn lookup(&self, id: RequestId) -> Option<(usize, &Op)> {
+    pub fn lookup(&self, id: RequestId) -> Option<(usize, &OpOf<G::Machine>)> {
         let &(client, op) = self.requests.get(&id)?;
         let out = self.clients[client].outstanding.as_ref()?;
         (out.id == id).then(|| (client, &self.history[op]))
@@ -202,17 +170,15 @@ impl Workload {
             .collect()
     }
 
-    /// Ends request `id` at `now`. `result` is `Some(value)` for a get's value
-    /// (`Some(None)`: key absent), `ok` for a cas; `hint` redirects the
-    /// process. Returns the client slot and the finished op if the request was
-    /// still outstanding.
+    /// Ends request `id` at `now`; `hint` redirects the process. Returns the
+    /// client slot and the finished op's id if the request was still outstanding.
     pub fn finish(
         &mut self,
         id: RequestId,
         now: Instant,
-        end: End,
+        end: End<<G::Machine as StateMachine>::Output>,
         hint: Option<usize>,
-    ) -> Option<(usize, Op)> {
+    ) -> Option<(usize, u64)> {
         let (client, op_index) = self.requests.remove(&id)?;
         let c = &mut self.clients[client];
         if c.outstanding.as_ref().is_none_or(|o| o.id != id) {
@@ -220,27 +186,13 @@ impl Workload {
         }
         c.outstanding = None;
         let op = &mut self.history[op_index];
+        let ok = matches!(end, End::Ok(_));
         match end {
-            End::Ok { read, cas_ok } => {
+            End::Ok(output) => {
                 op.outcome = OpStatus::Ok;
                 op.complete_ns = Some(now.0);
-                match &mut op.kind {
-                    OpKind::Get { result } => {
-                        *result = read;
-                        if let Some(v) = read {
-                            self.seen.insert(op.key, v);
-                        }
-                    }
-                    OpKind::Cas { to, ok, .. } => {
-                        *ok = Some(cas_ok);
-                        if cas_ok {
-                            self.seen.insert(op.key, *to);
-                        }
-                    }
-                    OpKind::Put { value } => {
-                        self.seen.insert(op.key, *value);
-                    }
-                }
+                self.generator.observe(&op.request, &output);
+                op.output = Some(output);
             }
             End::Failed => {
                 op.outcome = OpStatus::Failed;
@@ -257,7 +209,7 @@ impl Workload {
         }
         c.target = match hint {
             Some(h) => h,
-            None if !matches!(end, End::Ok { .. }) => {
+            None if !ok => {
                 let other = self.rng.below(self.nodes.max(2) as u64 - 1) as usize;
                 if other >= c.target {
                     (other + 1) % self.nodes.max(1)
@@ -267,7 +219,7 @@ impl Workload {
             }
             None => c.target,
         };
-        Some((client, self.history[op_index]))
+        Some((client, op_index as u64))
     }
 
     /// Ops invoked at or after `since` that were writes and completed ok.
@@ -290,14 +242,9 @@ impl Workload {
 
 /// How a request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum End {
-    /// Done: a get's value, a cas's verdict (ignored for other kinds).
-    Ok {
-        /// The value a get read.
-        read: Option<Value>,
-        /// Whether a cas matched.
-        cas_ok: bool,
-    },
+pub enum End<O> {
+    /// Done, with what it returned.
+    Ok(O),
     /// Certainly did not happen.
     Failed,
     /// May or may not have happened.
@@ -307,9 +254,11 @@ pub enum End {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::StreamKind;
+    use crate::history::OpStatus;
+    use crate::kv::{KvOp, KvOutput, KvWorkload};
+    use crate::rng::{Ppm, StreamKind};
 
-    fn workload(read: u32) -> Workload {
+    fn workload(read: u32) -> Clients<KvWorkload> {
         let knobs = Knobs {
             clients: 2,
             nodes: 3,
@@ -318,34 +267,30 @@ mod tests {
             cas: Ppm(1_000_000),
             ..Knobs::default()
         };
-        Workload::new(&knobs, SimRng::new(1, StreamKind::Workload))
+        Clients::new(
+            &knobs,
+            KvWorkload::new(&knobs),
+            SimRng::new(1, StreamKind::Workload),
+        )
     }
 
     #[test]
     fn values_are_unique_and_cas_targets_the_last_seen_value() {
         let mut w = workload(0);
         let a = w.invoke(0, Instant(10));
-        w.finish(
-            a.id,
-            Instant(20),
-            End::Ok {
-                read: None,
-                cas_ok: true,
-            },
-            None,
-        );
+        w.finish(a.id, Instant(20), End::Ok(KvOutput::Written), None);
         let b = w.invoke(0, Instant(30));
         let h = w.history();
-        assert_eq!(h[0].kind, OpKind::Put { value: 1 });
+        assert_eq!(h[0].request, Request::Write(KvOp::Put { key: 0, value: 1 }));
         assert_eq!(
-            h[1].kind,
-            OpKind::Cas {
+            h[1].request,
+            Request::Write(KvOp::Cas {
+                key: 0,
                 from: 1,
-                to: 2,
-                ok: None
-            }
+                to: 2
+            })
         );
-        assert!(matches!(b.request, Request::Write(_)));
+        assert!(matches!(b.request, Wire::Write(_)));
     }
 
     #[test]
@@ -359,16 +304,8 @@ mod tests {
         );
         assert_eq!(w.history()[0].complete_ns, None);
         assert!(
-            w.finish(
-                a.id,
-                Instant(6_000),
-                End::Ok {
-                    read: None,
-                    cas_ok: true
-                },
-                None
-            )
-            .is_none()
+            w.finish(a.id, Instant(6_000), End::Ok(KvOutput::Written), None)
+                .is_none()
         );
         w.invoke(1, Instant(7_000));
         assert_ne!(

@@ -14,13 +14,15 @@ use crate::checkers::election::ElectionSafety;
 use crate::checkers::log::GlobalLog;
 use crate::checkers::writes::AckedWrites;
 use crate::checkers::{Failure, FailureClass};
-use crate::history::Op;
+use crate::history::OpRecord;
+use crate::kv::KvService;
 use crate::network::{NetEvent, Network};
 use crate::queue::EventQueue;
 use crate::rng::{SimRng, StreamKind};
 use crate::scenario::{Fault, Scenario};
+use crate::service::Service;
 use crate::trace::Trace;
-use crate::workload::{End, Workload};
+use crate::workload::{Clients, End};
 use raft_core::{
     Duration, Event, Instant, LogIndex, Message, NodeId, NodeOptions, RequestId, StreamOpen,
 };
@@ -32,11 +34,11 @@ pub use crate::queue::SimEvent;
 
 /// A user check run after every event; `Err(why)` fails the run as a safety
 /// failure named after the invariant.
-pub type Invariant = Box<dyn FnMut(&World) -> Result<(), String>>;
+pub type Invariant<S = KvService> = Box<dyn FnMut(&World<S>) -> Result<(), String>>;
 
 /// A predicate on the world; the fault it guards is applied after the first
 /// event at whose end it holds.
-pub type Trigger = Box<dyn FnMut(&World) -> bool>;
+pub type Trigger<S = KvService> = Box<dyn FnMut(&World<S>) -> bool>;
 
 /// Which datagrams to hold: `(from, to, message)` (world indexes) at the
 /// moment it would arrive.
@@ -68,7 +70,7 @@ pub struct RunReport {
     /// The failure, if any.
     pub failure: Option<Failure>,
     /// The client history.
-    pub history: Vec<Op>,
+    pub history: Vec<OpRecord>,
     /// Terms that had a leader.
     pub leader_terms: usize,
     /// The highest committed index.
@@ -81,18 +83,27 @@ pub struct RunReport {
     pub coverage: BTreeMap<&'static str, u64>,
 }
 
-/// The simulated world of one seed.
-pub struct World {
+/// The simulated world of one seed, running service `S` (the key-value store
+/// unless told otherwise).
+///
+/// Generic rather than boxed: invariants and inspection get the user's own
+/// state machine type back ([`World::state_machine`]) without downcasting,
+/// and the apply path stays monomorphized.
+pub struct World<S: Service = KvService> {
+    /// The service under test.
+    pub service: S,
+    /// Its sequential model (the linearizability oracle).
+    pub model: S::Model,
     /// The scenario being run.
     pub scenario: Scenario,
     /// Global simulated time.
     pub now: Instant,
     /// The servers.
-    pub hosts: Vec<Host>,
+    pub hosts: Vec<Host<S::Machine>>,
     /// The network.
     pub net: Network,
     /// Clients and history.
-    pub workload: Workload,
+    pub workload: Clients<S::Workload>,
     /// The trace.
     pub trace: Trace,
     pub(crate) queue: EventQueue,
@@ -122,9 +133,9 @@ pub struct World {
     /// The hostile member's state (attacks are drawn from its own stream).
     pub(crate) hostile: Option<crate::hostile::Hostile>,
     /// User checks run after every event (see [`World::add_invariant`]).
-    pub(crate) invariants: Vec<(&'static str, Invariant)>,
+    pub(crate) invariants: Vec<(&'static str, Invariant<S>)>,
     /// Faults waiting for their predicate (see [`World::inject_when`]).
-    pub(crate) triggers: Vec<(Trigger, Fault)>,
+    pub(crate) triggers: Vec<(Trigger<S>, Fault)>,
     /// Core options set per node (see [`World::set_options`]).
     pub(crate) node_options: BTreeMap<usize, NodeOptions>,
     /// Which datagrams to hold (see [`World::hold_datagrams`]).
@@ -135,20 +146,39 @@ pub struct World {
     pub(crate) done: bool,
 }
 
-impl World {
-    /// Builds the world of `scenario`; `trace` decides what is echoed and kept.
+impl World<KvService> {
+    /// Builds the key-value world of `scenario`; `trace` decides what is
+    /// echoed and kept.
     pub fn new(scenario: Scenario, trace: Trace) -> World {
+        World::with_service(KvService, scenario, trace)
+    }
+}
+
+impl<S: Service> World<S> {
+    /// Builds the world of `scenario` running `service`; `trace` decides what
+    /// is echoed and kept.
+    pub fn with_service(service: S, scenario: Scenario, trace: Trace) -> World<S> {
         let k = &scenario.knobs;
         let seed = scenario.seed;
         let mut clock_rng = SimRng::new(seed, StreamKind::Clock);
         let mut disk_rng = SimRng::new(seed, StreamKind::Disk);
         let boot = bootstrap_state(k.nodes);
         let hosts = (0..k.nodes)
-            .map(|i| Host::booted(i, &scenario, &boot, &mut clock_rng, &mut disk_rng))
+            .map(|i| {
+                let machine = service.machine();
+                Host::booted(machine, i, &scenario, &boot, &mut clock_rng, &mut disk_rng)
+            })
             .collect();
         let net = Network::new(k.nodes, k.net.clone());
-        let workload = Workload::new(k, SimRng::new(seed, StreamKind::Workload));
+        let workload = Clients::new(
+            k,
+            service.workload(k),
+            SimRng::new(seed, StreamKind::Workload),
+        );
+        let model = service.model();
         let mut w = World {
+            service,
+            model,
             now: Instant::ZERO,
             hosts,
             net,
@@ -209,6 +239,8 @@ impl World {
             let at = Instant(w.workload.think_ns() + 100_000_000);
             w.schedule(at, SimEvent::ClientInvoke { client: c });
         }
+        let service = w.service.clone();
+        service.prepare(&mut w);
         w
     }
 
@@ -319,7 +351,19 @@ impl World {
             events: self.events,
             sim_ns: self.now.0,
             failure: self.failure.clone(),
-            history: self.workload.history().to_vec(),
+            history: self
+                .workload
+                .history()
+                .iter()
+                .map(|op| OpRecord {
+                    id: op.id,
+                    client: op.client,
+                    invoke_ns: op.invoke_ns,
+                    complete_ns: op.complete_ns,
+                    outcome: op.outcome,
+                    text: self.service.describe(op),
+                })
+                .collect(),
             leader_terms: self.election.terms_with_leader(),
             committed: self.global.committed_len(),
             acked_writes: self.acked.count(),
@@ -434,6 +478,9 @@ impl World {
                     return;
                 }
                 if self.failure.is_none() {
+                    self.judge_state_agreement();
+                }
+                if self.failure.is_none() {
                     self.judge_linearizability();
                 }
                 self.done = true;
@@ -510,9 +557,15 @@ impl World {
     }
 }
 
-/// Runs a whole seed and reports, catching panics of the core.
+/// Runs a whole key-value seed and reports, catching panics of the core.
 pub fn run_scenario(scenario: Scenario, trace: Trace) -> RunReport {
-    let mut world = World::new(scenario, trace);
+    run_service(&KvService, scenario, trace)
+}
+
+/// Runs a whole seed of `service` and reports, catching panics of the core
+/// (and of the service's own code).
+pub fn run_service<S: Service>(service: &S, scenario: Scenario, trace: Trace) -> RunReport {
+    let mut world = World::with_service(service.clone(), scenario, trace);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.run()));
     if let Err(payload) = outcome {
         let msg = payload

@@ -145,7 +145,7 @@ fn a_node_added_mid_run_catches_up_and_becomes_a_voter() {
         config.is_voter(raft_core::NodeId(4)),
         "not promoted: {config:?}"
     );
-    let applied: Vec<_> = w.hosts.iter().map(|h| h.kv.applied()).collect();
+    let applied: Vec<_> = w.hosts.iter().map(|h| h.fsm.applied()).collect();
     assert!(applied.iter().all(|a| *a == applied[0]), "{applied:?}");
     assert!(applied[0].0 > 100, "too little applied: {applied:?}");
 }

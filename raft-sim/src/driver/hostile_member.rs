@@ -7,7 +7,7 @@ use crate::hostile::{
 use crate::world::{SimEvent, World, index_of};
 use raft_core::{Frame, LogIndex, Message, MessageBody, SnapshotMeta, StreamId, Term};
 
-impl World {
+impl<S: crate::service::Service> World<S> {
     fn hostile_active(&self, i: usize) -> bool {
         self.heal_at.is_none() && self.hostile.as_ref().is_some_and(|h| h.knobs.node == i)
     }

@@ -14,14 +14,14 @@ use raft_core::{
 use super::SNAPSHOT_CHUNK_BYTES;
 
 /// Node `i` of a world, executing what its last step asked for.
-pub(crate) struct NodeDriver<'w> {
-    w: &'w mut World,
+pub(crate) struct NodeDriver<'w, S: crate::service::Service> {
+    w: &'w mut World<S>,
     i: usize,
 }
 
-impl<'w> NodeDriver<'w> {
+impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
     /// The driver of node `i`.
-    pub(crate) fn new(w: &'w mut World, i: usize) -> NodeDriver<'w> {
+    pub(crate) fn new(w: &'w mut World<S>, i: usize) -> NodeDriver<'w, S> {
         NodeDriver { w, i }
     }
 
@@ -327,7 +327,7 @@ impl<'w> NodeDriver<'w> {
                 ));
             }
             let digest = host.mirror.at(e.index).map_or(0, |(_, d)| d);
-            host.kv
+            host.fsm
                 .apply(e)
                 .map_err(|m| Failure::safety("state-machine-safety", format!("n{}: {m}", i + 1)))?;
             host.step_applies.push((e.index, digest));
@@ -342,10 +342,10 @@ impl<'w> NodeDriver<'w> {
         let (w, i) = (&mut *self.w, self.i);
         let now = w.now;
         w.cover("snapshot taken");
-        let index = w.hosts[i].kv.applied();
+        let index = w.hosts[i].fsm.applied();
         let applied_digest = w.global_applied(i, index);
         let host = &mut w.hosts[i];
-        let (Some(config), Some((_, digest))) = (host.kv.config().cloned(), applied_digest) else {
+        let (Some(config), Some((_, digest))) = (host.fsm.config().cloned(), applied_digest) else {
             // Never report a snapshot that was not stored.
             return Err(Failure::safety(
                 "driver-contract",
@@ -357,12 +357,12 @@ impl<'w> NodeDriver<'w> {
         };
         let meta = SnapshotMeta {
             index,
-            term: host.kv.applied_term(),
+            term: host.fsm.applied_term(),
             config,
         };
         // Captured here, at the applied point; written (and durable)
         // `snapshot_duration_ms` later, while the node runs on.
-        let data = host.kv.snapshot_bytes();
+        let data = host.fsm.snapshot_bytes();
         let bytes = data.len() as u64;
         let snapshot = StoredSnapshot { meta, data, digest };
         let duration_ns = w.scenario.knobs.snapshot_duration_ms * 1_000_000;
