@@ -546,3 +546,47 @@ fn a_chunk_carries_at_most_the_batch_byte_limit_of_entries() {
         assert_eq!(c.commands(*id).len(), 20, "node {id}");
     }
 }
+
+#[test]
+fn a_follower_with_a_conflicting_suffix_is_caught_up_on_its_first_stream() {
+    let mut c = Cluster::new(3);
+    let old = c.leader().unwrap();
+    c.isolate(old);
+    let proposals = (0..3)
+        .map(|i| Proposal {
+            id: RequestId(1_000 + i),
+            data: Bytes::from(format!("lost{i}")),
+        })
+        .collect();
+    c.push(old, Event::ProposeRequested { proposals });
+    c.settle();
+    c.run_for(Duration::from_secs(2));
+    let new = c.leader().unwrap();
+    // The new leader's log reaches past the old one's, with its own term at
+    // the old leader's last index: the old leader's probe names an entry both
+    // hold, with different terms.
+    for i in 0..5 {
+        c.propose(format!("kept{i}").as_bytes());
+    }
+    c.settle();
+    let probe = c.hosts[&old].node.last_index();
+    assert!(c.hosts[&new].node.last_index() > probe);
+    c.hosts.get_mut(&old).unwrap().actions.clear();
+    c.heal();
+    c.run_for(Duration::from_secs(1));
+    // The leader answers the conflicting probe by skipping the follower's
+    // entries of later terms, so the first stream starts where the logs
+    // agree: no chunk is refused, no second open is needed.
+    let opens = c.hosts[&old]
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::OpenStream { leader, .. } if *leader == new))
+        .count();
+    assert_eq!(opens, 1, "{:?}", c.hosts[&old].actions);
+    assert_eq!(
+        c.hosts[&old].node.log_entries().last().map(|e| e.term),
+        c.hosts[&new].node.log_entries().last().map(|e| e.term)
+    );
+    assert!(c.commands(old).iter().all(|d| !d.starts_with(b"lost")));
+    c.assert_state_machine_safety();
+}
