@@ -419,3 +419,46 @@ proptest! {
         prop_assert!(!assembler.is_receiving());
     }
 }
+
+/// A sender may ask for chunks as large as it likes: they are clamped to
+/// what a frame can carry, so a snapshot larger than one frame still
+/// travels (a chunk at the limit, with its offset and CRC, fits a record).
+#[test]
+fn the_largest_snapshot_chunks_fit_in_a_frame() {
+    let meta = SnapshotMeta {
+        index: LogIndex(9),
+        term: Term(2),
+        config: Config {
+            cluster_id: ClusterId(7),
+            index: LogIndex(1),
+            max_node_id: NodeId(1),
+            members: vec![Member {
+                id: NodeId(1),
+                address: "a".into(),
+                role: MemberRole::Voter,
+            }],
+        },
+    };
+    let data = Bytes::from(vec![3u8; wire::FRAME_BYTES_MAX + 1]);
+    let frames = wire::snapshot_frames(&meta, &data, usize::MAX);
+    let chunks: Vec<usize> = frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::SnapshotChunk { data, .. } => Some(data.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        chunks.len(),
+        2,
+        "two chunks carry one frame's worth and more"
+    );
+    assert_eq!(chunks.iter().sum::<usize>(), data.len());
+    let mut out = Vec::new();
+    for frame in frames {
+        out.clear();
+        // Panics (refuses to write) above the frame limit.
+        wire::encode(&WireUnit::Frame(frame), &mut out);
+        assert!(out.len() <= wire::HEADER_BYTES + wire::FRAME_BYTES_MAX);
+    }
+}
