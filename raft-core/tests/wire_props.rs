@@ -462,3 +462,16 @@ fn the_largest_snapshot_chunks_fit_in_a_frame() {
         assert!(out.len() <= wire::HEADER_BYTES + wire::FRAME_BYTES_MAX);
     }
 }
+
+/// `encode` refuses a payload over the frame limit (a peer would refuse to
+/// read it): a driver bug, so it panics rather than send what no node reads.
+#[test]
+#[should_panic(expected = "FRAME_BYTES_MAX")]
+fn encoding_a_record_over_the_frame_limit_panics() {
+    let frame = Frame::SnapshotChunk {
+        offset: 0,
+        data: Bytes::from(vec![0u8; wire::FRAME_BYTES_MAX + 1]),
+        crc: 0,
+    };
+    wire::encode(&WireUnit::Frame(frame), &mut Vec::new());
+}
