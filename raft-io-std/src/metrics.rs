@@ -33,6 +33,24 @@ pub struct Metrics {
     pub transport: TransportMetrics,
     /// Fsyncs issued by the log since open.
     pub wal_fsyncs: u64,
+    /// The snapshots this node took since open.
+    pub snapshots: SnapshotMetrics,
+}
+
+/// The snapshots a node took since open (installs from a leader not
+/// counted): how many, and what the last and the slowest cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotMetrics {
+    /// Snapshots taken and made durable.
+    pub taken: u64,
+    /// The last one's size in bytes.
+    pub last_bytes: u64,
+    /// How long the last one took, from the core's request until it was
+    /// durable, in milliseconds (replication and applies go on meanwhile
+    /// when the FSM offers `Fsm::snapshot_source`).
+    pub last_ms: u64,
+    /// The slowest so far, in milliseconds.
+    pub max_ms: u64,
 }
 
 /// How far one follower is behind the leader.

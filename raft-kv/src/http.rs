@@ -323,6 +323,14 @@ impl Service {
                 "bytes_sent": t.bytes_sent,
             },
             "wal_fsyncs": metrics.wal_fsyncs,
+            "first_index": metrics.first_index.0,
+            "snapshot_index": metrics.snapshot_index.0,
+            "snapshots": {
+                "taken": metrics.snapshots.taken,
+                "last_bytes": metrics.snapshots.last_bytes,
+                "last_ms": metrics.snapshots.last_ms,
+                "max_ms": metrics.snapshots.max_ms,
+            },
         });
         Reply::json(200, value)
     }

@@ -218,9 +218,11 @@ impl Context {
         if let Some(writer) = self.snapshot_writer.take() {
             let _ = writer.join();
         }
+        let started = std::time::Instant::now();
         let Some(source) = self.fsm.snapshot_source() else {
             let fsm = &mut self.fsm;
             let bytes = write_snapshot(&self.snapshots, &meta, |w| fsm.snapshot(w))?;
+            self.view.snapshot_taken(bytes, started.elapsed());
             let report = Event::SnapshotTaken {
                 index: meta.index,
                 bytes,
@@ -229,6 +231,7 @@ impl Context {
             return Ok(());
         };
         let (snapshots, driver) = (Arc::clone(&self.snapshots), self.driver.clone());
+        let view = Arc::clone(&self.view);
         let span = tracing::Span::current();
         let writer = std::thread::Builder::new()
             .name("raft-snapshot".into())
@@ -236,10 +239,13 @@ impl Context {
                 let _entered = span.enter();
                 let _notice = DeathNotice(driver.clone());
                 let input = match write_snapshot(&snapshots, &meta, source) {
-                    Ok(bytes) => Input::Event(Event::SnapshotTaken {
-                        index: meta.index,
-                        bytes,
-                    }),
+                    Ok(bytes) => {
+                        view.snapshot_taken(bytes, started.elapsed());
+                        Input::Event(Event::SnapshotTaken {
+                            index: meta.index,
+                            bytes,
+                        })
+                    }
                     Err(e) => Input::Fatal(e),
                 };
                 let _ = driver.send(input);

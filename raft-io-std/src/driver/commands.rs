@@ -187,6 +187,7 @@ impl Driver {
                 followers: Vec::new(),
                 transport,
                 wal_fsyncs,
+                snapshots: self.view.snapshots(),
             };
         };
         let status = node.status();
@@ -215,6 +216,7 @@ impl Driver {
             followers,
             transport,
             wal_fsyncs,
+            snapshots: self.view.snapshots(),
         }
     }
 }

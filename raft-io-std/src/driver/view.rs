@@ -1,6 +1,7 @@
 //! What the driver publishes for the handle: role, term, leader, membership,
 //! and the FSM's applied index (which `wait_applied` blocks on).
 
+use crate::metrics::SnapshotMetrics;
 use raft_core::{ClusterId, Config, LogIndex, NodeId, Role, Term};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
@@ -39,6 +40,7 @@ pub(crate) struct View {
     state: Mutex<ViewState>,
     applied: Mutex<Applied>,
     changed: Condvar,
+    snapshots: Mutex<SnapshotMetrics>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -62,7 +64,23 @@ impl View {
                 ended: None,
             }),
             changed: Condvar::new(),
+            snapshots: Mutex::new(SnapshotMetrics::default()),
         }
+    }
+
+    /// Counts a snapshot made durable: `bytes` long, `took` since the
+    /// core's request.
+    pub(crate) fn snapshot_taken(&self, bytes: u64, took: std::time::Duration) {
+        let ms = took.as_millis().min(u64::MAX as u128) as u64;
+        let mut s = lock(&self.snapshots);
+        s.taken += 1;
+        s.last_bytes = bytes;
+        s.last_ms = ms;
+        s.max_ms = s.max_ms.max(ms);
+    }
+
+    pub(crate) fn snapshots(&self) -> SnapshotMetrics {
+        *lock(&self.snapshots)
     }
 
     pub(crate) fn get(&self) -> ViewState {
