@@ -49,6 +49,11 @@ disk-rtt:
 partitions:
     RAFT_PARTITIONS=required cargo test -p raft-kv --test partitions -- --nocapture
 
+# A local cluster under sustained writes: elections, snapshots, peak RSS, a
+# follower down for 5 minutes catching up (docs/operations.md, "Saturation").
+saturate seconds="600" clients="128" value="128" *flags="":
+    cargo run --release -p raft-kv -- saturate --seconds {{seconds}} --clients {{clients}} --value-bytes {{value}} --down-at 120 --down-for 300 {{flags}}
+
 # A local 3-node raft-kv cluster until Ctrl-C.
 local-cluster:
     cargo run -p raft-kv -- local-cluster

@@ -518,7 +518,10 @@ fn a_follower_far_behind_is_sent_a_snapshot() {
     // counted with its size and duration.
     let taken = members[leader].node().metrics().unwrap().snapshots;
     assert!(taken.taken >= 100 / 16 - 1, "{taken:?}");
-    assert!(taken.last_bytes > 0 && taken.max_ms >= taken.last_ms, "{taken:?}");
+    assert!(
+        taken.last_bytes > 0 && taken.max_ms >= taken.last_ms,
+        "{taken:?}"
+    );
     // It installed a snapshot: its log no longer starts at 1, and it can
     // restart from that snapshot.
     members[follower].close();

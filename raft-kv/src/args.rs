@@ -42,6 +42,43 @@ pub enum Sub {
     /// until Ctrl-C, when it stops them and removes the directory (unless
     /// --keep).
     LocalCluster(LocalArgs),
+    /// A local cluster under sustained writes for a while, then one JSON
+    /// line: throughput, latency, elections, snapshots, peak memory per
+    /// node, and (with --down-at) how long a follower that was down takes
+    /// to catch up while the load goes on. docs/operations.md, "Saturation".
+    Saturate(SaturateArgs),
+}
+
+/// How to load a local cluster (`raft-kv saturate`).
+#[derive(Clone, Debug, Args)]
+pub struct SaturateArgs {
+    /// How many nodes.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=9))]
+    pub nodes: u16,
+    /// Concurrent clients, each with one PUT in flight.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub clients: usize,
+    /// Bytes of each value.
+    #[arg(long, value_name = "BYTES", default_value_t = 128)]
+    pub value_bytes: usize,
+    /// How long the load runs.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub seconds: u64,
+    /// Keys written in turn by each client; 0 (the default): every write a
+    /// new key, so the state grows with the data written.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keys: u64,
+    /// Kill a follower this many seconds into the load...
+    #[arg(long, value_name = "SECONDS")]
+    pub down_at: Option<u64>,
+    /// ...restart it this many seconds later, and time its catch-up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub down_for: u64,
+    /// Leave the data directory in place at the end.
+    #[arg(long)]
+    pub keep: bool,
+    #[command(flatten)]
+    pub tuning: Tuning,
 }
 
 /// How to start a node.

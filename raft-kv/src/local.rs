@@ -20,22 +20,22 @@ const START_PATIENCE: Duration = Duration::from_secs(60);
 /// How long a child may take to close its node after its stdin closed.
 const STOP_PATIENCE: Duration = Duration::from_secs(10);
 
-struct Node {
-    child: Child,
+pub(crate) struct Node {
+    pub(crate) child: Child,
     stdin: Option<ChildStdin>,
-    raft: String,
-    http: String,
-    id: u64,
-    log: PathBuf,
+    pub(crate) raft: String,
+    pub(crate) http: String,
+    pub(crate) id: u64,
+    pub(crate) log: PathBuf,
 }
 
 /// The running children; dropping it stops them.
-struct Cluster {
-    nodes: Vec<Node>,
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<Node>,
 }
 
 impl Cluster {
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         for node in &mut self.nodes {
             node.stdin.take(); // EOF: the child closes its node and exits
         }
@@ -73,7 +73,7 @@ fn port_address(base: u16, offset: u16) -> String {
 /// the OS picks, all bound at once (so they differ) and released just before
 /// the nodes bind them (a small race with other processes, the price of a
 /// member list known before any node starts).
-fn raft_addresses(args: &LocalArgs) -> Result<Vec<String>, String> {
+pub(crate) fn raft_addresses(args: &LocalArgs) -> Result<Vec<String>, String> {
     if args.base_port != 0 {
         return Ok((0..args.nodes)
             .map(|i| port_address(args.base_port, i * 2))
@@ -92,16 +92,37 @@ fn raft_addresses(args: &LocalArgs) -> Result<Vec<String>, String> {
 
 /// A token for a new cluster: a local cluster is never meant to meet
 /// another, even one left running from an earlier run on the same ports.
-fn fresh_token() -> u64 {
+pub(crate) fn fresh_token() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     h.finish()
 }
 
+/// The flags that start node `n` (1-based) of the cluster of `addresses`
+/// (repeated on a restart: a bootstrap of the same list is a no-op).
+pub(crate) fn bootstrap_flags(addresses: &[String], token: u64, n: u16) -> Vec<String> {
+    let list = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    [
+        "--bootstrap",
+        &list,
+        "--cluster-token",
+        &token.to_string(),
+        "--id",
+        &n.to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Starts node `n` (1-based) with `start` (its --bootstrap flags) and waits
 /// for its `ready` line.
-fn start_node(
+pub(crate) fn start_node(
     args: &LocalArgs,
     dir: &Path,
     n: u16,
@@ -207,19 +228,9 @@ fn run_in(args: &LocalArgs, dir: &Path, stop: &AtomicBool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let list = addresses
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("{}={a}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
-    let token = fresh_token().to_string();
+    let token = fresh_token();
     for (n, raft) in (1..=args.nodes).zip(&addresses) {
-        let start = ["--bootstrap", &list, "--cluster-token", &token, "--id"]
-            .map(String::from)
-            .into_iter()
-            .chain([n.to_string()])
-            .collect::<Vec<_>>();
+        let start = bootstrap_flags(&addresses, token, n);
         match start_node(args, dir, n, raft, &start) {
             Ok(node) => cluster.nodes.push(node),
             Err(e) => {

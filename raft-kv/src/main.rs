@@ -25,6 +25,7 @@ mod args;
 mod http;
 mod local;
 mod log;
+mod saturate;
 mod server;
 
 use args::{Cli, NodeArgs, Start, Sub};
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match &cli.command {
         Some(Sub::LocalCluster(local)) => &local.tuning.log,
+        Some(Sub::Saturate(load)) => &load.tuning.log,
         None => &cli.node.tuning.log,
     };
     if let Err(e) = log::install(filter) {
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Some(Sub::LocalCluster(local)) => local::run(&local),
+        Some(Sub::Saturate(load)) => saturate::run(&load),
         None => {
             let node = cli.node;
             match serve(&node) {
