@@ -42,6 +42,8 @@ struct Host {
     applied_commands: u64,
     streams: BTreeMap<StreamId, NodeId>,
     local: VecDeque<Event>,
+    /// Every step's actions, written by `Node::step_into` and drained.
+    actions: Vec<Action>,
 }
 
 /// Where a host's outgoing events go.
@@ -65,6 +67,7 @@ impl Host {
             applied_commands: 0,
             streams: BTreeMap::new(),
             local: VecDeque::new(),
+            actions: Vec::new(),
         }
     }
 
@@ -88,7 +91,9 @@ impl Host {
         }
         let me = self.node.id();
         let mut applied = 0;
-        for action in self.node.step(at, event) {
+        let mut actions = std::mem::take(&mut self.actions);
+        self.node.step_into(at, event, &mut actions);
+        for action in actions.drain(..) {
             match action {
                 Action::Send(m) => out.send(m.to, Event::MessageReceived(m)),
                 Action::OpenStream {
@@ -139,6 +144,7 @@ impl Host {
                 other => panic!("node {me}: this benchmark does not execute {other}"),
             }
         }
+        self.actions = actions;
         applied
     }
 }

@@ -20,7 +20,9 @@
 //! its *durable* index on the same stream. See `docs/protocol.md`.
 //!
 //! ## The driver contract
-//! * Execute actions strictly in the order given.
+//! * Execute actions strictly in the order given. [`Node::step_into`] writes
+//!   them into a buffer the driver owns and reuses (appending, after whatever
+//!   it holds); [`Node::step`] returns them in a fresh vector.
 //! * [`Action::PersistHardState`] must be durable before any later action runs
 //!   (a vote reaches disk before the message that grants it).
 //! * [`Action::AppendLog`] and [`Action::TruncateLog`] may complete
