@@ -2,7 +2,7 @@
 //! the order given.
 
 use crate::config::Config;
-use crate::entry::LogEntry;
+use crate::entries::Entries;
 use crate::error::{Refusal, RequestError};
 use crate::message::{Frame, Message, SnapshotMeta, StreamOpen};
 use crate::state::{HardState, Role};
@@ -101,8 +101,10 @@ pub enum Action {
     },
     /// Make the hard state durable before executing any later action.
     PersistHardState(HardState),
-    /// Append entries to the log (asynchronously durable; report with `LogPersisted`).
-    AppendLog(Vec<LogEntry>),
+    /// Append entries to the log (asynchronously durable; report with
+    /// `LogPersisted`). They are shared with the node's log and the chunks
+    /// that carry them: keep them (cloning is cheap) or copy what you need.
+    AppendLog(Entries),
     /// Remove every entry at `from` and after, before any later append.
     TruncateLog {
         /// The first index removed.
@@ -114,7 +116,7 @@ pub enum Action {
         through: LogIndex,
     },
     /// Apply committed entries to the FSM, in order.
-    Apply(Vec<LogEntry>),
+    Apply(Entries),
     /// Take a snapshot of the FSM (at its applied index, or any later one)
     /// and report `SnapshotTaken` with its size once it is durable. The node
     /// goes on stepping meanwhile, however long the write takes: a driver

@@ -37,6 +37,10 @@
 //!   of an [`Action::SendSnapshot`] back to back, before any later
 //!   [`Action::SendFrame`] on that stream.
 //! * Wake the node at [`Node::next_deadline`] with [`Event::Tick`].
+//! * The entries of [`Action::AppendLog`], [`Action::Apply`] and
+//!   [`Frame::Chunk`] are [`Entries`]: one allocation per batch, shared by the
+//!   node's log and every action and chunk that carries them. Keep them by
+//!   cloning (no entry is copied) or iterate them by value for owned entries.
 //! * On restart, hand [`Node::new`] the durable hard state, the latest
 //!   snapshot's meta (the FSM restored from it) and the durable entries
 //!   ([`RecoveredState`]); an inconsistent handover, or invalid options, is a
@@ -151,6 +155,7 @@
 mod action;
 mod bootstrap;
 mod config;
+mod entries;
 mod entry;
 mod error;
 mod event;
@@ -166,6 +171,7 @@ pub mod wire;
 pub use action::{Action, Completion};
 pub use bootstrap::{Bootstrap, BootstrapError};
 pub use config::{Config, Member, MemberRole};
+pub use entries::{Entries, EntriesIntoIter};
 pub use entry::{EntryKind, LogEntry};
 pub use error::{DecodeError, Outcome, Refusal, RequestError, Violation};
 pub use event::{Event, MembershipChange, Proposal};

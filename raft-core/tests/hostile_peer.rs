@@ -25,7 +25,7 @@ fn chunk(prev: (u64, u64), commit: u64, entries: Vec<LogEntry>) -> Frame {
         prev_index: LogIndex(prev.0),
         prev_term: Term(prev.1),
         leader_commit: LogIndex(commit),
-        entries,
+        entries: entries.into(),
     }
 }
 
@@ -675,7 +675,7 @@ fn a_follower_that_truncates_an_uncommitted_config_entry_returns_to_the_config_b
         prev_index: LogIndex(11),
         prev_term: Term(TERM),
         leader_commit: LogIndex(11),
-        entries: vec![e(12, TERM + 1)],
+        entries: vec![e(12, TERM + 1)].into(),
     });
     assert!(
         actions.contains(&Action::TruncateLog { from: LogIndex(12) }),

@@ -200,7 +200,8 @@ fn a_follower_never_applies_past_what_the_current_leader_validated() {
         entries: vec![
             e(2, 2, EntryKind::Nop, Bytes::new()),
             e(3, 2, EntryKind::Command, Bytes::from_static(b"fresh")),
-        ],
+        ]
+        .into(),
     };
     let actions = node.step(
         Instant(2),
@@ -270,7 +271,7 @@ fn a_chunk_that_does_not_match_makes_the_follower_reopen_with_a_lower_probe() {
         prev_index: LogIndex(4),
         prev_term: Term(3),
         leader_commit: LogIndex(0),
-        entries: vec![],
+        entries: Entries::new(),
     };
     let actions = node.step(
         Instant(2),
@@ -334,7 +335,8 @@ fn frames_of_an_older_stream_are_ignored() {
             term: Term(2),
             kind: EntryKind::Nop,
             data: Bytes::new(),
-        }],
+        }]
+        .into(),
     };
     let late = node.step(
         Instant(3),

@@ -11,6 +11,7 @@
 
 use super::{Node, RoleState};
 use crate::action::Action;
+use crate::entries::Entries;
 use crate::error::{Refusal, Violation};
 use crate::message::{Frame, SnapshotMeta, StreamOpen};
 use crate::node::FollowerStatus;
@@ -414,7 +415,7 @@ impl Node {
                         prev_index: prev,
                         prev_term,
                         leader_commit,
-                        entries: Vec::new(),
+                        entries: Entries::new(),
                     };
                     self.out.push(Action::SendFrame { stream, frame });
                 }

@@ -4,6 +4,7 @@
 use super::cursor::Cursor;
 use super::{Node, RoleState};
 use crate::action::{Action, Completion};
+use crate::entries::Entries;
 use crate::entry::{EntryKind, LogEntry};
 use crate::error::{Outcome, RequestError};
 use crate::message::MessageBody;
@@ -158,26 +159,35 @@ impl Node {
         }));
         if !self.log.is_empty() {
             // Raft §5.4.2: entries of earlier terms commit only under one of ours.
-            self.append_as_leader(vec![(EntryKind::Nop, Bytes::new())]);
+            self.append_as_leader([(EntryKind::Nop, Bytes::new())]);
         }
         self.send_heartbeats();
     }
 
     /// Appends new entries of the current term and starts streaming them.
-    pub(crate) fn append_as_leader(&mut self, items: Vec<(EntryKind, Bytes)>) -> LogIndex {
+    ///
+    /// The entries are gathered once, into one allocation when `items` knows
+    /// its length (a `map` over a `Vec` or an array), and shared from then on
+    /// by the log, the `AppendLog` and every follower's chunk.
+    pub(crate) fn append_as_leader(
+        &mut self,
+        items: impl IntoIterator<Item = (EntryKind, Bytes)>,
+    ) -> LogIndex {
         let term = self.hs.term;
-        let mut entries = Vec::with_capacity(items.len());
         let mut index = self.log.last_index();
-        for (kind, data) in items {
-            index = index.next();
-            entries.push(LogEntry {
-                index,
-                term,
-                kind,
-                data,
-            });
-        }
-        self.log.append(&entries);
+        let entries: Entries = items
+            .into_iter()
+            .map(|(kind, data)| {
+                index = index.next();
+                LogEntry {
+                    index,
+                    term,
+                    kind,
+                    data,
+                }
+            })
+            .collect();
+        self.log.append(entries.clone());
         let mut config_changed = false;
         for e in entries.iter().filter(|e| e.kind.is_config()) {
             let config =
@@ -380,8 +390,12 @@ impl Node {
     fn on_leader_commit(&mut self) {
         let commit = self.commit;
         let cluster_id = self.hs.cluster_id.expect("a leader has a cluster");
-        let Some(l) = self.leader_state() else { return };
-        let mut done = Vec::new();
+        // The completions go straight out (`role` and `out` are disjoint
+        // fields): a commit allocates no list of them.
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        let done = &mut self.out;
         while l.writes.front().is_some_and(|&(i, _)| i <= commit) {
             let (index, id) = l.writes.pop_front().expect("checked");
             done.push(Action::CompleteRequest {
@@ -406,7 +420,6 @@ impl Node {
             });
         }
         let ready_reads: Vec<RequestId> = l.reads_not_ready.drain(..).collect();
-        self.out.extend(done);
         for id in ready_reads {
             self.on_read(id);
         }

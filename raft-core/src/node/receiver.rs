@@ -20,6 +20,7 @@
 use super::{Node, RoleState};
 use crate::action::Action;
 use crate::config::Config;
+use crate::entries::Entries;
 use crate::entry::LogEntry;
 use crate::error::{Refusal, Violation};
 use crate::message::{Frame, MessageBody, SnapshotMeta, StreamOpen};
@@ -299,7 +300,7 @@ impl Node {
         chunk_term: Term,
         (prev_index, prev_term): (LogIndex, Term),
         leader_commit: LogIndex,
-        entries: Vec<LogEntry>,
+        entries: Entries,
     ) -> Result<(), Violation> {
         if self.receiver().incoming.is_some() {
             // A driver writes a snapshot's frames back to back.
@@ -344,9 +345,10 @@ impl Node {
             _ => {}
         }
         let from = self.first_new_entry(&entries, validated)?;
-        let appended: Vec<LogEntry> = match from {
-            Some(i) => entries.into_iter().skip(i).collect(),
-            None => Vec::new(),
+        // The new entries share the chunk's allocation from here to the log.
+        let appended = match from {
+            Some(i) => entries.slice_from(i),
+            None => Entries::new(),
         };
         if let Some(first) = appended.first() {
             if first.index <= last {
@@ -360,7 +362,7 @@ impl Node {
                 self.configs.truncate_from(first.index);
                 self.emit(Action::TruncateLog { from: first.index });
             }
-            self.log.append(&appended);
+            self.log.append(appended.clone());
             for e in appended.iter().filter(|e| e.kind.is_config()) {
                 let config = Config::decode(&e.data).expect("validated above");
                 self.configs.push(e.index, config);

@@ -63,6 +63,12 @@ pub struct Cluster {
     /// With `Some`, every step in order: the node, its event, its actions
     /// (the golden scripts print them).
     pub steps: Option<Vec<(NodeId, Event, Vec<Action>)>>,
+    /// With `Some`, reads a count of heap allocations so far; the allocations
+    /// made inside the nodes' steps add up in `core_allocations`.
+    pub allocation_counter: Option<fn() -> u64>,
+    pub core_allocations: u64,
+    /// Every step's actions are written here and executed from here.
+    buffer: Vec<Action>,
 }
 
 pub fn addr(id: NodeId) -> String {
@@ -141,6 +147,9 @@ impl Cluster {
             snapshot_inflight_max: 0,
             snapshot_chunk_bytes: 64,
             steps: None,
+            allocation_counter: None,
+            core_allocations: 0,
+            buffer: Vec::new(),
         }
     }
 
@@ -266,7 +275,12 @@ impl Cluster {
             return;
         }
         let traced = self.steps.is_some().then(|| event.clone());
-        let actions = host.node.step(now, event);
+        let mut actions = std::mem::take(&mut self.buffer);
+        let before = self.allocation_counter.map(|count| count());
+        host.node.step_into(now, event, &mut actions);
+        if let (Some(count), Some(before)) = (self.allocation_counter, before) {
+            self.core_allocations += count() - before;
+        }
         host.node.check_invariants();
         if let (Some(steps), Some(event)) = (&mut self.steps, traced) {
             steps.push((to, event, actions.clone()));
@@ -274,9 +288,10 @@ impl Cluster {
         if self.record {
             host.actions.extend(actions.iter().cloned());
         }
-        for a in actions {
+        for a in actions.drain(..) {
             self.execute(to, a);
         }
+        self.buffer = actions;
     }
 
     fn link_up(&self, from: NodeId, to: NodeId) -> bool {

@@ -7,7 +7,7 @@ use crate::scenario::Mutant;
 use crate::world::{SimEvent, World, index_of};
 use bytes::Bytes;
 use raft_core::{
-    Action, Config, Event, Frame, HardState, Instant, LogEntry, LogIndex, Message, NodeId, Refusal,
+    Action, Config, Entries, Event, Frame, HardState, Instant, LogIndex, Message, NodeId, Refusal,
     Role, SnapshotMeta, StreamId, StreamOpen, Term,
 };
 
@@ -243,7 +243,7 @@ impl<'w> NodeDriver<'w> {
     }
 
     /// Appends entries in memory and submits them to the disk.
-    fn append_log(&mut self, entries: Vec<LogEntry>) -> Result<(), Failure> {
+    fn append_log(&mut self, entries: Entries) -> Result<(), Failure> {
         let (w, i) = (&mut *self.w, self.i);
         let now = w.now;
         if w.hostile.is_some() && crate::hostile::holds_forged(&entries) {
@@ -308,7 +308,7 @@ impl<'w> NodeDriver<'w> {
     }
 
     /// Applies committed entries to the state machine.
-    fn apply(&mut self, entries: Vec<LogEntry>) -> Result<(), Failure> {
+    fn apply(&mut self, entries: Entries) -> Result<(), Failure> {
         let (w, i) = (&mut *self.w, self.i);
         let now = w.now;
         if let (Some(a), Some(b)) = (entries.first(), entries.last()) {
