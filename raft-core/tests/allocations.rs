@@ -70,7 +70,7 @@ fn counting_cluster() -> Cluster {
         snapshot_policy: SnapshotPolicy::NEVER,
         ..NodeOptions::new(NodeId(1))
     };
-    let mut c = Cluster::with_options(3, options);
+    let mut c = Cluster::with_options(3, harness::immediate_commit_notices(options));
     c.record = false;
     c.allocation_counter = Some(allocations);
     c

@@ -325,8 +325,12 @@ impl Node {
     }
 
     /// Streams entries to `peer` while its budget allows. `announce` sends a
-    /// chunk even without entries, so a new stream learns where it starts.
+    /// chunk even without entries, so a new stream learns where it starts
+    /// (or an idle follower the commit index); without it, a commit index the
+    /// follower has not heard waits for the next chunk, or at most
+    /// `commit_notify_delay` (see [`Node::notify_commit`]).
     pub(crate) fn replicate(&mut self, peer: NodeId, mut announce: bool) {
+        let notify_at = self.now + self.opts.commit_notify_delay;
         loop {
             let term = self.hs.term;
             let commit = self.commit;
@@ -406,8 +410,11 @@ impl Node {
             }
             let prev_term = self.log.term_at(prev).expect("prev is in the log");
             if c.next > last {
-                if announce || c.sent_commit < commit.min(prev) {
-                    // Nothing new to send; tell the follower the commit index.
+                if !announce && c.sent_commit < commit.min(prev) {
+                    // Nothing new to send: the next chunk, or the notice
+                    // when it is due, tells the follower the commit index.
+                    l.commit_notify_due = l.commit_notify_due.min(notify_at);
+                } else if announce {
                     let leader_commit = commit.min(prev);
                     c.sent_commit = leader_commit;
                     let frame = Frame::Chunk {
@@ -441,9 +448,27 @@ impl Node {
         }
     }
 
-    /// After the commit index moved: followers with nothing else to receive
-    /// get it in an empty chunk now, not at the next heartbeat.
+    /// After the commit index moved: followers with entries to receive get
+    /// it with them; the others within `commit_notify_delay`.
     pub(crate) fn send_commit_updates(&mut self) {
         self.replicate_all();
+    }
+
+    /// Tells every follower that has not heard the commit index, in a chunk
+    /// without entries if it has none to receive: one chunk for however many
+    /// times the index moved since its last chunk.
+    pub(crate) fn notify_commit(&mut self) {
+        let commit = self.commit;
+        let Some(l) = self.leader_state() else { return };
+        l.commit_notify_due = Instant::NEVER;
+        let mut next = self.first_cursor();
+        while let Some(peer) = next {
+            let behind = matches!(&self.role, RoleState::Leader(l) if l.cursors.get(&peer)
+                .is_some_and(|c| c.stream.is_some() && c.sent_commit < commit.min(c.next.prev())));
+            if behind {
+                self.replicate(peer, true);
+            }
+            next = self.cursor_after(peer);
+        }
     }
 }

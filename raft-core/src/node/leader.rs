@@ -68,6 +68,9 @@ pub(crate) struct LeaderState {
     pub(crate) cursors: BTreeMap<NodeId, Cursor>,
     pub(crate) heartbeat_due: Instant,
     pub(crate) check_quorum_due: Instant,
+    /// When idle followers that have not heard the commit index get a chunk
+    /// without entries that says it (`NEVER` when none is held back).
+    pub(crate) commit_notify_due: Instant,
     /// The last heartbeat round sent, and when each recent round left.
     pub(crate) round: u64,
     pub(crate) round_sent_at: VecDeque<(u64, Instant)>,
@@ -95,7 +98,10 @@ impl LeaderState {
             .transfer
             .as_ref()
             .map_or(Instant::NEVER, |t| t.deadline);
-        self.heartbeat_due.min(self.check_quorum_due).min(transfer)
+        self.heartbeat_due
+            .min(self.check_quorum_due)
+            .min(self.commit_notify_due)
+            .min(transfer)
     }
 
     pub(crate) fn follower_status(&self) -> Vec<FollowerStatus> {
@@ -144,6 +150,7 @@ impl Node {
             term: self.hs.term,
             cursors,
             heartbeat_due: now,
+            commit_notify_due: Instant::NEVER,
             check_quorum_due: now + self.opts.election_timeout,
             round: 0,
             round_sent_at: VecDeque::new(),
@@ -313,6 +320,12 @@ impl Node {
             }
         }
         self.on_transfer_timer();
+        if self
+            .leader_state()
+            .is_some_and(|l| now >= l.commit_notify_due)
+        {
+            self.notify_commit();
+        }
     }
 
     /// When this leader must step down unless it hears from more voters: one
@@ -426,8 +439,14 @@ impl Node {
         let latest = self.configs.latest();
         let removal_committed = matches!(&self.role, RoleState::Leader(l)
             if latest.index <= commit && l.cursors.keys().any(|&id| !latest.contains(id)));
-        // Send the commit first: a removed member learns that its removal committed.
-        self.send_commit_updates();
+        // Send the commit first, at once: a removed member learns that its
+        // removal committed before its cursor goes, and the followers of a
+        // leader that removed itself learn it before it steps down.
+        if removal_committed || !self.is_voter() {
+            self.notify_commit();
+        } else {
+            self.send_commit_updates();
+        }
         if removal_committed {
             self.sync_cursors_with_config();
         }

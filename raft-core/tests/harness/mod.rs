@@ -71,15 +71,26 @@ pub struct Cluster {
     buffer: Vec<Action>,
 }
 
+/// `options` with commit notices sent within the step that moved the commit
+/// index, so `settle` (which lets no time pass) leaves followers applied.
+pub fn immediate_commit_notices(options: NodeOptions) -> NodeOptions {
+    NodeOptions {
+        commit_notify_delay: Duration::ZERO,
+        ..options
+    }
+}
+
 pub fn addr(id: NodeId) -> String {
     format!("node-{}", id.0)
 }
 
 impl Cluster {
     /// `n` fresh nodes bootstrapped from one member list, with a leader
-    /// elected and its first entries applied everywhere.
+    /// elected and its first entries applied everywhere. A commit index
+    /// reaches idle followers within the step that moved it
+    /// (`commit_notify_delay` zero), so `settle` leaves every node applied.
     pub fn new(n: u64) -> Cluster {
-        Cluster::with_options(n, NodeOptions::new(NodeId(1)))
+        Cluster::with_options(n, immediate_commit_notices(NodeOptions::new(NodeId(1))))
     }
 
     pub fn with_options(n: u64, options: NodeOptions) -> Cluster {
