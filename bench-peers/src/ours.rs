@@ -12,7 +12,7 @@ use crate::meter::{Inflight, Meter, Outcome, Workload};
 use bytes::Bytes;
 use raft_core::{
     Action, Completion, EntryKind, Event, LogEntry, MembershipChange, Node, NodeId, NodeOptions,
-    Proposal, RecoveredState, RequestError, RequestId, Role, SnapshotPolicy, StreamId,
+    Proposal, RecoveredState, RequestError, RequestId, Role, SnapshotPolicy,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -35,12 +35,11 @@ fn options(id: NodeId) -> NodeOptions {
 }
 
 /// One node and what its driver keeps: the in-memory log, the FSM (a
-/// counter), and the peer at the other end of each stream.
+/// counter).
 struct Host {
     node: Node,
     log: Vec<LogEntry>,
     applied_commands: u64,
-    streams: BTreeMap<StreamId, NodeId>,
     local: VecDeque<Event>,
     /// Every step's actions, written by `Node::step_into` and drained.
     actions: Vec<Action>,
@@ -65,7 +64,6 @@ impl Host {
             node,
             log: Vec::new(),
             applied_commands: 0,
-            streams: BTreeMap::new(),
             local: VecDeque::new(),
             actions: Vec::new(),
         }
@@ -80,15 +78,6 @@ impl Host {
         out: &mut impl Outbox,
         completions: &mut Vec<(RequestId, Result<Completion, RequestError>)>,
     ) -> u64 {
-        match &event {
-            Event::StreamOpened { stream, open } => {
-                self.streams.insert(*stream, open.follower);
-            }
-            Event::StreamClosed { stream } => {
-                self.streams.remove(stream);
-            }
-            _ => {}
-        }
         let me = self.node.id();
         let mut applied = 0;
         let mut actions = std::mem::take(&mut self.actions);
@@ -100,19 +89,15 @@ impl Host {
                     stream,
                     leader,
                     open,
-                } => {
-                    self.streams.insert(stream, leader);
-                    out.send(leader, Event::StreamOpened { stream, open });
-                }
-                Action::SendFrame { stream, frame } => {
-                    if let Some(&peer) = self.streams.get(&stream) {
-                        out.send(peer, Event::FrameReceived { stream, frame });
-                    }
-                }
-                Action::CloseStream { stream } => {
-                    if let Some(peer) = self.streams.remove(&stream) {
-                        out.send(peer, Event::StreamClosed { stream });
-                    }
+                } => out.send(leader, Event::StreamOpened { stream, open }),
+                // Stream actions name the node at the other end: no table of streams.
+                Action::SendFrame {
+                    stream,
+                    peer,
+                    frame,
+                } => out.send(peer, Event::FrameReceived { stream, frame }),
+                Action::CloseStream { stream, peer } => {
+                    out.send(peer, Event::StreamClosed { stream })
                 }
                 Action::PersistHardState(_) => {}
                 Action::AppendLog(entries) => {

@@ -72,6 +72,8 @@ pub enum Action {
     SendFrame {
         /// The stream.
         stream: StreamId,
+        /// The node at its other end (a driver needs no table of streams).
+        peer: NodeId,
         /// The frame.
         frame: Frame,
     },
@@ -87,6 +89,8 @@ pub enum Action {
     SendSnapshot {
         /// The stream.
         stream: StreamId,
+        /// The follower at its other end.
+        peer: NodeId,
         /// Which snapshot.
         meta: SnapshotMeta,
         /// The first byte to send.
@@ -98,6 +102,9 @@ pub enum Action {
     CloseStream {
         /// The stream.
         stream: StreamId,
+        /// The node at its other end (for a refused open: the follower the
+        /// handshake named).
+        peer: NodeId,
     },
     /// Make the hard state durable before executing any later action.
     PersistHardState(HardState),
@@ -172,14 +179,15 @@ impl fmt::Display for Action {
         match self {
             Action::Send(m) => write!(f, "Send {m}"),
             Action::OpenStream { stream, open, .. } => write!(f, "OpenStream {stream} {open}"),
-            Action::SendFrame { stream, frame } => write!(f, "SendFrame {stream} {frame}"),
+            Action::SendFrame { stream, frame, .. } => write!(f, "SendFrame {stream} {frame}"),
             Action::SendSnapshot {
                 stream,
                 meta,
                 offset,
                 bytes_max,
+                ..
             } => write!(f, "SendSnapshot {stream} {meta} @{offset} {bytes_max}B"),
-            Action::CloseStream { stream } => write!(f, "CloseStream {stream}"),
+            Action::CloseStream { stream, .. } => write!(f, "CloseStream {stream}"),
             Action::PersistHardState(h) => {
                 write!(
                     f,

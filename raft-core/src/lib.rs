@@ -33,7 +33,10 @@
 //!   discards the whole log durably; [`Event::SnapshotInstalled`] comes after
 //!   their `LogPersisted` reports.
 //! * Deliver datagrams best effort; deliver stream frames FIFO and report a
-//!   broken stream with [`Event::StreamClosed`] on each side. Write the frames
+//!   broken stream with [`Event::StreamClosed`] on each side.
+//!   [`Action::SendFrame`], [`Action::SendSnapshot`] and
+//!   [`Action::CloseStream`] name the node at the stream's other end, so a
+//!   driver that moves frames between nodes needs no table of streams. Write the frames
 //!   of an [`Action::SendSnapshot`] back to back, before any later
 //!   [`Action::SendFrame`] on that stream.
 //! * Wake the node at [`Node::next_deadline`] with [`Event::Tick`].

@@ -116,7 +116,10 @@ impl Follower {
             }),
             "expected {violation:?}, got {actions:?}"
         );
-        assert!(actions.contains(&Action::CloseStream { stream }));
+        assert!(actions.contains(&Action::CloseStream {
+            stream,
+            peer: LEADER
+        }));
         assert!(
             !actions.iter().any(|a| matches!(
                 a,
@@ -608,7 +611,10 @@ fn a_follower_installing_a_snapshot_holds_a_budget_of_chunks_but_closes_a_stream
         );
         held_bytes += frame.budget_bytes();
         let actions = f.frame(frame);
-        if actions.contains(&Action::CloseStream { stream }) {
+        if actions.contains(&Action::CloseStream {
+            stream,
+            peer: LEADER,
+        }) {
             closed_at = Some(held_bytes);
             break;
         }

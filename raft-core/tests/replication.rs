@@ -280,7 +280,7 @@ fn a_chunk_that_does_not_match_makes_the_follower_reopen_with_a_lower_probe() {
             frame: chunk,
         },
     );
-    assert!(actions.contains(&Action::CloseStream { stream }));
+    assert!(actions.contains(&Action::CloseStream { stream, peer: n(1) }));
     let reopen = actions
         .iter()
         .find_map(|a| match a {
@@ -322,8 +322,11 @@ fn frames_of_an_older_stream_are_ignored() {
         .unwrap();
     let second = node.step(Instant(2), Event::MessageReceived(hb(2, 3)));
     assert!(
-        second.contains(&Action::CloseStream { stream: old }),
-        "a new term closes the old stream"
+        second.contains(&Action::CloseStream {
+            stream: old,
+            peer: n(1),
+        }),
+        "a new term closes the old stream, to the old leader"
     );
     let chunk = Frame::Chunk {
         term: Term(2),

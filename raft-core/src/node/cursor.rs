@@ -186,7 +186,10 @@ impl Node {
         };
         if let Some(reason) = refusal {
             self.refuse(open.follower, reason);
-            self.emit(Action::CloseStream { stream });
+            self.emit(Action::CloseStream {
+                stream,
+                peer: open.follower,
+            });
             return;
         }
         // Where both logs provably agree: the probe if we hold it with the same
@@ -211,7 +214,10 @@ impl Node {
             return;
         };
         if let Some(old) = c.stream.replace(stream) {
-            self.out.push(Action::CloseStream { stream: old });
+            self.out.push(Action::CloseStream {
+                stream: old,
+                peer: open.follower,
+            });
         }
         c.reset_stream(Some(stream));
         c.last_heard = now;
@@ -292,7 +298,7 @@ impl Node {
         };
         if let Some(stream) = c.stream.take() {
             c.reset_stream(None);
-            self.emit(Action::CloseStream { stream });
+            self.emit(Action::CloseStream { stream, peer });
         }
     }
 
@@ -399,6 +405,7 @@ impl Node {
                 let done = s.all_sent();
                 self.out.push(Action::SendSnapshot {
                     stream,
+                    peer,
                     meta,
                     offset,
                     bytes_max,
@@ -424,7 +431,11 @@ impl Node {
                         leader_commit,
                         entries: Entries::new(),
                     };
-                    self.out.push(Action::SendFrame { stream, frame });
+                    self.out.push(Action::SendFrame {
+                        stream,
+                        peer,
+                        frame,
+                    });
                 }
                 return;
             }
@@ -444,7 +455,11 @@ impl Node {
             c.next = through.next();
             c.sent_commit = leader_commit;
             announce = false;
-            self.out.push(Action::SendFrame { stream, frame });
+            self.out.push(Action::SendFrame {
+                stream,
+                peer,
+                frame,
+            });
         }
     }
 

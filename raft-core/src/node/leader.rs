@@ -467,9 +467,9 @@ impl Node {
             unreachable!("on_step_down called on a leader")
         };
         let l = *l;
-        for c in l.cursors.values() {
+        for (&peer, c) in &l.cursors {
             if let Some(stream) = c.stream {
-                self.emit(Action::CloseStream { stream });
+                self.emit(Action::CloseStream { stream, peer });
             }
         }
         let unknown = RequestError::NotLeader {

@@ -66,6 +66,8 @@ impl FollowerState {
 /// One open stream, seen from the follower.
 pub(crate) struct Receiver {
     pub(crate) id: StreamId,
+    /// The leader it was opened to (the follower's leader may change first).
+    leader: NodeId,
     /// Where the next chunk must start (`prev_index`); `None` before the first.
     expect_prev: Option<LogIndex>,
     /// Highest index this stream has shown to match the leader's log.
@@ -180,6 +182,7 @@ impl Node {
         let (probe_index, probe_term) = f.next_probe.take().unwrap_or((last_index, last_term));
         f.stream = Some(Receiver {
             id: stream_id,
+            leader,
             expect_prev: None,
             validated: LogIndex(0),
             acked: LogIndex(0),
@@ -208,7 +211,10 @@ impl Node {
     pub(crate) fn close_follower_stream(&mut self) {
         if let RoleState::Follower(f) = &mut self.role {
             if let Some(s) = f.stream.take() {
-                self.out.push(Action::CloseStream { stream: s.id });
+                self.out.push(Action::CloseStream {
+                    stream: s.id,
+                    peer: s.leader,
+                });
             }
         }
     }
@@ -485,9 +491,10 @@ impl Node {
         let ack = durable.min(s.validated);
         if ack > s.acked {
             s.acked = ack;
-            let stream = s.id;
+            let (stream, peer) = (s.id, s.leader);
             self.emit(Action::SendFrame {
                 stream,
+                peer,
                 frame: Frame::Ack { durable: ack },
             });
         }
@@ -574,9 +581,10 @@ impl Node {
 
     /// Tells the leader how much of the snapshot arrived, freeing its budget.
     fn ack_snapshot(&mut self, received: u64, size: u64) {
-        let stream = self.receiver().id;
+        let (stream, peer) = (self.receiver().id, self.receiver().leader);
         self.emit(Action::SendFrame {
             stream,
+            peer,
             frame: Frame::SnapshotAck { received, size },
         });
     }

@@ -328,9 +328,14 @@ impl Cluster {
                     self.push(at, Event::StreamClosed { stream });
                 }
             }
-            Action::SendFrame { stream, frame } => self.send_frame(at, stream, frame),
+            Action::SendFrame {
+                stream,
+                peer,
+                frame,
+            } => self.send_frame(at, stream, peer, frame),
             Action::SendSnapshot {
                 stream,
+                peer,
                 meta,
                 offset,
                 bytes_max,
@@ -342,19 +347,20 @@ impl Cluster {
                     .expect("a snapshot to send");
                 if m != meta {
                     // Replaced by a newer one: the transfer starts over.
-                    self.execute(at, Action::CloseStream { stream });
+                    self.execute(at, Action::CloseStream { stream, peer });
                     return;
                 }
                 let chunk_bytes = self.snapshot_chunk_bytes;
                 for frame in
                     wire::snapshot_window_frames(&meta, &data, offset, bytes_max, chunk_bytes)
                 {
-                    self.send_frame(at, stream, frame);
+                    self.send_frame(at, stream, peer, frame);
                 }
             }
-            Action::CloseStream { stream } => {
+            Action::CloseStream { stream, peer } => {
                 if let Some((f, l)) = self.streams.remove(&stream) {
                     let other = if f == at { l } else { f };
+                    assert_eq!(peer, other, "{at} closes {stream} naming the wrong peer");
                     self.push(other, Event::StreamClosed { stream });
                 }
             }
@@ -428,10 +434,15 @@ impl Cluster {
         }
     }
 
-    fn send_frame(&mut self, from: NodeId, stream: StreamId, frame: Frame) {
+    fn send_frame(&mut self, from: NodeId, stream: StreamId, peer: NodeId, frame: Frame) {
         let Some(&(f, l)) = self.streams.get(&stream) else {
             return;
         };
+        let other = if f == from { l } else { f };
+        assert_eq!(
+            peer, other,
+            "{from} writes on {stream} naming the wrong peer"
+        );
         let flow = self.snapshot_flow.entry(stream).or_default();
         match &frame {
             Frame::SnapshotChunk { data, .. } => flow.0 += data.len() as u64,

@@ -42,14 +42,15 @@ impl<'w> NodeDriver<'w> {
                 leader,
                 open,
             } => self.open_stream(stream, leader, open),
-            Action::SendFrame { stream, frame } => self.send_frame(stream, frame),
+            Action::SendFrame { stream, frame, .. } => self.send_frame(stream, frame),
             Action::SendSnapshot {
                 stream,
                 meta,
                 offset,
                 bytes_max,
+                ..
             } => self.send_snapshot(stream, meta, offset, bytes_max),
-            Action::CloseStream { stream } => {
+            Action::CloseStream { stream, .. } => {
                 self.close_stream(stream);
                 Ok(())
             }
