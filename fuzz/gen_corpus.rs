@@ -121,7 +121,7 @@ fn units() -> Vec<(&'static str, WireUnit)> {
                 prev_index: LogIndex(41),
                 prev_term: Term(4),
                 leader_commit: LogIndex(41),
-                entries: vec![],
+                entries: raft_core::Entries::new(),
             }),
         ),
         (
@@ -135,7 +135,8 @@ fn units() -> Vec<(&'static str, WireUnit)> {
                     entry(42, 5, EntryKind::Nop, b""),
                     entry(43, 5, EntryKind::Command, b"put k v"),
                     entry(44, 5, EntryKind::AddPeer, &config(3, 1).encode()),
-                ],
+                ]
+                .into(),
             }),
         ),
         (

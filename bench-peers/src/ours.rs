@@ -12,7 +12,7 @@ use crate::meter::{Inflight, Meter, Outcome, Workload};
 use bytes::Bytes;
 use raft_core::{
     Action, Completion, EntryKind, Event, LogEntry, MembershipChange, Node, NodeId, NodeOptions,
-    Proposal, RecoveredState, RequestError, RequestId, Role, SnapshotPolicy, StreamId,
+    Proposal, RecoveredState, RequestError, RequestId, Role, SnapshotPolicy,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -35,13 +35,14 @@ fn options(id: NodeId) -> NodeOptions {
 }
 
 /// One node and what its driver keeps: the in-memory log, the FSM (a
-/// counter), and the peer at the other end of each stream.
+/// counter).
 struct Host {
     node: Node,
     log: Vec<LogEntry>,
     applied_commands: u64,
-    streams: BTreeMap<StreamId, NodeId>,
     local: VecDeque<Event>,
+    /// Every step's actions, written by `Node::step_into` and drained.
+    actions: Vec<Action>,
 }
 
 /// Where a host's outgoing events go.
@@ -63,8 +64,8 @@ impl Host {
             node,
             log: Vec::new(),
             applied_commands: 0,
-            streams: BTreeMap::new(),
             local: VecDeque::new(),
+            actions: Vec::new(),
         }
     }
 
@@ -77,37 +78,26 @@ impl Host {
         out: &mut impl Outbox,
         completions: &mut Vec<(RequestId, Result<Completion, RequestError>)>,
     ) -> u64 {
-        match &event {
-            Event::StreamOpened { stream, open } => {
-                self.streams.insert(*stream, open.follower);
-            }
-            Event::StreamClosed { stream } => {
-                self.streams.remove(stream);
-            }
-            _ => {}
-        }
         let me = self.node.id();
         let mut applied = 0;
-        for action in self.node.step(at, event) {
+        let mut actions = std::mem::take(&mut self.actions);
+        self.node.step_into(at, event, &mut actions);
+        for action in actions.drain(..) {
             match action {
                 Action::Send(m) => out.send(m.to, Event::MessageReceived(m)),
                 Action::OpenStream {
                     stream,
                     leader,
                     open,
-                } => {
-                    self.streams.insert(stream, leader);
-                    out.send(leader, Event::StreamOpened { stream, open });
-                }
-                Action::SendFrame { stream, frame } => {
-                    if let Some(&peer) = self.streams.get(&stream) {
-                        out.send(peer, Event::FrameReceived { stream, frame });
-                    }
-                }
-                Action::CloseStream { stream } => {
-                    if let Some(peer) = self.streams.remove(&stream) {
-                        out.send(peer, Event::StreamClosed { stream });
-                    }
+                } => out.send(leader, Event::StreamOpened { stream, open }),
+                // Stream actions name the node at the other end: no table of streams.
+                Action::SendFrame {
+                    stream,
+                    peer,
+                    frame,
+                } => out.send(peer, Event::FrameReceived { stream, frame }),
+                Action::CloseStream { stream, peer } => {
+                    out.send(peer, Event::StreamClosed { stream })
                 }
                 Action::PersistHardState(_) => {}
                 Action::AppendLog(entries) => {
@@ -139,6 +129,7 @@ impl Host {
                 other => panic!("node {me}: this benchmark does not execute {other}"),
             }
         }
+        self.actions = actions;
         applied
     }
 }

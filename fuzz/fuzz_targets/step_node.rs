@@ -434,7 +434,7 @@ impl Driver {
                     leader_commit: LogIndex(
                         chunk_last.saturating_add_signed(i64::from(commit_delta)),
                     ),
-                    entries,
+                    entries: entries.into(),
                 };
                 self.feed_frame(stream, frame);
             }

@@ -2,7 +2,7 @@
 //! the order given.
 
 use crate::config::Config;
-use crate::entry::LogEntry;
+use crate::entries::Entries;
 use crate::error::{Refusal, RequestError};
 use crate::message::{Frame, Message, SnapshotMeta, StreamOpen};
 use crate::state::{HardState, Role};
@@ -72,6 +72,8 @@ pub enum Action {
     SendFrame {
         /// The stream.
         stream: StreamId,
+        /// The node at its other end (a driver needs no table of streams).
+        peer: NodeId,
         /// The frame.
         frame: Frame,
     },
@@ -87,6 +89,8 @@ pub enum Action {
     SendSnapshot {
         /// The stream.
         stream: StreamId,
+        /// The follower at its other end.
+        peer: NodeId,
         /// Which snapshot.
         meta: SnapshotMeta,
         /// The first byte to send.
@@ -98,11 +102,16 @@ pub enum Action {
     CloseStream {
         /// The stream.
         stream: StreamId,
+        /// The node at its other end (for a refused open: the follower the
+        /// handshake named).
+        peer: NodeId,
     },
     /// Make the hard state durable before executing any later action.
     PersistHardState(HardState),
-    /// Append entries to the log (asynchronously durable; report with `LogPersisted`).
-    AppendLog(Vec<LogEntry>),
+    /// Append entries to the log (asynchronously durable; report with
+    /// `LogPersisted`). They are shared with the node's log and the chunks
+    /// that carry them: keep them (cloning is cheap) or copy what you need.
+    AppendLog(Entries),
     /// Remove every entry at `from` and after, before any later append.
     TruncateLog {
         /// The first index removed.
@@ -114,7 +123,7 @@ pub enum Action {
         through: LogIndex,
     },
     /// Apply committed entries to the FSM, in order.
-    Apply(Vec<LogEntry>),
+    Apply(Entries),
     /// Take a snapshot of the FSM (at its applied index, or any later one)
     /// and report `SnapshotTaken` with its size once it is durable. The node
     /// goes on stepping meanwhile, however long the write takes: a driver
@@ -170,14 +179,15 @@ impl fmt::Display for Action {
         match self {
             Action::Send(m) => write!(f, "Send {m}"),
             Action::OpenStream { stream, open, .. } => write!(f, "OpenStream {stream} {open}"),
-            Action::SendFrame { stream, frame } => write!(f, "SendFrame {stream} {frame}"),
+            Action::SendFrame { stream, frame, .. } => write!(f, "SendFrame {stream} {frame}"),
             Action::SendSnapshot {
                 stream,
                 meta,
                 offset,
                 bytes_max,
+                ..
             } => write!(f, "SendSnapshot {stream} {meta} @{offset} {bytes_max}B"),
-            Action::CloseStream { stream } => write!(f, "CloseStream {stream}"),
+            Action::CloseStream { stream, .. } => write!(f, "CloseStream {stream}"),
             Action::PersistHardState(h) => {
                 write!(
                     f,

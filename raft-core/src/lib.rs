@@ -20,7 +20,9 @@
 //! its *durable* index on the same stream. See `docs/protocol.md`.
 //!
 //! ## The driver contract
-//! * Execute actions strictly in the order given.
+//! * Execute actions strictly in the order given. [`Node::step_into`] writes
+//!   them into a buffer the driver owns and reuses (appending, after whatever
+//!   it holds); [`Node::step`] returns them in a fresh vector.
 //! * [`Action::PersistHardState`] must be durable before any later action runs
 //!   (a vote reaches disk before the message that grants it).
 //! * [`Action::AppendLog`] and [`Action::TruncateLog`] may complete
@@ -31,10 +33,17 @@
 //!   discards the whole log durably; [`Event::SnapshotInstalled`] comes after
 //!   their `LogPersisted` reports.
 //! * Deliver datagrams best effort; deliver stream frames FIFO and report a
-//!   broken stream with [`Event::StreamClosed`] on each side. Write the frames
+//!   broken stream with [`Event::StreamClosed`] on each side.
+//!   [`Action::SendFrame`], [`Action::SendSnapshot`] and
+//!   [`Action::CloseStream`] name the node at the stream's other end, so a
+//!   driver that moves frames between nodes needs no table of streams. Write the frames
 //!   of an [`Action::SendSnapshot`] back to back, before any later
 //!   [`Action::SendFrame`] on that stream.
 //! * Wake the node at [`Node::next_deadline`] with [`Event::Tick`].
+//! * The entries of [`Action::AppendLog`], [`Action::Apply`] and
+//!   [`Frame::Chunk`] are [`Entries`]: one allocation per batch, shared by the
+//!   node's log and every action and chunk that carries them. Keep them by
+//!   cloning (no entry is copied) or iterate them by value for owned entries.
 //! * On restart, hand [`Node::new`] the durable hard state, the latest
 //!   snapshot's meta (the FSM restored from it) and the durable entries
 //!   ([`RecoveredState`]); an inconsistent handover, or invalid options, is a
@@ -149,6 +158,7 @@
 mod action;
 mod bootstrap;
 mod config;
+mod entries;
 mod entry;
 mod error;
 mod event;
@@ -164,6 +174,7 @@ pub mod wire;
 pub use action::{Action, Completion};
 pub use bootstrap::{Bootstrap, BootstrapError};
 pub use config::{Config, Member, MemberRole};
+pub use entries::{Entries, EntriesIntoIter};
 pub use entry::{EntryKind, LogEntry};
 pub use error::{DecodeError, Outcome, Refusal, RequestError, Violation};
 pub use event::{Event, MembershipChange, Proposal};

@@ -6,6 +6,7 @@
 //! carries the same. The receiver checks all four before trusting anything else.
 
 use crate::config::Config;
+use crate::entries::Entries;
 use crate::entry::LogEntry;
 use crate::types::{ClusterId, LogIndex, NodeId, Term};
 use bytes::Bytes;
@@ -126,8 +127,9 @@ pub enum Frame {
         prev_term: Term,
         /// The leader's commit index.
         leader_commit: LogIndex,
-        /// Consecutive entries starting at `prev_index + 1`.
-        entries: Vec<LogEntry>,
+        /// Consecutive entries starting at `prev_index + 1` (encoded as a
+        /// `Vec<LogEntry>` is).
+        entries: Entries,
     },
     /// Leader to follower: a snapshot follows, `size` bytes in `SnapshotChunk`s.
     SnapshotBegin {
@@ -290,7 +292,7 @@ mod tests {
             prev_index: LogIndex(9),
             prev_term: Term(3),
             leader_commit: LogIndex(9),
-            entries,
+            entries: entries.into(),
         }
     }
 

@@ -24,6 +24,16 @@ pub struct NodeOptions {
     pub election_timeout: Duration,
     /// How often a leader sends heartbeats. Default 150 ms.
     pub heartbeat_interval: Duration,
+    /// How long a leader may hold back a new commit index from a follower
+    /// that has no entries to receive. The next chunk of entries carries the
+    /// commit index anyway, so under load a follower learns it from that
+    /// chunk; only a follower still idle when this delay has passed gets a
+    /// chunk with no entries that says it. One such chunk then covers every
+    /// commit index move since: a move no longer costs an empty chunk per
+    /// follower. It delays a follower's `Apply`, never the leader's, nor a
+    /// client's answer. Zero sends at most one such chunk per follower per
+    /// step. At most `heartbeat_interval`. Default 1 ms.
+    pub commit_notify_delay: Duration,
     /// How long a follower waits before reopening a closed stream. Default 10 ms.
     pub reconnect_delay: Duration,
     /// The longest a follower waits before reopening a stream. Each open in a
@@ -108,6 +118,7 @@ impl NodeOptions {
             id,
             election_timeout: Duration::from_millis(500),
             heartbeat_interval: Duration::from_millis(150),
+            commit_notify_delay: Duration::from_millis(1),
             reconnect_delay: Duration::from_millis(10),
             reconnect_delay_max: Duration::from_secs(1),
             stream_budget_bytes: 4 << 20,
@@ -153,6 +164,12 @@ impl NodeOptions {
             return Err(InvalidOptions::HeartbeatInterval {
                 heartbeat_interval: self.heartbeat_interval,
                 election_timeout: self.election_timeout,
+            });
+        }
+        if self.commit_notify_delay > self.heartbeat_interval {
+            return Err(InvalidOptions::CommitNotifyDelay {
+                commit_notify_delay: self.commit_notify_delay,
+                heartbeat_interval: self.heartbeat_interval,
             });
         }
         if self.batch_entries_max == 0 || self.batch_bytes_max == 0 || self.stream_budget_bytes == 0
@@ -309,6 +326,16 @@ pub enum InvalidOptions {
         /// The election timeout given.
         election_timeout: Duration,
     },
+    /// The commit notice delay must not exceed the heartbeat interval.
+    #[error(
+        "commit notify delay {commit_notify_delay} must be at most the heartbeat interval {heartbeat_interval}"
+    )]
+    CommitNotifyDelay {
+        /// The commit notify delay given.
+        commit_notify_delay: Duration,
+        /// The heartbeat interval given.
+        heartbeat_interval: Duration,
+    },
     /// `batch_entries_max`, `batch_bytes_max` and `stream_budget_bytes` must be positive.
     #[error("batch limits and the stream budget must be positive")]
     ZeroLimit,
@@ -346,5 +373,22 @@ mod tests {
         // A bound of 100 % drift or more leaves no lease at all.
         assert_eq!(opts(500, 1_000_000).lease_duration(), Duration::ZERO);
         assert_eq!(opts(500, 2_000_000).lease_duration(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_commit_notice_may_wait_at_most_a_heartbeat_interval() {
+        let opts = |delay_ms: u64| NodeOptions {
+            commit_notify_delay: Duration::from_millis(delay_ms),
+            ..NodeOptions::new(NodeId(1))
+        };
+        assert_eq!(opts(0).validate(), Ok(()));
+        assert_eq!(opts(150).validate(), Ok(()));
+        assert_eq!(
+            opts(151).validate(),
+            Err(InvalidOptions::CommitNotifyDelay {
+                commit_notify_delay: Duration::from_millis(151),
+                heartbeat_interval: Duration::from_millis(150),
+            })
+        );
     }
 }

@@ -359,6 +359,7 @@ fn validate_frame(frame: &Frame) -> Result<(), DecodeError> {
 mod tests {
     use super::*;
     use crate::config::{Member, MemberRole};
+    use crate::entries::Entries;
     use crate::entry::{EntryKind, LogEntry};
     use crate::message::{MessageBody, SnapshotMeta};
     use crate::types::{ClusterId, LogIndex, NodeId, Term};
@@ -420,7 +421,7 @@ mod tests {
                 prev_index: LogIndex(9),
                 prev_term: Term(2),
                 leader_commit: LogIndex(8),
-                entries: vec![entry(10), entry(11)],
+                entries: vec![entry(10), entry(11)].into(),
             }),
             WireUnit::Frame(Frame::SnapshotBegin {
                 meta: SnapshotMeta {
@@ -594,7 +595,7 @@ mod tests {
             prev_index: LogIndex(9),
             prev_term: Term(2),
             leader_commit: LogIndex(8),
-            entries: vec![entry(10), entry(12)],
+            entries: vec![entry(10), entry(12)].into(),
         };
         let bytes = encoded(&WireUnit::Frame(chunk));
         assert!(matches!(decode(&bytes), Err(DecodeError::Invalid(_))));
@@ -607,7 +608,7 @@ mod tests {
             prev_index: LogIndex(u64::MAX),
             prev_term: Term(2),
             leader_commit: LogIndex(8),
-            entries: vec![entry(0)],
+            entries: vec![entry(0)].into(),
         };
         let bytes = encoded(&WireUnit::Frame(chunk));
         assert!(matches!(decode(&bytes), Err(DecodeError::Invalid(_))));
@@ -671,7 +672,7 @@ mod tests {
             prev_index: LogIndex(0),
             prev_term: Term(0),
             leader_commit: LogIndex(0),
-            entries: vec![],
+            entries: Entries::new(),
         }));
         bytes.pop(); // the entries length (0)
         bytes.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);

@@ -87,7 +87,7 @@ fn a_bootstrap_persists_the_term_then_appends_the_same_first_entry_on_every_node
                     term: Term(1),
                     vote: None
                 }),
-                Action::AppendLog(vec![three().first_entry()]),
+                Action::AppendLog([three().first_entry()].into()),
             ]
         );
         assert_eq!(
@@ -185,7 +185,7 @@ fn a_bootstrap_cut_short_before_its_entry_was_durable_finishes_when_repeated() {
     };
     let mut node = Node::new(NodeOptions::new(NodeId(1)), recovered, 2, Instant(2)).unwrap();
     let actions = bootstrap(&mut node, Instant(3), three());
-    assert!(actions.contains(&Action::AppendLog(vec![three().first_entry()])));
+    assert!(actions.contains(&Action::AppendLog([three().first_entry()].into())));
     assert!(completion(&actions).is_ok());
     assert_eq!(node.config().voter_count(), 3);
 }

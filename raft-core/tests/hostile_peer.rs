@@ -25,7 +25,7 @@ fn chunk(prev: (u64, u64), commit: u64, entries: Vec<LogEntry>) -> Frame {
         prev_index: LogIndex(prev.0),
         prev_term: Term(prev.1),
         leader_commit: LogIndex(commit),
-        entries,
+        entries: entries.into(),
     }
 }
 
@@ -116,7 +116,10 @@ impl Follower {
             }),
             "expected {violation:?}, got {actions:?}"
         );
-        assert!(actions.contains(&Action::CloseStream { stream }));
+        assert!(actions.contains(&Action::CloseStream {
+            stream,
+            peer: LEADER
+        }));
         assert!(
             !actions.iter().any(|a| matches!(
                 a,
@@ -608,7 +611,10 @@ fn a_follower_installing_a_snapshot_holds_a_budget_of_chunks_but_closes_a_stream
         );
         held_bytes += frame.budget_bytes();
         let actions = f.frame(frame);
-        if actions.contains(&Action::CloseStream { stream }) {
+        if actions.contains(&Action::CloseStream {
+            stream,
+            peer: LEADER,
+        }) {
             closed_at = Some(held_bytes);
             break;
         }
@@ -675,7 +681,7 @@ fn a_follower_that_truncates_an_uncommitted_config_entry_returns_to_the_config_b
         prev_index: LogIndex(11),
         prev_term: Term(TERM),
         leader_commit: LogIndex(11),
-        entries: vec![e(12, TERM + 1)],
+        entries: vec![e(12, TERM + 1)].into(),
     });
     assert!(
         actions.contains(&Action::TruncateLog { from: LogIndex(12) }),

@@ -200,7 +200,8 @@ fn a_follower_never_applies_past_what_the_current_leader_validated() {
         entries: vec![
             e(2, 2, EntryKind::Nop, Bytes::new()),
             e(3, 2, EntryKind::Command, Bytes::from_static(b"fresh")),
-        ],
+        ]
+        .into(),
     };
     let actions = node.step(
         Instant(2),
@@ -270,7 +271,7 @@ fn a_chunk_that_does_not_match_makes_the_follower_reopen_with_a_lower_probe() {
         prev_index: LogIndex(4),
         prev_term: Term(3),
         leader_commit: LogIndex(0),
-        entries: vec![],
+        entries: Entries::new(),
     };
     let actions = node.step(
         Instant(2),
@@ -279,7 +280,7 @@ fn a_chunk_that_does_not_match_makes_the_follower_reopen_with_a_lower_probe() {
             frame: chunk,
         },
     );
-    assert!(actions.contains(&Action::CloseStream { stream }));
+    assert!(actions.contains(&Action::CloseStream { stream, peer: n(1) }));
     let reopen = actions
         .iter()
         .find_map(|a| match a {
@@ -321,8 +322,11 @@ fn frames_of_an_older_stream_are_ignored() {
         .unwrap();
     let second = node.step(Instant(2), Event::MessageReceived(hb(2, 3)));
     assert!(
-        second.contains(&Action::CloseStream { stream: old }),
-        "a new term closes the old stream"
+        second.contains(&Action::CloseStream {
+            stream: old,
+            peer: n(1),
+        }),
+        "a new term closes the old stream, to the old leader"
     );
     let chunk = Frame::Chunk {
         term: Term(2),
@@ -334,7 +338,8 @@ fn frames_of_an_older_stream_are_ignored() {
             term: Term(2),
             kind: EntryKind::Nop,
             data: Bytes::new(),
-        }],
+        }]
+        .into(),
     };
     let late = node.step(
         Instant(3),
@@ -504,13 +509,104 @@ fn a_leader_sends_nothing_more_on_a_stream_that_broke() {
     assert!(on_dead_stream.is_empty(), "{on_dead_stream:?}");
 }
 
+/// A three-node cluster whose leader holds commit notices back 1 ms, with no
+/// action recorded yet.
+fn cluster_with_commit_notify_delay() -> (Cluster, NodeId) {
+    let options = NodeOptions {
+        commit_notify_delay: Duration::from_millis(1),
+        ..NodeOptions::new(NodeId(1))
+    };
+    let mut c = Cluster::with_options(3, options);
+    // Formation left a notice pending: let it go out.
+    c.run_for(Duration::from_millis(5));
+    let leader = c.leader().expect("a leader");
+    for h in c.hosts.values_mut() {
+        h.actions.clear();
+    }
+    (c, leader)
+}
+
+/// The chunks without entries node `id` sent.
+fn chunks_without_entries(c: &Cluster, id: NodeId) -> usize {
+    c.hosts[&id]
+        .actions
+        .iter()
+        .filter(|a| {
+            matches!(a, Action::SendFrame { frame: Frame::Chunk { entries, .. }, .. } if entries.is_empty())
+        })
+        .count()
+}
+
+#[test]
+fn under_load_each_chunk_carries_the_commit_index_and_none_goes_without_entries() {
+    let (mut c, leader) = cluster_with_commit_notify_delay();
+    for i in 0..5 {
+        c.propose(format!("w{i}").as_bytes());
+        c.settle();
+    }
+    let last = c.node(leader.0).last_index();
+    assert_eq!(c.node(leader.0).commit_index(), last);
+    assert_eq!(
+        chunks_without_entries(&c, leader),
+        0,
+        "a commit move cost a chunk"
+    );
+    for id in c.hosts.keys().filter(|&&id| id != leader) {
+        // Each chunk told the follower the commit index before it.
+        assert_eq!(
+            c.hosts[id].node.commit_index(),
+            last.prev(),
+            "follower {id}"
+        );
+    }
+}
+
+#[test]
+fn an_idle_follower_hears_every_commit_move_in_one_chunk_once_the_notify_delay_passed() {
+    let (mut c, leader) = cluster_with_commit_notify_delay();
+    c.propose(b"a");
+    c.settle();
+    c.propose(b"b");
+    c.settle();
+    let last = c.node(leader.0).last_index();
+    let followers: Vec<NodeId> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
+    for id in &followers {
+        assert!(
+            c.hosts[id].node.commit_index() < last,
+            "follower {id} heard it early"
+        );
+    }
+    let due = c.node(leader.0).next_deadline();
+    assert!(
+        due > c.now && due <= c.now + Duration::from_millis(1),
+        "the notice is due at {due}, now is {}",
+        c.now
+    );
+    c.now = due;
+    c.step(leader, Event::Tick);
+    c.settle();
+    assert_eq!(
+        chunks_without_entries(&c, leader),
+        followers.len(),
+        "one notice per follower"
+    );
+    for id in &followers {
+        assert_eq!(c.hosts[id].node.commit_index(), last, "follower {id}");
+        assert_eq!(c.hosts[id].node.applied_index(), last, "follower {id}");
+    }
+    assert!(
+        c.node(leader.0).next_deadline() > due,
+        "a notice is still pending"
+    );
+}
+
 #[test]
 fn a_chunk_carries_at_most_the_batch_byte_limit_of_entries() {
     let opts = NodeOptions {
         batch_bytes_max: 1_000,
         ..NodeOptions::new(NodeId(1))
     };
-    let mut c = Cluster::with_options(3, opts);
+    let mut c = Cluster::with_options(3, immediate_commit_notices(opts));
     let leader = c.leader().unwrap();
     c.hosts.get_mut(&leader).unwrap().actions.clear();
     // One batch of twenty 300-byte commands (324 budget bytes each): about

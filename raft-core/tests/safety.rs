@@ -271,11 +271,14 @@ fn a_stream_from_a_foreign_cluster_or_a_non_member_is_closed() {
         },
     );
     let actions = &c.hosts[&leader].actions;
+    // Each is closed towards the follower its handshake named.
     assert!(actions.contains(&Action::CloseStream {
-        stream: StreamId(1)
+        stream: StreamId(1),
+        peer: n(2),
     }));
     assert!(actions.contains(&Action::CloseStream {
-        stream: StreamId(2)
+        stream: StreamId(2),
+        peer: n(77),
     }));
     assert!(
         !actions

@@ -60,7 +60,7 @@ fn id_arg(args: &[&str], i: usize) -> NodeId {
 impl Runner {
     fn new() -> Runner {
         Runner {
-            c: Cluster::empty(NodeOptions::new(NodeId(1))),
+            c: Cluster::empty(immediate_commit_notices(NodeOptions::new(NodeId(1)))),
             show: None,
         }
     }
@@ -207,7 +207,9 @@ impl Runner {
 
     fn bootstrap(&mut self, args: &[&str]) {
         let n: u64 = args[0].parse().expect("bootstrap N");
-        let mut options = NodeOptions::new(NodeId(1));
+        // The stories tell each commit notice in the step that moved the
+        // commit index; tests/replication.rs covers the delayed ones.
+        let mut options = immediate_commit_notices(NodeOptions::new(NodeId(1)));
         for setting in &args[1..] {
             let (key, value) = setting.split_once('=').expect("KEY=VALUE");
             let value: u64 = value.parse().expect("a number");

@@ -179,7 +179,7 @@ fn chunk() -> impl Strategy<Value = Frame> {
                 prev_index: LogIndex(prev_index),
                 prev_term,
                 leader_commit,
-                entries,
+                entries: entries.into(),
             })
         },
     )

@@ -143,7 +143,7 @@ fn group_commit(args: &Args, payload: &Bytes) -> Result<(u64, u64, u64, f64), St
     let mut index = 1;
     while start.elapsed() < args.duration {
         writer
-            .submit(LogOp::Append(vec![entry(index, payload)]))
+            .submit(LogOp::Append([entry(index, payload)].into()))
             .map_err(|e| e.to_string())?;
         index += 1;
     }

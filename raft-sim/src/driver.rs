@@ -35,6 +35,31 @@ pub const BOUNDS_SAMPLE_STEPS: u64 = 16;
 /// Bytes per `SnapshotChunk` frame the simulated leader driver writes.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 16 * 1024;
 
+thread_local! {
+    /// The buffer every step's actions are written into and executed from, so
+    /// a step allocates no list of actions. Per thread: a sweep runs worlds on
+    /// several; a world steps one node at a time, and the buffer is empty
+    /// between steps, so sharing it carries nothing from one node to another.
+    static ACTIONS: std::cell::Cell<Vec<Action>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The thread's action buffer, on loan for one step; returned (emptied) when
+/// dropped, however the step ends.
+struct ActionBuffer(Vec<Action>);
+
+impl ActionBuffer {
+    fn take() -> ActionBuffer {
+        ActionBuffer(ACTIONS.take())
+    }
+}
+
+impl Drop for ActionBuffer {
+    fn drop(&mut self) {
+        self.0.clear();
+        ACTIONS.set(std::mem::take(&mut self.0));
+    }
+}
+
 impl<S: crate::service::Service> World<S> {
     /// Puts `frame` from node `i` on `stream` (traced; dropped if the stream is gone).
     pub(crate) fn send_frame_now(&mut self, i: usize, stream: raft_core::StreamId, frame: Frame) {
@@ -123,11 +148,12 @@ impl<S: crate::service::Service> World<S> {
         } else {
             Vec::new()
         };
-        let actions = node.step(local, event);
+        let mut actions = ActionBuffer::take();
+        node.step_into(local, event, &mut actions.0);
         // With other voters, a read answered within the step that asked it
         // did not wait for a heartbeat round: the lease served it.
         let lease_read = read.is_some_and(|id| {
-            actions.iter().any(|a| {
+            actions.0.iter().any(|a| {
                 matches!(a, Action::CompleteRequest { id: x, result: Ok(Completion::Read { .. }) } if *x == id)
             })
         });
@@ -146,7 +172,7 @@ impl<S: crate::service::Service> World<S> {
         if lease_read {
             self.cover(crate::coverage::LEASE_READ);
         }
-        for action in actions {
+        for action in actions.0.drain(..) {
             if let Err(f) = self.execute(i, action) {
                 return self.fail(f);
             }

@@ -183,12 +183,12 @@ impl Hostile {
     ) -> Vec<Frame> {
         let (term, commit, last) = (me.term(), me.commit_index(), me.last_index());
         let r = &mut self.rng;
-        let chunk = |prev: (LogIndex, Term), leader_commit, entries| Frame::Chunk {
+        let chunk = |prev: (LogIndex, Term), leader_commit, entries: Vec<LogEntry>| Frame::Chunk {
             term,
             prev_index: prev.0,
             prev_term: prev.1,
             leader_commit,
-            entries,
+            entries: entries.into(),
         };
         match a {
             Attack::FutureTermEntry => end

@@ -6,6 +6,7 @@ use super::receiver::FollowerState;
 use super::{Node, RoleState};
 use crate::action::{Action, Completion};
 use crate::bootstrap::Bootstrap;
+use crate::entries::Entries;
 use crate::error::RequestError;
 use crate::types::{LogIndex, RequestId, Term};
 
@@ -52,9 +53,11 @@ impl Node {
             self.role = RoleState::Follower(FollowerState::new(self.hs.term, None));
         }
         self.persist_hard_state();
-        self.log.append(std::slice::from_ref(&first));
-        self.configs.push(first.index, bootstrap.config().clone());
-        self.emit(Action::AppendLog(vec![first]));
+        let index = first.index;
+        let first = Entries::from([first]);
+        self.log.append(first.clone());
+        self.configs.push(index, bootstrap.config().clone());
+        self.emit(Action::AppendLog(first));
         // Every member's first timeout is drawn from now, not from when the
         // driver built the node: none campaigns before it has the list.
         self.reset_election_deadline();

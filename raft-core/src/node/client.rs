@@ -48,35 +48,38 @@ impl Node {
             }
             return;
         }
+        // No temporary vectors: refuse the oversized in place, note each
+        // write's index, then append the batch as one shared run of entries.
         let limit = self.opts.entry_bytes_max;
-        let (proposals, too_large): (Vec<Proposal>, Vec<Proposal>) = proposals
-            .into_iter()
-            .partition(|p| p.data.len() as u64 <= limit);
-        for p in too_large {
-            self.complete(
-                p.id,
-                Err(RequestError::TooLarge {
-                    bytes: p.data.len() as u64,
-                    limit,
-                }),
-            );
+        let fits = |p: &Proposal| p.data.len() as u64 <= limit;
+        let mut fitting = 0;
+        for p in &proposals {
+            if fits(p) {
+                fitting += 1;
+            } else {
+                let bytes = p.data.len() as u64;
+                self.complete(p.id, Err(RequestError::TooLarge { bytes, limit }));
+            }
         }
-        if proposals.is_empty() {
+        if fitting == 0 {
             return;
         }
         let first = self.log.last_index().next();
-        let ids: Vec<RequestId> = proposals.iter().map(|p| p.id).collect();
-        self.append_as_leader(
-            proposals
-                .into_iter()
-                .map(|p| (EntryKind::Command, p.data))
-                .collect(),
-        );
         let RoleState::Leader(l) = &mut self.role else {
-            unreachable!("still leading")
+            unreachable!("checked: leading")
         };
-        for (i, id) in ids.into_iter().enumerate() {
-            l.writes.push_back((LogIndex(first.0 + i as u64), id));
+        // Their completions wait for a commit, which no step reaches before
+        // the append below.
+        for (i, p) in proposals.iter().filter(|p| fits(p)).enumerate() {
+            l.writes.push_back((LogIndex(first.0 + i as u64), p.id));
+        }
+        let command = |p: Proposal| (EntryKind::Command, p.data);
+        if fitting == proposals.len() {
+            // A `map` over the vector: the entries in one allocation.
+            self.append_as_leader(proposals.into_iter().map(command));
+        } else {
+            let fitting: Vec<_> = proposals.into_iter().filter(fits).map(command).collect();
+            self.append_as_leader(fitting);
         }
         // A lone voter commits as soon as its own log is durable; nothing to wait for here.
     }
@@ -124,19 +127,20 @@ impl Node {
 
     /// Answers reads whose round a quorum confirmed.
     pub(crate) fn serve_reads_ready(&mut self) {
+        if !matches!(&self.role, RoleState::Leader(l) if !l.reads.is_empty()) {
+            return; // every commit comes here: skip the quorum arithmetic
+        }
         let confirmed = self.quorum_round();
         let RoleState::Leader(l) = &mut self.role else {
             return;
         };
-        let mut done = Vec::new();
         while l.reads.front().is_some_and(|r| r.round <= confirmed) {
             let r = l.reads.pop_front().expect("checked");
-            done.push(Action::CompleteRequest {
+            self.out.push(Action::CompleteRequest {
                 id: r.id,
                 result: Ok(Completion::Read { index: r.index }),
             });
         }
-        self.out.extend(done);
     }
 
     pub(crate) fn on_initialize(&mut self, id: RequestId, address: String) {
@@ -174,7 +178,7 @@ impl Node {
             granted: [me].into_iter().collect(),
         });
         self.become_leader();
-        let index = self.append_as_leader(vec![(EntryKind::Initialize, config.encode())]);
+        let index = self.append_as_leader([(EntryKind::Initialize, config.encode())]);
         let RoleState::Leader(l) = &mut self.role else {
             unreachable!("just became leader")
         };

@@ -11,6 +11,7 @@
 
 use super::{Node, RoleState};
 use crate::action::Action;
+use crate::entries::Entries;
 use crate::error::{Refusal, Violation};
 use crate::message::{Frame, SnapshotMeta, StreamOpen};
 use crate::node::FollowerStatus;
@@ -185,7 +186,10 @@ impl Node {
         };
         if let Some(reason) = refusal {
             self.refuse(open.follower, reason);
-            self.emit(Action::CloseStream { stream });
+            self.emit(Action::CloseStream {
+                stream,
+                peer: open.follower,
+            });
             return;
         }
         // Where both logs provably agree: the probe if we hold it with the same
@@ -210,7 +214,10 @@ impl Node {
             return;
         };
         if let Some(old) = c.stream.replace(stream) {
-            self.out.push(Action::CloseStream { stream: old });
+            self.out.push(Action::CloseStream {
+                stream: old,
+                peer: open.follower,
+            });
         }
         c.reset_stream(Some(stream));
         c.last_heard = now;
@@ -291,7 +298,7 @@ impl Node {
         };
         if let Some(stream) = c.stream.take() {
             c.reset_stream(None);
-            self.emit(Action::CloseStream { stream });
+            self.emit(Action::CloseStream { stream, peer });
         }
     }
 
@@ -324,8 +331,12 @@ impl Node {
     }
 
     /// Streams entries to `peer` while its budget allows. `announce` sends a
-    /// chunk even without entries, so a new stream learns where it starts.
+    /// chunk even without entries, so a new stream learns where it starts
+    /// (or an idle follower the commit index); without it, a commit index the
+    /// follower has not heard waits for the next chunk, or at most
+    /// `commit_notify_delay` (see [`Node::notify_commit`]).
     pub(crate) fn replicate(&mut self, peer: NodeId, mut announce: bool) {
+        let notify_at = self.now + self.opts.commit_notify_delay;
         loop {
             let term = self.hs.term;
             let commit = self.commit;
@@ -394,6 +405,7 @@ impl Node {
                 let done = s.all_sent();
                 self.out.push(Action::SendSnapshot {
                     stream,
+                    peer,
                     meta,
                     offset,
                     bytes_max,
@@ -405,8 +417,11 @@ impl Node {
             }
             let prev_term = self.log.term_at(prev).expect("prev is in the log");
             if c.next > last {
-                if announce || c.sent_commit < commit.min(prev) {
-                    // Nothing new to send; tell the follower the commit index.
+                if !announce && c.sent_commit < commit.min(prev) {
+                    // Nothing new to send: the next chunk, or the notice
+                    // when it is due, tells the follower the commit index.
+                    l.commit_notify_due = l.commit_notify_due.min(notify_at);
+                } else if announce {
                     let leader_commit = commit.min(prev);
                     c.sent_commit = leader_commit;
                     let frame = Frame::Chunk {
@@ -414,9 +429,13 @@ impl Node {
                         prev_index: prev,
                         prev_term,
                         leader_commit,
-                        entries: Vec::new(),
+                        entries: Entries::new(),
                     };
-                    self.out.push(Action::SendFrame { stream, frame });
+                    self.out.push(Action::SendFrame {
+                        stream,
+                        peer,
+                        frame,
+                    });
                 }
                 return;
             }
@@ -436,13 +455,35 @@ impl Node {
             c.next = through.next();
             c.sent_commit = leader_commit;
             announce = false;
-            self.out.push(Action::SendFrame { stream, frame });
+            self.out.push(Action::SendFrame {
+                stream,
+                peer,
+                frame,
+            });
         }
     }
 
-    /// After the commit index moved: followers with nothing else to receive
-    /// get it in an empty chunk now, not at the next heartbeat.
+    /// After the commit index moved: followers with entries to receive get
+    /// it with them; the others within `commit_notify_delay`.
     pub(crate) fn send_commit_updates(&mut self) {
         self.replicate_all();
+    }
+
+    /// Tells every follower that has not heard the commit index, in a chunk
+    /// without entries if it has none to receive: one chunk for however many
+    /// times the index moved since its last chunk.
+    pub(crate) fn notify_commit(&mut self) {
+        let commit = self.commit;
+        let Some(l) = self.leader_state() else { return };
+        l.commit_notify_due = Instant::NEVER;
+        let mut next = self.first_cursor();
+        while let Some(peer) = next {
+            let behind = matches!(&self.role, RoleState::Leader(l) if l.cursors.get(&peer)
+                .is_some_and(|c| c.stream.is_some() && c.sent_commit < commit.min(c.next.prev())));
+            if behind {
+                self.replicate(peer, true);
+            }
+            next = self.cursor_after(peer);
+        }
     }
 }

@@ -3,7 +3,6 @@
 //! the node, its term and the values that disagree.
 
 use super::{Node, RoleState};
-use crate::quorum::committed_index;
 use crate::types::LogIndex;
 
 impl Node {
@@ -136,20 +135,28 @@ impl Node {
         cursors: &std::collections::BTreeMap<crate::types::NodeId, super::cursor::Cursor>,
     ) -> LogIndex {
         let config = self.configs.latest();
-        let durable: Vec<LogIndex> = config
+        let durable_on = |v| {
+            if v == self.id() {
+                self.log.durable()
+            } else {
+                cursors.get(&v).map_or(LogIndex(0), |c| c.match_index)
+            }
+        };
+        // `quorum::committed_index` over the voters, without gathering them
+        // (this runs after every step in debug builds, and allocates nothing).
+        let quorum = config.quorum();
+        config
             .voters()
-            .map(|v| {
-                if v == self.id() {
-                    self.log.durable()
-                } else {
-                    cursors.get(&v).map_or(LogIndex(0), |c| c.match_index)
-                }
+            .map(durable_on)
+            .filter(|&candidate| {
+                config
+                    .voters()
+                    .filter(|&v| durable_on(v) >= candidate)
+                    .count()
+                    >= quorum
             })
-            .collect();
-        if durable.is_empty() {
-            return LogIndex(0);
-        }
-        committed_index(&durable, config.quorum())
+            .max()
+            .unwrap_or(LogIndex(0))
     }
 
     /// Something may lower the durable quorum index below the commit index

@@ -4,6 +4,7 @@
 use super::cursor::Cursor;
 use super::{Node, RoleState};
 use crate::action::{Action, Completion};
+use crate::entries::Entries;
 use crate::entry::{EntryKind, LogEntry};
 use crate::error::{Outcome, RequestError};
 use crate::message::MessageBody;
@@ -67,6 +68,9 @@ pub(crate) struct LeaderState {
     pub(crate) cursors: BTreeMap<NodeId, Cursor>,
     pub(crate) heartbeat_due: Instant,
     pub(crate) check_quorum_due: Instant,
+    /// When idle followers that have not heard the commit index get a chunk
+    /// without entries that says it (`NEVER` when none is held back).
+    pub(crate) commit_notify_due: Instant,
     /// The last heartbeat round sent, and when each recent round left.
     pub(crate) round: u64,
     pub(crate) round_sent_at: VecDeque<(u64, Instant)>,
@@ -94,7 +98,10 @@ impl LeaderState {
             .transfer
             .as_ref()
             .map_or(Instant::NEVER, |t| t.deadline);
-        self.heartbeat_due.min(self.check_quorum_due).min(transfer)
+        self.heartbeat_due
+            .min(self.check_quorum_due)
+            .min(self.commit_notify_due)
+            .min(transfer)
     }
 
     pub(crate) fn follower_status(&self) -> Vec<FollowerStatus> {
@@ -143,6 +150,7 @@ impl Node {
             term: self.hs.term,
             cursors,
             heartbeat_due: now,
+            commit_notify_due: Instant::NEVER,
             check_quorum_due: now + self.opts.election_timeout,
             round: 0,
             round_sent_at: VecDeque::new(),
@@ -158,26 +166,35 @@ impl Node {
         }));
         if !self.log.is_empty() {
             // Raft §5.4.2: entries of earlier terms commit only under one of ours.
-            self.append_as_leader(vec![(EntryKind::Nop, Bytes::new())]);
+            self.append_as_leader([(EntryKind::Nop, Bytes::new())]);
         }
         self.send_heartbeats();
     }
 
     /// Appends new entries of the current term and starts streaming them.
-    pub(crate) fn append_as_leader(&mut self, items: Vec<(EntryKind, Bytes)>) -> LogIndex {
+    ///
+    /// The entries are gathered once, into one allocation when `items` knows
+    /// its length (a `map` over a `Vec` or an array), and shared from then on
+    /// by the log, the `AppendLog` and every follower's chunk.
+    pub(crate) fn append_as_leader(
+        &mut self,
+        items: impl IntoIterator<Item = (EntryKind, Bytes)>,
+    ) -> LogIndex {
         let term = self.hs.term;
-        let mut entries = Vec::with_capacity(items.len());
         let mut index = self.log.last_index();
-        for (kind, data) in items {
-            index = index.next();
-            entries.push(LogEntry {
-                index,
-                term,
-                kind,
-                data,
-            });
-        }
-        self.log.append(&entries);
+        let entries: Entries = items
+            .into_iter()
+            .map(|(kind, data)| {
+                index = index.next();
+                LogEntry {
+                    index,
+                    term,
+                    kind,
+                    data,
+                }
+            })
+            .collect();
+        self.log.append(entries.clone());
         let mut config_changed = false;
         for e in entries.iter().filter(|e| e.kind.is_config()) {
             let config =
@@ -303,6 +320,12 @@ impl Node {
             }
         }
         self.on_transfer_timer();
+        if self
+            .leader_state()
+            .is_some_and(|l| now >= l.commit_notify_due)
+        {
+            self.notify_commit();
+        }
     }
 
     /// When this leader must step down unless it hears from more voters: one
@@ -380,8 +403,12 @@ impl Node {
     fn on_leader_commit(&mut self) {
         let commit = self.commit;
         let cluster_id = self.hs.cluster_id.expect("a leader has a cluster");
-        let Some(l) = self.leader_state() else { return };
-        let mut done = Vec::new();
+        // The completions go straight out (`role` and `out` are disjoint
+        // fields): a commit allocates no list of them.
+        let RoleState::Leader(l) = &mut self.role else {
+            return;
+        };
+        let done = &mut self.out;
         while l.writes.front().is_some_and(|&(i, _)| i <= commit) {
             let (index, id) = l.writes.pop_front().expect("checked");
             done.push(Action::CompleteRequest {
@@ -406,15 +433,20 @@ impl Node {
             });
         }
         let ready_reads: Vec<RequestId> = l.reads_not_ready.drain(..).collect();
-        self.out.extend(done);
         for id in ready_reads {
             self.on_read(id);
         }
         let latest = self.configs.latest();
         let removal_committed = matches!(&self.role, RoleState::Leader(l)
             if latest.index <= commit && l.cursors.keys().any(|&id| !latest.contains(id)));
-        // Send the commit first: a removed member learns that its removal committed.
-        self.send_commit_updates();
+        // Send the commit first, at once: a removed member learns that its
+        // removal committed before its cursor goes, and the followers of a
+        // leader that removed itself learn it before it steps down.
+        if removal_committed || !self.is_voter() {
+            self.notify_commit();
+        } else {
+            self.send_commit_updates();
+        }
         if removal_committed {
             self.sync_cursors_with_config();
         }
@@ -435,9 +467,9 @@ impl Node {
             unreachable!("on_step_down called on a leader")
         };
         let l = *l;
-        for c in l.cursors.values() {
+        for (&peer, c) in &l.cursors {
             if let Some(stream) = c.stream {
-                self.emit(Action::CloseStream { stream });
+                self.emit(Action::CloseStream { stream, peer });
             }
         }
         let unknown = RequestError::NotLeader {

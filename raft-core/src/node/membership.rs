@@ -208,15 +208,15 @@ impl Node {
         l.cursors.retain(|id, c| {
             let keep = members.contains(id);
             if !keep {
-                closed.extend(c.stream);
+                closed.extend(c.stream.map(|stream| (stream, *id)));
             }
             keep
         });
         for m in members {
             l.cursors.entry(m).or_insert_with(|| Cursor::new(next, now));
         }
-        for stream in closed {
-            self.emit(crate::action::Action::CloseStream { stream });
+        for (stream, peer) in closed {
+            self.emit(crate::action::Action::CloseStream { stream, peer });
         }
         self.rearm_check_quorum();
     }

@@ -189,8 +189,33 @@ impl Node {
     /// Feeds one event at time `now`; returns the actions to execute, in order.
     ///
     /// `now` must not go backwards between calls. Timers that are due at `now`
-    /// fire within this step, whatever the event.
+    /// fire within this step, whatever the event. The convenience form of
+    /// [`Node::step_into`]: it allocates a fresh vector whenever the step has
+    /// anything to say.
     pub fn step(&mut self, now: Instant, event: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.step_into(now, event, &mut out);
+        out
+    }
+
+    /// Feeds one event at time `now` and appends the actions to execute, in
+    /// order, to `out`, after whatever it already holds.
+    ///
+    /// A driver that keeps one buffer per node, executes (drains) it after
+    /// each step and hands it back, allocates nothing per step for the list of
+    /// actions. Actions already in `out` are not looked at; the driver
+    /// executes them before this step's, as if they came from an earlier
+    /// `step`.
+    pub fn step_into(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
+        // This step's actions go to the caller's buffer directly; `hard_state_slot`
+        // indexes into it, so it may hold earlier actions at no cost.
+        debug_assert!(self.out.is_empty(), "the last step handed over its actions");
+        std::mem::swap(&mut self.out, out);
+        self.step_actions(now, event);
+        std::mem::swap(&mut self.out, out);
+    }
+
+    fn step_actions(&mut self, now: Instant, event: Event) {
         assert!(
             now >= self.now,
             "node {}: time went backwards from {} to {now}",
@@ -235,7 +260,6 @@ impl Node {
         self.check_invariants();
         self.record_persisted_vote();
         self.hard_state_slot = None;
-        std::mem::take(&mut self.out)
     }
 
     /// When the node next needs a step (a `Tick` if nothing else happens).

@@ -20,6 +20,7 @@
 use super::{Node, RoleState};
 use crate::action::Action;
 use crate::config::Config;
+use crate::entries::Entries;
 use crate::entry::LogEntry;
 use crate::error::{Refusal, Violation};
 use crate::message::{Frame, MessageBody, SnapshotMeta, StreamOpen};
@@ -65,6 +66,8 @@ impl FollowerState {
 /// One open stream, seen from the follower.
 pub(crate) struct Receiver {
     pub(crate) id: StreamId,
+    /// The leader it was opened to (the follower's leader may change first).
+    leader: NodeId,
     /// Where the next chunk must start (`prev_index`); `None` before the first.
     expect_prev: Option<LogIndex>,
     /// Highest index this stream has shown to match the leader's log.
@@ -179,6 +182,7 @@ impl Node {
         let (probe_index, probe_term) = f.next_probe.take().unwrap_or((last_index, last_term));
         f.stream = Some(Receiver {
             id: stream_id,
+            leader,
             expect_prev: None,
             validated: LogIndex(0),
             acked: LogIndex(0),
@@ -207,7 +211,10 @@ impl Node {
     pub(crate) fn close_follower_stream(&mut self) {
         if let RoleState::Follower(f) = &mut self.role {
             if let Some(s) = f.stream.take() {
-                self.out.push(Action::CloseStream { stream: s.id });
+                self.out.push(Action::CloseStream {
+                    stream: s.id,
+                    peer: s.leader,
+                });
             }
         }
     }
@@ -299,7 +306,7 @@ impl Node {
         chunk_term: Term,
         (prev_index, prev_term): (LogIndex, Term),
         leader_commit: LogIndex,
-        entries: Vec<LogEntry>,
+        entries: Entries,
     ) -> Result<(), Violation> {
         if self.receiver().incoming.is_some() {
             // A driver writes a snapshot's frames back to back.
@@ -344,9 +351,10 @@ impl Node {
             _ => {}
         }
         let from = self.first_new_entry(&entries, validated)?;
-        let appended: Vec<LogEntry> = match from {
-            Some(i) => entries.into_iter().skip(i).collect(),
-            None => Vec::new(),
+        // The new entries share the chunk's allocation from here to the log.
+        let appended = match from {
+            Some(i) => entries.slice_from(i),
+            None => Entries::new(),
         };
         if let Some(first) = appended.first() {
             if first.index <= last {
@@ -360,7 +368,7 @@ impl Node {
                 self.configs.truncate_from(first.index);
                 self.emit(Action::TruncateLog { from: first.index });
             }
-            self.log.append(&appended);
+            self.log.append(appended.clone());
             for e in appended.iter().filter(|e| e.kind.is_config()) {
                 let config = Config::decode(&e.data).expect("validated above");
                 self.configs.push(e.index, config);
@@ -483,9 +491,10 @@ impl Node {
         let ack = durable.min(s.validated);
         if ack > s.acked {
             s.acked = ack;
-            let stream = s.id;
+            let (stream, peer) = (s.id, s.leader);
             self.emit(Action::SendFrame {
                 stream,
+                peer,
                 frame: Frame::Ack { durable: ack },
             });
         }
@@ -572,9 +581,10 @@ impl Node {
 
     /// Tells the leader how much of the snapshot arrived, freeing its budget.
     fn ack_snapshot(&mut self, received: u64, size: u64) {
-        let stream = self.receiver().id;
+        let (stream, peer) = (self.receiver().id, self.receiver().leader);
         self.emit(Action::SendFrame {
             stream,
+            peer,
             frame: Frame::SnapshotAck { received, size },
         });
     }

@@ -63,6 +63,21 @@ pub struct Cluster {
     /// With `Some`, every step in order: the node, its event, its actions
     /// (the golden scripts print them).
     pub steps: Option<Vec<(NodeId, Event, Vec<Action>)>>,
+    /// With `Some`, reads a count of heap allocations so far; the allocations
+    /// made inside the nodes' steps add up in `core_allocations`.
+    pub allocation_counter: Option<fn() -> u64>,
+    pub core_allocations: u64,
+    /// Every step's actions are written here and executed from here.
+    buffer: Vec<Action>,
+}
+
+/// `options` with commit notices sent within the step that moved the commit
+/// index, so `settle` (which lets no time pass) leaves followers applied.
+pub fn immediate_commit_notices(options: NodeOptions) -> NodeOptions {
+    NodeOptions {
+        commit_notify_delay: Duration::ZERO,
+        ..options
+    }
 }
 
 pub fn addr(id: NodeId) -> String {
@@ -71,9 +86,11 @@ pub fn addr(id: NodeId) -> String {
 
 impl Cluster {
     /// `n` fresh nodes bootstrapped from one member list, with a leader
-    /// elected and its first entries applied everywhere.
+    /// elected and its first entries applied everywhere. A commit index
+    /// reaches idle followers within the step that moved it
+    /// (`commit_notify_delay` zero), so `settle` leaves every node applied.
     pub fn new(n: u64) -> Cluster {
-        Cluster::with_options(n, NodeOptions::new(NodeId(1)))
+        Cluster::with_options(n, immediate_commit_notices(NodeOptions::new(NodeId(1))))
     }
 
     pub fn with_options(n: u64, options: NodeOptions) -> Cluster {
@@ -141,6 +158,9 @@ impl Cluster {
             snapshot_inflight_max: 0,
             snapshot_chunk_bytes: 64,
             steps: None,
+            allocation_counter: None,
+            core_allocations: 0,
+            buffer: Vec::new(),
         }
     }
 
@@ -266,7 +286,12 @@ impl Cluster {
             return;
         }
         let traced = self.steps.is_some().then(|| event.clone());
-        let actions = host.node.step(now, event);
+        let mut actions = std::mem::take(&mut self.buffer);
+        let before = self.allocation_counter.map(|count| count());
+        host.node.step_into(now, event, &mut actions);
+        if let (Some(count), Some(before)) = (self.allocation_counter, before) {
+            self.core_allocations += count() - before;
+        }
         host.node.check_invariants();
         if let (Some(steps), Some(event)) = (&mut self.steps, traced) {
             steps.push((to, event, actions.clone()));
@@ -274,9 +299,10 @@ impl Cluster {
         if self.record {
             host.actions.extend(actions.iter().cloned());
         }
-        for a in actions {
+        for a in actions.drain(..) {
             self.execute(to, a);
         }
+        self.buffer = actions;
     }
 
     fn link_up(&self, from: NodeId, to: NodeId) -> bool {
@@ -302,9 +328,14 @@ impl Cluster {
                     self.push(at, Event::StreamClosed { stream });
                 }
             }
-            Action::SendFrame { stream, frame } => self.send_frame(at, stream, frame),
+            Action::SendFrame {
+                stream,
+                peer,
+                frame,
+            } => self.send_frame(at, stream, peer, frame),
             Action::SendSnapshot {
                 stream,
+                peer,
                 meta,
                 offset,
                 bytes_max,
@@ -316,19 +347,20 @@ impl Cluster {
                     .expect("a snapshot to send");
                 if m != meta {
                     // Replaced by a newer one: the transfer starts over.
-                    self.execute(at, Action::CloseStream { stream });
+                    self.execute(at, Action::CloseStream { stream, peer });
                     return;
                 }
                 let chunk_bytes = self.snapshot_chunk_bytes;
                 for frame in
                     wire::snapshot_window_frames(&meta, &data, offset, bytes_max, chunk_bytes)
                 {
-                    self.send_frame(at, stream, frame);
+                    self.send_frame(at, stream, peer, frame);
                 }
             }
-            Action::CloseStream { stream } => {
+            Action::CloseStream { stream, peer } => {
                 if let Some((f, l)) = self.streams.remove(&stream) {
                     let other = if f == at { l } else { f };
+                    assert_eq!(peer, other, "{at} closes {stream} naming the wrong peer");
                     self.push(other, Event::StreamClosed { stream });
                 }
             }
@@ -402,10 +434,15 @@ impl Cluster {
         }
     }
 
-    fn send_frame(&mut self, from: NodeId, stream: StreamId, frame: Frame) {
+    fn send_frame(&mut self, from: NodeId, stream: StreamId, peer: NodeId, frame: Frame) {
         let Some(&(f, l)) = self.streams.get(&stream) else {
             return;
         };
+        let other = if f == from { l } else { f };
+        assert_eq!(
+            peer, other,
+            "{from} writes on {stream} naming the wrong peer"
+        );
         let flow = self.snapshot_flow.entry(stream).or_default();
         match &frame {
             Frame::SnapshotChunk { data, .. } => flow.0 += data.len() as u64,

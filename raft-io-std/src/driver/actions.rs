@@ -17,16 +17,17 @@ impl Driver {
                 leader,
                 open,
             } => self.transport.open_stream(stream, leader, open),
-            Action::SendFrame { stream, frame } => self.transport.send_frame(stream, frame),
+            Action::SendFrame { stream, frame, .. } => self.transport.send_frame(stream, frame),
             Action::SendSnapshot {
                 stream,
                 meta,
                 offset,
                 bytes_max,
+                ..
             } => self
                 .transport
                 .send_snapshot(stream, meta, offset, bytes_max),
-            Action::CloseStream { stream } => self.transport.close_stream(stream),
+            Action::CloseStream { stream, .. } => self.transport.close_stream(stream),
             Action::PersistHardState(hs) => {
                 // Durable when save returns: before any later action runs.
                 self.hard_state.save(&hs)?;

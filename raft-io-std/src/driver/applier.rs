@@ -19,13 +19,13 @@ use super::view::View;
 use crate::fsm::Fsm;
 use crate::storage::SnapshotStore;
 use crossbeam_channel::Sender;
-use raft_core::{Config, Event, LogEntry, LogIndex, SnapshotMeta, Term};
+use raft_core::{Config, Entries, Event, LogIndex, SnapshotMeta, Term};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Work for the applier, in log order.
 pub(crate) enum ApplyOp {
-    Apply(Vec<LogEntry>),
+    Apply(Entries),
     TakeSnapshot,
     Install(SnapshotMeta),
 }

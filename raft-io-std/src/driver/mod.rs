@@ -47,8 +47,8 @@ use crate::transport::{AdminCall, Transport};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use raft_core::{
-    ClusterId, Completion, Event, MembershipChange, Node, NodeId, NodeOptions, RecoveredState,
-    RequestId,
+    Action, ClusterId, Completion, Event, MembershipChange, Node, NodeId, NodeOptions,
+    RecoveredState, RequestId,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -142,6 +142,9 @@ pub(crate) struct Driver {
     /// Applier work waiting for room in its queue, in order.
     apply_parked: VecDeque<ApplyOp>,
     next_request: u64,
+    /// The buffer each step's actions are written into and executed from,
+    /// reused so a step allocates no list of actions.
+    actions: Vec<Action>,
     /// Set when the node must stop: the reason.
     fatal: Option<String>,
 }
@@ -218,6 +221,7 @@ impl Driver {
             log_parked: VecDeque::new(),
             apply_parked: VecDeque::new(),
             next_request: 0,
+            actions: Vec::new(),
             fatal: None,
         }
     }
@@ -329,13 +333,22 @@ impl Driver {
         let Some(node) = self.node.as_mut() else {
             return; // not initialized or joined: nothing to tell a core
         };
-        let actions = node.step(now, event);
-        for action in actions {
+        // Taken out while its actions run: executing one may step the node again
+        // (which then uses a buffer of its own).
+        let mut actions = std::mem::take(&mut self.actions);
+        node.step_into(now, event, &mut actions);
+        let mut failed = None;
+        for action in actions.drain(..) {
             tracing::trace!("{action}");
             if let Err(e) = self.execute(action) {
-                self.fail(e.to_string());
-                return;
+                failed = Some(e.to_string());
+                break;
             }
+        }
+        self.actions = actions;
+        if let Some(why) = failed {
+            self.fail(why);
+            return;
         }
         let commit = self.node.as_ref().map(|n| n.commit_index());
         if let Some(commit) = commit {

@@ -18,7 +18,7 @@
 use super::error::StorageError;
 use super::metrics::WalMetrics;
 use super::wal::Wal;
-use raft_core::{LogEntry, LogIndex, Term};
+use raft_core::{Entries, LogIndex, Term};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogOp {
     /// [`Wal::append`]: `raft_core::Action::AppendLog`.
-    Append(Vec<LogEntry>),
+    Append(Entries),
     /// [`Wal::truncate`]: `raft_core::Action::TruncateLog`.
     Truncate {
         /// The first index removed.
@@ -241,7 +241,7 @@ fn execute(wal: &mut Wal, op: LogOp, changed: &mut bool) -> Result<(), StorageEr
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use raft_core::EntryKind;
+    use raft_core::{EntryKind, LogEntry};
 
     fn entry(index: u64, term: u64) -> LogEntry {
         LogEntry {
@@ -273,17 +273,23 @@ mod tests {
         })
         .unwrap();
         let metrics = writer.metrics();
-        writer.submit(LogOp::Append(vec![entry(1, 1)])).unwrap();
+        writer
+            .submit(LogOp::Append(vec![entry(1, 1)].into()))
+            .unwrap();
         assert_eq!(persisted(reports.recv().unwrap()), (1, 1));
         let fsyncs_after_first_batch = metrics.fsyncs();
 
         for i in 2..=11 {
-            writer.submit(LogOp::Append(vec![entry(i, 1)])).unwrap();
+            writer
+                .submit(LogOp::Append(vec![entry(i, 1)].into()))
+                .unwrap();
         }
         writer
             .submit(LogOp::Truncate { from: LogIndex(9) })
             .unwrap();
-        writer.submit(LogOp::Append(vec![entry(9, 2)])).unwrap();
+        writer
+            .submit(LogOp::Append(vec![entry(9, 2)].into()))
+            .unwrap();
         gate.send(()).unwrap();
         assert_eq!(persisted(reports.recv().unwrap()), (9, 2));
         assert_eq!(
@@ -315,10 +321,14 @@ mod tests {
             let _ = gate_rx.recv();
         })
         .unwrap();
-        writer.submit(LogOp::Append(vec![entry(1, 1)])).unwrap();
+        writer
+            .submit(LogOp::Append(vec![entry(1, 1)].into()))
+            .unwrap();
         assert_eq!(persisted(reports.recv().unwrap()), (1, 1));
         for i in 2..=7 {
-            writer.submit(LogOp::Append(vec![entry(i, 1)])).unwrap();
+            writer
+                .submit(LogOp::Append(vec![entry(i, 1)].into()))
+                .unwrap();
         }
         drop(gate);
         let got: Vec<(u64, u64)> = reports.iter().take(2).map(persisted).collect();
@@ -341,7 +351,7 @@ mod tests {
             })
             .unwrap();
         writer
-            .submit(LogOp::Append(vec![entry(1, 1), entry(2, 1)]))
+            .submit(LogOp::Append(vec![entry(1, 1), entry(2, 1)].into()))
             .unwrap();
         let wal = writer.close().unwrap();
         let got: Vec<(u64, u64)> = reports.iter().map(persisted).collect();
@@ -359,7 +369,9 @@ mod tests {
             report_tx.send(r).unwrap()
         })
         .unwrap();
-        writer.submit(LogOp::Append(vec![entry(5, 1)])).unwrap();
+        writer
+            .submit(LogOp::Append(vec![entry(5, 1)].into()))
+            .unwrap();
         match reports.recv().unwrap() {
             LogReport::Failed(e) => {
                 assert!(matches!(*e, StorageError::NotContiguous { .. }), "{e}")

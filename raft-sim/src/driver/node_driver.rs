@@ -7,7 +7,7 @@ use crate::scenario::Mutant;
 use crate::world::{SimEvent, World, index_of};
 use bytes::Bytes;
 use raft_core::{
-    Action, Config, Event, Frame, HardState, Instant, LogEntry, LogIndex, Message, NodeId, Refusal,
+    Action, Config, Entries, Event, Frame, HardState, Instant, LogIndex, Message, NodeId, Refusal,
     Role, SnapshotMeta, StreamId, StreamOpen, Term,
 };
 
@@ -42,14 +42,15 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
                 leader,
                 open,
             } => self.open_stream(stream, leader, open),
-            Action::SendFrame { stream, frame } => self.send_frame(stream, frame),
+            Action::SendFrame { stream, frame, .. } => self.send_frame(stream, frame),
             Action::SendSnapshot {
                 stream,
                 meta,
                 offset,
                 bytes_max,
+                ..
             } => self.send_snapshot(stream, meta, offset, bytes_max),
-            Action::CloseStream { stream } => {
+            Action::CloseStream { stream, .. } => {
                 self.close_stream(stream);
                 Ok(())
             }
@@ -243,7 +244,7 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
     }
 
     /// Appends entries in memory and submits them to the disk.
-    fn append_log(&mut self, entries: Vec<LogEntry>) -> Result<(), Failure> {
+    fn append_log(&mut self, entries: Entries) -> Result<(), Failure> {
         let (w, i) = (&mut *self.w, self.i);
         let now = w.now;
         if w.hostile.is_some() && crate::hostile::holds_forged(&entries) {
@@ -308,7 +309,7 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
     }
 
     /// Applies committed entries to the state machine.
-    fn apply(&mut self, entries: Vec<LogEntry>) -> Result<(), Failure> {
+    fn apply(&mut self, entries: Entries) -> Result<(), Failure> {
         let (w, i) = (&mut *self.w, self.i);
         let now = w.now;
         if let (Some(a), Some(b)) = (entries.first(), entries.last()) {
