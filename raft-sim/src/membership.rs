@@ -4,7 +4,7 @@
 use crate::checkers::log::LogMirror;
 use crate::clock::Clock;
 use crate::disk::SimDisk;
-use crate::world::{CLUSTER, Host, World, disk_timing};
+use crate::world::{Host, World, disk_timing};
 use raft_core::{Config, Event, HardState, MembershipChange, NodeId, Term};
 
 /// The most servers a run grows to (initial ones plus joiners).
@@ -105,7 +105,7 @@ impl<S: crate::service::Service> World<S> {
         let i = self.hosts.len();
         let mut disk = SimDisk::new(disk_timing(&self.scenario, i));
         disk.persist_hard_state(HardState {
-            cluster_id: Some(CLUSTER),
+            cluster_id: Some(self.cluster_id()),
             term: Term(0),
             vote: None,
         });

@@ -123,11 +123,13 @@ fn lease_scenario(drift_ppm: i64) -> raft_sim::scenario::Scenario {
         faults.push(at(t + 500, Fault::Partition(Shape::IsolateLeader)));
         faults.push(at(t + 2_500, Fault::Heal));
     }
-    // Seeds 0 and 7 of 0..12 catch the stale read since the lease and
-    // check-quorum fixes of issue 8 (seed 2 did before them); the others
-    // isolate the leader when no read lands inside the stale window.
+    // Since runs start by static bootstrap, seeds 1, 4 and 10 of 0..12 make
+    // the oracle object and seed 4 decides quickly (seed 1's search runs out
+    // of budget); seeds 0 and 7 caught it before, seed 2 before the lease and
+    // check-quorum fixes of issue 8. The others isolate the leader when no
+    // read lands inside the stale window.
     Scenario {
-        seed: 0,
+        seed: 4,
         knobs,
         faults,
     }

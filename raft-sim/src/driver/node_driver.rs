@@ -121,6 +121,7 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
             Refusal::OutOfDateLog => "vote refused: log out of date",
             Refusal::AlreadyVoted(_) => "vote refused: already voted",
             Refusal::NotLeaderOfTerm => "stream refused: not leader of term",
+            Refusal::ForeignCluster { .. } => crate::coverage::FOREIGN_CLUSTER_REFUSED,
             _ => "refused: other",
         })
     }
