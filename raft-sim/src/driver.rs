@@ -275,6 +275,12 @@ impl<S: crate::service::Service> World<S> {
         let commit = node.commit_index();
         let old = host.commit;
         election::check_commit(i, old, commit)?;
+        if self.is_foreign(i) {
+            // Its commits and applies are of another cluster's log.
+            self.hosts[i].commit = commit;
+            self.hosts[i].step_applies.clear();
+            return Ok(());
+        }
         if commit > old {
             self.global
                 .on_commit(i, node.term(), old, commit, &host.mirror)?;
@@ -507,9 +513,8 @@ impl<S: crate::service::Service> World<S> {
         let Some(bootstrap) = host.bootstrap.clone() else {
             return;
         };
-        let id = RequestId(
-            crate::world::BOOTSTRAP_REQUEST_BASE + ((i as u64) << 32) + host.incarnation,
-        );
+        let id =
+            RequestId(crate::world::BOOTSTRAP_REQUEST_BASE + ((i as u64) << 32) + host.incarnation);
         self.step_node(i, Event::BootstrapRequested { id, bootstrap });
     }
 

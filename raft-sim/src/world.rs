@@ -309,6 +309,18 @@ impl<S: Service> World<S> {
         self.cluster.cluster_id()
     }
 
+    /// Whether node `i` was bootstrapped into another cluster than the
+    /// world's ([`World::set_bootstrap`]). The cluster-wide oracles (log
+    /// matching, committed prefix, election safety, applies) judge the
+    /// world's cluster: such a node is a cluster of its own, whose entry 1
+    /// legitimately differs, and what is checked of it is that it stays out.
+    pub fn is_foreign(&self, i: usize) -> bool {
+        self.hosts[i]
+            .bootstrap
+            .as_ref()
+            .is_some_and(|b| b.cluster_id() != self.cluster_id())
+    }
+
     /// Whether node `i` is up, with its incarnation.
     pub fn up_incarnation(&self, i: usize) -> Option<u64> {
         self.hosts[i]

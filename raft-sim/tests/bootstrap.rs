@@ -35,7 +35,8 @@ fn first_entry(node: &Node) -> Option<&LogEntry> {
 /// Whether node `i` took its bootstrap (it holds entry 1 in memory) and
 /// the entry is not durable yet.
 fn bootstrapped_not_durable(w: &World, i: usize) -> bool {
-    w.node(i).is_some_and(|n| n.last_index() == LogIndex(1)) && w.disk(i).last_index() == LogIndex(0)
+    w.node(i).is_some_and(|n| n.last_index() == LogIndex(1))
+        && w.disk(i).last_index() == LogIndex(0)
 }
 
 /// Runs seed `seed` crashing every member right after its bootstrap, before
@@ -56,7 +57,10 @@ fn crash_every_member_before_its_first_fsync(seed: u64) -> Option<World> {
         }
         assert!(w.step(), "the run ended before every member crashed");
     }
-    assert!((0..NODES).all(|i| w.node(i).is_none()), "some member never crashed");
+    assert!(
+        (0..NODES).all(|i| w.node(i).is_none()),
+        "some member never crashed"
+    );
     assert!(w.now < Instant(S / 10), "the crashes came late: {}", w.now);
     let lost_every_entry = (0..NODES).all(|i| {
         let disk = w.disk(i);
@@ -91,7 +95,10 @@ fn a_cluster_whose_members_all_crashed_before_their_first_entry_was_durable_form
             assert!(node.commit_index() > LogIndex(1), "seed {seed} n{}", i + 1);
         }
         let coverage = w.report().coverage;
-        assert_eq!(coverage.get("bootstrap repeated after a restart"), Some(&(NODES as u64)));
+        assert_eq!(
+            coverage.get("bootstrap repeated after a restart"),
+            Some(&(NODES as u64))
+        );
     }
 }
 
@@ -123,8 +130,14 @@ fn a_member_given_another_list_never_joins_the_others_log() {
     let leader = w.current_leader().expect("the two others elect a leader");
     assert_ne!(leader, stranger);
     let node = w.node(leader).unwrap();
-    assert!(node.commit_index() > LogIndex(1), "the others commit without the stranger");
-    assert_eq!(w.node(stranger).map(|n| n.cluster_id()), Some(Some(other.cluster_id())));
+    assert!(
+        node.commit_index() > LogIndex(1),
+        "the others commit without the stranger"
+    );
+    assert_eq!(
+        w.node(stranger).map(|n| n.cluster_id()),
+        Some(Some(other.cluster_id()))
+    );
     let log: Vec<&LogEntry> = w.node(stranger).unwrap().log_entries().collect();
     assert_eq!(log, [&other.first_entry()]);
     let refused = w.report().coverage.get("refused: foreign cluster").copied();
