@@ -124,7 +124,10 @@ impl<S: Service> World<S> {
     /// Bootstraps initial member `i` with `bootstrap` instead of the
     /// world's list, from its next bootstrap on: called before the first
     /// step, its first start already uses it. (A different list or token
-    /// makes it a cluster of its own, which the others must refuse.)
+    /// makes it a cluster of its own, which the others must refuse; the
+    /// oracles leave it out ([`World::is_foreign`]), but the liveness
+    /// judgment at the end may pick it into the core it expects to
+    /// converge, so such a run stops before the end.)
     pub fn set_bootstrap(&mut self, i: usize, bootstrap: Bootstrap) {
         self.hosts[i].bootstrap = Some(bootstrap);
     }

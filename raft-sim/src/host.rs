@@ -77,26 +77,20 @@ pub struct Host<M: StateMachine> {
 
 impl<M: StateMachine> Host<M> {
     /// A host that has not started yet, on `disk` with `clock`.
-    pub(crate) fn fresh(
-        machine: M,
-        disk: SimDisk,
-        clock: Clock,
-        mirror: LogMirror,
-        term: Term,
-    ) -> Host<M> {
+    pub(crate) fn fresh(machine: M, disk: SimDisk, clock: Clock) -> Host<M> {
         Host {
             node: None,
             disk,
             clock,
             incarnation: 0,
             fsm: Replica::new(machine),
-            mirror,
+            mirror: LogMirror::default(),
             wake_generation: 0,
             wake_at: Instant::NEVER,
             incoming: None,
             snapshot_writing: None,
             role: Role::Follower,
-            term,
+            term: Term(0),
             commit: LogIndex(0),
             waiters: Vec::new(),
             step_applies: Vec::new(),
@@ -126,7 +120,7 @@ impl<M: StateMachine> Host<M> {
         let drift = k.drift_ppm_fixed.get(i).copied().unwrap_or(drawn);
         let clock = Clock::new(clock_rng.below(1_000_000_000), drift);
         let disk = SimDisk::new(disk_timing(scenario, i));
-        let mut host = Host::fresh(machine, disk, clock, LogMirror::default(), Term(0));
+        let mut host = Host::fresh(machine, disk, clock);
         host.bootstrap = Some(bootstrap);
         host
     }

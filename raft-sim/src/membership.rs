@@ -1,7 +1,6 @@
 //! The membership nemesis: hosts that join mid-run, removals within the safety
 //! envelope, and the configuration in force that the oracles judge against.
 
-use crate::checkers::log::LogMirror;
 use crate::clock::Clock;
 use crate::disk::SimDisk;
 use crate::world::{Host, World, disk_timing};
@@ -111,13 +110,8 @@ impl<S: crate::service::Service> World<S> {
         });
         let offset = (i as u64).wrapping_mul(0x9e37_79b9) % 1_000_000_000;
         let clock = Clock::new(offset, 0);
-        self.hosts.push(Host::fresh(
-            self.service.machine(),
-            disk,
-            clock,
-            LogMirror::default(),
-            Term(0),
-        ));
+        self.hosts
+            .push(Host::fresh(self.service.machine(), disk, clock));
         self.net.add_node();
         self.workload.set_nodes(self.hosts.len());
         self.cover("member host added");
