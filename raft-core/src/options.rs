@@ -158,8 +158,11 @@ impl NodeOptions {
         if self.id.0 == 0 {
             return Err(InvalidOptions::ZeroNodeId);
         }
+        // Check-quorum steps a leader down `election_timeout` after its last
+        // quorum contact: with heartbeats more than half of that apart, one
+        // slow round trip costs a healthy leader its leadership.
         if self.heartbeat_interval.as_nanos() == 0
-            || self.heartbeat_interval >= self.election_timeout
+            || self.heartbeat_interval.as_nanos() * 2 > self.election_timeout.as_nanos()
         {
             return Err(InvalidOptions::HeartbeatInterval {
                 heartbeat_interval: self.heartbeat_interval,
@@ -316,9 +319,11 @@ pub enum InvalidOptions {
     /// Node id 0 is reserved.
     #[error("node id 0 is reserved")]
     ZeroNodeId,
-    /// The heartbeat interval must be positive and below the election timeout.
+    /// The heartbeat interval must be positive and at most half the election
+    /// timeout (a leader steps down an election timeout after its last
+    /// quorum contact, so a heartbeat round and its answers must fit twice).
     #[error(
-        "heartbeat interval {heartbeat_interval} must be positive and below the election timeout {election_timeout}"
+        "heartbeat interval {heartbeat_interval} must be positive and at most half the election timeout {election_timeout}"
     )]
     HeartbeatInterval {
         /// The heartbeat interval given.

@@ -277,6 +277,11 @@ fn invalid_options_are_a_typed_error() {
             heartbeat_interval: Duration(0),
             ..base.clone()
         },
+        // One nanosecond over half the election timeout.
+        NodeOptions {
+            heartbeat_interval: Duration(base.election_timeout.as_nanos() / 2 + 1),
+            ..base.clone()
+        },
         NodeOptions {
             batch_entries_max: 0,
             ..base.clone()
@@ -305,6 +310,15 @@ fn invalid_options_are_a_typed_error() {
             options.validate().err().map(RecoveryError::InvalidOptions)
         );
     }
+    let half = NodeOptions {
+        heartbeat_interval: Duration(base.election_timeout.as_nanos() / 2),
+        ..base.clone()
+    };
+    assert_eq!(
+        half.validate(),
+        Ok(()),
+        "half the election timeout is allowed"
+    );
 }
 
 /// A recovered state built from small random parts: mostly near-consistent,

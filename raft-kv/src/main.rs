@@ -152,9 +152,9 @@ fn limits(t: &args::Tuning) -> server::Limits {
 fn serve(args: &NodeArgs) -> Result<(), String> {
     let t = &args.tuning;
     if let (Some(ms), Some(hb)) = (t.election_timeout_ms, t.heartbeat_ms) {
-        if hb >= ms {
+        if hb * 2 > ms {
             return Err(format!(
-                "--heartbeat-ms {hb} must be below --election-timeout-ms {ms}"
+                "--heartbeat-ms {hb} must be at most half of --election-timeout-ms {ms}"
             ));
         }
     }

@@ -67,7 +67,7 @@ impl<S: Service> World<S> {
         id: RequestId,
         result: Result<Completion, RequestError>,
     ) -> Result<(), Failure> {
-        if self.nemesis_complete(i, id, &result) {
+        if self.bootstrap_complete(i, id, &result)? || self.nemesis_complete(i, id, &result) {
             return Ok(());
         }
         let Some((_, op)) = self.workload.lookup(id) else {

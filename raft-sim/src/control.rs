@@ -7,7 +7,7 @@ use crate::disk::SimDisk;
 use crate::scenario::Fault;
 use crate::service::{Replica, Service};
 use crate::world::{SimEvent, World};
-use raft_core::{Instant, Message, Node, NodeOptions};
+use raft_core::{Bootstrap, Instant, Message, Node, NodeOptions};
 
 impl<S: Service> World<S> {
     /// Processes every event due at or before `at`, then sets the clock to
@@ -119,6 +119,17 @@ impl<S: Service> World<S> {
     /// after [`Fault::Crash`]); `options.id` must be its id, `i + 1`.
     pub fn set_options(&mut self, i: usize, options: NodeOptions) {
         self.node_options.insert(i, options);
+    }
+
+    /// Bootstraps initial member `i` with `bootstrap` instead of the
+    /// world's list, from its next bootstrap on: called before the first
+    /// step, its first start already uses it. (A different list or token
+    /// makes it a cluster of its own, which the others must refuse; the
+    /// oracles leave it out ([`World::is_foreign`]), but the liveness
+    /// judgment at the end may pick it into the core it expects to
+    /// converge, so such a run stops before the end.)
+    pub fn set_bootstrap(&mut self, i: usize, bootstrap: Bootstrap) {
+        self.hosts[i].bootstrap = Some(bootstrap);
     }
 
     /// Server `i`'s state machine (what it has applied), with its applied

@@ -7,3 +7,11 @@ pub const LEASE_READ: &str = "read served from a lease";
 pub const RUN_WITH_LEASE_READS: &str = "seed with lease reads";
 /// Coverage mark of a seed with a hostile member.
 pub const RUN_WITH_HOSTILE: &str = "seed with a hostile member";
+/// Coverage: an initial member took its bootstrap list at its first start.
+pub const BOOTSTRAPPED: &str = "bootstrapped";
+/// Coverage: an initial member was bootstrapped again after a restart (a
+/// repeat that changes nothing, or one that finishes a first entry a crash
+/// lost).
+pub const BOOTSTRAP_REPEATED: &str = "bootstrap repeated after a restart";
+/// Coverage: a node refused a message or stream from another cluster.
+pub const FOREIGN_CLUSTER_REFUSED: &str = "refused: foreign cluster";

@@ -18,7 +18,7 @@ use crate::world::{SimEvent, World, index_of};
 use node_driver::NodeDriver;
 use raft_core::{
     Action, Completion, EntryKind, Event, Frame, Instant, LogIndex, Message, MessageBody, Node,
-    Role,
+    RequestError, RequestId, Role,
 };
 
 mod hostile_member;
@@ -301,6 +301,12 @@ impl<S: crate::service::Service> World<S> {
         let commit = node.commit_index();
         let old = host.commit;
         election::check_commit(i, old, commit)?;
+        if self.is_foreign(i) {
+            // Its commits and applies are of another cluster's log.
+            self.hosts[i].commit = commit;
+            self.hosts[i].step_applies.clear();
+            return Ok(());
+        }
         if commit > old {
             self.global
                 .on_commit(i, node.term(), old, commit, &host.mirror)?;
@@ -502,6 +508,18 @@ impl<S: crate::service::Service> World<S> {
                     host.disk.last_index()
                 );
                 self.trace.record(self.now, Some(i), text);
+                let incarnation = host.incarnation;
+                if host.bootstrap.is_some() {
+                    // Its driver's first call after opening the disk, as
+                    // raft-kv repeats its --bootstrap flags on every start.
+                    self.schedule(
+                        self.now,
+                        SimEvent::Bootstrap {
+                            node: i,
+                            incarnation,
+                        },
+                    );
+                }
                 self.rearm(i);
             }
             Err(e) => {
@@ -512,6 +530,55 @@ impl<S: crate::service::Service> World<S> {
                 self.fail(f);
             }
         }
+    }
+
+    /// Steps initial member `i` with its bootstrap list (request id from
+    /// [`BOOTSTRAP_REQUEST_BASE`](crate::world::BOOTSTRAP_REQUEST_BASE)).
+    pub(crate) fn bootstrap(&mut self, i: usize) {
+        let host = &self.hosts[i];
+        let Some(bootstrap) = host.bootstrap.clone() else {
+            return;
+        };
+        let id =
+            RequestId(crate::world::BOOTSTRAP_REQUEST_BASE + ((i as u64) << 32) + host.incarnation);
+        self.step_node(i, Event::BootstrapRequested { id, bootstrap });
+    }
+
+    /// Judges a bootstrap's completion on node `i`; `false` if `id` is not
+    /// in the bootstrap range. The same list on the same node must always
+    /// succeed with its own cluster id: first time, after a restart, and
+    /// after a crash that lost the first entry.
+    pub(crate) fn bootstrap_complete(
+        &mut self,
+        i: usize,
+        id: RequestId,
+        result: &Result<Completion, RequestError>,
+    ) -> Result<bool, Failure> {
+        if id.0 < crate::world::BOOTSTRAP_REQUEST_BASE {
+            return Ok(false);
+        }
+        let host = &self.hosts[i];
+        let want = host.bootstrap.as_ref().map(|b| b.cluster_id());
+        match result {
+            Ok(Completion::Initialized { cluster_id }) if Some(*cluster_id) == want => {}
+            other => {
+                return Err(Failure::safety(
+                    "bootstrap",
+                    format!(
+                        "n{} incarnation {} bootstrap {id} completed with {other:?}, expected its cluster {want:?}",
+                        i + 1,
+                        host.incarnation
+                    ),
+                ));
+            }
+        }
+        let mark = if host.incarnation == 0 {
+            crate::coverage::BOOTSTRAPPED
+        } else {
+            crate::coverage::BOOTSTRAP_REPEATED
+        };
+        self.cover(mark);
+        Ok(true)
     }
 
     /// Re-arms node `i`'s wake-up from its next deadline.

@@ -1,6 +1,13 @@
 //! One simulated server: a real `raft_core::Node` (while up) with its disk,
 //! clock, state machine and the simulator's bookkeeping around it, and the
-//! durable state every server boots from.
+//! member list the initial servers are bootstrapped with.
+//!
+//! A run starts as a deployment does: every initial member starts on an
+//! empty disk and its driver steps it with `Event::BootstrapRequested` for
+//! the same [`Bootstrap`] list, again on every restart (repeating a
+//! bootstrap changes nothing, and finishes one that crashed before its first
+//! entry was durable). Nodes the membership nemesis adds join the running
+//! cluster instead.
 
 use crate::checkers::log::LogMirror;
 use crate::clock::Clock;
@@ -8,10 +15,7 @@ use crate::disk::{DiskTiming, SimDisk, StoredSnapshot};
 use crate::rng::SimRng;
 use crate::scenario::Scenario;
 use crate::service::{Replica, StateMachine};
-use raft_core::{
-    ClusterId, Config, EntryKind, HardState, Instant, LogEntry, LogIndex, Member, MemberRole, Node,
-    NodeId, RecoveredState, RequestId, Role, SnapshotMeta, Term,
-};
+use raft_core::{Bootstrap, Instant, LogIndex, Node, NodeId, RequestId, Role, SnapshotMeta, Term};
 
 /// Waiting for a node's state machine to reach an index before answering a client.
 #[derive(Clone, Debug)]
@@ -66,48 +70,46 @@ pub struct Host<M: StateMachine> {
     pub last_apply_at: Instant,
     /// Paused until then: events for it wait (re-queued in order).
     pub paused_until: Option<Instant>,
+    /// The list its driver bootstraps it with on every start (initial
+    /// members); `None` for a node that joins a running cluster.
+    pub bootstrap: Option<Bootstrap>,
 }
 
 impl<M: StateMachine> Host<M> {
     /// A host that has not started yet, on `disk` with `clock`.
-    pub(crate) fn fresh(
-        machine: M,
-        disk: SimDisk,
-        clock: Clock,
-        mirror: LogMirror,
-        term: Term,
-    ) -> Host<M> {
+    pub(crate) fn fresh(machine: M, disk: SimDisk, clock: Clock) -> Host<M> {
         Host {
             node: None,
             disk,
             clock,
             incarnation: 0,
             fsm: Replica::new(machine),
-            mirror,
+            mirror: LogMirror::default(),
             wake_generation: 0,
             wake_at: Instant::NEVER,
             incoming: None,
             snapshot_writing: None,
             role: Role::Follower,
-            term,
+            term: Term(0),
             commit: LogIndex(0),
             waiters: Vec::new(),
             step_applies: Vec::new(),
             steps: 0,
             last_apply_at: Instant::ZERO,
             paused_until: None,
+            bootstrap: None,
         }
     }
 
-    /// Host `i` of `scenario` before its first start: its clock drawn from
-    /// `clock_rng`, its disk holding `boot` durably.
-    pub(crate) fn booted(
+    /// Initial member `i` of `scenario` before its first start: its clock
+    /// drawn from `clock_rng`, its disk empty, and `bootstrap` the list its
+    /// driver gives it on every start.
+    pub(crate) fn initial(
         machine: M,
         i: usize,
         scenario: &Scenario,
-        boot: &RecoveredState,
+        bootstrap: Bootstrap,
         clock_rng: &mut SimRng,
-        disk_rng: &mut SimRng,
     ) -> Host<M> {
         let k = &scenario.knobs;
         let drawn = if k.drift_ppm_max == 0 {
@@ -117,72 +119,28 @@ impl<M: StateMachine> Host<M> {
         };
         let drift = k.drift_ppm_fixed.get(i).copied().unwrap_or(drawn);
         let clock = Clock::new(clock_rng.below(1_000_000_000), drift);
-        let mut disk = SimDisk::new(disk_timing(scenario, i));
-        disk.persist_hard_state(boot.hard_state.clone());
-        let mut mirror = LogMirror::default();
-        let digests = mirror
-            .append(&boot.entries)
-            .expect("bootstrap log is contiguous");
-        let entries = boot
-            .entries
-            .iter()
-            .zip(&digests)
-            .map(|(e, d)| crate::disk::DiskEntry {
-                entry: e.clone(),
-                digest: *d,
-            })
-            .collect();
-        let f = disk
-            .submit(
-                crate::disk::DiskOp::Append(entries),
-                Instant::ZERO,
-                disk_rng,
-            )
-            .expect("idle disk");
-        disk.complete_fsync(f.upto, f.at, disk_rng);
-        Host::fresh(machine, disk, clock, mirror, Term(1))
+        let disk = SimDisk::new(disk_timing(scenario, i));
+        let mut host = Host::fresh(machine, disk, clock);
+        host.bootstrap = Some(bootstrap);
+        host
     }
 }
 
-/// The cluster id every simulated node starts with.
-pub const CLUSTER: ClusterId = ClusterId(0x5eed);
+/// The token of every simulated cluster's bootstrap (one cluster per world;
+/// tests that want a foreign cluster change the token or the list).
+pub const BOOTSTRAP_TOKEN: u64 = 0x5eed;
 
 /// The world index of a node id (ids are 1-based).
 pub fn index_of(id: NodeId, n: usize) -> Option<usize> {
     (id.0 >= 1 && (id.0 as usize) <= n).then(|| id.0 as usize - 1)
 }
 
-/// The durable state every node starts from: one `Initialize` entry (term 1)
-/// whose configuration names all `n` nodes as voters. (Equivalent to node 1
-/// initializing and the others joining, without spending simulated time on it.)
-pub fn bootstrap_state(n: usize) -> RecoveredState {
-    let members = (1..=n as u64)
-        .map(|i| Member {
-            id: NodeId(i),
-            address: format!("sim-{i}"),
-            role: MemberRole::Voter,
-        })
-        .collect();
-    let config = Config {
-        cluster_id: CLUSTER,
-        index: LogIndex(1),
-        max_node_id: NodeId(n as u64),
-        members,
-    };
-    RecoveredState {
-        hard_state: HardState {
-            cluster_id: Some(CLUSTER),
-            term: Term(1),
-            vote: None,
-        },
-        snapshot: None,
-        entries: vec![LogEntry {
-            index: LogIndex(1),
-            term: Term(1),
-            kind: EntryKind::Initialize,
-            data: config.encode(),
-        }],
-    }
+/// The list every initial member of an `n`-node world is bootstrapped with:
+/// nodes `1..=n` as voters at addresses `sim-N`, token [`BOOTSTRAP_TOKEN`].
+/// Its cluster id is the world's.
+pub fn initial_members(n: usize) -> Bootstrap {
+    let members = (1..=n as u64).map(|i| (NodeId(i), format!("sim-{i}")));
+    Bootstrap::new(BOOTSTRAP_TOKEN, members).expect("ids 1..=n with distinct addresses")
 }
 
 /// The disk timing of node `i` under the scenario's knobs.

@@ -1,10 +1,9 @@
 //! The membership nemesis: hosts that join mid-run, removals within the safety
 //! envelope, and the configuration in force that the oracles judge against.
 
-use crate::checkers::log::LogMirror;
 use crate::clock::Clock;
 use crate::disk::SimDisk;
-use crate::world::{CLUSTER, Host, World, disk_timing};
+use crate::world::{Host, World, disk_timing};
 use raft_core::{Config, Event, HardState, MembershipChange, NodeId, Term};
 
 /// The most servers a run grows to (initial ones plus joiners).
@@ -105,19 +104,14 @@ impl<S: crate::service::Service> World<S> {
         let i = self.hosts.len();
         let mut disk = SimDisk::new(disk_timing(&self.scenario, i));
         disk.persist_hard_state(HardState {
-            cluster_id: Some(CLUSTER),
+            cluster_id: Some(self.cluster_id()),
             term: Term(0),
             vote: None,
         });
         let offset = (i as u64).wrapping_mul(0x9e37_79b9) % 1_000_000_000;
         let clock = Clock::new(offset, 0);
-        self.hosts.push(Host::fresh(
-            self.service.machine(),
-            disk,
-            clock,
-            LogMirror::default(),
-            Term(0),
-        ));
+        self.hosts
+            .push(Host::fresh(self.service.machine(), disk, clock));
         self.net.add_node();
         self.workload.set_nodes(self.hosts.len());
         self.cover("member host added");

@@ -40,6 +40,13 @@ pub enum SimEvent {
         /// The event.
         event: Event,
     },
+    /// The driver of an initial member bootstraps it (just after each start).
+    Bootstrap {
+        /// The node.
+        node: usize,
+        /// Its incarnation when it started.
+        incarnation: u64,
+    },
     /// The node's timer.
     Wake {
         /// The node.

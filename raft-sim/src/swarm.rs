@@ -4,7 +4,7 @@
 //! families, each with a weight in 1..=100 (TigerBeetle's
 //! `random_enum_weights`), and picks intensities across wide ranges,
 //! including extreme-but-legal values (a budget of about one chunk, chunks of
-//! one entry, snapshots every few entries, a heartbeat close to the election
+//! one entry, snapshots every few entries, a heartbeat of half the election
 //! timeout). Without swarm, the defaults of [`Knobs`] and an even fault mix
 //! apply. Command-line [`Overrides`] win over both and appear in the replay
 //! command.
@@ -178,7 +178,8 @@ fn swarm_knobs(r: &mut SimRng) -> Knobs {
     };
     k.election_timeout_ms = r.between(150, 1_000);
     k.heartbeat_ms = match r.below(4) {
-        0 => k.election_timeout_ms * 9 / 10,
+        // The slowest heartbeat a node accepts (`InvalidOptions`).
+        0 => k.election_timeout_ms / 2,
         _ => r
             .between(k.election_timeout_ms / 10, k.election_timeout_ms / 2)
             .max(1),

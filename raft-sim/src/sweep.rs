@@ -107,7 +107,9 @@ pub struct SweepSummary {
 
 /// Rare events a sweep should reach; one that never happens means the
 /// simulator never exercised that branch (SIMULATION §2.10).
-pub const COVERAGE_GOALS: [&str; 9] = [
+pub const COVERAGE_GOALS: [&str; 11] = [
+    crate::coverage::BOOTSTRAPPED,
+    crate::coverage::BOOTSTRAP_REPEATED,
     "leader elected",
     "log truncated (conflicting suffix)",
     "snapshot sent on a stream",

@@ -29,7 +29,7 @@ use raft_core::{
 use std::collections::BTreeMap;
 
 pub(crate) use crate::host::disk_timing;
-pub use crate::host::{ApplyWaiter, CLUSTER, Host, bootstrap_state, index_of};
+pub use crate::host::{ApplyWaiter, BOOTSTRAP_TOKEN, Host, index_of, initial_members};
 pub use crate::queue::SimEvent;
 
 /// A user check run after every event; `Err(why)` fails the run as a safety
@@ -52,6 +52,11 @@ pub const EVENT_BUDGET_BASE: u64 = 1_000_000;
 
 /// The first request id the nemesis uses; client ids stay below it.
 pub const NEMESIS_REQUEST_BASE: u64 = 1 << 62;
+
+/// The first request id of the drivers' bootstrap requests (node index and
+/// incarnation below it); clients and the nemesis stay below this range, so
+/// a bootstrap's completion is never taken for theirs.
+pub const BOOTSTRAP_REQUEST_BASE: u64 = 3 << 62;
 
 /// Client requests reach a node (and answers come back) after this long.
 pub const CLIENT_LATENCY_NS: u64 = 50_000;
@@ -130,6 +135,9 @@ pub struct World<S: Service = KvService> {
     pub(crate) add_at_next_election: bool,
     /// Nodes to crash as soon as they have a multi-entry append pending.
     pub(crate) crash_armed: std::collections::BTreeSet<usize>,
+    /// The list the initial members are bootstrapped with: the world's
+    /// cluster id is its.
+    pub(crate) cluster: raft_core::Bootstrap,
     /// The hostile member's state (attacks are drawn from its own stream).
     pub(crate) hostile: Option<crate::hostile::Hostile>,
     /// User checks run after every event (see [`World::add_invariant`]).
@@ -161,12 +169,12 @@ impl<S: Service> World<S> {
         let k = &scenario.knobs;
         let seed = scenario.seed;
         let mut clock_rng = SimRng::new(seed, StreamKind::Clock);
-        let mut disk_rng = SimRng::new(seed, StreamKind::Disk);
-        let boot = bootstrap_state(k.nodes);
+        let disk_rng = SimRng::new(seed, StreamKind::Disk);
+        let cluster = initial_members(k.nodes);
         let hosts = (0..k.nodes)
             .map(|i| {
                 let machine = service.machine();
-                Host::booted(machine, i, &scenario, &boot, &mut clock_rng, &mut disk_rng)
+                Host::initial(machine, i, &scenario, cluster.clone(), &mut clock_rng)
             })
             .collect();
         let net = Network::new(k.nodes, k.net.clone());
@@ -201,6 +209,7 @@ impl<S: Service> World<S> {
             crash_armed: std::collections::BTreeSet::new(),
             split_next_leader: None,
             add_at_next_election: false,
+            cluster,
             hostile: k
                 .hostile
                 .clone()
@@ -295,6 +304,23 @@ impl<S: Service> World<S> {
         self.done = true;
     }
 
+    /// The cluster id of the world: its initial members' bootstrap's.
+    pub fn cluster_id(&self) -> raft_core::ClusterId {
+        self.cluster.cluster_id()
+    }
+
+    /// Whether node `i` was bootstrapped into another cluster than the
+    /// world's ([`World::set_bootstrap`]). The cluster-wide oracles (log
+    /// matching, committed prefix, election safety, applies) judge the
+    /// world's cluster: such a node is a cluster of its own, whose entry 1
+    /// legitimately differs, and what is checked of it is that it stays out.
+    pub fn is_foreign(&self, i: usize) -> bool {
+        self.hosts[i]
+            .bootstrap
+            .as_ref()
+            .is_some_and(|b| b.cluster_id() != self.cluster_id())
+    }
+
     /// Whether node `i` is up, with its incarnation.
     pub fn up_incarnation(&self, i: usize) -> Option<u64> {
         self.hosts[i]
@@ -383,6 +409,7 @@ impl<S: Service> World<S> {
             SimEvent::Message { to, .. } => Some(*to),
             SimEvent::Fsync { node, .. }
             | SimEvent::Deliver { node, .. }
+            | SimEvent::Bootstrap { node, .. }
             | SimEvent::Wake { node, .. } => Some(*node),
             SimEvent::Net(NetEvent::Connect { stream }) => {
                 self.net.endpoints(*stream).map(|(_, l)| l)
@@ -451,6 +478,11 @@ impl<S: Service> World<S> {
                         }
                     }
                     self.step_node(node, event);
+                }
+            }
+            SimEvent::Bootstrap { node, incarnation } => {
+                if self.up_incarnation(node) == Some(incarnation) {
+                    self.bootstrap(node);
                 }
             }
             SimEvent::Wake { node, generation } => {

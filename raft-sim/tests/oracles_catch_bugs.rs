@@ -123,13 +123,14 @@ fn lease_scenario(drift_ppm: i64) -> raft_sim::scenario::Scenario {
         faults.push(at(t + 500, Fault::Partition(Shape::IsolateLeader)));
         faults.push(at(t + 2_500, Fault::Heal));
     }
-    // Seed 18 of 0..24 catches the stale read since commit notices to idle
-    // followers wait `commit_notify_delay` (seeds 0 and 7 did before, seed 2
-    // before the lease and check-quorum fixes of issue 8); the others isolate
-    // the leader when no read lands inside the stale window, or leave the
-    // checker undecided.
+    // Seeds 7, 14 and 24 of 0..25 catch the stale read since runs start by
+    // static bootstrap and commit notices to idle followers wait
+    // `commit_notify_delay` (seeds 18, 4, 0 and 2 did under earlier
+    // schedules); the others isolate the leader when no read lands inside
+    // the stale window, or leave the checker undecided. The seed is
+    // schedule-dependent: when a change moves it, search 0..25 again.
     Scenario {
-        seed: 18,
+        seed: 7,
         knobs,
         faults,
     }

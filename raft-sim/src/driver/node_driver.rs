@@ -122,6 +122,7 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
             Refusal::OutOfDateLog => "vote refused: log out of date",
             Refusal::AlreadyVoted(_) => "vote refused: already voted",
             Refusal::NotLeaderOfTerm => "stream refused: not leader of term",
+            Refusal::ForeignCluster { .. } => crate::coverage::FOREIGN_CLUSTER_REFUSED,
             _ => "refused: other",
         })
     }
@@ -259,7 +260,9 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
             .mirror
             .append(&entries)
             .map_err(|e| Failure::safety("driver-contract", format!("n{}: {e}", i + 1)))?;
-        w.global.on_append(i, &entries, &digests)?;
+        if !w.is_foreign(i) {
+            w.global.on_append(i, &entries, &digests)?;
+        }
         if w.scenario.knobs.mutant == Mutant::EarlyLogPersisted {
             if let Some(last) = entries.last() {
                 let (index, term, incarnation) = (last.index, last.term, w.hosts[i].incarnation);
@@ -470,7 +473,7 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
         if w.is_member(i) {
             w.last_role_change = now;
         }
-        if role == Role::Leader {
+        if role == Role::Leader && !w.is_foreign(i) {
             w.cover("leader elected");
             w.election.on_leader(i, term)?;
             w.global.on_leader(i, term, &w.hosts[i].mirror)?;
