@@ -39,6 +39,9 @@ const CATCH_UP_PATIENCE: Duration = Duration::from_secs(1800);
 #[derive(Default)]
 struct NodeFigures {
     rss_kib_max: u64,
+    /// Snapshots taken by earlier processes of this node (a restart counts
+    /// from zero again).
+    snapshots_before: u64,
     snapshots: u64,
     snapshot_ms_max: u64,
     snapshot_bytes_last: u64,
@@ -161,11 +164,12 @@ fn run_in(args: &SaturateArgs, dir: &Path) -> Result<Value, String> {
             }
             let snaps = &s["snapshots"];
             let f = &mut figures[i];
-            f.snapshots = f.snapshots.max(snaps["taken"].as_u64().unwrap_or(0));
+            let taken = snaps["taken"].as_u64().unwrap_or(0);
+            f.snapshots = f.snapshots.max(f.snapshots_before + taken);
             f.snapshot_ms_max = f.snapshot_ms_max.max(snaps["max_ms"].as_u64().unwrap_or(0));
-            f.snapshot_bytes_last = snaps["last_bytes"]
-                .as_u64()
-                .unwrap_or(f.snapshot_bytes_last);
+            if taken > 0 {
+                f.snapshot_bytes_last = snaps["last_bytes"].as_u64().unwrap_or(0);
+            }
         }
         if let Some(at) = args.down_at {
             down_step(
@@ -308,7 +312,10 @@ fn down_step(
             let node = start_node(local, dir, n, &addresses[d.node], &flags)?;
             https.write().unwrap()[d.node] = node.http.clone();
             cluster.nodes[d.node] = node;
-            figures[d.node].rss_kib_max = 0; // a new process
+            // A new process: its memory and counters start again.
+            let f = &mut figures[d.node];
+            f.rss_kib_max = 0;
+            f.snapshots_before = f.snapshots;
             d.restarted = Some((Instant::now(), commit));
             eprintln!("saturate: {elapsed} s, restarted n{n}; catching up to {commit}");
         }
@@ -326,8 +333,11 @@ fn down_step(
                     .as_ref()
                     .and_then(|s| s["snapshot_index"].as_u64())
                     .unwrap_or(0);
+                // A snapshot newer than its own, which it did not take since
+                // the restart: the leader sent it.
+                let f = &figures[d.node];
                 let by_snapshot =
-                    snapshot_index > d.snapshot_index_before && figures[d.node].snapshots == 0;
+                    snapshot_index > d.snapshot_index_before && f.snapshots == f.snapshots_before;
                 *report = json!({
                     "node": d.node + 1,
                     "down_s": args.down_for,
