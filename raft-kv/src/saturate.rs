@@ -373,7 +373,12 @@ fn client(
     latencies_us: &mut Vec<u32>,
 ) {
     let mut agent = agent();
-    let mut target = https.read().unwrap()[c % https.read().unwrap().len()].clone();
+    let mut target = {
+        // One guard: a second read lock taken while a writer (a restart)
+        // waits may deadlock.
+        let nodes = https.read().unwrap();
+        nodes[c % nodes.len()].clone()
+    };
     let mut next = c;
     let mut seq: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
