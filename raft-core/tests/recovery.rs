@@ -57,6 +57,7 @@ fn state(term: u64, snapshot: Option<SnapshotMeta>, entries: Vec<LogEntry>) -> R
         },
         snapshot,
         entries,
+        stored: None,
     }
 }
 

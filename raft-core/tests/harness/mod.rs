@@ -557,6 +557,7 @@ impl Cluster {
             hard_state: host.disk.hard_state.clone(),
             snapshot,
             entries: host.disk.entries.clone(),
+            stored: None,
         };
         host.node = Node::new(options, recovered, host.seed, now).expect("recover");
         host.applied = applied;

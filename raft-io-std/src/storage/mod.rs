@@ -205,6 +205,7 @@ pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, S
             hard_state: hard,
             snapshot,
             entries,
+            stored: None,
         },
         torn_tail: recovered.torn_tail,
     })
