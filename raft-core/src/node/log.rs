@@ -682,4 +682,60 @@ mod tests {
             LogIndex(1)
         );
     }
+
+    #[test]
+    fn only_durable_runs_are_evicted_and_their_terms_stay_known() {
+        let one = e(1, 1).budget_bytes();
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![]).with_cache_bytes_max(2 * one);
+        log.append(run(&[(1, 1), (2, 1)]));
+        log.append(run(&[(3, 2)]));
+        log.append(run(&[(4, 3), (5, 3)]));
+        assert_eq!(log.cache_start(), LogIndex(1), "nothing durable: all held");
+        assert!(log.mark_durable(LogIndex(3), Term(2)));
+        assert_eq!(log.cache_start(), LogIndex(4), "runs 1..=3 evicted");
+        assert_eq!(log.cached_bytes(), 2 * one);
+        assert_eq!(log.get(LogIndex(3)), None);
+        assert_eq!(log.term_at(LogIndex(2)), Some(Term(1)));
+        assert_eq!(log.term_at(LogIndex(3)), Some(Term(2)));
+        assert_eq!(log.bytes_after(LogIndex(0), u64::MAX), 5 * one);
+        assert!(log.bytes_after(LogIndex(3), u64::MAX) == 2 * one);
+        assert_eq!(
+            log.last_index_with_term_at_most(LogIndex(5), Term(2), LogIndex(0)),
+            LogIndex(3)
+        );
+        log.check();
+        // A truncation into the evicted part empties the cache.
+        log.truncate_from(LogIndex(3));
+        assert_eq!(
+            (log.last_index(), log.cache_start()),
+            (LogIndex(2), LogIndex(3))
+        );
+        assert_eq!(log.durable(), LogIndex(2));
+        log.append(run(&[(3, 4)]));
+        assert_eq!(log.term_at(LogIndex(3)), Some(Term(4)));
+        assert_eq!(log.last_term(), Term(4));
+        log.check();
+        // Compaction keeps the term of the run it cuts into.
+        log.compact_through(LogIndex(1));
+        assert_eq!(log.term_at(LogIndex(2)), Some(Term(1)));
+        assert_eq!(log.term_at(LogIndex(1)), Some(Term(1)), "the base");
+        log.check();
+    }
+
+    #[test]
+    fn a_recovered_log_with_a_stored_front_knows_its_terms() {
+        let log = RaftLog::with_stored(
+            LogIndex(2),
+            Term(1),
+            &[(LogIndex(1), Term(1)), (LogIndex(4), Term(2))],
+            LogIndex(6),
+            vec![e(7, 2), e(8, 3)],
+        );
+        assert_eq!(log.cache_start(), LogIndex(7));
+        assert_eq!(log.term_at(LogIndex(3)), Some(Term(1)));
+        assert_eq!(log.term_at(LogIndex(6)), Some(Term(2)));
+        assert_eq!(log.term_at(LogIndex(8)), Some(Term(3)));
+        assert_eq!(log.durable(), LogIndex(8));
+        log.check();
+    }
 }
