@@ -155,8 +155,11 @@ pub enum Action {
     /// log holds them after every earlier action: at most `count_max`,
     /// stopping before their [`LogEntry::budget_bytes`](crate::LogEntry::budget_bytes)
     /// exceed `bytes_max` but at least one; none if `from` is no longer in
-    /// the log. Every `ReadLog` must be answered (unless the node restarts);
-    /// read off the step loop if the disk may be slow.
+    /// the log. It asks only for entries reported durable (`LogPersisted`)
+    /// and not truncated since, so they are on the disk whatever appends or
+    /// truncations are still on their way to it. Every `ReadLog` must be
+    /// answered (unless the node restarts); read off the step loop if the
+    /// disk may be slow.
     ReadLog {
         /// Who asked; echo it.
         reader: LogReader,

@@ -46,8 +46,13 @@
 //!   cloning (no entry is copied) or iterate them by value for owned entries.
 //! * On restart, hand [`Node::new`] the durable hard state, the latest
 //!   snapshot's meta (the FSM restored from it) and the durable entries
-//!   ([`RecoveredState`]); an inconsistent handover, or invalid options, is a
+//!   ([`RecoveredState`]; the log's front may stay on disk, described by
+//!   [`StoredEntries`]); an inconsistent handover, or invalid options, is a
 //!   [`RecoveryError`], never a panic.
+//! * The node keeps at most [`NodeOptions::log_cache_bytes_max`] bytes of
+//!   durable entries in memory. Answer every [`Action::ReadLog`] with
+//!   [`Event::LogRead`]: the durable entries it asks for, read back from the
+//!   log's storage (off the step loop if the disk may be slow).
 //!
 //! ## Starting a cluster
 //! Give every member the same [`Bootstrap`] (the voters' ids and addresses,

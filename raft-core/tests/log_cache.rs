@@ -116,11 +116,34 @@ fn after_a_restart_of_every_node_committed_entries_are_applied_from_reads() {
 #[test]
 fn a_repeated_bootstrap_is_recognised_with_entry_one_evicted() {
     let mut c = Cluster::with_options(3, small_cache());
+    repeat_bootstrap_with_entry_one_evicted(&mut c);
+}
+
+#[test]
+fn a_repeated_bootstrap_is_recognised_with_entry_one_evicted_behind_a_snapshot() {
+    // A snapshot folds entry 1's configuration into its own; a trailing
+    // window keeps entry 1 in the log, evicted from memory.
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            snapshot_policy: SnapshotPolicy::every_entries(20),
+            snapshot_trailing_entries: 1_000,
+            ..small_cache()
+        },
+    );
+    repeat_bootstrap_with_entry_one_evicted(&mut c);
+}
+
+fn repeat_bootstrap_with_entry_one_evicted(c: &mut Cluster) {
     for i in 0..50 {
         c.propose(&value(i));
         c.settle();
     }
     let leader = c.leader().unwrap();
+    assert!(c.node(leader.0).status().cache_start > LogIndex(1));
+    // ... and after a restart, with entry 1 left on the disk (`stored`).
+    c.crash(leader);
+    c.restart(leader);
     assert!(c.node(leader.0).status().cache_start > LogIndex(1));
     let bootstrap = Bootstrap::new(TOKEN, (1..=3).map(|i| (NodeId(i), addr(NodeId(i))))).unwrap();
     let id = c.request_id();

@@ -387,8 +387,7 @@ proptest! {
     #[test]
     fn a_stored_front_recovers_the_same_log(recovered in arb_state(), budget in 0u64..400) {
         let Ok(full) = recover(opts(), recovered.clone()) else { return Ok(()) };
-        let (stored, entries) = harness::recover_within(&recovered.entries, budget);
-        let split = RecoveredState { stored, entries, ..recovered };
+        let split = recovered.split_stored(budget);
         let split = recover(opts(), split).expect("the same log, stored in part, recovers");
         split.check_invariants();
         let (a, b) = (full.status(), split.status());

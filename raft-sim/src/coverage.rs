@@ -15,3 +15,12 @@ pub const BOOTSTRAPPED: &str = "bootstrapped";
 pub const BOOTSTRAP_REPEATED: &str = "bootstrap repeated after a restart";
 /// Coverage: a node refused a message or stream from another cluster.
 pub const FOREIGN_CLUSTER_REFUSED: &str = "refused: foreign cluster";
+
+/// Coverage mark of a seed whose nodes keep a few KiB of log in memory at most.
+pub const RUN_WITH_SMALL_LOG_CACHE: &str = "seed with a small log cache";
+
+/// Coverage: a leader streamed entries it read back from its disk.
+pub const LOG_READ_FOR_STREAM: &str = "entries read back for a stream";
+
+/// Coverage: committed entries read back from the disk to be applied.
+pub const LOG_READ_FOR_APPLY: &str = "entries read back for apply";

@@ -19,7 +19,9 @@
 
 use crate::rng::{Ppm, SimRng};
 use bytes::Bytes;
-use raft_core::{HardState, Instant, LogEntry, LogIndex, RecoveredState, SnapshotMeta, Term};
+use raft_core::{
+    Entries, HardState, Instant, LogEntry, LogIndex, RecoveredState, SnapshotMeta, Term,
+};
 use std::collections::VecDeque;
 
 /// A log entry with its chain digest (`hash(prev digest, entry)`), which the
@@ -432,11 +434,14 @@ impl SimDisk {
     /// Recovery at restart: drops a durable log the snapshot makes useless or
     /// contradicts (see [`SimDisk::recovered_entries`]) from the disk itself, as
     /// a real driver's recovery would, and returns what the node starts from.
-    pub fn recover(&mut self) -> RecoveredState {
+    /// The node keeps at most `bytes_max` bytes of the log in memory (its
+    /// `log_cache_bytes_max`): the front is handed over as `stored` and read
+    /// back from this disk when needed.
+    pub fn recover(&mut self, bytes_max: u64) -> RecoveredState {
         if self.recovered_entries().len() != self.log.len() {
             self.log.clear();
         }
-        self.recovered()
+        self.recovered().split_stored(bytes_max)
     }
 
     /// The durable log a restarting node gets, with digests. Like a real
@@ -458,6 +463,30 @@ impl SimDisk {
             }
         }
         self.log.iter().cloned().collect()
+    }
+
+    /// Durable entries from `from` on: at most `count_max`, stopping before
+    /// their bytes exceed `bytes_max` but at least one; none when the log no
+    /// longer holds `from` (what `Action::ReadLog` asks of a driver).
+    pub fn read(&self, from: LogIndex, count_max: usize, bytes_max: u64) -> Entries {
+        let Some(front) = self.log.front().map(|e| e.entry.index) else {
+            return Entries::new();
+        };
+        if from < front {
+            return Entries::new();
+        }
+        let mut bytes = 0;
+        self.log
+            .iter()
+            .skip((from.0 - front.0) as usize)
+            .take(count_max)
+            .enumerate()
+            .take_while(|(n, e)| {
+                bytes += e.entry.budget_bytes();
+                *n == 0 || bytes <= bytes_max
+            })
+            .map(|(_, e)| e.entry.clone())
+            .collect()
     }
 
     fn durable_log_at(&self, index: LogIndex) -> Option<&DiskEntry> {

@@ -447,7 +447,7 @@ impl<S: crate::service::Service> World<S> {
     pub(crate) fn start_node(&mut self, i: usize) {
         let opts = self.options(i);
         let host = &mut self.hosts[i];
-        let recovered = host.disk.recover();
+        let recovered = host.disk.recover(opts.log_cache_bytes_max);
         let local = host.clock.local(self.now);
         let seed = SimRng::new(
             self.scenario.seed,

@@ -7,7 +7,7 @@
 
 use crate::network::NetKnobs;
 use crate::rng::Ppm;
-use raft_core::SnapshotPolicy;
+use raft_core::{NodeId, NodeOptions, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -73,6 +73,11 @@ pub struct Knobs {
     /// Leaders serve reads from a lease (`NodeOptions::lease_reads`).
     #[serde(default)]
     pub lease_reads: bool,
+    /// The core's in-memory log budget (`NodeOptions::log_cache_bytes_max`):
+    /// a small one makes streams and applies read entries back from the
+    /// disk model all the time.
+    #[serde(default = "default_log_cache_bytes_max")]
+    pub log_cache_bytes_max: u64,
     /// The bound on clock-rate drift the core's leases assume
     /// (`NodeOptions::clock_drift_ppm_max`); see [`Knobs::drift_within_lease_bound`].
     #[serde(default = "default_clock_drift_ppm_max")]
@@ -119,6 +124,10 @@ pub enum Mutant {
     ChangesInFlight,
 }
 
+fn default_log_cache_bytes_max() -> u64 {
+    NodeOptions::new(NodeId(1)).log_cache_bytes_max
+}
+
 impl Default for Knobs {
     fn default() -> Knobs {
         Knobs {
@@ -132,6 +141,7 @@ impl Default for Knobs {
             snapshot_policy: SnapshotPolicy::every_entries(8_192),
             snapshot_trailing_entries: 1_024,
             snapshot_duration_ms: 0,
+            log_cache_bytes_max: default_log_cache_bytes_max(),
             net: NetKnobs::default(),
             fsync_min_ns: 200_000,
             fsync_mean_ns: 1_000_000,
@@ -184,7 +194,7 @@ impl fmt::Display for Knobs {
         let n = &self.net;
         write!(
             f,
-            "nodes={} duration={}ms chaos={}ms election={}ms heartbeat={}ms budget={}B batch={} snap={}/{}%/{}/{}/{} \
+            "nodes={} duration={}ms chaos={}ms election={}ms heartbeat={}ms budget={}B batch={} cache={}B snap={}/{}%/{}/{}/{} \
              | net delay={}+{}us drop={} dup={} tail={} stream lat={}us bw={}B/s break={} break_after={}ms \
              detect={}..{}ms | disk fsync={}+{}us sick={:?}x{} torn={} | drift<={}ppm \
              | clients={} keys={} interval={}ms timeout={}ms read={} cas={}{}{}{}",
@@ -195,6 +205,7 @@ impl fmt::Display for Knobs {
             self.heartbeat_ms,
             self.stream_budget_bytes,
             self.batch_entries_max,
+            self.log_cache_bytes_max,
             self.snapshot_policy.log_bytes_min,
             self.snapshot_policy.log_percent,
             self.snapshot_policy.log_entries_max,

@@ -236,6 +236,10 @@ fn swarm_knobs(r: &mut SimRng) -> Knobs {
     if r.chance(Ppm(250_000)) {
         k.snapshot_duration_ms = r.between(1, 4 * k.election_timeout_ms);
     }
+    // Mostly a cache of a few entries, so streams and applies read entries
+    // back from the disk model all the time, under every fault. (Drawn last:
+    // the draws above, and so the seeds' other knobs, are unchanged.)
+    k.log_cache_bytes_max = *r.pick(&[0, 300, 4_096, 64 << 20]);
     k
 }
 

@@ -5,7 +5,10 @@
 //! so a sweep's summary is deterministic too (wall-clock figures aside).
 
 use crate::checkers::FailureClass;
-pub use crate::coverage::{LEASE_READ, RUN_WITH_HOSTILE, RUN_WITH_LEASE_READS};
+pub use crate::coverage::{
+    LEASE_READ, LOG_READ_FOR_APPLY, LOG_READ_FOR_STREAM, RUN_WITH_HOSTILE, RUN_WITH_LEASE_READS,
+    RUN_WITH_SMALL_LOG_CACHE,
+};
 use crate::kv::KvService;
 use crate::scenario::Scenario;
 use crate::service::Service;
@@ -124,7 +127,11 @@ pub const COVERAGE_GOALS: [&str; 11] = [
 /// Goals that apply only when some seed of the sweep ran the feature that
 /// reaches them: `(goal, the coverage mark such a seed leaves)`.
 pub fn conditional_goals() -> Vec<(&'static str, &'static str)> {
-    let mut goals = vec![(LEASE_READ, RUN_WITH_LEASE_READS)];
+    let mut goals = vec![
+        (LEASE_READ, RUN_WITH_LEASE_READS),
+        (LOG_READ_FOR_STREAM, RUN_WITH_SMALL_LOG_CACHE),
+        (LOG_READ_FOR_APPLY, RUN_WITH_SMALL_LOG_CACHE),
+    ];
     for a in crate::hostile::Attack::ALL {
         goals.push((a.name(), RUN_WITH_HOSTILE));
     }

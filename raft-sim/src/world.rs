@@ -231,6 +231,9 @@ impl<S: Service> World<S> {
         if w.scenario.knobs.lease_reads {
             w.cover(crate::coverage::RUN_WITH_LEASE_READS);
         }
+        if w.scenario.knobs.log_cache_bytes_max <= 4_096 {
+            w.cover(crate::coverage::RUN_WITH_SMALL_LOG_CACHE);
+        }
         if w.scenario.knobs.hostile.is_some() {
             w.cover(crate::coverage::RUN_WITH_HOSTILE);
         }
@@ -264,6 +267,7 @@ impl<S: Service> World<S> {
             heartbeat_interval: Duration::from_millis(k.heartbeat_ms),
             stream_budget_bytes: k.stream_budget_bytes,
             batch_entries_max: k.batch_entries_max,
+            log_cache_bytes_max: k.log_cache_bytes_max,
             snapshot_policy: k.snapshot_policy,
             snapshot_trailing_entries: k.snapshot_trailing_entries,
             lease_reads: k.lease_reads,

@@ -474,10 +474,13 @@ impl Node {
                 // Evicted from memory: ask the driver; `on_stream_log_read`
                 // sends them and goes on from there.
                 c.reading = Some(c.next);
+                // Only the evicted entries: they are durable, and the
+                // driver's log may not hold the cached ones yet.
+                let evicted = (cache_start.0 - c.next.0) as usize;
                 self.out.push(Action::ReadLog {
                     reader: LogReader::Stream { peer, stream },
                     from: c.next,
-                    count_max,
+                    count_max: count_max.min(evicted),
                     bytes_max,
                 });
                 return;

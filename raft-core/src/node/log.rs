@@ -48,6 +48,10 @@ pub(crate) struct RaftLog {
     /// first at or before the base's successor: compaction may leave it
     /// reaching back into the compacted prefix, an overestimate).
     evicted: VecDeque<(LogIndex, u64)>,
+    /// The entry at index 1 while the log holds it, in memory or not: a
+    /// repeated bootstrap compares it with its own (it is one small
+    /// membership entry).
+    first_entry: Option<LogEntry>,
     /// The index of the last entry (the base when there is none).
     last_index: LogIndex,
     /// Every entry up to here is durable (and is the entry in memory or in
@@ -68,6 +72,7 @@ impl RaftLog {
             cached_bytes: 0,
             cache_bytes_max: u64::MAX,
             evicted: VecDeque::new(),
+            first_entry: None,
             last_index: base_index,
             durable: base_index,
         };
@@ -85,9 +90,11 @@ impl RaftLog {
         base_term: Term,
         term_starts: &[(LogIndex, Term)],
         stored_last: LogIndex,
+        first_entry: Option<&LogEntry>,
         entries: Vec<LogEntry>,
     ) -> RaftLog {
         let mut log = RaftLog::new(base_index, base_term, Vec::new());
+        log.first_entry = first_entry.filter(|e| e.index > base_index).cloned();
         if stored_last > base_index {
             // The run holding the entry after the base starts there.
             let first = term_starts.partition_point(|&(i, _)| i <= base_index.next());
@@ -170,8 +177,12 @@ impl RaftLog {
         self.runs.partition_point(|r| r[0].index <= index) - 1
     }
 
-    /// The entry at `index` if it is in memory.
+    /// The entry at `index` if it is in memory (entry 1 always is, while
+    /// the log holds it).
     pub(crate) fn get(&self, index: LogIndex) -> Option<&LogEntry> {
+        if index < self.cache_start && index > self.base_index && index == LogIndex(1) {
+            return self.first_entry.as_ref();
+        }
         if index < self.cache_start || index > self.last_index {
             return None;
         }
@@ -245,6 +256,9 @@ impl RaftLog {
             }
             self.last_index = e.index;
             bytes += e.budget_bytes();
+            if e.index == LogIndex(1) {
+                self.first_entry = Some(e.clone());
+            }
         }
         if !entries.is_empty() {
             if self.runs.is_empty() {
@@ -288,6 +302,9 @@ impl RaftLog {
         }
         if self.durable >= from {
             self.durable = from.prev();
+        }
+        if from == LogIndex(1) {
+            self.first_entry = None;
         }
     }
 
@@ -353,6 +370,7 @@ impl RaftLog {
         self.base_index = through;
         self.base_term = term;
         self.durable = self.durable.max(through);
+        self.first_entry = None;
     }
 
     /// Replaces the whole log by a snapshot point.
@@ -360,6 +378,7 @@ impl RaftLog {
         self.runs.clear();
         self.term_starts.clear();
         self.evicted.clear();
+        self.first_entry = None;
         self.cached_bytes = 0;
         self.cache_start = index.next();
         self.base_index = index;
@@ -419,6 +438,31 @@ impl RaftLog {
             if bytes > stop_above {
                 break;
             }
+            i = i.next();
+        }
+        bytes
+    }
+
+    /// The bytes of the entries `after + 1 ..= through`; evicted ones count
+    /// by their group's size (so the sum may be over by a group at each end).
+    pub(crate) fn bytes_between(&self, after: LogIndex, through: LogIndex) -> u64 {
+        let mut bytes = 0;
+        let first_group = self.evicted.partition_point(|&(last, _)| last <= after);
+        let mut start = match first_group {
+            0 => LogIndex(0),
+            g => self.evicted[g - 1].0.next(),
+        };
+        for &(last, b) in self.evicted.range(first_group..) {
+            if start > through {
+                break;
+            }
+            bytes += b;
+            start = last.next();
+        }
+        let mut i = after.next().max(self.cache_start);
+        while i <= through {
+            let Some(e) = self.get(i) else { break };
+            bytes += e.budget_bytes();
             i = i.next();
         }
         bytes
@@ -729,6 +773,7 @@ mod tests {
             Term(1),
             &[(LogIndex(1), Term(1)), (LogIndex(4), Term(2))],
             LogIndex(6),
+            None,
             vec![e(7, 2), e(8, 3)],
         );
         assert_eq!(log.cache_start(), LogIndex(7));

@@ -36,16 +36,19 @@ impl Node {
         }
     }
 
-    /// The entries of a read answer that are this log's, up to `through`.
-    /// An answer from `from` on that the log no longer holds is empty. The
-    /// driver's storage holding other entries than the log it reported
-    /// durable is a broken driver: the node cannot go on safely.
+    /// The entries of a read answer up to `through` and before the cache
+    /// (the rest is in memory, and may be newer than the driver's durable
+    /// log: a truncation and its replacement can still be on their way to
+    /// the disk). An answer from `from` on that the log no longer holds is
+    /// empty. The driver's storage holding other entries than the log it
+    /// reported durable is a broken driver: the node cannot go on safely.
     pub(crate) fn checked_read(
         &self,
         from: LogIndex,
         entries: Entries,
         through: LogIndex,
     ) -> Entries {
+        let through = through.min(self.log.cache_start().prev());
         if from <= self.log.base_index() || from > through {
             return Entries::new();
         }
@@ -81,7 +84,10 @@ impl Node {
             return;
         }
         self.apply_reading = Some(from);
-        let count = (self.commit.0 - self.applied.0) as usize;
+        // Only the evicted entries: they are durable, and the driver's log
+        // may not hold the cached ones yet.
+        let through = self.commit.min(self.log.cache_start().prev());
+        let count = (through.0 + 1 - from.0) as usize;
         self.emit(Action::ReadLog {
             reader: LogReader::Apply,
             from,

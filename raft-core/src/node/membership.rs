@@ -52,12 +52,6 @@ impl ConfigLog {
         self.appended.last().unwrap_or(&self.base)
     }
 
-    /// The configuration of the membership entry at `index`, if the log
-    /// after the base holds one there.
-    pub(crate) fn appended_at(&self, index: LogIndex) -> Option<&Config> {
-        self.appended.iter().find(|c| c.index == index)
-    }
-
     /// The configuration in force at `index`.
     pub(crate) fn at(&self, index: LogIndex) -> &Config {
         self.appended

@@ -37,6 +37,52 @@ pub struct RecoveredState {
     pub stored: Option<StoredEntries>,
 }
 
+impl RecoveredState {
+    /// Moves the front of `entries` into `stored`, keeping in `entries` the
+    /// tail whose [`LogEntry::budget_bytes`] fit `bytes_max`: what a driver
+    /// that loaded the whole log hands over to start within the node's
+    /// budget. (A driver that must never hold the whole log scans its
+    /// storage and builds [`StoredEntries`] itself.) Entries already in
+    /// `stored` stay there.
+    ///
+    /// ```
+    /// use raft_core::{EntryKind, LogEntry, LogIndex, RecoveredState, Term};
+    /// let entry = |i| LogEntry { index: LogIndex(i), term: Term(1), kind: EntryKind::Command, data: vec![0; 100].into() };
+    /// let all = RecoveredState { entries: (1..=10).map(entry).collect(), ..RecoveredState::default() };
+    /// let split = all.split_stored(2 * entry(1).budget_bytes());
+    /// assert_eq!(split.entries.len(), 2);
+    /// assert_eq!(split.stored.unwrap().last, LogIndex(8));
+    /// ```
+    pub fn split_stored(mut self, bytes_max: u64) -> RecoveredState {
+        let mut bytes = 0;
+        let kept = self
+            .entries
+            .iter()
+            .rev()
+            .take_while(|e| {
+                bytes += e.budget_bytes();
+                bytes <= bytes_max
+            })
+            .count();
+        let tail = self.entries.split_off(self.entries.len() - kept);
+        let front = std::mem::replace(&mut self.entries, tail);
+        let Some(last) = front.last().map(|e| e.index) else {
+            return self;
+        };
+        let stored = self.stored.get_or_insert_with(StoredEntries::default);
+        for e in front {
+            if stored.term_starts.last().is_none_or(|&(_, t)| t != e.term) {
+                stored.term_starts.push((e.index, e.term));
+            }
+            if e.kind.is_config() {
+                stored.config_entries.push(e);
+            }
+        }
+        stored.last = last;
+        self
+    }
+}
+
 /// Durable log entries a driver left in storage at recovery, described
 /// without their payloads: their indexes, terms and membership entries.
 ///
@@ -195,6 +241,10 @@ pub(crate) fn recover(
             base_term,
             &stored.term_starts,
             stored.last,
+            stored
+                .config_entries
+                .first()
+                .filter(|e| e.index == LogIndex(1)),
             entries,
         ),
         None => RaftLog::new(base_index, base_term, entries),

@@ -8,7 +8,6 @@
 
 use super::Node;
 use crate::action::Action;
-use crate::entry::LogEntry;
 use crate::message::SnapshotMeta;
 use crate::options::LogSince;
 use crate::types::LogIndex;
@@ -41,12 +40,9 @@ impl Node {
         let config = self.configs.at(index).clone();
         // Entries applied after `index` are not in this snapshot: they count
         // toward the next one.
-        let after = self
-            .log
-            .slice(index.next(), (self.applied.0 - index.0) as usize, u64::MAX);
         self.log_since_snapshot = LogSince {
-            entries: after.len() as u64,
-            bytes: after.iter().map(LogEntry::budget_bytes).sum(),
+            entries: self.applied.0 - index.0,
+            bytes: self.log.bytes_between(index, self.applied),
         };
         self.snapshot_bytes = bytes;
         self.snapshot = Some(SnapshotMeta {

@@ -7,40 +7,6 @@ use bytes::Bytes;
 use raft_core::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// What a driver within a memory budget recovers from `durable`: the tail
-/// whose bytes fit `budget` as entries, the front as `StoredEntries`.
-pub fn recover_within(durable: &[LogEntry], budget: u64) -> (Option<StoredEntries>, Vec<LogEntry>) {
-    let mut bytes = 0;
-    let kept = durable
-        .iter()
-        .rev()
-        .take_while(|e| {
-            bytes += e.budget_bytes();
-            bytes <= budget
-        })
-        .count();
-    let (front, tail) = durable.split_at(durable.len() - kept);
-    let Some(last) = front.last() else {
-        return (None, tail.to_vec());
-    };
-    let mut term_starts: Vec<(LogIndex, Term)> = Vec::new();
-    for e in front {
-        if term_starts.last().is_none_or(|&(_, t)| t != e.term) {
-            term_starts.push((e.index, e.term));
-        }
-    }
-    let stored = StoredEntries {
-        term_starts,
-        last: last.index,
-        config_entries: front
-            .iter()
-            .filter(|e| e.kind.is_config())
-            .cloned()
-            .collect(),
-    };
-    (Some(stored), tail.to_vec())
-}
-
 /// What a host does with appends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Persist {
@@ -621,13 +587,13 @@ impl Cluster {
             Some((meta, data)) => (Some(meta.clone()), postcard::from_bytes(data).unwrap()),
             None => (None, Vec::new()),
         };
-        let (stored, entries) = recover_within(&host.disk.entries, options.log_cache_bytes_max);
         let recovered = RecoveredState {
             hard_state: host.disk.hard_state.clone(),
             snapshot,
-            entries,
-            stored,
-        };
+            entries: host.disk.entries.clone(),
+            stored: None,
+        }
+        .split_stored(options.log_cache_bytes_max);
         host.node = Node::new(options, recovered, host.seed, now).expect("recover");
         host.applied = applied;
         host.up = true;

@@ -7,8 +7,8 @@ use crate::scenario::Mutant;
 use crate::world::{SimEvent, World, index_of};
 use bytes::Bytes;
 use raft_core::{
-    Action, Config, Entries, Event, Frame, HardState, Instant, LogIndex, Message, NodeId, Refusal,
-    Role, SnapshotMeta, StreamId, StreamOpen, Term,
+    Action, Config, Entries, Event, Frame, HardState, Instant, LogIndex, LogReader, Message,
+    NodeId, Refusal, Role, SnapshotMeta, StreamId, StreamOpen, Term,
 };
 
 use super::SNAPSHOT_CHUNK_BYTES;
@@ -59,6 +59,15 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
             Action::TruncateLog { from } => self.truncate_log(from),
             Action::CompactLog { through } => self.compact_log(through),
             Action::Apply(entries) => self.apply(entries),
+            Action::ReadLog {
+                reader,
+                from,
+                count_max,
+                bytes_max,
+            } => {
+                self.read_log(reader, from, count_max, bytes_max);
+                Ok(())
+            }
             Action::TakeSnapshot => self.take_snapshot(),
             Action::ReceiveSnapshotChunk { meta, offset, data } => {
                 self.receive_snapshot_chunk(meta, offset, data)
@@ -386,6 +395,32 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
             },
         );
         Ok(())
+    }
+
+    /// Reads entries back from the durable log and answers a read latency
+    /// later (the disk's least fsync latency), as a driver's reader thread
+    /// would, while the node runs on.
+    fn read_log(&mut self, reader: LogReader, from: LogIndex, count_max: usize, bytes_max: u64) {
+        let (w, i) = (&mut *self.w, self.i);
+        w.cover(match reader {
+            LogReader::Apply => crate::coverage::LOG_READ_FOR_APPLY,
+            _ => crate::coverage::LOG_READ_FOR_STREAM,
+        });
+        let entries = w.hosts[i].disk.read(from, count_max, bytes_max);
+        let at = Instant(w.now.0 + w.scenario.knobs.fsync_min_ns);
+        let incarnation = w.hosts[i].incarnation;
+        w.schedule(
+            at,
+            SimEvent::Deliver {
+                node: i,
+                incarnation,
+                event: Event::LogRead {
+                    reader,
+                    from,
+                    entries,
+                },
+            },
+        );
     }
 
     /// Buffers a chunk of a snapshot being received.
