@@ -444,7 +444,7 @@ fn base(
         return Ok((LogIndex(0), Term(0)));
     };
     match first {
-        Some(first) if first == LogIndex(1) => Ok((LogIndex(0), Term(0))),
+        Some(LogIndex(1)) => Ok((LogIndex(0), Term(0))),
         Some(first) if first <= meta.index => {
             Ok((first, log.term_at(first).expect("the first entry")))
         }
