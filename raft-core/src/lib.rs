@@ -167,6 +167,8 @@ mod node;
 mod options;
 pub mod quorum;
 mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod time;
 mod types;
 pub mod wire;
