@@ -120,10 +120,13 @@ impl Cluster {
 }
 
 impl<M: StateMachine> Cluster<M> {
-    /// `n` nodes bootstrapped and settled as by [`Cluster::new`], each with
-    /// the state machine `new_state_machine` makes for it. Node `i` draws its
-    /// randomness from `seed + 1000 + i`; different seeds give different
-    /// election timeouts.
+    /// `n` nodes bootstrapped from one member list, with a leader elected
+    /// and every entry applied everywhere, each node with `options` (its
+    /// `id` replaced) and the state machine `new_state_machine` makes for
+    /// it. Node `i` draws its randomness from `seed + 1000 + i` (a restart
+    /// draws anew); different seeds give different election timeouts.
+    /// [`Cluster::new`] is this with seed 0, no state machine and
+    /// [`immediate_commit_notices`].
     pub fn with_state_machine(
         n: u64,
         options: NodeOptions,
@@ -532,13 +535,14 @@ impl<M: StateMachine> Cluster<M> {
         id
     }
 
-    /// Proposes one command at the leader and runs until it committed;
-    /// returns its index.
+    /// Runs until a node leads, proposes one command there and runs until it
+    /// committed; returns its index.
     ///
     /// # Panics
-    /// If no node leads, the proposal fails, or it takes more than 10 s of
-    /// simulated time.
+    /// If the proposal fails, or a leader or the commit takes more than 10 s
+    /// of simulated time.
     pub fn commit(&mut self, data: &[u8]) -> LogIndex {
+        self.run_until("a leader", |c| c.leader().is_some());
         let id = self.propose(data);
         self.settle();
         self.run_until(&format!("{id} completes"), |c| c.result(id).is_some());
