@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use raft_core::testing::Cluster;
-use raft_core::{Event, NodeOptions, Proposal, RequestId, SnapshotPolicy};
+use raft_core::{Event, NodeOptions, Proposal, SnapshotPolicy};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 

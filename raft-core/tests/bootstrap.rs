@@ -127,7 +127,7 @@ fn nodes_given_different_lists_refuse_each_other_and_never_mix_logs() {
     let id = c.propose(b"x");
     c.run_for(Duration::from_millis(300));
     assert!(matches!(c.result(id), Some(Ok(Completion::Written { .. }))));
-    let lonely = &c.host(NodeId(3));
+    let lonely = c.host(NodeId(3));
     assert_eq!(lonely.node().cluster_id(), Some(other.cluster_id()));
     assert_ne!(lonely.node().role(), Role::Leader, "no quorum of its list");
     assert_eq!(

@@ -9,7 +9,7 @@ use raft_core::*;
 fn a_proposal_to_a_follower_is_refused_with_a_leader_hint() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let f = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     let id = c.request_id();
     c.push(
         f,
@@ -78,7 +78,7 @@ fn a_read_on_a_fresh_leader_waits_for_its_first_commit() {
     c.push(leader, Event::ReadRequested { id });
     c.settle();
     assert_eq!(c.result(id), None, "the Nop of this term has not committed");
-    let ids: Vec<NodeId> = c.ids().into_iter().collect();
+    let ids = c.ids();
     for n in ids {
         c.persist(n, LogIndex(u64::MAX));
     }
@@ -119,7 +119,7 @@ fn a_leader_that_sent_timeout_now_serves_no_lease_read_for_the_rest_of_its_term(
     let mut c = Cluster::with_options(3, opts);
     c.run_for(Duration::from_millis(200));
     let leader = c.leader().unwrap();
-    let target = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let target = c.others(leader)[0];
     let term = c.node(leader).term();
     // The TimeoutNow is lost, as it may be; the leader cannot tell whether the
     // target received it and won a later term.

@@ -52,7 +52,7 @@ fn a_snapshot_is_requested_after_the_threshold_and_the_log_compacted_behind_it()
 fn a_follower_behind_the_compaction_point_gets_the_snapshot_then_the_entries() {
     let mut c = Cluster::with_options(3, opts(10, 2));
     let leader = c.leader().unwrap();
-    let f = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.crash(f);
     for i in 0..40 {
         c.propose(format!("w{i}").as_bytes());
@@ -64,7 +64,7 @@ fn a_follower_behind_the_compaction_point_gets_the_snapshot_then_the_entries() {
         c.propose(format!("w{i}").as_bytes());
     }
     c.run_for(Duration::from_millis(200));
-    let h = &c.host(f);
+    let h = c.host(f);
     assert_eq!(count(h, |a| matches!(a, Action::InstallSnapshot { .. })), 1);
     assert_eq!(h.node().commit_index(), c.node(leader).commit_index());
     assert_eq!(
@@ -79,7 +79,7 @@ fn a_follower_behind_the_compaction_point_gets_the_snapshot_then_the_entries() {
 fn a_briefly_disconnected_follower_resumes_from_the_trailing_log_without_a_snapshot() {
     let mut c = Cluster::with_options(3, opts(10, 100));
     let leader = c.leader().unwrap();
-    let f = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.crash(f);
     for i in 0..25 {
         c.propose(format!("w{i}").as_bytes());
@@ -88,7 +88,7 @@ fn a_briefly_disconnected_follower_resumes_from_the_trailing_log_without_a_snaps
     assert!(c.node(leader).snapshot().is_some());
     c.restart(f);
     c.run_for(Duration::from_millis(500));
-    let h = &c.host(f);
+    let h = c.host(f);
     assert_eq!(count(h, |a| matches!(a, Action::InstallSnapshot { .. })), 0);
     assert_eq!(c.commands(f).len(), 25);
 }
@@ -179,7 +179,7 @@ fn a_follower_acks_what_its_durable_snapshot_covers_even_before_the_append_is_re
     };
     let mut c = Cluster::with_options(3, options);
     let leader = c.leader().unwrap();
-    let f = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.host_mut(f).persist = Persist::Manually;
     for i in 0..40 {
         c.propose(format!("w{i}").as_bytes());
@@ -212,7 +212,7 @@ fn a_snapshot_on_the_stream_never_runs_more_than_the_budget_ahead_of_the_followe
         },
     );
     let leader = c.leader().unwrap();
-    let f = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.crash(f);
     for i in 0..120 {
         c.propose(format!("write {i:>4} with some padding to make it weigh").as_bytes());
@@ -225,16 +225,14 @@ fn a_snapshot_on_the_stream_never_runs_more_than_the_budget_ahead_of_the_followe
     );
     c.restart(f);
     c.run_for(Duration::from_millis(500));
-    let h = &c.host(f);
+    let h = c.host(f);
     assert_eq!(count(h, |a| matches!(a, Action::InstallSnapshot { .. })), 1);
     assert!(
         c.snapshot_inflight_max() <= budget,
         "{} snapshot bytes ahead of the acks, budget {budget}",
         c.snapshot_inflight_max()
     );
-    let windows = count(&c.host(leader), |a| {
-        matches!(a, Action::SendSnapshot { .. })
-    });
+    let windows = count(c.host(leader), |a| matches!(a, Action::SendSnapshot { .. }));
     assert!(windows > 4, "sent in {windows} windows");
     assert_eq!(c.commands(f).len(), 120);
     c.assert_state_machine_safety();
@@ -245,7 +243,7 @@ fn a_snapshot_acked_whole_at_once_is_sent_once_then_the_entries() {
     let mut c = Cluster::with_options(3, opts(10, 2));
     c.set_snapshot_chunk_bytes(1 << 20); // one chunk: the first ack is also the last
     let leader = c.leader().unwrap();
-    let f = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.crash(f);
     for i in 0..40 {
         c.propose(format!("w{i}").as_bytes());
@@ -254,9 +252,7 @@ fn a_snapshot_acked_whole_at_once_is_sent_once_then_the_entries() {
     c.host_mut(leader).clear_actions();
     c.restart(f);
     c.run_for(Duration::from_millis(500));
-    let sent = count(&c.host(leader), |a| {
-        matches!(a, Action::SendSnapshot { .. })
-    });
+    let sent = count(c.host(leader), |a| matches!(a, Action::SendSnapshot { .. }));
     assert_eq!(sent, 1, "the snapshot went out in one window, once");
     assert_eq!(c.commands(f).len(), 40);
     c.assert_state_machine_safety();
@@ -334,7 +330,7 @@ fn a_snapshot_taken_is_recorded_only_if_newer_and_applied_and_compacts_behind_it
     let taken = |c: &mut Cluster, index: LogIndex| {
         c.host_mut(me).clear_actions();
         c.step(me, Event::SnapshotTaken { index, bytes: 0 });
-        let h = &c.host(me);
+        let h = c.host(me);
         (h.node().snapshot().map(|s| s.index), compactions(h))
     };
 

@@ -56,7 +56,7 @@ fn election_timeout_is_drawn_from_t_to_2t() {
 fn pre_vote_keeps_a_partitioned_node_from_raising_its_term() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let follower = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let follower = c.others(leader)[0];
     let term_before = c.node(follower).term();
     c.isolate(follower);
     c.run_for(Duration::from_secs(5));
@@ -81,7 +81,7 @@ fn leader_steps_down_when_quorum_silent_for_election_timeout() {
     c.isolate(leader);
     c.run_for(Duration::from_millis(1200));
     assert_ne!(c.node(leader).role(), Role::Leader, "check-quorum");
-    let others: Vec<_> = c.ids().into_iter().filter(|&id| id != leader).collect();
+    let others: Vec<_> = c.others(leader);
     assert!(
         others.iter().any(|id| c.node(*id).role() == Role::Leader),
         "the majority elected a new leader"
@@ -128,7 +128,7 @@ fn an_isolated_leader_steps_down_one_election_timeout_after_its_last_quorum_cont
 fn votes_refused_while_a_live_leader_was_heard_recently() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let follower = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let follower = c.others(leader)[0];
     let term = c.node(follower).term();
     let cluster_id = c.node(follower).cluster_id().unwrap();
     let last_index = c.node(follower).last_index();
@@ -174,7 +174,7 @@ fn vote_granted(actions: &[Action]) -> Option<bool> {
 fn a_restarted_node_refuses_votes_and_pre_votes_for_one_election_timeout() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let others: Vec<NodeId> = c.ids().into_iter().filter(|&id| id != leader).collect();
+    let others: Vec<NodeId> = c.others(leader);
     let (restarted, candidate) = (others[0], others[1]);
     // Its last heartbeat answer may back the leader's lease; a restart must
     // not make it forget that it promised no vote for T.
@@ -373,7 +373,7 @@ fn a_new_leader_appends_a_nop_of_its_term() {
 fn timeout_now_makes_the_target_campaign_past_leader_stickiness() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let target = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let target = c.others(leader)[0];
     let id = c.request_id();
     c.push(
         leader,
@@ -396,7 +396,7 @@ fn timeout_now_makes_the_target_campaign_past_leader_stickiness() {
 /// lost; returns (leader, target, request).
 fn transfer_with_lost_timeout_now(c: &mut Cluster) -> (NodeId, NodeId, RequestId) {
     let leader = c.leader().unwrap();
-    let target = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let target = c.others(leader)[0];
     c.cut(leader, target);
     let id = c.request_id();
     c.push(
@@ -594,7 +594,7 @@ fn timeout_now_makes_a_follower_campaign_only_from_its_leader_in_its_term() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
     let term = c.node(leader).term();
-    let others: Vec<NodeId> = c.ids().into_iter().filter(|&id| id != leader).collect();
+    let others: Vec<NodeId> = c.others(leader);
     let (f, other) = (others[0], others[1]);
     let timeout_now = |from: NodeId, term: Term| {
         Event::MessageReceived(Message {
@@ -772,7 +772,7 @@ fn a_transfer_to_a_node_that_is_not_a_voter_is_refused() {
 fn a_leader_refuses_a_vote_for_a_later_term_and_keeps_leading() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let member = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let member = c.others(leader)[0];
     let node = &c.node(leader);
     let (term, cluster_id, last_index) =
         (node.term(), node.cluster_id().unwrap(), node.last_index());
@@ -801,10 +801,10 @@ fn a_leader_refuses_a_vote_for_a_later_term_and_keeps_leading() {
         };
         c.host_mut(leader).clear_actions();
         c.step(leader, Event::MessageReceived(request));
-        let host = &c.host(leader);
+        let host = c.host(leader);
         // A pre-vote is answered no; a vote is not answered (the candidate
         // times out), and never granted.
-        let answer = vote_granted(&host.actions());
+        let answer = vote_granted(host.actions());
         assert_eq!(answer, pre_vote.then_some(false), "pre-vote {pre_vote}");
         // A refused vote for a later term is reported (a pre-vote changes no
         // term, so its refusal is only the answer).

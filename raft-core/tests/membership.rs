@@ -105,7 +105,7 @@ fn a_change_waits_until_the_leader_committed_an_entry_of_its_term() {
 fn membership_requests_are_validated() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let follower = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let follower = c.others(leader)[0];
     let cases = [
         (
             leader,
@@ -181,7 +181,7 @@ fn a_leader_that_removes_itself_steps_down_once_the_change_commits() {
 fn a_leader_that_removes_itself_hands_leadership_to_the_most_caught_up_voter() {
     let mut c = Cluster::new(4);
     let leader = c.leader().unwrap();
-    let others: Vec<NodeId> = c.ids().into_iter().filter(|&id| id != leader).collect();
+    let others: Vec<NodeId> = c.others(leader);
     // The lowest-id follower lags (its disk holds appends back), so it is not
     // the most caught up; the other two commit the removal.
     let lagging = others[0];
@@ -205,7 +205,7 @@ fn a_leader_that_removes_itself_hands_leadership_to_the_most_caught_up_voter() {
 fn a_removed_node_that_missed_its_removal_cannot_disrupt_the_cluster() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let victim = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let victim = c.others(leader)[0];
     c.isolate(victim);
     let id = change(&mut c, leader, MembershipChange::Remove { id: victim });
     c.settle();
@@ -229,7 +229,7 @@ fn a_removed_node_that_missed_its_removal_cannot_disrupt_the_cluster() {
 fn proposals_wait_out_a_leadership_transfer() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let target = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let target = c.others(leader)[0];
     c.isolate(target); // the target cannot catch up: the transfer stays pending
     c.propose(b"x");
     c.settle();
@@ -258,7 +258,7 @@ fn proposals_wait_out_a_leadership_transfer() {
 fn a_removed_follower_learns_of_its_removal_and_stops_campaigning() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let victim = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let victim = c.others(leader)[0];
     let id = change(&mut c, leader, MembershipChange::Remove { id: victim });
     c.settle();
     assert!(matches!(
@@ -292,7 +292,7 @@ fn a_removed_follower_learns_of_its_removal_and_stops_campaigning() {
 fn a_follower_that_lost_its_disk_does_not_count_toward_commit_with_its_old_match() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let f = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     let before = c
         .node(leader)
         .status()
@@ -338,7 +338,7 @@ fn a_follower_that_lost_its_disk_does_not_count_toward_commit_with_its_old_match
 fn removing_a_voter_that_backed_the_commit_index_is_legal() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let others: Vec<NodeId> = c.ids().into_iter().filter(|&id| id != leader).collect();
+    let others: Vec<NodeId> = c.others(leader);
     let (backer, laggard) = (others[0], others[1]);
     c.host_mut(laggard).persist = Persist::Manually;
     for i in 0..5 {
@@ -387,7 +387,7 @@ fn a_removed_node_refused_by_the_leader_reopens_its_stream_ever_more_slowly_up_t
         },
     );
     let leader = c.leader().unwrap();
-    let victim = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let victim = c.others(leader)[0];
     let id = change(&mut c, leader, MembershipChange::Remove { id: victim });
     c.settle();
     assert!(matches!(
@@ -431,7 +431,7 @@ fn a_follower_whose_opens_failed_reconnects_on_the_first_heartbeat_once_the_link
         },
     );
     let leader = c.leader().unwrap();
-    let f = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     let streaming = |c: &Cluster| {
         c.node(leader)
             .status()

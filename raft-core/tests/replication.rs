@@ -20,7 +20,7 @@ fn an_entry_commits_only_once_durable_on_a_quorum_including_the_leaders_own_fsyn
     let mut c = Cluster::new(3);
     manual(&mut c);
     let leader = c.leader().unwrap();
-    let followers: Vec<NodeId> = c.ids().into_iter().filter(|&id| id != leader).collect();
+    let followers = c.others(leader);
     let commit_before = c.node(leader).commit_index();
     let id = c.propose(b"x");
     c.settle();
@@ -60,7 +60,7 @@ fn followers_learn_the_commit_index_without_waiting_for_a_heartbeat() {
 fn a_follower_acks_only_durable_entries() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let f = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.host_mut(f).persist = Persist::Manually;
     c.host_mut(f).clear_actions();
     c.propose(b"a");
@@ -366,7 +366,7 @@ fn the_stream_budget_bounds_bytes_in_flight_to_a_slow_follower() {
     };
     let mut c = Cluster::with_options(3, opts);
     let leader = c.leader().unwrap();
-    let slow = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let slow = c.others(leader)[0];
     c.host_mut(slow).persist = Persist::Manually;
     for _ in 0..200 {
         c.propose(&[7u8; 256]);
@@ -404,7 +404,7 @@ fn the_stream_budget_bounds_bytes_in_flight_to_a_slow_follower() {
 fn a_restarted_follower_resumes_its_stream_from_its_own_log() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let f = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.crash(f);
     for i in 0..10 {
         c.propose(format!("w{i}").as_bytes());
@@ -466,7 +466,7 @@ fn a_stream_closed_that_is_not_the_followers_own_changes_nothing() {
 fn a_leader_sends_nothing_more_on_a_stream_that_broke() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let f = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     let stream = opened_stream(
         &c.host(f)
             .actions()
@@ -543,9 +543,9 @@ fn under_load_each_chunk_carries_the_commit_index_and_none_goes_without_entries(
         0,
         "a commit move cost a chunk"
     );
-    for id in c.ids().iter().filter(|&&id| id != leader) {
+    for id in c.others(leader) {
         // Each chunk told the follower the commit index before it.
-        assert_eq!(c.node(*id).commit_index(), last.prev(), "follower {id}");
+        assert_eq!(c.node(id).commit_index(), last.prev(), "follower {id}");
     }
 }
 
@@ -557,7 +557,7 @@ fn an_idle_follower_hears_every_commit_move_in_one_chunk_once_the_notify_delay_p
     c.propose(b"b");
     c.settle();
     let last = c.node(leader).last_index();
-    let followers: Vec<NodeId> = c.ids().into_iter().filter(|&id| id != leader).collect();
+    let followers = c.others(leader);
     for id in &followers {
         assert!(
             c.node(*id).commit_index() < last,
@@ -627,8 +627,8 @@ fn a_chunk_carries_at_most_the_batch_byte_limit_of_entries() {
     }
     let carried: usize = chunks.iter().map(Vec::len).sum();
     assert_eq!(carried, 2 * 20, "every entry reaches both followers");
-    for id in c.ids().iter() {
-        assert_eq!(c.commands(*id).len(), 20, "node {id}");
+    for id in c.ids() {
+        assert_eq!(c.commands(id).len(), 20, "node {id}");
     }
 }
 

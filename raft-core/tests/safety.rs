@@ -204,7 +204,7 @@ fn every_new_leader_holds_all_committed_entries() {
 fn messages_from_another_cluster_or_for_another_node_are_refused() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let f = *c.ids().iter().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     let term = c.node(f).term();
     let ours = c.node(f).cluster_id().unwrap();
     let hb = |cluster_id: ClusterId, to: NodeId| Message {
@@ -220,7 +220,7 @@ fn messages_from_another_cluster_or_for_another_node_are_refused() {
     c.host_mut(f).clear_actions();
     c.step(f, Event::MessageReceived(hb(ClusterId(ours.0 ^ 0xff), f)));
     c.step(f, Event::MessageReceived(hb(ours, n(42))));
-    let h = &c.host(f);
+    let h = c.host(f);
     assert_eq!(h.node().term(), term, "neither message was trusted");
     let reasons: Vec<&Refusal> = h
         .actions()
@@ -270,7 +270,7 @@ fn a_stream_from_a_foreign_cluster_or_a_non_member_is_closed() {
             open: open(cluster_id, n(77)),
         },
     );
-    let actions = &c.host(leader).actions();
+    let actions = c.host(leader).actions();
     // Each is closed towards the follower its handshake named.
     assert!(actions.contains(&Action::CloseStream {
         stream: StreamId(1),

@@ -38,7 +38,7 @@ fn snapshot_every(entries: u64) -> NodeOptions {
 fn a_users_state_machine_reaches_a_lagging_follower_through_a_snapshot_and_survives_restarts() {
     let mut c = Cluster::with_state_machine(3, snapshot_every(10), 0, |_| Sum::default());
     let leader = c.leader().expect("a leader");
-    let f = c.ids().into_iter().find(|&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.crash(f);
     let mut last = LogIndex(0);
     for i in 1..=40 {
@@ -141,7 +141,7 @@ fn elect_moves_leadership_to_the_chosen_node() {
 fn a_crash_loses_the_appends_not_yet_durable_and_the_node_catches_up_after_restart() {
     let mut c = Cluster::new(3);
     let leader = c.leader().expect("a leader");
-    let f = c.ids().into_iter().find(|&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.host_mut(f).persist = Persist::Manually;
     let index = c.commit(b"w");
     assert_eq!(c.host(f).disk.pending.last().map(|e| e.index), Some(index));
@@ -175,4 +175,35 @@ fn the_seed_chooses_the_election_timeouts_and_replays_them() {
     assert_eq!(first_deadline(7), first_deadline(7));
     let drawn: std::collections::BTreeSet<Instant> = (0..10).map(first_deadline).collect();
     assert!(drawn.len() > 5, "{drawn:?}");
+}
+
+/// The example of the guide (docs/simulation.md), kept compiling and true.
+#[test]
+fn the_guides_example_runs() {
+    use raft_core::testing::{Cluster, Persist};
+    use raft_core::{Event, NodeId};
+
+    let mut c = Cluster::new(3); // bootstrapped, a leader elected, all applied
+    c.elect(NodeId(2)); // leadership moved by a transfer
+    c.host_mut(NodeId(3)).persist = Persist::Manually; // node 3's appends wait for c.persist
+    let index = c.commit(b"set x 1"); // proposed, run until committed (durable on 1 and 2)
+    assert!(c.host(NodeId(3)).disk.read(index, 1).is_empty());
+    c.persist(NodeId(3), index); // now durable on node 3 too
+    // Step the leader by hand: what it sends stays queued until delivered.
+    c.advance_to(c.node(NodeId(2)).next_deadline());
+    c.step(NodeId(2), Event::Tick);
+    let held = c.take_queued(|to, _| to == NodeId(1)); // hold what goes to node 1
+    c.settle(); // deliver the rest
+    assert!(!held.is_empty());
+    for (to, event) in held {
+        c.push(to, event); // and release it late
+    }
+    c.settle();
+    c.isolate(NodeId(2)); // both directions cut
+    c.run_until("a new leader", |c| {
+        c.leader().is_some_and(|l| l != NodeId(2))
+    });
+    c.heal();
+    c.run_until_applied(index);
+    c.assert_state_machine_safety();
 }

@@ -313,6 +313,15 @@ impl<M: StateMachine> Cluster<M> {
         self.hosts.keys().copied().collect()
     }
 
+    /// Every node's id but `id`, ascending (a leader's followers, say).
+    pub fn others(&self, id: NodeId) -> Vec<NodeId> {
+        self.hosts
+            .keys()
+            .copied()
+            .filter(|&other| other != id)
+            .collect()
+    }
+
     /// Removes node `id` and everything it held.
     pub fn remove_host(&mut self, id: NodeId) {
         self.crash(id);
