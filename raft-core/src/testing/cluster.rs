@@ -93,7 +93,7 @@ impl Cluster {
     }
 
     /// No nodes yet: add them with [`add_host`](Cluster::add_host) or
-    /// [`bootstrap`](Cluster::bootstrap).
+    /// [`bootstrap`](Cluster::bootstrap). The clock starts at 1 s.
     pub fn empty(options: NodeOptions) -> Cluster {
         Cluster::empty_with_state_machine(options, 0, |_| ())
     }
@@ -320,12 +320,6 @@ impl<M: StateMachine> Cluster<M> {
             .copied()
             .filter(|&other| other != id)
             .collect()
-    }
-
-    /// Removes node `id` and everything it held.
-    pub fn remove_host(&mut self, id: NodeId) {
-        self.crash(id);
-        self.hosts.remove(&id);
     }
 
     /// Forgets every host's recorded actions.
