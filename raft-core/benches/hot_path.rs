@@ -6,13 +6,10 @@
 // A counting global allocator is the one place that needs `unsafe`.
 #![allow(unsafe_code)]
 
-#[path = "../tests/harness/mod.rs"]
-mod harness;
-
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use harness::Cluster;
-use raft_core::{Event, NodeOptions, Proposal, RequestId, SnapshotPolicy};
+use raft_core::testing::Cluster;
+use raft_core::{Event, NodeOptions, Proposal, SnapshotPolicy};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -44,24 +41,22 @@ fn cluster() -> Cluster {
         ..NodeOptions::new(raft_core::NodeId(1))
     };
     let mut c = Cluster::with_options(3, opts);
-    c.record = false;
+    c.record_actions(false);
     c
 }
 
 /// Proposes one batch at the leader and runs the cluster until it committed.
 fn commit_batch(c: &mut Cluster, payload: &Bytes, batch: usize) {
     let leader = c.leader().expect("a leader");
-    let first = c.next_request;
-    c.next_request += batch as u64;
     let proposals = (0..batch)
-        .map(|i| Proposal {
-            id: RequestId(first + i as u64),
+        .map(|_| Proposal {
+            id: c.request_id(),
             data: payload.clone(),
         })
         .collect();
     c.push(leader, Event::ProposeRequested { proposals });
     c.settle();
-    c.completions.clear();
+    c.clear_completions();
 }
 
 fn bench(criterion: &mut Criterion) {

@@ -150,6 +150,15 @@
 //!   `quorum::is_majority`) as pure functions, for drivers and tests that
 //!   reason about a cluster's commit point without a node.
 //!
+//! A third is public only with the cargo feature `testing` (off by default;
+//! enable it in `[dev-dependencies]`):
+//!
+//! * `testing`: an in-memory cluster of nodes on one thread, with a manual
+//!   clock, a queue of events the test delivers, cuts, crashes and restarts
+//!   from in-memory disks, and an optional state machine of the test's own.
+//!   It is what raft-core's own tests run on; `docs/simulation.md` says when
+//!   to use it and when raft-sim.
+//!
 //! Every other module is private: its types are re-exported here, and the
 //! file layout (one module per protocol idea) can change without breaking
 //! anyone. Enums that will grow (new events, actions, entry kinds,
@@ -172,6 +181,8 @@ mod node;
 mod options;
 pub mod quorum;
 mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod time;
 mod types;
 pub mod wire;

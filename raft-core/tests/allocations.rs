@@ -52,17 +52,16 @@ fn commit_batch(c: &mut Cluster, batch: u64) -> u64 {
     let leader = c.leader().expect("a leader");
     let payload = Bytes::from(vec![0xab; 256]);
     let proposals = (0..batch)
-        .map(|i| Proposal {
-            id: RequestId(c.next_request + i),
+        .map(|_| Proposal {
+            id: c.request_id(),
             data: payload.clone(),
         })
         .collect();
-    c.next_request += batch;
-    let before = c.core_allocations;
+    let before = c.core_allocations();
     c.push(leader, Event::ProposeRequested { proposals });
     c.settle();
-    c.completions.clear();
-    c.core_allocations - before
+    c.clear_completions();
+    c.core_allocations() - before
 }
 
 fn counting_cluster() -> Cluster {
@@ -71,8 +70,8 @@ fn counting_cluster() -> Cluster {
         ..NodeOptions::new(NodeId(1))
     };
     let mut c = Cluster::with_options(3, harness::immediate_commit_notices(options));
-    c.record = false;
-    c.allocation_counter = Some(allocations);
+    c.record_actions(false);
+    c.count_allocations(allocations);
     c
 }
 
@@ -89,8 +88,8 @@ fn a_batch_committed_on_three_nodes_costs_the_core_one_allocation() {
             counts.iter().all(|&n| n == 1),
             "allocations of the nodes' steps per batch of {batch}: {counts:?}"
         );
-        let last = c.node(1).last_index();
-        for id in 1..=3 {
+        let last = c.node(NodeId(1)).last_index();
+        for id in c.ids() {
             assert_eq!(c.node(id).applied_index(), last, "node {id} applied all");
         }
     }
@@ -100,9 +99,7 @@ fn a_batch_committed_on_three_nodes_costs_the_core_one_allocation() {
 fn a_batch_is_shared_by_the_log_the_append_every_chunk_and_every_apply() {
     let mut c = Cluster::new(3);
     let leader = c.leader().expect("a leader");
-    for h in c.hosts.values_mut() {
-        h.actions.clear();
-    }
+    c.clear_actions();
     let proposals = (0..3)
         .map(|i| Proposal {
             id: RequestId(1000 + i),
@@ -111,8 +108,9 @@ fn a_batch_is_shared_by_the_log_the_append_every_chunk_and_every_apply() {
         .collect();
     c.push(leader, Event::ProposeRequested { proposals });
     c.settle();
-    let appended = c.hosts[&leader]
-        .actions
+    let appended = c
+        .host(leader)
+        .actions()
         .iter()
         .find_map(|a| match a {
             Action::AppendLog(entries) => Some(entries.clone()),
@@ -128,8 +126,8 @@ fn a_batch_is_shared_by_the_log_the_append_every_chunk_and_every_apply() {
     };
     let mut chunks = 0;
     let mut applies = 0;
-    for (&id, h) in &c.hosts {
-        for a in &h.actions {
+    for (id, h) in c.hosts() {
+        for a in h.actions() {
             match a {
                 Action::SendFrame {
                     frame: Frame::Chunk { entries, .. },
@@ -152,7 +150,7 @@ fn a_batch_is_shared_by_the_log_the_append_every_chunk_and_every_apply() {
     assert_eq!(chunks, 2, "one chunk per follower");
     assert_eq!(applies, 3, "one apply per node");
     assert!(
-        c.node(leader.0)
+        c.node(leader)
             .log_entries()
             .any(|e| std::ptr::eq(e, &appended[0])),
         "the leader's log holds a copy"

@@ -13,7 +13,7 @@ fn members(addresses: &[(u64, &str)]) -> Vec<(NodeId, String)> {
 
 fn three() -> Bootstrap {
     Bootstrap::new(
-        TOKEN,
+        BOOTSTRAP_TOKEN,
         members(&[(1, "node-1"), (2, "node-2"), (3, "node-3")]),
     )
     .unwrap()
@@ -54,18 +54,18 @@ fn fresh(id: u64) -> Node {
 fn three_nodes_bootstrapped_from_one_list_elect_a_leader_and_commit() {
     let mut c = Cluster::new(3);
     let leader = c.leader().expect("a leader");
-    for id in [1, 2, 3] {
+    for id in c.ids() {
         let node = c.node(id);
         assert_eq!(node.cluster_id(), Some(three().cluster_id()));
         assert_eq!(node.config().voter_count(), 3);
-        assert_eq!(c.hosts[&NodeId(id)].applied[0], three().first_entry());
+        assert_eq!(c.host(id).applied()[0], three().first_entry());
     }
     let id = c.propose(b"x");
     c.run_for(Duration::from_millis(300));
     assert_eq!(
         c.result(id),
         Some(Ok(Completion::Written {
-            index: c.hosts[&leader].node.last_index()
+            index: c.node(leader).last_index()
         }))
     );
     for id in [1, 2, 3] {
@@ -105,7 +105,7 @@ fn nodes_given_different_lists_refuse_each_other_and_never_mix_logs() {
     let mut c = Cluster::empty(NodeOptions::new(NodeId(1)));
     // Node 3 was told another address for node 2: another list, another cluster.
     let other = Bootstrap::new(
-        TOKEN,
+        BOOTSTRAP_TOKEN,
         members(&[(1, "node-1"), (2, "node-2b"), (3, "node-3")]),
     )
     .unwrap();
@@ -127,18 +127,19 @@ fn nodes_given_different_lists_refuse_each_other_and_never_mix_logs() {
     let id = c.propose(b"x");
     c.run_for(Duration::from_millis(300));
     assert!(matches!(c.result(id), Some(Ok(Completion::Written { .. }))));
-    let lonely = &c.hosts[&NodeId(3)];
-    assert_eq!(lonely.node.cluster_id(), Some(other.cluster_id()));
-    assert_ne!(lonely.node.role(), Role::Leader, "no quorum of its list");
+    let lonely = c.host(NodeId(3));
+    assert_eq!(lonely.node().cluster_id(), Some(other.cluster_id()));
+    assert_ne!(lonely.node().role(), Role::Leader, "no quorum of its list");
     assert_eq!(
-        lonely.node.last_index(),
+        lonely.node().last_index(),
         LogIndex(1),
         "only its own first entry"
     );
-    let refused_foreign = c.hosts[&NodeId(1)]
-        .actions
+    let refused_foreign = c
+        .host(NodeId(1))
+        .actions()
         .iter()
-        .chain(&c.hosts[&NodeId(3)].actions)
+        .chain(c.host(NodeId(3)).actions())
         .any(|a| {
             matches!(
                 a,
@@ -159,11 +160,15 @@ fn bootstrapping_again_with_the_same_list_succeeds_and_changes_nothing() {
     assert!(matches!(c.result(id), Some(Ok(Completion::Written { .. }))));
     c.crash(NodeId(2));
     c.restart(NodeId(2));
-    let before = c.node(2).log_entries().cloned().collect::<Vec<_>>();
-    let now = c.now;
-    let actions = bootstrap(&mut c.hosts.get_mut(&NodeId(2)).unwrap().node, now, three());
+    let before = c.node(NodeId(2)).log_entries().cloned().collect::<Vec<_>>();
+    c.clear_actions();
+    let event = Event::BootstrapRequested {
+        id: RequestId(7),
+        bootstrap: three(),
+    };
+    c.step(NodeId(2), event);
     assert_eq!(
-        actions,
+        c.host(NodeId(2)).actions(),
         [Action::CompleteRequest {
             id: RequestId(7),
             result: Ok(Completion::Initialized {
@@ -171,7 +176,10 @@ fn bootstrapping_again_with_the_same_list_succeeds_and_changes_nothing() {
             })
         }]
     );
-    assert_eq!(c.node(2).log_entries().cloned().collect::<Vec<_>>(), before);
+    assert_eq!(
+        c.node(NodeId(2)).log_entries().cloned().collect::<Vec<_>>(),
+        before
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use raft_core::*;
 fn a_proposal_to_a_follower_is_refused_with_a_leader_hint() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     let id = c.request_id();
     c.push(
         f,
@@ -51,10 +51,10 @@ fn a_proposal_whose_leader_is_deposed_has_an_unknown_outcome() {
 fn a_read_index_waits_for_a_quorum_to_confirm_leadership() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let commit = c.hosts[&leader].node.commit_index();
+    let commit = c.node(leader).commit_index();
     c.isolate(leader);
     // Reads share a round sent in the same instant: arrive after it.
-    c.now = c.now + Duration::from_millis(1);
+    c.advance(Duration::from_millis(1));
     let id = c.request_id();
     c.push(leader, Event::ReadRequested { id });
     c.settle();
@@ -69,8 +69,8 @@ fn a_read_on_a_fresh_leader_waits_for_its_first_commit() {
     let mut c = Cluster::new(3);
     let old = c.leader().unwrap();
     c.crash(old);
-    for h in c.hosts.values_mut() {
-        h.persist = Persist::Manually;
+    for id in c.ids() {
+        c.host_mut(id).persist = Persist::Manually;
     }
     c.run_for(Duration::from_secs(2));
     let leader = c.leader().unwrap();
@@ -78,12 +78,12 @@ fn a_read_on_a_fresh_leader_waits_for_its_first_commit() {
     c.push(leader, Event::ReadRequested { id });
     c.settle();
     assert_eq!(c.result(id), None, "the Nop of this term has not committed");
-    let ids: Vec<NodeId> = c.hosts.keys().copied().collect();
+    let ids = c.ids();
     for n in ids {
-        c.persist(n, u64::MAX);
+        c.persist(n, LogIndex(u64::MAX));
     }
     c.run_for(Duration::from_millis(200));
-    let nop = c.hosts[&leader].node.last_index();
+    let nop = c.node(leader).last_index();
     assert_eq!(c.result(id), Some(Ok(Completion::Read { index: nop })));
 }
 
@@ -119,11 +119,11 @@ fn a_leader_that_sent_timeout_now_serves_no_lease_read_for_the_rest_of_its_term(
     let mut c = Cluster::with_options(3, opts);
     c.run_for(Duration::from_millis(200));
     let leader = c.leader().unwrap();
-    let target = *c.hosts.keys().find(|&&id| id != leader).unwrap();
-    let term = c.hosts[&leader].node.term();
+    let target = c.others(leader)[0];
+    let term = c.node(leader).term();
     // The TimeoutNow is lost, as it may be; the leader cannot tell whether the
     // target received it and won a later term.
-    c.cut.insert((leader, target));
+    c.cut(leader, target);
     let transfer = c.request_id();
     c.push(
         leader,
@@ -142,7 +142,7 @@ fn a_leader_that_sent_timeout_now_serves_no_lease_read_for_the_rest_of_its_term(
         Some(Err(RequestError::TransferTimedOut(target)))
     );
     assert_eq!(c.leader(), Some(leader));
-    assert_eq!(c.hosts[&leader].node.term(), term, "still the same term");
+    assert_eq!(c.node(leader).term(), term, "still the same term");
     c.isolate(leader); // only a lease could answer now
     let id = c.request_id();
     c.push(leader, Event::ReadRequested { id });

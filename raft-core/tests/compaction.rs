@@ -20,7 +20,7 @@ fn opts(threshold: u64, trailing: u64) -> NodeOptions {
 }
 
 fn count(h: &Host, f: impl Fn(&Action) -> bool) -> usize {
-    h.actions.iter().filter(|a| f(a)).count()
+    h.actions().iter().filter(|a| f(a)).count()
 }
 
 #[test]
@@ -30,7 +30,7 @@ fn a_snapshot_is_requested_after_the_threshold_and_the_log_compacted_behind_it()
         c.propose(format!("w{i}").as_bytes());
         c.settle();
     }
-    for (id, h) in &c.hosts {
+    for (id, h) in c.hosts() {
         assert!(
             count(h, |a| matches!(a, Action::TakeSnapshot)) >= 2,
             "node {id}"
@@ -39,12 +39,12 @@ fn a_snapshot_is_requested_after_the_threshold_and_the_log_compacted_behind_it()
             count(h, |a| matches!(a, Action::CompactLog { .. })) >= 2,
             "node {id}"
         );
-        let s = h.node.snapshot().expect("a snapshot");
+        let s = h.node().snapshot().expect("a snapshot");
         assert!(
-            h.node.status().first_index.0 + 4 > s.index.0,
+            h.node().status().first_index.0 + 4 > s.index.0,
             "node {id} keeps only the trailing window"
         );
-        assert!(h.node.status().first_index > LogIndex(1));
+        assert!(h.node().status().first_index > LogIndex(1));
     }
 }
 
@@ -52,7 +52,7 @@ fn a_snapshot_is_requested_after_the_threshold_and_the_log_compacted_behind_it()
 fn a_follower_behind_the_compaction_point_gets_the_snapshot_then_the_entries() {
     let mut c = Cluster::with_options(3, opts(10, 2));
     let leader = c.leader().unwrap();
-    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.crash(f);
     for i in 0..40 {
         c.propose(format!("w{i}").as_bytes());
@@ -64,9 +64,9 @@ fn a_follower_behind_the_compaction_point_gets_the_snapshot_then_the_entries() {
         c.propose(format!("w{i}").as_bytes());
     }
     c.run_for(Duration::from_millis(200));
-    let h = &c.hosts[&f];
+    let h = c.host(f);
     assert_eq!(count(h, |a| matches!(a, Action::InstallSnapshot { .. })), 1);
-    assert_eq!(h.node.commit_index(), c.hosts[&leader].node.commit_index());
+    assert_eq!(h.node().commit_index(), c.node(leader).commit_index());
     assert_eq!(
         c.commands(f).len(),
         45,
@@ -79,16 +79,16 @@ fn a_follower_behind_the_compaction_point_gets_the_snapshot_then_the_entries() {
 fn a_briefly_disconnected_follower_resumes_from_the_trailing_log_without_a_snapshot() {
     let mut c = Cluster::with_options(3, opts(10, 100));
     let leader = c.leader().unwrap();
-    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.crash(f);
     for i in 0..25 {
         c.propose(format!("w{i}").as_bytes());
         c.settle();
     }
-    assert!(c.hosts[&leader].node.snapshot().is_some());
+    assert!(c.node(leader).snapshot().is_some());
     c.restart(f);
     c.run_for(Duration::from_millis(500));
-    let h = &c.hosts[&f];
+    let h = c.host(f);
     assert_eq!(count(h, |a| matches!(a, Action::InstallSnapshot { .. })), 0);
     assert_eq!(c.commands(f).len(), 25);
 }
@@ -179,16 +179,16 @@ fn a_follower_acks_what_its_durable_snapshot_covers_even_before_the_append_is_re
     };
     let mut c = Cluster::with_options(3, options);
     let leader = c.leader().unwrap();
-    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
-    c.hosts.get_mut(&f).unwrap().persist = Persist::Manually;
+    let f = c.others(leader)[0];
+    c.host_mut(f).persist = Persist::Manually;
     for i in 0..40 {
         c.propose(format!("w{i}").as_bytes());
         c.settle();
     }
     c.run_for(Duration::from_millis(200)); // heartbeats carry the commit index to f
-    let snap = c.hosts[&f].node.snapshot().expect("f snapshotted").index;
-    assert!(c.hosts[&f].node.durable_index() >= snap);
-    let status = c.hosts[&leader].node.status();
+    let snap = c.node(f).snapshot().expect("f snapshotted").index;
+    assert!(c.node(f).durable_index() >= snap);
+    let status = c.node(leader).status();
     let m = status
         .followers
         .iter()
@@ -212,29 +212,27 @@ fn a_snapshot_on_the_stream_never_runs_more_than_the_budget_ahead_of_the_followe
         },
     );
     let leader = c.leader().unwrap();
-    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.crash(f);
     for i in 0..120 {
         c.propose(format!("write {i:>4} with some padding to make it weigh").as_bytes());
         c.settle();
     }
-    let (_, data) = c.hosts[&leader].disk.snapshot.clone().expect("a snapshot");
+    let (_, data) = c.host(leader).disk.snapshot.clone().expect("a snapshot");
     assert!(
         data.len() as u64 > 4 * budget,
         "a snapshot of several budgets"
     );
     c.restart(f);
     c.run_for(Duration::from_millis(500));
-    let h = &c.hosts[&f];
+    let h = c.host(f);
     assert_eq!(count(h, |a| matches!(a, Action::InstallSnapshot { .. })), 1);
     assert!(
-        c.snapshot_inflight_max <= budget,
+        c.snapshot_inflight_max() <= budget,
         "{} snapshot bytes ahead of the acks, budget {budget}",
-        c.snapshot_inflight_max
+        c.snapshot_inflight_max()
     );
-    let windows = count(&c.hosts[&leader], |a| {
-        matches!(a, Action::SendSnapshot { .. })
-    });
+    let windows = count(c.host(leader), |a| matches!(a, Action::SendSnapshot { .. }));
     assert!(windows > 4, "sent in {windows} windows");
     assert_eq!(c.commands(f).len(), 120);
     c.assert_state_machine_safety();
@@ -243,20 +241,18 @@ fn a_snapshot_on_the_stream_never_runs_more_than_the_budget_ahead_of_the_followe
 #[test]
 fn a_snapshot_acked_whole_at_once_is_sent_once_then_the_entries() {
     let mut c = Cluster::with_options(3, opts(10, 2));
-    c.snapshot_chunk_bytes = 1 << 20; // one chunk: the first ack is also the last
+    c.set_snapshot_chunk_bytes(1 << 20); // one chunk: the first ack is also the last
     let leader = c.leader().unwrap();
-    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.crash(f);
     for i in 0..40 {
         c.propose(format!("w{i}").as_bytes());
         c.settle();
     }
-    c.hosts.get_mut(&leader).unwrap().actions.clear();
+    c.host_mut(leader).clear_actions();
     c.restart(f);
     c.run_for(Duration::from_millis(500));
-    let sent = count(&c.hosts[&leader], |a| {
-        matches!(a, Action::SendSnapshot { .. })
-    });
+    let sent = count(c.host(leader), |a| matches!(a, Action::SendSnapshot { .. }));
     assert_eq!(sent, 1, "the snapshot went out in one window, once");
     assert_eq!(c.commands(f).len(), 40);
     c.assert_state_machine_safety();
@@ -287,7 +283,7 @@ fn snapshots_wait_for_log_bytes_in_proportion_to_the_last_snapshot() {
     for i in 0..200 {
         c.propose(&[i as u8; 100]);
         c.settle();
-        if let Some(s) = c.hosts[&leader].node.snapshot().map(|s| s.index) {
+        if let Some(s) = c.node(leader).snapshot().map(|s| s.index) {
             if indexes.last() != Some(&s) {
                 indexes.push(s);
             }
@@ -310,7 +306,7 @@ fn snapshots_wait_for_log_bytes_in_proportion_to_the_last_snapshot() {
 }
 
 fn compactions(h: &Host) -> Vec<LogIndex> {
-    h.actions
+    h.actions()
         .iter()
         .filter_map(|a| match a {
             Action::CompactLog { through } => Some(*through),
@@ -329,13 +325,13 @@ fn a_snapshot_taken_is_recorded_only_if_newer_and_applied_and_compacts_behind_it
     }
     c.settle();
     let me = NodeId(1);
-    let applied = c.hosts[&me].node.applied_index();
+    let applied = c.node(me).applied_index();
     assert!(applied >= LogIndex(11), "{applied}");
     let taken = |c: &mut Cluster, index: LogIndex| {
-        c.hosts.get_mut(&me).unwrap().actions.clear();
+        c.host_mut(me).clear_actions();
         c.step(me, Event::SnapshotTaken { index, bytes: 0 });
-        let h = &c.hosts[&me];
-        (h.node.snapshot().map(|s| s.index), compactions(h))
+        let h = c.host(me);
+        (h.node().snapshot().map(|s| s.index), compactions(h))
     };
 
     // Beyond what the FSM applied, or of nothing: not a snapshot of ours.
@@ -343,11 +339,11 @@ fn a_snapshot_taken_is_recorded_only_if_newer_and_applied_and_compacts_behind_it
     assert_eq!(taken(&mut c, LogIndex(0)), (None, vec![]));
     // Within the trailing window of the log's start: nothing to drop yet.
     assert_eq!(taken(&mut c, LogIndex(3)), (Some(LogIndex(3)), vec![]));
-    assert_eq!(c.hosts[&me].node.status().first_index, LogIndex(1));
+    assert_eq!(c.node(me).status().first_index, LogIndex(1));
     // Up to the applied index: recorded, the log kept for 3 entries behind it.
     let through = LogIndex(applied.0 - 3);
     assert_eq!(taken(&mut c, applied), (Some(applied), vec![through]));
-    assert_eq!(c.hosts[&me].node.status().first_index, through.next());
+    assert_eq!(c.node(me).status().first_index, through.next());
     // An older or the same snapshot again changes nothing.
     assert_eq!(taken(&mut c, applied), (Some(applied), vec![]));
     assert_eq!(

@@ -14,9 +14,8 @@ fn run() -> Vec<String> {
     c.run_for(Duration::from_secs(2));
     c.restart(leader);
     c.run_for(Duration::from_secs(1));
-    c.hosts
-        .values()
-        .flat_map(|h| h.actions.iter().map(|a| format!("{a:?}")))
+    c.hosts()
+        .flat_map(|(_, h)| h.actions().iter().map(|a| format!("{a:?}")))
         .collect()
 }
 

@@ -16,11 +16,10 @@ fn a_cluster_elects_exactly_one_leader_per_term() {
     c.run_for(Duration::from_secs(3));
     let new_leader = c.leader().unwrap();
     assert_ne!(new_leader, leader);
-    let term = c.hosts[&new_leader].node.term();
+    let term = c.node(new_leader).term();
     let leaders_in_term = c
-        .hosts
-        .values()
-        .filter(|h| h.up && h.node.role() == Role::Leader && h.node.term() == term)
+        .hosts()
+        .filter(|(_, h)| h.is_up() && h.node().role() == Role::Leader && h.node().term() == term)
         .count();
     assert_eq!(leaders_in_term, 1);
 }
@@ -57,12 +56,12 @@ fn election_timeout_is_drawn_from_t_to_2t() {
 fn pre_vote_keeps_a_partitioned_node_from_raising_its_term() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let follower = *c.hosts.keys().find(|&&id| id != leader).unwrap();
-    let term_before = c.hosts[&follower].node.term();
+    let follower = c.others(leader)[0];
+    let term_before = c.node(follower).term();
     c.isolate(follower);
     c.run_for(Duration::from_secs(5));
     assert_eq!(
-        c.hosts[&follower].node.term(),
+        c.node(follower).term(),
         term_before,
         "pre-vote never succeeds alone, so the term stays"
     );
@@ -81,12 +80,10 @@ fn leader_steps_down_when_quorum_silent_for_election_timeout() {
     let leader = c.leader().unwrap();
     c.isolate(leader);
     c.run_for(Duration::from_millis(1200));
-    assert_ne!(c.hosts[&leader].node.role(), Role::Leader, "check-quorum");
-    let others: Vec<_> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
+    assert_ne!(c.node(leader).role(), Role::Leader, "check-quorum");
+    let others: Vec<_> = c.others(leader);
     assert!(
-        others
-            .iter()
-            .any(|id| c.hosts[id].node.role() == Role::Leader),
+        others.iter().any(|id| c.node(*id).role() == Role::Leader),
         "the majority elected a new leader"
     );
 }
@@ -104,9 +101,9 @@ fn an_isolated_leader_steps_down_one_election_timeout_after_its_last_quorum_cont
         c.push(leader, Event::ReadRequested { id: read });
         c.settle();
         assert!(matches!(c.result(read), Some(Ok(Completion::Read { .. }))));
-        let contact = c.now;
+        let contact = c.now();
         c.isolate(leader);
-        let node = &mut c.hosts.get_mut(&leader).unwrap().node;
+        let node = c.host_mut(leader).node_mut();
         node.step(contact + timeout - Duration(1), Event::Tick);
         assert_eq!(
             node.role(),
@@ -131,10 +128,10 @@ fn an_isolated_leader_steps_down_one_election_timeout_after_its_last_quorum_cont
 fn votes_refused_while_a_live_leader_was_heard_recently() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let follower = *c.hosts.keys().find(|&&id| id != leader).unwrap();
-    let term = c.hosts[&follower].node.term();
-    let cluster_id = c.hosts[&follower].node.cluster_id().unwrap();
-    let last_index = c.hosts[&follower].node.last_index();
+    let follower = c.others(leader)[0];
+    let term = c.node(follower).term();
+    let cluster_id = c.node(follower).cluster_id().unwrap();
+    let last_index = c.node(follower).last_index();
     let vote = Message {
         cluster_id,
         from: n(99),
@@ -147,14 +144,14 @@ fn votes_refused_while_a_live_leader_was_heard_recently() {
         },
     };
     c.step(follower, Event::MessageReceived(vote));
-    let node = &c.hosts[&follower].node;
+    let node = &c.node(follower);
     assert_eq!(
         node.term(),
         term,
         "a disruptive candidate does not bump the term"
     );
-    assert_eq!(node.vote(), c.hosts[&follower].disk.hard_state.vote);
-    assert!(c.hosts[&follower].actions.iter().any(|a| matches!(
+    assert_eq!(node.vote(), c.host(follower).disk.hard_state.vote);
+    assert!(c.host(follower).actions().iter().any(|a| matches!(
         a,
         Action::Refused {
             reason: Refusal::LeaderAlive(_),
@@ -177,14 +174,15 @@ fn vote_granted(actions: &[Action]) -> Option<bool> {
 fn a_restarted_node_refuses_votes_and_pre_votes_for_one_election_timeout() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let others: Vec<NodeId> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
+    let others: Vec<NodeId> = c.others(leader);
     let (restarted, candidate) = (others[0], others[1]);
     // Its last heartbeat answer may back the leader's lease; a restart must
     // not make it forget that it promised no vote for T.
     c.crash(restarted);
     c.restart(restarted);
-    let started = c.now;
-    let node = &mut c.hosts.get_mut(&restarted).unwrap().node;
+    let started = c.now();
+    let timeout = c.options().election_timeout;
+    let node = c.host_mut(restarted).node_mut();
     let term = node.term();
     let ask = |term: Term, body: MessageBody| Message {
         cluster_id: node.cluster_id().unwrap(),
@@ -209,7 +207,6 @@ fn a_restarted_node_refuses_votes_and_pre_votes_for_one_election_timeout() {
             transfer: false,
         },
     );
-    let timeout = c.options.election_timeout;
     let last_moment = started + timeout - Duration(1);
     let actions = node.step(last_moment, Event::MessageReceived(pre_vote.clone()));
     assert_eq!(vote_granted(&actions), Some(false), "pre-vote refused");
@@ -367,7 +364,7 @@ fn a_new_leader_appends_a_nop_of_its_term() {
     let leader = c.leader().unwrap();
     c.crash(leader);
     c.run_for(Duration::from_secs(3));
-    let l = &c.hosts[&c.leader().unwrap()].node;
+    let l = &c.node(c.leader().unwrap());
     let last = l.log_entries().last().unwrap();
     assert_eq!((last.kind, last.term), (EntryKind::Nop, l.term()));
 }
@@ -376,7 +373,7 @@ fn a_new_leader_appends_a_nop_of_its_term() {
 fn timeout_now_makes_the_target_campaign_past_leader_stickiness() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let target = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let target = c.others(leader)[0];
     let id = c.request_id();
     c.push(
         leader,
@@ -399,8 +396,8 @@ fn timeout_now_makes_the_target_campaign_past_leader_stickiness() {
 /// lost; returns (leader, target, request).
 fn transfer_with_lost_timeout_now(c: &mut Cluster) -> (NodeId, NodeId, RequestId) {
     let leader = c.leader().unwrap();
-    let target = *c.hosts.keys().find(|&&id| id != leader).unwrap();
-    c.cut.insert((leader, target));
+    let target = c.others(leader)[0];
+    c.cut(leader, target);
     let id = c.request_id();
     c.push(
         leader,
@@ -411,7 +408,7 @@ fn transfer_with_lost_timeout_now(c: &mut Cluster) -> (NodeId, NodeId, RequestId
     );
     c.settle();
     assert!(
-        c.hosts[&leader].actions.iter().any(|a| matches!(
+        c.host(leader).actions().iter().any(|a| matches!(
             a,
             Action::Send(Message { body: MessageBody::TimeoutNow, to, .. }) if *to == target
         )),
@@ -424,14 +421,14 @@ fn transfer_with_lost_timeout_now(c: &mut Cluster) -> (NodeId, NodeId, RequestId
 fn a_transfer_is_reported_done_only_when_the_target_leads_a_later_term() {
     let mut c = Cluster::new(3);
     let (leader, target, id) = transfer_with_lost_timeout_now(&mut c);
-    let other = *c
-        .hosts
-        .keys()
-        .find(|&&n| n != leader && n != target)
+    let other = c
+        .ids()
+        .into_iter()
+        .find(|&n| n != leader && n != target)
         .unwrap();
     // Another node leads a later term: the leader steps down, but not because
     // the target took over.
-    let node = &c.hosts[&leader].node;
+    let node = &c.node(leader);
     let later = node.term().next();
     let beat = Message {
         cluster_id: node.cluster_id().unwrap(),
@@ -444,7 +441,7 @@ fn a_transfer_is_reported_done_only_when_the_target_leads_a_later_term() {
         },
     };
     c.step(leader, Event::MessageReceived(beat));
-    assert_eq!(c.hosts[&leader].node.role(), Role::Follower);
+    assert_eq!(c.node(leader).role(), Role::Follower);
     assert_eq!(
         c.result(id),
         Some(Err(RequestError::TransferSuperseded {
@@ -465,7 +462,7 @@ fn a_transfer_cut_short_by_check_quorum_is_reported_unconfirmed() {
     // the transfer would have been abandoned.
     let (_, target, id) = transfer_with_lost_timeout_now(&mut c);
     c.run_for(Duration::from_millis(450));
-    assert_ne!(c.hosts[&leader].node.role(), Role::Leader, "check-quorum");
+    assert_ne!(c.node(leader).role(), Role::Leader, "check-quorum");
     assert_eq!(c.result(id), None, "stepping down proves nothing yet");
     c.run_for(Duration::from_millis(600));
     assert_eq!(
@@ -509,15 +506,15 @@ fn a_leader_that_loses_its_quorum_waits_a_fresh_election_timeout() {
     let leader = c.leader().unwrap();
     c.isolate(leader);
     for _ in 0..400 {
-        if c.hosts[&leader].node.role() != Role::Leader {
+        if c.node(leader).role() != Role::Leader {
             break;
         }
         c.run_for(Duration::from_millis(5));
     }
-    let node = &c.hosts[&leader].node;
+    let node = &c.node(leader);
     assert_eq!(node.role(), Role::Follower, "check-quorum stepped it down");
     assert!(
-        node.election_deadline().unwrap() >= c.now + node.options().election_timeout,
+        node.election_deadline().unwrap() >= c.now() + node.options().election_timeout,
         "no campaign before a full election timeout after stepping down"
     );
 }
@@ -597,12 +594,12 @@ fn a_pre_candidate_refused_from_a_later_term_follows_that_term() {
 fn timeout_now_makes_a_follower_campaign_only_from_its_leader_in_its_term() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let term = c.hosts[&leader].node.term();
-    let others: Vec<NodeId> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
+    let term = c.node(leader).term();
+    let others: Vec<NodeId> = c.others(leader);
     let (f, other) = (others[0], others[1]);
     let timeout_now = |from: NodeId, term: Term| {
         Event::MessageReceived(Message {
-            cluster_id: c.hosts[&f].node.cluster_id().unwrap(),
+            cluster_id: c.node(f).cluster_id().unwrap(),
             from,
             to: f,
             term,
@@ -616,7 +613,7 @@ fn timeout_now_makes_a_follower_campaign_only_from_its_leader_in_its_term() {
     let from_the_leader = timeout_now(leader, term);
     for event in [from_a_follower, from_an_older_term] {
         c.step(f, event.clone());
-        let node = &c.hosts[&f].node;
+        let node = &c.node(f);
         assert_eq!(
             (node.role(), node.term()),
             (Role::Follower, term),
@@ -624,7 +621,7 @@ fn timeout_now_makes_a_follower_campaign_only_from_its_leader_in_its_term() {
         );
     }
     c.step(f, from_the_leader);
-    let node = &c.hosts[&f].node;
+    let node = &c.node(f);
     assert_eq!((node.role(), node.term()), (Role::Candidate, term.next()));
 }
 
@@ -632,9 +629,9 @@ fn timeout_now_makes_a_follower_campaign_only_from_its_leader_in_its_term() {
 fn a_transfer_to_the_leader_itself_completes_at_once_in_its_term() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let term = c.hosts[&leader].node.term();
+    let term = c.node(leader).term();
     let id = c.request_id();
-    c.hosts.get_mut(&leader).unwrap().actions.clear();
+    c.host_mut(leader).clear_actions();
     c.push(
         leader,
         Event::TransferLeadershipRequested {
@@ -645,9 +642,10 @@ fn a_transfer_to_the_leader_itself_completes_at_once_in_its_term() {
     c.settle();
     assert_eq!(c.result(id), Some(Ok(Completion::Transferred { term })));
     assert_eq!(c.leader(), Some(leader));
-    assert_eq!(c.hosts[&leader].node.term(), term);
-    let timeout_now_sent = c.hosts[&leader]
-        .actions
+    assert_eq!(c.node(leader).term(), term);
+    let timeout_now_sent = c
+        .host(leader)
+        .actions()
         .iter()
         .any(|a| matches!(a, Action::Send(m) if m.body == MessageBody::TimeoutNow));
     assert!(!timeout_now_sent);
@@ -663,13 +661,13 @@ fn no_node_asks_to_be_woken_at_a_time_already_past() {
             c.crash(first);
         }
         c.run_for(Duration::from_millis(50));
-        for (id, h) in c.hosts.iter().filter(|(_, h)| h.up) {
+        for (id, h) in c.hosts().filter(|(_, h)| h.is_up()) {
             assert!(
-                h.node.next_deadline() > c.now,
+                h.node().next_deadline() > c.now(),
                 "node {id} ({:?}) asks for {} at {}",
-                h.node.role(),
-                h.node.next_deadline(),
-                c.now
+                h.node().role(),
+                h.node().next_deadline(),
+                c.now()
             );
         }
     }
@@ -680,9 +678,9 @@ fn no_node_asks_to_be_woken_at_a_time_already_past() {
 fn role_and_config_changes_are_reported_once_each_as_they_happen() {
     let c = Cluster::initialized_then_joined(3);
     let leader = c.leader().unwrap();
-    for (id, h) in &c.hosts {
+    for (id, h) in c.hosts() {
         let roles: Vec<(Role, Term, Option<NodeId>)> = h
-            .actions
+            .actions()
             .iter()
             .filter_map(|a| match a {
                 Action::RoleChanged { role, term, leader } => Some((*role, *term, *leader)),
@@ -690,7 +688,7 @@ fn role_and_config_changes_are_reported_once_each_as_they_happen() {
             })
             .collect();
         let configs: Vec<&Config> = h
-            .actions
+            .actions()
             .iter()
             .filter_map(|a| match a {
                 Action::ConfigChanged(config) => Some(config),
@@ -699,10 +697,10 @@ fn role_and_config_changes_are_reported_once_each_as_they_happen() {
             .collect();
         assert_eq!(
             roles.last(),
-            Some(&(h.node.role(), h.node.term(), Some(leader))),
+            Some(&(h.node().role(), h.node().term(), Some(leader))),
             "node {id}: {roles:?}"
         );
-        assert_eq!(configs.last(), Some(&h.node.config()), "node {id}");
+        assert_eq!(configs.last(), Some(&h.node().config()), "node {id}");
         assert!(
             roles.windows(2).all(|w| w[0] != w[1]),
             "node {id} repeats a report: {roles:?}"
@@ -713,8 +711,9 @@ fn role_and_config_changes_are_reported_once_each_as_they_happen() {
         );
     }
     // The first node saw the cluster grow one member at a time.
-    let sizes: Vec<usize> = c.hosts[&NodeId(1)]
-        .actions
+    let sizes: Vec<usize> = c
+        .host(NodeId(1))
+        .actions()
         .iter()
         .filter_map(|a| match a {
             Action::ConfigChanged(config) => Some(config.members.len()),
@@ -742,7 +741,7 @@ fn pre_vote_grants_for_another_term_do_not_count() {
 fn a_transfer_to_a_node_that_is_not_a_voter_is_refused() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let term = c.hosts[&leader].node.term();
+    let term = c.node(leader).term();
     let stranger = NodeId(9);
     let id = c.request_id();
     c.push(
@@ -774,8 +773,8 @@ fn a_transfer_to_a_node_that_is_not_a_voter_is_refused() {
 fn a_leader_refuses_a_vote_for_a_later_term_and_keeps_leading() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let member = *c.hosts.keys().find(|&&id| id != leader).unwrap();
-    let node = &c.hosts[&leader].node;
+    let member = c.others(leader)[0];
+    let node = &c.node(leader);
     let (term, cluster_id, last_index) =
         (node.term(), node.cluster_id().unwrap(), node.last_index());
     for pre_vote in [true, false] {
@@ -801,17 +800,17 @@ fn a_leader_refuses_a_vote_for_a_later_term_and_keeps_leading() {
             term: term.next(),
             body,
         };
-        c.hosts.get_mut(&leader).unwrap().actions.clear();
+        c.host_mut(leader).clear_actions();
         c.step(leader, Event::MessageReceived(request));
-        let host = &c.hosts[&leader];
+        let host = c.host(leader);
         // A pre-vote is answered no; a vote is not answered (the candidate
         // times out), and never granted.
-        let answer = vote_granted(&host.actions);
+        let answer = vote_granted(host.actions());
         assert_eq!(answer, pre_vote.then_some(false), "pre-vote {pre_vote}");
         // A refused vote for a later term is reported (a pre-vote changes no
         // term, so its refusal is only the answer).
         assert_eq!(
-            host.actions.iter().any(|a| matches!(
+            host.actions().iter().any(|a| matches!(
                 a,
                 Action::Refused {
                     reason: Refusal::LeaderAlive(_),
@@ -820,6 +819,9 @@ fn a_leader_refuses_a_vote_for_a_later_term_and_keeps_leading() {
             )),
             !pre_vote
         );
-        assert_eq!((host.node.role(), host.node.term()), (Role::Leader, term));
+        assert_eq!(
+            (host.node().role(), host.node().term()),
+            (Role::Leader, term)
+        );
     }
 }

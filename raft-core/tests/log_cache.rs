@@ -34,8 +34,11 @@ fn assert_within_budget(c: &Cluster) {
         data: value(0).into(),
     }
     .budget_bytes();
-    for (id, h) in c.hosts.iter().filter(|(_, h)| h.up) {
-        let status = h.node.status();
+    for id in c.ids() {
+        if !c.host(id).is_up() {
+            continue;
+        }
+        let status = c.node(id).status();
         assert!(
             status.cached_bytes <= CACHE + one,
             "node {id} holds {} bytes, budget {CACHE}",
@@ -52,23 +55,23 @@ fn assert_within_budget(c: &Cluster) {
 fn a_follower_far_behind_catches_up_from_entries_read_back() {
     let mut c = Cluster::with_options(3, small_cache());
     let leader = c.leader().expect("a leader");
-    let behind = c.hosts.keys().copied().find(|&id| id != leader).unwrap();
+    let behind = c.others(leader)[0];
     c.isolate(behind);
     for i in 0..200 {
         c.propose(&value(i));
         c.settle();
         assert_within_budget(&c);
     }
-    let status = c.node(leader.0).status();
+    let status = c.node(leader).status();
     assert!(
         status.cache_start > LogIndex(150),
         "the leader still holds entries from {}",
         status.cache_start
     );
-    assert_eq!(c.reads, 0, "nothing needed reading yet");
+    assert_eq!(c.log_reads(), 0, "nothing needed reading yet");
     c.heal();
     c.run_for(Duration::from_millis(2_000));
-    assert!(c.reads > 0, "the follower's entries came from reads");
+    assert!(c.log_reads() > 0, "the follower's entries came from reads");
     assert_within_budget(&c);
     let all = c.commands(leader);
     assert_eq!(all.len(), 200);
@@ -85,7 +88,7 @@ fn after_a_restart_of_every_node_committed_entries_are_applied_from_reads() {
     }
     let before = c.commands(c.leader().unwrap());
     assert_eq!(before.len(), 100);
-    let ids: Vec<NodeId> = c.hosts.keys().copied().collect();
+    let ids = c.ids();
     for &id in &ids {
         c.crash(id);
     }
@@ -93,12 +96,12 @@ fn after_a_restart_of_every_node_committed_entries_are_applied_from_reads() {
         // The harness recovers within the budget: the log's front stays
         // on its disk, described by `StoredEntries`.
         c.restart(id);
-        let status = c.node(id.0).status();
+        let status = c.node(id).status();
         assert!(status.cache_start > LogIndex(50), "node {id}: {status:?}");
     }
-    let reads = c.reads;
+    let reads = c.log_reads();
     c.run_for(Duration::from_millis(3_000));
-    assert!(c.reads > reads, "the apply path read entries back");
+    assert!(c.log_reads() > reads, "the apply path read entries back");
     for &id in &ids {
         let applied = c.commands(id);
         assert_eq!(
@@ -140,12 +143,16 @@ fn repeat_bootstrap_with_entry_one_evicted(c: &mut Cluster) {
         c.settle();
     }
     let leader = c.leader().unwrap();
-    assert!(c.node(leader.0).status().cache_start > LogIndex(1));
+    assert!(c.node(leader).status().cache_start > LogIndex(1));
     // ... and after a restart, with entry 1 left on the disk (`stored`).
     c.crash(leader);
     c.restart(leader);
-    assert!(c.node(leader.0).status().cache_start > LogIndex(1));
-    let bootstrap = Bootstrap::new(TOKEN, (1..=3).map(|i| (NodeId(i), addr(NodeId(i))))).unwrap();
+    assert!(c.node(leader).status().cache_start > LogIndex(1));
+    let bootstrap = Bootstrap::new(
+        BOOTSTRAP_TOKEN,
+        (1..=3).map(|i| (NodeId(i), address(NodeId(i)))),
+    )
+    .unwrap();
     let id = c.request_id();
     c.push(leader, Event::BootstrapRequested { id, bootstrap });
     c.settle();
@@ -154,7 +161,11 @@ fn repeat_bootstrap_with_entry_one_evicted(c: &mut Cluster) {
         "a repeat is a no-op: {:?}",
         c.result(id)
     );
-    let other = Bootstrap::new(TOKEN + 1, (1..=3).map(|i| (NodeId(i), addr(NodeId(i))))).unwrap();
+    let other = Bootstrap::new(
+        BOOTSTRAP_TOKEN + 1,
+        (1..=3).map(|i| (NodeId(i), address(NodeId(i)))),
+    )
+    .unwrap();
     let id = c.request_id();
     c.push(
         leader,
@@ -175,9 +186,9 @@ fn a_stale_read_answer_is_dropped() {
         c.settle();
     }
     let leader = c.leader().unwrap();
-    let before = c.node(leader.0).status();
+    let before = c.node(leader).status();
     // An answer nobody asked for (no stream reads, no apply read pending).
-    let entries = c.hosts[&leader].disk.entries[..3].iter().cloned().collect();
+    let entries = c.host(leader).disk.entries[..3].iter().cloned().collect();
     c.push(
         leader,
         Event::LogRead {
@@ -187,6 +198,6 @@ fn a_stale_read_answer_is_dropped() {
         },
     );
     c.settle();
-    assert_eq!(c.node(leader.0).status().applied, before.applied);
+    assert_eq!(c.node(leader).status().applied, before.applied);
     c.assert_state_machine_safety();
 }

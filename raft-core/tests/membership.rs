@@ -39,13 +39,13 @@ fn a_new_node_joins_as_a_learner_and_is_promoted_once_caught_up() {
     };
     assert_eq!(node, n(4), "ids are assigned as max_node_id + 1");
     assert_eq!(
-        c.hosts[&leader].node.config().member(n(4)).unwrap().role,
+        c.node(leader).config().member(n(4)).unwrap().role,
         MemberRole::Learner
     );
     c.add_host(n(4), Some(cluster_id));
     c.run_for(Duration::from_millis(500));
     assert_eq!(
-        c.hosts[&leader].node.config().member(n(4)).unwrap().role,
+        c.node(leader).config().member(n(4)).unwrap().role,
         MemberRole::Voter
     );
     assert_eq!(
@@ -53,15 +53,15 @@ fn a_new_node_joins_as_a_learner_and_is_promoted_once_caught_up() {
         20,
         "the learner received the whole log"
     );
-    assert_eq!(c.hosts[&n(4)].node.role(), Role::Follower);
+    assert_eq!(c.node(n(4)).role(), Role::Follower);
 }
 
 #[test]
 fn only_one_membership_change_may_be_in_flight() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    for h in c.hosts.values_mut() {
-        h.persist = Persist::Manually;
+    for id in c.ids() {
+        c.host_mut(id).persist = Persist::Manually;
     }
     let first = change(
         &mut c,
@@ -86,14 +86,14 @@ fn only_one_membership_change_may_be_in_flight() {
 fn a_change_waits_until_the_leader_committed_an_entry_of_its_term() {
     let mut c = Cluster::new(3);
     let old = c.leader().unwrap();
-    for h in c.hosts.values_mut() {
-        h.persist = Persist::Manually;
+    for id in c.ids() {
+        c.host_mut(id).persist = Persist::Manually;
     }
     c.crash(old);
     c.run_for(Duration::from_secs(2));
     let leader = c.leader().unwrap();
     assert!(
-        c.hosts[&leader].node.commit_index() < c.hosts[&leader].node.last_index(),
+        c.node(leader).commit_index() < c.node(leader).last_index(),
         "the Nop is not committed"
     );
     let id = change(&mut c, leader, MembershipChange::Remove { id: old });
@@ -105,7 +105,7 @@ fn a_change_waits_until_the_leader_committed_an_entry_of_its_term() {
 fn membership_requests_are_validated() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let follower = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let follower = c.others(leader)[0];
     let cases = [
         (
             leader,
@@ -117,9 +117,9 @@ fn membership_requests_are_validated() {
         (
             leader,
             MembershipChange::Add {
-                address: addr(n(2)),
+                address: address(n(2)),
             },
-            RequestError::DuplicateNodeAddress(addr(n(2))),
+            RequestError::DuplicateNodeAddress(address(n(2))),
         ),
         (
             leader,
@@ -157,21 +157,21 @@ fn a_leader_that_removes_itself_steps_down_once_the_change_commits() {
         c.result(id),
         Some(Ok(Completion::MembershipChanged { .. }))
     ));
-    assert_ne!(c.hosts[&leader].node.role(), Role::Leader);
+    assert_ne!(c.node(leader).role(), Role::Leader);
     assert_eq!(
-        c.hosts[&leader].node.role(),
+        c.node(leader).role(),
         Role::Learner,
         "not a member: never campaigns"
     );
     c.run_for(Duration::from_secs(3));
     let new = c.leader().unwrap();
     assert_ne!(new, leader);
-    assert!(!c.hosts[&new].node.config().contains(leader));
-    let term = c.hosts[&new].node.term();
+    assert!(!c.node(new).config().contains(leader));
+    let term = c.node(new).term();
     c.run_for(Duration::from_secs(3));
     assert_eq!(c.leader(), Some(new));
     assert_eq!(
-        c.hosts[&new].node.term(),
+        c.node(new).term(),
         term,
         "the removed node does not disrupt the cluster"
     );
@@ -181,31 +181,31 @@ fn a_leader_that_removes_itself_steps_down_once_the_change_commits() {
 fn a_leader_that_removes_itself_hands_leadership_to_the_most_caught_up_voter() {
     let mut c = Cluster::new(4);
     let leader = c.leader().unwrap();
-    let others: Vec<NodeId> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
+    let others: Vec<NodeId> = c.others(leader);
     // The lowest-id follower lags (its disk holds appends back), so it is not
     // the most caught up; the other two commit the removal.
     let lagging = others[0];
-    c.hosts.get_mut(&lagging).unwrap().persist = Persist::Manually;
+    c.host_mut(lagging).persist = Persist::Manually;
     let id = change(&mut c, leader, MembershipChange::Remove { id: leader });
     c.settle(); // no time passes: no election timeout can fire
     assert!(matches!(
         c.result(id),
         Some(Ok(Completion::MembershipChanged { .. }))
     ));
-    assert_eq!(c.hosts[&leader].node.role(), Role::Learner);
+    assert_eq!(c.node(leader).role(), Role::Learner);
     assert_eq!(
         c.leader(),
         Some(others[1]),
         "the caught-up voter with the lowest id took over at once"
     );
-    assert!(!c.hosts[&others[1]].node.config().contains(leader));
+    assert!(!c.node(others[1]).config().contains(leader));
 }
 
 #[test]
 fn a_removed_node_that_missed_its_removal_cannot_disrupt_the_cluster() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let victim = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let victim = c.others(leader)[0];
     c.isolate(victim);
     let id = change(&mut c, leader, MembershipChange::Remove { id: victim });
     c.settle();
@@ -214,12 +214,12 @@ fn a_removed_node_that_missed_its_removal_cannot_disrupt_the_cluster() {
         Some(Ok(Completion::MembershipChanged { .. }))
     ));
     c.run_for(Duration::from_secs(3)); // the victim campaigns in vain meanwhile
-    let term = c.hosts[&leader].node.term();
+    let term = c.node(leader).term();
     c.heal();
     c.run_for(Duration::from_secs(3));
     assert_eq!(c.leader(), Some(leader));
     assert_eq!(
-        c.hosts[&leader].node.term(),
+        c.node(leader).term(),
         term,
         "its campaigns are refused by pre-vote and stickiness"
     );
@@ -229,7 +229,7 @@ fn a_removed_node_that_missed_its_removal_cannot_disrupt_the_cluster() {
 fn proposals_wait_out_a_leadership_transfer() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let target = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let target = c.others(leader)[0];
     c.isolate(target); // the target cannot catch up: the transfer stays pending
     c.propose(b"x");
     c.settle();
@@ -258,29 +258,28 @@ fn proposals_wait_out_a_leadership_transfer() {
 fn a_removed_follower_learns_of_its_removal_and_stops_campaigning() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let victim = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let victim = c.others(leader)[0];
     let id = change(&mut c, leader, MembershipChange::Remove { id: victim });
     c.settle();
     assert!(matches!(
         c.result(id),
         Some(Ok(Completion::MembershipChanged { .. }))
     ));
-    let v = &c.hosts[&victim].node;
+    let v = &c.node(victim);
     assert!(
         !v.config().contains(victim),
         "the removal entry reached the removed node: {}",
         v.config()
     );
     assert_eq!(v.role(), Role::Learner);
-    c.hosts.get_mut(&victim).unwrap().actions.clear();
+    c.host_mut(victim).clear_actions();
     c.run_for(Duration::from_secs(3));
-    let campaigned = c.hosts[&victim].actions.iter().any(|a| {
+    let campaigned = c.host(victim).actions().iter().any(|a| {
         matches!(a, Action::Send(m) if matches!(m.body, MessageBody::PreVoteRequest { .. } | MessageBody::VoteRequest { .. }))
     });
     assert!(!campaigned, "a removed node never asks for votes");
     assert!(
-        c.hosts[&leader]
-            .node
+        c.node(leader)
             .status()
             .followers
             .iter()
@@ -293,9 +292,9 @@ fn a_removed_follower_learns_of_its_removal_and_stops_campaigning() {
 fn a_follower_that_lost_its_disk_does_not_count_toward_commit_with_its_old_match() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
-    let before = c.hosts[&leader]
-        .node
+    let f = c.others(leader)[0];
+    let before = c
+        .node(leader)
         .status()
         .followers
         .iter()
@@ -305,8 +304,8 @@ fn a_follower_that_lost_its_disk_does_not_count_toward_commit_with_its_old_match
     assert!(before > LogIndex(0));
     // Wipe the follower's disk (keeping only its identity) and restart it.
     c.crash(f);
-    let cluster_id = c.hosts[&f].node.cluster_id();
-    let h = c.hosts.get_mut(&f).unwrap();
+    let cluster_id = c.node(f).cluster_id();
+    let h = c.host_mut(f);
     h.disk.entries.clear();
     h.disk.hard_state = HardState {
         cluster_id,
@@ -314,10 +313,10 @@ fn a_follower_that_lost_its_disk_does_not_count_toward_commit_with_its_old_match
     };
     c.restart(f);
     c.run_for(Duration::from_millis(1)); // no heartbeat yet: nothing reopened
-    c.hosts.get_mut(&f).unwrap().persist = Persist::Manually;
+    c.host_mut(f).persist = Persist::Manually;
     c.run_for(Duration::from_millis(300));
-    let after = c.hosts[&leader]
-        .node
+    let after = c
+        .node(leader)
         .status()
         .followers
         .iter()
@@ -339,19 +338,19 @@ fn a_follower_that_lost_its_disk_does_not_count_toward_commit_with_its_old_match
 fn removing_a_voter_that_backed_the_commit_index_is_legal() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let others: Vec<NodeId> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
+    let others: Vec<NodeId> = c.others(leader);
     let (backer, laggard) = (others[0], others[1]);
-    c.hosts.get_mut(&laggard).unwrap().persist = Persist::Manually;
+    c.host_mut(laggard).persist = Persist::Manually;
     for i in 0..5 {
         c.propose(format!("w{i}").as_bytes());
     }
     c.settle();
-    let commit = c.hosts[&leader].node.commit_index();
+    let commit = c.node(leader).commit_index();
     let id = change(&mut c, leader, MembershipChange::Remove { id: backer });
     c.settle(); // check_invariants runs after every step
     assert_eq!(c.result(id), None, "the removal needs the laggard's ack");
-    assert_eq!(c.hosts[&leader].node.commit_index(), commit);
-    c.persist(laggard, u64::MAX);
+    assert_eq!(c.node(leader).commit_index(), commit);
+    c.persist(laggard, LogIndex(u64::MAX));
     c.settle();
     assert!(matches!(
         c.result(id),
@@ -362,16 +361,17 @@ fn removing_a_voter_that_backed_the_commit_index_is_legal() {
 /// The instants at which `id` ordered a stream opened while the cluster ran for `d`.
 fn stream_opens_during(c: &mut Cluster, id: NodeId, d: Duration) -> Vec<Instant> {
     let mut opens = Vec::new();
-    let end = c.now + d;
-    while c.now < end {
-        c.hosts.get_mut(&id).unwrap().actions.clear();
+    let end = c.now() + d;
+    while c.now() < end {
+        c.host_mut(id).clear_actions();
         c.run_for(Duration::from_millis(5));
-        let n = c.hosts[&id]
-            .actions
+        let n = c
+            .host(id)
+            .actions()
             .iter()
             .filter(|a| matches!(a, Action::OpenStream { .. }))
             .count();
-        opens.extend(std::iter::repeat_n(c.now, n));
+        opens.extend(std::iter::repeat_n(c.now(), n));
     }
     opens
 }
@@ -387,18 +387,14 @@ fn a_removed_node_refused_by_the_leader_reopens_its_stream_ever_more_slowly_up_t
         },
     );
     let leader = c.leader().unwrap();
-    let victim = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let victim = c.others(leader)[0];
     let id = change(&mut c, leader, MembershipChange::Remove { id: victim });
     c.settle();
     assert!(matches!(
         c.result(id),
         Some(Ok(Completion::MembershipChanged { .. }))
     ));
-    assert_eq!(
-        c.hosts[&victim].node.leader(),
-        Some(leader),
-        "it keeps its leader"
-    );
+    assert_eq!(c.node(victim).leader(), Some(leader), "it keeps its leader");
     let opens = stream_opens_during(&mut c, victim, Duration::from_secs(10));
     let gaps: Vec<u64> = opens
         .windows(2)
@@ -435,10 +431,9 @@ fn a_follower_whose_opens_failed_reconnects_on_the_first_heartbeat_once_the_link
         },
     );
     let leader = c.leader().unwrap();
-    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     let streaming = |c: &Cluster| {
-        c.hosts[&leader]
-            .node
+        c.node(leader)
             .status()
             .followers
             .iter()
@@ -446,14 +441,14 @@ fn a_follower_whose_opens_failed_reconnects_on_the_first_heartbeat_once_the_link
     };
     // Heartbeats still reach it, so it neither campaigns nor forgets its
     // leader, but its acks break the stream and every stream it opens fails.
-    c.cut.insert((f, leader));
+    c.cut(f, leader);
     c.propose(b"x");
     c.run_for(Duration::from_millis(5_500)); // the wait has grown past 2.5 s
     assert!(!streaming(&c));
     assert_eq!(c.leader(), Some(leader));
-    assert_eq!(c.hosts[&f].node.leader(), Some(leader));
+    assert_eq!(c.node(f).leader(), Some(leader));
     c.heal();
-    c.run_for(c.options.heartbeat_interval + Duration::from_millis(10));
+    c.run_for(c.options().heartbeat_interval + Duration::from_millis(10));
     assert!(
         streaming(&c),
         "the follower reconnected at the leader's first heartbeat"
@@ -478,12 +473,12 @@ fn add_slow_learner(c: &mut Cluster, leader: NodeId) -> NodeId {
         panic!("{:?}", c.result(id))
     };
     c.add_host(node, Some(cluster_id));
-    c.hosts.get_mut(&node).unwrap().persist = Persist::Manually;
+    c.host_mut(node).persist = Persist::Manually;
     node
 }
 
 fn role_of(c: &Cluster, leader: NodeId, id: NodeId) -> MemberRole {
-    c.hosts[&leader].node.config().member(id).unwrap().role
+    c.node(leader).config().member(id).unwrap().role
 }
 
 #[test]
@@ -497,9 +492,9 @@ fn a_learner_is_promoted_under_constant_writes_though_it_never_reaches_the_commi
     for step in 0..500 {
         c.propose(format!("w{step}").as_bytes());
         c.settle();
-        let last = c.hosts[&leader].node.last_index();
-        assert_eq!(c.hosts[&leader].node.commit_index(), last);
-        c.persist(learner, last.0 - 1);
+        let last = c.node(leader).last_index();
+        assert_eq!(c.node(leader).commit_index(), last);
+        c.persist(learner, LogIndex(last.0 - 1));
         c.settle();
         c.run_for(Duration::from_millis(5));
         if role_of(&c, leader, learner) == MemberRole::Voter {
@@ -508,10 +503,10 @@ fn a_learner_is_promoted_under_constant_writes_though_it_never_reaches_the_commi
         }
     }
     assert!(promoted_at.is_some(), "the learner was never promoted");
-    c.hosts.get_mut(&learner).unwrap().persist = Persist::Immediately;
-    c.persist(learner, u64::MAX);
+    c.host_mut(learner).persist = Persist::Immediately;
+    c.persist(learner, LogIndex(u64::MAX));
     c.run_for(Duration::from_millis(200));
-    assert_eq!(c.hosts[&learner].node.role(), Role::Follower);
+    assert_eq!(c.node(learner).role(), Role::Follower);
     c.assert_state_machine_safety();
 }
 
@@ -520,17 +515,17 @@ fn a_learner_whose_catch_up_rounds_outlast_an_election_timeout_stays_a_learner()
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
     let learner = add_slow_learner(&mut c, leader);
-    let timeout = c.options.election_timeout;
+    let timeout = c.options().election_timeout;
     // Writes keep flowing; each round its disk makes durable what the leader
     // held when the round began, a little more than an election timeout later.
     for round in 0..6 {
-        let target = c.hosts[&leader].node.last_index();
-        let until = c.now + timeout + Duration::from_millis(50);
-        while c.now < until {
+        let target = c.node(leader).last_index();
+        let until = c.now() + timeout + Duration::from_millis(50);
+        while c.now() < until {
             c.propose(b"w");
             c.run_for(Duration::from_millis(5));
         }
-        c.persist(learner, target.0);
+        c.persist(learner, target);
         c.settle();
         assert_eq!(
             role_of(&c, leader, learner),
@@ -539,7 +534,7 @@ fn a_learner_whose_catch_up_rounds_outlast_an_election_timeout_stays_a_learner()
         );
     }
     // Once its disk keeps up, it is promoted.
-    c.hosts.get_mut(&learner).unwrap().persist = Persist::Immediately;
+    c.host_mut(learner).persist = Persist::Immediately;
     c.propose(b"last");
     c.run_for(Duration::from_millis(100));
     assert_eq!(role_of(&c, leader, learner), MemberRole::Voter);
@@ -561,8 +556,8 @@ fn a_learner_trailing_by_more_than_the_promotion_lag_stays_a_learner() {
             c.propose(format!("w{step}.{k}").as_bytes());
         }
         c.settle();
-        let last = c.hosts[&leader].node.last_index();
-        c.persist(learner, last.0 - 5);
+        let last = c.node(leader).last_index();
+        c.persist(learner, LogIndex(last.0 - 5));
         c.settle();
         c.run_for(Duration::from_millis(5));
         assert_eq!(role_of(&c, leader, learner), MemberRole::Learner);
@@ -599,7 +594,7 @@ fn a_peer_added_under_a_chosen_id_must_bring_an_id_new_to_the_cluster() {
         panic!("a fresh id is accepted");
     };
     assert_eq!(node, n(7));
-    assert_eq!(c.hosts[&leader].node.config().max_node_id, n(7));
+    assert_eq!(c.node(leader).config().max_node_id, n(7));
     let removed = change(&mut c, leader, MembershipChange::Remove { id: n(7) });
     c.settle();
     assert!(matches!(c.result(removed), Some(Ok(_))));

@@ -10,8 +10,8 @@ fn n(id: u64) -> NodeId {
 }
 
 fn manual(c: &mut Cluster) {
-    for h in c.hosts.values_mut() {
-        h.persist = Persist::Manually;
+    for id in c.ids() {
+        c.host_mut(id).persist = Persist::Manually;
     }
 }
 
@@ -20,26 +20,26 @@ fn an_entry_commits_only_once_durable_on_a_quorum_including_the_leaders_own_fsyn
     let mut c = Cluster::new(3);
     manual(&mut c);
     let leader = c.leader().unwrap();
-    let followers: Vec<NodeId> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
-    let commit_before = c.hosts[&leader].node.commit_index();
+    let followers = c.others(leader);
+    let commit_before = c.node(leader).commit_index();
     let id = c.propose(b"x");
     c.settle();
     assert_eq!(
-        c.hosts[&leader].node.commit_index(),
+        c.node(leader).commit_index(),
         commit_before,
         "nothing durable yet"
     );
-    c.persist(followers[0], u64::MAX);
+    c.persist(followers[0], LogIndex(u64::MAX));
     c.settle();
     assert_eq!(
-        c.hosts[&leader].node.commit_index(),
+        c.node(leader).commit_index(),
         commit_before,
         "the leader counts itself only once durable"
     );
     assert!(c.result(id).is_none());
-    c.persist(leader, u64::MAX);
+    c.persist(leader, LogIndex(u64::MAX));
     c.settle();
-    assert!(c.hosts[&leader].node.commit_index() > commit_before);
+    assert!(c.node(leader).commit_index() > commit_before);
     assert!(matches!(c.result(id), Some(Ok(Completion::Written { .. }))));
 }
 
@@ -49,10 +49,10 @@ fn followers_learn_the_commit_index_without_waiting_for_a_heartbeat() {
     c.propose(b"a");
     c.settle(); // no time passes: no heartbeat can fire
     let leader = c.leader().unwrap();
-    let commit = c.hosts[&leader].node.commit_index();
-    for (id, h) in &c.hosts {
-        assert_eq!(h.node.commit_index(), commit, "node {id}");
-        assert_eq!(h.applied.last().unwrap().index, commit, "node {id}");
+    let commit = c.node(leader).commit_index();
+    for (id, h) in c.hosts() {
+        assert_eq!(h.node().commit_index(), commit, "node {id}");
+        assert_eq!(h.applied().last().unwrap().index, commit, "node {id}");
     }
 }
 
@@ -60,14 +60,14 @@ fn followers_learn_the_commit_index_without_waiting_for_a_heartbeat() {
 fn a_follower_acks_only_durable_entries() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
-    c.hosts.get_mut(&f).unwrap().persist = Persist::Manually;
-    c.hosts.get_mut(&f).unwrap().actions.clear();
+    let f = c.others(leader)[0];
+    c.host_mut(f).persist = Persist::Manually;
+    c.host_mut(f).clear_actions();
     c.propose(b"a");
     c.settle();
     let acks = |c: &Cluster| {
-        c.hosts[&f]
-            .actions
+        c.host(f)
+            .actions()
             .iter()
             .filter(|a| {
                 matches!(
@@ -81,7 +81,7 @@ fn a_follower_acks_only_durable_entries() {
             .count()
     };
     assert_eq!(acks(&c), 0, "appended but not durable: no ack");
-    c.persist(f, u64::MAX);
+    c.persist(f, LogIndex(u64::MAX));
     c.settle();
     assert_eq!(acks(&c), 1);
 }
@@ -112,15 +112,14 @@ fn a_follower_truncates_a_conflicting_uncommitted_suffix_and_converges() {
     c.heal();
     c.run_for(Duration::from_secs(1));
     assert!(
-        c.hosts[&old]
-            .actions
+        c.host(old)
+            .actions()
             .iter()
             .any(|a| matches!(a, Action::TruncateLog { .. }))
     );
     let logs: Vec<Vec<(LogIndex, Term)>> = c
-        .hosts
-        .values()
-        .map(|h| h.node.log_entries().map(|e| (e.index, e.term)).collect())
+        .hosts()
+        .map(|(_, h)| h.node().log_entries().map(|e| (e.index, e.term)).collect())
         .collect();
     assert!(
         logs.windows(2).all(|w| w[0] == w[1]),
@@ -369,13 +368,13 @@ fn the_stream_budget_bounds_bytes_in_flight_to_a_slow_follower() {
     };
     let mut c = Cluster::with_options(3, opts);
     let leader = c.leader().unwrap();
-    let slow = *c.hosts.keys().find(|&&id| id != leader).unwrap();
-    c.hosts.get_mut(&slow).unwrap().persist = Persist::Manually;
+    let slow = c.others(leader)[0];
+    c.host_mut(slow).persist = Persist::Manually;
     for _ in 0..200 {
         c.propose(&[7u8; 256]);
     }
     c.settle();
-    let status = c.hosts[&leader].node.status();
+    let status = c.node(leader).status();
     let f = status.followers.iter().find(|f| f.id == slow).unwrap();
     let max_chunk = 4 * (256 + 24) + 40;
     assert!(
@@ -384,11 +383,11 @@ fn the_stream_budget_bounds_bytes_in_flight_to_a_slow_follower() {
         f.inflight_bytes
     );
     assert!(
-        f.next_index < c.hosts[&leader].node.last_index(),
+        f.next_index < c.node(leader).last_index(),
         "the slow follower is held back"
     );
     // The allocation-free view for metrics says the same as the status.
-    let inflight: Vec<(NodeId, u64)> = c.hosts[&leader].node.inflight_bytes().collect();
+    let inflight: Vec<(NodeId, u64)> = c.node(leader).inflight_bytes().collect();
     let in_status: Vec<(NodeId, u64)> = status
         .followers
         .iter()
@@ -397,20 +396,17 @@ fn the_stream_budget_bounds_bytes_in_flight_to_a_slow_follower() {
     assert_eq!(inflight, in_status);
     // Once it catches up on fsyncs, the rest streams.
     for _ in 0..100 {
-        c.persist(slow, u64::MAX);
+        c.persist(slow, LogIndex(u64::MAX));
         c.settle();
     }
-    assert_eq!(
-        c.hosts[&slow].node.last_index(),
-        c.hosts[&leader].node.last_index()
-    );
+    assert_eq!(c.node(slow).last_index(), c.node(leader).last_index());
 }
 
 #[test]
 fn a_restarted_follower_resumes_its_stream_from_its_own_log() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     c.crash(f);
     for i in 0..10 {
         c.propose(format!("w{i}").as_bytes());
@@ -418,10 +414,7 @@ fn a_restarted_follower_resumes_its_stream_from_its_own_log() {
     c.settle();
     c.restart(f);
     c.run_for(Duration::from_secs(1));
-    assert_eq!(
-        c.hosts[&f].node.commit_index(),
-        c.hosts[&leader].node.commit_index()
-    );
+    assert_eq!(c.node(f).commit_index(), c.node(leader).commit_index());
     assert_eq!(c.commands(f).len(), 10);
     c.assert_state_machine_safety();
 }
@@ -475,17 +468,17 @@ fn a_stream_closed_that_is_not_the_followers_own_changes_nothing() {
 fn a_leader_sends_nothing_more_on_a_stream_that_broke() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
+    let f = c.others(leader)[0];
     let stream = opened_stream(
-        &c.hosts[&f]
-            .actions
+        &c.host(f)
+            .actions()
             .iter()
             .rev()
             .cloned()
             .collect::<Vec<_>>(),
     );
     let streaming = |c: &Cluster| {
-        let status = c.hosts[&leader].node.status();
+        let status = c.node(leader).status();
         status
             .followers
             .iter()
@@ -500,11 +493,12 @@ fn a_leader_sends_nothing_more_on_a_stream_that_broke() {
         !streaming(&c),
         "the leader still counts on the broken stream"
     );
-    c.hosts.get_mut(&leader).unwrap().actions.clear();
+    c.host_mut(leader).clear_actions();
     c.propose(b"after the break");
     c.settle();
-    let on_dead_stream: Vec<&Action> = c.hosts[&leader]
-        .actions
+    let on_dead_stream: Vec<&Action> = c
+        .host(leader)
+        .actions()
         .iter()
         .filter(|a| matches!(a, Action::SendFrame { stream: s, .. } if *s == stream))
         .collect();
@@ -522,16 +516,14 @@ fn cluster_with_commit_notify_delay() -> (Cluster, NodeId) {
     // Formation left a notice pending: let it go out.
     c.run_for(Duration::from_millis(5));
     let leader = c.leader().expect("a leader");
-    for h in c.hosts.values_mut() {
-        h.actions.clear();
-    }
+    c.clear_actions();
     (c, leader)
 }
 
 /// The chunks without entries node `id` sent.
 fn chunks_without_entries(c: &Cluster, id: NodeId) -> usize {
-    c.hosts[&id]
-        .actions
+    c.host(id)
+        .actions()
         .iter()
         .filter(|a| {
             matches!(a, Action::SendFrame { frame: Frame::Chunk { entries, .. }, .. } if entries.is_empty())
@@ -546,20 +538,16 @@ fn under_load_each_chunk_carries_the_commit_index_and_none_goes_without_entries(
         c.propose(format!("w{i}").as_bytes());
         c.settle();
     }
-    let last = c.node(leader.0).last_index();
-    assert_eq!(c.node(leader.0).commit_index(), last);
+    let last = c.node(leader).last_index();
+    assert_eq!(c.node(leader).commit_index(), last);
     assert_eq!(
         chunks_without_entries(&c, leader),
         0,
         "a commit move cost a chunk"
     );
-    for id in c.hosts.keys().filter(|&&id| id != leader) {
+    for id in c.others(leader) {
         // Each chunk told the follower the commit index before it.
-        assert_eq!(
-            c.hosts[id].node.commit_index(),
-            last.prev(),
-            "follower {id}"
-        );
+        assert_eq!(c.node(id).commit_index(), last.prev(), "follower {id}");
     }
 }
 
@@ -570,21 +558,21 @@ fn an_idle_follower_hears_every_commit_move_in_one_chunk_once_the_notify_delay_p
     c.settle();
     c.propose(b"b");
     c.settle();
-    let last = c.node(leader.0).last_index();
-    let followers: Vec<NodeId> = c.hosts.keys().copied().filter(|&id| id != leader).collect();
+    let last = c.node(leader).last_index();
+    let followers = c.others(leader);
     for id in &followers {
         assert!(
-            c.hosts[id].node.commit_index() < last,
+            c.node(*id).commit_index() < last,
             "follower {id} heard it early"
         );
     }
-    let due = c.node(leader.0).next_deadline();
+    let due = c.node(leader).next_deadline();
     assert!(
-        due > c.now && due <= c.now + Duration::from_millis(1),
+        due > c.now() && due <= c.now() + Duration::from_millis(1),
         "the notice is due at {due}, now is {}",
-        c.now
+        c.now()
     );
-    c.now = due;
+    c.advance_to(due);
     c.step(leader, Event::Tick);
     c.settle();
     assert_eq!(
@@ -593,11 +581,11 @@ fn an_idle_follower_hears_every_commit_move_in_one_chunk_once_the_notify_delay_p
         "one notice per follower"
     );
     for id in &followers {
-        assert_eq!(c.hosts[id].node.commit_index(), last, "follower {id}");
-        assert_eq!(c.hosts[id].node.applied_index(), last, "follower {id}");
+        assert_eq!(c.node(*id).commit_index(), last, "follower {id}");
+        assert_eq!(c.node(*id).applied_index(), last, "follower {id}");
     }
     assert!(
-        c.node(leader.0).next_deadline() > due,
+        c.node(leader).next_deadline() > due,
         "a notice is still pending"
     );
 }
@@ -610,7 +598,7 @@ fn a_chunk_carries_at_most_the_batch_byte_limit_of_entries() {
     };
     let mut c = Cluster::with_options(3, immediate_commit_notices(opts));
     let leader = c.leader().unwrap();
-    c.hosts.get_mut(&leader).unwrap().actions.clear();
+    c.host_mut(leader).clear_actions();
     // One batch of twenty 300-byte commands (324 budget bytes each): about
     // 6.5 kB for each follower, which must travel as several chunks.
     let proposals = (0..20)
@@ -621,8 +609,9 @@ fn a_chunk_carries_at_most_the_batch_byte_limit_of_entries() {
         .collect();
     c.push(leader, Event::ProposeRequested { proposals });
     c.settle();
-    let chunks: Vec<Vec<u64>> = c.hosts[&leader]
-        .actions
+    let chunks: Vec<Vec<u64>> = c
+        .host(leader)
+        .actions()
         .iter()
         .filter_map(|a| match a {
             Action::SendFrame {
@@ -640,8 +629,8 @@ fn a_chunk_carries_at_most_the_batch_byte_limit_of_entries() {
     }
     let carried: usize = chunks.iter().map(Vec::len).sum();
     assert_eq!(carried, 2 * 20, "every entry reaches both followers");
-    for id in c.hosts.keys() {
-        assert_eq!(c.commands(*id).len(), 20, "node {id}");
+    for id in c.ids() {
+        assert_eq!(c.commands(id).len(), 20, "node {id}");
     }
 }
 
@@ -667,23 +656,24 @@ fn a_follower_with_a_conflicting_suffix_is_caught_up_on_its_first_stream() {
         c.propose(format!("kept{i}").as_bytes());
     }
     c.settle();
-    let probe = c.hosts[&old].node.last_index();
-    assert!(c.hosts[&new].node.last_index() > probe);
-    c.hosts.get_mut(&old).unwrap().actions.clear();
+    let probe = c.node(old).last_index();
+    assert!(c.node(new).last_index() > probe);
+    c.host_mut(old).clear_actions();
     c.heal();
     c.run_for(Duration::from_secs(1));
     // The leader answers the conflicting probe by skipping the follower's
     // entries of later terms, so the first stream starts where the logs
     // agree: no chunk is refused, no second open is needed.
-    let opens = c.hosts[&old]
-        .actions
+    let opens = c
+        .host(old)
+        .actions()
         .iter()
         .filter(|a| matches!(a, Action::OpenStream { leader, .. } if *leader == new))
         .count();
-    assert_eq!(opens, 1, "{:?}", c.hosts[&old].actions);
+    assert_eq!(opens, 1, "{:?}", c.host(old).actions());
     assert_eq!(
-        c.hosts[&old].node.log_entries().last().map(|e| e.term),
-        c.hosts[&new].node.log_entries().last().map(|e| e.term)
+        c.node(old).log_entries().last().map(|e| e.term),
+        c.node(new).log_entries().last().map(|e| e.term)
     );
     assert!(c.commands(old).iter().all(|d| !d.starts_with(b"lost")));
     c.assert_state_machine_safety();

@@ -63,18 +63,18 @@ fn figure_8_commit_after_old_entry_reaches_majority(
 ) -> LogIndex {
     let init = entry(1, 1, EntryKind::Initialize, config3().encode());
     let old = entry(2, 2, EntryKind::Command, Bytes::from_static(b"from term 2"));
-    let mut c = Cluster::with_options(1, NodeOptions::new(n(1)));
-    mutate(&mut c.options);
-    // Replace the hosts by three nodes whose logs are set up by hand:
+    let mut options = NodeOptions::new(n(1));
+    mutate(&mut options);
+    let mut c = Cluster::empty(options);
+    // Three nodes whose logs are set up by hand:
     // n1 holds [1/1, 2/2] and will lead term 4; n2, n3 hold only [1/1].
-    c.hosts.clear();
     for (id, entries, term) in [
         (1, vec![init.clone(), old.clone()], 3),
         (2, vec![init.clone()], 3),
         (3, vec![init.clone()], 3),
     ] {
         c.add_host(n(id), Some(ClusterId(9)));
-        let h = c.hosts.get_mut(&n(id)).unwrap();
+        let h = c.host_mut(n(id));
         h.disk.entries = entries;
         h.disk.hard_state = HardState {
             cluster_id: Some(ClusterId(9)),
@@ -86,12 +86,12 @@ fn figure_8_commit_after_old_entry_reaches_majority(
     }
     // Followers will make index 2 durable but not the Nop at 3.
     for id in [2, 3] {
-        c.hosts.get_mut(&n(id)).unwrap().persist = Persist::Manually;
+        c.host_mut(n(id)).persist = Persist::Manually;
     }
     // n1 wins (its log is the most up to date); n2 and n3 cannot reach each
     // other, so neither can win with the other's vote.
-    c.cut.insert((n(2), n(3)));
-    c.cut.insert((n(3), n(2)));
+    c.cut(n(2), n(3));
+    c.cut(n(3), n(2));
     c.run_for(Duration::from_millis(1));
     let mut t = 0;
     while c.leader() != Some(n(1)) {
@@ -102,10 +102,10 @@ fn figure_8_commit_after_old_entry_reaches_majority(
     c.heal();
     c.settle();
     for id in [2, 3] {
-        c.persist(n(id), 2);
+        c.persist(n(id), LogIndex(2));
     }
     c.settle();
-    let leader = &c.hosts[&n(1)].node;
+    let leader = &c.node(n(1));
     assert!(
         leader
             .status()
@@ -116,11 +116,11 @@ fn figure_8_commit_after_old_entry_reaches_majority(
     );
     let commit_by_count = leader.commit_index();
     for id in [2, 3] {
-        c.persist(n(id), u64::MAX);
+        c.persist(n(id), LogIndex(u64::MAX));
     }
     c.settle();
     assert_eq!(
-        c.hosts[&n(1)].node.commit_index(),
+        c.node(n(1)).commit_index(),
         LogIndex(3),
         "the term-4 Nop commits it all"
     );
@@ -158,10 +158,10 @@ fn acknowledged_writes_survive_repeated_leader_crashes() {
         "most writes were acknowledged: {}",
         acked.len()
     );
-    for (node, h) in &c.hosts {
+    for (node, h) in c.hosts() {
         for (index, data) in &acked {
             let e = h
-                .applied
+                .applied()
                 .iter()
                 .find(|e| e.index == *index)
                 .unwrap_or_else(|| panic!("node {node} lacks {index}"));
@@ -179,10 +179,10 @@ fn every_new_leader_holds_all_committed_entries() {
         c.propose(format!("x{round}").as_bytes());
         c.settle();
         let leader = c.leader().unwrap();
-        let committed: Vec<(LogIndex, Term)> = c.hosts[&leader]
-            .node
+        let committed: Vec<(LogIndex, Term)> = c
+            .node(leader)
             .log_entries()
-            .filter(|e| e.index <= c.hosts[&leader].node.commit_index())
+            .filter(|e| e.index <= c.node(leader).commit_index())
             .map(|e| (e.index, e.term))
             .collect();
         c.crash(leader);
@@ -190,7 +190,7 @@ fn every_new_leader_holds_all_committed_entries() {
         let new = c.leader().unwrap();
         for (i, t) in &committed {
             assert_eq!(
-                c.hosts[&new].node.term_at(*i),
+                c.node(new).term_at(*i),
                 Some(*t),
                 "new leader {new} lacks committed {i}"
             );
@@ -204,9 +204,9 @@ fn every_new_leader_holds_all_committed_entries() {
 fn messages_from_another_cluster_or_for_another_node_are_refused() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let f = *c.hosts.keys().find(|&&id| id != leader).unwrap();
-    let term = c.hosts[&f].node.term();
-    let ours = c.hosts[&f].node.cluster_id().unwrap();
+    let f = c.others(leader)[0];
+    let term = c.node(f).term();
+    let ours = c.node(f).cluster_id().unwrap();
     let hb = |cluster_id: ClusterId, to: NodeId| Message {
         cluster_id,
         from: n(7),
@@ -217,13 +217,13 @@ fn messages_from_another_cluster_or_for_another_node_are_refused() {
             round: 1,
         },
     };
-    c.hosts.get_mut(&f).unwrap().actions.clear();
+    c.host_mut(f).clear_actions();
     c.step(f, Event::MessageReceived(hb(ClusterId(ours.0 ^ 0xff), f)));
     c.step(f, Event::MessageReceived(hb(ours, n(42))));
-    let h = &c.hosts[&f];
-    assert_eq!(h.node.term(), term, "neither message was trusted");
+    let h = c.host(f);
+    assert_eq!(h.node().term(), term, "neither message was trusted");
     let reasons: Vec<&Refusal> = h
-        .actions
+        .actions()
         .iter()
         .filter_map(|a| {
             if let Action::Refused { reason, .. } = a {
@@ -244,8 +244,8 @@ fn messages_from_another_cluster_or_for_another_node_are_refused() {
 fn a_stream_from_a_foreign_cluster_or_a_non_member_is_closed() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
-    let term = c.hosts[&leader].node.term();
-    let cluster_id = c.hosts[&leader].node.cluster_id().unwrap();
+    let term = c.node(leader).term();
+    let cluster_id = c.node(leader).cluster_id().unwrap();
     let open = |cluster_id: ClusterId, follower: NodeId| StreamOpen {
         cluster_id,
         follower,
@@ -255,7 +255,7 @@ fn a_stream_from_a_foreign_cluster_or_a_non_member_is_closed() {
         probe_term: Term(0),
         commit: LogIndex(0),
     };
-    c.hosts.get_mut(&leader).unwrap().actions.clear();
+    c.host_mut(leader).clear_actions();
     c.step(
         leader,
         Event::StreamOpened {
@@ -270,7 +270,7 @@ fn a_stream_from_a_foreign_cluster_or_a_non_member_is_closed() {
             open: open(cluster_id, n(77)),
         },
     );
-    let actions = &c.hosts[&leader].actions;
+    let actions = c.host(leader).actions();
     // Each is closed towards the follower its handshake named.
     assert!(actions.contains(&Action::CloseStream {
         stream: StreamId(1),

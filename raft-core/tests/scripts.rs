@@ -70,21 +70,11 @@ impl Runner {
         let words: Vec<&str> = line.split_whitespace().collect();
         let (command, args) = words.split_first().expect("a command");
         let mut out = String::new();
-        self.c.steps = Some(Vec::new());
+        self.c.record_steps();
         match *command {
             "bootstrap" => self.bootstrap(args),
             "wake" => {
-                let next = self
-                    .c
-                    .hosts
-                    .iter()
-                    .filter(|(_, h)| h.up)
-                    .map(|(&id, h)| (h.node.next_deadline(), id))
-                    .min()
-                    .expect("a running node");
-                self.c.now = self.c.now.max(next.0);
-                self.c.step(next.1, Event::Tick);
-                self.c.settle();
+                self.c.wake_next().expect("a running node");
             }
             "run" => {
                 let ms = args[0].parse().expect("run MS");
@@ -101,10 +91,10 @@ impl Runner {
             }
             "add" => {
                 let to = id_arg(args, 0);
-                let next = self.c.hosts[&to].node.config().max_node_id.next();
+                let next = self.c.node(to).config().max_node_id.next();
                 let id = self.c.request_id();
                 let change = MembershipChange::Add {
-                    address: addr(next),
+                    address: address(next),
                 };
                 self.c
                     .push(to, Event::ChangeMembershipRequested { id, change });
@@ -146,9 +136,9 @@ impl Runner {
                     Some(&"auto") => Persist::Immediately,
                     other => panic!("persist ID manual|auto, not {other:?}"),
                 };
-                self.c.hosts.get_mut(&id).expect("a node").persist = mode;
+                self.c.host_mut(id).persist = mode;
                 if mode == Persist::Immediately {
-                    self.c.persist(id, u64::MAX);
+                    self.c.persist(id, LogIndex(u64::MAX));
                     self.c.settle();
                 }
             }
@@ -161,8 +151,8 @@ impl Runner {
                 }
             }
             "status" => {
-                for (id, h) in &self.c.hosts {
-                    let n = &h.node;
+                for (id, h) in self.c.hosts() {
+                    let n = h.node();
                     let _ = writeln!(
                         out,
                         "{id} {:?} {} leader={:?} last={}/{} durable={} commit={} applied={}{}",
@@ -174,12 +164,12 @@ impl Runner {
                         n.durable_index(),
                         n.commit_index(),
                         n.applied_index(),
-                        if h.up { "" } else { " (down)" },
+                        if h.is_up() { "" } else { " (down)" },
                     );
                 }
             }
             "log" => {
-                let node = &self.c.hosts[&id_arg(args, 0)].node;
+                let node = &self.c.node(id_arg(args, 0));
                 if let Some(s) = node.snapshot() {
                     let _ = writeln!(out, "{s}");
                 }
@@ -196,8 +186,8 @@ impl Runner {
             }
             other => panic!("unknown command {other:?}"),
         }
-        for (node, event, actions) in self.c.steps.take().unwrap_or_default() {
-            self.print_step(&mut out, node, &event, &actions);
+        for step in self.c.take_steps() {
+            self.print_step(&mut out, step.node, &step.event, &step.actions);
         }
         if out.is_empty() {
             out.push_str("ok\n");
@@ -221,17 +211,8 @@ impl Runner {
                 other => panic!("unknown option {other}"),
             }
         }
-        self.c.options = options;
-        let bootstrap = Bootstrap::new(TOKEN, (1..=n).map(|i| (NodeId(i), addr(NodeId(i)))))
-            .expect("a valid list");
-        for i in 1..=n {
-            self.c.add_host(NodeId(i), None);
-            let id = self.c.request_id();
-            let bootstrap = bootstrap.clone();
-            self.c
-                .push(NodeId(i), Event::BootstrapRequested { id, bootstrap });
-        }
-        self.c.settle();
+        *self.c.options_mut() = options;
+        self.c.bootstrap(n);
     }
 
     fn shown(&self, action: &str) -> bool {

@@ -9,10 +9,10 @@ fn three_node_cluster_forms_and_commits() {
     let mut c = Cluster::new(3);
     let leader = c.leader().expect("leader");
     assert_eq!(
-        c.hosts[&leader].node.config().voter_count(),
+        c.node(leader).config().voter_count(),
         3,
         "{}",
-        c.hosts[&leader].node.config()
+        c.node(leader).config()
     );
     let id = c.propose(b"hello");
     c.settle();
@@ -36,7 +36,7 @@ fn three_node_cluster_forms_and_commits() {
 fn three_node_cluster_forms_through_initialize_and_joins_and_commits() {
     let mut c = Cluster::initialized_then_joined(3);
     let leader = c.leader().expect("leader");
-    assert_eq!(c.hosts[&leader].node.config().voter_count(), 3);
+    assert_eq!(c.node(leader).config().voter_count(), 3);
     let id = c.propose(b"hello");
     c.run_for(Duration::from_millis(300));
     assert!(matches!(c.result(id), Some(Ok(Completion::Written { .. }))));

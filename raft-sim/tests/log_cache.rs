@@ -57,9 +57,16 @@ fn without_a_log_cache_a_returning_follower_catches_up_from_disk_reads() {
                 .filter(|r| r.text.contains(what))
                 .count()
         };
-        assert!(reads("ReadLog for stream") > 0, "seed {seed}: no stream read");
+        assert!(
+            reads("ReadLog for stream") > 0,
+            "seed {seed}: no stream read"
+        );
         assert!(reads("ReadLog for apply") > 0, "seed {seed}: no apply read");
         let caught_up = w.node(away).expect("up").status().applied;
-        assert!(caught_up > LogIndex(100), "seed {seed}: n{} applied {caught_up}", away + 1);
+        assert!(
+            caught_up > LogIndex(100),
+            "seed {seed}: n{} applied {caught_up}",
+            away + 1
+        );
     }
 }
