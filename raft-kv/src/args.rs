@@ -195,6 +195,11 @@ pub struct Tuning {
     /// Entries kept in the log behind a snapshot [default: 1024].
     #[arg(long, value_name = "N")]
     pub snapshot_trailing: Option<u64>,
+    /// The most bytes of durable log entries a node keeps in memory; older
+    /// ones are read back from the log when a follower or the state machine
+    /// needs them [default: 67108864].
+    #[arg(long, value_name = "BYTES")]
+    pub log_cache_bytes_max: Option<u64>,
     /// Minimum election timeout [default: 500].
     #[arg(long, value_name = "MS")]
     pub election_timeout_ms: Option<u64>,
@@ -250,6 +255,7 @@ impl Tuning {
             ("--snapshot-log-bytes-min", self.snapshot_log_bytes_min),
             ("--snapshot-log-percent", self.snapshot_log_percent),
             ("--snapshot-trailing", self.snapshot_trailing),
+            ("--log-cache-bytes-max", self.log_cache_bytes_max),
             ("--election-timeout-ms", self.election_timeout_ms),
             ("--heartbeat-ms", self.heartbeat_ms),
         ];

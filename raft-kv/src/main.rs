@@ -126,6 +126,9 @@ fn node_config(args: &NodeArgs) -> NodeConfig {
     if let Some(n) = t.snapshot_trailing {
         options.snapshot_trailing_entries = n;
     }
+    if let Some(n) = t.log_cache_bytes_max {
+        options.log_cache_bytes_max = n;
+    }
     if let Some(ms) = t.election_timeout_ms {
         options.election_timeout = CoreDuration::from_millis(ms);
     }
