@@ -37,9 +37,11 @@ pub(crate) mod log_writer;
 mod metrics;
 pub mod record;
 pub(crate) mod recovery;
+mod segment_index;
 mod small_file;
 pub(crate) mod snapshot_store;
 pub(crate) mod wal;
+mod wal_read;
 
 pub use error::{Corruption, HeaderError, RecordError, StorageError};
 pub use hard_state::{HardStateStore, decode_hard_state, encode_hard_state};
@@ -47,7 +49,7 @@ pub use identity::{Identity, IdentityStore};
 pub use lock::DataDirLock;
 pub use log_writer::{LogOp, LogReport, LogWriter, LogWriterOptions};
 pub use metrics::WalMetrics;
-pub use recovery::{Recovered, TornTail, recover_from_image};
+pub use recovery::{Recovered, StoredEntries, TornTail, recover_from_image};
 pub use snapshot_store::{SNAPSHOTS_KEPT_DEFAULT, SnapshotReader, SnapshotStore, SnapshotWriter};
 pub use wal::{Wal, WalOptions};
 

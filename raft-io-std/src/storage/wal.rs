@@ -24,6 +24,8 @@ use super::error::StorageError;
 use super::metrics::WalMetrics;
 use super::record::{self, RECORD_PAYLOAD_BYTES_MAX, Record, SEGMENT_HEADER_BYTES, SegmentHeader};
 use super::recovery::{self, Recovered, SegmentFile, SegmentSource};
+use super::segment_index::SegmentIndex;
+use super::wal_read;
 use raft_core::{LogEntry, LogIndex, Term};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -90,7 +92,19 @@ impl Wal {
         Wal::open_with(dir, WalOptions::default())
     }
 
-    /// Opens (or creates) the log in `dir` and recovers its entries.
+    /// Opens (or creates) the log in `dir` and recovers its entries. See
+    /// [`Wal::open_within`]; this loads every entry.
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        options: WalOptions,
+    ) -> Result<(Wal, Recovered), StorageError> {
+        Wal::open_within(dir, options, u64::MAX)
+    }
+
+    /// Opens (or creates) the log in `dir` and recovers its entries, keeping
+    /// in memory only the longest tail whose [`LogEntry::budget_bytes`] fit
+    /// `cache_bytes_max`; the entries before it stay on disk, described by
+    /// [`Recovered::stored`] and readable with [`Wal::read`].
     ///
     /// Applies the recovery rules of [`recover_from_image`](super::recover_from_image): a torn tail of the last
     /// segment is cut off (ftruncate + fsync), obsolete segments and unfinished
@@ -101,9 +115,15 @@ impl Wal {
     ///
     /// The recovered entries are durable when this returns (the last segment is
     /// fsynced: a previous process may have written without syncing).
-    pub fn open_with(
+    ///
+    /// Memory: the tail kept, the description of the rest (a few words per
+    /// run of one term, and the membership entries), the sparse index of
+    /// [`Wal::read`], and one segment file's bytes at a time while it is
+    /// scanned.
+    pub fn open_within(
         dir: impl AsRef<Path>,
         options: WalOptions,
+        cache_bytes_max: u64,
     ) -> Result<(Wal, Recovered), StorageError> {
         let dir = dir.as_ref().to_path_buf();
         let metrics = Arc::new(WalMetrics::default());
@@ -115,7 +135,7 @@ impl Wal {
                 names.push(name);
             }
         }
-        let scan = recovery::scan(&dir, &names, &mut DirSource)?;
+        let scan = recovery::scan(&dir, &names, &mut DirSource, cache_bytes_max)?;
         let recovered = scan.recovered;
 
         // Everything below only completes what recovery decided.
@@ -171,7 +191,10 @@ impl Wal {
                 file
             }
         };
-        let mut terms: Vec<(LogIndex, Term)> = Vec::new();
+        let mut terms: Vec<(LogIndex, Term)> = recovered
+            .stored
+            .as_ref()
+            .map_or_else(Vec::new, |stored| stored.term_starts.clone());
         for entry in &recovered.entries {
             push_term(&mut terms, entry.index, entry.term);
         }
@@ -226,6 +249,33 @@ impl Wal {
         self.terms.get(run.checked_sub(1)?).map(|&(_, term)| term)
     }
 
+    /// Reads entries `from..` back: at most `count_max`, stopping before
+    /// their [`LogEntry::budget_bytes`] exceed `bytes_max` but at least one
+    /// (when `count_max` is not 0); none if the log does not hold `from`.
+    ///
+    /// Sees every append and truncation made so far, synced or not. Seeks
+    /// with a sparse index (see `segment_index.rs`), so it reads at most a
+    /// few dozen records, or about 32 KiB, that it does not return. A record
+    /// that is not what was written (a checksum mismatch, another index) is
+    /// [`StorageError::Corrupt`]. Refused after a failed write, like writes.
+    pub fn read(
+        &self,
+        from: LogIndex,
+        count_max: usize,
+        bytes_max: u64,
+    ) -> Result<Vec<LogEntry>, StorageError> {
+        self.check_usable()?;
+        wal_read::read(
+            &self.segments,
+            self.next,
+            wal_read::Limits {
+                from,
+                count_max,
+                bytes_max,
+            },
+        )
+    }
+
     /// The number of live segment files.
     pub fn segment_count(&self) -> usize {
         self.segments.len()
@@ -273,6 +323,7 @@ impl Wal {
                 self.flush_buf()?;
                 self.rotate()?;
             }
+            let offset = self.segment_bytes() + self.buf.len() as u64;
             record::encode_entry(entry, &mut self.buf).map_err(|_| {
                 StorageError::EntryTooLarge {
                     index: entry.index,
@@ -280,6 +331,8 @@ impl Wal {
                     bytes_max: RECORD_PAYLOAD_BYTES_MAX as u64,
                 }
             })?;
+            let n = self.segments.len();
+            self.segments[n - 1].index.on_entry(entry.index, offset);
             push_term(&mut self.terms, entry.index, entry.term);
             self.next = entry.index.next();
         }
@@ -332,6 +385,8 @@ impl Wal {
         record::encode_record(&Record::Truncate { from }, &mut self.buf)
             .expect("a truncate record is a few bytes");
         self.flush_buf()?;
+        let n = self.segments.len();
+        self.segments[n - 1].index.on_truncate(from);
         self.next = from;
         let keep = self.terms.partition_point(|&(start, _)| start < from);
         self.terms.truncate(keep);
@@ -527,6 +582,7 @@ fn create_segment(
             first_index: header.first_index,
             path,
             bytes: SEGMENT_HEADER_BYTES as u64,
+            index: SegmentIndex::default(),
         },
     ))
 }
