@@ -49,7 +49,7 @@ pub use identity::{Identity, IdentityStore};
 pub use lock::DataDirLock;
 pub use log_writer::{LogOp, LogReport, LogWriter, LogWriterOptions};
 pub use metrics::WalMetrics;
-pub use recovery::{Recovered, StoredEntries, TornTail, recover_from_image};
+pub use recovery::{Recovered, TornTail, recover_from_image};
 pub use snapshot_store::{SNAPSHOTS_KEPT_DEFAULT, SnapshotReader, SnapshotStore, SnapshotWriter};
 pub use wal::{Wal, WalOptions};
 
@@ -114,7 +114,19 @@ pub struct Opened {
     pub torn_tail: Option<TornTail>,
 }
 
-/// Opens (creating if missing) the storage in `dir` and recovers it.
+/// Opens (creating if missing) the storage in `dir` and recovers it, loading
+/// the whole log. See [`open_within`].
+pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, StorageError> {
+    open_within(dir, options, u64::MAX)
+}
+
+/// Opens (creating if missing) the storage in `dir` and recovers it, keeping
+/// in memory only the longest tail of the log whose
+/// [`LogEntry::budget_bytes`](raft_core::LogEntry::budget_bytes) fit
+/// `cache_bytes_max` (a node passes its
+/// [`NodeOptions::log_cache_bytes_max`](raft_core::NodeOptions::log_cache_bytes_max));
+/// the front stays on disk, described by [`RecoveredState::stored`], and the
+/// node reads it back with `Action::ReadLog`.
 ///
 /// Reconciles the log with the newest snapshot `S` (index `s`, term `t`), which
 /// settles a crash in the middle of installing a snapshot:
@@ -129,9 +141,13 @@ pub struct Opened {
 ///   belongs to a history the snapshot replaced: it is dropped and a new log
 ///   starts after `s`.
 ///
-/// The returned entries are contiguous and end at or after `s`; they start
-/// at or before `s + 1`.
-pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, StorageError> {
+/// The returned log (the stored front and the entries, as one) is contiguous
+/// and ends at or after `s`; it starts at or before `s + 1`.
+pub fn open_within(
+    dir: impl AsRef<Path>,
+    options: &StorageOptions,
+    cache_bytes_max: u64,
+) -> Result<Opened, StorageError> {
     let dir = dir.as_ref();
     let (hard_state, hard) = HardStateStore::open(dir)?;
     let snapshots = SnapshotStore::open(dir.join(SNAPSHOT_DIR), options.snapshots_kept)?;
@@ -150,7 +166,7 @@ pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, S
             ),
         });
     }
-    let (mut wal, recovered) = Wal::open_with(&wal_dir, options.wal.clone())?;
+    let (mut wal, recovered) = Wal::open_within(&wal_dir, options.wal.clone(), cache_bytes_max)?;
     if !marker.exists() {
         // The log exists from now on (Wal::open keeps at least one segment).
         let fsyncs = wal.metrics();
@@ -162,6 +178,7 @@ pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, S
         )?;
     }
     let mut entries = recovered.entries;
+    let mut stored = recovered.stored;
     match &snapshot {
         None => {
             if wal.first_index().0 != 1 {
@@ -194,9 +211,8 @@ pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, S
                 wal.compact(s)?;
                 wal.sync()?;
                 entries.clear();
+                stored = None;
             }
-            let last = wal.last_index();
-            entries.retain(|e| e.index <= last);
         }
     }
     Ok(Opened {
@@ -207,6 +223,7 @@ pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, S
             hard_state: hard,
             snapshot,
             entries,
+            stored,
         },
         torn_tail: recovered.torn_tail,
     })

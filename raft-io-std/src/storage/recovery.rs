@@ -25,7 +25,7 @@
 use super::error::{Corruption, StorageError};
 use super::record::{self, Record, SEGMENT_HEADER_BYTES, SegmentHeader};
 use super::segment_index::SegmentIndex;
-use raft_core::{LogEntry, LogIndex, Term};
+use raft_core::{LogEntry, LogIndex, StoredEntries};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
@@ -63,21 +63,6 @@ impl Recovered {
             (None, None) => LogIndex(self.first_index.0.saturating_sub(1)),
         }
     }
-}
-
-/// Log entries recovery left on disk, described without their payloads:
-/// where each run of one term begins, the last index, and the membership
-/// entries with their payloads (a node must know every configuration its log
-/// holds).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StoredEntries {
-    /// `(first index, term)` of each run of one term, both strictly
-    /// increasing; the first is the first stored entry.
-    pub term_starts: Vec<(LogIndex, Term)>,
-    /// The last stored entry's index.
-    pub last: LogIndex,
-    /// The membership entries among them, in index order.
-    pub config_entries: Vec<LogEntry>,
 }
 
 /// An interrupted write at the end of the log, removed by recovery.

@@ -265,15 +265,21 @@ impl Wal {
         bytes_max: u64,
     ) -> Result<Vec<LogEntry>, StorageError> {
         self.check_usable()?;
-        wal_read::read(
-            &self.segments,
-            self.next,
-            wal_read::Limits {
-                from,
-                count_max,
-                bytes_max,
-            },
-        )
+        let limits = wal_read::Limits {
+            from,
+            count_max,
+            bytes_max,
+        };
+        let entries = wal_read::read(&self.segments, self.next, limits)?;
+        let bytes: usize = entries.iter().map(|e| e.data.len()).sum();
+        self.metrics.reads.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .entries_read
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        self.metrics
+            .bytes_read
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        Ok(entries)
     }
 
     /// The number of live segment files.
