@@ -723,6 +723,7 @@ impl FuzzStart {
                 hard_state,
                 snapshot,
                 entries,
+                stored: None,
             },
             corrupted,
         )

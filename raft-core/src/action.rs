@@ -11,6 +11,30 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Who asked for entries read back with [`Action::ReadLog`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum LogReader {
+    /// A leader's replication stream to `peer`.
+    Stream {
+        /// The follower.
+        peer: NodeId,
+        /// The stream (a read for a stream since closed is dropped).
+        stream: StreamId,
+    },
+    /// The apply path: committed entries to hand to the state machine.
+    Apply,
+}
+
+impl fmt::Display for LogReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogReader::Stream { peer, stream } => write!(f, "stream {stream} to {peer}"),
+            LogReader::Apply => write!(f, "apply"),
+        }
+    }
+}
+
 /// What a successful request produced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -124,6 +148,25 @@ pub enum Action {
     },
     /// Apply committed entries to the FSM, in order.
     Apply(Entries),
+    /// Read entries back from the durable log: the node no longer holds them
+    /// in memory (see [`NodeOptions::log_cache_bytes_max`](crate::NodeOptions::log_cache_bytes_max))
+    /// and `reader` needs them. Answer with [`Event::LogRead`](crate::Event::LogRead),
+    /// echoing `reader` and `from`, with the entries from `from` on as the
+    /// log holds them after every earlier action: at most `count_max`,
+    /// stopping before their [`LogEntry::budget_bytes`](crate::LogEntry::budget_bytes)
+    /// exceed `bytes_max` but at least one; none if `from` is no longer in
+    /// the log. Every `ReadLog` must be answered (unless the node restarts);
+    /// read off the step loop if the disk may be slow.
+    ReadLog {
+        /// Who asked; echo it.
+        reader: LogReader,
+        /// The first index wanted; echo it.
+        from: LogIndex,
+        /// The most entries to return.
+        count_max: usize,
+        /// The most bytes to return (at least one entry whatever its size).
+        bytes_max: u64,
+    },
     /// Take a snapshot of the FSM (at its applied index, or any later one)
     /// and report `SnapshotTaken` with its size once it is durable. The node
     /// goes on stepping meanwhile, however long the write takes: a driver
@@ -206,6 +249,15 @@ impl fmt::Display for Action {
                 (Some(a), Some(b)) => write!(f, "Apply [{}..={}]", a.index, b.index),
                 _ => write!(f, "Apply []"),
             },
+            Action::ReadLog {
+                reader,
+                from,
+                count_max,
+                bytes_max,
+            } => write!(
+                f,
+                "ReadLog for {reader} from={from} x{count_max} {bytes_max}B"
+            ),
             Action::TakeSnapshot => write!(f, "TakeSnapshot"),
             Action::ReceiveSnapshotChunk { offset, data, .. } => {
                 write!(f, "ReceiveSnapshotChunk @{offset} {}B", data.len())

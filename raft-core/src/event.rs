@@ -1,6 +1,8 @@
 //! Inputs to [`crate::Node::step`].
 
+use crate::action::LogReader;
 use crate::bootstrap::Bootstrap;
+use crate::entries::Entries;
 use crate::message::{Frame, Message, SnapshotMeta, StreamOpen};
 use crate::types::{LogIndex, NodeId, RequestId, StreamId, Term};
 use bytes::Bytes;
@@ -80,6 +82,17 @@ pub enum Event {
         /// The entry's term (guards against an append that a later truncation replaced).
         term: Term,
     },
+    /// The answer to [`Action::ReadLog`](crate::Action::ReadLog): the entries
+    /// from `from` on as the driver's log holds them (none if a later
+    /// compaction or truncation removed `from`).
+    LogRead {
+        /// The `reader` of the `ReadLog` answered.
+        reader: LogReader,
+        /// The `from` of the `ReadLog` answered.
+        from: LogIndex,
+        /// Consecutive entries starting at `from`.
+        entries: Entries,
+    },
     /// The driver took a snapshot of the FSM covering every entry up to
     /// `index`, and it is durable.
     SnapshotTaken {
@@ -148,6 +161,11 @@ impl fmt::Display for Event {
             Event::FrameReceived { stream, frame } => write!(f, "FrameRecv {stream} {frame}"),
             Event::StreamClosed { stream } => write!(f, "StreamClosed {stream}"),
             Event::LogPersisted { index, term } => write!(f, "LogPersisted {index}/{term}"),
+            Event::LogRead {
+                reader,
+                from,
+                entries,
+            } => write!(f, "LogRead for {reader} from={from} x{}", entries.len()),
             Event::SnapshotTaken { index, bytes } => write!(f, "SnapshotTaken {index} {bytes}B"),
             Event::SnapshotInstalled { meta } => write!(f, "SnapshotInstalled {meta}"),
             Event::ProposeRequested { proposals } => write!(f, "Propose x{}", proposals.len()),

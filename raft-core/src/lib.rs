@@ -171,7 +171,7 @@ mod time;
 mod types;
 pub mod wire;
 
-pub use action::{Action, Completion};
+pub use action::{Action, Completion, LogReader};
 pub use bootstrap::{Bootstrap, BootstrapError};
 pub use config::{Config, Member, MemberRole};
 pub use entries::{Entries, EntriesIntoIter};
@@ -179,7 +179,7 @@ pub use entry::{EntryKind, LogEntry};
 pub use error::{DecodeError, Outcome, Refusal, RequestError, Violation};
 pub use event::{Event, MembershipChange, Proposal};
 pub use message::{Frame, Message, MessageBody, SnapshotMeta, StreamOpen};
-pub use node::{FollowerStatus, Node, RecoveredState, RecoveryError, Status};
+pub use node::{FollowerStatus, Node, RecoveredState, RecoveryError, Status, StoredEntries};
 #[cfg(feature = "mutants")]
 pub use options::Mutants;
 pub use options::{InvalidOptions, LogSince, NodeOptions, SnapshotPolicy};

@@ -52,6 +52,18 @@ pub struct NodeOptions {
     pub batch_entries_max: usize,
     /// The most payload bytes in one chunk. Default 1 MiB.
     pub batch_bytes_max: u64,
+    /// The most bytes of durable entries (as [`LogEntry::budget_bytes`](crate::LogEntry::budget_bytes)
+    /// counts them) the node keeps in memory: a cache of the most recent
+    /// ones. Older entries are read back through the driver
+    /// ([`Action::ReadLog`](crate::Action::ReadLog)) when a follower's
+    /// stream or the apply path needs them. Entries not yet durable are
+    /// always held, on top of this: a leader's proposals until the driver
+    /// persists them, a follower's chunks likewise (at most the leader's
+    /// `stream_budget_bytes`). The cache is evicted a whole append batch at a
+    /// time, so it may exceed this by one batch (`batch_bytes_max`, or one
+    /// entry of up to `entry_bytes_max`). Default 64 MiB; 0 keeps nothing
+    /// durable in memory.
+    pub log_cache_bytes_max: u64,
     /// A learner is promoted to voter once its last catch-up round took less
     /// than an election timeout (thesis §4.2.1) and it trails the leader's log
     /// by at most this many entries (and `promotion_lag_bytes`), so a steady
@@ -124,6 +136,7 @@ impl NodeOptions {
             stream_budget_bytes: 4 << 20,
             batch_entries_max: 1024,
             batch_bytes_max: 1 << 20,
+            log_cache_bytes_max: 64 << 20,
             entry_bytes_max: 16 << 20,
             promotion_lag_entries: 1024,
             promotion_lag_bytes: 1 << 20,

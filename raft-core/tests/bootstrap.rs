@@ -218,6 +218,7 @@ fn bootstrapping_over_another_first_entry_of_the_same_cluster_is_refused() {
         hard_state,
         snapshot: None,
         entries,
+        stored: None,
     };
     let mut node = Node::new(NodeOptions::new(NodeId(1)), recovered, 1, Instant(0)).unwrap();
     let actions = bootstrap(&mut node, Instant(1), three());

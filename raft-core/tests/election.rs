@@ -550,6 +550,7 @@ fn pre_candidate_of_five() -> (Node, Instant) {
             kind: EntryKind::Initialize,
             data: config.encode(),
         }],
+        stored: None,
     };
     let mut node = Node::new(NodeOptions::new(n(1)), recovered, 5, Instant(0)).unwrap();
     let timeout = node.next_deadline();

@@ -50,6 +50,7 @@ impl Follower {
                 },
                 snapshot: None,
                 entries,
+                stored: None,
             },
             7,
             Instant(0),
@@ -463,6 +464,7 @@ fn messages_with_terms_above_the_limit_are_refused_and_the_node_still_campaigns(
         hard_state,
         snapshot: None,
         entries: vec![entry],
+        stored: None,
     };
     let mut node = Node::new(NodeOptions::new(ME), recovered, 3, Instant(0)).unwrap();
     for term in [u64::MAX, u64::MAX - 1, Term::LIMIT.0 + 1] {

@@ -57,6 +57,7 @@ fn state(term: u64, snapshot: Option<SnapshotMeta>, entries: Vec<LogEntry>) -> R
         },
         snapshot,
         entries,
+        stored: None,
     }
 }
 
@@ -380,6 +381,23 @@ proptest! {
             node.check_invariants();
         }
     }
+
+    /// A driver that leaves the log's front on disk (`stored`) recovers the
+    /// same node as one that loads it all: same ends, terms and configuration.
+    #[test]
+    fn a_stored_front_recovers_the_same_log(recovered in arb_state(), budget in 0u64..400) {
+        let Ok(full) = recover(opts(), recovered.clone()) else { return Ok(()) };
+        let (stored, entries) = harness::recover_within(&recovered.entries, budget);
+        let split = RecoveredState { stored, entries, ..recovered };
+        let split = recover(opts(), split).expect("the same log, stored in part, recovers");
+        split.check_invariants();
+        let (a, b) = (full.status(), split.status());
+        prop_assert_eq!((a.first_index, a.last_index, a.durable), (b.first_index, b.last_index, b.durable));
+        for i in a.first_index.0.saturating_sub(1)..=a.last_index.0 {
+            prop_assert_eq!(full.term_at(LogIndex(i)), split.term_at(LogIndex(i)), "term at {}", i);
+        }
+        prop_assert_eq!(full.config(), split.config());
+    }
 }
 
 #[test]
@@ -415,4 +433,68 @@ fn a_node_recovered_from_a_snapshot_and_its_trailing_log_runs_the_latest_config(
         node.config().member(NodeId(4)).unwrap().role,
         MemberRole::Learner
     );
+}
+
+#[test]
+fn a_malformed_stored_front_is_a_typed_error() {
+    let stored = |term_starts: Vec<(u64, u64)>, last: u64, configs: Vec<LogEntry>| StoredEntries {
+        term_starts: term_starts
+            .into_iter()
+            .map(|(i, t)| (LogIndex(i), Term(t)))
+            .collect(),
+        last: LogIndex(last),
+        config_entries: configs,
+    };
+    let with = |s: StoredEntries, entries: Vec<LogEntry>| RecoveredState {
+        stored: Some(s),
+        ..state(5, None, entries)
+    };
+    let cases = [
+        (
+            with(stored(vec![], 3, vec![]), vec![]),
+            RecoveryError::NotContiguous(LogIndex(3)),
+        ),
+        (
+            with(stored(vec![(1, 2), (3, 2)], 4, vec![]), vec![]),
+            RecoveryError::TermsDecrease(LogIndex(3)),
+        ),
+        (
+            with(stored(vec![(1, 1), (4, 2)], 3, vec![]), vec![]),
+            RecoveryError::NotContiguous(LogIndex(4)),
+        ),
+        (
+            with(stored(vec![(1, 1)], 3, vec![]), vec![e(5, 1)]),
+            RecoveryError::NotContiguous(LogIndex(5)),
+        ),
+        (
+            with(stored(vec![(1, 1), (3, 2)], 3, vec![]), vec![e(4, 1)]),
+            RecoveryError::TermsDecrease(LogIndex(4)),
+        ),
+        (
+            with(
+                stored(vec![(1, 1)], 3, vec![config_entry(2, 2, CLUSTER)]),
+                vec![],
+            ),
+            RecoveryError::BadConfigEntry(LogIndex(2)),
+        ),
+        (
+            with(stored(vec![(2, 1)], 3, vec![]), vec![]),
+            RecoveryError::GapAfterSnapshot {
+                first: LogIndex(2),
+                snapshot: LogIndex(0),
+            },
+        ),
+    ];
+    for (recovered, expected) in cases {
+        let got = recover(opts(), recovered.clone()).err();
+        assert_eq!(got, Some(expected), "{recovered:?}");
+    }
+    // And a well-formed one recovers, its membership entry included.
+    let good = with(
+        stored(vec![(1, 1), (3, 2)], 3, vec![config_entry(2, 1, CLUSTER)]),
+        vec![e(4, 2)],
+    );
+    let node = recover(opts(), good).expect("recovers");
+    assert_eq!(node.config().index, LogIndex(2));
+    assert_eq!(node.term_at(LogIndex(2)), Some(Term(1)));
 }

@@ -425,6 +425,7 @@ impl SimDisk {
                 .into_iter()
                 .map(|e| e.entry)
                 .collect(),
+            stored: None,
         }
     }
 

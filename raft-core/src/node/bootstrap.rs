@@ -38,6 +38,19 @@ impl Node {
                 Some(e) if *e == first => return Ok(false),
                 Some(_) => return Err(RequestError::LogExists),
                 None if self.log.base_index() >= LogIndex(1) => return Ok(false),
+                // Evicted from memory: its configuration and term tell.
+                None if self.log.last_index() >= LogIndex(1) => {
+                    let same = self.log.term_at(LogIndex(1)) == Some(first.term)
+                        && self
+                            .configs
+                            .appended_at(LogIndex(1))
+                            .is_some_and(|c| c.encode() == first.data);
+                    return if same {
+                        Ok(false)
+                    } else {
+                        Err(RequestError::LogExists)
+                    };
+                }
                 None => {}
             },
             None => {}

@@ -9,14 +9,15 @@
 //! flight stay under the budget. Acks of the follower's durable index move the
 //! match index, free budget and may advance the commit index.
 
+use super::log_read::fitting;
 use super::{Node, RoleState};
-use crate::action::Action;
+use crate::action::{Action, LogReader};
 use crate::entries::Entries;
 use crate::error::{Refusal, Violation};
 use crate::message::{Frame, SnapshotMeta, StreamOpen};
 use crate::node::FollowerStatus;
 use crate::time::{Duration, Instant};
-use crate::types::{LogIndex, NodeId, StreamId};
+use crate::types::{LogIndex, NodeId, StreamId, Term};
 use std::collections::VecDeque;
 
 /// Replication state for one follower.
@@ -44,6 +45,9 @@ pub(crate) struct Cursor {
     last_round: Option<Duration>,
     /// The snapshot being streamed, until the follower has received all of it.
     snapshot: Option<SnapshotSend>,
+    /// The index a `ReadLog` for this stream asked for, until its answer:
+    /// the entries to send next are no longer in memory.
+    reading: Option<LogIndex>,
 }
 
 /// A snapshot on its way to a follower. Its bytes count against the stream
@@ -88,6 +92,7 @@ impl Cursor {
             round_started: now,
             last_round: None,
             snapshot: None,
+            reading: None,
         }
     }
 
@@ -165,6 +170,27 @@ impl Cursor {
         self.inflight_bytes = 0;
         self.sent_commit = LogIndex(0);
         self.snapshot = None;
+        self.reading = None;
+    }
+
+    /// The chunk that carries `entries` (which continue at `next`) with the
+    /// commit index, counted against the budget.
+    fn chunk(&mut self, term: Term, commit: LogIndex, prev_term: Term, entries: Entries) -> Frame {
+        let through = entries.last().expect("a chunk of entries").index;
+        let leader_commit = commit.min(through);
+        let frame = Frame::Chunk {
+            term,
+            prev_index: self.next.prev(),
+            prev_term,
+            leader_commit,
+            entries,
+        };
+        let bytes = frame.budget_bytes();
+        self.inflight.push_back((through, bytes));
+        self.inflight_bytes += bytes;
+        self.next = through.next();
+        self.sent_commit = leader_commit;
+        frame
     }
 }
 
@@ -344,6 +370,7 @@ impl Node {
             let (count_max, bytes_max) = (self.opts.batch_entries_max, self.opts.batch_bytes_max);
             let base = self.log.base_index();
             let last = self.log.last_index();
+            let cache_start = self.log.cache_start();
             let RoleState::Leader(l) = &mut self.role else {
                 return;
             };
@@ -372,6 +399,7 @@ impl Node {
             let prev = c.next.prev();
             let sending_snapshot = c.snapshot.as_ref().is_some_and(|s| !s.all_sent());
             if prev < base || sending_snapshot {
+                c.reading = None; // compacted while being read: drop the answer
                 // The entries it needs are compacted: send the snapshot, one
                 // budget's worth at a time, then continue right after it on
                 // the same stream.
@@ -439,21 +467,23 @@ impl Node {
                 }
                 return;
             }
+            if c.reading.is_some() {
+                return; // the entries to send next are being read back
+            }
+            if c.next < cache_start {
+                // Evicted from memory: ask the driver; `on_stream_log_read`
+                // sends them and goes on from there.
+                c.reading = Some(c.next);
+                self.out.push(Action::ReadLog {
+                    reader: LogReader::Stream { peer, stream },
+                    from: c.next,
+                    count_max,
+                    bytes_max,
+                });
+                return;
+            }
             let entries = self.log.slice(c.next, count_max, bytes_max);
-            let through = entries.last().expect("next <= last").index;
-            let leader_commit = commit.min(through);
-            let frame = Frame::Chunk {
-                term,
-                prev_index: prev,
-                prev_term,
-                leader_commit,
-                entries,
-            };
-            let bytes = frame.budget_bytes();
-            c.inflight.push_back((through, bytes));
-            c.inflight_bytes += bytes;
-            c.next = through.next();
-            c.sent_commit = leader_commit;
+            let frame = c.chunk(term, commit, prev_term, entries);
             announce = false;
             self.out.push(Action::SendFrame {
                 stream,
@@ -461,6 +491,39 @@ impl Node {
                 frame,
             });
         }
+    }
+
+    /// The driver's answer to a `ReadLog` for `peer`'s stream: sends the
+    /// entries if the stream still wants them, then goes on streaming.
+    pub(crate) fn on_stream_log_read(
+        &mut self,
+        peer: NodeId,
+        stream: StreamId,
+        from: LogIndex,
+        entries: Entries,
+    ) {
+        let wanted = matches!(&self.role, RoleState::Leader(l) if l.cursors.get(&peer)
+            .is_some_and(|c| c.stream == Some(stream) && c.reading == Some(from)));
+        if !wanted {
+            return; // a stream since closed or reset, or a compaction, dropped it
+        }
+        let (term, commit) = (self.hs.term, self.commit);
+        let (count_max, bytes_max) = (self.opts.batch_entries_max, self.opts.batch_bytes_max);
+        let entries = self.checked_read(from, entries, self.log.last_index());
+        let prev_term = self.log.term_at(from.prev());
+        let Some(l) = self.leader_state() else { return };
+        let c = l.cursors.get_mut(&peer).expect("checked above");
+        c.reading = None;
+        if let Some(prev_term) = prev_term.filter(|_| c.next == from && !entries.is_empty()) {
+            let entries = entries.slice(0..fitting(&entries, count_max, bytes_max));
+            let frame = c.chunk(term, commit, prev_term, entries);
+            self.out.push(Action::SendFrame {
+                stream,
+                peer,
+                frame,
+            });
+        }
+        self.replicate(peer, false);
     }
 
     /// After the commit index moved: followers with entries to receive get

@@ -1,48 +1,120 @@
-//! The node's in-memory view of its log: the entries after the compaction
-//! point, which prefix of them is durable, and the term of every entry.
+//! The node's view of its log: the entries after the compaction point, which
+//! prefix of them is durable, the term of every entry, and a cache of the
+//! most recent entries' payloads, bounded in bytes.
 //!
-//! The entries are kept as the runs they were appended in (a leader's batch
-//! of proposals, a follower's chunk), each an [`Entries`] shared with the
-//! actions and frames that carry it, so appending, streaming and applying a
-//! batch copies no entry.
+//! The entries in memory are kept as the runs they were appended in (a
+//! leader's batch of proposals, a follower's chunk), each an [`Entries`]
+//! shared with the actions and frames that carry it, so appending, streaming
+//! and applying a batch copies no entry. Once the cache holds more than its
+//! budget, the oldest durable runs are evicted: the log keeps only their
+//! terms (as runs of one term) and their sizes (as a coarse sum per evicted
+//! batch), and the node reads them back through the driver
+//! ([`crate::Action::ReadLog`]) when a stream or the apply path needs them.
 
 use crate::entries::Entries;
 use crate::entry::LogEntry;
 use crate::types::{LogIndex, Term};
 use std::collections::VecDeque;
 
+/// Evicted batches are merged into one size record until it reaches this
+/// many bytes: the sizes only serve estimates of how far a follower trails
+/// (promotion), so they may be coarse, and merging bounds their memory to a
+/// record per this many bytes of log (or per batch, if batches are larger).
+const EVICTED_RECORD_BYTES: u64 = 64 << 10;
+
 /// Entries `base_index + 1 ..= last_index`, with `base_term` the term of the
 /// entry at `base_index` (compacted away, covered by a snapshot, or index 0).
+/// Those from `cache_start` on are in memory; those before it are only in
+/// the driver's storage.
 #[derive(Clone, Debug)]
 pub(crate) struct RaftLog {
     base_index: LogIndex,
     base_term: Term,
+    /// Where each run of one term begins, `(index, term)`, both strictly
+    /// increasing: every entry after the base, in memory or not. The first
+    /// starts right after the base (none when the log is empty).
+    term_starts: VecDeque<(LogIndex, Term)>,
     /// Non-empty runs of consecutive entries, in order, the first starting
-    /// right after the base.
+    /// at `cache_start`.
     runs: VecDeque<Entries>,
+    /// The first entry in memory (`last_index + 1` when none is).
+    cache_start: LogIndex,
+    /// The bytes of `runs`, as [`LogEntry::budget_bytes`] counts them.
+    cached_bytes: u64,
+    /// Evict durable runs while `cached_bytes` is above this.
+    cache_bytes_max: u64,
+    /// The sizes of evicted entries still in the log: `(last index, bytes)`
+    /// of consecutive groups, each starting after the one before (the
+    /// first at or before the base's successor: compaction may leave it
+    /// reaching back into the compacted prefix, an overestimate).
+    evicted: VecDeque<(LogIndex, u64)>,
     /// The index of the last entry (the base when there is none).
     last_index: LogIndex,
-    /// Every entry up to here is durable (and is the entry in memory).
+    /// Every entry up to here is durable (and is the entry in memory or in
+    /// the driver's storage).
     durable: LogIndex,
 }
 
 impl RaftLog {
-    /// A log whose entries start after `(base_index, base_term)`; all durable.
+    /// A log whose entries start after `(base_index, base_term)`; all durable
+    /// and all in memory (until [`RaftLog::with_cache_bytes_max`] says otherwise).
     pub(crate) fn new(base_index: LogIndex, base_term: Term, entries: Vec<LogEntry>) -> RaftLog {
-        let last_index = LogIndex(base_index.0 + entries.len() as u64);
-        let entries = Entries::from(entries);
-        let log = RaftLog {
+        let mut log = RaftLog {
             base_index,
             base_term,
-            runs: (!entries.is_empty())
-                .then_some(entries)
-                .into_iter()
-                .collect(),
-            last_index,
-            durable: last_index,
+            term_starts: VecDeque::new(),
+            runs: VecDeque::new(),
+            cache_start: base_index.next(),
+            cached_bytes: 0,
+            cache_bytes_max: u64::MAX,
+            evicted: VecDeque::new(),
+            last_index: base_index,
+            durable: base_index,
         };
+        log.append(Entries::from(entries));
+        log.durable = log.last_index;
         log.check();
         log
+    }
+
+    /// A log whose first entries, `stored` (their term starts and last
+    /// index), are only in the driver's storage, followed by `entries` in
+    /// memory; all durable. The caller checked that they are consistent.
+    pub(crate) fn with_stored(
+        base_index: LogIndex,
+        base_term: Term,
+        term_starts: &[(LogIndex, Term)],
+        stored_last: LogIndex,
+        entries: Vec<LogEntry>,
+    ) -> RaftLog {
+        let mut log = RaftLog::new(base_index, base_term, Vec::new());
+        if stored_last > base_index {
+            // The run holding the entry after the base starts there.
+            let first = term_starts.partition_point(|&(i, _)| i <= base_index.next());
+            assert!(first > 0, "stored entries start after the base");
+            log.term_starts
+                .push_back((base_index.next(), term_starts[first - 1].1));
+            log.term_starts.extend(
+                term_starts[first..]
+                    .iter()
+                    .filter(|(i, _)| *i <= stored_last),
+            );
+            log.last_index = stored_last;
+            log.cache_start = stored_last.next();
+        }
+        // Their sizes are unknown: count them as none (promotion estimates
+        // then err on the short side for them until they are compacted).
+        log.append(Entries::from(entries));
+        log.durable = log.last_index;
+        log.check();
+        log
+    }
+
+    /// Sets the cache's budget, evicting what is above it.
+    pub(crate) fn with_cache_bytes_max(mut self, bytes: u64) -> RaftLog {
+        self.cache_bytes_max = bytes;
+        self.evict();
+        self
     }
 
     pub(crate) fn base_index(&self) -> LogIndex {
@@ -52,10 +124,7 @@ impl RaftLog {
         self.last_index
     }
     pub(crate) fn last_term(&self) -> Term {
-        self.runs
-            .back()
-            .and_then(|r| r.last())
-            .map_or(self.base_term, |e| e.term)
+        self.term_starts.back().map_or(self.base_term, |&(_, t)| t)
     }
     pub(crate) fn durable(&self) -> LogIndex {
         self.durable
@@ -63,19 +132,37 @@ impl RaftLog {
     pub(crate) fn is_empty(&self) -> bool {
         self.last_index().0 == 0
     }
+    /// The first entry held in memory (past the last index when none is):
+    /// entries before it must be read back through the driver.
+    pub(crate) fn cache_start(&self) -> LogIndex {
+        self.cache_start
+    }
+    /// The bytes of the entries held in memory.
+    pub(crate) fn cached_bytes(&self) -> u64 {
+        self.cached_bytes
+    }
 
-    /// The term at `index`, if the log knows it (the base counts; compacted entries do not).
+    /// The term at `index`, if the log knows it (the base counts; compacted
+    /// entries do not; evicted ones do).
     pub(crate) fn term_at(&self, index: LogIndex) -> Option<Term> {
         if index == self.base_index {
             return Some(self.base_term);
         }
-        self.get(index).map(|e| e.term)
+        if index < self.base_index || index > self.last_index {
+            return None;
+        }
+        // Most lookups are of recent entries: try the last run first.
+        let &(start, term) = self.term_starts.back().expect("a non-empty log has terms");
+        if start <= index {
+            return Some(term);
+        }
+        let at = self.term_starts.partition_point(|&(i, _)| i <= index);
+        Some(self.term_starts[at - 1].1)
     }
 
-    /// The position of the run holding `index` (which the log must hold).
+    /// The position of the run holding `index` (which the cache must hold).
     fn run_of(&self, index: LogIndex) -> usize {
-        debug_assert!(index > self.base_index && index <= self.last_index);
-        // Most lookups are of recent entries: try the last run first.
+        debug_assert!(index >= self.cache_start && index <= self.last_index);
         let last = self.runs.len() - 1;
         if self.runs[last][0].index <= index {
             return last;
@@ -83,8 +170,9 @@ impl RaftLog {
         self.runs.partition_point(|r| r[0].index <= index) - 1
     }
 
+    /// The entry at `index` if it is in memory.
     pub(crate) fn get(&self, index: LogIndex) -> Option<&LogEntry> {
-        if index <= self.base_index || index > self.last_index {
+        if index < self.cache_start || index > self.last_index {
             return None;
         }
         let run = &self.runs[self.run_of(index)];
@@ -94,10 +182,12 @@ impl RaftLog {
     /// Up to `count_max` entries from `from` on, stopping before `bytes_max` is
     /// exceeded (at least one entry if any exists). Within one run they share
     /// its allocation; entries from several runs are gathered into one new one.
+    /// `from` must be in memory (or past the last index).
     pub(crate) fn slice(&self, from: LogIndex, count_max: usize, bytes_max: u64) -> Entries {
         assert!(
-            from > self.base_index,
-            "slice from {from} but the log starts after {}",
+            from >= self.cache_start && from > self.base_index,
+            "slice from {from} but memory holds the log from {} (base {})",
+            self.cache_start,
             self.base_index
         );
         if from > self.last_index || count_max == 0 {
@@ -137,23 +227,32 @@ impl RaftLog {
 
     /// Appends entries that continue the log exactly, keeping them as one run.
     pub(crate) fn append(&mut self, entries: Entries) {
-        let mut term = self.last_term();
+        let mut bytes = 0;
         for e in &entries {
             assert_eq!(
                 e.index,
                 self.last_index.next(),
                 "append must continue the log"
             );
+            let term = self.last_term();
             assert!(
                 e.term >= term,
                 "terms in a log never decrease: {} after {term}",
                 e.term,
             );
-            term = e.term;
+            if e.term > term || self.term_starts.is_empty() {
+                self.term_starts.push_back((e.index, e.term));
+            }
             self.last_index = e.index;
+            bytes += e.budget_bytes();
         }
         if !entries.is_empty() {
+            if self.runs.is_empty() {
+                self.cache_start = entries[0].index;
+            }
             self.runs.push_back(entries);
+            self.cached_bytes += bytes;
+            self.evict();
         }
     }
 
@@ -165,18 +264,46 @@ impl RaftLog {
             self.base_index
         );
         if from <= self.last_index {
-            let r = self.run_of(from);
-            let keep = (from.0 - self.runs[r][0].index.0) as usize;
-            self.runs.truncate(r + 1);
-            if keep == 0 {
-                self.runs.pop_back();
+            if from >= self.cache_start {
+                let r = self.run_of(from);
+                let keep = (from.0 - self.runs[r][0].index.0) as usize;
+                for dropped in self.runs.drain(r + 1..) {
+                    self.cached_bytes -= dropped.iter().map(LogEntry::budget_bytes).sum::<u64>();
+                }
+                let run = self.runs.pop_back().expect("run r exists");
+                self.cached_bytes -= run[keep..].iter().map(LogEntry::budget_bytes).sum::<u64>();
+                if keep > 0 {
+                    self.runs.push_back(run.slice(0..keep));
+                }
             } else {
-                self.runs[r] = self.runs[r].slice(0..keep);
+                self.runs.clear();
+                self.cached_bytes = 0;
+                self.cache_start = from;
+                self.truncate_evicted(from);
+            }
+            while self.term_starts.back().is_some_and(|&(i, _)| i >= from) {
+                self.term_starts.pop_back();
             }
             self.last_index = from.prev();
         }
         if self.durable >= from {
             self.durable = from.prev();
+        }
+    }
+
+    /// Forgets the sizes of evicted entries at `from` and after (a group
+    /// reaching across `from` keeps its whole size: an overestimate).
+    fn truncate_evicted(&mut self, from: LogIndex) {
+        while let Some(&(last, bytes)) = self.evicted.back() {
+            if last < from {
+                break;
+            }
+            self.evicted.pop_back();
+            let start = self.evicted.back().map_or(LogIndex(0), |&(l, _)| l).next();
+            if start < from {
+                self.evicted.push_back((from.prev(), bytes));
+                break;
+            }
         }
     }
 
@@ -193,13 +320,35 @@ impl RaftLog {
         while let Some(run) = self.runs.front_mut() {
             let last = run.last().expect("runs are not empty").index;
             if last <= through {
+                self.cached_bytes -= run.iter().map(LogEntry::budget_bytes).sum::<u64>();
                 self.runs.pop_front();
             } else {
                 if run[0].index <= through {
-                    *run = run.slice_from((through.0 - run[0].index.0 + 1) as usize);
+                    let cut = (through.0 - run[0].index.0 + 1) as usize;
+                    self.cached_bytes -= run[..cut].iter().map(LogEntry::budget_bytes).sum::<u64>();
+                    *run = run.slice_from(cut);
                 }
                 break;
             }
+        }
+        self.cache_start = self.cache_start.max(through.next());
+        while self
+            .evicted
+            .front()
+            .is_some_and(|&(last, _)| last <= through)
+        {
+            self.evicted.pop_front();
+        }
+        // The run of one term holding `through + 1` now starts there.
+        let keep_from = self
+            .term_starts
+            .partition_point(|&(i, _)| i <= through.next());
+        let start_term = self.term_starts[keep_from.max(1) - 1].1;
+        self.term_starts.drain(..keep_from.max(1) - 1);
+        if through < self.last_index {
+            self.term_starts[0] = (through.next(), start_term);
+        } else {
+            self.term_starts.clear();
         }
         self.base_index = through;
         self.base_term = term;
@@ -209,6 +358,10 @@ impl RaftLog {
     /// Replaces the whole log by a snapshot point.
     pub(crate) fn reset_to(&mut self, index: LogIndex, term: Term) {
         self.runs.clear();
+        self.term_starts.clear();
+        self.evicted.clear();
+        self.cached_bytes = 0;
+        self.cache_start = index.next();
         self.base_index = index;
         self.base_term = term;
         self.last_index = index;
@@ -224,7 +377,51 @@ impl RaftLog {
             return false;
         }
         self.durable = index;
+        self.evict();
         true
+    }
+
+    /// Drops the oldest runs from memory while the cache is over its budget
+    /// and they are durable (the driver can read them back).
+    fn evict(&mut self) {
+        while self.cached_bytes > self.cache_bytes_max {
+            let Some(run) = self.runs.front() else { break };
+            let last = run.last().expect("runs are not empty").index;
+            if last > self.durable {
+                break;
+            }
+            let bytes = run.iter().map(LogEntry::budget_bytes).sum::<u64>();
+            self.runs.pop_front();
+            self.cached_bytes -= bytes;
+            self.cache_start = last.next();
+            match self.evicted.back_mut() {
+                Some((l, b)) if *b + bytes <= EVICTED_RECORD_BYTES => (*l, *b) = (last, *b + bytes),
+                _ => self.evicted.push_back((last, bytes)),
+            }
+        }
+    }
+
+    /// The bytes of the entries after `index`, counted until they pass
+    /// `stop_above` (then some number above it is returned). Evicted entries
+    /// count by their group's size, so the sum may be over by one group.
+    pub(crate) fn bytes_after(&self, index: LogIndex, stop_above: u64) -> u64 {
+        let mut bytes = 0u64;
+        let first_group = self.evicted.partition_point(|&(last, _)| last <= index);
+        for &(_, b) in self.evicted.range(first_group..) {
+            bytes += b;
+            if bytes > stop_above {
+                return bytes;
+            }
+        }
+        let mut i = index.next().max(self.cache_start);
+        while let Some(e) = self.get(i) {
+            bytes += e.budget_bytes();
+            if bytes > stop_above {
+                break;
+            }
+            i = i.next();
+        }
+        bytes
     }
 
     /// The largest index `i <= at_most` (and `>= floor`) whose term is at most
@@ -237,75 +434,125 @@ impl RaftLog {
         floor: LogIndex,
     ) -> LogIndex {
         let mut i = at_most.min(self.last_index());
-        while i > floor {
-            match self.term_at(i) {
-                Some(t) if t <= term => return i,
-                Some(_) => i = i.prev(),
-                None => return i, // compacted: the caller sends a snapshot
+        if i <= floor {
+            return floor;
+        }
+        if i > self.base_index {
+            if self.term_at(i).is_some_and(|t| t <= term) {
+                return i;
+            }
+            // The entry before the first run of a larger term.
+            let larger = self.term_starts.partition_point(|&(_, t)| t <= term);
+            i = self.term_starts[larger].0.prev();
+            if i <= floor {
+                return floor;
+            }
+            if i > self.base_index {
+                return i;
             }
         }
-        floor
+        if i < self.base_index {
+            return i; // compacted: the caller sends a snapshot
+        }
+        if self.base_term <= term {
+            i
+        } else {
+            i.prev().max(floor)
+        }
     }
 
+    /// The entries in memory.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &LogEntry> {
         self.runs.iter().flat_map(|r| r.iter())
     }
 
-    /// Asserts the log's structure in O(1): its ends agree with the base and
-    /// the durable index. (`append`, `truncate_from` and `compact_through`
-    /// assert contiguity as they change the log; `check` walks all of it.)
+    /// Asserts the log's structure in O(1): its ends agree with the base, the
+    /// cache and the durable index. (`append`, `truncate_from` and
+    /// `compact_through` assert contiguity as they change the log; `check`
+    /// walks all of it.)
     pub(crate) fn check_ends(&self) {
         let first = self.runs.front().and_then(|r| r.first());
         let last = self.runs.back().and_then(|r| r.last());
         if let (Some(first), Some(last)) = (first, last) {
             assert_eq!(
-                first.index,
-                self.base_index.next(),
-                "the log does not start after its base"
-            );
-            assert!(
-                first.term >= self.base_term,
-                "log terms decrease after the base"
+                first.index, self.cache_start,
+                "the cache does not start at its start"
             );
             assert_eq!(last.index, self.last_index, "the log's last index is stale");
         } else {
             assert_eq!(
-                self.last_index, self.base_index,
-                "an empty log ends at its base"
+                self.cache_start,
+                self.last_index.next(),
+                "an empty cache starts past the log"
             );
+        }
+        assert!(
+            self.cache_start > self.base_index,
+            "the cache starts at {} inside the compacted prefix {}",
+            self.cache_start,
+            self.base_index
+        );
+        match self.term_starts.front() {
+            Some(&(first, term)) => {
+                assert_eq!(
+                    first,
+                    self.base_index.next(),
+                    "terms do not start after the base"
+                );
+                assert!(term >= self.base_term, "log terms decrease after the base");
+            }
+            None => assert_eq!(
+                self.last_index, self.base_index,
+                "a log without terms is empty"
+            ),
         }
         assert!(
             self.durable <= self.last_index(),
             "durable {} past last {}",
             self.durable,
             self.last_index()
+        );
+        assert!(
+            self.cache_start <= self.durable.next(),
+            "evicted entries {}.. past the durable index {}",
+            self.cache_start,
+            self.durable
         );
     }
 
     /// Asserts the whole log's structure, entry by entry.
     pub(crate) fn check(&self) {
-        let mut expected = self.base_index.next();
-        let mut term = self.base_term;
+        self.check_ends();
         assert!(
             self.runs.iter().all(|r| !r.is_empty()),
             "an empty run in the log"
         );
+        for pair in self.term_starts.iter().collect::<Vec<_>>().windows(2) {
+            assert!(
+                pair[0].0 < pair[1].0 && pair[0].1 < pair[1].1,
+                "term starts {:?} then {:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+        let mut expected = self.cache_start;
+        let mut bytes = 0;
         for e in self.iter() {
             assert_eq!(e.index, expected, "log entries are not contiguous");
-            assert!(e.term >= term, "log terms decrease at {}", e.index);
+            assert_eq!(
+                Some(e.term),
+                self.term_at(e.index),
+                "entry {} disagrees with the term runs",
+                e.index
+            );
             expected = expected.next();
-            term = e.term;
+            bytes += e.budget_bytes();
         }
+        assert_eq!(bytes, self.cached_bytes, "the cache's size is stale");
         assert_eq!(
             expected.prev(),
             self.last_index,
             "the log's last index is stale"
-        );
-        assert!(
-            self.durable <= self.last_index(),
-            "durable {} past last {}",
-            self.durable,
-            self.last_index()
         );
     }
 }
@@ -434,5 +681,61 @@ mod tests {
             log.last_index_with_term_at_most(LogIndex(4), Term(0), LogIndex(1)),
             LogIndex(1)
         );
+    }
+
+    #[test]
+    fn only_durable_runs_are_evicted_and_their_terms_stay_known() {
+        let one = e(1, 1).budget_bytes();
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![]).with_cache_bytes_max(2 * one);
+        log.append(run(&[(1, 1), (2, 1)]));
+        log.append(run(&[(3, 2)]));
+        log.append(run(&[(4, 3), (5, 3)]));
+        assert_eq!(log.cache_start(), LogIndex(1), "nothing durable: all held");
+        assert!(log.mark_durable(LogIndex(3), Term(2)));
+        assert_eq!(log.cache_start(), LogIndex(4), "runs 1..=3 evicted");
+        assert_eq!(log.cached_bytes(), 2 * one);
+        assert_eq!(log.get(LogIndex(3)), None);
+        assert_eq!(log.term_at(LogIndex(2)), Some(Term(1)));
+        assert_eq!(log.term_at(LogIndex(3)), Some(Term(2)));
+        assert_eq!(log.bytes_after(LogIndex(0), u64::MAX), 5 * one);
+        assert!(log.bytes_after(LogIndex(3), u64::MAX) == 2 * one);
+        assert_eq!(
+            log.last_index_with_term_at_most(LogIndex(5), Term(2), LogIndex(0)),
+            LogIndex(3)
+        );
+        log.check();
+        // A truncation into the evicted part empties the cache.
+        log.truncate_from(LogIndex(3));
+        assert_eq!(
+            (log.last_index(), log.cache_start()),
+            (LogIndex(2), LogIndex(3))
+        );
+        assert_eq!(log.durable(), LogIndex(2));
+        log.append(run(&[(3, 4)]));
+        assert_eq!(log.term_at(LogIndex(3)), Some(Term(4)));
+        assert_eq!(log.last_term(), Term(4));
+        log.check();
+        // Compaction keeps the term of the run it cuts into.
+        log.compact_through(LogIndex(1));
+        assert_eq!(log.term_at(LogIndex(2)), Some(Term(1)));
+        assert_eq!(log.term_at(LogIndex(1)), Some(Term(1)), "the base");
+        log.check();
+    }
+
+    #[test]
+    fn a_recovered_log_with_a_stored_front_knows_its_terms() {
+        let log = RaftLog::with_stored(
+            LogIndex(2),
+            Term(1),
+            &[(LogIndex(1), Term(1)), (LogIndex(4), Term(2))],
+            LogIndex(6),
+            vec![e(7, 2), e(8, 3)],
+        );
+        assert_eq!(log.cache_start(), LogIndex(7));
+        assert_eq!(log.term_at(LogIndex(3)), Some(Term(1)));
+        assert_eq!(log.term_at(LogIndex(6)), Some(Term(2)));
+        assert_eq!(log.term_at(LogIndex(8)), Some(Term(3)));
+        assert_eq!(log.durable(), LogIndex(8));
+        log.check();
     }
 }

@@ -7,10 +7,10 @@ use super::leader::PendingChange;
 use super::{Node, RoleState};
 use crate::config::{Config, Member, MemberRole};
 use crate::entry::EntryKind;
+use crate::entry::LogEntry;
 use crate::error::RequestError;
 use crate::event::MembershipChange;
 use crate::message::SnapshotMeta;
-use crate::node::RaftLog;
 use crate::node::cursor::Cursor;
 use crate::types::{LogIndex, NodeId, RequestId};
 
@@ -23,16 +23,18 @@ pub(crate) struct ConfigLog {
 }
 
 impl ConfigLog {
-    pub(crate) fn recover(
+    /// The configurations of the snapshot and of the membership entries
+    /// `config_entries` (those of the log after its base, in order).
+    pub(crate) fn recover<'a>(
         snapshot: Option<&SnapshotMeta>,
-        log: &RaftLog,
+        config_entries: impl Iterator<Item = &'a LogEntry>,
     ) -> Result<ConfigLog, LogIndex> {
         let base = snapshot.map(|s| s.config.clone()).unwrap_or_default();
         let mut configs = ConfigLog {
             base,
             appended: Vec::new(),
         };
-        for e in log.iter().filter(|e| e.kind.is_config()) {
+        for e in config_entries.filter(|e| e.kind.is_config()) {
             // A trailing window behind the snapshot may hold the entry of
             // its configuration, or older ones. (Without a snapshot the
             // base index is 0, below every entry.)
@@ -48,6 +50,12 @@ impl ConfigLog {
     /// The configuration in force: the latest appended.
     pub(crate) fn latest(&self) -> &Config {
         self.appended.last().unwrap_or(&self.base)
+    }
+
+    /// The configuration of the membership entry at `index`, if the log
+    /// after the base holds one there.
+    pub(crate) fn appended_at(&self, index: LogIndex) -> Option<&Config> {
+        self.appended.iter().find(|c| c.index == index)
     }
 
     /// The configuration in force at `index`.
@@ -265,18 +273,7 @@ impl Node {
         if lag > self.opts.promotion_lag_entries || match_index < self.log.base_index() {
             return false;
         }
-        let mut bytes = 0u64;
-        let mut index = match_index.next();
-        while index <= last {
-            let Some(e) = self.log.get(index) else {
-                return false;
-            };
-            bytes += e.budget_bytes();
-            if bytes > self.opts.promotion_lag_bytes {
-                return false;
-            }
-            index = index.next();
-        }
-        true
+        let bound = self.opts.promotion_lag_bytes;
+        self.log.bytes_after(match_index, bound) <= bound
     }
 }

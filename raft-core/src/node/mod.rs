@@ -14,6 +14,7 @@ mod election;
 mod invariants;
 mod leader;
 mod log;
+mod log_read;
 mod membership;
 mod receiver;
 mod recovery;
@@ -38,7 +39,7 @@ use self::leader::LeaderState;
 pub(crate) use self::log::RaftLog;
 use self::membership::ConfigLog;
 use self::receiver::FollowerState;
-pub use self::recovery::{RecoveredState, RecoveryError};
+pub use self::recovery::{RecoveredState, RecoveryError, StoredEntries};
 
 /// A leader's view of one follower.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +77,12 @@ pub struct Status {
     pub last_index: LogIndex,
     /// Highest durable index.
     pub durable: LogIndex,
+    /// The first entry held in memory (past `last_index` when none is); the
+    /// driver's storage serves the ones before it.
+    pub cache_start: LogIndex,
+    /// The bytes of the entries held in memory (see
+    /// [`NodeOptions::log_cache_bytes_max`](crate::NodeOptions::log_cache_bytes_max)).
+    pub cached_bytes: u64,
     /// Per-follower replication (leader only).
     pub followers: Vec<FollowerStatus>,
 }
@@ -101,6 +108,8 @@ pub struct Node {
     pub(crate) configs: ConfigLog,
     pub(crate) commit: LogIndex,
     pub(crate) applied: LogIndex,
+    /// The index a `ReadLog` for the apply path asked for, until its answer.
+    pub(crate) apply_reading: Option<LogIndex>,
     pub(crate) snapshot: Option<SnapshotMeta>,
     /// A `TakeSnapshot` is outstanding.
     pub(crate) snapshot_requested: bool,
@@ -161,6 +170,7 @@ impl Node {
             configs,
             commit: start,
             applied: start,
+            apply_reading: None,
             snapshot,
             snapshot_requested: false,
             snapshot_bytes: 0,
@@ -232,6 +242,11 @@ impl Node {
             Event::FrameReceived { stream, frame } => self.on_frame(stream, frame),
             Event::StreamClosed { stream } => self.on_stream_closed(stream),
             Event::LogPersisted { index, term } => self.on_log_persisted(index, term),
+            Event::LogRead {
+                reader,
+                from,
+                entries,
+            } => self.on_log_read(reader, from, entries),
             Event::SnapshotTaken { index, bytes } => self.on_snapshot_taken(index, bytes),
             Event::SnapshotInstalled { meta } => self.on_snapshot_installed(meta),
             Event::ProposeRequested { proposals } => self.on_propose(proposals),
@@ -351,7 +366,8 @@ impl Node {
     pub fn snapshot(&self) -> Option<&SnapshotMeta> {
         self.snapshot.as_ref()
     }
-    /// The entries the node holds in memory (after the compaction point).
+    /// The entries the node holds in memory: those from
+    /// [`Status::cache_start`] on (the driver's storage holds the log).
     pub fn log_entries(&self) -> impl Iterator<Item = &LogEntry> {
         self.log.iter()
     }
@@ -384,6 +400,8 @@ impl Node {
             first_index: self.log.base_index().next(),
             last_index: self.log.last_index(),
             durable: self.log.durable(),
+            cache_start: self.log.cache_start(),
+            cached_bytes: self.log.cached_bytes(),
             followers: match &self.role {
                 RoleState::Leader(l) => l.follower_status(),
                 _ => Vec::new(),
@@ -573,12 +591,14 @@ impl Node {
             let from = self.applied.next();
             let count =
                 ((self.commit.0 - self.applied.0) as usize).min(self.opts.batch_entries_max);
+            if from < self.log.cache_start() {
+                // Evicted from memory: `on_apply_log_read` applies them.
+                self.read_for_apply(from);
+                break;
+            }
             let batch = self.log.slice(from, count, u64::MAX);
-            assert_eq!(batch.len(), count, "committed entries must be in memory");
-            self.applied = batch.last().expect("non-empty batch").index;
-            self.log_since_snapshot.entries += batch.len() as u64;
-            self.log_since_snapshot.bytes += batch.iter().map(LogEntry::budget_bytes).sum::<u64>();
-            self.emit(Action::Apply(batch));
+            assert_eq!(batch.len(), count, "committed entries are in the log");
+            self.apply_batch(batch);
         }
         self.maybe_request_snapshot();
         if let RoleState::Leader(_) = self.role {

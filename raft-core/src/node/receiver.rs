@@ -630,6 +630,7 @@ impl Node {
         self.configs.reset_to(meta.config.clone());
         self.commit = self.commit.max(meta.index);
         self.applied = meta.index;
+        self.apply_reading = None;
         self.log_since_snapshot = LogSince::default();
         self.snapshot = Some(meta.clone());
         let held = match &mut self.role {

@@ -25,8 +25,41 @@ pub struct RecoveredState {
     /// The durable log entries, contiguous. Without a snapshot they start at
     /// index 1; with one they start at or before `snapshot.index + 1` (a
     /// trailing window kept behind the snapshot) and end at or after
-    /// `snapshot.index`.
+    /// `snapshot.index`. With `stored`, these are the log's tail: they
+    /// continue right after `stored.last` (and may be empty).
     pub entries: Vec<LogEntry>,
+    /// The front of the durable log, left in storage instead of loaded into
+    /// `entries` so that recovery stays within the node's memory budget
+    /// ([`NodeOptions::log_cache_bytes_max`]); the node reads them back with
+    /// [`Action::ReadLog`](crate::Action::ReadLog) when it needs them. The
+    /// rules above apply to `stored` and `entries` together, as one log.
+    /// `None`: `entries` is the whole log.
+    pub stored: Option<StoredEntries>,
+}
+
+/// Durable log entries a driver left in storage at recovery, described
+/// without their payloads: their indexes, terms and membership entries.
+///
+/// ```
+/// use raft_core::{LogIndex, StoredEntries, Term};
+/// // Entries 1..=4 of term 1 and 5..=9 of term 3 stay on disk.
+/// let stored = StoredEntries {
+///     term_starts: vec![(LogIndex(1), Term(1)), (LogIndex(5), Term(3))],
+///     last: LogIndex(9),
+///     config_entries: Vec::new(),
+/// };
+/// # let _ = stored;
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredEntries {
+    /// Where each run of one term begins, as `(index, term)`, both strictly
+    /// increasing; the first is the first stored entry.
+    pub term_starts: Vec<(LogIndex, Term)>,
+    /// The last stored entry's index.
+    pub last: LogIndex,
+    /// The membership entries among them, with their payloads, in index
+    /// order: the node must know every configuration its log holds.
+    pub config_entries: Vec<LogEntry>,
 }
 
 /// Recovered state (or options) that cannot be right: the driver's storage is
@@ -108,45 +141,164 @@ pub(crate) fn recover(
         hard_state,
         snapshot,
         entries,
+        stored,
     } = recovered;
     if hard_state.term > Term::LIMIT {
         return Err(RecoveryError::TermExhausted(hard_state.term));
     }
-    if (snapshot.is_some() || !entries.is_empty()) && hard_state.cluster_id.is_none() {
-        return Err(RecoveryError::NoClusterId);
+    if let Some(stored) = &stored {
+        check_stored(stored, &entries)?;
     }
     check_entries(&entries)?;
-    if let Some(meta) = &snapshot {
-        check_snapshot(meta, &hard_state, &entries)?;
+    let view = LogView {
+        stored: stored.as_ref(),
+        entries: &entries,
+    };
+    if (snapshot.is_some() || view.last().is_some()) && hard_state.cluster_id.is_none() {
+        return Err(RecoveryError::NoClusterId);
     }
-    let (base_index, base_term, entries) = split_at_base(snapshot.as_ref(), entries)?;
-    if let Some(first) = entries.first() {
-        if first.term < base_term {
-            return Err(RecoveryError::TermsDecrease(first.index));
+    if let Some(meta) = &snapshot {
+        check_snapshot(meta, &hard_state, &view)?;
+    }
+    let (base_index, base_term) = base(snapshot.as_ref(), &view)?;
+    if let Some(term) = view.term_at(base_index.next()) {
+        if term < base_term {
+            return Err(RecoveryError::TermsDecrease(base_index.next()));
         }
     }
-    let last_term = entries.last().map_or(base_term, |e| e.term);
+    let last_term = view
+        .last()
+        .and_then(|last| view.term_at(last))
+        .map_or(base_term, |t| t.max(base_term));
     if last_term > hard_state.term {
         return Err(RecoveryError::TermAboveHardState {
             log: last_term,
             hard_state: hard_state.term,
         });
     }
-    for e in entries.iter().filter(|e| e.kind.is_config()) {
+    let configs: Vec<&LogEntry> = view.configs().filter(|e| e.index > base_index).collect();
+    for e in &configs {
         let decoded = Config::decode(&e.data);
         if decoded.map_or(true, |c| Some(c.cluster_id) != hard_state.cluster_id) {
             return Err(RecoveryError::BadConfigEntry(e.index));
         }
     }
-    let log = RaftLog::new(base_index, base_term, entries);
-    let configs =
-        ConfigLog::recover(snapshot.as_ref(), &log).map_err(RecoveryError::BadConfigEntry)?;
+    let configs = ConfigLog::recover(snapshot.as_ref(), configs.into_iter())
+        .map_err(RecoveryError::BadConfigEntry)?;
+    let entries: Vec<LogEntry> = entries
+        .into_iter()
+        .filter(|e| e.index > base_index)
+        .collect();
+    let log = match &stored {
+        Some(stored) => RaftLog::with_stored(
+            base_index,
+            base_term,
+            &stored.term_starts,
+            stored.last,
+            entries,
+        ),
+        None => RaftLog::new(base_index, base_term, entries),
+    }
+    .with_cache_bytes_max(options.log_cache_bytes_max);
     Ok(Recovered {
         hard_state,
         snapshot,
         log,
         configs,
     })
+}
+
+/// The recovered log as one: the stored front (terms and membership
+/// entries only) and the entries in memory after it.
+struct LogView<'a> {
+    stored: Option<&'a StoredEntries>,
+    entries: &'a [LogEntry],
+}
+
+impl LogView<'_> {
+    fn first(&self) -> Option<LogIndex> {
+        match self.stored {
+            Some(s) => s.term_starts.first().map(|&(i, _)| i),
+            None => self.entries.first().map(|e| e.index),
+        }
+    }
+
+    fn last(&self) -> Option<LogIndex> {
+        match self.entries.last() {
+            Some(e) => Some(e.index),
+            None => self.stored.map(|s| s.last),
+        }
+    }
+
+    fn term_at(&self, index: LogIndex) -> Option<Term> {
+        let (first, last) = (self.first()?, self.last()?);
+        if index < first || index > last {
+            return None;
+        }
+        match self.stored.filter(|s| index <= s.last) {
+            Some(s) => {
+                let at = s.term_starts.partition_point(|&(i, _)| i <= index);
+                Some(s.term_starts[at - 1].1)
+            }
+            None => {
+                let first_entry = self.entries[0].index;
+                Some(self.entries[(index.0 - first_entry.0) as usize].term)
+            }
+        }
+    }
+
+    /// Every membership entry, in index order.
+    fn configs(&self) -> impl Iterator<Item = &LogEntry> {
+        self.stored
+            .into_iter()
+            .flat_map(|s| s.config_entries.iter())
+            .chain(self.entries.iter().filter(|e| e.kind.is_config()))
+    }
+}
+
+/// The stored front is well formed and the entries continue it.
+fn check_stored(stored: &StoredEntries, entries: &[LogEntry]) -> Result<(), RecoveryError> {
+    let Some(&(first, first_term)) = stored.term_starts.first() else {
+        return Err(RecoveryError::NotContiguous(stored.last));
+    };
+    if first.0 == 0 {
+        return Err(RecoveryError::NotContiguous(first));
+    }
+    if first_term.0 == 0 {
+        return Err(RecoveryError::TermsDecrease(first));
+    }
+    for pair in stored.term_starts.windows(2) {
+        if pair[1].0 <= pair[0].0 {
+            return Err(RecoveryError::NotContiguous(pair[1].0));
+        }
+        if pair[1].1 <= pair[0].1 {
+            return Err(RecoveryError::TermsDecrease(pair[1].0));
+        }
+    }
+    let &(last_start, last_term) = stored.term_starts.last().expect("not empty");
+    if stored.last < last_start {
+        return Err(RecoveryError::NotContiguous(last_start));
+    }
+    let view = LogView {
+        stored: Some(stored),
+        entries: &[],
+    };
+    let mut after = LogIndex(0);
+    for e in &stored.config_entries {
+        if e.index <= after || !e.kind.is_config() || view.term_at(e.index) != Some(e.term) {
+            return Err(RecoveryError::BadConfigEntry(e.index));
+        }
+        after = e.index;
+    }
+    if let Some(e) = entries.first() {
+        if e.index != stored.last.next() {
+            return Err(RecoveryError::NotContiguous(e.index));
+        }
+        if e.term < last_term {
+            return Err(RecoveryError::TermsDecrease(e.index));
+        }
+    }
+    Ok(())
 }
 
 /// Consecutive indexes from 1 on, terms from 1 on that never decrease.
@@ -171,11 +323,11 @@ fn check_entries(entries: &[LogEntry]) -> Result<(), RecoveryError> {
 }
 
 /// The snapshot is well formed, of this cluster, no newer than the hard
-/// state, and agrees with the entries around it.
+/// state, and agrees with the log around it.
 fn check_snapshot(
     meta: &SnapshotMeta,
     hard_state: &HardState,
-    entries: &[LogEntry],
+    log: &LogView<'_>,
 ) -> Result<(), RecoveryError> {
     let bad = RecoveryError::BadSnapshot(meta.index);
     if meta.index.0 == 0
@@ -192,64 +344,60 @@ fn check_snapshot(
             hard_state: hard_state.term,
         });
     }
-    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+    let (Some(first), Some(last)) = (log.first(), log.last()) else {
         return Ok(());
     };
-    if first.index > meta.index.next() {
+    if first > meta.index.next() {
         return Err(RecoveryError::GapAfterSnapshot {
-            first: first.index,
+            first,
             snapshot: meta.index,
         });
     }
-    if last.index < meta.index {
+    if last < meta.index {
         return Err(RecoveryError::LogEndsBeforeSnapshot {
-            last: last.index,
+            last,
             snapshot: meta.index,
         });
     }
-    if let Some(at) = entries.iter().find(|e| e.index == meta.index) {
-        if at.term != meta.term {
-            return Err(RecoveryError::SnapshotTermMismatch(meta.index));
-        }
+    if log.term_at(meta.index).is_some_and(|t| t != meta.term) {
+        return Err(RecoveryError::SnapshotTermMismatch(meta.index));
     }
     // The snapshot's configuration is the one in force at its index: no
     // membership entry it covers may be newer.
-    let newer_config = entries
-        .iter()
-        .filter(|e| e.kind.is_config() && e.index > meta.config.index && e.index <= meta.index)
-        .map(|e| e.index)
-        .next();
-    if newer_config.is_some() {
+    if log
+        .configs()
+        .any(|e| e.index > meta.config.index && e.index <= meta.index)
+    {
         return Err(bad);
     }
     Ok(())
 }
 
-/// The log's base `(index, term)` and the entries after it. Without a
-/// snapshot the log starts at index 1. With one, entries start right after
-/// it, or earlier (a trailing window): unless the window starts at index 1,
-/// its first entry then becomes the base, since the term before it is unknown.
-fn split_at_base(
+/// The log's base `(index, term)`. Without a snapshot the log starts at
+/// index 1. With one, entries start right after it, or earlier (a trailing
+/// window): unless the window starts at index 1, its first entry then
+/// becomes the base, since the term before it is unknown.
+fn base(
     snapshot: Option<&SnapshotMeta>,
-    mut entries: Vec<LogEntry>,
-) -> Result<(LogIndex, Term, Vec<LogEntry>), RecoveryError> {
+    log: &LogView<'_>,
+) -> Result<(LogIndex, Term), RecoveryError> {
+    let first = log.first();
     let Some(meta) = snapshot else {
-        if let Some(first) = entries.first() {
-            if first.index != LogIndex(1) {
+        if let Some(first) = first {
+            if first != LogIndex(1) {
                 return Err(RecoveryError::GapAfterSnapshot {
-                    first: first.index,
+                    first,
                     snapshot: LogIndex(0),
                 });
             }
         }
-        return Ok((LogIndex(0), Term(0), entries));
+        return Ok((LogIndex(0), Term(0)));
     };
-    match entries.first() {
-        Some(first) if first.index == LogIndex(1) => Ok((LogIndex(0), Term(0), entries)),
-        Some(first) if first.index <= meta.index => {
-            let first = entries.remove(0);
-            Ok((first.index, first.term, entries))
+    match first {
+        Some(first) if first == LogIndex(1) => Ok((LogIndex(0), Term(0))),
+        Some(first) if first <= meta.index => {
+            Ok((first, log.term_at(first).expect("the first entry")))
         }
-        _ => Ok((meta.index, meta.term, entries)),
+        _ => Ok((meta.index, meta.term)),
     }
 }

@@ -7,6 +7,40 @@ use bytes::Bytes;
 use raft_core::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+/// What a driver within a memory budget recovers from `durable`: the tail
+/// whose bytes fit `budget` as entries, the front as `StoredEntries`.
+pub fn recover_within(durable: &[LogEntry], budget: u64) -> (Option<StoredEntries>, Vec<LogEntry>) {
+    let mut bytes = 0;
+    let kept = durable
+        .iter()
+        .rev()
+        .take_while(|e| {
+            bytes += e.budget_bytes();
+            bytes <= budget
+        })
+        .count();
+    let (front, tail) = durable.split_at(durable.len() - kept);
+    let Some(last) = front.last() else {
+        return (None, tail.to_vec());
+    };
+    let mut term_starts: Vec<(LogIndex, Term)> = Vec::new();
+    for e in front {
+        if term_starts.last().is_none_or(|&(_, t)| t != e.term) {
+            term_starts.push((e.index, e.term));
+        }
+    }
+    let stored = StoredEntries {
+        term_starts,
+        last: last.index,
+        config_entries: front
+            .iter()
+            .filter(|e| e.kind.is_config())
+            .cloned()
+            .collect(),
+    };
+    (Some(stored), tail.to_vec())
+}
+
 /// What a host does with appends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Persist {
@@ -43,6 +77,8 @@ enum Delivery {
 pub struct Cluster {
     pub hosts: BTreeMap<NodeId, Host>,
     pub now: Instant,
+    /// `ReadLog` actions served so far.
+    pub reads: u64,
     queue: VecDeque<Delivery>,
     streams: BTreeMap<StreamId, (NodeId, NodeId)>,
     /// Directed links that drop everything.
@@ -146,6 +182,7 @@ impl Cluster {
         Cluster {
             hosts: BTreeMap::new(),
             now: Instant(1_000_000_000),
+            reads: 0,
             queue: VecDeque::new(),
             streams: BTreeMap::new(),
             cut: BTreeSet::new(),
@@ -428,6 +465,37 @@ impl Cluster {
                 host.disk.pending.clear();
                 self.push(at, Event::SnapshotInstalled { meta });
             }
+            Action::ReadLog {
+                reader,
+                from,
+                count_max,
+                bytes_max,
+            } => {
+                let host = self.hosts.get_mut(&at).unwrap();
+                let mut bytes = 0;
+                let entries: Entries = host
+                    .disk
+                    .entries
+                    .iter()
+                    .filter(|e| e.index >= from)
+                    .take(count_max)
+                    .enumerate()
+                    .take_while(|(i, e)| {
+                        bytes += e.budget_bytes();
+                        *i == 0 || bytes <= bytes_max
+                    })
+                    .map(|(_, e)| e.clone())
+                    .collect();
+                self.reads += 1;
+                self.push(
+                    at,
+                    Event::LogRead {
+                        reader,
+                        from,
+                        entries,
+                    },
+                );
+            }
             Action::CompleteRequest { id, result } => self.completions.push((at, id, result)),
             Action::RoleChanged { .. } | Action::ConfigChanged(_) | Action::Refused { .. } => {}
             other => panic!("{at}: the test harness does not execute {other}"),
@@ -553,10 +621,12 @@ impl Cluster {
             Some((meta, data)) => (Some(meta.clone()), postcard::from_bytes(data).unwrap()),
             None => (None, Vec::new()),
         };
+        let (stored, entries) = recover_within(&host.disk.entries, options.log_cache_bytes_max);
         let recovered = RecoveredState {
             hard_state: host.disk.hard_state.clone(),
             snapshot,
-            entries: host.disk.entries.clone(),
+            entries,
+            stored,
         };
         host.node = Node::new(options, recovered, host.seed, now).expect("recover");
         host.applied = applied;
