@@ -10,11 +10,16 @@
 //!
 //! * [`DataDirLock`] keeps a second process off the directory; the node takes
 //!   it before it reads any file there.
-//! * [`open`] opens all three, recovers, and reconciles the log with the newest
+//! * [`open`] (and [`open_within`]) opens all three, recovers, and reconciles the log with the newest
 //!   snapshot into a [`raft_core::RecoveredState`] for `Node::new`.
 //! * [`LogWriter`] is the group-commit thread the driver hands `AppendLog`,
 //!   `TruncateLog` and `CompactLog` to; its [`LogReport::Persisted`] becomes
-//!   `Event::LogPersisted`.
+//!   `Event::LogPersisted`. It also serves `ReadLog` in order with them
+//!   ([`Wal::read`], through a sparse index per segment); its
+//!   [`LogReport::Read`] becomes `Event::LogRead`.
+//! * [`open_within`] recovers only the tail of the log that fits the node's
+//!   cache; the front stays on disk, described by
+//!   [`RecoveredState::stored`](raft_core::RecoveredState::stored).
 //! * [`HardStateStore::save`] executes `PersistHardState` synchronously (it is
 //!   durable when it returns, as the core requires before any later action).
 //! * [`SnapshotStore`] takes the FSM's snapshots and receives the leader's.
