@@ -61,7 +61,11 @@ impl Fsm for ListFsm {
         let mut text = String::new();
         r.read_to_string(&mut text)?;
         let mut lines = text.lines();
-        let index = lines.next().unwrap_or("0").parse().map_err(io::Error::other)?;
+        let index = lines
+            .next()
+            .unwrap_or("0")
+            .parse()
+            .map_err(io::Error::other)?;
         *self.0.0.lock().unwrap() = (lines.map(String::from).collect(), LogIndex(index));
         Ok(())
     }
@@ -141,7 +145,9 @@ fn three_nodes() -> Vec<Member> {
         .map(|(i, m)| (NodeId(i as u64 + 1), m.address.clone()));
     let bootstrap = Bootstrap::new(0x5eed, list).unwrap();
     for (i, m) in members.iter().enumerate() {
-        m.node().bootstrap(NodeId(i as u64 + 1), &bootstrap).unwrap();
+        m.node()
+            .bootstrap(NodeId(i as u64 + 1), &bootstrap)
+            .unwrap();
     }
     members
 }
@@ -231,7 +237,10 @@ fn every_node_restarted_recovers_only_the_tail_and_applies_the_rest_from_reads()
         let opened =
             storage::open_within(m.dir.path(), &StorageOptions::default(), CACHE_BYTES).unwrap();
         let state = &opened.state;
-        let stored = state.stored.as_ref().expect("a log past the cache leaves a stored front");
+        let stored = state
+            .stored
+            .as_ref()
+            .expect("a log past the cache leaves a stored front");
         let tail_bytes: u64 = state.entries.iter().map(LogEntry::budget_bytes).sum();
         assert!(tail_bytes <= CACHE_BYTES, "{tail_bytes} bytes recovered");
         assert_eq!(stored.term_starts[0].0, LogIndex(1));

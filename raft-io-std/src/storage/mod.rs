@@ -41,6 +41,7 @@ pub(crate) mod lock;
 pub(crate) mod log_writer;
 mod metrics;
 pub mod record;
+mod record_stream;
 pub(crate) mod recovery;
 mod segment_index;
 mod small_file;

@@ -24,9 +24,11 @@
 
 use super::error::{Corruption, StorageError};
 use super::record::{self, Record, SEGMENT_HEADER_BYTES, SegmentHeader};
+use super::record_stream::RecordStream;
 use super::segment_index::SegmentIndex;
 use raft_core::{LogEntry, LogIndex, StoredEntries};
 use std::collections::VecDeque;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What recovery found in a log directory.
@@ -103,8 +105,8 @@ pub(crate) struct Scan {
 pub(crate) trait SegmentSource {
     /// The first bytes of the file (at most [`SEGMENT_HEADER_BYTES`]).
     fn header(&mut self, path: &Path) -> Result<Vec<u8>, StorageError>;
-    /// The whole file.
-    fn contents(&mut self, path: &Path) -> Result<Vec<u8>, StorageError>;
+    /// The file, to read from its start.
+    fn open(&mut self, path: &Path) -> Result<Box<dyn Read + '_>, StorageError>;
 }
 
 /// What a file in a log directory is.
@@ -178,8 +180,8 @@ fn recover_image_within(
             let bytes = self.find(path);
             Ok(bytes[..bytes.len().min(SEGMENT_HEADER_BYTES)].to_vec())
         }
-        fn contents(&mut self, path: &Path) -> Result<Vec<u8>, StorageError> {
-            Ok(self.find(path).to_vec())
+        fn open(&mut self, path: &Path) -> Result<Box<dyn Read + '_>, StorageError> {
+            Ok(Box::new(self.find(path)))
         }
     }
     let names: Vec<String> = files.iter().map(|(name, _)| name.clone()).collect();
@@ -238,8 +240,10 @@ pub(crate) fn scan(
     let mut files = Vec::with_capacity(live.len());
     let mut log = Replay::new(cache_bytes_max);
     for (i, (name_index, path)) in live.iter().enumerate() {
-        let bytes = source.contents(path)?;
-        let header = decode_header(path, &bytes)?;
+        let mut stream = RecordStream::new(path, source.open(path)?);
+        stream.fill(SEGMENT_HEADER_BYTES)?;
+        let header = decode_header(path, stream.peek())?;
+        stream.consume(SEGMENT_HEADER_BYTES);
         if header.first_index.0 != *name_index {
             return Err(StorageError::Corrupt {
                 path: path.clone(),
@@ -271,16 +275,15 @@ pub(crate) fn scan(
         let (end, torn_tail) = replay_segment(
             &mut log,
             &mut index,
-            path,
+            &mut stream,
             header.first_index,
-            &bytes,
             is_last,
         )?;
         recovered.torn_tail = torn_tail;
         files.push(SegmentFile {
             first_index: header.first_index,
             path: path.clone(),
-            bytes: end as u64,
+            bytes: end,
             index,
         });
     }
@@ -377,36 +380,45 @@ fn decode_header(path: &Path, bytes: &[u8]) -> Result<SegmentHeader, StorageErro
     })
 }
 
-/// Replays the records of one segment onto `log`, recording where its live
+/// Replays the records of one segment onto `log`, reading them from
+/// `stream` (positioned after the header) and recording where its live
 /// entries are in `index`; returns the length of its valid prefix and the
 /// torn tail after it, if any.
 fn replay_segment(
     log: &mut Replay,
     index: &mut SegmentIndex,
-    path: &Path,
+    stream: &mut RecordStream<'_, impl Read>,
     first: LogIndex,
-    bytes: &[u8],
     is_last: bool,
-) -> Result<(usize, Option<TornTail>), StorageError> {
-    let corrupt = |offset: usize, reason: Corruption| StorageError::Corrupt {
+) -> Result<(u64, Option<TornTail>), StorageError> {
+    let path = stream.path();
+    let corrupt = |offset: u64, reason: Corruption| StorageError::Corrupt {
         path: path.to_path_buf(),
-        offset: offset as u64,
+        offset,
         reason,
     };
-    let mut offset = SEGMENT_HEADER_BYTES;
-    while offset < bytes.len() {
-        let rest = &bytes[offset..];
-        let (record, size) = match record::decode_record(rest) {
+    loop {
+        stream.fill_record()?;
+        if stream.peek().is_empty() {
+            return Ok((stream.offset(), None));
+        }
+        let offset = stream.offset();
+        let (record, size) = match record::decode_record(stream.peek()) {
             Ok(decoded) => decoded,
             Err(e) => {
-                if is_last && e.may_be_torn() && record::find_valid_record_after(rest).is_none() {
-                    let torn = TornTail {
-                        path: path.to_path_buf(),
-                        offset: offset as u64,
-                        bytes: rest.len() as u64,
-                        reason: Corruption::Record(e),
-                    };
-                    return Ok((offset, Some(torn)));
+                if is_last && e.may_be_torn() {
+                    // Only damage reads the rest of the file at once.
+                    stream.fill_all()?;
+                    let rest = stream.peek();
+                    if record::find_valid_record_after(rest).is_none() {
+                        let torn = TornTail {
+                            path: path.to_path_buf(),
+                            offset,
+                            bytes: rest.len() as u64,
+                            reason: Corruption::Record(e),
+                        };
+                        return Ok((offset, Some(torn)));
+                    }
                 }
                 return Err(corrupt(offset, Corruption::Record(e)));
             }
@@ -423,7 +435,7 @@ fn replay_segment(
                         },
                     ));
                 }
-                index.on_entry(entry.index, offset as u64);
+                index.on_entry(entry.index, offset);
                 log.push(entry);
             }
             Record::Truncate { from } => {
@@ -437,9 +449,8 @@ fn replay_segment(
                 log.truncate(from);
             }
         }
-        offset += size;
+        stream.consume(size);
     }
-    Ok((offset, None))
 }
 
 #[cfg(test)]

@@ -81,8 +81,9 @@ impl SegmentSource for DirSource {
             .map_err(|e| StorageError::io("read", path, e))?;
         Ok(header)
     }
-    fn contents(&mut self, path: &Path) -> Result<Vec<u8>, StorageError> {
-        fs::read(path).map_err(|e| StorageError::io("read", path, e))
+    fn open(&mut self, path: &Path) -> Result<Box<dyn Read + '_>, StorageError> {
+        let file = File::open(path).map_err(|e| StorageError::io("open", path, e))?;
+        Ok(Box::new(file))
     }
 }
 
