@@ -119,8 +119,8 @@ impl Wal {
     ///
     /// Memory: the tail kept, the description of the rest (a few words per
     /// run of one term, and the membership entries), the sparse index of
-    /// [`Wal::read`], and one segment file's bytes at a time while it is
-    /// scanned.
+    /// [`Wal::read`], and a read buffer of 1 MiB or one record while the
+    /// segments are scanned.
     pub fn open_within(
         dir: impl AsRef<Path>,
         options: WalOptions,
