@@ -42,6 +42,7 @@ pub(crate) mod log_writer;
 mod metrics;
 pub mod record;
 mod record_stream;
+mod recovered_log;
 pub(crate) mod recovery;
 mod segment_index;
 mod small_file;
