@@ -85,5 +85,5 @@ pub mod transport;
 
 pub use error::{Error, Result};
 pub use fsm::{Fsm, SnapshotSource};
-pub use metrics::{FollowerLag, Metrics, SnapshotMetrics};
+pub use metrics::{FollowerLag, LogReadMetrics, Metrics, SnapshotMetrics};
 pub use node::{NodeConfig, RaftNode};

@@ -35,6 +35,21 @@ pub struct Metrics {
     pub wal_fsyncs: u64,
     /// The snapshots this node took since open.
     pub snapshots: SnapshotMetrics,
+    /// Entries read back from the log since open (`Action::ReadLog`: for
+    /// followers' streams and the apply path, once the node's cache of
+    /// `NodeOptions::log_cache_bytes_max` no longer holds them).
+    pub log_reads: LogReadMetrics,
+}
+
+/// The log reads of a node since open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogReadMetrics {
+    /// Reads served.
+    pub reads: u64,
+    /// Entries they returned.
+    pub entries: u64,
+    /// Payload bytes of those entries.
+    pub bytes: u64,
 }
 
 /// The snapshots a node took since open (installs from a leader not

@@ -179,7 +179,10 @@ impl RaftNode {
         .map_err(Error::InvalidConfig)?;
         let dir = DirLock::acquire(path)?;
         let (identity_store, identity) = IdentityStore::open(path)?;
-        let opened = storage::open(path, &config.storage)?;
+        // Only the log's tail that fits the node's cache is loaded; the
+        // node reads the rest back through `Action::ReadLog`.
+        let opened =
+            storage::open_within(path, &config.storage, config.options.log_cache_bytes_max)?;
         if let Some(torn) = &opened.torn_tail {
             tracing::warn!("recovery cut a torn log tail: {torn:?}");
         }
@@ -189,7 +192,8 @@ impl RaftNode {
             path: path.to_path_buf(),
             reason: reason.to_string(),
         };
-        let has_log = !state.entries.is_empty() || state.snapshot.is_some();
+        let has_log =
+            !state.entries.is_empty() || state.stored.is_some() || state.snapshot.is_some();
         let start = match (identity, state.hard_state.cluster_id) {
             (None, Some(_)) => {
                 return Err(inconsistent("a cluster's hard state but no node identity"));

@@ -394,6 +394,60 @@ fn open_drops_entries_after_a_snapshot_whose_last_term_conflicts() {
 }
 
 #[test]
+fn open_within_a_budget_keeps_the_tail_and_stores_the_front_behind_and_after_the_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    let mut wal = opened.wal;
+    wal.append(&entries(1..=10, 1)).unwrap();
+    wal.append(&entries(11..=20, 2)).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    store_snapshot(tmp.path(), meta(15, 2));
+    let five: u64 = entries(16..=20, 2).iter().map(LogEntry::budget_bytes).sum();
+    let opened = storage::open_within(tmp.path(), &StorageOptions::default(), five).unwrap();
+    assert_eq!(opened.state.snapshot, Some(meta(15, 2)));
+    assert_eq!(opened.state.entries, entries(16..=20, 2));
+    let stored = opened
+        .state
+        .stored
+        .clone()
+        .expect("entries 1..=15 stay on disk");
+    assert_eq!(
+        stored.term_starts,
+        vec![(LogIndex(1), Term(1)), (LogIndex(11), Term(2))]
+    );
+    assert_eq!(stored.last, LogIndex(15));
+    // The stored front reads back from the log the node is handed.
+    let wal = opened.wal;
+    assert_eq!(
+        wal.read(LogIndex(9), 4, u64::MAX).unwrap(),
+        [entries(9..=10, 1), entries(11..=12, 2)].concat()
+    );
+    drop(wal);
+    // The whole log loads without a budget, as before.
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    assert_eq!(opened.state.stored, None);
+    assert_eq!(opened.state.entries.len(), 20);
+}
+
+#[test]
+fn open_within_a_budget_drops_the_stored_front_with_a_log_the_snapshot_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    let mut wal = opened.wal;
+    wal.append(&entries(1..=10, 1)).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    store_snapshot(tmp.path(), meta(8, 2)); // term 2 at 8: the log is another history
+    let opened = storage::open_within(tmp.path(), &StorageOptions::default(), 0).unwrap();
+    assert_eq!(
+        (&opened.state.stored, opened.state.entries.len()),
+        (&None, 0)
+    );
+    assert_eq!(opened.wal.first_index(), LogIndex(9));
+}
+
+#[test]
 fn open_refuses_a_log_that_starts_after_the_snapshot_ends() {
     let tmp = tempfile::tempdir().unwrap();
     let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
@@ -452,7 +506,11 @@ enum Op {
         past_end: u64,
     },
     Sync,
-    Reopen,
+    /// A clean reopen, keeping in memory only the entries that fit
+    /// `cache_bytes` (all of them when `None`).
+    Reopen {
+        cache_bytes: Option<u64>,
+    },
     Crash {
         cut_per_mille: u64,
     },
@@ -465,7 +523,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u64..12).prop_map(|back| Op::Truncate { back }),
         1 => (0u64..30, prop_oneof![6 => Just(0u64), 1 => 1u64..5]).prop_map(|(back, past_end)| Op::Compact { back, past_end }),
         3 => Just(Op::Sync),
-        1 => Just(Op::Reopen),
+        1 => proptest::option::of(0u64..400).prop_map(|cache_bytes| Op::Reopen { cache_bytes }),
         1 => (0u64..=1000).prop_map(|cut_per_mille| Op::Crash { cut_per_mille }),
     ]
 }
@@ -527,6 +585,39 @@ fn durable_now(wal: &Wal, model: &Model) -> Durability {
         synced_segments: segments,
         candidates: vec![model.clone()],
     }
+}
+
+/// The whole log a budgeted recovery describes: its stored front read back
+/// from the log (and checked against the description), then the tail it
+/// kept in memory (checked against the budget).
+fn whole_log(
+    wal: &Wal,
+    recovered: &storage::Recovered,
+    cache_bytes: u64,
+) -> Result<Vec<LogEntry>, TestCaseError> {
+    let tail_bytes: u64 = recovered.entries.iter().map(LogEntry::budget_bytes).sum();
+    prop_assert!(tail_bytes <= cache_bytes, "{} bytes kept", tail_bytes);
+    let Some(stored) = &recovered.stored else {
+        return Ok(recovered.entries.clone());
+    };
+    let count = (stored.last.0 + 1 - recovered.first_index.0) as usize;
+    let mut whole = wal.read(recovered.first_index, count, u64::MAX).unwrap();
+    prop_assert_eq!(whole.len(), count);
+    let mut term_starts = Vec::new();
+    for e in &whole {
+        if term_starts.last().is_none_or(|&(_, t)| t != e.term) {
+            term_starts.push((e.index, e.term));
+        }
+    }
+    prop_assert_eq!(&term_starts, &stored.term_starts);
+    let configs: Vec<LogEntry> = whole
+        .iter()
+        .filter(|e| e.kind.is_config())
+        .cloned()
+        .collect();
+    prop_assert_eq!(&configs, &stored.config_entries);
+    whole.extend(recovered.entries.iter().cloned());
+    Ok(whole)
 }
 
 fn run_model(ops: Vec<Op>, segment_bytes_max: u64) -> Result<(), TestCaseError> {
@@ -598,13 +689,16 @@ fn run_model(ops: Vec<Op>, segment_bytes_max: u64) -> Result<(), TestCaseError> 
                 wal.sync().unwrap();
                 durable = durable_now(&wal, &model);
             }
-            Op::Reopen => {
+            Op::Reopen { cache_bytes } => {
                 drop(wal);
-                let (reopened, recovered) = Wal::open_with(tmp.path(), options.clone()).unwrap();
+                let cache_bytes = cache_bytes.unwrap_or(u64::MAX);
+                let (reopened, recovered) =
+                    Wal::open_within(tmp.path(), options.clone(), cache_bytes).unwrap();
                 wal = reopened;
                 prop_assert!(recovered.torn_tail.is_none());
+                let whole = whole_log(&wal, &recovered, cache_bytes)?;
                 prop_assert!(
-                    model.accepts(recovered.first_index, &recovered.entries),
+                    model.accepts(recovered.first_index, &whole),
                     "step {step}: reopen recovered {}..={} for {model:?}",
                     recovered.first_index,
                     recovered.last_index()

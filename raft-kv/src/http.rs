@@ -331,6 +331,11 @@ impl Service {
                 "last_ms": metrics.snapshots.last_ms,
                 "max_ms": metrics.snapshots.max_ms,
             },
+            "log_reads": {
+                "reads": metrics.log_reads.reads,
+                "entries": metrics.log_reads.entries,
+                "bytes": metrics.log_reads.bytes,
+            },
         });
         Reply::json(200, value)
     }

@@ -44,6 +44,19 @@ impl Driver {
             Action::AppendLog(entries) => self.queue_log(LogOp::Append(entries))?,
             Action::TruncateLog { from } => self.queue_log(LogOp::Truncate { from })?,
             Action::CompactLog { through } => self.queue_log(LogOp::Compact { through })?,
+            // Behind every earlier log operation, so it reads the log as they
+            // left it; the log writer answers with `LogRead`.
+            Action::ReadLog {
+                reader,
+                from,
+                count_max,
+                bytes_max,
+            } => self.queue_log(LogOp::Read {
+                reader,
+                from,
+                count_max,
+                bytes_max,
+            })?,
             Action::Apply(entries) => self.queue_apply(ApplyOp::Apply(entries))?,
             Action::TakeSnapshot => self.queue_apply(ApplyOp::TakeSnapshot)?,
             Action::ReceiveSnapshotChunk { meta, offset, data } => {

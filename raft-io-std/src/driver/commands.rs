@@ -2,7 +2,7 @@
 
 use super::{Command, Driver, Pending};
 use crate::error::Error;
-use crate::metrics::{FollowerLag, Metrics};
+use crate::metrics::{FollowerLag, LogReadMetrics, Metrics};
 use crate::storage::Identity;
 use crate::transport::AdminCall;
 use crate::transport::hello::{AdminRequest, AdminResponse};
@@ -171,7 +171,13 @@ impl Driver {
     fn metrics(&self) -> Metrics {
         let applied = self.view.applied();
         let transport = self.transport.metrics();
-        let wal_fsyncs = self.log.as_ref().map_or(0, |l| l.metrics().fsyncs());
+        let wal = self.log.as_ref().map(|l| l.metrics());
+        let wal_fsyncs = wal.as_ref().map_or(0, |m| m.fsyncs());
+        let log_reads = wal.map_or_else(LogReadMetrics::default, |m| LogReadMetrics {
+            reads: m.reads(),
+            entries: m.entries_read(),
+            bytes: m.bytes_read(),
+        });
         let Some(node) = &self.node else {
             return Metrics {
                 id: None,
@@ -188,6 +194,7 @@ impl Driver {
                 transport,
                 wal_fsyncs,
                 snapshots: self.view.snapshots(),
+                log_reads,
             };
         };
         let status = node.status();
@@ -217,6 +224,7 @@ impl Driver {
             transport,
             wal_fsyncs,
             snapshots: self.view.snapshots(),
+            log_reads,
         }
     }
 }

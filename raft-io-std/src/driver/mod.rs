@@ -4,8 +4,8 @@
 //! It waits on three channels and the node's next deadline:
 //!
 //! * *internal* (unbounded): commands from the handle, admin requests,
-//!   storage reports (`LogPersisted`) and applier reports (`SnapshotTaken`,
-//!   `SnapshotInstalled`). Unbounded so the log writer and the applier never
+//!   storage reports (`LogPersisted`, `LogRead`) and applier reports
+//!   (`SnapshotTaken`, `SnapshotInstalled`). Unbounded so the log writer and the applier never
 //!   block on the driver while the driver may block on them (no cycle, no
 //!   deadlock); each is bounded in practice by the work the driver handed out.
 //! * *messages* (bounded, dropped when full) and *streams* (bounded, the
@@ -24,7 +24,9 @@
 //! Each input becomes one `Node::step(now, event)` with `now` from a
 //! monotonic clock; the returned actions run in order (`actions.rs`).
 //! `PersistHardState` is synchronous (`HardStateStore::save` returns after
-//! fsync); log operations go to the group-commit `LogWriter`; committed
+//! fsync); log operations go to the group-commit `LogWriter`, reads of
+//! entries the node no longer holds (`ReadLog`) too (it answers each with
+//! `LogRead`, so the driver never reads the disk); committed
 //! entries and snapshots to the applier thread; sends and streams to the
 //! transport.
 
@@ -160,6 +162,15 @@ pub(crate) fn spawn_log_writer(
             LogReport::Persisted { index, term } => {
                 Input::Event(Event::LogPersisted { index, term })
             }
+            LogReport::Read {
+                reader,
+                from,
+                entries,
+            } => Input::Event(Event::LogRead {
+                reader,
+                from,
+                entries,
+            }),
             LogReport::Failed(e) => Input::Fatal(format!("log writer failed: {e}")),
         };
         let _ = driver.send(input);

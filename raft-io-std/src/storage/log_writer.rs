@@ -14,11 +14,18 @@
 //! before the report, appends and truncations, is durable. A
 //! [`LogReport::Failed`] means the log can no longer be trusted: the node must
 //! stop.
+//!
+//! Reads ([`LogOp::Read`], `raft_core::Action::ReadLog`) run here too, in
+//! submission order, so a read sees every append, truncation and compaction
+//! submitted before it (written; the core only asks for durable entries),
+//! and the driver thread never waits for the disk to read. Each is answered
+//! at once with [`LogReport::Read`], before the batch's fsync; a read that
+//! fails (damaged bytes) fails the writer like a failed write.
 
 use super::error::StorageError;
 use super::metrics::WalMetrics;
 use super::wal::Wal;
-use raft_core::{Entries, LogIndex, Term};
+use raft_core::{Entries, LogIndex, LogReader, Term};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -39,6 +46,17 @@ pub enum LogOp {
         /// The last index that may be deleted.
         through: LogIndex,
     },
+    /// [`Wal::read`]: `raft_core::Action::ReadLog`, answered with [`LogReport::Read`].
+    Read {
+        /// Who asked (echoed).
+        reader: LogReader,
+        /// The first index wanted (echoed).
+        from: LogIndex,
+        /// The most entries.
+        count_max: usize,
+        /// The most bytes (at least one entry).
+        bytes_max: u64,
+    },
 }
 
 /// What the writer thread tells the driver.
@@ -52,6 +70,15 @@ pub enum LogReport {
         index: LogIndex,
         /// The term of that entry.
         term: Term,
+    },
+    /// The answer to a [`LogOp::Read`]: `raft_core::Event::LogRead`.
+    Read {
+        /// The read's `reader`.
+        reader: LogReader,
+        /// The read's `from`.
+        from: LogIndex,
+        /// The entries from `from` on (none if the log does not hold `from`).
+        entries: Entries,
     },
     /// An operation or fsync failed; the writer has stopped. Sent once, last.
     Failed(Arc<StorageError>),
@@ -194,12 +221,12 @@ fn run(
 ) -> Result<Wal, Arc<StorageError>> {
     while let Ok(op) = receiver.recv() {
         let mut changed = false;
-        let mut result = execute(&mut wal, op, &mut changed);
+        let mut result = execute(&mut wal, op, &mut changed, &mut report);
         let mut ops = 1;
         while result.is_ok() && ops < batch_ops_max {
             match receiver.try_recv() {
                 Ok(op) => {
-                    result = execute(&mut wal, op, &mut changed);
+                    result = execute(&mut wal, op, &mut changed, &mut report);
                     ops += 1;
                 }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
@@ -223,7 +250,12 @@ fn run(
     Ok(wal)
 }
 
-fn execute(wal: &mut Wal, op: LogOp, changed: &mut bool) -> Result<(), StorageError> {
+fn execute(
+    wal: &mut Wal,
+    op: LogOp,
+    changed: &mut bool,
+    report: &mut impl FnMut(LogReport),
+) -> Result<(), StorageError> {
     match op {
         LogOp::Append(entries) => {
             *changed = true;
@@ -234,6 +266,20 @@ fn execute(wal: &mut Wal, op: LogOp, changed: &mut bool) -> Result<(), StorageEr
             wal.truncate(from)
         }
         LogOp::Compact { through } => wal.compact(through),
+        LogOp::Read {
+            reader,
+            from,
+            count_max,
+            bytes_max,
+        } => {
+            let entries = wal.read(from, count_max, bytes_max)?;
+            report(LogReport::Read {
+                reader,
+                from,
+                entries: entries.into(),
+            });
+            Ok(())
+        }
     }
 }
 
@@ -255,7 +301,7 @@ mod tests {
     fn persisted(report: LogReport) -> (u64, u64) {
         match report {
             LogReport::Persisted { index, term } => (index.0, term.0),
-            LogReport::Failed(e) => panic!("writer failed: {e}"),
+            other => panic!("not a Persisted report: {other:?}"),
         }
     }
 
@@ -381,5 +427,98 @@ mod tests {
         let err = writer.close().unwrap_err();
         assert!(matches!(err, StorageError::WriterFailed(_)), "{err}");
         assert!(reports.recv().is_err(), "nothing after the failure");
+    }
+
+    fn read(from: u64, count_max: usize) -> LogOp {
+        LogOp::Read {
+            reader: LogReader::Apply,
+            from: LogIndex(from),
+            count_max,
+            bytes_max: u64::MAX,
+        }
+    }
+
+    fn read_report(report: LogReport) -> (u64, Vec<(u64, u64)>) {
+        match report {
+            LogReport::Read {
+                reader: LogReader::Apply,
+                from,
+                entries,
+            } => (
+                from.0,
+                entries.iter().map(|e| (e.index.0, e.term.0)).collect(),
+            ),
+            other => panic!("not a Read report: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_read_sees_every_operation_submitted_before_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(tmp.path()).unwrap();
+        let (report_tx, reports) = mpsc::channel();
+        let writer = LogWriter::spawn(wal, LogWriterOptions::default(), move |r| {
+            report_tx.send(r).unwrap()
+        })
+        .unwrap();
+        let metrics = writer.metrics();
+        let ops = [
+            LogOp::Append(vec![entry(1, 1), entry(2, 1), entry(3, 1)].into()),
+            read(2, 10),
+            LogOp::Truncate { from: LogIndex(3) },
+            LogOp::Append(vec![entry(3, 2), entry(4, 2)].into()),
+            read(2, 2),
+            read(5, 10),
+        ];
+        for op in ops {
+            writer.submit(op).unwrap();
+        }
+        let wal = writer.close().unwrap();
+        let reads: Vec<(u64, Vec<(u64, u64)>)> = reports
+            .iter()
+            .filter(|r| matches!(r, LogReport::Read { .. }))
+            .map(read_report)
+            .collect();
+        assert_eq!(
+            reads,
+            vec![
+                (2, vec![(2, 1), (3, 1)]),
+                (2, vec![(2, 1), (3, 2)]),
+                (5, vec![]),
+            ]
+        );
+        assert_eq!(
+            (
+                metrics.reads(),
+                metrics.entries_read(),
+                metrics.bytes_read()
+            ),
+            (3, 4, 4)
+        );
+        assert_eq!(wal.last_index(), LogIndex(4));
+    }
+
+    #[test]
+    fn a_read_of_damaged_bytes_stops_the_writer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(tmp.path()).unwrap();
+        wal.append(&[entry(1, 1), entry(2, 1)]).unwrap();
+        wal.sync().unwrap();
+        let path = wal.segment_paths()[0].clone();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let (report_tx, reports) = mpsc::channel();
+        let writer = LogWriter::spawn(wal, LogWriterOptions::default(), move |r| {
+            report_tx.send(r).unwrap()
+        })
+        .unwrap();
+        writer.submit(read(1, 10)).unwrap();
+        match reports.recv().unwrap() {
+            LogReport::Failed(e) => assert!(e.is_corruption(), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(writer.close(), Err(StorageError::WriterFailed(_))));
     }
 }

@@ -11,6 +11,9 @@ pub struct WalMetrics {
     pub(crate) entries_appended: AtomicU64,
     pub(crate) segments_created: AtomicU64,
     pub(crate) segments_deleted: AtomicU64,
+    pub(crate) reads: AtomicU64,
+    pub(crate) entries_read: AtomicU64,
+    pub(crate) bytes_read: AtomicU64,
 }
 
 impl WalMetrics {
@@ -37,5 +40,18 @@ impl WalMetrics {
     /// Segment files deleted (by truncation, compaction or recovery).
     pub fn segments_deleted(&self) -> u64 {
         self.segments_deleted.load(Ordering::Relaxed)
+    }
+    /// Calls of [`super::Wal::read`] that succeeded (entries read back for a
+    /// node that no longer held them in memory).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+    /// Entries those reads returned.
+    pub fn entries_read(&self) -> u64 {
+        self.entries_read.load(Ordering::Relaxed)
+    }
+    /// The payload (`LogEntry::data`) bytes of those entries.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
     }
 }

@@ -10,11 +10,16 @@
 //!
 //! * [`DataDirLock`] keeps a second process off the directory; the node takes
 //!   it before it reads any file there.
-//! * [`open`] opens all three, recovers, and reconciles the log with the newest
+//! * [`open`] (and [`open_within`]) opens all three, recovers, and reconciles the log with the newest
 //!   snapshot into a [`raft_core::RecoveredState`] for `Node::new`.
 //! * [`LogWriter`] is the group-commit thread the driver hands `AppendLog`,
 //!   `TruncateLog` and `CompactLog` to; its [`LogReport::Persisted`] becomes
-//!   `Event::LogPersisted`.
+//!   `Event::LogPersisted`. It also serves `ReadLog` in order with them
+//!   ([`Wal::read`], through a sparse index per segment); its
+//!   [`LogReport::Read`] becomes `Event::LogRead`.
+//! * [`open_within`] recovers only the tail of the log that fits the node's
+//!   cache; the front stays on disk, described by
+//!   [`RecoveredState::stored`](raft_core::RecoveredState::stored).
 //! * [`HardStateStore::save`] executes `PersistHardState` synchronously (it is
 //!   durable when it returns, as the core requires before any later action).
 //! * [`SnapshotStore`] takes the FSM's snapshots and receives the leader's.
@@ -36,10 +41,14 @@ pub(crate) mod lock;
 pub(crate) mod log_writer;
 mod metrics;
 pub mod record;
+mod record_stream;
+mod recovered_log;
 pub(crate) mod recovery;
+mod segment_index;
 mod small_file;
 pub(crate) mod snapshot_store;
 pub(crate) mod wal;
+mod wal_read;
 
 pub use error::{Corruption, HeaderError, RecordError, StorageError};
 pub use hard_state::{HardStateStore, decode_hard_state, encode_hard_state};
@@ -112,7 +121,19 @@ pub struct Opened {
     pub torn_tail: Option<TornTail>,
 }
 
-/// Opens (creating if missing) the storage in `dir` and recovers it.
+/// Opens (creating if missing) the storage in `dir` and recovers it, loading
+/// the whole log. See [`open_within`].
+pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, StorageError> {
+    open_within(dir, options, u64::MAX)
+}
+
+/// Opens (creating if missing) the storage in `dir` and recovers it, keeping
+/// in memory only the longest tail of the log whose
+/// [`LogEntry::budget_bytes`](raft_core::LogEntry::budget_bytes) fit
+/// `cache_bytes_max` (a node passes its
+/// [`NodeOptions::log_cache_bytes_max`](raft_core::NodeOptions::log_cache_bytes_max));
+/// the front stays on disk, described by [`RecoveredState::stored`], and the
+/// node reads it back with `Action::ReadLog`.
 ///
 /// Reconciles the log with the newest snapshot `S` (index `s`, term `t`), which
 /// settles a crash in the middle of installing a snapshot:
@@ -127,9 +148,13 @@ pub struct Opened {
 ///   belongs to a history the snapshot replaced: it is dropped and a new log
 ///   starts after `s`.
 ///
-/// The returned entries are contiguous and end at or after `s`; they start
-/// at or before `s + 1`.
-pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, StorageError> {
+/// The returned log (the stored front and the entries, as one) is contiguous
+/// and ends at or after `s`; it starts at or before `s + 1`.
+pub fn open_within(
+    dir: impl AsRef<Path>,
+    options: &StorageOptions,
+    cache_bytes_max: u64,
+) -> Result<Opened, StorageError> {
     let dir = dir.as_ref();
     let (hard_state, hard) = HardStateStore::open(dir)?;
     let snapshots = SnapshotStore::open(dir.join(SNAPSHOT_DIR), options.snapshots_kept)?;
@@ -148,7 +173,7 @@ pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, S
             ),
         });
     }
-    let (mut wal, recovered) = Wal::open_with(&wal_dir, options.wal.clone())?;
+    let (mut wal, recovered) = Wal::open_within(&wal_dir, options.wal.clone(), cache_bytes_max)?;
     if !marker.exists() {
         // The log exists from now on (Wal::open keeps at least one segment).
         let fsyncs = wal.metrics();
@@ -160,6 +185,7 @@ pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, S
         )?;
     }
     let mut entries = recovered.entries;
+    let mut stored = recovered.stored;
     match &snapshot {
         None => {
             if wal.first_index().0 != 1 {
@@ -192,9 +218,8 @@ pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, S
                 wal.compact(s)?;
                 wal.sync()?;
                 entries.clear();
+                stored = None;
             }
-            let last = wal.last_index();
-            entries.retain(|e| e.index <= last);
         }
     }
     Ok(Opened {
@@ -205,7 +230,7 @@ pub fn open(dir: impl AsRef<Path>, options: &StorageOptions) -> Result<Opened, S
             hard_state: hard,
             snapshot,
             entries,
-            stored: None,
+            stored,
         },
         torn_tail: recovered.torn_tail,
     })

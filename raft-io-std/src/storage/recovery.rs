@@ -24,17 +24,27 @@
 
 use super::error::{Corruption, StorageError};
 use super::record::{self, Record, SEGMENT_HEADER_BYTES, SegmentHeader};
-use raft_core::{LogEntry, LogIndex};
+use super::record_stream::RecordStream;
+use super::recovered_log::Replay;
+use super::segment_index::SegmentIndex;
+use raft_core::{LogEntry, LogIndex, StoredEntries};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What recovery found in a log directory.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
-    /// The log's entries, contiguous, from `first_index`. They may start before
-    /// the newest snapshot (compaction deletes whole segments only); callers
-    /// that combine the log with a snapshot skip the covered prefix
-    /// ([`crate::storage::open`] does).
+    /// The log's entries, contiguous: from `first_index`, or the tail after
+    /// `stored` when recovery kept only what fits its memory budget. They may
+    /// start before the newest snapshot (compaction deletes whole segments
+    /// only); callers that combine the log with a snapshot skip the covered
+    /// prefix ([`crate::storage::open`] does).
     pub entries: Vec<LogEntry>,
+    /// The front of the log, from `first_index`, left on disk because the
+    /// whole log did not fit the budget ([`Wal::open_within`](super::Wal::open_within)):
+    /// described without payloads, read back with [`Wal::read`](super::Wal::read).
+    /// `None`: `entries` is the whole log.
+    pub stored: Option<StoredEntries>,
     /// The index of the log's first entry (or, if there are none, of the next
     /// entry to append).
     pub first_index: LogIndex,
@@ -49,12 +59,11 @@ pub struct Recovered {
 impl Recovered {
     /// The index of the last entry (`first_index - 1` when there are none).
     pub fn last_index(&self) -> LogIndex {
-        LogIndex(
-            self.first_index
-                .0
-                .saturating_add(self.entries.len() as u64)
-                .saturating_sub(1),
-        )
+        match (self.entries.last(), &self.stored) {
+            (Some(e), _) => e.index,
+            (None, Some(stored)) => stored.last,
+            (None, None) => LogIndex(self.first_index.0.saturating_sub(1)),
+        }
     }
 }
 
@@ -80,6 +89,8 @@ pub(crate) struct SegmentFile {
     pub path: PathBuf,
     /// Its length in bytes (after any torn tail is cut).
     pub bytes: u64,
+    /// Where its live entries are.
+    pub index: SegmentIndex,
 }
 
 /// The full result of a scan: what the caller sees plus what the WAL needs to
@@ -94,8 +105,8 @@ pub(crate) struct Scan {
 pub(crate) trait SegmentSource {
     /// The first bytes of the file (at most [`SEGMENT_HEADER_BYTES`]).
     fn header(&mut self, path: &Path) -> Result<Vec<u8>, StorageError>;
-    /// The whole file.
-    fn contents(&mut self, path: &Path) -> Result<Vec<u8>, StorageError>;
+    /// The file, to read from its start.
+    fn open(&mut self, path: &Path) -> Result<Box<dyn Read + '_>, StorageError>;
 }
 
 /// What a file in a log directory is.
@@ -146,6 +157,14 @@ pub(crate) fn classify(name: &str) -> FileKind {
 /// error for every input, never panic, and never allocate much more than the
 /// image's size.
 pub fn recover_from_image(files: &[(String, Vec<u8>)]) -> Result<Recovered, StorageError> {
+    recover_image_within(files, u64::MAX)
+}
+
+/// [`recover_from_image`] keeping only the tail that fits `cache_bytes_max`.
+fn recover_image_within(
+    files: &[(String, Vec<u8>)],
+    cache_bytes_max: u64,
+) -> Result<Recovered, StorageError> {
     struct Image<'a>(&'a [(String, Vec<u8>)]);
     impl Image<'_> {
         fn find(&self, path: &Path) -> &[u8] {
@@ -161,19 +180,23 @@ pub fn recover_from_image(files: &[(String, Vec<u8>)]) -> Result<Recovered, Stor
             let bytes = self.find(path);
             Ok(bytes[..bytes.len().min(SEGMENT_HEADER_BYTES)].to_vec())
         }
-        fn contents(&mut self, path: &Path) -> Result<Vec<u8>, StorageError> {
-            Ok(self.find(path).to_vec())
+        fn open(&mut self, path: &Path) -> Result<Box<dyn Read + '_>, StorageError> {
+            Ok(Box::new(self.find(path)))
         }
     }
     let names: Vec<String> = files.iter().map(|(name, _)| name.clone()).collect();
-    Ok(scan(Path::new(""), &names, &mut Image(files))?.recovered)
+    Ok(scan(Path::new(""), &names, &mut Image(files), cache_bytes_max)?.recovered)
 }
 
-/// Scans the log whose directory holds `names`, reading through `source`.
+/// Scans the log whose directory holds `names`, reading through `source`,
+/// keeping in memory the longest tail of entries whose
+/// [`LogEntry::budget_bytes`] fit `cache_bytes_max` and describing the rest
+/// as [`StoredEntries`].
 pub(crate) fn scan(
     dir: &Path,
     names: &[String],
     source: &mut impl SegmentSource,
+    cache_bytes_max: u64,
 ) -> Result<Scan, StorageError> {
     let mut recovered = Recovered {
         first_index: LogIndex(1),
@@ -215,9 +238,12 @@ pub(crate) fn scan(
     let live = &segments[live_from..];
 
     let mut files = Vec::with_capacity(live.len());
+    let mut log = Replay::new(cache_bytes_max);
     for (i, (name_index, path)) in live.iter().enumerate() {
-        let bytes = source.contents(path)?;
-        let header = decode_header(path, &bytes)?;
+        let mut stream = RecordStream::new(path, source.open(path)?);
+        stream.fill(SEGMENT_HEADER_BYTES)?;
+        let header = decode_header(path, stream.peek())?;
+        stream.consume(SEGMENT_HEADER_BYTES);
         if header.first_index.0 != *name_index {
             return Err(StorageError::Corrupt {
                 path: path.clone(),
@@ -230,8 +256,9 @@ pub(crate) fn scan(
         }
         if i == 0 {
             recovered.first_index = header.first_index;
+            log.first_index = header.first_index;
         } else {
-            let expected = next_index(&recovered, path, 0)?;
+            let expected = log.next_index();
             if header.first_index != expected {
                 return Err(StorageError::Corrupt {
                     path: path.clone(),
@@ -244,13 +271,24 @@ pub(crate) fn scan(
             }
         }
         let is_last = i + 1 == live.len();
-        let end = replay_segment(&mut recovered, path, header.first_index, &bytes, is_last)?;
+        let mut index = SegmentIndex::default();
+        let (end, torn_tail) = replay_segment(
+            &mut log,
+            &mut index,
+            &mut stream,
+            header.first_index,
+            is_last,
+        )?;
+        recovered.torn_tail = torn_tail;
         files.push(SegmentFile {
             first_index: header.first_index,
             path: path.clone(),
-            bytes: end as u64,
+            bytes: end,
+            index,
         });
     }
+    recovered.entries = log.tail.into();
+    recovered.stored = log.stored;
     Ok(Scan {
         recovered,
         segments: files,
@@ -265,56 +303,50 @@ fn decode_header(path: &Path, bytes: &[u8]) -> Result<SegmentHeader, StorageErro
     })
 }
 
-/// The index the next entry must have, or an error if it overflows.
-fn next_index(recovered: &Recovered, path: &Path, offset: usize) -> Result<LogIndex, StorageError> {
-    recovered
-        .first_index
-        .0
-        .checked_add(recovered.entries.len() as u64)
-        .map(LogIndex)
-        .ok_or_else(|| StorageError::Corrupt {
-            path: path.to_path_buf(),
-            offset: offset as u64,
-            reason: Corruption::IndexGap {
-                expected: LogIndex(u64::MAX),
-                found: LogIndex(u64::MAX),
-            },
-        })
-}
-
-/// Replays the records of one segment onto `recovered`; returns the length of
-/// its valid prefix (where a torn tail, if any, starts).
+/// Replays the records of one segment onto `log`, reading them from
+/// `stream` (positioned after the header) and recording where its live
+/// entries are in `index`; returns the length of its valid prefix and the
+/// torn tail after it, if any.
 fn replay_segment(
-    recovered: &mut Recovered,
-    path: &Path,
+    log: &mut Replay,
+    index: &mut SegmentIndex,
+    stream: &mut RecordStream<'_, impl Read>,
     first: LogIndex,
-    bytes: &[u8],
     is_last: bool,
-) -> Result<usize, StorageError> {
-    let corrupt = |offset: usize, reason: Corruption| StorageError::Corrupt {
+) -> Result<(u64, Option<TornTail>), StorageError> {
+    let path = stream.path();
+    let corrupt = |offset: u64, reason: Corruption| StorageError::Corrupt {
         path: path.to_path_buf(),
-        offset: offset as u64,
+        offset,
         reason,
     };
-    let mut offset = SEGMENT_HEADER_BYTES;
-    while offset < bytes.len() {
-        let rest = &bytes[offset..];
-        let (record, size) = match record::decode_record(rest) {
+    loop {
+        stream.fill_record()?;
+        if stream.peek().is_empty() {
+            return Ok((stream.offset(), None));
+        }
+        let offset = stream.offset();
+        let (record, size) = match record::decode_record(stream.peek()) {
             Ok(decoded) => decoded,
             Err(e) => {
-                if is_last && e.may_be_torn() && record::find_valid_record_after(rest).is_none() {
-                    recovered.torn_tail = Some(TornTail {
-                        path: path.to_path_buf(),
-                        offset: offset as u64,
-                        bytes: rest.len() as u64,
-                        reason: Corruption::Record(e),
-                    });
-                    return Ok(offset);
+                if is_last && e.may_be_torn() {
+                    // Only damage reads the rest of the file at once.
+                    stream.fill_all()?;
+                    let rest = stream.peek();
+                    if record::find_valid_record_after(rest).is_none() {
+                        let torn = TornTail {
+                            path: path.to_path_buf(),
+                            offset,
+                            bytes: rest.len() as u64,
+                            reason: Corruption::Record(e),
+                        };
+                        return Ok((offset, Some(torn)));
+                    }
                 }
                 return Err(corrupt(offset, Corruption::Record(e)));
             }
         };
-        let next = next_index(recovered, path, offset)?;
+        let next = log.next_index();
         match record {
             Record::Entry(entry) => {
                 if entry.index != next || entry.index.0 == u64::MAX {
@@ -326,7 +358,8 @@ fn replay_segment(
                         },
                     ));
                 }
-                recovered.entries.push(entry);
+                index.on_entry(entry.index, offset);
+                log.push(entry);
             }
             Record::Truncate { from } => {
                 if from < first || from > next {
@@ -335,13 +368,12 @@ fn replay_segment(
                         Corruption::TruncateOutOfRange { from, first, next },
                     ));
                 }
-                let keep = (from.0 - recovered.first_index.0) as usize;
-                recovered.entries.truncate(keep);
+                index.on_truncate(from);
+                log.truncate(from);
             }
         }
-        offset += size;
+        stream.consume(size);
     }
-    Ok(offset)
 }
 
 #[cfg(test)]
@@ -504,6 +536,98 @@ mod tests {
         assert_eq!(
             r.obsolete_segments,
             vec![PathBuf::from(segment_file_name(LogIndex(1)))]
+        );
+    }
+
+    fn config_entry(index: u64, term: u64) -> LogEntry {
+        LogEntry {
+            kind: EntryKind::AddPeer,
+            ..entry(index, term)
+        }
+    }
+
+    /// Rebuilds the whole log from what a budgeted recovery kept: the
+    /// indexes and terms of the stored front, then the tail.
+    fn indexes_and_terms(r: &Recovered) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        if let Some(stored) = &r.stored {
+            for (i, &(start, term)) in stored.term_starts.iter().enumerate() {
+                let end = stored
+                    .term_starts
+                    .get(i + 1)
+                    .map_or(stored.last.0 + 1, |&(next, _)| next.0);
+                out.extend((start.0..end).map(|index| (index, term.0)));
+            }
+        }
+        out.extend(r.entries.iter().map(|e| (e.index.0, e.term.0)));
+        out
+    }
+
+    #[test]
+    fn a_budget_keeps_the_tail_that_fits_and_describes_the_front() {
+        // Entries 1..=9 in terms 1, 2 and 3 with a membership entry at 4,
+        // and a truncation that replaced 6..=7 of term 2 with term 3.
+        let first: Vec<Record> = vec![
+            Record::Entry(entry(1, 1)),
+            Record::Entry(entry(2, 1)),
+            Record::Entry(entry(3, 2)),
+            Record::Entry(config_entry(4, 2)),
+            Record::Entry(entry(5, 2)),
+            Record::Entry(entry(6, 2)),
+            Record::Entry(entry(7, 2)),
+            Record::Truncate { from: LogIndex(6) },
+        ];
+        let second: Vec<Record> = (6..=9).map(|i| Record::Entry(entry(i, 3))).collect();
+        let image = vec![segment(1, false, &first), segment(6, false, &second)];
+        let whole = recover_from_image(&image).unwrap();
+        assert_eq!(whole.stored, None);
+        let one = entry(1, 1).budget_bytes();
+        let r = recover_image_within(&image, 3 * one).unwrap();
+        assert_eq!(r.entries, whole.entries[6..]);
+        let stored = r.stored.clone().unwrap();
+        assert_eq!(
+            stored.term_starts,
+            vec![
+                (LogIndex(1), Term(1)),
+                (LogIndex(3), Term(2)),
+                (LogIndex(6), Term(3))
+            ]
+        );
+        assert_eq!(stored.last, LogIndex(6));
+        assert_eq!(stored.config_entries, vec![config_entry(4, 2)]);
+        assert_eq!(indexes_and_terms(&r), indexes_and_terms(&whole));
+        assert_eq!(r.last_index(), LogIndex(9));
+
+        let nothing = recover_image_within(&image, 0).unwrap();
+        assert_eq!(nothing.entries, vec![]);
+        assert_eq!(nothing.stored.as_ref().unwrap().last, LogIndex(9));
+        assert_eq!(indexes_and_terms(&nothing), indexes_and_terms(&whole));
+    }
+
+    #[test]
+    fn a_truncation_into_the_stored_front_shortens_it() {
+        let mut records = entries(1..=6);
+        records.insert(2, Record::Entry(config_entry(3, 1)));
+        records.remove(3); // entry 3 is the membership entry
+        records.push(Record::Truncate { from: LogIndex(3) });
+        records.push(Record::Entry(entry(3, 2)));
+        let image = vec![segment(1, false, &records)];
+        let one = entry(1, 1).budget_bytes();
+        // Entries 1..=4 were stored when the truncation came: 3 and its
+        // membership entry are gone, and 3 of term 2 is the whole tail.
+        let r = recover_image_within(&image, 2 * one).unwrap();
+        let stored = r.stored.clone().unwrap();
+        assert_eq!(stored.last, LogIndex(2));
+        assert_eq!(stored.config_entries, vec![]);
+        assert_eq!(r.entries, vec![entry(3, 2)]);
+        assert_eq!(indexes_and_terms(&r), vec![(1, 1), (2, 1), (3, 2)]);
+        // A truncation of the whole stored front leaves none.
+        let mut records = entries(1..=4);
+        records.push(Record::Truncate { from: LogIndex(1) });
+        let r = recover_image_within(&[segment(1, false, &records)], one).unwrap();
+        assert_eq!(
+            (&r.stored, r.entries.len(), r.last_index()),
+            (&None, 0, LogIndex(0))
         );
     }
 

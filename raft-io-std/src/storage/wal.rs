@@ -24,6 +24,8 @@ use super::error::StorageError;
 use super::metrics::WalMetrics;
 use super::record::{self, RECORD_PAYLOAD_BYTES_MAX, Record, SEGMENT_HEADER_BYTES, SegmentHeader};
 use super::recovery::{self, Recovered, SegmentFile, SegmentSource};
+use super::segment_index::SegmentIndex;
+use super::wal_read;
 use raft_core::{LogEntry, LogIndex, Term};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -79,8 +81,9 @@ impl SegmentSource for DirSource {
             .map_err(|e| StorageError::io("read", path, e))?;
         Ok(header)
     }
-    fn contents(&mut self, path: &Path) -> Result<Vec<u8>, StorageError> {
-        fs::read(path).map_err(|e| StorageError::io("read", path, e))
+    fn open(&mut self, path: &Path) -> Result<Box<dyn Read + '_>, StorageError> {
+        let file = File::open(path).map_err(|e| StorageError::io("open", path, e))?;
+        Ok(Box::new(file))
     }
 }
 
@@ -90,7 +93,19 @@ impl Wal {
         Wal::open_with(dir, WalOptions::default())
     }
 
-    /// Opens (or creates) the log in `dir` and recovers its entries.
+    /// Opens (or creates) the log in `dir` and recovers its entries. See
+    /// [`Wal::open_within`]; this loads every entry.
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        options: WalOptions,
+    ) -> Result<(Wal, Recovered), StorageError> {
+        Wal::open_within(dir, options, u64::MAX)
+    }
+
+    /// Opens (or creates) the log in `dir` and recovers its entries, keeping
+    /// in memory only the longest tail whose [`LogEntry::budget_bytes`] fit
+    /// `cache_bytes_max`; the entries before it stay on disk, described by
+    /// [`Recovered::stored`] and readable with [`Wal::read`].
     ///
     /// Applies the recovery rules of [`recover_from_image`](super::recover_from_image): a torn tail of the last
     /// segment is cut off (ftruncate + fsync), obsolete segments and unfinished
@@ -101,9 +116,15 @@ impl Wal {
     ///
     /// The recovered entries are durable when this returns (the last segment is
     /// fsynced: a previous process may have written without syncing).
-    pub fn open_with(
+    ///
+    /// Memory: the tail kept, the description of the rest (a few words per
+    /// run of one term, and the membership entries), the sparse index of
+    /// [`Wal::read`], and a read buffer of 1 MiB or one record while the
+    /// segments are scanned.
+    pub fn open_within(
         dir: impl AsRef<Path>,
         options: WalOptions,
+        cache_bytes_max: u64,
     ) -> Result<(Wal, Recovered), StorageError> {
         let dir = dir.as_ref().to_path_buf();
         let metrics = Arc::new(WalMetrics::default());
@@ -115,7 +136,7 @@ impl Wal {
                 names.push(name);
             }
         }
-        let scan = recovery::scan(&dir, &names, &mut DirSource)?;
+        let scan = recovery::scan(&dir, &names, &mut DirSource, cache_bytes_max)?;
         let recovered = scan.recovered;
 
         // Everything below only completes what recovery decided.
@@ -171,7 +192,10 @@ impl Wal {
                 file
             }
         };
-        let mut terms: Vec<(LogIndex, Term)> = Vec::new();
+        let mut terms: Vec<(LogIndex, Term)> = recovered
+            .stored
+            .as_ref()
+            .map_or_else(Vec::new, |stored| stored.term_starts.clone());
         for entry in &recovered.entries {
             push_term(&mut terms, entry.index, entry.term);
         }
@@ -226,6 +250,39 @@ impl Wal {
         self.terms.get(run.checked_sub(1)?).map(|&(_, term)| term)
     }
 
+    /// Reads entries `from..` back: at most `count_max`, stopping before
+    /// their [`LogEntry::budget_bytes`] exceed `bytes_max` but at least one
+    /// (when `count_max` is not 0); none if the log does not hold `from`.
+    ///
+    /// Sees every append and truncation made so far, synced or not. Seeks
+    /// with a sparse index (see `segment_index.rs`), so it reads at most a
+    /// few dozen records, or about 32 KiB, that it does not return. A record
+    /// that is not what was written (a checksum mismatch, another index) is
+    /// [`StorageError::Corrupt`]. Refused after a failed write, like writes.
+    pub fn read(
+        &self,
+        from: LogIndex,
+        count_max: usize,
+        bytes_max: u64,
+    ) -> Result<Vec<LogEntry>, StorageError> {
+        self.check_usable()?;
+        let limits = wal_read::Limits {
+            from,
+            count_max,
+            bytes_max,
+        };
+        let entries = wal_read::read(&self.segments, self.next, limits)?;
+        let bytes: usize = entries.iter().map(|e| e.data.len()).sum();
+        self.metrics.reads.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .entries_read
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        self.metrics
+            .bytes_read
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        Ok(entries)
+    }
+
     /// The number of live segment files.
     pub fn segment_count(&self) -> usize {
         self.segments.len()
@@ -273,6 +330,7 @@ impl Wal {
                 self.flush_buf()?;
                 self.rotate()?;
             }
+            let offset = self.segment_bytes() + self.buf.len() as u64;
             record::encode_entry(entry, &mut self.buf).map_err(|_| {
                 StorageError::EntryTooLarge {
                     index: entry.index,
@@ -280,6 +338,8 @@ impl Wal {
                     bytes_max: RECORD_PAYLOAD_BYTES_MAX as u64,
                 }
             })?;
+            let n = self.segments.len();
+            self.segments[n - 1].index.on_entry(entry.index, offset);
             push_term(&mut self.terms, entry.index, entry.term);
             self.next = entry.index.next();
         }
@@ -332,6 +392,8 @@ impl Wal {
         record::encode_record(&Record::Truncate { from }, &mut self.buf)
             .expect("a truncate record is a few bytes");
         self.flush_buf()?;
+        let n = self.segments.len();
+        self.segments[n - 1].index.on_truncate(from);
         self.next = from;
         let keep = self.terms.partition_point(|&(start, _)| start < from);
         self.terms.truncate(keep);
@@ -527,245 +589,11 @@ fn create_segment(
             first_index: header.first_index,
             path,
             bytes: SEGMENT_HEADER_BYTES as u64,
+            index: SegmentIndex::default(),
         },
     ))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-    use raft_core::EntryKind;
-
-    fn entry(index: u64, term: u64) -> LogEntry {
-        LogEntry {
-            index: LogIndex(index),
-            term: Term(term),
-            kind: EntryKind::Command,
-            data: Bytes::from(format!("entry {index} of term {term}")),
-        }
-    }
-
-    fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<LogEntry> {
-        range.map(|i| entry(i, term)).collect()
-    }
-
-    fn small() -> WalOptions {
-        WalOptions {
-            segment_bytes_max: 256,
-        }
-    }
-
-    fn reopen(wal: Wal) -> (Wal, Recovered) {
-        let (dir, options) = (wal.dir.clone(), wal.options.clone());
-        drop(wal);
-        Wal::open_with(dir, options).unwrap()
-    }
-
-    #[test]
-    fn appended_entries_survive_a_reopen() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut wal, recovered) = Wal::open(tmp.path()).unwrap();
-        assert_eq!(recovered.entries, vec![]);
-        wal.append(&entries(1..=3, 1)).unwrap();
-        wal.sync().unwrap();
-        let (wal, recovered) = reopen(wal);
-        assert_eq!(recovered.entries, entries(1..=3, 1));
-        assert_eq!(
-            (wal.last_index(), wal.last_term()),
-            (LogIndex(3), Some(Term(1)))
-        );
-    }
-
-    #[test]
-    fn a_full_segment_rotates_and_entries_span_segments() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-        for i in 1..=40 {
-            wal.append(&[entry(i, 1 + i / 10)]).unwrap();
-        }
-        wal.sync().unwrap();
-        assert!(wal.segment_count() > 3, "{} segments", wal.segment_count());
-        let (wal, recovered) = reopen(wal);
-        let expected: Vec<LogEntry> = (1..=40).map(|i| entry(i, 1 + i / 10)).collect();
-        assert_eq!(recovered.entries, expected);
-        assert_eq!(wal.term_at(LogIndex(10)), Some(Term(2)));
-        assert_eq!(wal.term_at(LogIndex(9)), Some(Term(1)));
-        assert_eq!(wal.term_at(LogIndex(41)), None);
-    }
-
-    #[test]
-    fn an_append_that_does_not_follow_the_last_entry_is_refused_whole() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open(tmp.path()).unwrap();
-        wal.append(&entries(1..=2, 1)).unwrap();
-        let err = wal.append(&[entry(3, 1), entry(5, 1)]).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StorageError::NotContiguous {
-                    expected: LogIndex(4),
-                    found: LogIndex(5)
-                }
-            ),
-            "{err}"
-        );
-        assert_eq!(wal.last_index(), LogIndex(2));
-        wal.append(&entries(3..=3, 1)).unwrap();
-    }
-
-    #[test]
-    fn truncate_then_append_replays_in_order() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open(tmp.path()).unwrap();
-        wal.append(&entries(1..=5, 1)).unwrap();
-        wal.truncate(LogIndex(3)).unwrap();
-        assert_eq!(
-            (wal.last_index(), wal.last_term()),
-            (LogIndex(2), Some(Term(1)))
-        );
-        wal.append(&entries(3..=4, 2)).unwrap();
-        wal.sync().unwrap();
-        let (_, recovered) = reopen(wal);
-        let mut expected = entries(1..=2, 1);
-        expected.extend(entries(3..=4, 2));
-        assert_eq!(recovered.entries, expected);
-    }
-
-    #[test]
-    fn a_truncation_across_segments_deletes_the_later_segments() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-        for i in 1..=30 {
-            wal.append(&[entry(i, 1)]).unwrap();
-        }
-        let before = wal.segment_count();
-        wal.truncate(LogIndex(4)).unwrap();
-        assert!(wal.segment_count() < before);
-        wal.append(&entries(4..=6, 3)).unwrap();
-        wal.sync().unwrap();
-        let (wal, recovered) = reopen(wal);
-        let mut expected = entries(1..=3, 1);
-        expected.extend(entries(4..=6, 3));
-        assert_eq!(recovered.entries, expected);
-        assert_eq!(wal.last_term(), Some(Term(3)));
-    }
-
-    #[test]
-    fn truncating_everything_leaves_an_empty_log_at_the_same_position() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-        for i in 1..=20 {
-            wal.append(&[entry(i, 1)]).unwrap();
-        }
-        wal.truncate(LogIndex(1)).unwrap();
-        assert_eq!(wal.last_term(), None);
-        assert_eq!(wal.segment_count(), 1);
-        let (mut wal, recovered) = reopen(wal);
-        assert_eq!(
-            (recovered.entries.len(), recovered.first_index),
-            (0, LogIndex(1))
-        );
-        wal.append(&entries(1..=1, 2)).unwrap();
-        assert!(matches!(
-            wal.truncate(LogIndex(3)),
-            Err(StorageError::TruncateOutOfRange { .. })
-        ));
-    }
-
-    #[test]
-    fn compaction_deletes_whole_segments_only() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-        for i in 1..=40 {
-            wal.append(&[entry(i, 1)]).unwrap();
-        }
-        wal.sync().unwrap();
-        let firsts: Vec<LogIndex> = wal.segments.iter().map(|s| s.first_index).collect();
-        let through = LogIndex(firsts[2].0 + 1); // inside the third segment
-        wal.compact(through).unwrap();
-        assert_eq!(wal.first_index(), firsts[2]);
-        assert_eq!(wal.segment_count(), firsts.len() - 2);
-        assert_eq!(wal.term_at(firsts[2]), Some(Term(1)));
-        let (_, recovered) = reopen(wal);
-        assert_eq!(recovered.first_index, firsts[2]);
-        assert_eq!(recovered.entries, entries(firsts[2].0..=40, 1));
-    }
-
-    #[test]
-    fn compaction_at_a_segment_boundary_keeps_the_segment_holding_the_next_index() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-        for i in 1..=40 {
-            wal.append(&[entry(i, 1)]).unwrap();
-        }
-        let second = wal.segments[1].first_index;
-        wal.compact(second.prev()).unwrap();
-        assert_eq!(wal.first_index(), second);
-        wal.compact(LogIndex(40)).unwrap();
-        assert_eq!(wal.segment_count(), 1);
-        assert_eq!(wal.last_index(), LogIndex(40));
-    }
-
-    #[test]
-    fn compaction_past_the_end_starts_an_empty_log_after_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-        for i in 1..=20 {
-            wal.append(&[entry(i, 1)]).unwrap();
-        }
-        wal.compact(LogIndex(100)).unwrap();
-        assert_eq!(
-            (wal.first_index(), wal.last_index(), wal.segment_count()),
-            (LogIndex(101), LogIndex(100), 1)
-        );
-        assert!(matches!(
-            wal.append(&[entry(21, 1)]),
-            Err(StorageError::NotContiguous { .. })
-        ));
-        wal.append(&entries(101..=102, 4)).unwrap();
-        wal.sync().unwrap();
-        let (_, recovered) = reopen(wal);
-        assert_eq!(recovered.entries, entries(101..=102, 4));
-        assert!(recovered.obsolete_segments.is_empty());
-    }
-
-    #[test]
-    fn rotation_after_truncating_a_whole_segment_replaces_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-        for i in 1..=30 {
-            wal.append(&[entry(i, 1)]).unwrap();
-        }
-        let last_first = wal.segments[wal.segments.len() - 1].first_index;
-        // Fill the last segment past the limit, then truncate back to its start.
-        wal.truncate(last_first).unwrap();
-        for _ in 0..3 {
-            wal.append(&entries(last_first.0..=last_first.0 + 5, 2))
-                .unwrap();
-            wal.truncate(last_first).unwrap();
-        }
-        wal.append(&entries(last_first.0..=last_first.0 + 5, 3))
-            .unwrap();
-        wal.sync().unwrap();
-        let (_, recovered) = reopen(wal);
-        let mut expected = entries(1..=last_first.0 - 1, 1);
-        expected.extend(entries(last_first.0..=last_first.0 + 5, 3));
-        assert_eq!(recovered.entries, expected);
-    }
-
-    #[test]
-    fn sync_fsyncs_once_and_only_when_something_was_written() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open(tmp.path()).unwrap();
-        let metrics = wal.metrics();
-        let before = metrics.fsyncs();
-        wal.sync().unwrap();
-        assert_eq!(metrics.fsyncs(), before);
-        wal.append(&entries(1..=100, 1)).unwrap();
-        wal.truncate(LogIndex(50)).unwrap();
-        wal.sync().unwrap();
-        assert_eq!((metrics.fsyncs(), metrics.syncs()), (before + 1, 1));
-        assert_eq!(metrics.entries_appended(), 100);
-    }
-}
+#[path = "wal_tests.rs"]
+mod tests;

@@ -1,0 +1,238 @@
+//! Unit tests of [`super::Wal`]: appends, rotation, truncation and compaction
+//! across reopens.
+
+use super::*;
+use bytes::Bytes;
+use raft_core::EntryKind;
+
+fn entry(index: u64, term: u64) -> LogEntry {
+    LogEntry {
+        index: LogIndex(index),
+        term: Term(term),
+        kind: EntryKind::Command,
+        data: Bytes::from(format!("entry {index} of term {term}")),
+    }
+}
+
+fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<LogEntry> {
+    range.map(|i| entry(i, term)).collect()
+}
+
+fn small() -> WalOptions {
+    WalOptions {
+        segment_bytes_max: 256,
+    }
+}
+
+fn reopen(wal: Wal) -> (Wal, Recovered) {
+    let (dir, options) = (wal.dir.clone(), wal.options.clone());
+    drop(wal);
+    Wal::open_with(dir, options).unwrap()
+}
+
+#[test]
+fn appended_entries_survive_a_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, recovered) = Wal::open(tmp.path()).unwrap();
+    assert_eq!(recovered.entries, vec![]);
+    wal.append(&entries(1..=3, 1)).unwrap();
+    wal.sync().unwrap();
+    let (wal, recovered) = reopen(wal);
+    assert_eq!(recovered.entries, entries(1..=3, 1));
+    assert_eq!(
+        (wal.last_index(), wal.last_term()),
+        (LogIndex(3), Some(Term(1)))
+    );
+}
+
+#[test]
+fn a_full_segment_rotates_and_entries_span_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
+    for i in 1..=40 {
+        wal.append(&[entry(i, 1 + i / 10)]).unwrap();
+    }
+    wal.sync().unwrap();
+    assert!(wal.segment_count() > 3, "{} segments", wal.segment_count());
+    let (wal, recovered) = reopen(wal);
+    let expected: Vec<LogEntry> = (1..=40).map(|i| entry(i, 1 + i / 10)).collect();
+    assert_eq!(recovered.entries, expected);
+    assert_eq!(wal.term_at(LogIndex(10)), Some(Term(2)));
+    assert_eq!(wal.term_at(LogIndex(9)), Some(Term(1)));
+    assert_eq!(wal.term_at(LogIndex(41)), None);
+}
+
+#[test]
+fn an_append_that_does_not_follow_the_last_entry_is_refused_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(tmp.path()).unwrap();
+    wal.append(&entries(1..=2, 1)).unwrap();
+    let err = wal.append(&[entry(3, 1), entry(5, 1)]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::NotContiguous {
+                expected: LogIndex(4),
+                found: LogIndex(5)
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(wal.last_index(), LogIndex(2));
+    wal.append(&entries(3..=3, 1)).unwrap();
+}
+
+#[test]
+fn truncate_then_append_replays_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(tmp.path()).unwrap();
+    wal.append(&entries(1..=5, 1)).unwrap();
+    wal.truncate(LogIndex(3)).unwrap();
+    assert_eq!(
+        (wal.last_index(), wal.last_term()),
+        (LogIndex(2), Some(Term(1)))
+    );
+    wal.append(&entries(3..=4, 2)).unwrap();
+    wal.sync().unwrap();
+    let (_, recovered) = reopen(wal);
+    let mut expected = entries(1..=2, 1);
+    expected.extend(entries(3..=4, 2));
+    assert_eq!(recovered.entries, expected);
+}
+
+#[test]
+fn a_truncation_across_segments_deletes_the_later_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
+    for i in 1..=30 {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    let before = wal.segment_count();
+    wal.truncate(LogIndex(4)).unwrap();
+    assert!(wal.segment_count() < before);
+    wal.append(&entries(4..=6, 3)).unwrap();
+    wal.sync().unwrap();
+    let (wal, recovered) = reopen(wal);
+    let mut expected = entries(1..=3, 1);
+    expected.extend(entries(4..=6, 3));
+    assert_eq!(recovered.entries, expected);
+    assert_eq!(wal.last_term(), Some(Term(3)));
+}
+
+#[test]
+fn truncating_everything_leaves_an_empty_log_at_the_same_position() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
+    for i in 1..=20 {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    wal.truncate(LogIndex(1)).unwrap();
+    assert_eq!(wal.last_term(), None);
+    assert_eq!(wal.segment_count(), 1);
+    let (mut wal, recovered) = reopen(wal);
+    assert_eq!(
+        (recovered.entries.len(), recovered.first_index),
+        (0, LogIndex(1))
+    );
+    wal.append(&entries(1..=1, 2)).unwrap();
+    assert!(matches!(
+        wal.truncate(LogIndex(3)),
+        Err(StorageError::TruncateOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn compaction_deletes_whole_segments_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
+    for i in 1..=40 {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    wal.sync().unwrap();
+    let firsts: Vec<LogIndex> = wal.segments.iter().map(|s| s.first_index).collect();
+    let through = LogIndex(firsts[2].0 + 1); // inside the third segment
+    wal.compact(through).unwrap();
+    assert_eq!(wal.first_index(), firsts[2]);
+    assert_eq!(wal.segment_count(), firsts.len() - 2);
+    assert_eq!(wal.term_at(firsts[2]), Some(Term(1)));
+    let (_, recovered) = reopen(wal);
+    assert_eq!(recovered.first_index, firsts[2]);
+    assert_eq!(recovered.entries, entries(firsts[2].0..=40, 1));
+}
+
+#[test]
+fn compaction_at_a_segment_boundary_keeps_the_segment_holding_the_next_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
+    for i in 1..=40 {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    let second = wal.segments[1].first_index;
+    wal.compact(second.prev()).unwrap();
+    assert_eq!(wal.first_index(), second);
+    wal.compact(LogIndex(40)).unwrap();
+    assert_eq!(wal.segment_count(), 1);
+    assert_eq!(wal.last_index(), LogIndex(40));
+}
+
+#[test]
+fn compaction_past_the_end_starts_an_empty_log_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
+    for i in 1..=20 {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    wal.compact(LogIndex(100)).unwrap();
+    assert_eq!(
+        (wal.first_index(), wal.last_index(), wal.segment_count()),
+        (LogIndex(101), LogIndex(100), 1)
+    );
+    assert!(matches!(
+        wal.append(&[entry(21, 1)]),
+        Err(StorageError::NotContiguous { .. })
+    ));
+    wal.append(&entries(101..=102, 4)).unwrap();
+    wal.sync().unwrap();
+    let (_, recovered) = reopen(wal);
+    assert_eq!(recovered.entries, entries(101..=102, 4));
+    assert!(recovered.obsolete_segments.is_empty());
+}
+
+#[test]
+fn rotation_after_truncating_a_whole_segment_replaces_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
+    for i in 1..=30 {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    let last_first = wal.segments[wal.segments.len() - 1].first_index;
+    // Fill the last segment past the limit, then truncate back to its start.
+    wal.truncate(last_first).unwrap();
+    for _ in 0..3 {
+        wal.append(&entries(last_first.0..=last_first.0 + 5, 2))
+            .unwrap();
+        wal.truncate(last_first).unwrap();
+    }
+    wal.append(&entries(last_first.0..=last_first.0 + 5, 3))
+        .unwrap();
+    wal.sync().unwrap();
+    let (_, recovered) = reopen(wal);
+    let mut expected = entries(1..=last_first.0 - 1, 1);
+    expected.extend(entries(last_first.0..=last_first.0 + 5, 3));
+    assert_eq!(recovered.entries, expected);
+}
+
+#[test]
+fn sync_fsyncs_once_and_only_when_something_was_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(tmp.path()).unwrap();
+    let metrics = wal.metrics();
+    let before = metrics.fsyncs();
+    wal.sync().unwrap();
+    assert_eq!(metrics.fsyncs(), before);
+    wal.append(&entries(1..=100, 1)).unwrap();
+    wal.truncate(LogIndex(50)).unwrap();
+    wal.sync().unwrap();
+    assert_eq!((metrics.fsyncs(), metrics.syncs()), (before + 1, 1));
+    assert_eq!(metrics.entries_appended(), 100);
+}
