@@ -14,6 +14,7 @@ use crate::checkers::{Failure, durability, election};
 use crate::disk::{DiskNotice, DiskOp};
 use crate::rng::{SimRng, StreamKind};
 use crate::service::Replica;
+use crate::trace::{Fact, FrameKind};
 use crate::world::{SimEvent, World, index_of};
 use node_driver::NodeDriver;
 use raft_core::{
@@ -64,17 +65,31 @@ impl<S: crate::service::Service> World<S> {
     /// Puts `frame` from node `i` on `stream` (traced; dropped if the stream is gone).
     pub(crate) fn send_frame_now(&mut self, i: usize, stream: raft_core::StreamId, frame: Frame) {
         let text = format!("-> SendFrame {stream} {frame}");
+        let (kind, bytes) = (FrameKind::of(&frame), frame.budget_bytes());
         match self
             .net
             .send_frame(stream, i, frame, self.now, &mut self.net_rng)
         {
             Ok(follow) => {
-                self.trace.record(self.now, Some(i), text);
+                let fact = Fact::FrameSent {
+                    stream,
+                    from: i,
+                    frame: kind,
+                    bytes,
+                };
+                self.trace.record(self.now, Some(i), fact, text);
                 self.schedule_net(follow);
             }
-            Err(why) => self
-                .trace
-                .record(self.now, Some(i), format!("{text} dropped ({why})")),
+            Err(why) => {
+                let fact = Fact::FrameDropped {
+                    stream,
+                    from: i,
+                    frame: kind,
+                    reason: why,
+                };
+                let text = format!("{text} dropped ({why})");
+                self.trace.record(self.now, Some(i), fact, text)
+            }
         }
     }
 
@@ -137,6 +152,7 @@ impl<S: crate::service::Service> World<S> {
         };
         let local = host.clock.local(self.now);
         let text = format!("{} <- {event}", role_glyph(node.role(), node.term()));
+        let fact = Fact::of_event(i, &event);
         let read = match &event {
             Event::ReadRequested { id } if node.config().voter_count() > 1 => Some(*id),
             _ => None,
@@ -168,7 +184,7 @@ impl<S: crate::service::Service> World<S> {
         if !long_log || host.steps % INVARIANTS_SAMPLE_STEPS == 0 {
             node.check_invariants();
         }
-        self.trace.record(self.now, Some(i), text);
+        self.trace.record(self.now, Some(i), fact, text);
         if lease_read {
             self.cover(crate::coverage::LEASE_READ);
         }
@@ -445,6 +461,13 @@ impl<S: crate::service::Service> World<S> {
 
     /// Starts (or restarts) node `i` from its disk.
     pub(crate) fn start_node(&mut self, i: usize) {
+        if let Err(damage) = self.hosts[i].disk.check() {
+            let text = format!("start refused: {damage}");
+            let fact = Fact::StartRefused { damage };
+            self.trace.record(self.now, Some(i), fact, text);
+            self.refusals.insert(i, damage);
+            return;
+        }
         let opts = self.options(i);
         let host = &mut self.hosts[i];
         let recovered = host.disk.recover();
@@ -502,12 +525,13 @@ impl<S: crate::service::Service> World<S> {
                 host.term = node.term();
                 host.node = Some(node);
                 host.wake_at = Instant::NEVER;
-                let text = format!(
-                    "start incarnation {} from disk (last {})",
-                    host.incarnation,
-                    host.disk.last_index()
-                );
-                self.trace.record(self.now, Some(i), text);
+                let (incarnation, last_index) = (host.incarnation, host.disk.last_index());
+                let text = format!("start incarnation {incarnation} from disk (last {last_index})");
+                let fact = Fact::Started {
+                    incarnation,
+                    last_index,
+                };
+                self.trace.record(self.now, Some(i), fact, text);
                 let incarnation = host.incarnation;
                 if host.bootstrap.is_some() {
                     // Its driver's first call after opening the disk, as

@@ -24,6 +24,8 @@ use raft_core::{Frame, Instant, StreamId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
+pub mod control;
+
 /// Network dials.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetKnobs {
@@ -142,6 +144,10 @@ struct Lane {
     scheduled: bool,
     stalled: bool,
     generation: u64,
+    /// Held by a test's rule: nothing is delivered until released.
+    held: bool,
+    /// The head was already judged by the test's rules (held or delayed).
+    head_judged: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,6 +213,10 @@ pub struct Network {
     /// `blocked[from * n + to]`: packets from `from` to `to` are lost.
     blocked: Vec<bool>,
     streams: BTreeMap<StreamId, SimStream>,
+    /// Per directed link `(from, to)` bandwidth limits (see [`control`]).
+    links: BTreeMap<(usize, usize), control::Link>,
+    /// Stream directions held by a test's rule, in the order they were held.
+    held_lanes: Vec<(StreamId, Dir)>,
 }
 
 /// Scheduled follow-ups.
@@ -220,6 +230,8 @@ impl Network {
             knobs,
             blocked: vec![false; n * n],
             streams: BTreeMap::new(),
+            links: BTreeMap::new(),
+            held_lanes: Vec::new(),
         }
     }
 
@@ -285,6 +297,9 @@ impl Network {
                 for (t, _) in lane.queue.iter_mut() {
                     at = at.max(*t);
                     *t = at;
+                }
+                if lane.held {
+                    continue;
                 }
                 if let Some((head_at, _)) = lane.queue.front() {
                     lane.scheduled = true;
@@ -458,13 +473,17 @@ impl Network {
             return Ok(self.break_stream(stream, now, rng));
         }
         let bytes = frame.budget_bytes();
+        let ends = s.endpoints(dir);
         let lane = &mut s.lanes[dir.index()];
-        let tx_ns = if knobs.bandwidth_bytes_per_s == 0 {
-            0
-        } else {
-            (bytes as u128 * 1_000_000_000 / knobs.bandwidth_bytes_per_s as u128) as u64
-        };
-        let start = lane.link_free_at.max(now);
+        let mut tx_ns = control::transmit_ns(bytes, knobs.bandwidth_bytes_per_s);
+        let mut start = lane.link_free_at.max(now);
+        // A limited link carries every stream between its two ends: a frame
+        // waits for the frames sent before it on any of them.
+        if let Some(link) = self.links.get_mut(&ends) {
+            start = start.max(link.free_at);
+            tx_ns = tx_ns.max(control::transmit_ns(bytes, link.bytes_per_s));
+            link.free_at = Instant(start.0 + tx_ns);
+        }
         lane.link_free_at = Instant(start.0 + tx_ns);
         let mut at = Instant(lane.link_free_at.0 + knobs.stream_latency_ns);
         if let Some((last, _)) = lane.queue.back() {
@@ -475,7 +494,7 @@ impl Network {
     }
 
     fn schedule_head(stream: StreamId, dir: Dir, lane: &mut Lane) -> Schedule {
-        if lane.scheduled || lane.stalled {
+        if lane.scheduled || lane.stalled || lane.held {
             return Vec::new();
         }
         match lane.queue.front() {
@@ -532,6 +551,7 @@ impl Network {
         let Some((_, item)) = lane.queue.pop_front() else {
             return (Delivery::Nothing, Vec::new());
         };
+        lane.head_judged = false;
         let follow = Self::schedule_head(stream, dir, lane);
         let delivery = match item {
             Item::Frame(frame) => Delivery::Frame {

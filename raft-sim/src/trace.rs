@@ -1,13 +1,21 @@
-//! The run's trace: one record per thing that happened, each with a one-line
-//! `Display`, folded into a rolling 64-bit digest (the determinism check), kept
-//! in a bounded ring (the tail printed on failure), and optionally written as
-//! text to stdout or as JSONL to a file.
+//! The run's trace: one record per thing that happened, each with a typed
+//! [`Fact`] (what a program matches on) and a one-line text (what a person
+//! reads), folded into a rolling 64-bit digest (the determinism check), kept
+//! in a bounded ring (the tail printed on failure), handed to subscribers
+//! ([`Trace::subscribe`]), and optionally written as text to stdout or as
+//! JSONL to a file.
+//!
+//! The digest, `-v` and the JSONL are made of the text alone, so adding a
+//! fact to a record changes no digest and no replay.
 
 use crate::digest::{hash_bytes, mix};
 use raft_core::Instant;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::Write;
+
+mod fact;
+pub use fact::{ActionKind, BreakCause, DropReason, Fact, FrameKind, Input};
 
 /// One trace record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,9 +26,14 @@ pub struct TraceRecord {
     pub at: Instant,
     /// The node it concerns (world index), if any.
     pub node: Option<usize>,
+    /// What happened, as data.
+    pub fact: Fact,
     /// What happened, one line.
     pub text: String,
 }
+
+/// A function every record is handed to, as it is recorded.
+pub type Subscriber = Box<dyn FnMut(&TraceRecord)>;
 
 impl fmt::Display for TraceRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -40,6 +53,7 @@ pub struct Trace {
     ring_cap: usize,
     echo: bool,
     jsonl: Option<Box<dyn Write + Send>>,
+    subscribers: Vec<Subscriber>,
 }
 
 impl fmt::Debug for Trace {
@@ -62,6 +76,7 @@ impl Trace {
             ring_cap,
             echo,
             jsonl: None,
+            subscribers: Vec::new(),
         }
     }
 
@@ -71,8 +86,14 @@ impl Trace {
         self
     }
 
-    /// Records one thing that happened.
-    pub fn record(&mut self, at: Instant, node: Option<usize>, text: String) {
+    /// Hands every record from now on to `f`, in order, as it is recorded
+    /// (whatever the ring keeps). `f` only observes: it cannot change the run.
+    pub fn subscribe(&mut self, f: impl FnMut(&TraceRecord) + 'static) {
+        self.subscribers.push(Box::new(f));
+    }
+
+    /// Records one thing that happened: `fact` for programs, `text` for people.
+    pub fn record(&mut self, at: Instant, node: Option<usize>, fact: Fact, text: String) {
         self.digest = mix(
             mix(mix(self.digest, at.0), node.map_or(0, |n| n as u64 + 1)),
             hash_bytes(text.as_bytes()),
@@ -81,9 +102,13 @@ impl Trace {
             seq: self.seq,
             at,
             node,
+            fact,
             text,
         };
         self.seq += 1;
+        for f in &mut self.subscribers {
+            f(&rec);
+        }
         if self.echo {
             println!("{rec}");
         }
@@ -121,6 +146,11 @@ impl Trace {
         self.seq == 0
     }
 
+    /// Every record the ring keeps (the last `ring_cap`), oldest first.
+    pub fn records(&self) -> impl Iterator<Item = &TraceRecord> {
+        self.ring.iter()
+    }
+
     /// The last `n` records kept.
     pub fn tail(&self, n: usize) -> impl Iterator<Item = &TraceRecord> {
         self.ring.iter().skip(self.ring.len().saturating_sub(n))
@@ -143,11 +173,11 @@ mod tests {
     fn digest_depends_on_time_node_and_text() {
         let mut a = Trace::new(2, false);
         let mut b = Trace::new(2, false);
-        a.record(Instant(1), Some(0), "x".into());
-        b.record(Instant(1), Some(0), "x".into());
+        a.record(Instant(1), Some(0), Fact::Resumed, "x".into());
+        b.record(Instant(1), Some(0), Fact::Resumed, "x".into());
         assert_eq!(a.digest(), b.digest());
-        b.record(Instant(2), Some(0), "y".into());
-        a.record(Instant(2), Some(1), "y".into());
+        b.record(Instant(2), Some(0), Fact::Resumed, "y".into());
+        a.record(Instant(2), Some(1), Fact::Resumed, "y".into());
         assert_ne!(a.digest(), b.digest());
     }
 
@@ -155,7 +185,7 @@ mod tests {
     fn ring_keeps_only_the_tail() {
         let mut t = Trace::new(2, false);
         for i in 0..5 {
-            t.record(Instant(i), None, format!("r{i}"));
+            t.record(Instant(i), None, Fact::Healed, format!("r{i}"));
         }
         let texts: Vec<&str> = t.tail(10).map(|r| r.text.as_str()).collect();
         assert_eq!(texts, ["r3", "r4"]);
