@@ -71,9 +71,11 @@ impl<S: crate::service::Service> World<S> {
             .send_frame(stream, i, frame, self.now, &mut self.net_rng)
         {
             Ok(follow) => {
+                let ends = self.net.endpoints(stream).unwrap_or((i, i));
                 let fact = Fact::FrameSent {
                     stream,
                     from: i,
+                    to: if ends.0 == i { ends.1 } else { ends.0 },
                     frame: kind,
                     bytes,
                 };

@@ -136,6 +136,8 @@ pub enum Fact {
         stream: StreamId,
         /// Sender.
         from: usize,
+        /// Receiver (the stream's other end).
+        to: usize,
         /// What it is.
         frame: FrameKind,
         /// Its size as the stream's budget and bandwidth count it.
