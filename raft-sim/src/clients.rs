@@ -2,10 +2,10 @@
 //! completions back (a write's result or a read's value once the node has
 //! applied the index) and recording each end in the history.
 
-use crate::trace::Fact;
 use crate::checkers::Failure;
 use crate::digest::hash_bytes;
 use crate::service::{Request, Service, StateMachine, encode_command};
+use crate::trace::Fact;
 use crate::workload::{End, Wire};
 use crate::world::{ApplyWaiter, CLIENT_LATENCY_NS, SimEvent, World, index_of};
 use raft_core::{Completion, Event, Instant, LogIndex, Proposal, RequestError, RequestId};
@@ -53,7 +53,9 @@ impl<S: Service> World<S> {
     ) {
         let at = Instant(self.now.0 + CLIENT_LATENCY_NS);
         if let Some((client, op_index)) = self.workload.finish(id, at, end, hint) {
-            let op = self.service.describe(&self.workload.history()[op_index as usize]);
+            let op = self
+                .service
+                .describe(&self.workload.history()[op_index as usize]);
             let text = format!("client {client} {op} ({why})");
             let fact = Fact::ClientFinished {
                 client,

@@ -424,7 +424,10 @@ impl SimDisk {
                 } else {
                     self.log.clear();
                 }
-                let front = self.log.front().map_or(LogIndex(u64::MAX), |e| e.entry.index);
+                let front = self
+                    .log
+                    .front()
+                    .map_or(LogIndex(u64::MAX), |e| e.entry.index);
                 self.forget_rot(|index| index < front);
                 self.previous_snapshot = self.snapshot.replace(s);
             }

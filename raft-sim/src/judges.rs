@@ -3,8 +3,8 @@
 
 use crate::checkers::liveness::{self, LivenessInput, NodeSummary};
 use crate::checkers::{Failure, FailureClass};
-use crate::trace::Fact;
 use crate::service::{Judgment, Model, StateMachine};
+use crate::trace::Fact;
 use crate::world::{SimEvent, World};
 use raft_core::{Instant, LogIndex, Role, Term};
 

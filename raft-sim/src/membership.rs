@@ -1,9 +1,9 @@
 //! The membership nemesis: hosts that join mid-run, removals within the safety
 //! envelope, and the configuration in force that the oracles judge against.
 
-use crate::trace::Fact;
 use crate::clock::Clock;
 use crate::disk::SimDisk;
+use crate::trace::Fact;
 use crate::world::{Host, World, disk_timing};
 use raft_core::{Config, Event, HardState, MembershipChange, NodeId, Term};
 

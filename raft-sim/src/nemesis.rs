@@ -23,7 +23,8 @@ impl<S: crate::service::Service> World<S> {
     /// leadership transfers and membership changes (see [`Fault`]).
     pub fn inject(&mut self, f: Fault) {
         let text = format!("fault: {f}");
-        self.trace.record(self.now, None, Fact::Fault(f.clone()), text);
+        self.trace
+            .record(self.now, None, Fact::Fault(f.clone()), text);
         match f {
             Fault::Partition(shape) => {
                 let leader = self.current_leader();

@@ -309,7 +309,8 @@ impl<S: Service> World<S> {
     pub(crate) fn fail(&mut self, f: Failure) {
         if self.failure.is_none() {
             let fact = Fact::Failed { checker: f.checker };
-            self.trace.record(self.now, None, fact, format!("FAILURE {f}"));
+            self.trace
+                .record(self.now, None, fact, format!("FAILURE {f}"));
             self.failure = Some(f);
         }
         self.done = true;

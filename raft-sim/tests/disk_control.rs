@@ -113,8 +113,7 @@ fn a_rotten_synced_entry_keeps_its_node_down_and_the_others_go_on() {
     };
     assert_eq!(w.start_refusal(victim), Some(damage));
     assert!(
-        seen.borrow()
-            .contains(&Fact::StartRefused { damage }),
+        seen.borrow().contains(&Fact::StartRefused { damage }),
         "the refusal is in the trace"
     );
     let before = w.node(leader).map(|n| n.commit_index());
@@ -127,5 +126,8 @@ fn a_rotten_synced_entry_keeps_its_node_down_and_the_others_go_on() {
         .filter_map(|i| w.node(i))
         .map(|n| n.commit_index())
         .max();
-    assert!(after > before, "the others committed on: {before:?} -> {after:?}");
+    assert!(
+        after > before,
+        "the others committed on: {before:?} -> {after:?}"
+    );
 }

@@ -100,7 +100,10 @@ fn a_rule_drops_the_datagrams_it_picks_and_no_others() {
     let dropped = seen.iter().filter(|(_, f)| {
         matches!(f, Fact::MessageDropped { from, to, reason: DropReason::Rule, .. } if (*from, *to) == (leader, follower))
     });
-    assert!(dropped.count() >= 3, "a heartbeat every 150 ms for a second");
+    assert!(
+        dropped.count() >= 3,
+        "a heartbeat every 150 ms for a second"
+    );
 }
 
 #[test]
@@ -176,7 +179,15 @@ fn a_delayed_datagram_arrives_that_much_later() {
     let seen = seen.borrow();
     let at = seen
         .iter()
-        .find(|(_, f)| matches!(f, Fact::Intercepted { treatment: Treatment::Delay(_), .. }))
+        .find(|(_, f)| {
+            matches!(
+                f,
+                Fact::Intercepted {
+                    treatment: Treatment::Delay(_),
+                    ..
+                }
+            )
+        })
         .map(|(at, _)| *at)
         .expect("a heartbeat within 2 s");
     let beats = heartbeats(&seen, leader, follower);
@@ -222,7 +233,15 @@ fn a_held_frame_holds_the_rest_of_its_stream_until_released_then_all_arrive_in_o
     let held_at = seen
         .borrow()
         .iter()
-        .find(|(_, f)| matches!(f, Fact::Intercepted { treatment: Treatment::Hold, .. }))
+        .find(|(_, f)| {
+            matches!(
+                f,
+                Fact::Intercepted {
+                    treatment: Treatment::Hold,
+                    ..
+                }
+            )
+        })
         .map(|(at, _)| *at)
         .expect("the leader streamed entries within a second");
     assert!(
@@ -237,7 +256,11 @@ fn a_held_frame_holds_the_rest_of_its_stream_until_released_then_all_arrive_in_o
     w.run_until(Instant(5 * S));
     let after = chunks_to(&seen.borrow(), follower);
     assert!(after.len() >= held - 1, "{after:?}");
-    assert!(after.iter().all(|(at, s, _)| *at >= released_at && *s == after[0].1));
+    assert!(
+        after
+            .iter()
+            .all(|(at, s, _)| *at >= released_at && *s == after[0].1)
+    );
     assert!(
         after.windows(2).all(|p| p[0].2 < p[1].2),
         "in stream order: {after:?}"
@@ -264,7 +287,15 @@ fn a_delayed_frame_delays_every_frame_behind_it_on_its_stream() {
     let seen = seen.borrow();
     let due = seen
         .iter()
-        .find(|(_, f)| matches!(f, Fact::Intercepted { treatment: Treatment::Delay(_), .. }))
+        .find(|(_, f)| {
+            matches!(
+                f,
+                Fact::Intercepted {
+                    treatment: Treatment::Delay(_),
+                    ..
+                }
+            )
+        })
         .map(|(at, _)| *at)
         .expect("the leader streamed entries within 2 s");
     let until = Instant(due.0 + delay.as_nanos());
@@ -318,11 +349,7 @@ fn a_frame_a_stream_cannot_lose_repeat_or_reorder_breaks_the_stream_instead() {
 
 /// Frames sent and delivered on `from -> to` after `since`, paired in order
 /// per stream: (sent at, delivered at, bytes).
-fn link_frames(
-    seen: &[(Instant, Fact)],
-    from: usize,
-    to: usize,
-) -> Vec<(Instant, Instant, u64)> {
+fn link_frames(seen: &[(Instant, Fact)], from: usize, to: usize) -> Vec<(Instant, Instant, u64)> {
     let mut sent: Vec<(StreamId, Instant, u64)> = Vec::new();
     let mut pairs = Vec::new();
     for (at, f) in seen {
@@ -410,10 +437,51 @@ fn a_catch_up_on_a_slower_link_takes_proportionally_longer() {
     };
     let (slow, slow_bytes) = catch_up(8_000);
     let (fast, fast_bytes) = catch_up(32_000);
-    assert!(slow_bytes > 10_000, "too little to catch up on: {slow_bytes}");
+    assert!(
+        slow_bytes > 10_000,
+        "too little to catch up on: {slow_bytes}"
+    );
     // Each takes at least its bytes over its bandwidth; four times less
     // bandwidth, at least (nearly) four times as long.
-    assert!(slow >= slow_bytes * S / 8_000, "{slow} ns for {slow_bytes} B");
-    assert!(fast >= fast_bytes * S / 32_000, "{fast} ns for {fast_bytes} B");
+    assert!(
+        slow >= slow_bytes * S / 8_000,
+        "{slow} ns for {slow_bytes} B"
+    );
+    assert!(
+        fast >= fast_bytes * S / 32_000,
+        "{fast} ns for {fast_bytes} B"
+    );
     assert!(slow > 3 * fast, "slow {slow} ns, fast {fast} ns");
+}
+
+/// The second example of docs/simulation.md ("Driving a run from a test"),
+/// kept compiling and passing.
+#[test]
+fn the_guide_example_holds_a_stream_then_lets_it_flow() {
+    let mut w = world(32);
+    w.run_until(Instant(3 * S));
+    let leader = w.current_leader().expect("a leader");
+    let follower = (leader + 1) % 3;
+    w.intercept(move |from, to, p| match p {
+        Packet::Frame {
+            frame: Frame::Chunk { entries, .. },
+            ..
+        } if (from, to) == (leader, follower) && !entries.is_empty() => Some(Treatment::Hold),
+        _ => None,
+    });
+    let delivered = Rc::new(Cell::new(0));
+    let count = delivered.clone();
+    w.on_trace(move |r| {
+        if matches!(r.fact, Fact::FrameDelivered { to, frame: FrameKind::Chunk { count: 1.., .. }, .. }
+            if to == follower)
+        {
+            count.set(count.get() + 1);
+        }
+    });
+    w.run_until(Instant(w.now.0 + 500_000_000));
+    assert_eq!(delivered.get(), 0);
+    w.clear_intercepts();
+    w.release_held();
+    w.run_until(Instant(w.now.0 + 500_000_000));
+    assert!(delivered.get() > 0);
 }

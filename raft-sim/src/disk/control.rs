@@ -79,7 +79,10 @@ impl fmt::Display for RotError {
         match self {
             RotError::NotDurable(index) => write!(f, "no synced log record at {index}"),
             RotError::OffsetOutOfRange { index, offset, len } => {
-                write!(f, "record {index} has {len} payload bytes, no byte {offset}")
+                write!(
+                    f,
+                    "record {index} has {len} payload bytes, no byte {offset}"
+                )
             }
         }
     }
@@ -262,11 +265,7 @@ mod tests {
         let mut d = synced(3);
         d.rot_synced_byte(LogIndex(3), 0).expect("synced");
         let f = d
-            .submit(
-                DiskOp::Truncate { from: LogIndex(3) },
-                Instant(5),
-                &mut rng,
-            )
+            .submit(DiskOp::Truncate { from: LogIndex(3) }, Instant(5), &mut rng)
             .expect("an fsync starts");
         d.complete_fsync(f.upto, f.at, &mut rng);
         assert_eq!(d.check(), Ok(()));

@@ -1,10 +1,10 @@
 //! The hostile member's plumbing in the world: which frames and datagrams
 //! of node `i` it accompanies with forgeries (see [`crate::hostile`]).
 
-use crate::trace::Fact;
 use crate::hostile::{
     ABSURD_TERM_STEP, Attack, DATAGRAM_ATTACKS, FOLLOWER_FRAME_ATTACKS, LEADER_FRAME_ATTACKS,
 };
+use crate::trace::Fact;
 use crate::world::{SimEvent, World, index_of};
 use raft_core::{Frame, LogIndex, Message, MessageBody, SnapshotMeta, StreamId, Term};
 
