@@ -619,6 +619,7 @@ impl Network {
         };
         let incoming = &mut s.lanes[in_dir.index()];
         incoming.queue.clear();
+        incoming.head_judged = false;
         incoming.generation += 1;
         incoming.scheduled = false;
         incoming.stalled = false;

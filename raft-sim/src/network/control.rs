@@ -30,13 +30,13 @@ pub(super) fn transmit_ns(bytes: u64, bytes_per_s: u64) -> u64 {
 
 /// The head frame of a stream direction that is due, as a test's rules see it.
 #[derive(Debug)]
-pub struct DueFrame<'a> {
+pub(crate) struct DueFrame<'a> {
     /// Sender.
-    pub from: usize,
+    pub(crate) from: usize,
     /// Receiver.
-    pub to: usize,
+    pub(crate) to: usize,
     /// The frame.
-    pub frame: &'a Frame,
+    pub(crate) frame: &'a Frame,
 }
 
 impl Network {
@@ -69,7 +69,12 @@ impl Network {
     /// The frame that the delivery `(stream, dir, generation)` would hand
     /// over now, if it is a frame no rule has judged yet (not a stale
     /// delivery, a stall, a close notice or a head already held or delayed).
-    pub fn due_frame(&self, stream: StreamId, dir: Dir, generation: u64) -> Option<DueFrame<'_>> {
+    pub(crate) fn due_frame(
+        &self,
+        stream: StreamId,
+        dir: Dir,
+        generation: u64,
+    ) -> Option<DueFrame<'_>> {
         let s = self.streams.get(&stream)?;
         let lane = &s.lanes[dir.index()];
         let (from, to) = s.endpoints(dir);
@@ -88,7 +93,7 @@ impl Network {
 
     /// Holds direction `dir` of `stream` from its head on: nothing more is
     /// delivered on it until [`Network::release_lanes`].
-    pub fn hold_lane(&mut self, stream: StreamId, dir: Dir) {
+    pub(crate) fn hold_lane(&mut self, stream: StreamId, dir: Dir) {
         let Some(s) = self.streams.get_mut(&stream) else {
             return;
         };
@@ -102,7 +107,7 @@ impl Network {
 
     /// Delays direction `dir` of `stream`: its head arrives at `until` at the
     /// earliest, and every frame behind it after the head.
-    pub fn delay_lane(&mut self, stream: StreamId, dir: Dir, until: Instant) -> Schedule {
+    pub(crate) fn delay_lane(&mut self, stream: StreamId, dir: Dir, until: Instant) -> Schedule {
         let Some(s) = self.streams.get_mut(&stream) else {
             return Vec::new();
         };
@@ -134,7 +139,7 @@ impl Network {
 
     /// Releases every held direction: its frames flow again from `now`, in
     /// order. Returns how many directions, and their deliveries.
-    pub fn release_lanes(&mut self, now: Instant) -> (usize, Schedule) {
+    pub(crate) fn release_lanes(&mut self, now: Instant) -> (usize, Schedule) {
         let mut out = Vec::new();
         let mut count = 0;
         for (stream, dir) in std::mem::take(&mut self.held_lanes) {

@@ -95,7 +95,7 @@ pub enum Fact {
     MessageDropped {
         /// Sender.
         from: usize,
-        /// Receiver (`usize::MAX` for an id outside the world).
+        /// Receiver (out of `0..node_count` for an id outside the world).
         to: usize,
         /// The sender's term.
         term: Term,
@@ -607,7 +607,8 @@ impl Fact {
     }
 }
 
-/// The world index of node id `id` (`usize::MAX` for id 0).
+/// The world index of node id `id` (out of range for an id outside the
+/// world: `usize::MAX` for id 0).
 fn world_index(id: NodeId) -> usize {
     (id.0 as usize).wrapping_sub(1)
 }
