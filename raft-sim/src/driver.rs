@@ -65,22 +65,21 @@ impl<S: crate::service::Service> World<S> {
     /// Puts `frame` from node `i` on `stream` (traced; dropped if the stream is gone).
     pub(crate) fn send_frame_now(&mut self, i: usize, stream: raft_core::StreamId, frame: Frame) {
         let text = format!("-> SendFrame {stream} {frame}");
-        let (kind, bytes) = (FrameKind::of(&frame), frame.budget_bytes());
+        let kind = FrameKind::of(&frame);
         match self
             .net
-            .send_frame(stream, i, frame, self.now, &mut self.net_rng)
+            .put_frame(stream, i, frame, self.now, &mut self.net_rng)
         {
-            Ok(follow) => {
-                let ends = self.net.endpoints(stream).unwrap_or((i, i));
+            Ok(put) => {
                 let fact = Fact::FrameSent {
                     stream,
                     from: i,
-                    to: if ends.0 == i { ends.1 } else { ends.0 },
+                    to: put.to,
                     frame: kind,
-                    bytes,
+                    bytes: put.bytes,
                 };
                 self.trace.record(self.now, Some(i), fact, text);
-                self.schedule_net(follow);
+                self.schedule_net(put.follow);
             }
             Err(why) => {
                 let fact = Fact::FrameDropped {
@@ -153,7 +152,7 @@ impl<S: crate::service::Service> World<S> {
             return;
         };
         let local = host.clock.local(self.now);
-        let text = format!("{} <- {event}", role_glyph(node.role(), node.term()));
+        let text = format!("{} <- {event}", Glyph(node.role(), node.term()));
         let fact = Fact::of_event(i, &event);
         let read = match &event {
             Event::ReadRequested { id } if node.config().voter_count() > 1 => Some(*id),
@@ -637,12 +636,22 @@ impl<S: crate::service::Service> World<S> {
 
 /// A role and term as a short glyph for the trace (`F3`, `L4`, `C5`, `P5`, `l2`).
 pub fn role_glyph(role: Role, term: raft_core::Term) -> String {
-    let g = match role {
-        Role::Follower => 'F',
-        Role::PreCandidate => 'P',
-        Role::Candidate => 'C',
-        Role::Leader => 'L',
-        Role::Learner => 'l',
-    };
-    format!("{g}{}", term.0)
+    Glyph(role, term).to_string()
+}
+
+/// [`role_glyph`] written straight into the text of a step's record: every
+/// step is traced, and a glyph of its own would cost an allocation each.
+struct Glyph(Role, raft_core::Term);
+
+impl std::fmt::Display for Glyph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = match self.0 {
+            Role::Follower => 'F',
+            Role::PreCandidate => 'P',
+            Role::Candidate => 'C',
+            Role::Leader => 'L',
+            Role::Learner => 'l',
+        };
+        write!(f, "{g}{}", self.1.0)
+    }
 }

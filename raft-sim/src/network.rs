@@ -222,6 +222,13 @@ pub struct Network {
 /// Scheduled follow-ups.
 pub type Schedule = Vec<(Instant, NetEvent)>;
 
+/// A frame put on a stream: its receiver, its size and the follow-ups.
+pub(crate) struct Put {
+    pub(crate) to: usize,
+    pub(crate) bytes: u64,
+    pub(crate) follow: Schedule,
+}
+
 impl Network {
     /// A fully connected network of `n` nodes.
     pub fn new(n: usize, knobs: NetKnobs) -> Network {
@@ -452,7 +459,22 @@ impl Network {
         now: Instant,
         rng: &mut SimRng,
     ) -> Result<Schedule, &'static str> {
-        let knobs = self.knobs.clone();
+        self.put_frame(stream, from, frame, now, rng)
+            .map(|put| put.follow)
+    }
+
+    /// [`Network::send_frame`], also saying to whom and how many bytes (for
+    /// the trace, without a second lookup or a second pass over the entries).
+    pub(crate) fn put_frame(
+        &mut self,
+        stream: StreamId,
+        from: usize,
+        frame: Frame,
+        now: Instant,
+        rng: &mut SimRng,
+    ) -> Result<Put, &'static str> {
+        let (stream_break, latency_ns) = (self.knobs.stream_break, self.knobs.stream_latency_ns);
+        let bandwidth = self.knobs.bandwidth_bytes_per_s;
         let Some(s) = self.streams.get_mut(&stream) else {
             return Err("unknown stream");
         };
@@ -469,13 +491,18 @@ impl Network {
         if s.done[s.side_of(from)] {
             return Err("sender closed the stream");
         }
-        if rng.chance(knobs.stream_break) {
-            return Ok(self.break_stream(stream, now, rng));
-        }
-        let bytes = frame.budget_bytes();
         let ends = s.endpoints(dir);
+        let bytes = frame.budget_bytes();
+        if rng.chance(stream_break) {
+            let follow = self.break_stream(stream, now, rng);
+            return Ok(Put {
+                to: ends.1,
+                bytes,
+                follow,
+            });
+        }
         let lane = &mut s.lanes[dir.index()];
-        let mut tx_ns = control::transmit_ns(bytes, knobs.bandwidth_bytes_per_s);
+        let mut tx_ns = control::transmit_ns(bytes, bandwidth);
         let mut start = lane.link_free_at.max(now);
         // A limited link carries every stream between its two ends: a frame
         // waits for the frames sent before it on any of them.
@@ -485,12 +512,16 @@ impl Network {
             link.free_at = Instant(start.0 + tx_ns);
         }
         lane.link_free_at = Instant(start.0 + tx_ns);
-        let mut at = Instant(lane.link_free_at.0 + knobs.stream_latency_ns);
+        let mut at = Instant(lane.link_free_at.0 + latency_ns);
         if let Some((last, _)) = lane.queue.back() {
             at = at.max(*last);
         }
         lane.queue.push_back((at, Item::Frame(frame)));
-        Ok(Self::schedule_head(stream, dir, lane))
+        Ok(Put {
+            to: ends.1,
+            bytes,
+            follow: Self::schedule_head(stream, dir, lane),
+        })
     }
 
     fn schedule_head(stream: StreamId, dir: Dir, lane: &mut Lane) -> Schedule {

@@ -295,20 +295,19 @@ pub enum BreakCause {
     Rule,
 }
 
-/// A stream frame without its payload.
+/// A stream frame without its payload. (Small on purpose: every frame sent
+/// and delivered makes one. A chunk's term is its stream's leader's.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FrameKind {
     /// Entries (or, empty, only a commit index), leader to follower.
     Chunk {
-        /// The leader's term.
-        term: Term,
         /// The entry before the first.
         prev_index: LogIndex,
         /// The leader's commit index.
         leader_commit: LogIndex,
         /// How many entries.
-        count: usize,
+        count: u32,
     },
     /// A snapshot transfer begins.
     SnapshotBegin {
@@ -322,7 +321,7 @@ pub enum FrameKind {
         /// Where they start.
         offset: u64,
         /// How many.
-        len: usize,
+        len: u32,
     },
     /// A snapshot transfer ends.
     SnapshotEnd,
@@ -343,16 +342,14 @@ impl FrameKind {
     pub fn of(frame: &Frame) -> FrameKind {
         match frame {
             Frame::Chunk {
-                term,
                 prev_index,
                 leader_commit,
                 entries,
                 ..
             } => FrameKind::Chunk {
-                term: *term,
                 prev_index: *prev_index,
                 leader_commit: *leader_commit,
-                count: entries.len(),
+                count: u32::try_from(entries.len()).unwrap_or(u32::MAX),
             },
             Frame::SnapshotBegin { meta, size } => FrameKind::SnapshotBegin {
                 index: meta.index,
@@ -360,7 +357,7 @@ impl FrameKind {
             },
             Frame::SnapshotChunk { offset, data, .. } => FrameKind::SnapshotChunk {
                 offset: *offset,
-                len: data.len(),
+                len: u32::try_from(data.len()).unwrap_or(u32::MAX),
             },
             Frame::SnapshotEnd { .. } => FrameKind::SnapshotEnd,
             Frame::Ack { durable } => FrameKind::Ack { durable: *durable },
