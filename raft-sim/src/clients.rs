@@ -5,6 +5,7 @@
 use crate::checkers::Failure;
 use crate::digest::hash_bytes;
 use crate::service::{Request, Service, StateMachine, encode_command};
+use crate::trace::Fact;
 use crate::workload::{End, Wire};
 use crate::world::{ApplyWaiter, CLIENT_LATENCY_NS, SimEvent, World, index_of};
 use raft_core::{Completion, Event, Instant, LogIndex, Proposal, RequestError, RequestId};
@@ -51,10 +52,16 @@ impl<S: Service> World<S> {
         why: &str,
     ) {
         let at = Instant(self.now.0 + CLIENT_LATENCY_NS);
-        if let Some((client, op)) = self.workload.finish(id, at, end, hint) {
-            let op = self.service.describe(&self.workload.history()[op as usize]);
-            self.trace
-                .record(self.now, None, format!("client {client} {op} ({why})"));
+        if let Some((client, op_index)) = self.workload.finish(id, at, end, hint) {
+            let op = self
+                .service
+                .describe(&self.workload.history()[op_index as usize]);
+            let text = format!("client {client} {op} ({why})");
+            let fact = Fact::ClientFinished {
+                client,
+                op: op_index,
+            };
+            self.trace.record(self.now, None, fact, text);
             let next = Instant(at.0 + self.workload.think_ns());
             self.schedule(next, SimEvent::ClientInvoke { client });
         }

@@ -1,13 +1,16 @@
 //! Control of a run from outside: stepping, running to a time, faults now or
 //! when a predicate on the cluster holds, user invariants after every event,
-//! and inspection of each node between steps.
+//! inspection of each node between steps, trace subscribers, holding
+//! datagrams, a hand on each disk and per-link bandwidth. (Rules on
+//! datagrams and frames are in [`crate::intercept`].)
 
 use crate::checkers::Failure;
-use crate::disk::SimDisk;
+use crate::disk::{DiskDamage, RotError, SimDisk};
 use crate::scenario::Fault;
 use crate::service::{Replica, Service};
+use crate::trace::{Fact, TraceRecord};
 use crate::world::{SimEvent, World};
-use raft_core::{Bootstrap, Instant, Message, Node, NodeOptions};
+use raft_core::{Bootstrap, Instant, LogIndex, Message, Node, NodeOptions};
 
 impl<S: Service> World<S> {
     /// Processes every event due at or before `at`, then sets the clock to
@@ -58,23 +61,38 @@ impl<S: Service> World<S> {
         self.holds.push(Box::new(matches));
     }
 
-    /// Datagrams held so far and not released.
+    /// Datagrams and stream frames held (or reordered and waiting) so far
+    /// and not released.
     pub fn held_count(&self) -> usize {
-        self.held.len()
+        self.held.len() + self.reordered.len() + self.net.held_frame_count()
     }
 
-    /// Stops holding and delivers every held datagram now, in the order they
-    /// were held (a partition in place at this moment still drops them).
-    /// Returns how many.
+    /// Stops the holds of [`World::hold_datagrams`] and delivers everything
+    /// held now: datagrams in the order they were held (a partition in place
+    /// at this moment still drops them), then reordered datagrams still
+    /// waiting for a successor; held stream directions flow again, in
+    /// order. Released datagrams are not judged again; rules of
+    /// [`World::intercept`] stay. Returns how many datagrams and frames, as
+    /// [`World::held_count`] counted them.
     pub fn release_held(&mut self) -> usize {
         self.holds.clear();
-        let held = std::mem::take(&mut self.held);
-        let count = held.len();
-        self.trace
-            .record(self.now, None, format!("release {count} held datagrams"));
-        for (from, to, msg) in held {
-            self.schedule(self.now, SimEvent::Message { from, to, msg });
+        let count = self.held_count();
+        let mut datagrams = std::mem::take(&mut self.held);
+        datagrams.append(&mut self.reordered);
+        let (lanes, follow) = self.net.release_lanes(self.now);
+        let fact = Fact::HeldReleased {
+            datagrams: datagrams.len(),
+            lanes,
+        };
+        let mut text = format!("release {} held datagrams", datagrams.len());
+        if lanes > 0 {
+            text.push_str(&format!(" and {lanes} held stream directions"));
         }
+        self.trace.record(self.now, None, fact, text);
+        for (from, to, msg) in datagrams {
+            self.schedule(self.now, SimEvent::MessageLate { from, to, msg });
+        }
+        self.schedule_net(follow);
         count
     }
 
@@ -89,7 +107,13 @@ impl<S: Service> World<S> {
         if !hold {
             return Some(msg);
         }
-        self.trace.record(self.now, Some(to), format!("held {msg}"));
+        let fact = Fact::MessageHeld {
+            from,
+            to,
+            body: msg.body.clone(),
+        };
+        self.trace
+            .record(self.now, Some(to), fact, format!("held {msg}"));
         self.held.push((from, to, msg));
         None
     }
@@ -136,6 +160,69 @@ impl<S: Service> World<S> {
     /// index, term and configuration ([`Replica::machine`] is yours).
     pub fn state_machine(&self, i: usize) -> &Replica<S::Machine> {
         &self.hosts[i].fsm
+    }
+
+    /// Hands every trace record from now on to `f` as it is recorded: its
+    /// [`Fact`] to match on, its text, time and node. `f` only observes.
+    pub fn on_trace(&mut self, f: impl FnMut(&TraceRecord) + 'static) {
+        self.trace.subscribe(f);
+    }
+
+    /// Holds (`true`) or releases (`false`) node `i`'s fsyncs: while held,
+    /// its log writes stay pending (not durable, never reported persisted),
+    /// until [`World::fsync_now`] or the release, which starts an fsync of
+    /// what is pending. A crash meanwhile keeps a random prefix of them.
+    /// The hold outlives crashes and the heal.
+    pub fn hold_fsyncs(&mut self, i: usize, held: bool) {
+        let disk = &mut self.hosts[i].disk;
+        disk.hold_fsyncs(held);
+        if let Some(due) = disk.start_pending_fsync(self.now, &mut self.disk_rng) {
+            let incarnation = self.hosts[i].incarnation;
+            let (node, upto) = (i, due.upto);
+            let event = SimEvent::Fsync {
+                node,
+                incarnation,
+                upto,
+            };
+            self.schedule(due.at, event);
+        }
+    }
+
+    /// Makes node `i`'s pending writes durable now (held or not) and steps
+    /// it with what became durable. Returns whether anything was pending.
+    pub fn fsync_now(&mut self, i: usize) -> bool {
+        let Some(upto) = self.hosts[i].disk.force_fsync() else {
+            return false;
+        };
+        self.complete_fsync(i, upto);
+        true
+    }
+
+    /// Bit rot on node `i`'s disk: changes byte `offset` of the payload of
+    /// its synced log record at `index`. The node runs on (it does not read
+    /// its log back); its next start finds the damage and refuses, see
+    /// [`World::start_refusal`] and [`crate::disk::control`] for the rule.
+    pub fn rot_synced_byte(
+        &mut self,
+        i: usize,
+        index: LogIndex,
+        offset: usize,
+    ) -> Result<(), RotError> {
+        self.hosts[i].disk.rot_synced_byte(index, offset)
+    }
+
+    /// Why node `i`'s last start was refused, if it was: its disk is
+    /// damaged and it stays down (the liveness judgment leaves it out).
+    pub fn start_refusal(&self, i: usize) -> Option<DiskDamage> {
+        self.refusals.get(&i).copied()
+    }
+
+    /// Limits the directed link `from -> to` to `bytes_per_s` for stream
+    /// frames (0 lifts it): a frame of `b` bytes takes `b / bytes_per_s` to
+    /// transmit, queued behind the frames sent on that link before it, then
+    /// the stream latency. Datagrams are not limited. Outlives the heal.
+    pub fn set_link_bandwidth(&mut self, from: usize, to: usize, bytes_per_s: u64) {
+        self.net.set_link_bandwidth(from, to, bytes_per_s);
     }
 
     /// Fires the triggers whose predicate holds, then runs the invariants.

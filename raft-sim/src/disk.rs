@@ -16,6 +16,10 @@
 //! entries survives (recovery truncates a torn tail record by record). This one
 //! rule covers lost unsynced appends, truncations that never reached the disk
 //! (old entries come back) and interrupted snapshot installs.
+//!
+//! A test can also take the disk in hand ([`control`]): hold its fsyncs,
+//! force one now, or rot a byte of a record already synced, which the next
+//! start detects and refuses ([`SimDisk::check`]).
 
 use crate::rng::{Ppm, SimRng};
 use bytes::Bytes;
@@ -23,6 +27,32 @@ use raft_core::{
     Entries, HardState, Instant, LogEntry, LogIndex, RecoveredState, SnapshotMeta, Term,
 };
 use std::collections::VecDeque;
+use std::fmt;
+
+pub mod control;
+pub use control::{DiskDamage, RotError};
+
+/// What a crash did to the pending writes: a prefix survived, the first lost
+/// append may have been torn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrashAccount {
+    /// Pending operations that survived.
+    pub kept: usize,
+    /// Pending operations at the crash.
+    pub pending: usize,
+    /// A torn append: `(entries kept, entries in it)`.
+    pub torn: Option<(usize, usize)>,
+}
+
+impl fmt::Display for CrashAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "disk kept {}/{} pending ops", self.kept, self.pending)?;
+        match self.torn {
+            Some((kept, of)) => write!(f, ", torn append kept {kept}/{of}"),
+            None => Ok(()),
+        }
+    }
+}
 
 /// A log entry with its chain digest (`hash(prev digest, entry)`), which the
 /// checkers compare across nodes.
@@ -125,6 +155,10 @@ pub struct SimDisk {
     pending: VecDeque<(u64, DiskOp)>,
     next_seq: u64,
     fsync_in_flight: Option<u64>,
+    /// Fsyncs are held: writes stay pending until released or forced.
+    fsync_held: bool,
+    /// Records rotted since they were synced (see [`control`]).
+    rotten: Vec<DiskDamage>,
     /// Contract violations seen while applying operations (reported by the world).
     violations: Vec<String>,
 }
@@ -141,6 +175,8 @@ impl SimDisk {
             pending: VecDeque::new(),
             next_seq: 0,
             fsync_in_flight: None,
+            fsync_held: false,
+            rotten: Vec::new(),
             violations: Vec::new(),
         }
     }
@@ -257,6 +293,7 @@ impl SimDisk {
         while self.log.front().is_some_and(|e| e.entry.index <= through) {
             self.log.pop_front();
         }
+        self.forget_rot(|index| index <= through);
         Ok(())
     }
 
@@ -264,7 +301,7 @@ impl SimDisk {
     pub fn submit(&mut self, op: DiskOp, now: Instant, rng: &mut SimRng) -> Option<FsyncDue> {
         self.pending.push_back((self.next_seq, op));
         self.next_seq += 1;
-        if self.fsync_in_flight.is_some() {
+        if self.fsync_in_flight.is_some() || self.fsync_held {
             return None;
         }
         Some(self.start_fsync(now, rng))
@@ -316,7 +353,7 @@ impl SimDisk {
         if appended {
             self.push_persisted(&mut notices);
         }
-        let next = if self.pending.is_empty() {
+        let next = if self.pending.is_empty() || self.fsync_held {
             None
         } else {
             Some(self.start_fsync(now, rng))
@@ -370,6 +407,7 @@ impl SimDisk {
                 while self.log.back().is_some_and(|e| e.entry.index >= from) {
                     self.log.pop_back();
                 }
+                self.forget_rot(|index| index >= from);
             }
             DiskOp::InstallSnapshot(s) => {
                 let keep_suffix = matches!(self.durable_at(s.meta.index), DurableAt::Entry { term, .. } if term == s.meta.term)
@@ -388,6 +426,11 @@ impl SimDisk {
                 } else {
                     self.log.clear();
                 }
+                let front = self
+                    .log
+                    .front()
+                    .map_or(LogIndex(u64::MAX), |e| e.entry.index);
+                self.forget_rot(|index| index < front);
                 self.previous_snapshot = self.snapshot.replace(s);
             }
         }
@@ -395,12 +438,12 @@ impl SimDisk {
 
     /// The node crashed: a random prefix of the pending operations survives (the
     /// first lost append may be torn, leaving a prefix of its entries); the rest
-    /// is lost. Returns a one-line account for the trace.
-    pub fn crash(&mut self, rng: &mut SimRng) -> String {
+    /// is lost. Returns what survived.
+    pub fn crash(&mut self, rng: &mut SimRng) -> CrashAccount {
         self.fsync_in_flight = None;
         let total = self.pending.len();
         let keep = rng.below(total as u64 + 1) as usize;
-        let mut torn = String::new();
+        let mut torn = None;
         for _ in 0..keep {
             let (_, op) = self.pending.pop_front().expect("keep <= len");
             self.apply_durably(op);
@@ -409,12 +452,16 @@ impl SimDisk {
             if entries.len() > 1 && rng.chance(self.timing.torn_append) {
                 let survive = rng.below(entries.len() as u64) as usize;
                 let part: Vec<DiskEntry> = entries[..survive].to_vec();
-                torn = format!(", torn append kept {survive}/{}", entries.len());
+                torn = Some((survive, entries.len()));
                 self.apply_durably(DiskOp::Append(part));
             }
         }
         self.pending.clear();
-        format!("disk kept {keep}/{total} pending ops{torn}")
+        CrashAccount {
+            kept: keep,
+            pending: total,
+            torn,
+        }
     }
 
     /// What a restarting node recovers: the durable hard state, snapshot and log.
@@ -440,6 +487,7 @@ impl SimDisk {
     pub fn recover(&mut self, bytes_max: u64) -> RecoveredState {
         if self.recovered_entries().len() != self.log.len() {
             self.log.clear();
+            self.rotten.clear();
         }
         self.recovered().split_stored(bytes_max)
     }

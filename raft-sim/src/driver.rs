@@ -14,6 +14,7 @@ use crate::checkers::{Failure, durability, election};
 use crate::disk::{DiskNotice, DiskOp};
 use crate::rng::{SimRng, StreamKind};
 use crate::service::Replica;
+use crate::trace::{Fact, FrameKind};
 use crate::world::{SimEvent, World, index_of};
 use node_driver::NodeDriver;
 use raft_core::{
@@ -64,17 +65,32 @@ impl<S: crate::service::Service> World<S> {
     /// Puts `frame` from node `i` on `stream` (traced; dropped if the stream is gone).
     pub(crate) fn send_frame_now(&mut self, i: usize, stream: raft_core::StreamId, frame: Frame) {
         let text = format!("-> SendFrame {stream} {frame}");
+        let kind = FrameKind::of(&frame);
         match self
             .net
-            .send_frame(stream, i, frame, self.now, &mut self.net_rng)
+            .put_frame(stream, i, frame, self.now, &mut self.net_rng)
         {
-            Ok(follow) => {
-                self.trace.record(self.now, Some(i), text);
-                self.schedule_net(follow);
+            Ok(put) => {
+                let fact = Fact::FrameSent {
+                    stream,
+                    from: i,
+                    to: put.to,
+                    frame: kind,
+                    bytes: put.bytes,
+                };
+                self.trace.record(self.now, Some(i), fact, text);
+                self.schedule_net(put.follow);
             }
-            Err(why) => self
-                .trace
-                .record(self.now, Some(i), format!("{text} dropped ({why})")),
+            Err(why) => {
+                let fact = Fact::FrameDropped {
+                    stream,
+                    from: i,
+                    frame: kind,
+                    reason: why,
+                };
+                let text = format!("{text} dropped ({why})");
+                self.trace.record(self.now, Some(i), fact, text)
+            }
         }
     }
 
@@ -136,7 +152,8 @@ impl<S: crate::service::Service> World<S> {
             return;
         };
         let local = host.clock.local(self.now);
-        let text = format!("{} <- {event}", role_glyph(node.role(), node.term()));
+        let text = format!("{} <- {event}", Glyph(node.role(), node.term()));
+        let fact = Fact::of_event(i, &event);
         let read = match &event {
             Event::ReadRequested { id } if node.config().voter_count() > 1 => Some(*id),
             _ => None,
@@ -168,7 +185,7 @@ impl<S: crate::service::Service> World<S> {
         if !long_log || host.steps % INVARIANTS_SAMPLE_STEPS == 0 {
             node.check_invariants();
         }
-        self.trace.record(self.now, Some(i), text);
+        self.trace.record(self.now, Some(i), fact, text);
         if lease_read {
             self.cover(crate::coverage::LEASE_READ);
         }
@@ -445,6 +462,13 @@ impl<S: crate::service::Service> World<S> {
 
     /// Starts (or restarts) node `i` from its disk.
     pub(crate) fn start_node(&mut self, i: usize) {
+        if let Err(damage) = self.hosts[i].disk.check() {
+            let text = format!("start refused: {damage}");
+            let fact = Fact::StartRefused { damage };
+            self.trace.record(self.now, Some(i), fact, text);
+            self.refusals.insert(i, damage);
+            return;
+        }
         let opts = self.options(i);
         let host = &mut self.hosts[i];
         let recovered = host.disk.recover(opts.log_cache_bytes_max);
@@ -502,12 +526,13 @@ impl<S: crate::service::Service> World<S> {
                 host.term = node.term();
                 host.node = Some(node);
                 host.wake_at = Instant::NEVER;
-                let text = format!(
-                    "start incarnation {} from disk (last {})",
-                    host.incarnation,
-                    host.disk.last_index()
-                );
-                self.trace.record(self.now, Some(i), text);
+                let (incarnation, last_index) = (host.incarnation, host.disk.last_index());
+                let text = format!("start incarnation {incarnation} from disk (last {last_index})");
+                let fact = Fact::Started {
+                    incarnation,
+                    last_index,
+                };
+                self.trace.record(self.now, Some(i), fact, text);
                 let incarnation = host.incarnation;
                 if host.bootstrap.is_some() {
                     // Its driver's first call after opening the disk, as
@@ -611,12 +636,22 @@ impl<S: crate::service::Service> World<S> {
 
 /// A role and term as a short glyph for the trace (`F3`, `L4`, `C5`, `P5`, `l2`).
 pub fn role_glyph(role: Role, term: raft_core::Term) -> String {
-    let g = match role {
-        Role::Follower => 'F',
-        Role::PreCandidate => 'P',
-        Role::Candidate => 'C',
-        Role::Leader => 'L',
-        Role::Learner => 'l',
-    };
-    format!("{g}{}", term.0)
+    Glyph(role, term).to_string()
+}
+
+/// [`role_glyph`] written straight into the text of a step's record: every
+/// step is traced, and a glyph of its own would cost an allocation each.
+struct Glyph(Role, raft_core::Term);
+
+impl std::fmt::Display for Glyph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = match self.0 {
+            Role::Follower => 'F',
+            Role::PreCandidate => 'P',
+            Role::Candidate => 'C',
+            Role::Leader => 'L',
+            Role::Learner => 'l',
+        };
+        write!(f, "{g}{}", self.1.0)
+    }
 }

@@ -4,6 +4,7 @@
 use crate::checkers::liveness::{self, LivenessInput, NodeSummary};
 use crate::checkers::{Failure, FailureClass};
 use crate::service::{Judgment, Model, StateMachine};
+use crate::trace::Fact;
 use crate::world::{SimEvent, World};
 use raft_core::{Instant, LogIndex, Role, Term};
 
@@ -25,14 +26,17 @@ impl<S: crate::service::Service> World<S> {
             self.trace.record(
                 self.now,
                 None,
+                Fact::Judgment,
                 "liveness not judged: the heal phase is shorter than 10 election timeouts".into(),
             );
             return true;
         }
         // Only the members of the configuration in force must converge: a
         // removed node keeps running but is no longer part of the cluster.
+        // Nor must a node whose disk rotted: it refuses to start until an
+        // operator replaces it, and the others must go on without it.
         let members: Vec<usize> = (0..self.hosts.len())
-            .filter(|&i| self.is_member(i))
+            .filter(|&i| self.is_member(i) && !self.refusals.contains_key(&i))
             .collect();
         let nodes: Vec<NodeSummary> = members
             .iter()
@@ -73,6 +77,7 @@ impl<S: crate::service::Service> World<S> {
                 self.trace.record(
                     self.now,
                     None,
+                    Fact::Judgment,
                     format!(
                         "liveness: laggards still catching up, judging again in {}ms ({f})",
                         wait / 1_000_000
@@ -82,7 +87,8 @@ impl<S: crate::service::Service> World<S> {
                 return false;
             }
             for (&i, s) in members.iter().zip(&nodes) {
-                self.trace.record(self.now, Some(i), format!("{s:?}"));
+                let text = format!("{s:?}");
+                self.trace.record(self.now, Some(i), Fact::Judgment, text);
             }
             self.fail(f);
         }

@@ -22,6 +22,7 @@ pub mod driver;
 pub mod history;
 mod host;
 pub mod hostile;
+pub mod intercept;
 mod judges;
 pub mod kv;
 pub mod lincheck;

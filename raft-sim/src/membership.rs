@@ -3,6 +3,7 @@
 
 use crate::clock::Clock;
 use crate::disk::SimDisk;
+use crate::trace::Fact;
 use crate::world::{Host, World, disk_timing};
 use raft_core::{Config, Event, HardState, MembershipChange, NodeId, Term};
 
@@ -31,7 +32,7 @@ impl<S: crate::service::Service> World<S> {
     pub(crate) fn request_add(&mut self) {
         if self.hosts.len() >= HOSTS_MAX || self.membership_outstanding() {
             self.trace
-                .record(self.now, None, "nemesis add: skipped".to_string());
+                .record(self.now, None, Fact::Nemesis, "nemesis add: skipped".into());
             return;
         }
         let address = format!("sim-{}", self.hosts.len() + 1);
@@ -48,6 +49,7 @@ impl<S: crate::service::Service> World<S> {
             self.trace.record(
                 self.now,
                 None,
+                Fact::Nemesis,
                 format!("nemesis remove n{}: skipped", node + 1),
             );
             return;
@@ -67,6 +69,7 @@ impl<S: crate::service::Service> World<S> {
             self.trace.record(
                 self.now,
                 None,
+                Fact::Nemesis,
                 format!("nemesis remove n{}: skipped", node + 1),
             );
             return;
@@ -115,8 +118,8 @@ impl<S: crate::service::Service> World<S> {
         self.net.add_node();
         self.workload.set_nodes(self.hosts.len());
         self.cover("member host added");
-        self.trace
-            .record(self.now, Some(i), "joins with an empty disk".to_string());
+        let text = "joins with an empty disk".to_string();
+        self.trace.record(self.now, Some(i), Fact::Joined, text);
         self.start_node(i);
     }
 }

@@ -5,6 +5,7 @@
 use crate::checkers::Failure;
 use crate::disk::DiskTiming;
 use crate::scenario::Fault;
+use crate::trace::Fact;
 use crate::workload::End;
 use crate::world::{CLIENT_LATENCY_NS, SimEvent, World, disk_timing};
 use raft_core::{Completion, Event, Instant, NodeId, RequestError, RequestId, Role};
@@ -21,7 +22,9 @@ impl<S: crate::service::Service> World<S> {
     /// cuts off whoever leads now), crashes, restarts, pauses, stream breaks,
     /// leadership transfers and membership changes (see [`Fault`]).
     pub fn inject(&mut self, f: Fault) {
-        self.trace.record(self.now, None, format!("fault: {f}"));
+        let text = format!("fault: {f}");
+        self.trace
+            .record(self.now, None, Fact::Fault(f.clone()), text);
         match f {
             Fault::Partition(shape) => {
                 let leader = self.current_leader();
@@ -97,6 +100,7 @@ impl<S: crate::service::Service> World<S> {
         self.trace.record(
             self.now,
             Some(i),
+            Fact::LeaderCutOff { with },
             format!("fault: cut the new leader off with n{}", with + 1),
         );
         let follow = self.net.set_blocked(
@@ -110,8 +114,8 @@ impl<S: crate::service::Service> World<S> {
     /// its outcome is traced when the leader completes it.
     pub(crate) fn ask_leader(&mut self, what: &str, event: impl FnOnce(RequestId) -> Event) {
         let Some(leader) = self.current_leader() else {
-            self.trace
-                .record(self.now, None, format!("nemesis {what}: no leader"));
+            let text = format!("nemesis {what}: no leader");
+            self.trace.record(self.now, None, Fact::Nemesis, text);
             return;
         };
         let Some(incarnation) = self.up_incarnation(leader) else {
@@ -123,6 +127,7 @@ impl<S: crate::service::Service> World<S> {
         self.trace.record(
             self.now,
             Some(leader),
+            Fact::Nemesis,
             format!("nemesis {what}: asked as {id}"),
         );
         self.schedule(
@@ -155,6 +160,7 @@ impl<S: crate::service::Service> World<S> {
         self.trace.record(
             self.now,
             Some(i),
+            Fact::Nemesis,
             format!("nemesis {what} {id}: {result:?}"),
         );
         true
@@ -171,12 +177,13 @@ impl<S: crate::service::Service> World<S> {
                 format!("n{}: {v}", i + 1),
             ));
         }
-        if account.contains("torn") {
+        if account.torn.is_some() {
             self.cover("crash tore an append");
         }
         self.cover("crash");
+        let text = format!("crash: {account}");
         self.trace
-            .record(self.now, Some(i), format!("crash: {account}"));
+            .record(self.now, Some(i), Fact::Crashed { account }, text);
         let host = &mut self.hosts[i];
         host.node = None;
         host.paused_until = None;
@@ -217,8 +224,8 @@ impl<S: crate::service::Service> World<S> {
         self.crash_armed.clear();
         self.split_next_leader = None;
         self.add_at_next_election = false;
-        self.trace
-            .record(self.now, None, "heal: liveness phase begins".to_string());
+        let text = "heal: liveness phase begins".to_string();
+        self.trace.record(self.now, None, Fact::Healed, text);
         let n = self.hosts.len();
         let follow = self.net.set_blocked(vec![false; n * n], self.now);
         self.schedule_net(follow);

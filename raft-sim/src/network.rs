@@ -24,6 +24,8 @@ use raft_core::{Frame, Instant, StreamId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
+pub mod control;
+
 /// Network dials.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetKnobs {
@@ -142,6 +144,10 @@ struct Lane {
     scheduled: bool,
     stalled: bool,
     generation: u64,
+    /// Held by a test's rule: nothing is delivered until released.
+    held: bool,
+    /// The head was already judged by the test's rules (held or delayed).
+    head_judged: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,10 +213,21 @@ pub struct Network {
     /// `blocked[from * n + to]`: packets from `from` to `to` are lost.
     blocked: Vec<bool>,
     streams: BTreeMap<StreamId, SimStream>,
+    /// Per directed link `(from, to)` bandwidth limits (see [`control`]).
+    links: BTreeMap<(usize, usize), control::Link>,
+    /// Stream directions held by a test's rule, in the order they were held.
+    held_lanes: Vec<(StreamId, Dir)>,
 }
 
 /// Scheduled follow-ups.
 pub type Schedule = Vec<(Instant, NetEvent)>;
+
+/// A frame put on a stream: its receiver, its size and the follow-ups.
+pub(crate) struct Put {
+    pub(crate) to: usize,
+    pub(crate) bytes: u64,
+    pub(crate) follow: Schedule,
+}
 
 impl Network {
     /// A fully connected network of `n` nodes.
@@ -220,6 +237,8 @@ impl Network {
             knobs,
             blocked: vec![false; n * n],
             streams: BTreeMap::new(),
+            links: BTreeMap::new(),
+            held_lanes: Vec::new(),
         }
     }
 
@@ -285,6 +304,9 @@ impl Network {
                 for (t, _) in lane.queue.iter_mut() {
                     at = at.max(*t);
                     *t = at;
+                }
+                if lane.held {
+                    continue;
                 }
                 if let Some((head_at, _)) = lane.queue.front() {
                     lane.scheduled = true;
@@ -437,7 +459,22 @@ impl Network {
         now: Instant,
         rng: &mut SimRng,
     ) -> Result<Schedule, &'static str> {
-        let knobs = self.knobs.clone();
+        self.put_frame(stream, from, frame, now, rng)
+            .map(|put| put.follow)
+    }
+
+    /// [`Network::send_frame`], also saying to whom and how many bytes (for
+    /// the trace, without a second lookup or a second pass over the entries).
+    pub(crate) fn put_frame(
+        &mut self,
+        stream: StreamId,
+        from: usize,
+        frame: Frame,
+        now: Instant,
+        rng: &mut SimRng,
+    ) -> Result<Put, &'static str> {
+        let (stream_break, latency_ns) = (self.knobs.stream_break, self.knobs.stream_latency_ns);
+        let bandwidth = self.knobs.bandwidth_bytes_per_s;
         let Some(s) = self.streams.get_mut(&stream) else {
             return Err("unknown stream");
         };
@@ -454,28 +491,41 @@ impl Network {
         if s.done[s.side_of(from)] {
             return Err("sender closed the stream");
         }
-        if rng.chance(knobs.stream_break) {
-            return Ok(self.break_stream(stream, now, rng));
-        }
+        let ends = s.endpoints(dir);
         let bytes = frame.budget_bytes();
+        if rng.chance(stream_break) {
+            let follow = self.break_stream(stream, now, rng);
+            return Ok(Put {
+                to: ends.1,
+                bytes,
+                follow,
+            });
+        }
         let lane = &mut s.lanes[dir.index()];
-        let tx_ns = if knobs.bandwidth_bytes_per_s == 0 {
-            0
-        } else {
-            (bytes as u128 * 1_000_000_000 / knobs.bandwidth_bytes_per_s as u128) as u64
-        };
-        let start = lane.link_free_at.max(now);
+        let mut tx_ns = control::transmit_ns(bytes, bandwidth);
+        let mut start = lane.link_free_at.max(now);
+        // A limited link carries every stream between its two ends: a frame
+        // waits for the frames sent before it on any of them.
+        if let Some(link) = self.links.get_mut(&ends) {
+            start = start.max(link.free_at);
+            tx_ns = tx_ns.max(control::transmit_ns(bytes, link.bytes_per_s));
+            link.free_at = Instant(start.0 + tx_ns);
+        }
         lane.link_free_at = Instant(start.0 + tx_ns);
-        let mut at = Instant(lane.link_free_at.0 + knobs.stream_latency_ns);
+        let mut at = Instant(lane.link_free_at.0 + latency_ns);
         if let Some((last, _)) = lane.queue.back() {
             at = at.max(*last);
         }
         lane.queue.push_back((at, Item::Frame(frame)));
-        Ok(Self::schedule_head(stream, dir, lane))
+        Ok(Put {
+            to: ends.1,
+            bytes,
+            follow: Self::schedule_head(stream, dir, lane),
+        })
     }
 
     fn schedule_head(stream: StreamId, dir: Dir, lane: &mut Lane) -> Schedule {
-        if lane.scheduled || lane.stalled {
+        if lane.scheduled || lane.stalled || lane.held {
             return Vec::new();
         }
         match lane.queue.front() {
@@ -532,6 +582,7 @@ impl Network {
         let Some((_, item)) = lane.queue.pop_front() else {
             return (Delivery::Nothing, Vec::new());
         };
+        lane.head_judged = false;
         let follow = Self::schedule_head(stream, dir, lane);
         let delivery = match item {
             Item::Frame(frame) => Delivery::Frame {
@@ -599,6 +650,7 @@ impl Network {
         };
         let incoming = &mut s.lanes[in_dir.index()];
         incoming.queue.clear();
+        incoming.head_judged = false;
         incoming.generation += 1;
         incoming.scheduled = false;
         incoming.stalled = false;

@@ -20,6 +20,16 @@ pub enum SimEvent {
         /// The datagram.
         msg: Message,
     },
+    /// A datagram a rule delayed, or one released after a hold: delivered
+    /// without being judged again (see [`crate::intercept`]).
+    MessageLate {
+        /// Sender.
+        from: usize,
+        /// Receiver.
+        to: usize,
+        /// The datagram.
+        msg: Message,
+    },
     /// A network follow-up (stream connect, frame delivery, stall check, close notice).
     Net(NetEvent),
     /// An fsync of node `node` completes.

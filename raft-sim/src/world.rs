@@ -21,7 +21,7 @@ use crate::queue::EventQueue;
 use crate::rng::{SimRng, StreamKind};
 use crate::scenario::{Fault, Scenario};
 use crate::service::Service;
-use crate::trace::Trace;
+use crate::trace::{BreakCause, Fact, Trace};
 use crate::workload::{Clients, End};
 use raft_core::{
     Duration, Event, Instant, LogIndex, Message, NodeId, NodeOptions, RequestId, StreamOpen,
@@ -150,6 +150,12 @@ pub struct World<S: Service = KvService> {
     pub(crate) holds: Vec<Hold>,
     /// Datagrams held, in arrival order: `(from, to, message)`.
     pub(crate) held: Vec<(usize, usize, Message)>,
+    /// Rules on datagrams and frames (see [`World::intercept`]).
+    pub(crate) rules: Vec<crate::intercept::Rule>,
+    /// Datagrams a rule reordered, waiting for the next one on their link.
+    pub(crate) reordered: Vec<(usize, usize, Message)>,
+    /// Nodes whose last start was refused on a damaged disk.
+    pub(crate) refusals: BTreeMap<usize, crate::disk::DiskDamage>,
     failure: Option<Failure>,
     pub(crate) done: bool,
 }
@@ -219,6 +225,9 @@ impl<S: Service> World<S> {
             node_options: BTreeMap::new(),
             holds: Vec::new(),
             held: Vec::new(),
+            rules: Vec::new(),
+            reordered: Vec::new(),
+            refusals: BTreeMap::new(),
             failure: None,
             done: false,
             scenario,
@@ -226,6 +235,7 @@ impl<S: Service> World<S> {
         w.trace.record(
             Instant::ZERO,
             None,
+            Fact::RunStarted { seed },
             format!("seed {} knobs: {}", seed, w.scenario.knobs),
         );
         if w.scenario.knobs.lease_reads {
@@ -302,7 +312,9 @@ impl<S: Service> World<S> {
     /// Records a failure (the first one wins) and stops the run.
     pub(crate) fn fail(&mut self, f: Failure) {
         if self.failure.is_none() {
-            self.trace.record(self.now, None, format!("FAILURE {f}"));
+            let fact = Fact::Failed { checker: f.checker };
+            self.trace
+                .record(self.now, None, fact, format!("FAILURE {f}"));
             self.failure = Some(f);
         }
         self.done = true;
@@ -410,7 +422,7 @@ impl<S: Service> World<S> {
     /// The node an event is for, if it is for one.
     fn target_of(&self, event: &SimEvent) -> Option<usize> {
         match event {
-            SimEvent::Message { to, .. } => Some(*to),
+            SimEvent::Message { to, .. } | SimEvent::MessageLate { to, .. } => Some(*to),
             SimEvent::Fsync { node, .. }
             | SimEvent::Deliver { node, .. }
             | SimEvent::Bootstrap { node, .. }
@@ -438,27 +450,19 @@ impl<S: Service> World<S> {
                 Some(until) if until > self.now => return self.schedule(until, event),
                 Some(_) => {
                     self.hosts[i].paused_until = None;
-                    self.trace
-                        .record(self.now, Some(i), "resume after a pause".to_string());
+                    let text = "resume after a pause".to_string();
+                    self.trace.record(self.now, Some(i), Fact::Resumed, text);
                 }
                 None => {}
             }
         }
         match event {
             SimEvent::Message { from, to, msg } => {
-                let Some(msg) = self.hold_or_pass(from, to, msg) else {
-                    return;
-                };
-                if !self.net.path_up(from, to) {
-                    self.trace.record(
-                        self.now,
-                        Some(to),
-                        format!("drop (partitioned in flight) {msg}"),
-                    );
-                } else if self.hosts[to].node.is_some() {
-                    self.step_message(to, msg);
+                if let Some(msg) = self.hold_or_pass(from, to, msg) {
+                    self.arrive_datagram(from, to, msg);
                 }
             }
+            SimEvent::MessageLate { from, to, msg } => self.deliver_datagram(from, to, msg),
             SimEvent::Net(e) => self.handle_net(e),
             SimEvent::Fsync {
                 node,
@@ -541,6 +545,9 @@ impl<S: Service> World<S> {
                 dir,
                 generation,
             } => {
+                if !self.rules.is_empty() && self.judge_frame(stream, dir, generation) {
+                    return;
+                }
                 let (d, follow) = self.net.deliver(stream, dir, generation, self.now);
                 self.schedule_net(follow);
                 match d {
@@ -574,6 +581,10 @@ impl<S: Service> World<S> {
                     self.trace.record(
                         self.now,
                         None,
+                        Fact::StreamBroken {
+                            stream,
+                            cause: BreakCause::Stall,
+                        },
                         format!("stream {stream} broke after a long stall"),
                     );
                 }
@@ -610,7 +621,9 @@ pub fn run_service<S: Service>(service: &S, scenario: Scenario, trace: Trace) ->
             .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "panic with a non-string payload".to_string());
         let now = world.now;
-        world.trace.record(now, None, format!("PANIC {msg}"));
+        world
+            .trace
+            .record(now, None, Fact::Panicked, format!("PANIC {msg}"));
         world.failure = Some(Failure {
             class: FailureClass::Panic,
             checker: "panic",

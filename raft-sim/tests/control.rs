@@ -2,11 +2,11 @@
 //! running to a time, faults now or when a predicate on the cluster holds,
 //! user invariants after every event, and inspection of every node.
 
-use raft_core::{Instant, LogIndex, Role};
+use raft_core::{Instant, LogIndex, MessageBody, Role};
 use raft_sim::scenario::{Fault, Knobs, Scenario, Shape};
-use raft_sim::trace::Trace;
+use raft_sim::trace::{Fact, FrameKind, Trace, TraceRecord};
 use raft_sim::world::World;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 const S: u64 = 1_000_000_000;
@@ -285,4 +285,102 @@ fn a_held_datagram_arrives_only_when_released() {
     );
     w.run();
     assert_eq!(w.failure(), None);
+}
+
+/// Every record from now on, as a subscriber sees it.
+fn subscribe(w: &mut World) -> Rc<RefCell<Vec<TraceRecord>>> {
+    let seen: Rc<RefCell<Vec<TraceRecord>>> = Rc::default();
+    let sink = seen.clone();
+    w.on_trace(move |r| sink.borrow_mut().push(r.clone()));
+    seen
+}
+
+#[test]
+fn trace_records_carry_facts_a_test_matches_without_parsing_text() {
+    let mut w = world(12);
+    let before = w.trace.len();
+    let seen = subscribe(&mut w);
+    w.run_until(Instant(3 * S));
+    let seen = seen.borrow();
+    assert_eq!(
+        seen.len() as u64,
+        w.trace.len() - before,
+        "one call per record"
+    );
+    let kept: Vec<&TraceRecord> = w.trace.records().collect();
+    assert_eq!(
+        &seen[seen.len() - 100..],
+        &kept[kept.len() - 100..]
+            .iter()
+            .map(|r| (*r).clone())
+            .collect::<Vec<_>>()[..]
+    );
+    let leader = w.current_leader().expect("a leader after 3 s");
+    let elected = seen.iter().any(|r| {
+        r.node == Some(leader)
+            && matches!(
+                r.fact,
+                Fact::RoleChanged {
+                    role: Role::Leader,
+                    ..
+                }
+            )
+    });
+    assert!(elected, "the election is a fact of the leader's node");
+    // Every heartbeat delivered was sent before, by its sender, to its receiver.
+    for (k, r) in seen.iter().enumerate() {
+        if let Fact::MessageDelivered {
+            from,
+            to,
+            term,
+            body: body @ MessageBody::Heartbeat { .. },
+        } = &r.fact
+        {
+            let sent = seen[..k].iter().any(|s| {
+                s.node == Some(*from)
+                    && matches!(&s.fact, Fact::MessageSent { to: t, term: u, body: b, .. } if t == to && u == term && b == body)
+            });
+            assert!(sent, "delivered but never sent: {}", r.text);
+        }
+    }
+    // Each follower received chunks of entries, appended them, made them
+    // durable and applied them.
+    for f in (0..3).filter(|&i| i != leader) {
+        let of = |p: &dyn Fn(&Fact) -> bool| seen.iter().any(|r| r.node == Some(f) && p(&r.fact));
+        assert!(of(
+            &|x| matches!(x, Fact::FrameDelivered { frame: FrameKind::Chunk { count, .. }, .. } if *count > 0)
+        ));
+        assert!(of(&|x| matches!(x, Fact::Appended { .. })));
+        assert!(of(&|x| matches!(x, Fact::LogPersisted { .. })));
+        assert!(of(&|x| matches!(x, Fact::Applied { .. })));
+    }
+}
+
+#[test]
+fn a_crash_and_a_restart_are_facts_with_what_the_disk_kept() {
+    let mut w = world(13);
+    w.run_until(Instant(3 * S));
+    let seen = subscribe(&mut w);
+    w.inject(Fault::Crash { node: 2 });
+    w.inject(Fault::Restart { node: 2 });
+    let seen = seen.borrow();
+    // (Clients waiting on it are answered in between.)
+    let facts: Vec<&Fact> = seen
+        .iter()
+        .map(|r| &r.fact)
+        .filter(|f| !matches!(f, Fact::ClientFinished { .. }))
+        .collect();
+    assert!(
+        matches!(facts[0], Fact::Fault(Fault::Crash { node: 2 })),
+        "{facts:?}"
+    );
+    let Fact::Crashed { account } = facts[1] else {
+        panic!("{facts:?}")
+    };
+    assert!(account.kept <= account.pending);
+    assert!(matches!(facts[2], Fact::Fault(Fault::Restart { node: 2 })));
+    assert!(
+        matches!(facts[3], Fact::Started { incarnation: 1, last_index } if *last_index == w.disk(2).last_index()),
+        "{facts:?}"
+    );
 }

@@ -4,6 +4,7 @@
 use crate::hostile::{
     ABSURD_TERM_STEP, Attack, DATAGRAM_ATTACKS, FOLLOWER_FRAME_ATTACKS, LEADER_FRAME_ATTACKS,
 };
+use crate::trace::Fact;
 use crate::world::{SimEvent, World, index_of};
 use raft_core::{Frame, LogIndex, Message, MessageBody, SnapshotMeta, StreamId, Term};
 
@@ -69,8 +70,8 @@ impl<S: crate::service::Service> World<S> {
                 let forged = self.forge_frames(i, stream, a, if first { before } else { after });
                 if !forged.is_empty() {
                     self.cover(a.name());
-                    self.trace
-                        .record(self.now, Some(i), format!("hostile: {a:?} on {stream}"));
+                    let text = format!("hostile: {a:?} on {stream}");
+                    self.trace.record(self.now, Some(i), Fact::Hostile, text);
                 }
                 for f in forged {
                     self.send_frame_now(i, stream, f);
@@ -171,8 +172,8 @@ impl<S: crate::service::Service> World<S> {
             ..msg.clone()
         };
         self.cover(a.name());
-        self.trace
-            .record(self.now, Some(i), format!("hostile: {a:?} -> {forged}"));
+        let text = format!("hostile: {a:?} -> {forged}");
+        self.trace.record(self.now, Some(i), Fact::Hostile, text);
         if let Ok(times) = self.net.send_datagram(i, to, self.now, &mut self.net_rng) {
             for at in times {
                 self.schedule(

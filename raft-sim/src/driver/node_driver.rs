@@ -4,6 +4,7 @@
 use crate::checkers::{Failure, durability, election};
 use crate::disk::{DiskEntry, DiskOp, StoredSnapshot};
 use crate::scenario::Mutant;
+use crate::trace::{DropReason, Fact};
 use crate::world::{SimEvent, World, index_of};
 use bytes::Bytes;
 use raft_core::{
@@ -30,10 +31,12 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
     pub(crate) fn execute(&mut self, action: Action) -> Result<(), Failure> {
         match &action {
             Action::Send(_) | Action::SendFrame { .. } | Action::Apply(_) => {}
-            other => self
-                .w
-                .trace
-                .record(self.w.now, Some(self.i), format!("-> {other}")),
+            other => self.w.trace.record(
+                self.w.now,
+                Some(self.i),
+                Fact::of_action(other),
+                format!("-> {other}"),
+            ),
         }
         match action {
             Action::Send(msg) => self.send(msg),
@@ -148,15 +151,24 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
         let n = w.hosts.len();
         durability::check_send(i, &msg, &w.hosts[i].disk)?;
         let Some(to) = index_of(msg.to, n) else {
+            let fact = Fact::dropped(i, &msg, DropReason::NoSuchNode);
             w.trace
-                .record(now, Some(i), format!("-> drop (no such node) {msg}"));
+                .record(now, Some(i), fact, format!("-> drop (no such node) {msg}"));
             return Ok(());
         };
         match w.net.send_datagram(i, to, now, &mut w.net_rng) {
             Ok(times) => {
+                let fact = Fact::MessageSent {
+                    from: i,
+                    to,
+                    term: msg.term,
+                    body: msg.body.clone(),
+                    duplicated: times.len() > 1,
+                };
                 w.trace.record(
                     now,
                     Some(i),
+                    fact,
                     format!(
                         "-> Send {msg}{}",
                         if times.len() > 1 { " (dup)" } else { "" }
@@ -173,9 +185,11 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
                     );
                 }
             }
-            Err(why) => w
-                .trace
-                .record(now, Some(i), format!("-> drop ({why}) {msg}")),
+            Err(why) => {
+                let fact = Fact::dropped(i, &msg, DropReason::of_send(why));
+                w.trace
+                    .record(now, Some(i), fact, format!("-> drop ({why}) {msg}"))
+            }
         }
         w.hostile_datagram(i, &msg);
         Ok(())
@@ -325,9 +339,14 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
         let (w, i) = (&mut *self.w, self.i);
         let now = w.now;
         if let (Some(a), Some(b)) = (entries.first(), entries.last()) {
+            let fact = Fact::Applied {
+                first: a.index,
+                last: b.index,
+            };
             w.trace.record(
                 now,
                 Some(i),
+                fact,
                 format!("-> Apply [{}..={}]", a.index, b.index),
             );
         }
