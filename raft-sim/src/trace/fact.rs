@@ -13,8 +13,8 @@
 use crate::disk::{CrashAccount, DiskDamage};
 use crate::scenario::Fault;
 use raft_core::{
-    Action, Event, Frame, LogIndex, Message, MessageBody, NodeId, Refusal, RequestId, Role,
-    StreamId, Term,
+    Action, Event, Frame, LogIndex, LogReader, Message, MessageBody, NodeId, Refusal, RequestId,
+    Role, StreamId, Term,
 };
 
 /// One thing that happened in a run (see the module doc).
@@ -424,6 +424,15 @@ pub enum Input {
         /// The request.
         id: RequestId,
     },
+    /// Entries read back from the disk arrived.
+    LogRead {
+        /// Who asked.
+        reader: LogReader,
+        /// The first index.
+        from: LogIndex,
+        /// How many entries.
+        count: usize,
+    },
     /// An event this simulator does not name yet.
     Other,
 }
@@ -467,6 +476,13 @@ pub enum ActionKind {
     },
     /// The node's configuration changed.
     ConfigChanged,
+    /// The node asks its disk for evicted entries (its log cache is full).
+    ReadLog {
+        /// A stream to a follower, or the apply path.
+        reader: LogReader,
+        /// The first index asked for.
+        from: LogIndex,
+    },
     /// An action this simulator does not name yet.
     Other,
 }
@@ -513,6 +529,15 @@ impl Fact {
             }
             Event::InitializeRequested { id, .. } => Input::InitializeRequested { id: *id },
             Event::BootstrapRequested { id, .. } => Input::BootstrapRequested { id: *id },
+            Event::LogRead {
+                reader,
+                from,
+                entries,
+            } => Input::LogRead {
+                reader: *reader,
+                from: *from,
+                count: entries.len(),
+            },
             _ => Input::Other,
         };
         Fact::Stepped { input }
@@ -576,6 +601,10 @@ impl Fact {
             }
             Action::InstallSnapshot { meta } => ActionKind::InstallSnapshot { index: meta.index },
             Action::ConfigChanged(_) => ActionKind::ConfigChanged,
+            Action::ReadLog { reader, from, .. } => ActionKind::ReadLog {
+                reader: *reader,
+                from: *from,
+            },
             _ => ActionKind::Other,
         };
         Fact::Acted { action: kind }
