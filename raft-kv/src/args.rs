@@ -200,6 +200,12 @@ pub struct Tuning {
     /// needs them [default: 67108864].
     #[arg(long, value_name = "BYTES")]
     pub log_cache_bytes_max: Option<u64>,
+    /// How many bytes a leader streams to one follower beyond its last
+    /// acknowledgement; with values of several MiB, raise it to hold several
+    /// entries, or a follower catches up one entry per round trip
+    /// [default: 4194304].
+    #[arg(long, value_name = "BYTES")]
+    pub stream_budget_bytes: Option<u64>,
     /// Minimum election timeout [default: 500].
     #[arg(long, value_name = "MS")]
     pub election_timeout_ms: Option<u64>,
@@ -256,6 +262,7 @@ impl Tuning {
             ("--snapshot-log-percent", self.snapshot_log_percent),
             ("--snapshot-trailing", self.snapshot_trailing),
             ("--log-cache-bytes-max", self.log_cache_bytes_max),
+            ("--stream-budget-bytes", self.stream_budget_bytes),
             ("--election-timeout-ms", self.election_timeout_ms),
             ("--heartbeat-ms", self.heartbeat_ms),
         ];

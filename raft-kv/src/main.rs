@@ -129,6 +129,9 @@ fn node_config(args: &NodeArgs) -> NodeConfig {
     if let Some(n) = t.log_cache_bytes_max {
         options.log_cache_bytes_max = n;
     }
+    if let Some(n) = t.stream_budget_bytes {
+        options.stream_budget_bytes = n;
+    }
     if let Some(ms) = t.election_timeout_ms {
         options.election_timeout = CoreDuration::from_millis(ms);
     }

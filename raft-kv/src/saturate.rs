@@ -9,6 +9,7 @@
 //! | field | meaning |
 //! |---|---|
 //! | `ops`, `ops_per_sec`, `errors` | PUTs answered 200, their rate, and the rest |
+//! | `errors_by_kind` | the rest by kind: `http 503`, `client timeout`, `io ...` |
 //! | `latency_ms_p50`, `_p99`, `_max` | from a PUT's send until its answer |
 //! | `elections` | terms begun after the first leader's (each is an election; pre-votes that failed raise no term) |
 //! | `leaders_seen` | distinct (term, leader) pairs observed |
@@ -21,6 +22,7 @@
 use crate::args::{LocalArgs, SaturateArgs};
 use crate::local::{Cluster, bootstrap_flags, fresh_token, raft_addresses, start_node};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -106,7 +108,7 @@ fn run_in(args: &SaturateArgs, dir: &Path) -> Result<Value, String> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(Errors::default());
     let latencies = Arc::new(Mutex::new(Vec::<u32>::new()));
     let value = "v".repeat(args.value_bytes);
     let clients: Vec<_> = (0..args.clients)
@@ -194,7 +196,7 @@ fn run_in(args: &SaturateArgs, dir: &Path) -> Result<Value, String> {
             eprintln!(
                 "saturate: {elapsed} s, {} ops, {} errors, term {max_term}, rss MiB {:?}",
                 ops.load(Ordering::Relaxed),
-                errors.load(Ordering::Relaxed),
+                errors.total(),
                 figures
                     .iter()
                     .map(|f| f.rss_kib_max / 1024)
@@ -228,7 +230,8 @@ fn run_in(args: &SaturateArgs, dir: &Path) -> Result<Value, String> {
         "seconds": seconds,
         "ops": ops,
         "ops_per_sec": ops as f64 / seconds,
-        "errors": errors.load(Ordering::Relaxed),
+        "errors": errors.total(),
+        "errors_by_kind": errors.by_kind(),
         "latency_ms_p50": pct(0.50),
         "latency_ms_p99": pct(0.99),
         "latency_ms_max": pct(1.0),
@@ -360,6 +363,25 @@ fn down_step(
     Ok(())
 }
 
+/// Answers other than 200 (and redirects to the leader), by kind: an HTTP
+/// status, the client's own timeout, or an I/O error.
+#[derive(Default)]
+struct Errors(Mutex<BTreeMap<String, u64>>);
+
+impl Errors {
+    fn record(&self, kind: String) {
+        *self.0.lock().unwrap().entry(kind).or_default() += 1;
+    }
+
+    fn total(&self) -> u64 {
+        self.0.lock().unwrap().values().sum()
+    }
+
+    fn by_kind(&self) -> BTreeMap<String, u64> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
 /// One writer: PUTs until `stop`, following the leader.
 #[allow(clippy::too_many_arguments)]
 fn client(
@@ -369,7 +391,7 @@ fn client(
     keys: u64,
     stop: &AtomicBool,
     ops: &AtomicU64,
-    errors: &AtomicU64,
+    errors: &Errors,
     latencies_us: &mut Vec<u32>,
 ) {
     let mut agent = agent();
@@ -407,11 +429,16 @@ fn client(
                 target = host.split('/').next().unwrap_or_default().to_string();
             }
             other => {
+                errors.record(match &other {
+                    Ok(r) => format!("http {}", r.status().as_u16()),
+                    Err(ureq::Error::Timeout(_)) => "client timeout".to_string(),
+                    Err(ureq::Error::Io(e)) => format!("io {:?}", e.kind()),
+                    Err(_) => "other transport error".to_string(),
+                });
                 if other.is_err() {
                     // Pooled connections to a killed process are dead.
                     agent = self::agent();
                 }
-                errors.fetch_add(1, Ordering::Relaxed);
                 next += 1;
                 let nodes = https.read().unwrap();
                 target = nodes[next % nodes.len()].clone();

@@ -4,9 +4,9 @@
 //! a crash and a long absence, and the oracles see nothing wrong.
 
 use raft_core::{Instant, LogIndex, LogReader};
-use raft_sim::trace::{ActionKind, Fact};
 use raft_sim::scenario::{Fault, Knobs, Scenario};
 use raft_sim::trace::Trace;
+use raft_sim::trace::{ActionKind, Fact};
 use raft_sim::world::World;
 
 #[test]
