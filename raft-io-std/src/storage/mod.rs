@@ -56,7 +56,7 @@ pub use identity::{Identity, IdentityStore};
 pub use lock::DataDirLock;
 pub use log_writer::{LogOp, LogReport, LogWriter, LogWriterOptions};
 pub use metrics::WalMetrics;
-pub use recovery::{Recovered, TornTail, recover_from_image};
+pub use recovery::{Recovered, TornTail, recover_from_image, recover_image_within};
 pub use snapshot_store::{SNAPSHOTS_KEPT_DEFAULT, SnapshotReader, SnapshotStore, SnapshotWriter};
 pub use wal::{Wal, WalOptions};
 

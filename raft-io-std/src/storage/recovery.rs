@@ -160,8 +160,11 @@ pub fn recover_from_image(files: &[(String, Vec<u8>)]) -> Result<Recovered, Stor
     recover_image_within(files, u64::MAX)
 }
 
-/// [`recover_from_image`] keeping only the tail that fits `cache_bytes_max`.
-fn recover_image_within(
+/// [`recover_from_image`] keeping in `entries` only the tail that fits
+/// `cache_bytes_max` and describing the rest as `stored` (what
+/// [`Wal::open_within`](super::Wal::open_within) does): for fuzzing that
+/// both describe the same log.
+pub fn recover_image_within(
     files: &[(String, Vec<u8>)],
     cache_bytes_max: u64,
 ) -> Result<Recovered, StorageError> {
