@@ -68,7 +68,11 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
                 assert_eq!(stored.term_starts, term_starts, "stored terms");
-                let configs: Vec<_> = front.iter().filter(|e| e.kind.is_config()).cloned().collect();
+                let configs: Vec<_> = front
+                    .iter()
+                    .filter(|e| e.kind.is_config())
+                    .cloned()
+                    .collect();
                 assert_eq!(stored.config_entries, configs, "stored membership entries");
             }
             (stored, last) => panic!("stored {stored:?} but the front ends at {last:?}"),
