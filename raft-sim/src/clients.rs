@@ -56,7 +56,9 @@ impl<S: Service> World<S> {
             let op = self
                 .service
                 .describe(&self.workload.history()[op_index as usize]);
-            let text = format!("client {client} {op} ({why})");
+            let text = self
+                .trace
+                .text(format_args!("client {client} {op} ({why})"));
             let fact = Fact::ClientFinished {
                 client,
                 op: op_index,

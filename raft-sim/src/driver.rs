@@ -21,6 +21,7 @@ use raft_core::{
     Action, Completion, EntryKind, Event, Frame, Instant, LogIndex, Message, MessageBody, Node,
     RequestError, RequestId, Role,
 };
+use std::fmt;
 
 mod hostile_member;
 mod node_driver;
@@ -64,7 +65,9 @@ impl Drop for ActionBuffer {
 impl<S: crate::service::Service> World<S> {
     /// Puts `frame` from node `i` on `stream` (traced; dropped if the stream is gone).
     pub(crate) fn send_frame_now(&mut self, i: usize, stream: raft_core::StreamId, frame: Frame) {
-        let text = format!("-> SendFrame {stream} {frame}");
+        let text = self
+            .trace
+            .text(format_args!("-> SendFrame {stream} {frame}"));
         let kind = FrameKind::of(&frame);
         match self
             .net
@@ -88,7 +91,9 @@ impl<S: crate::service::Service> World<S> {
                     frame: kind,
                     reason: why,
                 };
-                let text = format!("{text} dropped ({why})");
+                let mut text = text;
+                fmt::Write::write_fmt(&mut text, format_args!(" dropped ({why})"))
+                    .expect("formatting into a String cannot fail");
                 self.trace.record(self.now, Some(i), fact, text)
             }
         }
@@ -152,7 +157,10 @@ impl<S: crate::service::Service> World<S> {
             return;
         };
         let local = host.clock.local(self.now);
-        let text = format!("{} <- {event}", Glyph(node.role(), node.term()));
+        let text = self.trace.text(format_args!(
+            "{} <- {event}",
+            Glyph(node.role(), node.term())
+        ));
         let fact = Fact::of_event(i, &event);
         let read = match &event {
             Event::ReadRequested { id } if node.config().voter_count() > 1 => Some(*id),

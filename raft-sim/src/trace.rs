@@ -57,7 +57,15 @@ pub struct Trace {
     echo: bool,
     jsonl: Option<Box<dyn Write + Send>>,
     subscribers: Vec<Subscriber>,
+    /// The text buffer of the record last pushed out of the ring, handed
+    /// back by [`Trace::text`]: formatting every record into a fresh
+    /// `String` grown from empty was a large share of a sweep's time.
+    spare: String,
 }
+
+/// The capacity a text buffer starts with: most records fit, so
+/// formatting one rarely reallocates.
+const TEXT_CAPACITY: usize = 128;
 
 impl fmt::Debug for Trace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -81,7 +89,21 @@ impl Trace {
             echo,
             jsonl: None,
             subscribers: Vec::new(),
+            spare: String::new(),
         }
+    }
+
+    /// Formats a record's text into a recycled buffer (the text of a record
+    /// the ring let go), to hand to [`Trace::record`]. Same text as
+    /// `format!`, without an allocation per record once the ring is full.
+    pub fn text(&mut self, args: fmt::Arguments<'_>) -> String {
+        let mut text = std::mem::take(&mut self.spare);
+        text.clear();
+        if text.capacity() == 0 {
+            text.reserve(TEXT_CAPACITY);
+        }
+        fmt::Write::write_fmt(&mut text, args).expect("formatting into a String cannot fail");
+        text
     }
 
     /// Also writes every record as one JSON object per line.
@@ -115,6 +137,9 @@ impl Trace {
                     text,
                 };
                 emit(&mut self.subscribers, self.echo, &mut self.jsonl, &rec);
+                self.spare = rec.text;
+            } else {
+                self.spare = text;
             }
             return;
         }
@@ -136,7 +161,7 @@ impl Trace {
             slot.at = at;
             slot.node = node;
             slot.fact = fact;
-            slot.text = text;
+            self.spare = std::mem::replace(&mut slot.text, text);
             k
         };
         if watched {

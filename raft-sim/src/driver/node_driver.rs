@@ -31,12 +31,12 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
     pub(crate) fn execute(&mut self, action: Action) -> Result<(), Failure> {
         match &action {
             Action::Send(_) | Action::SendFrame { .. } | Action::Apply(_) => {}
-            other => self.w.trace.record(
-                self.w.now,
-                Some(self.i),
-                Fact::of_action(other),
-                format!("-> {other}"),
-            ),
+            other => {
+                let text = self.w.trace.text(format_args!("-> {other}"));
+                self.w
+                    .trace
+                    .record(self.w.now, Some(self.i), Fact::of_action(other), text)
+            }
         }
         match action {
             Action::Send(msg) => self.send(msg),
@@ -165,15 +165,11 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
                     body: msg.body.clone(),
                     duplicated: times.len() > 1,
                 };
-                w.trace.record(
-                    now,
-                    Some(i),
-                    fact,
-                    format!(
-                        "-> Send {msg}{}",
-                        if times.len() > 1 { " (dup)" } else { "" }
-                    ),
-                );
+                let text = w.trace.text(format_args!(
+                    "-> Send {msg}{}",
+                    if times.len() > 1 { " (dup)" } else { "" }
+                ));
+                w.trace.record(now, Some(i), fact, text);
                 for at in times {
                     w.schedule(
                         at,
@@ -343,12 +339,10 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
                 first: a.index,
                 last: b.index,
             };
-            w.trace.record(
-                now,
-                Some(i),
-                fact,
-                format!("-> Apply [{}..={}]", a.index, b.index),
-            );
+            let text = w
+                .trace
+                .text(format_args!("-> Apply [{}..={}]", a.index, b.index));
+            w.trace.record(now, Some(i), fact, text);
         }
         let host = &mut w.hosts[i];
         for e in &entries {
