@@ -14,10 +14,25 @@ macro_rules! id_newtype {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!($prefix, "{}"), self.0)
+                f.write_str($prefix)?;
+                write_decimal(f, self.0)
             }
         }
     };
+}
+
+/// Writes `n` in decimal, ignoring the formatter's width, sign and fill
+/// exactly as `write!(f, "{}", n)` does, but without a nested pass through
+/// the formatting machinery when there are no such flags (the usual case):
+/// traces print millions of terms and indexes, and the simulator's
+/// determinism digest is made of that text.
+fn write_decimal(f: &mut fmt::Formatter<'_>, n: u64) -> fmt::Result {
+    if f.width().is_none() && !f.sign_plus() {
+        // Without a width or a sign, `u64`'s Display writes the bare digits.
+        fmt::Display::fmt(&n, f)
+    } else {
+        write!(f, "{n}")
+    }
 }
 
 id_newtype!(
@@ -86,5 +101,22 @@ impl NodeId {
     /// The next node id.
     pub fn next(self) -> NodeId {
         NodeId(self.0 + 1)
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    #[test]
+    fn newtypes_print_like_write_of_their_number() {
+        for n in [0, 7, 9, 10, 99, 100, 12_345, u64::MAX - 1, u64::MAX] {
+            assert_eq!(Term(n).to_string(), format!("t{n}"));
+            assert_eq!(LogIndex(n).to_string(), format!("{n}"));
+            assert_eq!(NodeId(n).to_string(), format!("n{n}"));
+        }
+        // As with `write!(f, "t{}", ..)`, the caller's width does not apply.
+        assert_eq!(format!("{:>6}|{:<4}|", Term(3), LogIndex(12)), "t3|12|");
+        assert_eq!(format!("{:+}|{:06}|", NodeId(4), LogIndex(5)), "n4|5|");
     }
 }
