@@ -130,15 +130,18 @@ impl fmt::Display for OpKind {
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let end = match self.complete_ns {
-            Some(c) => format!("{c}"),
-            None => "?".to_string(),
-        };
+        // Written in pieces rather than through a formatted `end` string:
+        // every client completion's trace line prints an op.
         write!(
             f,
-            "op{} c{} k{} {} [{}..{}] {:?}",
-            self.id, self.client, self.key, self.kind, self.invoke_ns, end, self.outcome
-        )
+            "op{} c{} k{} {} [{}..",
+            self.id, self.client, self.key, self.kind, self.invoke_ns
+        )?;
+        match self.complete_ns {
+            Some(c) => write!(f, "{c}")?,
+            None => f.write_str("?")?,
+        }
+        write!(f, "] {:?}", self.outcome)
     }
 }
 
