@@ -61,6 +61,18 @@ impl<S: Service> World<S> {
         self.holds.push(Box::new(matches));
     }
 
+    /// Keeps `msg` until [`World::release_held`], traced as `held`.
+    pub(crate) fn hold_message(&mut self, from: usize, to: usize, msg: Message) {
+        let fact = Fact::MessageHeld {
+            from,
+            to,
+            body: msg.body.clone(),
+        };
+        self.trace
+            .record(self.now, Some(to), fact, format!("held {msg}"));
+        self.held.push((from, to, msg));
+    }
+
     /// Datagrams and stream frames held (or reordered and waiting) so far
     /// and not released.
     pub fn held_count(&self) -> usize {
@@ -107,14 +119,7 @@ impl<S: Service> World<S> {
         if !hold {
             return Some(msg);
         }
-        let fact = Fact::MessageHeld {
-            from,
-            to,
-            body: msg.body.clone(),
-        };
-        self.trace
-            .record(self.now, Some(to), fact, format!("held {msg}"));
-        self.held.push((from, to, msg));
+        self.hold_message(from, to, msg);
         None
     }
 

@@ -104,14 +104,7 @@ impl<S: Service> World<S> {
                 return self.trace.record(self.now, Some(to), fact, text);
             }
             Treatment::Hold => {
-                let fact = Fact::MessageHeld {
-                    from,
-                    to,
-                    body: msg.body.clone(),
-                };
-                self.trace
-                    .record(self.now, Some(to), fact, format!("held {msg}"));
-                return self.held.push((from, to, msg));
+                return self.hold_message(from, to, msg);
             }
             _ => {}
         }
