@@ -72,6 +72,20 @@ fn a_follower_far_behind_catches_up_from_entries_read_back() {
     c.heal();
     c.run_for(Duration::from_millis(2_000));
     assert!(c.log_reads() > 0, "the follower's entries came from reads");
+    // Reads ask only for evicted entries (durable, so what the disk holds
+    // whatever is still on its way to it), never past the cache's start.
+    let cache_start = c.node(leader).status().cache_start;
+    for a in c.host(leader).actions() {
+        if let Action::ReadLog {
+            from, count_max, ..
+        } = a
+        {
+            assert!(
+                from.0 + *count_max as u64 <= cache_start.0,
+                "a read from {from} of {count_max} reaches the cache at {cache_start}"
+            );
+        }
+    }
     assert_within_budget(&c);
     let all = c.commands(leader);
     assert_eq!(all.len(), 200);
@@ -200,4 +214,60 @@ fn a_stale_read_answer_is_dropped() {
     c.settle();
     assert_eq!(c.node(leader).status().applied, before.applied);
     c.assert_state_machine_safety();
+}
+
+#[test]
+#[should_panic(expected = "the driver's storage disagrees with what it reported durable")]
+fn a_driver_answering_with_entries_that_are_not_the_log_stops_the_node() {
+    let mut c = Cluster::with_options(3, small_cache());
+    let leader = c.leader().unwrap();
+    let behind = c.others(leader)[0];
+    c.isolate(behind);
+    for i in 0..100 {
+        c.propose(&value(i));
+        c.settle();
+    }
+    c.heal();
+    // Run until the leader's driver answers a stream read, then forge the
+    // answer: the same indexes, a later term.
+    for _ in 0..100_000 {
+        let forged = c
+            .take_queued(|_, e| matches!(e, Event::LogRead { entries, .. } if !entries.is_empty()));
+        if let Some((
+            to,
+            Event::LogRead {
+                reader,
+                from,
+                entries,
+            },
+        )) = forged.into_iter().next()
+        {
+            let entries = entries
+                .iter()
+                .map(|e| LogEntry {
+                    term: Term(e.term.0 + 1),
+                    ..e.clone()
+                })
+                .collect();
+            c.push(
+                to,
+                Event::LogRead {
+                    reader,
+                    from,
+                    entries,
+                },
+            );
+            c.settle();
+            return;
+        }
+        if !c.deliver_next() {
+            // Time passes, one event at a time (`wake_next` would deliver
+            // the answer before the test sees it).
+            c.advance(Duration::from_millis(10));
+            for id in c.ids() {
+                c.push(id, Event::Tick);
+            }
+        }
+    }
+    panic!("no read was answered");
 }
