@@ -477,6 +477,11 @@ impl SnapshotReader {
         self.stored_crc
     }
 
+    /// How many bytes of the body have been read.
+    pub fn position(&self) -> u64 {
+        self.body_len - self.remaining
+    }
+
     /// Reads the rest of the body, checking it against its checksum.
     pub fn verify(mut self) -> Result<(), StorageError> {
         let path = self.path.clone();
