@@ -112,6 +112,24 @@ fn units() -> Vec<(&'static str, WireUnit)> {
                 probe_index: LogIndex(41),
                 probe_term: Term(4),
                 commit: LogIndex(40),
+                resume: None,
+            }),
+        ),
+        (
+            "open-resume",
+            WireUnit::Open(StreamOpen {
+                cluster_id: ClusterId(0x5eed_cafe),
+                follower: NodeId(2),
+                leader: NodeId(1),
+                term: Term(5),
+                probe_index: LogIndex(41),
+                probe_term: Term(4),
+                commit: LogIndex(40),
+                resume: Some(raft_core::SnapshotResume {
+                    index: LogIndex(60),
+                    term: Term(5),
+                    received: 4096,
+                }),
             }),
         ),
         (
@@ -159,6 +177,8 @@ fn units() -> Vec<(&'static str, WireUnit)> {
         "frame-snapshot-end",
         WireUnit::Frame(snapshot.last().cloned().expect("a transfer has an end")),
     ));
+    let resumed = raft_core::wire::snapshot_window_frames(&meta, &data, 8, 8, true, 8);
+    units.push(("frame-snapshot-begin-resumed", WireUnit::Frame(resumed[0].clone())));
     units
 }
 

@@ -32,7 +32,7 @@ use raft_core::wire::{self, WireUnit};
 use raft_core::{
     Action, ClusterId, Config, Duration, EntryKind, Event, Frame, Instant, LogEntry, LogIndex,
     Member, MemberRole, MembershipChange, Message, MessageBody, Node, NodeId, NodeOptions,
-    Proposal, RecoveredState, RequestId, SnapshotMeta, StreamId, StreamOpen, Term,
+    Proposal, RecoveredState, RequestId, SnapshotMeta, SnapshotResume, StreamId, StreamOpen, Term,
 };
 use std::collections::VecDeque;
 
@@ -199,6 +199,8 @@ struct FuzzOpen {
     probe_index: u16,
     probe_term: u8,
     commit: u16,
+    /// A snapshot transfer to resume: index, term, bytes received.
+    resume: Option<(u16, u8, u16)>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -213,6 +215,7 @@ enum FuzzFrame {
     SnapshotBegin {
         meta: FuzzMeta,
         size: u16,
+        offset: u16,
     },
     SnapshotChunk {
         offset: u16,
@@ -532,6 +535,11 @@ impl Driver {
                     probe_index: LogIndex(u64::from(open.probe_index)),
                     probe_term: Term(u64::from(open.probe_term)),
                     commit: LogIndex(u64::from(open.commit)),
+                    resume: open.resume.map(|(index, term, received)| SnapshotResume {
+                        index: LogIndex(u64::from(index)),
+                        term: Term(u64::from(term)),
+                        received: u64::from(received),
+                    }),
                 };
                 if let Some(WireUnit::Open(open)) = Self::from_wire(WireUnit::Open(open)) {
                     self.streams.push(stream);
@@ -808,9 +816,10 @@ impl FuzzFrame {
                     entries,
                 }
             }
-            FuzzFrame::SnapshotBegin { meta, size } => Frame::SnapshotBegin {
+            FuzzFrame::SnapshotBegin { meta, size, offset } => Frame::SnapshotBegin {
                 meta: meta.into_meta(cluster_id),
                 size: u64::from(size),
+                offset: u64::from(offset),
             },
             FuzzFrame::SnapshotChunk { offset, data, crc } => Frame::SnapshotChunk {
                 offset: u64::from(offset),

@@ -103,11 +103,15 @@ pub enum Action {
     },
     /// Send the part of snapshot `meta` that covers `bytes_max` bytes from
     /// byte `offset` on `stream`, ahead of any later `SendFrame` on it:
-    /// `SnapshotBegin` first when `offset` is 0, `SnapshotChunk`s for those
-    /// bytes (fewer at the snapshot's end), and `SnapshotEnd` when the part
-    /// reaches the end (see [`crate::wire::snapshot_window_frames`]). Snapshot bytes
-    /// count against the stream budget: the core orders the next part as the
-    /// follower's `SnapshotAck`s free it. If the driver no longer holds `meta`
+    /// `SnapshotBegin { offset }` first when `first` is set (the window
+    /// opens the transfer on this stream: at byte 0, or further on when the
+    /// follower offered to resume), `SnapshotChunk`s for those bytes (fewer at
+    /// the snapshot's end), and `SnapshotEnd` when the part reaches the end
+    /// (see [`crate::wire::snapshot_window_frames`]). Snapshot bytes count
+    /// against the stream budget: the core orders the next part as the
+    /// follower's `SnapshotAck`s free it, each starting where the last one
+    /// ended, so a driver keeps the snapshot open from one window to the
+    /// next rather than reopening it. If the driver no longer holds `meta`
     /// (a newer snapshot replaced it), it closes the stream: the follower
     /// reopens it and the transfer starts over with the newer snapshot.
     SendSnapshot {
@@ -121,6 +125,9 @@ pub enum Action {
         offset: u64,
         /// The most snapshot bytes to send.
         bytes_max: u64,
+        /// This window opens the transfer on this stream: lead with
+        /// `SnapshotBegin`.
+        first: bool,
     },
     /// Close a stream; the other side sees `StreamClosed`.
     CloseStream {
@@ -176,7 +183,13 @@ pub enum Action {
     /// captures the state and writes it off its hot path, so heartbeats,
     /// votes, replication and applies never wait for it.
     TakeSnapshot,
-    /// Store part of an incoming snapshot (chunks come in order, from offset 0).
+    /// Store part of an incoming snapshot. Chunks come in order: offset 0
+    /// starts the snapshot `meta` afresh (drop any bytes stored before, of
+    /// this or another snapshot); a later offset continues the bytes stored
+    /// for the same `meta`, exactly where they end, possibly on a new stream
+    /// after the last one broke (the transfer resumed). A follower offers to
+    /// resume only what this node received since it last started, so the
+    /// bytes need not be durable: a restart never resumes.
     ReceiveSnapshotChunk {
         /// The snapshot it belongs to.
         meta: SnapshotMeta,
@@ -231,8 +244,15 @@ impl fmt::Display for Action {
                 meta,
                 offset,
                 bytes_max,
+                first,
                 ..
-            } => write!(f, "SendSnapshot {stream} {meta} @{offset} {bytes_max}B"),
+            } => {
+                write!(f, "SendSnapshot {stream} {meta} @{offset} {bytes_max}B")?;
+                if *first && *offset > 0 {
+                    write!(f, " resumed")?;
+                }
+                Ok(())
+            }
             Action::CloseStream { stream, .. } => write!(f, "CloseStream {stream}"),
             Action::PersistHardState(h) => {
                 write!(

@@ -274,6 +274,15 @@ pub enum Violation {
     /// A `SnapshotBegin` before the previous snapshot ended.
     #[error("snapshot begins inside another")]
     SnapshotInsideSnapshot,
+    /// A `SnapshotBegin` that resumes a transfer at `offset` this follower
+    /// did not offer: it holds `held` bytes of it, or of another snapshot.
+    #[error("snapshot resumes at byte {offset}, but {held} bytes of it are held")]
+    SnapshotResumeMismatch {
+        /// Where the leader resumed.
+        offset: u64,
+        /// The bytes of a cut-short transfer this follower held (0 if none).
+        held: u64,
+    },
     /// A snapshot of a term above the stream's.
     #[error("snapshot of term {0}, above the stream's term")]
     SnapshotTermAboveStream(Term),

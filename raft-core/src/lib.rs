@@ -194,7 +194,7 @@ pub use entries::{Entries, EntriesIntoIter};
 pub use entry::{EntryKind, LogEntry};
 pub use error::{DecodeError, Outcome, Refusal, RequestError, Violation};
 pub use event::{Event, MembershipChange, Proposal};
-pub use message::{Frame, Message, MessageBody, SnapshotMeta, StreamOpen};
+pub use message::{Frame, Message, MessageBody, SnapshotMeta, SnapshotResume, StreamOpen};
 pub use node::{FollowerStatus, Node, RecoveredState, RecoveryError, Status, StoredEntries};
 #[cfg(feature = "mutants")]
 pub use options::Mutants;

@@ -94,6 +94,23 @@ pub struct StreamOpen {
     pub probe_term: Term,
     /// The follower's commit index: everything up to here certainly matches the leader.
     pub commit: LogIndex,
+    /// The part of a snapshot this follower received from the same leader on
+    /// an earlier stream that broke before the transfer ended. The leader
+    /// may go on from `received` instead of byte 0 (`SnapshotBegin` with
+    /// that offset) or ignore the offer and start over.
+    pub resume: Option<SnapshotResume>,
+}
+
+/// A follower's offer to resume a snapshot transfer: it holds the first
+/// `received` bytes of the leader's snapshot at `index`/`term`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SnapshotResume {
+    /// The snapshot's last index.
+    pub index: LogIndex,
+    /// Its term.
+    pub term: Term,
+    /// How many of its bytes the follower stored, from byte 0.
+    pub received: u64,
 }
 
 /// Metadata of a snapshot: the state after applying every entry up to `index`.
@@ -131,12 +148,17 @@ pub enum Frame {
         /// `Vec<LogEntry>` is).
         entries: Entries,
     },
-    /// Leader to follower: a snapshot follows, `size` bytes in `SnapshotChunk`s.
+    /// Leader to follower: a snapshot follows, `size` bytes in
+    /// `SnapshotChunk`s, from byte `offset` on. An offset above 0 resumes a
+    /// transfer the follower offered to resume (`StreamOpen::resume`).
     SnapshotBegin {
         /// What the snapshot covers.
         meta: SnapshotMeta,
         /// Its total size in bytes.
         size: u64,
+        /// The first byte this stream carries: 0, or the `received` of the
+        /// follower's resume offer.
+        offset: u64,
     },
     /// Leader to follower: part of the snapshot.
     SnapshotChunk {
@@ -236,7 +258,11 @@ impl fmt::Display for StreamOpen {
             self.probe_index,
             self.probe_term,
             self.commit
-        )
+        )?;
+        if let Some(r) = &self.resume {
+            write!(f, " resume={}/{}@{}", r.index, r.term, r.received)?;
+        }
+        Ok(())
     }
 }
 
@@ -259,7 +285,13 @@ impl fmt::Display for Frame {
                     _ => write!(f, " []"),
                 }
             }
-            Frame::SnapshotBegin { meta, size } => write!(f, "SnapshotBegin {meta} {size}B"),
+            Frame::SnapshotBegin { meta, size, offset } => {
+                write!(f, "SnapshotBegin {meta} {size}B")?;
+                if *offset > 0 {
+                    write!(f, " resumed@{offset}")?;
+                }
+                Ok(())
+            }
             Frame::SnapshotChunk { offset, data, .. } => {
                 write!(f, "SnapshotChunk @{offset} {}B", data.len())
             }

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! offset  bytes  field
-//!  0      1      version     = 1 (VERSION)
+//!  0      1      version     = 2 (VERSION)
 //!  1      1      kind        1 Message, 2 StreamOpen, 3 Frame (4 and 5 retired)
 //!  2      4      len         payload bytes, u32 little-endian, at most FRAME_BYTES_MAX
 //!  6      4      crc         CRC-32 (IEEE) of kind, len and payload, u32 little-endian
@@ -51,7 +51,7 @@ use serde::de::DeserializeOwned;
 use std::fmt;
 
 /// The format version this build writes and reads.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// Bytes of the record header that precedes every payload.
 pub const HEADER_BYTES: usize = 14;
@@ -344,6 +344,9 @@ fn validate_frame(frame: &Frame) -> Result<(), DecodeError> {
             }
             Ok(())
         }
+        Frame::SnapshotBegin { size, offset, .. } if offset > size => Err(DecodeError::Invalid(
+            "snapshot begins past the snapshot's size",
+        )),
         Frame::SnapshotBegin { meta, .. } => meta.config.validate(),
         Frame::SnapshotAck { received, size } if received > size => Err(DecodeError::Invalid(
             "snapshot ack past the snapshot's size",
@@ -361,7 +364,7 @@ mod tests {
     use crate::config::{Member, MemberRole};
     use crate::entries::Entries;
     use crate::entry::{EntryKind, LogEntry};
-    use crate::message::{MessageBody, SnapshotMeta};
+    use crate::message::{MessageBody, SnapshotMeta, SnapshotResume};
     use crate::types::{ClusterId, LogIndex, NodeId, Term};
     use bytes::Bytes;
 
@@ -415,6 +418,21 @@ mod tests {
                 probe_index: LogIndex(9),
                 probe_term: Term(2),
                 commit: LogIndex(8),
+                resume: None,
+            }),
+            WireUnit::Open(StreamOpen {
+                cluster_id: ClusterId(7),
+                follower: NodeId(2),
+                leader: NodeId(1),
+                term: Term(3),
+                probe_index: LogIndex(9),
+                probe_term: Term(2),
+                commit: LogIndex(8),
+                resume: Some(SnapshotResume {
+                    index: LogIndex(5),
+                    term: Term(1),
+                    received: 2,
+                }),
             }),
             WireUnit::Frame(Frame::Chunk {
                 term: Term(3),
@@ -430,6 +448,16 @@ mod tests {
                     config: config(),
                 },
                 size: 3,
+                offset: 0,
+            }),
+            WireUnit::Frame(Frame::SnapshotBegin {
+                meta: SnapshotMeta {
+                    index: LogIndex(5),
+                    term: Term(1),
+                    config: config(),
+                },
+                size: 3,
+                offset: 2,
             }),
             WireUnit::Frame(Frame::SnapshotChunk {
                 offset: 0,
@@ -478,7 +506,7 @@ mod tests {
         }));
         let payload = [4, 0xac, 0x02]; // variant 4 (Ack), varint 300
         assert_eq!(bytes.len(), HEADER_BYTES + payload.len());
-        assert_eq!(&bytes[..6], &[1, 3, 3, 0, 0, 0]);
+        assert_eq!(&bytes[..6], &[2, 3, 3, 0, 0, 0]);
         assert_eq!(&bytes[HEADER_BYTES..], &payload);
         let crc = u32::from_le_bytes(bytes[6..10].try_into().unwrap());
         assert_eq!(crc, crc32fast::hash(&[3, 3, 0, 0, 0, 4, 0xac, 0x02]));
@@ -507,7 +535,7 @@ mod tests {
 
     #[test]
     fn unknown_version_is_refused_from_the_first_byte() {
-        assert_eq!(decode(&[2]), Err(DecodeError::Version(2)));
+        assert_eq!(decode(&[3]), Err(DecodeError::Version(3)));
         assert_eq!(decode(&[0; 20]), Err(DecodeError::Version(0)));
     }
 
@@ -625,6 +653,24 @@ mod tests {
                 config,
             },
             size: 0,
+            offset: 0,
+        };
+        assert!(matches!(
+            decode(&encoded(&WireUnit::Frame(begin))),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn snapshot_begin_past_its_size_is_invalid() {
+        let begin = Frame::SnapshotBegin {
+            meta: SnapshotMeta {
+                index: LogIndex(5),
+                term: Term(1),
+                config: config(),
+            },
+            size: 3,
+            offset: 4,
         };
         assert!(matches!(
             decode(&encoded(&WireUnit::Frame(begin))),

@@ -86,8 +86,9 @@ impl Follower {
         )
     }
 
-    /// Closes the stream and lets the follower open a fresh one (no frame yet).
-    fn reopen(&mut self) {
+    /// Closes the stream and lets the follower open a fresh one (no frame
+    /// yet); returns its handshake.
+    fn reopen(&mut self) -> StreamOpen {
         self.now = self.now + Duration::from_millis(1);
         self.node.step(
             self.now,
@@ -98,6 +99,13 @@ impl Follower {
         self.now = self.now + self.node.options().reconnect_delay;
         let actions = self.node.step(self.now, Event::Tick);
         self.stream = opened_stream(&actions);
+        actions
+            .into_iter()
+            .find_map(|a| match a {
+                Action::OpenStream { open, .. } => Some(open),
+                _ => None,
+            })
+            .expect("opened above")
     }
 
     /// `frame` is refused with `violation`: the stream closes and the log,
@@ -307,6 +315,7 @@ fn snapshot_begin(index: u64, term: u64) -> Frame {
     Frame::SnapshotBegin {
         meta: snapshot_meta(index, term),
         size: 4,
+        offset: 0,
     }
 }
 
@@ -483,6 +492,98 @@ fn messages_with_terms_above_the_limit_are_refused_and_the_node_still_campaigns(
     let later = node.next_deadline();
     node.step(later, Event::Tick);
     assert_eq!(node.role(), Role::PreCandidate);
+}
+
+/// The chunks of snapshot 20/6 (12 bytes, 4 per chunk) the follower stores.
+fn stored_chunks(actions: &[Action]) -> Vec<(u64, Bytes)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ReceiveSnapshotChunk { offset, data, .. } => Some((*offset, data.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_snapshot_transfer_resumes_only_from_the_bytes_the_follower_stores() {
+    let meta = snapshot_meta(20, 6);
+    let data = Bytes::from_static(b"abcdefghijkl");
+    let window = |offset, first| wire::snapshot_window_frames(&meta, &data, offset, 4, first, 4);
+    let resume_at = |received| {
+        Some(SnapshotResume {
+            index: LogIndex(20),
+            term: Term(6),
+            received,
+        })
+    };
+
+    // Two chunks arrive, then the stream breaks: the follower offers to go on.
+    let mut f = Follower::new();
+    for frame in [window(0, true), window(4, false)].concat() {
+        f.frame(frame);
+    }
+    assert_eq!(f.reopen().resume, resume_at(8));
+    // The leader resumes there: the chunks continue the stored bytes and the
+    // snapshot installs once.
+    let mut actions = Vec::new();
+    for frame in window(8, true) {
+        actions.extend(f.frame(frame));
+    }
+    assert_eq!(stored_chunks(&actions), vec![(8, data.slice(8..))]);
+    assert_eq!(installs(&actions), 1, "{actions:?}");
+
+    // A resume the follower did not offer, anywhere else or of another
+    // snapshot, is refused, and the part held is forgotten.
+    let mut f = Follower::new();
+    for frame in [window(0, true), window(4, false)].concat() {
+        f.frame(frame);
+    }
+    f.reopen();
+    f.assert_refused(
+        window(4, true)[0].clone(),
+        Violation::SnapshotResumeMismatch { offset: 4, held: 8 },
+    );
+    assert_eq!(f.reopen().resume, None, "refused: the transfer starts over");
+    let mut f = Follower::new();
+    f.frame(window(0, true)[0].clone());
+    f.frame(window(0, true)[1].clone());
+    f.reopen();
+    let other = snapshot_meta(22, 6);
+    let begin = wire::snapshot_window_frames(&other, &data, 4, 4, true, 4)[0].clone();
+    f.assert_refused(
+        begin,
+        Violation::SnapshotResumeMismatch { offset: 4, held: 4 },
+    );
+
+    // A leader may ignore the offer and start over from byte 0.
+    let mut f = Follower::new();
+    f.frame(window(0, true)[0].clone());
+    f.frame(window(0, true)[1].clone());
+    assert_eq!(f.reopen().resume, resume_at(4));
+    let mut actions = Vec::new();
+    for frame in wire::snapshot_frames(&meta, &data, 4) {
+        actions.extend(f.frame(frame));
+    }
+    assert_eq!(stored_chunks(&actions)[0], (0, data.slice(..4)));
+    assert_eq!(installs(&actions), 1);
+
+    // Or go on with entries: the part held is no longer needed.
+    let mut f = Follower::new();
+    f.frame(window(0, true)[0].clone());
+    f.frame(window(0, true)[1].clone());
+    f.reopen();
+    f.frame(chunk((10, 5), 10, vec![]));
+    assert_eq!(f.reopen().resume, None);
+
+    // Nothing is offered for a snapshot we already hold (it is not stored).
+    let mut f = Follower::new();
+    let held = snapshot_meta(10, 5);
+    let frames = wire::snapshot_window_frames(&held, &data, 0, 4, true, 4);
+    for frame in frames {
+        f.frame(frame);
+    }
+    assert_eq!(f.reopen().resume, None);
 }
 
 /// Feeds an honest snapshot transfer of `meta` (8 bytes, 4 per chunk): no

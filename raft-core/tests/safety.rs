@@ -254,6 +254,7 @@ fn a_stream_from_a_foreign_cluster_or_a_non_member_is_closed() {
         probe_index: LogIndex(0),
         probe_term: Term(0),
         commit: LogIndex(0),
+        resume: None,
     };
     c.host_mut(leader).clear_actions();
     c.step(

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use raft_core::wire::{self, SnapshotAssembler, SnapshotError, SnapshotProgress, WireUnit};
 use raft_core::{
     ClusterId, Config, DecodeError, EntryKind, Frame, LogEntry, LogIndex, Member, MemberRole,
-    Message, MessageBody, NodeId, SnapshotMeta, StreamOpen, Term,
+    Message, MessageBody, NodeId, SnapshotMeta, SnapshotResume, StreamOpen, Term,
 };
 
 // ---------------------------------------------------------------- strategies
@@ -153,16 +153,24 @@ fn stream_open() -> impl Strategy<Value = StreamOpen> {
         index(),
         term(),
         index(),
+        proptest::option::of((index(), term(), number())),
     )
         .prop_map(
-            |(cluster_id, follower, leader, term, probe_index, probe_term, commit)| StreamOpen {
-                cluster_id,
-                follower,
-                leader,
-                term,
-                probe_index,
-                probe_term,
-                commit,
+            |(cluster_id, follower, leader, term, probe_index, probe_term, commit, resume)| {
+                StreamOpen {
+                    cluster_id,
+                    follower,
+                    leader,
+                    term,
+                    probe_index,
+                    probe_term,
+                    commit,
+                    resume: resume.map(|(index, term, received)| SnapshotResume {
+                        index,
+                        term,
+                        received,
+                    }),
+                }
             },
         )
 }
@@ -188,7 +196,11 @@ fn chunk() -> impl Strategy<Value = Frame> {
 fn frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
         3 => chunk(),
-        1 => (snapshot_meta(), number()).prop_map(|(meta, size)| Frame::SnapshotBegin { meta, size }),
+        1 => (snapshot_meta(), number(), number()).prop_map(|(meta, a, b)| Frame::SnapshotBegin {
+            meta,
+            size: a.max(b),
+            offset: a.min(b),
+        }),
         1 => (number(), payload(), any::<u32>()).prop_map(|(offset, data, crc)| Frame::SnapshotChunk {
             offset,
             data,
@@ -199,12 +211,15 @@ fn frame() -> impl Strategy<Value = Frame> {
     ]
 }
 
-fn unit() -> impl Strategy<Value = WireUnit> {
+/// Boxed: the unboxed strategy's nested types make a value tree so large
+/// that generating one overflows a test thread's stack in debug builds.
+fn unit() -> BoxedStrategy<WireUnit> {
     prop_oneof![
         message().prop_map(WireUnit::Message),
         stream_open().prop_map(WireUnit::Open),
         frame().prop_map(WireUnit::Frame),
     ]
+    .boxed()
 }
 
 fn encoded(unit: &WireUnit) -> Vec<u8> {

@@ -24,3 +24,8 @@ pub const LOG_READ_FOR_STREAM: &str = "entries read back for a stream";
 
 /// Coverage: committed entries read back from the disk to be applied.
 pub const LOG_READ_FOR_APPLY: &str = "entries read back for apply";
+
+/// Coverage: a leader resumed a snapshot transfer on a new stream from the
+/// bytes the follower had stored (not a goal: the swarm's state machines are
+/// small, so few transfers span several windows and a broken stream).
+pub const SNAPSHOT_RESUMED: &str = "snapshot transfer resumed on a new stream";

@@ -14,7 +14,7 @@ use super::{Node, RoleState};
 use crate::action::{Action, LogReader};
 use crate::entries::Entries;
 use crate::error::{Refusal, Violation};
-use crate::message::{Frame, SnapshotMeta, StreamOpen};
+use crate::message::{Frame, SnapshotMeta, SnapshotResume, StreamOpen};
 use crate::node::FollowerStatus;
 use crate::time::{Duration, Instant};
 use crate::types::{LogIndex, NodeId, StreamId, Term};
@@ -48,6 +48,9 @@ pub(crate) struct Cursor {
     /// The index a `ReadLog` for this stream asked for, until its answer:
     /// the entries to send next are no longer in memory.
     reading: Option<LogIndex>,
+    /// The follower's offer, at the stream's open, to resume a snapshot
+    /// transfer an earlier stream cut short.
+    resume: Option<SnapshotResume>,
 }
 
 /// A snapshot on its way to a follower. Its bytes count against the stream
@@ -55,6 +58,9 @@ pub(crate) struct Cursor {
 /// follower's `SnapshotAck` says they arrived.
 struct SnapshotSend {
     meta: SnapshotMeta,
+    /// The byte the transfer starts from on this stream: 0, or where the
+    /// follower's resume offer said an earlier stream stopped.
+    start: u64,
     /// The driver was told to send the bytes before this offset.
     sent: u64,
     /// The follower acknowledged the bytes before this offset.
@@ -93,6 +99,7 @@ impl Cursor {
             last_round: None,
             snapshot: None,
             reading: None,
+            resume: None,
         }
     }
 
@@ -171,6 +178,7 @@ impl Cursor {
         self.sent_commit = LogIndex(0);
         self.snapshot = None;
         self.reading = None;
+        self.resume = None;
     }
 
     /// The chunk that carries `entries` (which continue at `next`) with the
@@ -246,6 +254,7 @@ impl Node {
             });
         }
         c.reset_stream(Some(stream));
+        c.resume = open.resume;
         c.last_heard = now;
         c.next = start.next();
         // Durable entries we matched never vanish from a follower in one term,
@@ -415,19 +424,28 @@ impl Node {
                         meta.index >= base,
                         "the snapshot covers the compacted prefix"
                     );
+                    // Go on where the follower's bytes end, if they are of
+                    // this snapshot (the driver's Begin says where).
+                    let start = c
+                        .resume
+                        .take()
+                        .filter(|r| r.index == meta.index && r.term == meta.term)
+                        .map_or(0, |r| r.received);
                     SnapshotSend {
                         meta,
-                        sent: 0,
-                        acked: 0,
+                        start,
+                        sent: start,
+                        acked: start,
                         size: None,
                     }
                 });
-                if s.size.is_none() && s.sent > 0 {
+                if s.size.is_none() && s.sent > s.start {
                     return; // wait for the first ack to learn the size
                 }
                 let free = budget - inflight;
                 let bytes_max = s.size.map_or(free, |size| free.min(size - s.sent));
                 let offset = s.sent;
+                let first = offset == s.start;
                 s.sent += bytes_max;
                 let meta = s.meta.clone();
                 let done = s.all_sent();
@@ -437,6 +455,7 @@ impl Node {
                     meta,
                     offset,
                     bytes_max,
+                    first,
                 });
                 if !done {
                     return;

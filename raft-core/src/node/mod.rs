@@ -119,6 +119,10 @@ pub struct Node {
     pub(crate) log_since_snapshot: LogSince,
     /// An `InstallSnapshot` is outstanding: no stream, no campaign, no apply until it lands.
     pub(crate) installing: Option<SnapshotMeta>,
+    /// A snapshot arriving on the follower's stream, or the part of one that
+    /// arrived before its stream broke (kept to offer to resume it on the
+    /// next stream: `StreamOpen::resume`).
+    pub(crate) incoming: Option<receiver::IncomingSnapshot>,
     pub(crate) role: RoleState,
     /// When a follower or candidate gives up waiting and campaigns.
     pub(crate) election_deadline: Instant,
@@ -176,6 +180,7 @@ impl Node {
             snapshot_bytes: 0,
             log_since_snapshot: LogSince::default(),
             installing: None,
+            incoming: None,
             role: RoleState::Follower(FollowerState::new(hard_state_term, None)),
             election_deadline: Instant::NEVER,
             votes_refused_until: (hard_state_term > Term(0))

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::entries::Entries;
 use crate::entry::LogEntry;
 use crate::error::{Refusal, Violation};
-use crate::message::{Frame, MessageBody, SnapshotMeta, StreamOpen};
+use crate::message::{Frame, MessageBody, SnapshotMeta, SnapshotResume, StreamOpen};
 use crate::options::LogSince;
 use crate::time::{Duration, Instant};
 use crate::types::{LogIndex, NodeId, StreamId, Term};
@@ -74,20 +74,39 @@ pub(crate) struct Receiver {
     pub(crate) validated: LogIndex,
     /// Highest durable index acknowledged on this stream.
     acked: LogIndex,
-    /// A snapshot being received.
-    incoming: Option<IncomingSnapshot>,
     /// Chunks that arrived while a snapshot was being installed.
     held: VecDeque<Frame>,
     held_bytes: u64,
 }
 
-struct IncomingSnapshot {
+/// A snapshot on its way in ([`Node::incoming`]).
+pub(crate) struct IncomingSnapshot {
+    /// The stream it arrives on (or arrived on, until it broke).
+    stream: StreamId,
+    /// The leader sending it.
+    leader: NodeId,
     meta: SnapshotMeta,
     size: u64,
     received: u64,
     crc: crc32fast::Hasher,
     /// We already hold everything it covers: let it pass.
     skip: bool,
+}
+
+impl IncomingSnapshot {
+    /// What this follower can offer to resume on a new stream to `leader`:
+    /// a transfer from the same leader, cut short, that would still be
+    /// installed (the driver stored its bytes: not skipped, not yet past).
+    fn resume_offer(&self, leader: NodeId, commit: LogIndex) -> Option<SnapshotResume> {
+        let cut_short = 0 < self.received && self.received < self.size;
+        let offer = SnapshotResume {
+            index: self.meta.index,
+            term: self.meta.term,
+            received: self.received,
+        };
+        (self.leader == leader && !self.skip && cut_short && self.meta.index > commit)
+            .then_some(offer)
+    }
 }
 
 /// How long to wait before reopening a stream after `unanswered` opens in a
@@ -186,10 +205,20 @@ impl Node {
             expect_prev: None,
             validated: LogIndex(0),
             acked: LogIndex(0),
-            incoming: None,
             held: VecDeque::new(),
             held_bytes: 0,
         });
+        // A transfer the last stream cut short: offer its bytes, or forget it.
+        let resume = self
+            .incoming
+            .as_ref()
+            .and_then(|inc| inc.resume_offer(leader, commit));
+        if resume.is_none() {
+            self.incoming = None;
+        }
+        let RoleState::Follower(f) = &mut self.role else {
+            unreachable!("a follower above");
+        };
         f.reopen_at = None;
         f.unanswered_opens = f.unanswered_opens.saturating_add(1);
         let open = StreamOpen {
@@ -200,6 +229,7 @@ impl Node {
             probe_index,
             probe_term,
             commit,
+            resume,
         };
         self.emit(Action::OpenStream {
             stream: stream_id,
@@ -278,9 +308,13 @@ impl Node {
                 leader_commit,
                 entries,
             } => self.on_chunk(chunk_term, (prev_index, prev_term), leader_commit, entries),
-            Frame::SnapshotBegin { meta, size } => self.on_snapshot_begin(meta, size),
-            Frame::SnapshotChunk { offset, data, crc } => self.on_snapshot_chunk(offset, data, crc),
-            Frame::SnapshotEnd { crc } => self.on_snapshot_end(crc),
+            Frame::SnapshotBegin { meta, size, offset } => {
+                self.on_snapshot_begin(stream, meta, size, offset)
+            }
+            Frame::SnapshotChunk { offset, data, crc } => {
+                self.on_snapshot_chunk(stream, offset, data, crc)
+            }
+            Frame::SnapshotEnd { crc } => self.on_snapshot_end(stream, crc),
             Frame::Ack { .. } | Frame::SnapshotAck { .. } => Err(Violation::WrongDirection),
         };
         if let Err(violation) = result {
@@ -308,9 +342,15 @@ impl Node {
         leader_commit: LogIndex,
         entries: Entries,
     ) -> Result<(), Violation> {
-        if self.receiver().incoming.is_some() {
-            // A driver writes a snapshot's frames back to back.
-            return Err(Violation::ChunkInsideSnapshot);
+        let stream = self.receiver().id;
+        if let Some(inc) = &self.incoming {
+            if inc.stream == stream {
+                // A driver writes a snapshot's frames back to back.
+                return Err(Violation::ChunkInsideSnapshot);
+            }
+            // The leader went on with entries rather than resume the
+            // transfer the last stream cut short: it is not needed.
+            self.incoming = None;
         }
         let chunk_last = self.check_chunk_shape(chunk_term, (prev_index, prev_term), &entries)?;
         if leader_commit > chunk_last {
@@ -500,12 +540,26 @@ impl Node {
         }
     }
 
-    fn on_snapshot_begin(&mut self, meta: SnapshotMeta, size: u64) -> Result<(), Violation> {
-        let r = self.receiver();
-        if r.incoming.is_some() {
+    fn on_snapshot_begin(
+        &mut self,
+        stream: StreamId,
+        meta: SnapshotMeta,
+        size: u64,
+        offset: u64,
+    ) -> Result<(), Violation> {
+        if self
+            .incoming
+            .as_ref()
+            .is_some_and(|inc| inc.stream == stream)
+        {
             return Err(Violation::SnapshotInsideSnapshot);
         }
+        // What the last stream left, if anything: the transfer this one may
+        // resume, else forgotten.
+        let held = self.incoming.take();
+        let r = self.receiver();
         let stream_at = r.validated.max(r.expect_prev.unwrap_or_default());
+        let leader = r.leader;
         if meta.term > self.hs.term {
             return Err(Violation::SnapshotTermAboveStream(meta.term));
         }
@@ -534,8 +588,26 @@ impl Node {
         if contradicts {
             return Err(Violation::ContradictsCommitted(meta.index.min(self.commit)));
         }
-        let r = self.receiver();
-        r.incoming = Some(IncomingSnapshot {
+        if offset > 0 {
+            // A resumed transfer goes on exactly where ours stopped, with the
+            // same snapshot: only then are the driver's stored bytes its prefix.
+            let held_bytes = held.as_ref().map_or(0, |h| h.received);
+            let resumable = held.filter(|h| {
+                h.meta == meta && h.size == size && h.received == offset && h.leader == leader
+            });
+            let Some(mut inc) = resumable.filter(|_| !skip) else {
+                return Err(Violation::SnapshotResumeMismatch {
+                    offset,
+                    held: held_bytes,
+                });
+            };
+            inc.stream = stream;
+            self.incoming = Some(inc);
+            return Ok(());
+        }
+        self.incoming = Some(IncomingSnapshot {
+            stream,
+            leader,
             meta,
             size,
             received: 0,
@@ -545,14 +617,19 @@ impl Node {
         Ok(())
     }
 
+    /// The transfer in progress on `stream`, if any.
+    fn incoming_on(&mut self, stream: StreamId) -> Option<&mut IncomingSnapshot> {
+        self.incoming.as_mut().filter(|inc| inc.stream == stream)
+    }
+
     fn on_snapshot_chunk(
         &mut self,
+        stream: StreamId,
         offset: u64,
         data: bytes::Bytes,
         crc: u32,
     ) -> Result<(), Violation> {
-        let r = self.receiver();
-        let Some(inc) = r.incoming.as_mut() else {
+        let Some(inc) = self.incoming_on(stream) else {
             return Err(Violation::SnapshotDataOutsideSnapshot);
         };
         let end = inc.received.checked_add(data.len() as u64);
@@ -589,15 +666,15 @@ impl Node {
         });
     }
 
-    fn on_snapshot_end(&mut self, crc: u32) -> Result<(), Violation> {
-        let r = self.receiver();
-        let Some(inc) = r.incoming.take() else {
+    fn on_snapshot_end(&mut self, stream: StreamId, crc: u32) -> Result<(), Violation> {
+        if self.incoming_on(stream).is_none() {
             return Err(Violation::SnapshotDataOutsideSnapshot);
-        };
+        }
+        let inc = self.incoming.take().expect("on this stream");
         if inc.received != inc.size || inc.crc.finalize() != crc {
             return Err(Violation::SnapshotCorrupt);
         }
-        r.expect_prev = Some(inc.meta.index);
+        self.receiver().expect_prev = Some(inc.meta.index);
         // The last chunk's ack already said the whole snapshot arrived, and
         // the leader has moved on to entries: a second one would be out of
         // place. Only an empty snapshot, which has no chunks, is acked here.

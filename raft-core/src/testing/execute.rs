@@ -85,7 +85,8 @@ impl<M: StateMachine> Cluster<M> {
                 meta,
                 offset,
                 bytes_max,
-            } => self.send_snapshot(at, stream, peer, meta, offset, bytes_max),
+                first,
+            } => self.send_snapshot(at, stream, peer, meta, (offset, bytes_max), first),
             Action::CloseStream { stream, peer } => {
                 if let Some((f, l)) = self.streams.remove(&stream) {
                     let other = if f == at { l } else { f };
@@ -115,6 +116,13 @@ impl<M: StateMachine> Cluster<M> {
                 if offset == 0 {
                     disk.incoming.clear();
                 }
+                // The driver contract: a chunk continues the stored bytes
+                // exactly, on the same stream or a resumed one.
+                assert_eq!(
+                    offset,
+                    disk.incoming.len() as u64,
+                    "node {at}: a snapshot chunk must continue the bytes stored"
+                );
                 disk.incoming.extend_from_slice(&data);
             }
             Action::InstallSnapshot { meta } => self.install_snapshot(at, meta),
@@ -149,8 +157,8 @@ impl<M: StateMachine> Cluster<M> {
         stream: StreamId,
         peer: NodeId,
         meta: SnapshotMeta,
-        offset: u64,
-        bytes_max: u64,
+        (offset, bytes_max): (u64, u64),
+        first: bool,
     ) {
         let (held, data) = self
             .host(at)
@@ -164,7 +172,9 @@ impl<M: StateMachine> Cluster<M> {
             return;
         }
         let chunk_bytes = self.snapshot_chunk_bytes;
-        for frame in wire::snapshot_window_frames(&meta, &data, offset, bytes_max, chunk_bytes) {
+        let frames =
+            wire::snapshot_window_frames(&meta, &data, offset, bytes_max, first, chunk_bytes);
+        for frame in frames {
             self.send_frame(at, stream, peer, frame);
         }
     }
@@ -205,6 +215,7 @@ impl<M: StateMachine> Cluster<M> {
         assert_eq!(peer, to, "{from} writes on {stream} naming the wrong peer");
         let flow = self.snapshot_flow.entry(stream).or_default();
         match &frame {
+            Frame::SnapshotBegin { offset, .. } => *flow = (*offset, *offset),
             Frame::SnapshotChunk { data, .. } => flow.0 += data.len() as u64,
             Frame::SnapshotAck { received, .. } => flow.1 = *received,
             _ => {}

@@ -1,10 +1,12 @@
 //! Snapshots on a stream: cut into frames by the sender ([`snapshot_frames`]),
 //! checked frame by frame by the receiver ([`SnapshotAssembler`]).
 //!
-//! A transfer is `SnapshotBegin { meta, size }`, then `SnapshotChunk`s whose
-//! offsets are consecutive from 0 and each carry the CRC-32 of their bytes,
-//! then `SnapshotEnd` with the CRC-32 of the whole snapshot. An empty snapshot
-//! has no chunks.
+//! A transfer is `SnapshotBegin { meta, size, offset: 0 }`, then
+//! `SnapshotChunk`s whose offsets are consecutive from 0 and each carry the
+//! CRC-32 of their bytes, then `SnapshotEnd` with the CRC-32 of the whole
+//! snapshot. An empty snapshot has no chunks. A transfer cut short by a broken
+//! stream may resume on the next one: `SnapshotBegin { offset }` with the
+//! offset the receiver reached, then the chunks from there on.
 
 use super::FRAME_BYTES_MAX;
 use crate::message::{Frame, SnapshotMeta};
@@ -52,16 +54,17 @@ pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = FRAME_BYTES_MAX - 64;
 /// # Ok::<(), raft_core::wire::SnapshotError>(())
 /// ```
 pub fn snapshot_frames(meta: &SnapshotMeta, data: &Bytes, chunk_bytes: usize) -> Vec<Frame> {
-    snapshot_window_frames(meta, data, 0, u64::MAX, chunk_bytes)
+    snapshot_window_frames(meta, data, 0, u64::MAX, true, chunk_bytes)
 }
 
 /// The frames of one `Action::SendSnapshot` window: the part of
 /// [`snapshot_frames`] that carries the bytes `offset..offset + bytes_max`
-/// (clipped to the snapshot), led by `SnapshotBegin` when `offset` is 0 and
-/// closed by `SnapshotEnd` when the window reaches the snapshot's end. A
-/// window that starts past the end is empty. Consecutive windows, each
-/// starting where the last one ended, concatenate to [`snapshot_frames`]
-/// (chunk boundaries aside).
+/// (clipped to the snapshot), led by `SnapshotBegin { offset }` when `first`
+/// (the window opens the transfer on its stream) and closed by `SnapshotEnd`
+/// when the window reaches the snapshot's end. A window that starts past the
+/// end is empty but for its `SnapshotBegin`. Consecutive windows, each
+/// starting where the last one ended and the first of them `first`,
+/// concatenate to [`snapshot_frames`] (chunk boundaries aside).
 ///
 /// # Panics
 ///
@@ -71,22 +74,24 @@ pub fn snapshot_window_frames(
     data: &Bytes,
     offset: u64,
     bytes_max: u64,
+    first: bool,
     chunk_bytes: usize,
 ) -> Vec<Frame> {
     assert!(chunk_bytes > 0, "snapshot chunk_bytes must be positive");
     let chunk_bytes = chunk_bytes.min(SNAPSHOT_CHUNK_BYTES_MAX);
     let size = data.len() as u64;
-    if offset > size {
-        return Vec::new();
-    }
-    let end = offset.saturating_add(bytes_max).min(size);
     let mut frames = Vec::new();
-    if offset == 0 {
+    if first {
         frames.push(Frame::SnapshotBegin {
             meta: meta.clone(),
             size,
+            offset: offset.min(size),
         });
     }
+    if offset > size {
+        return frames;
+    }
+    let end = offset.saturating_add(bytes_max).min(size);
     let (mut at, end) = (offset as usize, end as usize);
     while at < end {
         let to = end.min(at + chunk_bytes);
@@ -100,8 +105,8 @@ pub fn snapshot_window_frames(
         at = to;
     }
     // The window that reaches the end closes the transfer; one that starts
-    // at the end sends nothing again (unless the snapshot is empty).
-    if end == data.len() && (at > offset as usize || offset == 0) {
+    // at the end sends nothing again (unless it opens the transfer).
+    if end == data.len() && (at > offset as usize || first) {
         frames.push(Frame::SnapshotEnd {
             crc: crc32fast::hash(data),
         });
@@ -140,6 +145,15 @@ pub enum SnapshotError {
         offset: u64,
         /// The chunk's length.
         len: u64,
+    },
+    /// A `SnapshotBegin` that resumes at `offset`, where the transfer held
+    /// (if any) reached `held` bytes or is of another snapshot.
+    #[error("SnapshotBegin resumes at offset {offset}, but the transfer held is at {held}")]
+    NotResumable {
+        /// Where the `SnapshotBegin` resumes.
+        offset: u64,
+        /// Bytes received of the transfer held (0 if none or another snapshot).
+        held: u64,
     },
     /// A chunk whose bytes do not match its checksum.
     #[error(
@@ -249,14 +263,31 @@ impl SnapshotAssembler {
         self.transfer.is_some()
     }
 
-    /// Abandons the transfer in progress, if any (the stream closed).
+    /// Abandons the transfer in progress, if any (the stream closed and the
+    /// transfer will not be resumed: keep the assembler as it is to accept a
+    /// `SnapshotBegin` that resumes it on the next stream).
     pub fn reset(&mut self) {
         self.transfer = None;
     }
 
     fn accept(&mut self, frame: &Frame) -> Result<SnapshotProgress, SnapshotError> {
         match frame {
-            Frame::SnapshotBegin { meta, size } => {
+            Frame::SnapshotBegin { meta, size, offset } if *offset > 0 => {
+                // Resuming: the transfer held, cut short where this begins.
+                let held = self
+                    .transfer
+                    .as_ref()
+                    .filter(|t| t.meta == *meta && t.size == *size)
+                    .map_or(0, |t| t.received);
+                if held != *offset {
+                    return Err(SnapshotError::NotResumable {
+                        offset: *offset,
+                        held,
+                    });
+                }
+                Ok(SnapshotProgress::Started)
+            }
+            Frame::SnapshotBegin { meta, size, .. } => {
                 if self.transfer.is_some() {
                     return Err(SnapshotError::AlreadyStarted);
                 }
@@ -374,7 +405,15 @@ mod tests {
             let mut frames = Vec::new();
             let mut offset = 0;
             loop {
-                frames.extend(snapshot_window_frames(&meta(), &data(), offset, window, 7));
+                let first = offset == 0;
+                frames.extend(snapshot_window_frames(
+                    &meta(),
+                    &data(),
+                    offset,
+                    window,
+                    first,
+                    7,
+                ));
                 offset += window;
                 if offset >= 100 {
                     break;
@@ -389,11 +428,85 @@ mod tests {
             assert_eq!((begins.count(), ends.count()), (1, 1), "window {window}");
             assert_eq!(assemble(&frames), Ok((data().to_vec(), Some(meta()))));
         }
-        assert!(snapshot_window_frames(&meta(), &data(), 100, 10, 7).is_empty());
-        assert!(snapshot_window_frames(&meta(), &data(), 101, 10, 7).is_empty());
+        assert!(snapshot_window_frames(&meta(), &data(), 100, 10, false, 7).is_empty());
+        assert!(snapshot_window_frames(&meta(), &data(), 101, 10, false, 7).is_empty());
         assert_eq!(
-            snapshot_window_frames(&meta(), &Bytes::new(), 0, 10, 7).len(),
+            snapshot_window_frames(&meta(), &Bytes::new(), 0, 10, true, 7).len(),
             2
+        );
+    }
+
+    #[test]
+    fn a_transfer_cut_short_resumes_where_the_receiver_stopped() {
+        let mut assembler = SnapshotAssembler::new();
+        let mut bytes = Vec::new();
+        let mut feed = |assembler: &mut SnapshotAssembler, frames: Vec<Frame>| {
+            for frame in &frames {
+                if let SnapshotProgress::Chunk { data, .. } = assembler.feed(frame)? {
+                    bytes.extend_from_slice(&data);
+                }
+            }
+            Ok::<_, SnapshotError>(())
+        };
+        // The first stream carries 40 bytes, then breaks.
+        feed(
+            &mut assembler,
+            snapshot_window_frames(&meta(), &data(), 0, 40, true, 7),
+        )
+        .unwrap();
+        assert_eq!(assembler.received_bytes(), 40);
+
+        // The next resumes at 40, with a Begin of its own.
+        let resumed = snapshot_window_frames(&meta(), &data(), 40, 100, true, 7);
+        assert_eq!(
+            resumed[0],
+            Frame::SnapshotBegin {
+                meta: meta(),
+                size: 100,
+                offset: 40
+            }
+        );
+        feed(&mut assembler, resumed).unwrap();
+        assert_eq!(bytes, data().to_vec());
+        assert!(!assembler.is_receiving(), "complete");
+
+        // A resume anywhere else, or of another snapshot, is refused.
+        let mut assembler = SnapshotAssembler::new();
+        let wrong = snapshot_window_frames(&meta(), &data(), 40, 10, true, 7);
+        assert_eq!(
+            assembler.feed(&wrong[0]),
+            Err(SnapshotError::NotResumable {
+                offset: 40,
+                held: 0
+            })
+        );
+        let first = snapshot_window_frames(&meta(), &data(), 0, 30, true, 7);
+        for frame in &first {
+            assembler.feed(frame).unwrap();
+        }
+        assert_eq!(
+            assembler.feed(&wrong[0]),
+            Err(SnapshotError::NotResumable {
+                offset: 40,
+                held: 30
+            })
+        );
+        let mut other = meta();
+        other.index = LogIndex(11);
+        for frame in &first {
+            assembler.feed(frame).unwrap();
+        }
+        let begin = Frame::SnapshotBegin {
+            meta: other,
+            size: 100,
+            offset: 30,
+        };
+        assert_eq!(
+            assembler.feed(&begin),
+            Err(SnapshotError::NotResumable {
+                offset: 30,
+                held: 0
+            })
         );
     }
 
@@ -405,7 +518,8 @@ mod tests {
             vec![
                 Frame::SnapshotBegin {
                     meta: meta(),
-                    size: 0
+                    size: 0,
+                    offset: 0
                 },
                 Frame::SnapshotEnd { crc: 0 }
             ]
@@ -452,6 +566,7 @@ mod tests {
         frames[0] = Frame::SnapshotBegin {
             meta: meta(),
             size: 50,
+            offset: 0,
         };
         assert_eq!(
             assemble(&frames),
@@ -470,6 +585,7 @@ mod tests {
             .feed(&Frame::SnapshotBegin {
                 meta: meta(),
                 size: u64::MAX,
+                offset: 0,
             })
             .unwrap();
         let big = Bytes::from(vec![0; 10]);

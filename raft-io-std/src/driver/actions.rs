@@ -4,6 +4,7 @@ use super::applier::ApplyOp;
 use super::{Driver, Pending, spawn_log_writer};
 use crate::error::Error;
 use crate::storage::{LogOp, LogWriter, StorageError};
+use crate::transport::Window;
 use crate::transport::hello::AdminResponse;
 use bytes::Bytes;
 use raft_core::{Action, Completion, MemberRole, Refusal, RequestError, RequestId, SnapshotMeta};
@@ -23,10 +24,16 @@ impl Driver {
                 meta,
                 offset,
                 bytes_max,
+                first,
                 ..
-            } => self
-                .transport
-                .send_snapshot(stream, meta, offset, bytes_max),
+            } => {
+                let window = Window {
+                    offset,
+                    bytes_max,
+                    first,
+                };
+                self.transport.send_snapshot(stream, meta, window)
+            }
             Action::CloseStream { stream, .. } => self.transport.close_stream(stream),
             Action::PersistHardState(hs) => {
                 // Durable when save returns: before any later action runs.

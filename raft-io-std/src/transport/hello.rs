@@ -12,7 +12,7 @@
 //! ```text
 //! offset  bytes  field
 //!  0      4      magic    "SRFT"
-//!  4      1      version  1
+//!  4      1      version  2 (1 before StreamOpen::resume)
 //!  5      4      len      payload bytes, u32 LE, at most CONTROL_PAYLOAD_BYTES_MAX
 //!  9      4      crc      CRC-32 (IEEE) of the payload, u32 LE
 //! 13      len    payload  postcard(Control)
@@ -24,7 +24,7 @@ use std::io::{self, Read, Write};
 use thiserror::Error;
 
 const MAGIC: [u8; 4] = *b"SRFT";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const HEADER_BYTES: usize = 13;
 /// The largest control payload, in bytes (a hello or an admin exchange is tiny).
 pub const CONTROL_PAYLOAD_BYTES_MAX: usize = 64 << 10;
@@ -239,6 +239,7 @@ mod tests {
                         probe_index: LogIndex(10),
                         probe_term: Term(2),
                         commit: LogIndex(9),
+                        resume: None,
                     },
                 },
             }),

@@ -28,6 +28,7 @@ mod units;
 use self::hello::{AdminRequest, AdminResponse, Control, Hello, HelloRefusal, HelloReply};
 use self::outbox::Outbox;
 use self::stream::StreamSlot;
+pub(crate) use self::stream::Window;
 use crate::storage::SnapshotStore;
 use crossbeam_channel::Sender;
 use raft_core::{
@@ -511,10 +512,9 @@ impl Transport {
         &self,
         stream: StreamId,
         meta: SnapshotMeta,
-        offset: u64,
-        bytes_max: u64,
+        window: stream::Window,
     ) {
-        stream::send_snapshot(&self.shared, stream, meta, offset, bytes_max);
+        stream::send_snapshot(&self.shared, stream, meta, window);
     }
 
     /// Closes a stream on the core's order (no `StreamClosed` is reported for it).

@@ -27,8 +27,7 @@ pub(super) enum Outgoing {
     /// the writer and sent as frames.
     Snapshot {
         meta: SnapshotMeta,
-        offset: u64,
-        bytes_max: u64,
+        window: Window,
     },
 }
 
@@ -240,15 +239,10 @@ fn write_loop(shared: &Shared, slot: &StreamSlot, mut socket: TcpStream) {
             for item in batch {
                 match item {
                     Outgoing::Frame(frame) => wire::encode(&WireUnit::Frame(frame), &mut buf),
-                    Outgoing::Snapshot {
-                        meta,
-                        offset,
-                        bytes_max,
-                    } => {
+                    Outgoing::Snapshot { meta, window } => {
                         socket.write_all(&buf)?;
                         bump(&shared.counters.bytes_sent, buf.len() as u64);
                         buf.clear();
-                        let window = Window { offset, bytes_max };
                         write_snapshot(shared, &mut socket, &mut source, &meta, window)?;
                     }
                 }
@@ -321,8 +315,10 @@ fn write_snapshot(
     let (size, crc) = (reader.body_bytes(), reader.body_crc());
     let mut buf = Vec::new();
     let chunk_bytes = shared.opts.snapshot_chunk_bytes;
-    if window.offset == 0 {
+    if window.first && window.offset == 0 {
         tracing::info!("sending {meta} ({size} bytes)");
+    } else if window.first {
+        tracing::info!("resuming {meta} at byte {} of {size}", window.offset);
     }
     snapshot_frames_from(meta, reader, size, crc, chunk_bytes, window, |frame| {
         buf.clear();
@@ -340,9 +336,11 @@ fn write_snapshot(
 
 /// The bytes of a snapshot one `Action::SendSnapshot` covers.
 #[derive(Clone, Copy)]
-pub(super) struct Window {
-    pub(super) offset: u64,
-    pub(super) bytes_max: u64,
+pub(crate) struct Window {
+    pub(crate) offset: u64,
+    pub(crate) bytes_max: u64,
+    /// The window opens the transfer on its stream: it leads with `SnapshotBegin`.
+    pub(crate) first: bool,
 }
 
 impl Window {
@@ -351,6 +349,7 @@ impl Window {
     pub(super) const ALL: Window = Window {
         offset: 0,
         bytes_max: u64::MAX,
+        first: true,
     };
 }
 
@@ -368,16 +367,17 @@ pub(super) fn snapshot_frames_from(
 ) -> io::Result<()> {
     let chunk_bytes = chunk_bytes.clamp(1, SNAPSHOT_CHUNK_BYTES_MAX);
     let start = window.offset;
+    if window.first {
+        emit(Frame::SnapshotBegin {
+            meta: meta.clone(),
+            size,
+            offset: start.min(size),
+        })?;
+    }
     if start > size {
         return Ok(());
     }
     let end = start.saturating_add(window.bytes_max).min(size);
-    if start == 0 {
-        emit(Frame::SnapshotBegin {
-            meta: meta.clone(),
-            size,
-        })?;
-    }
     let mut data = vec![0u8; chunk_bytes.min((end - start) as usize)];
     let mut offset = start;
     while offset < end {
@@ -391,7 +391,7 @@ pub(super) fn snapshot_frames_from(
         offset += n as u64;
     }
     // As in the core: the window that reaches the end closes the transfer.
-    if end == size && (offset > start || start == 0) {
+    if end == size && (offset > start || window.first) {
         emit(Frame::SnapshotEnd { crc })?;
     }
     Ok(())
@@ -404,18 +404,8 @@ pub(super) fn send_frame(shared: &Shared, stream: StreamId, frame: Frame) {
 }
 
 /// `Action::SendSnapshot`.
-pub(super) fn send_snapshot(
-    shared: &Shared,
-    stream: StreamId,
-    meta: SnapshotMeta,
-    offset: u64,
-    bytes_max: u64,
-) {
-    let item = Outgoing::Snapshot {
-        meta,
-        offset,
-        bytes_max,
-    };
+pub(super) fn send_snapshot(shared: &Shared, stream: StreamId, meta: SnapshotMeta, window: Window) {
+    let item = Outgoing::Snapshot { meta, window };
     push(shared, stream, item, SNAPSHOT_COST);
 }
 
@@ -482,11 +472,18 @@ mod tests {
             config: Config::default(),
         };
         let data = Bytes::from((0..100u8).collect::<Vec<u8>>());
-        for (offset, bytes_max) in [(0, 0), (0, 30), (30, 30), (90, 30), (30, 70), (100, 5)] {
+        let windows = [(0, 0), (0, 30), (30, 30), (90, 30), (30, 70), (100, 5)];
+        for ((offset, bytes_max), first) in
+            windows.into_iter().flat_map(|w| [(w, false), (w, true)])
+        {
             let expected =
-                raft_core::wire::snapshot_window_frames(&meta, &data, offset, bytes_max, 8);
+                raft_core::wire::snapshot_window_frames(&meta, &data, offset, bytes_max, first, 8);
             let mut got = Vec::new();
-            let window = Window { offset, bytes_max };
+            let window = Window {
+                offset,
+                bytes_max,
+                first,
+            };
             let crc = crc32fast::hash(&data);
             let body = &data[(offset as usize).min(data.len())..];
             snapshot_frames_from(&meta, body, 100, crc, 8, window, |f| {

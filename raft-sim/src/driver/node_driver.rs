@@ -51,8 +51,9 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
                 meta,
                 offset,
                 bytes_max,
+                first,
                 ..
-            } => self.send_snapshot(stream, meta, offset, bytes_max),
+            } => self.send_snapshot(stream, meta, (offset, bytes_max), first),
             Action::CloseStream { stream, .. } => {
                 self.close_stream(stream);
                 Ok(())
@@ -224,13 +225,15 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
         &mut self,
         stream: StreamId,
         meta: SnapshotMeta,
-        offset: u64,
-        bytes_max: u64,
+        (offset, bytes_max): (u64, u64),
+        first: bool,
     ) -> Result<(), Failure> {
         let (w, i) = (&mut *self.w, self.i);
         let now = w.now;
         if offset == 0 {
             w.cover("snapshot sent on a stream");
+        } else if first {
+            w.cover(crate::coverage::SNAPSHOT_RESUMED);
         } else {
             w.cover("snapshot sent in several budget windows");
         }
@@ -251,6 +254,7 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
             &s.data,
             offset,
             bytes_max,
+            first,
             SNAPSHOT_CHUNK_BYTES,
         );
         for frame in frames {

@@ -315,6 +315,10 @@ pub enum FrameKind {
         index: LogIndex,
         /// Its size in bytes.
         size: u64,
+        /// It resumes a transfer an earlier stream cut short (it starts
+        /// past byte 0). Not the offset itself: a fact stays within a
+        /// cache line.
+        resumed: bool,
     },
     /// Bytes of a snapshot.
     SnapshotChunk {
@@ -351,9 +355,10 @@ impl FrameKind {
                 leader_commit: *leader_commit,
                 count: u32::try_from(entries.len()).unwrap_or(u32::MAX),
             },
-            Frame::SnapshotBegin { meta, size } => FrameKind::SnapshotBegin {
+            Frame::SnapshotBegin { meta, size, offset } => FrameKind::SnapshotBegin {
                 index: meta.index,
                 size: *size,
+                resumed: *offset > 0,
             },
             Frame::SnapshotChunk { offset, data, .. } => FrameKind::SnapshotChunk {
                 offset: *offset,

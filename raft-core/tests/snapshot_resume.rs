@@ -1,0 +1,126 @@
+//! A snapshot transfer cut short by a broken stream resumes on the next
+//! stream from the bytes the follower stored, instead of from byte 0.
+mod harness;
+use harness::*;
+use raft_core::*;
+
+fn count(h: &Host, f: impl Fn(&Action) -> bool) -> usize {
+    h.actions().iter().filter(|a| f(a)).count()
+}
+
+/// The offsets at which `h` stored snapshot chunks, in order.
+fn stored_offsets(h: &Host) -> Vec<u64> {
+    h.actions()
+        .iter()
+        .filter_map(|a| match a {
+            Action::ReceiveSnapshotChunk { offset, .. } => Some(*offset),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A follower far behind, a snapshot of many budgets on its way, and the
+/// leader-to-follower link cut once `chunks` chunks arrived.
+fn transfer_cut_after(chunks: usize) -> (Cluster, NodeId, NodeId, u64) {
+    let budget = 800;
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            stream_budget_bytes: budget,
+            snapshot_policy: SnapshotPolicy::every_entries(50),
+            snapshot_trailing_entries: 2,
+            ..NodeOptions::new(NodeId(1))
+        },
+    );
+    c.set_snapshot_chunk_bytes(250);
+    let leader = c.leader().unwrap();
+    let f = c.others(leader)[0];
+    c.crash(f);
+    for i in 0..120 {
+        c.propose(format!("write {i:>4} with some padding to make it weigh").as_bytes());
+        c.settle();
+    }
+    let size = c.host(leader).disk.snapshot.as_ref().unwrap().1.len() as u64;
+    assert!(
+        size > 4 * budget,
+        "a snapshot of many budgets: {size} bytes"
+    );
+    c.restart(f);
+    // One event at a time, so the cut lands in the middle of the transfer.
+    for _ in 0..100_000 {
+        if stored_offsets(c.host(f)).len() >= chunks {
+            break;
+        }
+        if !c.deliver_next() {
+            let (due, id) = c
+                .ids()
+                .into_iter()
+                .map(|id| (c.node(id).next_deadline(), id))
+                .min()
+                .unwrap();
+            c.advance_to(due.max(c.now()));
+            c.step(id, Event::Tick);
+        }
+    }
+    assert!(
+        stored_offsets(c.host(f)).len() >= chunks,
+        "the transfer stalled"
+    );
+    c.cut(leader, f);
+    c.run_for(Duration::from_millis(20));
+    c.heal();
+    (c, leader, f, size)
+}
+
+#[test]
+fn a_broken_transfer_resumes_where_the_follower_stopped() {
+    let (mut c, leader, f, size) = transfer_cut_after(6);
+    c.run_for(Duration::from_millis(1_000));
+
+    let offsets = stored_offsets(c.host(f));
+    assert_eq!(
+        offsets.iter().filter(|o| **o == 0).count(),
+        1,
+        "the transfer never started over: {offsets:?}"
+    );
+    // Every byte was stored once: the offsets only go up.
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+    let resumed = c.host(leader).actions().iter().any(|a| {
+        matches!(a, Action::SendSnapshot { offset, first: true, .. } if *offset > 0 && *offset < size)
+    });
+    assert!(resumed, "the leader resumed the transfer past byte 0");
+    assert_eq!(
+        count(c.host(f), |a| matches!(a, Action::InstallSnapshot { .. })),
+        1
+    );
+    assert_eq!(c.commands(f).len(), 120);
+    c.assert_state_machine_safety();
+}
+
+#[test]
+fn a_transfer_whose_snapshot_was_replaced_meanwhile_starts_over_with_the_new_one() {
+    let (mut c, leader, f, _) = transfer_cut_after(6);
+    // While the stream is down, the leader takes a newer snapshot: the
+    // follower's offer names one the leader no longer sends.
+    c.isolate(f);
+    for i in 0..60 {
+        c.propose(format!("more {i:>4} with some padding to make it weigh").as_bytes());
+        c.settle();
+    }
+    c.heal();
+    c.run_for(Duration::from_millis(1_000));
+
+    let offsets = stored_offsets(c.host(f));
+    assert_eq!(
+        offsets.iter().filter(|o| **o == 0).count(),
+        2,
+        "the second snapshot from byte 0: {offsets:?}"
+    );
+    let _ = leader;
+    assert_eq!(
+        count(c.host(f), |a| matches!(a, Action::InstallSnapshot { .. })),
+        1
+    );
+    assert_eq!(c.commands(f).len(), 180);
+    c.assert_state_machine_safety();
+}
