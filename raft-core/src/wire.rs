@@ -643,39 +643,24 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_begin_with_an_invalid_config_is_invalid() {
-        let mut config = config();
-        config.members.reverse();
-        let begin = Frame::SnapshotBegin {
+    fn snapshot_begin_with_an_invalid_config_or_past_its_size_is_invalid() {
+        let begin = |config, size, offset| Frame::SnapshotBegin {
             meta: SnapshotMeta {
                 index: LogIndex(5),
                 term: Term(1),
                 config,
             },
-            size: 0,
-            offset: 0,
+            size,
+            offset,
         };
-        assert!(matches!(
-            decode(&encoded(&WireUnit::Frame(begin))),
-            Err(DecodeError::Invalid(_))
-        ));
-    }
-
-    #[test]
-    fn snapshot_begin_past_its_size_is_invalid() {
-        let begin = Frame::SnapshotBegin {
-            meta: SnapshotMeta {
-                index: LogIndex(5),
-                term: Term(1),
-                config: config(),
-            },
-            size: 3,
-            offset: 4,
-        };
-        assert!(matches!(
-            decode(&encoded(&WireUnit::Frame(begin))),
-            Err(DecodeError::Invalid(_))
-        ));
+        let mut reversed = config();
+        reversed.members.reverse();
+        for frame in [begin(reversed, 0, 0), begin(config(), 3, 4)] {
+            assert!(matches!(
+                decode(&encoded(&WireUnit::Frame(frame))),
+                Err(DecodeError::Invalid(_))
+            ));
+        }
     }
 
     #[test]
