@@ -316,6 +316,7 @@ impl Service {
                 "streams_opened": t.streams_opened,
                 "streams_overflowed": t.streams_overflowed,
                 "snapshots_sent": t.snapshots_sent,
+                "snapshots_resumed": t.snapshots_resumed,
                 "hellos_refused": t.hellos_refused,
                 "refused_by_peers": t.refused_by_peers,
                 "malformed_connections": t.malformed_connections,

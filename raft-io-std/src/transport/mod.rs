@@ -109,6 +109,9 @@ pub struct TransportMetrics {
     pub streams_overflowed: u64,
     /// Snapshots sent whole on a stream.
     pub snapshots_sent: u64,
+    /// Snapshot transfers resumed on a new stream past byte 0, after the
+    /// last one broke (`raft_core::StreamOpen::resume`).
+    pub snapshots_resumed: u64,
     /// Hellos this node refused (foreign cluster, misdirected, malformed).
     pub hellos_refused: u64,
     /// Times a peer refused this node's hello.
@@ -130,6 +133,7 @@ struct Counters {
     streams_opened: AtomicU64,
     streams_overflowed: AtomicU64,
     snapshots_sent: AtomicU64,
+    snapshots_resumed: AtomicU64,
     hellos_refused: AtomicU64,
     refused_by_peers: AtomicU64,
     malformed_connections: AtomicU64,
@@ -533,6 +537,7 @@ impl Transport {
             streams_opened: get(&c.streams_opened),
             streams_overflowed: get(&c.streams_overflowed),
             snapshots_sent: get(&c.snapshots_sent),
+            snapshots_resumed: get(&c.snapshots_resumed),
             hellos_refused: get(&c.hellos_refused),
             refused_by_peers: get(&c.refused_by_peers),
             malformed_connections: get(&c.malformed_connections),

@@ -319,6 +319,7 @@ fn write_snapshot(
         tracing::info!("sending {meta} ({size} bytes)");
     } else if window.first {
         tracing::info!("resuming {meta} at byte {} of {size}", window.offset);
+        bump(&shared.counters.snapshots_resumed, 1);
     }
     snapshot_frames_from(meta, reader, size, crc, chunk_bytes, window, |frame| {
         buf.clear();
