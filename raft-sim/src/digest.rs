@@ -30,6 +30,59 @@ pub fn mix(h: u64, x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A [`std::hash::Hasher`] folding everything written into one [`mix`]
+/// chain: lets a `#[derive(Hash)]` type (a trace [`crate::trace::Fact`]) be
+/// digested without formatting it. Integers of every width are folded as one
+/// `u64` each, so the value does not depend on the platform's `usize`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DigestHasher(pub u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = mix(self.0, hash_bytes(bytes));
+    }
+    fn write_u8(&mut self, x: u8) {
+        self.0 = mix(self.0, u64::from(x));
+    }
+    fn write_u16(&mut self, x: u16) {
+        self.0 = mix(self.0, u64::from(x));
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.0 = mix(self.0, u64::from(x));
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = mix(self.0, x);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.0 = mix(self.0, x as u64);
+    }
+    fn write_i8(&mut self, x: i8) {
+        self.write_u64(x as i64 as u64);
+    }
+    fn write_i16(&mut self, x: i16) {
+        self.write_u64(x as i64 as u64);
+    }
+    fn write_i32(&mut self, x: i32) {
+        self.write_u64(x as i64 as u64);
+    }
+    fn write_i64(&mut self, x: i64) {
+        self.write_u64(x as u64);
+    }
+    fn write_isize(&mut self, x: isize) {
+        self.write_u64(x as i64 as u64);
+    }
+}
+
+/// The digest of `x` folded into `h` (see [`DigestHasher`]).
+pub fn mix_hash<T: std::hash::Hash + ?Sized>(h: u64, x: &T) -> u64 {
+    let mut hasher = DigestHasher(h);
+    x.hash(&mut hasher);
+    hasher.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +96,13 @@ mod tests {
         assert_ne!(hash_bytes(b"12345678x"), hash_bytes(b"12345678y"));
         assert_ne!(mix(0, 1), mix(1, 0));
         assert_eq!(mix(0, 0), mix(0, 0));
+    }
+
+    #[test]
+    fn a_hashed_value_is_folded_field_by_field() {
+        assert_eq!(mix_hash(7, &3u64), mix(7, 3));
+        assert_eq!(mix_hash(7, &3usize), mix(7, 3));
+        assert_eq!(mix_hash(7, &(1u32, 2u8)), mix(mix(7, 1), 2));
+        assert_ne!(mix_hash(0, &Some(1u64)), mix_hash(0, &None::<u64>));
     }
 }

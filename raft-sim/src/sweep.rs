@@ -167,6 +167,29 @@ impl SweepSummary {
     }
 }
 
+/// How many trace records a failing seed's report shows.
+pub const FAILURE_TAIL: usize = 200;
+
+/// Runs one seed of a sweep: with a trace that keeps and formats nothing
+/// (formatting every record was most of a seed's time), then, only if the
+/// seed fails, again with a ring of [`FAILURE_TAIL`] records to report the
+/// tail. The replay is the same run (a seed is deterministic); should its
+/// digest differ, the tail says so first.
+fn sweep_seed<S: Service>(service: &S, seed: u64, config: &RunConfig) -> RunReport {
+    let mut report = run_seed_with(service, seed, config, Trace::new(0, false));
+    if report.failure.is_some() {
+        let replay = run_seed_with(service, seed, config, Trace::new(FAILURE_TAIL, false));
+        if replay.digest != report.digest {
+            report.trace_tail.push(format!(
+                "(nondeterminism: the replay's digest {:016x} differs from the run's {:016x}; the tail below is the replay's)",
+                replay.digest, report.digest
+            ));
+        }
+        report.trace_tail.extend(replay.trace_tail);
+    }
+    report
+}
+
 /// Runs key-value seeds `from..to` (see [`sweep_with`]).
 pub fn sweep(
     from: u64,
@@ -198,7 +221,7 @@ pub fn sweep_with<S: Service>(
                     if seed >= to {
                         break;
                     }
-                    let mut report = run_seed_with(service, seed, config, Trace::new(200, false));
+                    let mut report = sweep_seed(service, seed, config);
                     report.history = Vec::new();
                     progress(&report);
                     results

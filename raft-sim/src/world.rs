@@ -633,7 +633,11 @@ pub fn run_service<S: Service>(service: &S, scenario: Scenario, trace: Trace) ->
     let _ = world.trace.flush();
     let mut report = world.report();
     if report.failure.is_some() {
-        report.trace_tail = world.trace.tail(200).map(|r| r.to_string()).collect();
+        report.trace_tail = world
+            .trace
+            .tail(crate::sweep::FAILURE_TAIL)
+            .map(|r| r.to_string())
+            .collect();
     }
     report
 }

@@ -152,8 +152,8 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
         durability::check_send(i, &msg, &w.hosts[i].disk)?;
         let Some(to) = index_of(msg.to, n) else {
             let fact = Fact::dropped(i, &msg, DropReason::NoSuchNode);
-            w.trace
-                .record(now, Some(i), fact, format!("-> drop (no such node) {msg}"));
+            let text = w.trace.text(format_args!("-> drop (no such node) {msg}"));
+            w.trace.record(now, Some(i), fact, text);
             return Ok(());
         };
         match w.net.send_datagram(i, to, now, &mut w.net_rng) {
@@ -183,8 +183,8 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
             }
             Err(why) => {
                 let fact = Fact::dropped(i, &msg, DropReason::of_send(why));
-                w.trace
-                    .record(now, Some(i), fact, format!("-> drop ({why}) {msg}"))
+                let text = w.trace.text(format_args!("-> drop ({why}) {msg}"));
+                w.trace.record(now, Some(i), fact, text);
             }
         }
         w.hostile_datagram(i, &msg);
