@@ -112,6 +112,9 @@ pub struct World<S: Service = KvService> {
     /// The trace.
     pub trace: Trace,
     pub(crate) queue: EventQueue,
+    /// The voters of the node being stepped, before the step (a buffer
+    /// reused across steps, see [`World::step_node`]).
+    pub(crate) voters_before: Vec<NodeId>,
     pub(crate) net_rng: SimRng,
     pub(crate) disk_rng: SimRng,
     pub(crate) election: ElectionSafety,
@@ -199,6 +202,7 @@ impl<S: Service> World<S> {
             workload,
             trace,
             queue: EventQueue::default(),
+            voters_before: Vec::new(),
             net_rng: SimRng::new(seed, StreamKind::Network),
             disk_rng,
             election: ElectionSafety::default(),
