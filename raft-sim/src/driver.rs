@@ -82,6 +82,9 @@ impl<S: crate::service::Service> World<S> {
                     bytes: put.bytes,
                 };
                 self.trace.record(self.now, Some(i), fact, text);
+                if let Some((at, e)) = put.head {
+                    self.schedule(at, SimEvent::Net(e));
+                }
                 self.schedule_net(put.follow);
             }
             Err(why) => {

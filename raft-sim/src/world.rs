@@ -566,8 +566,10 @@ impl<S: Service> World<S> {
                 if !self.rules.is_empty() && self.judge_frame(stream, dir, generation) {
                     return;
                 }
-                let (d, follow) = self.net.deliver(stream, dir, generation, self.now);
-                self.schedule_net(follow);
+                let (d, follow) = self.net.deliver_one(stream, dir, generation, self.now);
+                if let Some((at, e)) = follow {
+                    self.schedule(at, SimEvent::Net(e));
+                }
                 match d {
                     crate::network::Delivery::Frame {
                         node,
