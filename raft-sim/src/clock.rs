@@ -146,7 +146,16 @@ mod tests {
             u64::MAX - 1,
             u64::MAX,
         ];
-        for drift in [-DRIFT_PPM_LIMIT, -123_457, -1, 0, 1, 99, 123_457, DRIFT_PPM_LIMIT] {
+        for drift in [
+            -DRIFT_PPM_LIMIT,
+            -123_457,
+            -1,
+            0,
+            1,
+            99,
+            123_457,
+            DRIFT_PPM_LIMIT,
+        ] {
             for offset in [0u64, 5, 1 << 40, u64::MAX - 10] {
                 let c = Clock::new(offset, drift);
                 for g in globals {
