@@ -296,11 +296,14 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
                 );
             }
         }
-        let disk_entries = entries
-            .into_iter()
-            .zip(digests)
-            .map(|(entry, digest)| DiskEntry { entry, digest })
-            .collect();
+        // Sized up front: collecting the zip grew the vector step by step.
+        let mut disk_entries = Vec::with_capacity(digests.len());
+        disk_entries.extend(
+            entries
+                .into_iter()
+                .zip(digests)
+                .map(|(entry, digest)| DiskEntry { entry, digest }),
+        );
         w.submit(i, DiskOp::Append(disk_entries));
         Ok(())
     }
