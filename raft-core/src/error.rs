@@ -155,7 +155,7 @@ pub enum DecodeError {
 
 /// Why a peer's message or stream was refused. Reported by `Action::Refused` so
 /// operators can see misconfiguration (a node of another cluster knocking).
-#[derive(Clone, Debug, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize, Hash)]
 #[non_exhaustive]
 pub enum Refusal {
     /// The sender belongs to another cluster.
@@ -207,7 +207,7 @@ pub enum Refusal {
 /// closes the stream on the first violation (the follower reopens it after the
 /// reconnect delay) instead of trusting it. A message that breaks a rule is
 /// dropped.
-#[derive(Clone, Debug, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize, Hash)]
 #[non_exhaustive]
 pub enum Violation {
     /// A chunk of a term other than the stream's.

@@ -30,7 +30,7 @@ pub struct Message {
 }
 
 /// The kinds of datagram.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum MessageBody {
     /// "Would you vote for me in `term`?" Changes no state on the receiver.
     PreVoteRequest {

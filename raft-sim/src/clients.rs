@@ -53,12 +53,17 @@ impl<S: Service> World<S> {
     ) {
         let at = Instant(self.now.0 + CLIENT_LATENCY_NS);
         if let Some((client, op_index)) = self.workload.finish(id, at, end, hint) {
-            let op = self
-                .service
-                .describe(&self.workload.history()[op_index as usize]);
-            let text = self
-                .trace
-                .text(format_args!("client {client} {op} ({why})"));
+            // Describing the operation is most of the text's cost: skip it
+            // when nothing reads the text.
+            let text = if self.trace.wants_text() {
+                let op = self
+                    .service
+                    .describe(&self.workload.history()[op_index as usize]);
+                self.trace
+                    .text(format_args!("client {client} {op} ({why})"))
+            } else {
+                String::new()
+            };
             let fact = Fact::ClientFinished {
                 client,
                 op: op_index,

@@ -34,7 +34,7 @@ pub use control::{DiskDamage, RotError};
 
 /// What a crash did to the pending writes: a prefix survived, the first lost
 /// append may have been torn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CrashAccount {
     /// Pending operations that survived.
     pub kept: usize,

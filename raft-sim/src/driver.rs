@@ -82,6 +82,9 @@ impl<S: crate::service::Service> World<S> {
                     bytes: put.bytes,
                 };
                 self.trace.record(self.now, Some(i), fact, text);
+                if let Some((at, e)) = put.head {
+                    self.schedule(at, SimEvent::Net(e));
+                }
                 self.schedule_net(put.follow);
             }
             Err(why) => {
@@ -168,11 +171,13 @@ impl<S: crate::service::Service> World<S> {
         };
         // A leader may commit and then append a configuration in one step
         // (a promotion): the commit was decided under the voters before it.
-        let voters_before: Vec<raft_core::NodeId> = if node.role() == Role::Leader {
-            node.config().voters().collect()
-        } else {
-            Vec::new()
-        };
+        // (Into a buffer kept across steps: collecting a fresh `Vec` on
+        // every leader step was several percent of a sweep.)
+        let mut voters_before = std::mem::take(&mut self.voters_before);
+        voters_before.clear();
+        if node.role() == Role::Leader {
+            voters_before.extend(node.config().voters());
+        }
         let mut actions = ActionBuffer::take();
         node.step_into(local, event, &mut actions.0);
         // With other voters, a read answered within the step that asked it
@@ -206,7 +211,9 @@ impl<S: crate::service::Service> World<S> {
             }
         }
         self.flush_hostile(i);
-        if let Err(f) = self.after_step(i, &voters_before) {
+        let checked = self.after_step(i, &voters_before);
+        self.voters_before = voters_before;
+        if let Err(f) = checked {
             return self.fail(f);
         }
         if self.crash_armed.contains(&i) && self.hosts[i].disk.has_pending_multi_append() {
@@ -364,10 +371,14 @@ impl<S: crate::service::Service> World<S> {
         if self.hosts[i].steps % BOUNDS_SAMPLE_STEPS == 0 {
             self.check_bounds(i)?;
         }
-        for (index, digest) in std::mem::take(&mut self.hosts[i].step_applies) {
-            self.global.on_apply(i, index, digest)?;
-        }
-        Ok(())
+        // Cleared in place, not taken: the buffer keeps its capacity for
+        // the node's next step (taking it cost an allocation per apply).
+        let applies = &mut self.hosts[i].step_applies;
+        let checked = applies
+            .iter()
+            .try_for_each(|&(index, digest)| self.global.on_apply(i, index, digest));
+        applies.clear();
+        checked
     }
 
     /// Bounds: a leader's bytes in flight per follower stay within the stream

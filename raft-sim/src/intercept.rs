@@ -30,7 +30,7 @@ use raft_core::{Duration, Frame, Instant, Message, StreamId};
 
 /// What a rule does with a datagram or frame it picked (see the module doc
 /// for how a stream frame is treated).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Treatment {
     /// Lost (a stream frame: the stream breaks).
     Drop,

@@ -253,7 +253,7 @@ impl fmt::Display for Knobs {
 }
 
 /// A shape of network partition (node indexes are 0-based world indexes).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum Shape {
     /// One node cut off from all others, both ways.
     Isolate {
@@ -360,7 +360,7 @@ pub fn pair_with(l: usize, pick: usize, n: usize) -> Vec<usize> {
 }
 
 /// A fault the schedule injects.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum Fault {
     /// Replace the connectivity by this shape.
     Partition(Shape),

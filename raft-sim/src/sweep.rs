@@ -14,7 +14,7 @@ use crate::scenario::Scenario;
 use crate::service::Service;
 use crate::swarm::{Overrides, scenario_from_seed};
 use crate::trace::Trace;
-use crate::world::{RunReport, run_service};
+use crate::world::{RunReport, run_service_with};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -75,7 +75,17 @@ pub fn run(scenario: Scenario, trace: Trace) -> RunReport {
 /// Runs an explicit scenario (a seed's, or one loaded from a file) of
 /// `service`; a panic's report carries the panic message and location.
 pub fn run_with<S: Service>(service: &S, scenario: Scenario, trace: Trace) -> RunReport {
-    let mut report = run_service(service, scenario, trace);
+    run_inner(service, scenario, trace, true)
+}
+
+/// [`run_with`], with the client history in the report only if `history`.
+fn run_inner<S: Service>(
+    service: &S,
+    scenario: Scenario,
+    trace: Trace,
+    history: bool,
+) -> RunReport {
+    let mut report = run_service_with(service, scenario, trace, history);
     if let Some(f) = &mut report.failure {
         if f.class == FailureClass::Panic {
             if let Some(text) = take_last_panic() {
@@ -167,6 +177,34 @@ impl SweepSummary {
     }
 }
 
+/// How many trace records a failing seed's report shows.
+pub const FAILURE_TAIL: usize = 200;
+
+/// Runs one seed of a sweep: with a trace that keeps and formats nothing
+/// (formatting every record was most of a seed's time), then, only if the
+/// seed fails, again with a ring of [`FAILURE_TAIL`] records to report the
+/// tail. The replay is the same run (a seed is deterministic); should its
+/// digest differ, the tail says so first.
+/// The report carries no client history (a sweep keeps none).
+fn sweep_seed<S: Service>(service: &S, seed: u64, config: &RunConfig) -> RunReport {
+    let run = |trace| {
+        let scenario = scenario_from_seed(seed, config.swarm, &config.overrides);
+        run_inner(service, scenario, trace, false)
+    };
+    let mut report = run(Trace::new(0, false));
+    if report.failure.is_some() {
+        let replay = run(Trace::new(FAILURE_TAIL, false));
+        if replay.digest != report.digest {
+            report.trace_tail.push(format!(
+                "(nondeterminism: the replay's digest {:016x} differs from the run's {:016x}; the tail below is the replay's)",
+                replay.digest, report.digest
+            ));
+        }
+        report.trace_tail.extend(replay.trace_tail);
+    }
+    report
+}
+
 /// Runs key-value seeds `from..to` (see [`sweep_with`]).
 pub fn sweep(
     from: u64,
@@ -198,8 +236,7 @@ pub fn sweep_with<S: Service>(
                     if seed >= to {
                         break;
                     }
-                    let mut report = run_seed_with(service, seed, config, Trace::new(200, false));
-                    report.history = Vec::new();
+                    let report = sweep_seed(service, seed, config);
                     progress(&report);
                     results
                         .lock()

@@ -5,10 +5,14 @@
 //! ([`Trace::subscribe`]), and optionally written as text to stdout or as
 //! JSONL to a file.
 //!
-//! The digest, `-v` and the JSONL are made of the text alone, so adding a
-//! fact to a record changes no digest and no replay.
+//! The digest is made of the facts (plus the text of the few facts whose
+//! text says which, see [`Fact::text_says_more`]), so a trace that nobody
+//! reads never formats a line: a sweep keeps no ring
+//! ([`Trace::new`] with a capacity of 0) and [`Trace::text`] then returns an
+//! empty string without formatting. Formatting every record was most of a
+//! sweep's time. `-v`, the JSONL and the timeline are made of the text alone.
 
-use crate::digest::{hash_bytes, mix};
+use crate::digest::{hash_bytes, mix, mix_hash};
 use raft_core::Instant;
 use std::fmt;
 use std::io::Write;
@@ -57,6 +61,9 @@ pub struct Trace {
     echo: bool,
     jsonl: Option<Box<dyn Write + Send>>,
     subscribers: Vec<Subscriber>,
+    /// Whether anything reads the records' text: a ring, `echo`, the JSONL
+    /// or a subscriber. Without, [`Trace::text`] formats nothing.
+    wants_text: bool,
     /// The text buffer of the record last pushed out of the ring, handed
     /// back by [`Trace::text`]: formatting every record into a fresh
     /// `String` grown from empty was a large share of a sweep's time.
@@ -89,14 +96,29 @@ impl Trace {
             echo,
             jsonl: None,
             subscribers: Vec::new(),
+            wants_text: ring_cap > 0 || echo,
             spare: String::new(),
         }
     }
 
+    /// Whether anything reads the records' text (a ring, `-v`, the JSONL, a
+    /// subscriber): if not, [`Trace::text`] returns an empty string and a
+    /// caller may skip work that only feeds the text.
+    pub fn wants_text(&self) -> bool {
+        self.wants_text
+    }
+
     /// Formats a record's text into a recycled buffer (the text of a record
     /// the ring let go), to hand to [`Trace::record`]. Same text as
-    /// `format!`, without an allocation per record once the ring is full.
+    /// `format!`, without an allocation per record once the ring is full;
+    /// an empty string, formatting nothing, when nothing reads the text
+    /// ([`Trace::wants_text`]). A fact whose text says more than the fact
+    /// ([`Fact::text_says_more`]) must get its text from `format!` instead:
+    /// the digest reads it.
     pub fn text(&mut self, args: fmt::Arguments<'_>) -> String {
+        if !self.wants_text {
+            return String::new();
+        }
         let mut text = std::mem::take(&mut self.spare);
         text.clear();
         if text.capacity() == 0 {
@@ -109,6 +131,7 @@ impl Trace {
     /// Also writes every record as one JSON object per line.
     pub fn with_jsonl(mut self, out: Box<dyn Write + Send>) -> Trace {
         self.jsonl = Some(out);
+        self.wants_text = true;
         self
     }
 
@@ -116,14 +139,21 @@ impl Trace {
     /// (whatever the ring keeps). `f` only observes: it cannot change the run.
     pub fn subscribe(&mut self, f: impl FnMut(&TraceRecord) + 'static) {
         self.subscribers.push(Box::new(f));
+        self.wants_text = true;
     }
 
-    /// Records one thing that happened: `fact` for programs, `text` for people.
+    /// Records one thing that happened: `fact` for programs, `text` for
+    /// people (empty if nothing reads it, see [`Trace::text`]).
     pub fn record(&mut self, at: Instant, node: Option<usize>, fact: Fact, text: String) {
-        self.digest = mix(
+        let mut digest = mix_hash(
             mix(mix(self.digest, at.0), node.map_or(0, |n| n as u64 + 1)),
-            hash_bytes(text.as_bytes()),
+            &fact,
         );
+        if fact.text_says_more() {
+            debug_assert!(!text.is_empty(), "{fact:?} needs its text in the digest");
+            digest = mix(digest, hash_bytes(text.as_bytes()));
+        }
+        self.digest = digest;
         let seq = self.seq;
         self.seq += 1;
         let watched = self.echo || self.jsonl.is_some() || !self.subscribers.is_empty();
@@ -242,7 +272,7 @@ mod tests {
     use std::rc::Rc;
 
     #[test]
-    fn digest_depends_on_time_node_and_text() {
+    fn digest_depends_on_time_node_and_fact() {
         let mut a = Trace::new(2, false);
         let mut b = Trace::new(2, false);
         a.record(Instant(1), Some(0), Fact::Resumed, "x".into());
@@ -250,7 +280,38 @@ mod tests {
         assert_eq!(a.digest(), b.digest());
         b.record(Instant(2), Some(0), Fact::Resumed, "y".into());
         a.record(Instant(2), Some(1), Fact::Resumed, "y".into());
-        assert_ne!(a.digest(), b.digest());
+        assert_ne!(a.digest(), b.digest(), "the node counts");
+        let (mut c, mut d) = (Trace::new(0, false), Trace::new(0, false));
+        c.record(Instant(1), None, Fact::Resumed, String::new());
+        d.record(Instant(2), None, Fact::Resumed, String::new());
+        assert_ne!(c.digest(), d.digest(), "the time counts");
+        let (mut c, mut d) = (Trace::new(0, false), Trace::new(0, false));
+        c.record(Instant(1), None, Fact::Resumed, String::new());
+        d.record(Instant(1), None, Fact::Healed, String::new());
+        assert_ne!(c.digest(), d.digest(), "the fact counts");
+    }
+
+    #[test]
+    fn the_digest_reads_the_text_only_where_the_fact_does_not_say_it_all() {
+        let digest = |fact: Fact, text: &str| {
+            let mut t = Trace::new(1, false);
+            t.record(Instant(1), None, fact, text.into());
+            t.digest()
+        };
+        assert_eq!(digest(Fact::Healed, "a"), digest(Fact::Healed, "b"));
+        assert_ne!(digest(Fact::Nemesis, "a"), digest(Fact::Nemesis, "b"));
+    }
+
+    #[test]
+    fn a_trace_nobody_reads_formats_nothing() {
+        let mut t = Trace::new(0, false);
+        assert!(!t.wants_text());
+        assert_eq!(t.text(format_args!("x{}", 1)), "");
+        t.subscribe(|_| {});
+        assert!(t.wants_text());
+        assert_eq!(t.text(format_args!("x{}", 1)), "x1");
+        assert!(Trace::new(1, false).wants_text());
+        assert!(Trace::new(0, true).wants_text());
     }
 
     #[test]

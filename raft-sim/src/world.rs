@@ -112,6 +112,9 @@ pub struct World<S: Service = KvService> {
     /// The trace.
     pub trace: Trace,
     pub(crate) queue: EventQueue,
+    /// The voters of the node being stepped, before the step (a buffer
+    /// reused across steps, see [`World::step_node`]).
+    pub(crate) voters_before: Vec<NodeId>,
     pub(crate) net_rng: SimRng,
     pub(crate) disk_rng: SimRng,
     pub(crate) election: ElectionSafety,
@@ -199,6 +202,7 @@ impl<S: Service> World<S> {
             workload,
             trace,
             queue: EventQueue::default(),
+            voters_before: Vec::new(),
             net_rng: SimRng::new(seed, StreamKind::Network),
             disk_rng,
             election: ElectionSafety::default(),
@@ -387,31 +391,45 @@ impl<S: Service> World<S> {
 
     /// The report of the run so far.
     pub fn report(&self) -> RunReport {
+        self.report_with(true)
+    }
+
+    /// The report of the run so far, with the client history only if
+    /// `history` (describing every operation costs a sweep, which drops it).
+    fn report_with(&self, history: bool) -> RunReport {
         RunReport {
             seed: self.scenario.seed,
             digest: self.trace.digest(),
             events: self.events,
             sim_ns: self.now.0,
             failure: self.failure.clone(),
-            history: self
-                .workload
-                .history()
-                .iter()
-                .map(|op| OpRecord {
-                    id: op.id,
-                    client: op.client,
-                    invoke_ns: op.invoke_ns,
-                    complete_ns: op.complete_ns,
-                    outcome: op.outcome,
-                    text: self.service.describe(op),
-                })
-                .collect(),
+            history: if history {
+                self.history_records()
+            } else {
+                Vec::new()
+            },
             leader_terms: self.election.terms_with_leader(),
             committed: self.global.committed_len(),
             acked_writes: self.acked.count(),
             trace_tail: Vec::new(),
             coverage: self.coverage.clone(),
         }
+    }
+
+    /// The client history, each operation described by the service.
+    fn history_records(&self) -> Vec<OpRecord> {
+        self.workload
+            .history()
+            .iter()
+            .map(|op| OpRecord {
+                id: op.id,
+                client: op.client,
+                invoke_ns: op.invoke_ns,
+                complete_ns: op.complete_ns,
+                outcome: op.outcome,
+                text: self.service.describe(op),
+            })
+            .collect()
     }
 
     /// The failure so far, if any.
@@ -548,8 +566,10 @@ impl<S: Service> World<S> {
                 if !self.rules.is_empty() && self.judge_frame(stream, dir, generation) {
                     return;
                 }
-                let (d, follow) = self.net.deliver(stream, dir, generation, self.now);
-                self.schedule_net(follow);
+                let (d, follow) = self.net.deliver_one(stream, dir, generation, self.now);
+                if let Some((at, e)) = follow {
+                    self.schedule(at, SimEvent::Net(e));
+                }
                 match d {
                     crate::network::Delivery::Frame {
                         node,
@@ -612,6 +632,16 @@ pub fn run_scenario(scenario: Scenario, trace: Trace) -> RunReport {
 /// Runs a whole seed of `service` and reports, catching panics of the core
 /// (and of the service's own code).
 pub fn run_service<S: Service>(service: &S, scenario: Scenario, trace: Trace) -> RunReport {
+    run_service_with(service, scenario, trace, true)
+}
+
+/// [`run_service`], with the client history in the report only if `history`.
+pub(crate) fn run_service_with<S: Service>(
+    service: &S,
+    scenario: Scenario,
+    trace: Trace,
+    history: bool,
+) -> RunReport {
     let mut world = World::with_service(service.clone(), scenario, trace);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.run()));
     if let Err(payload) = outcome {
@@ -631,9 +661,13 @@ pub fn run_service<S: Service>(service: &S, scenario: Scenario, trace: Trace) ->
         });
     }
     let _ = world.trace.flush();
-    let mut report = world.report();
+    let mut report = world.report_with(history);
     if report.failure.is_some() {
-        report.trace_tail = world.trace.tail(200).map(|r| r.to_string()).collect();
+        report.trace_tail = world
+            .trace
+            .tail(crate::sweep::FAILURE_TAIL)
+            .map(|r| r.to_string())
+            .collect();
     }
     report
 }

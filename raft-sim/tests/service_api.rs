@@ -8,7 +8,7 @@ use raft_sim::rng::{Ppm, SimRng};
 use raft_sim::scenario::Knobs;
 use raft_sim::service::{Model, Request, RequestOf, Service, StateMachine, Workload};
 use raft_sim::swarm::Overrides;
-use raft_sim::sweep::{RunConfig, run_seed_with};
+use raft_sim::sweep::{FAILURE_TAIL, RunConfig, run_seed_with, sweep_with};
 use raft_sim::trace::Trace;
 use std::cell::Cell;
 
@@ -176,4 +176,22 @@ fn reads_that_lag_behind_the_log_are_not_linearizable() {
             .unwrap_or_else(|| panic!("seed {seed}: stale reads went unnoticed"));
         assert_eq!(f.checker, "linearizability", "seed {seed}: {f}");
     }
+}
+
+/// A sweep runs each seed without formatting its trace, then replays a
+/// failing seed to report its tail: the tail and the digest must be those
+/// of the seed run alone with a ring.
+#[test]
+fn a_failing_seed_of_a_sweep_reports_the_tail_of_the_same_run() {
+    let service = CounterService {
+        flaw: Flaw::LaggingReads,
+    };
+    let summary = sweep_with(&service, 0, 1, 1, &config(), &|_| {});
+    let [swept] = summary.failures.as_slice() else {
+        panic!("seed 0 of the lagging reads should fail");
+    };
+    let alone = run_seed_with(&service, 0, &config(), Trace::new(FAILURE_TAIL, false));
+    assert_eq!(swept.digest, alone.digest);
+    assert_eq!(swept.trace_tail.len(), FAILURE_TAIL);
+    assert_eq!(swept.trace_tail, alone.trace_tail);
 }

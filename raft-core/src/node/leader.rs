@@ -267,21 +267,38 @@ impl Node {
             return 0;
         };
         let config = self.configs.latest();
-        let mut rounds: Vec<LogIndex> = config
-            .voters()
-            .map(|v| {
-                if v == self.id() {
-                    l.round
-                } else {
-                    l.cursors.get(&v).map_or(0, |c| c.acked_round)
-                }
+        let rounds = config.voters().map(|v| {
+            LogIndex(if v == self.id() {
+                l.round
+            } else {
+                l.cursors.get(&v).map_or(0, |c| c.acked_round)
             })
-            .map(LogIndex)
-            .collect();
-        if rounds.is_empty() {
-            rounds.push(LogIndex(0));
+        });
+        // Every answered heartbeat and every read asks this: gathered on the
+        // stack for clusters of up to `SMALL` voters rather than into a new
+        // `Vec` each time (`&self`, so the leader's scratch is out of reach).
+        const SMALL: usize = 16;
+        let mut small = [LogIndex(0); SMALL];
+        let mut n = 0;
+        let mut large = Vec::new();
+        for r in rounds {
+            if n < SMALL {
+                small[n] = r;
+            } else {
+                if large.is_empty() {
+                    large.extend_from_slice(&small);
+                }
+                large.push(r);
+            }
+            n += 1;
         }
-        committed_index(&rounds, config.quorum().max(1)).0
+        // No voter at all counts as round 0 (the array's first slot).
+        let rounds = if n > SMALL {
+            &large[..]
+        } else {
+            &small[..n.max(1)]
+        };
+        committed_index(rounds, config.quorum().max(1)).0
     }
 
     /// A quorum answered a round: reads waiting on it may go, and the lease extends.

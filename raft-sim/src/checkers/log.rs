@@ -144,7 +144,7 @@ pub struct GlobalLog {
     /// Every (index, term) ever appended anywhere, with its chain digest.
     digests: BTreeMap<(u64, u64), u64>,
     /// The committed prefix's chain digests by index (dense where known).
-    committed: BTreeMap<u64, u64>,
+    committed: ByIndex,
     committed_len: u64,
     /// The highest commit index reported by a node in each term. A reporter's
     /// term is at least the term in which that index was committed (the
@@ -152,7 +152,27 @@ pub struct GlobalLog {
     /// leader of a later term must hold.
     commit_by_term: BTreeMap<u64, u64>,
     /// The digest each index was first applied with, anywhere.
-    applied: BTreeMap<u64, u64>,
+    applied: ByIndex,
+}
+
+/// Digests by log index, in a `Vec` indexed by it: the indexes known are a
+/// prefix of the log with few gaps, and every commit and apply of every
+/// node looks one up (a `BTreeMap` here was about 4% of a sweep).
+#[derive(Clone, Debug, Default)]
+struct ByIndex(Vec<Option<u64>>);
+
+impl ByIndex {
+    fn get(&self, index: &u64) -> Option<&u64> {
+        self.0.get(usize::try_from(*index).ok()?)?.as_ref()
+    }
+
+    fn insert(&mut self, index: u64, digest: u64) {
+        let i = usize::try_from(index).expect("a log index held in memory fits a usize");
+        if i >= self.0.len() {
+            self.0.resize(i + 1, None);
+        }
+        self.0[i] = Some(digest);
+    }
 }
 
 impl GlobalLog {

@@ -27,7 +27,7 @@ use raft_core::{Instant, LogIndex, Term};
 use std::fmt;
 
 /// What recovery found wrong with a disk: why the node refuses to start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DiskDamage {
     /// A synced log record fails its checksum.

@@ -153,8 +153,8 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
         durability::check_send(i, &msg, &w.hosts[i].disk)?;
         let Some(to) = index_of(msg.to, n) else {
             let fact = Fact::dropped(i, &msg, DropReason::NoSuchNode);
-            w.trace
-                .record(now, Some(i), fact, format!("-> drop (no such node) {msg}"));
+            let text = w.trace.text(format_args!("-> drop (no such node) {msg}"));
+            w.trace.record(now, Some(i), fact, text);
             return Ok(());
         };
         match w.net.send_datagram(i, to, now, &mut w.net_rng) {
@@ -184,8 +184,8 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
             }
             Err(why) => {
                 let fact = Fact::dropped(i, &msg, DropReason::of_send(why));
-                w.trace
-                    .record(now, Some(i), fact, format!("-> drop ({why}) {msg}"))
+                let text = w.trace.text(format_args!("-> drop ({why}) {msg}"));
+                w.trace.record(now, Some(i), fact, text);
             }
         }
         w.hostile_datagram(i, &msg);
@@ -300,11 +300,14 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
                 );
             }
         }
-        let disk_entries = entries
-            .into_iter()
-            .zip(digests)
-            .map(|(entry, digest)| DiskEntry { entry, digest })
-            .collect();
+        // Sized up front: collecting the zip grew the vector step by step.
+        let mut disk_entries = Vec::with_capacity(digests.len());
+        disk_entries.extend(
+            entries
+                .into_iter()
+                .zip(digests)
+                .map(|(entry, digest)| DiskEntry { entry, digest }),
+        );
         w.submit(i, DiskOp::Append(disk_entries));
         Ok(())
     }

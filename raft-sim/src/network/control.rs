@@ -116,7 +116,7 @@ impl Network {
         lane.scheduled = false;
         lane.generation += 1;
         shift_queue(&mut lane.queue, until);
-        Self::schedule_head(stream, dir, lane)
+        Self::schedule_head(stream, dir, lane).into_iter().collect()
     }
 
     /// Stream directions held and not released (on streams still alive).

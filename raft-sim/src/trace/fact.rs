@@ -18,7 +18,7 @@ use raft_core::{
 };
 
 /// One thing that happened in a run (see the module doc).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Fact {
     /// The run began (the first record).
@@ -258,7 +258,7 @@ pub enum Fact {
 }
 
 /// Why a datagram was dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DropReason {
     /// Addressed to an id outside the world.
@@ -284,7 +284,7 @@ impl DropReason {
 }
 
 /// Why a stream broke.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum BreakCause {
     /// A direction stalled behind a partition for longer than
@@ -297,7 +297,7 @@ pub enum BreakCause {
 
 /// A stream frame without its payload. (Small on purpose: every frame sent
 /// and delivered makes one. A chunk's term is its stream's leader's.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FrameKind {
     /// Entries (or, empty, only a commit index), leader to follower.
@@ -374,7 +374,7 @@ impl FrameKind {
 }
 
 /// A core event other than a datagram or a frame, without its payload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Input {
     /// Time passed (a timer).
@@ -443,7 +443,7 @@ pub enum Input {
 }
 
 /// An action other than those with a fact of their own, without its payload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ActionKind {
     /// A follower opens a stream to `leader`.
@@ -624,6 +624,17 @@ impl Fact {
             body: msg.body.clone(),
             reason,
         }
+    }
+
+    /// Whether the record's text says more than this fact (the facts whose
+    /// doc says "the text says which", a failure's message, a panic's): the
+    /// digest then reads the text too, so these records' text is always
+    /// formatted. All are rare.
+    pub fn text_says_more(&self) -> bool {
+        matches!(
+            self,
+            Fact::Hostile | Fact::Nemesis | Fact::Judgment | Fact::Failed { .. } | Fact::Panicked
+        )
     }
 
     /// Whether this fact is about a datagram (sent, delivered, dropped or held).
