@@ -222,8 +222,10 @@ fn the_disk_reads_back_entries_within_the_count_and_byte_limits() {
         kind: EntryKind::Command,
         data: vec![b'x'; 76].into(),
     };
-    let mut disk = raft_core::testing::Disk::default();
-    disk.entries = (1..=10).map(entry).collect();
+    let disk = raft_core::testing::Disk {
+        entries: (1..=10).map(entry).collect(),
+        ..Default::default()
+    };
     let one = entry(1).budget_bytes();
     let indexes = |read: &[LogEntry]| read.iter().map(|e| e.index.0).collect::<Vec<_>>();
     assert_eq!(indexes(disk.read(LogIndex(3), 4, u64::MAX)), [3, 4, 5, 6]);
