@@ -275,6 +275,20 @@ mod tests {
     }
 
     #[test]
+    fn equal_entries_hash_alike_however_they_share_their_allocation() {
+        // `Hash` agrees with `Eq` (a map keyed by entries finds them): a
+        // slice of one run and a fresh run of the same entries hash alike.
+        use std::hash::{BuildHasher, RandomState};
+        let state = RandomState::new();
+        let slice = run(5).slice(1..4);
+        let fresh: Entries = slice.to_vec().into_iter().collect();
+        assert_eq!(slice, fresh);
+        assert_eq!(state.hash_one(&slice), state.hash_one(&fresh));
+        assert_eq!(state.hash_one(&slice), state.hash_one(slice.as_slice()));
+        assert_ne!(state.hash_one(&slice), state.hash_one(&run(3)));
+    }
+
+    #[test]
     fn entries_equal_the_vector_or_slice_of_the_same_entries_and_no_other() {
         let entries = run(3);
         let same: Vec<LogEntry> = entries.to_vec();
