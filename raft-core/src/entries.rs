@@ -281,11 +281,11 @@ mod tests {
         use std::hash::{BuildHasher, RandomState};
         let state = RandomState::new();
         let slice = run(5).slice(1..4);
-        let fresh: Entries = slice.to_vec().into_iter().collect();
+        let fresh: Entries = slice.iter().cloned().collect();
         assert_eq!(slice, fresh);
         assert_eq!(state.hash_one(&slice), state.hash_one(&fresh));
         assert_eq!(state.hash_one(&slice), state.hash_one(slice.as_slice()));
-        assert_ne!(state.hash_one(&slice), state.hash_one(&run(3)));
+        assert_ne!(state.hash_one(&slice), state.hash_one(run(3)));
     }
 
     #[test]
