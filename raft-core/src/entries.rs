@@ -261,4 +261,44 @@ mod tests {
         let indexes: Vec<u64> = entries.into_iter().map(|e| e.index.0).collect();
         assert_eq!(indexes, [2, 3, 4]);
     }
+
+    #[test]
+    fn the_by_value_iterator_knows_exactly_how_many_entries_are_left() {
+        // `ExactSizeIterator` promises an exact `len` at every step, which
+        // `collect` and `zip` rely on to size what they build.
+        let mut it = run(5).slice(1..4).into_iter();
+        for left in (0..=3).rev() {
+            assert_eq!(it.len(), left);
+            assert_eq!(it.size_hint(), (left, Some(left)));
+            assert_eq!(it.next().is_some(), left > 0);
+        }
+    }
+
+    #[test]
+    fn equal_entries_hash_alike_however_they_share_their_allocation() {
+        // `Hash` agrees with `Eq` (a map keyed by entries finds them): a
+        // slice of one run and a fresh run of the same entries hash alike.
+        use std::hash::{BuildHasher, RandomState};
+        let state = RandomState::new();
+        let slice = run(5).slice(1..4);
+        let fresh: Entries = slice.iter().cloned().collect();
+        assert_eq!(slice, fresh);
+        assert_eq!(state.hash_one(&slice), state.hash_one(&fresh));
+        assert_eq!(state.hash_one(&slice), state.hash_one(slice.as_slice()));
+        assert_ne!(state.hash_one(&slice), state.hash_one(run(3)));
+    }
+
+    #[test]
+    fn entries_equal_the_vector_or_slice_of_the_same_entries_and_no_other() {
+        let entries = run(3);
+        let same: Vec<LogEntry> = entries.to_vec();
+        assert!(entries == same);
+        assert!(entries == *same.as_slice());
+        let mut other = same.clone();
+        other[2].term = Term(2);
+        assert!(entries != other);
+        assert!(entries != *other.as_slice());
+        assert!(entries != same[..2].to_vec());
+        assert!(Entries::new() == Vec::new());
+    }
 }

@@ -409,4 +409,18 @@ mod tests {
             })
         );
     }
+
+    #[test]
+    fn a_chunk_or_an_entry_may_fill_half_a_wire_frame_and_no_more() {
+        let half = (FRAME_BYTES_MAX / 2) as u64;
+        let opts = |batch: u64, entry: u64| NodeOptions {
+            batch_bytes_max: batch,
+            entry_bytes_max: entry,
+            ..NodeOptions::new(NodeId(1))
+        };
+        assert_eq!(opts(half, half).validate(), Ok(()));
+        let too_large = Err(InvalidOptions::BatchTooLarge { limit: half });
+        assert_eq!(opts(half + 1, half).validate(), too_large);
+        assert_eq!(opts(half, half + 1).validate(), too_large);
+    }
 }

@@ -254,3 +254,18 @@ fn a_node_bootstrapped_alone_elects_itself_and_commits() {
     c.settle();
     assert!(matches!(c.result(id), Some(Ok(Completion::Written { .. }))));
 }
+
+/// A driver that repeats its bootstrap on every restart may keep only the
+/// token and the members a `Bootstrap` reports: the list rebuilt from them
+/// is the same list, with the same cluster id, so the repeat is idempotent.
+#[test]
+fn a_bootstrap_rebuilt_from_its_token_and_members_is_the_same() {
+    let b = three();
+    let rebuilt = Bootstrap::new(
+        b.token(),
+        b.config().members.iter().map(|m| (m.id, m.address.clone())),
+    )
+    .unwrap();
+    assert_eq!(rebuilt, b);
+    assert_eq!(rebuilt.cluster_id(), b.cluster_id());
+}

@@ -203,3 +203,47 @@ fn a_command_larger_than_the_entry_limit_is_refused_definitely() {
     );
     assert!(matches!(c.result(ok), Some(Ok(Completion::Written { .. }))));
 }
+
+/// Backpressure: a leader holds at most `pending_requests_max` client
+/// requests waiting for their answer; one more is refused with `Busy` at
+/// once, and once those are answered it takes requests again.
+#[test]
+fn a_leader_with_its_fill_of_waiting_requests_refuses_the_next_as_busy() {
+    let mut options = immediate_commit_notices(NodeOptions::new(NodeId(1)));
+    options.pending_requests_max = 2;
+    let mut c = Cluster::with_options(3, options);
+    let leader = c.leader().unwrap();
+    let propose = |c: &mut Cluster, data: &str| {
+        let id = c.request_id();
+        let proposals = vec![Proposal {
+            id,
+            data: data.to_string().into(),
+        }];
+        c.push(leader, Event::ProposeRequested { proposals });
+        id
+    };
+    // All three reach the leader before any follower answers.
+    let first = propose(&mut c, "a");
+    let second = propose(&mut c, "b");
+    let third = propose(&mut c, "c");
+    c.settle();
+    assert!(
+        matches!(c.result(first), Some(Ok(_))),
+        "{:?}",
+        c.result(first)
+    );
+    assert!(
+        matches!(c.result(second), Some(Ok(_))),
+        "{:?}",
+        c.result(second)
+    );
+    assert_eq!(c.result(third), Some(Err(RequestError::Busy)));
+    let fourth = propose(&mut c, "d");
+    c.settle();
+    assert!(
+        matches!(c.result(fourth), Some(Ok(_))),
+        "{:?}",
+        c.result(fourth)
+    );
+    assert_eq!(c.commands(leader).last().map(|d| &d[..]), Some(&b"d"[..]));
+}

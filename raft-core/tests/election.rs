@@ -825,3 +825,41 @@ fn a_leader_refuses_a_vote_for_a_later_term_and_keeps_leading() {
         );
     }
 }
+
+/// Votes are counted, refusals are not: a follower that missed a committed
+/// entry and is pushed into a campaign (here by a `TimeoutNow` that reaches it
+/// before the entry does) is refused by both peers for its out-of-date log.
+/// It must not lead on those answers; a node that holds the entry does, and
+/// the entry survives.
+#[test]
+fn a_candidate_refused_by_every_peer_does_not_lead() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let behind = c.others(leader)[0];
+    let term = c.node(leader).term();
+    c.isolate(behind);
+    let index = c.commit(b"x");
+    c.heal();
+    assert!(c.node(behind).last_index() < index);
+    assert_eq!(c.node(behind).leader(), Some(leader), "no election yet");
+    c.step(
+        behind,
+        Event::MessageReceived(Message {
+            cluster_id: c.node(leader).cluster_id().unwrap(),
+            from: leader,
+            to: behind,
+            term,
+            body: MessageBody::TimeoutNow,
+        }),
+    );
+    assert_eq!(c.node(behind).role(), Role::Candidate);
+    c.settle();
+    assert_ne!(c.node(behind).role(), Role::Leader);
+    c.run_until("a leader", |c| c.leader().is_some());
+    assert_ne!(c.leader(), Some(behind));
+    c.run_until_applied(index);
+    for id in c.ids() {
+        assert_eq!(c.commands(id), [&b"x"[..]], "node {id}");
+    }
+    c.assert_state_machine_safety();
+}

@@ -665,6 +665,65 @@ fn a_whole_snapshot_whose_end_carries_another_checksum_is_refused() {
     );
 }
 
+/// A transfer cut short is not a snapshot, even when the end's checksum is
+/// right for the bytes that did arrive: installing it would hand the state
+/// machine half of its state.
+#[test]
+fn a_snapshot_that_ends_before_its_declared_size_is_refused_even_with_a_matching_checksum() {
+    let mut f = Follower::new();
+    let meta = snapshot_meta(20, 6);
+    let frames = wire::snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4);
+    let [begin, first, _second, _end] = &frames[..] else {
+        panic!("{frames:?}")
+    };
+    for frame in [begin, first] {
+        f.frame(frame.clone());
+    }
+    f.assert_refused(
+        Frame::SnapshotEnd {
+            crc: crc32fast::hash(b"abcd"),
+        },
+        Violation::SnapshotCorrupt,
+    );
+}
+
+/// A heartbeat may commit, from the log the stream already delivered, the
+/// very index a snapshot in transfer ends at. The follower has then applied
+/// everything the snapshot holds: the end of the transfer is acked but
+/// installs nothing (an install would rebuild the state machine under
+/// entries it already applied).
+#[test]
+fn a_snapshot_that_the_commit_reaches_while_it_streams_in_is_not_installed() {
+    let mut f = Follower::new();
+    f.frame(chunk((10, 5), 10, (11..=20).map(|i| e(i, 6)).collect()));
+    let meta = snapshot_meta(20, 6);
+    let frames = wire::snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4);
+    let [begin, first, second, end] = &frames[..] else {
+        panic!("{frames:?}")
+    };
+    let mut actions = Vec::new();
+    for frame in [begin, first] {
+        actions.extend(f.frame(frame.clone()));
+    }
+    f.now = f.now + Duration::from_millis(1);
+    actions.extend(f.node.step(
+        f.now,
+        Event::MessageReceived(heartbeat(LEADER, ME, TERM, 20)),
+    ));
+    assert_eq!(f.node.commit_index(), LogIndex(20));
+    assert_eq!(f.node.applied_index(), LogIndex(20));
+    for frame in [second, end] {
+        actions.extend(f.frame(frame.clone()));
+    }
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Refused { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(installs(&actions), 0, "{actions:?}");
+    assert_eq!(f.node.applied_index(), LogIndex(20));
+    f.node.check_invariants();
+}
+
 #[test]
 fn a_follower_whose_stream_breaks_while_it_installs_a_snapshot_reopens_only_once_installed() {
     let mut f = Follower::new();

@@ -130,6 +130,44 @@ fn after_a_restart_of_every_node_committed_entries_are_applied_from_reads() {
     c.assert_state_machine_safety();
 }
 
+/// The apply path of a restarted follower reads back the committed entries
+/// that are not in memory, and only those: a read reaches no further than
+/// the first cached entry (the driver's log may not hold those yet, and the
+/// node has them anyway).
+#[test]
+fn a_restarted_follower_applies_its_evicted_entries_from_reads_that_stop_at_its_cache() {
+    let mut c = Cluster::with_options(3, small_cache());
+    for i in 0..100 {
+        c.propose(&value(i));
+        c.settle();
+    }
+    let leader = c.leader().unwrap();
+    let f = c.others(leader)[0];
+    c.crash(f);
+    c.restart(f);
+    let cache_start = c.node(f).status().cache_start;
+    assert!(cache_start > LogIndex(50), "{:?}", c.node(f).status());
+    c.host_mut(f).clear_actions();
+    let reads = c.log_reads();
+    c.run_until("the follower applies the log again", |c| {
+        c.commands(f).len() >= 100
+    });
+    assert!(c.log_reads() > reads, "the apply path read entries back");
+    assert_eq!(c.node(f).status().cache_start, cache_start, "nothing new");
+    for a in c.host(f).actions() {
+        if let Action::ReadLog {
+            from, count_max, ..
+        } = a
+        {
+            assert!(
+                from.0 + *count_max as u64 <= cache_start.0,
+                "a read from {from} of {count_max} reaches the cache at {cache_start}"
+            );
+        }
+    }
+    assert_eq!(c.commands(f), c.commands(leader));
+}
+
 #[test]
 fn a_repeated_bootstrap_is_recognised_with_entry_one_evicted() {
     let mut c = Cluster::with_options(3, small_cache());

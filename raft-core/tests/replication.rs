@@ -678,3 +678,46 @@ fn a_follower_with_a_conflicting_suffix_is_caught_up_on_its_first_stream() {
     assert!(c.commands(old).iter().all(|d| !d.starts_with(b"lost")));
     c.assert_state_machine_safety();
 }
+
+/// A follower whose disk lost entries it had acknowledged (a disk that lied
+/// about a sync) restarts in the same term and reopens its stream from what
+/// it still holds. The leader takes that as the follower's match, streams the
+/// lost entries again, and keeps its commit index: those entries were
+/// reported committed to clients, even though for a while only the leader
+/// holds them durably (the other follower lags behind a partition).
+#[test]
+fn a_follower_that_lost_acknowledged_entries_gets_them_again_and_the_commit_stands() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let [a, b] = c.others(leader)[..] else {
+        panic!("two followers")
+    };
+    let kept = c.commit(b"kept");
+    c.run_until_applied(kept);
+    c.isolate(b);
+    let mut last = kept;
+    for command in [&b"x1"[..], b"x2", b"x3"] {
+        last = c.commit(command);
+    }
+    let term = c.node(leader).term();
+    c.crash(a);
+    c.host_mut(a).disk.entries.retain(|e| e.index <= kept);
+    c.restart(a);
+    assert_eq!(c.node(a).last_index(), kept, "the disk lost the rest");
+    c.run_until("the follower holds the lost entries again", |c| {
+        c.node(a).durable_index() >= last
+    });
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.node(leader).term(), term, "no election was needed");
+    assert!(c.node(leader).commit_index() >= last);
+    c.heal();
+    c.run_until_applied(last);
+    for id in c.ids() {
+        assert_eq!(
+            c.commands(id)[c.commands(id).len() - 3..],
+            [&b"x1"[..], b"x2", b"x3"],
+            "node {id}"
+        );
+    }
+    c.assert_state_machine_safety();
+}

@@ -288,3 +288,117 @@ fn a_stream_from_a_foreign_cluster_or_a_non_member_is_closed() {
         "nothing streamed to strangers"
     );
 }
+
+/// A stream lives and dies with the term it was opened in: a member's open
+/// that names the leader but an earlier term (sent before the follower
+/// learned of this one, or delayed in the network) is refused and closed,
+/// and the leader streams nothing on it, even though it leads now.
+#[test]
+fn a_leader_refuses_a_stream_opened_for_an_earlier_term() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let follower = c.others(leader)[0];
+    let term = c.node(leader).term();
+    assert!(term > Term(1), "elected after the bootstrap term: {term}");
+    let open = StreamOpen {
+        cluster_id: c.node(leader).cluster_id().unwrap(),
+        follower,
+        leader,
+        term: Term(term.0 - 1),
+        probe_index: LogIndex(0),
+        probe_term: Term(0),
+        commit: LogIndex(0),
+    };
+    c.host_mut(leader).clear_actions();
+    c.step(
+        leader,
+        Event::StreamOpened {
+            stream: StreamId(99),
+            open,
+        },
+    );
+    let actions = c.host(leader).actions();
+    assert!(
+        actions.contains(&Action::Refused {
+            peer: follower,
+            reason: Refusal::NotLeaderOfTerm,
+        }),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&Action::CloseStream {
+        stream: StreamId(99),
+        peer: follower,
+    }));
+    assert!(
+        !actions.iter().any(|a| matches!(
+            a,
+            Action::SendFrame {
+                stream: StreamId(99),
+                ..
+            }
+        )),
+        "nothing streamed on a stream of another term: {actions:?}"
+    );
+}
+
+/// A follower that misbehaves on its stream (acks entries it was never sent,
+/// or sends the leader a frame only a leader sends) loses that stream: the
+/// leader refuses it and closes it, and streams to the follower again only
+/// once it opens a fresh one.
+#[test]
+fn a_leader_closes_the_stream_of_a_follower_that_misbehaves_on_it() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let follower = c.others(leader)[0];
+    let stream_to = |c: &Cluster| {
+        c.host(leader)
+            .actions()
+            .iter()
+            .rev()
+            .find_map(|a| match a {
+                Action::SendFrame { stream, peer, .. } if *peer == follower => Some(*stream),
+                _ => None,
+            })
+            .expect("the leader streams to the follower")
+    };
+    let bad_frames = [
+        Frame::Ack {
+            durable: LogIndex(1_000),
+        },
+        Frame::Chunk {
+            term: c.node(leader).term(),
+            prev_index: LogIndex(0),
+            prev_term: Term(0),
+            leader_commit: LogIndex(0),
+            entries: Vec::new().into(),
+        },
+    ];
+    for frame in bad_frames {
+        c.commit(b"x");
+        let stream = stream_to(&c);
+        c.host_mut(leader).clear_actions();
+        c.step(leader, Event::FrameReceived { stream, frame });
+        let actions = c.host(leader).actions();
+        assert!(
+            actions.iter().any(|a| matches!(
+                a,
+                Action::Refused {
+                    peer,
+                    reason: Refusal::Misbehaving(_),
+                } if *peer == follower
+            )),
+            "{actions:?}"
+        );
+        assert!(
+            actions.contains(&Action::CloseStream {
+                stream,
+                peer: follower
+            }),
+            "{actions:?}"
+        );
+        // The follower reopens, and what is committed next reaches it.
+        let index = c.commit(b"y");
+        c.run_until_applied(index);
+        assert_ne!(stream_to(&c), stream, "a fresh stream");
+    }
+}

@@ -210,3 +210,27 @@ fn the_guides_example_runs() {
     c.run_until_applied(index);
     c.assert_state_machine_safety();
 }
+
+/// The in-memory disk answers a `ReadLog` as the driver contract asks: from
+/// the index asked for, at most `count_max` entries, stopping before their
+/// bytes pass `bytes_max`, but always at least one entry.
+#[test]
+fn the_disk_reads_back_entries_within_the_count_and_byte_limits() {
+    let entry = |i: u64| LogEntry {
+        index: LogIndex(i),
+        term: Term(1),
+        kind: EntryKind::Command,
+        data: vec![b'x'; 76].into(),
+    };
+    let disk = raft_core::testing::Disk {
+        entries: (1..=10).map(entry).collect(),
+        ..Default::default()
+    };
+    let one = entry(1).budget_bytes();
+    let indexes = |read: &[LogEntry]| read.iter().map(|e| e.index.0).collect::<Vec<_>>();
+    assert_eq!(indexes(disk.read(LogIndex(3), 4, u64::MAX)), [3, 4, 5, 6]);
+    assert_eq!(indexes(disk.read(LogIndex(3), 100, 3 * one)), [3, 4, 5]);
+    assert_eq!(indexes(disk.read(LogIndex(3), 100, 3 * one - 1)), [3, 4]);
+    assert_eq!(indexes(disk.read(LogIndex(9), 100, 1)), [9], "at least one");
+    assert!(disk.read(LogIndex(11), 100, u64::MAX).is_empty());
+}

@@ -490,3 +490,27 @@ fn encoding_a_record_over_the_frame_limit_panics() {
     };
     wire::encode(&WireUnit::Frame(frame), &mut Vec::new());
 }
+
+/// The frame limit is inclusive: a record of exactly `FRAME_BYTES_MAX`
+/// payload bytes is written, and read back whole, so a sender that fills a
+/// frame to the limit talks to a peer that accepts it.
+#[test]
+fn a_record_of_exactly_the_frame_limit_is_written_and_read_back() {
+    let chunk = |len: usize| {
+        WireUnit::Frame(Frame::SnapshotChunk {
+            offset: 0,
+            data: Bytes::from(vec![5u8; len]),
+            crc: 0,
+        })
+    };
+    // The record's own fields around the data: measured, not assumed.
+    let probe_len = wire::FRAME_BYTES_MAX - 64;
+    let mut out = Vec::new();
+    wire::encode(&chunk(probe_len), &mut out);
+    let overhead = out.len() - wire::HEADER_BYTES - probe_len;
+    let unit = chunk(wire::FRAME_BYTES_MAX - overhead);
+    out.clear();
+    wire::encode(&unit, &mut out);
+    assert_eq!(out.len(), wire::HEADER_BYTES + wire::FRAME_BYTES_MAX);
+    assert_eq!(wire::decode(&out), Ok(Some((unit, out.len()))));
+}

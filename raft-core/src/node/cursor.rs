@@ -227,13 +227,12 @@ impl Node {
             return;
         }
         // Where both logs provably agree: the probe if we hold it with the same
-        // term; otherwise skip our entries of terms above the probe's term. Never
-        // below the follower's commit index, which matches us by safety.
+        // term (`term_at` knows no index past our last); otherwise skip our
+        // entries of terms above the probe's term. Never below the follower's
+        // commit index, which matches us by safety.
         let last = self.log.last_index();
         let floor = open.commit.min(last);
-        let start = if open.probe_index <= last
-            && self.log.term_at(open.probe_index) == Some(open.probe_term)
-        {
+        let start = if self.log.term_at(open.probe_index) == Some(open.probe_term) {
             open.probe_index
         } else {
             self.log

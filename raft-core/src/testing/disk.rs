@@ -122,6 +122,21 @@ mod tests {
     }
 
     #[test]
+    fn a_truncation_forgets_the_appends_from_its_index_durable_or_not() {
+        let mut disk = Disk {
+            entries: (1..=4).map(entry).collect(),
+            pending: (5..=7).map(entry).collect(),
+            ..Disk::default()
+        };
+        disk.truncate(LogIndex(6));
+        assert_eq!(disk.entries, (1..=4).map(entry).collect::<Vec<_>>());
+        assert_eq!(disk.pending, vec![entry(5)]);
+        disk.truncate(LogIndex(3));
+        assert_eq!(disk.entries, vec![entry(1), entry(2)]);
+        assert!(disk.pending.is_empty());
+    }
+
+    #[test]
     fn persisting_makes_a_prefix_of_the_pending_entries_durable() {
         let mut disk = Disk {
             entries: vec![entry(1), entry(2)],
