@@ -308,6 +308,7 @@ fn a_leader_refuses_a_stream_opened_for_an_earlier_term() {
         probe_index: LogIndex(0),
         probe_term: Term(0),
         commit: LogIndex(0),
+        resume: None,
     };
     c.host_mut(leader).clear_actions();
     c.step(
