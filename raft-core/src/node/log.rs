@@ -766,6 +766,70 @@ mod tests {
         log.check();
     }
 
+    /// An entry of `len` bytes of data.
+    fn sized(index: u64, term: u64, len: usize) -> LogEntry {
+        LogEntry {
+            data: Bytes::from(vec![0; len]),
+            ..e(index, term)
+        }
+    }
+
+    /// The sizes of evicted entries feed the snapshot policy (bytes of log
+    /// since the last snapshot) and the promotion bound: they may count a
+    /// group over at each end, never short, and never what lies past the range.
+    #[test]
+    fn sizes_of_evicted_entries_count_the_range_and_never_short() {
+        // Entries of 20 kB evicted one run at a time: three fill a group of at
+        // most EVICTED_RECORD_BYTES, so the groups are 1..=3, 4..=6, 7..=9.
+        let b = sized(1, 1, 20_000).budget_bytes();
+        assert!(3 * b <= EVICTED_RECORD_BYTES && 4 * b > EVICTED_RECORD_BYTES);
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![]).with_cache_bytes_max(0);
+        for i in 1..=9 {
+            log.append(Entries::from(vec![sized(i, 1, 20_000)]));
+        }
+        assert!(log.mark_durable(LogIndex(9), Term(1)));
+        assert_eq!(log.cache_start(), LogIndex(10), "all evicted");
+        assert_eq!(log.bytes_between(LogIndex(0), LogIndex(9)), 9 * b);
+        assert_eq!(
+            log.bytes_between(LogIndex(3), LogIndex(6)),
+            3 * b,
+            "the group of 4..=6 only: nothing after `through`"
+        );
+        assert_eq!(log.bytes_between(LogIndex(6), LogIndex(9)), 3 * b);
+        // A truncation inside a group keeps its whole size: over, not short.
+        log.truncate_from(LogIndex(5));
+        assert_eq!(log.last_index(), LogIndex(4));
+        let held = log.bytes_between(LogIndex(0), LogIndex(4));
+        assert!(
+            held >= 4 * b,
+            "entries 1..=4 hold {} bytes, counted {held}",
+            4 * b
+        );
+        assert!(log.bytes_after(LogIndex(3), u64::MAX) >= b);
+        log.check();
+    }
+
+    #[test]
+    fn conflict_search_never_answers_a_base_of_a_larger_term() {
+        // No entry from the base (2, term 3) on has a term at most 2: the
+        // answer lies in the compacted prefix (the caller sends a snapshot).
+        let log = RaftLog::new(LogIndex(2), Term(3), vec![e(3, 3), e(4, 4)]);
+        assert_eq!(
+            log.last_index_with_term_at_most(LogIndex(4), Term(2), LogIndex(0)),
+            LogIndex(1)
+        );
+        assert_eq!(
+            log.last_index_with_term_at_most(LogIndex(4), Term(3), LogIndex(0)),
+            LogIndex(3)
+        );
+        // Where the base's term is small enough, the base is the answer.
+        let log = RaftLog::new(LogIndex(2), Term(1), vec![e(3, 3), e(4, 4)]);
+        assert_eq!(
+            log.last_index_with_term_at_most(LogIndex(4), Term(2), LogIndex(0)),
+            LogIndex(2)
+        );
+    }
+
     #[test]
     fn a_recovered_log_with_a_stored_front_knows_its_terms() {
         let log = RaftLog::with_stored(

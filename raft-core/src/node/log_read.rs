@@ -118,3 +118,40 @@ impl Node {
         self.emit(Action::Apply(batch));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::EntryKind;
+    use crate::node::RaftLog;
+    use crate::types::Term;
+    use bytes::Bytes;
+
+    /// A chunk of entries read back from storage is cut as a chunk from the
+    /// cache would be: the batch limits do not depend on where entries were.
+    #[test]
+    fn a_read_answer_is_cut_to_the_batch_limits_as_a_slice_of_the_cache() {
+        let entries: Vec<LogEntry> = (1..=4)
+            .map(|i| LogEntry {
+                index: LogIndex(i),
+                term: Term(1),
+                kind: EntryKind::Command,
+                data: Bytes::from(vec![0; i as usize]),
+            })
+            .collect();
+        let log = RaftLog::new(LogIndex(0), Term(0), entries.clone());
+        let read = Entries::from(entries);
+        let total: u64 = read.iter().map(LogEntry::budget_bytes).sum();
+        for count_max in 1..=5 {
+            for bytes_max in 0..=total + 1 {
+                assert_eq!(
+                    fitting(&read, count_max, bytes_max),
+                    log.slice(LogIndex(1), count_max, bytes_max).len(),
+                    "{count_max} entries, {bytes_max} bytes"
+                );
+            }
+        }
+        assert_eq!(fitting(&read, 10, 0), 1, "at least one entry");
+        assert_eq!(fitting(&read, 10, u64::MAX), 4);
+    }
+}
