@@ -75,6 +75,51 @@ fn a_follower_behind_the_compaction_point_gets_the_snapshot_then_the_entries() {
     c.assert_state_machine_safety();
 }
 
+/// The membership change a follower missed was compacted away: only the
+/// snapshot's configuration tells it who the voters are now.
+#[test]
+fn a_follower_brought_up_by_a_snapshot_takes_the_membership_it_carries() {
+    let mut c = Cluster::with_options(3, opts(10, 2));
+    let leader = c.leader().unwrap();
+    let f = c.others(leader)[0];
+    c.crash(f);
+    let id = c.request_id();
+    c.push(
+        leader,
+        Event::ChangeMembershipRequested {
+            id,
+            change: MembershipChange::Add {
+                address: "node-4".into(),
+            },
+        },
+    );
+    c.settle();
+    let Some(Ok(Completion::MembershipChanged { node, .. })) = c.result(id) else {
+        panic!("{:?}", c.result(id))
+    };
+    // The new node never starts, so it stays a learner: no later entry
+    // changes the membership again.
+    for i in 0..40 {
+        c.propose(format!("w{i}").as_bytes());
+        c.settle();
+    }
+    assert!(c.node(leader).status().first_index > c.node(leader).config().index);
+    c.restart(f);
+    c.run_for(Duration::from_millis(500));
+    assert_eq!(
+        count(c.host(f), |a| matches!(a, Action::InstallSnapshot { .. })),
+        1
+    );
+    assert_eq!(
+        c.node(f).config().member(node).map(|m| m.role),
+        Some(MemberRole::Learner),
+        "{}",
+        c.node(f).config()
+    );
+    assert_eq!(c.node(f).config(), c.node(leader).config());
+    c.assert_state_machine_safety();
+}
+
 #[test]
 fn a_briefly_disconnected_follower_resumes_from_the_trailing_log_without_a_snapshot() {
     let mut c = Cluster::with_options(3, opts(10, 100));

@@ -565,6 +565,40 @@ fn a_learner_trailing_by_more_than_the_promotion_lag_stays_a_learner() {
 }
 
 #[test]
+fn a_learner_trailing_by_exactly_the_promotion_lag_is_promoted() {
+    // The bound is "at most": a learner as far behind as it allows counts as
+    // caught up (the same steps as above, one entry closer).
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            promotion_lag_entries: 4,
+            ..NodeOptions::new(n(1))
+        },
+    );
+    let leader = c.leader().unwrap();
+    let learner = add_slow_learner(&mut c, leader);
+    let mut promoted = false;
+    for step in 0..100 {
+        for k in 0..4 {
+            c.propose(format!("w{step}.{k}").as_bytes());
+        }
+        c.settle();
+        let last = c.node(leader).last_index();
+        c.persist(learner, LogIndex(last.0 - 4));
+        c.settle();
+        c.run_for(Duration::from_millis(5));
+        if role_of(&c, leader, learner) == MemberRole::Voter {
+            promoted = true;
+            break;
+        }
+    }
+    assert!(
+        promoted,
+        "a learner 4 entries behind, with a lag of 4 allowed"
+    );
+}
+
+#[test]
 fn a_peer_added_under_a_chosen_id_must_bring_an_id_new_to_the_cluster() {
     let mut c = Cluster::new(3);
     c.settle();
