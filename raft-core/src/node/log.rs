@@ -806,7 +806,37 @@ mod tests {
             4 * b
         );
         assert!(log.bytes_after(LogIndex(3), u64::MAX) >= b);
+        // ... and over by at most the one group cut at the end.
+        let all = log.bytes_after(LogIndex(0), u64::MAX);
+        assert!(
+            all <= 4 * b + EVICTED_RECORD_BYTES,
+            "entries 1..=4 hold {} bytes, counted {all}",
+            4 * b
+        );
         log.check();
+    }
+
+    /// `log_cache_bytes_max` is the most the cache holds: a cache exactly at
+    /// it keeps its entries (evicting more only costs reads from storage).
+    #[test]
+    fn a_cache_exactly_at_its_budget_keeps_what_it_holds() {
+        let one = e(1, 1).budget_bytes();
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![]).with_cache_bytes_max(2 * one);
+        log.append(run(&[(1, 1)]));
+        log.append(run(&[(2, 1)]));
+        assert!(log.mark_durable(LogIndex(2), Term(1)));
+        assert_eq!(
+            (log.cache_start(), log.cached_bytes()),
+            (LogIndex(1), 2 * one),
+            "at the budget: nothing evicted"
+        );
+        log.append(run(&[(3, 1)]));
+        assert!(log.mark_durable(LogIndex(3), Term(1)));
+        assert_eq!(
+            (log.cache_start(), log.cached_bytes()),
+            (LogIndex(2), 2 * one),
+            "above it: the oldest run only"
+        );
     }
 
     #[test]
