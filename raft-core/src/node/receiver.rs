@@ -216,9 +216,6 @@ impl Node {
         if resume.is_none() {
             self.incoming = None;
         }
-        let RoleState::Follower(f) = &mut self.role else {
-            unreachable!("a follower above");
-        };
         f.reopen_at = None;
         f.unanswered_opens = f.unanswered_opens.saturating_add(1);
         let open = StreamOpen {
