@@ -86,4 +86,4 @@ pub mod transport;
 pub use error::{Error, Result};
 pub use fsm::{Fsm, SnapshotSource};
 pub use metrics::{FollowerLag, LogReadMetrics, Metrics, SnapshotMetrics};
-pub use node::{NodeConfig, RaftNode};
+pub use node::{NodeConfig, PendingProposal, RaftNode};

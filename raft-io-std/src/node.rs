@@ -3,6 +3,7 @@
 //! linearizably, change membership, and watch the node.
 
 use crate::driver::applier::{AppliedPoint, Applier};
+use crate::driver::reply::{self, Awaited, NoAnswer};
 use crate::driver::view::{Ended, View, WaitError};
 use crate::driver::{Command, Driver, Input, spawn_log_writer};
 use crate::error::{Error, Result};
@@ -12,7 +13,7 @@ use crate::storage::{self, DataDirLock, IdentityStore, LogWriterOptions, Storage
 use crate::transport::hello::{AdminRequest, AdminResponse, HelloRefusal};
 use crate::transport::{self, ConnectError, Sinks, Transport, TransportOptions};
 use bytes::Bytes;
-use crossbeam_channel::{RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use raft_core::{
     Bootstrap, ClusterId, Completion, Config, LogIndex, MembershipChange, NodeId, NodeOptions,
     Outcome, RequestError, Role, Term,
@@ -329,20 +330,16 @@ impl RaftNode {
         timeout: Duration,
         outcome_on_timeout: Outcome,
     ) -> Result<Completion> {
-        let (reply, answer) = crossbeam_channel::bounded(1);
+        let (reply, answer) = reply::pair();
         if self.inputs.send(Input::Command(make(reply))).is_err() || self.view.ended().is_some() {
             return Err(self.ended_error());
         }
-        match answer.recv_timeout(timeout) {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => Err(Error::Timeout {
-                outcome: outcome_on_timeout,
-            }),
-            Err(RecvTimeoutError::Disconnected) => Err(match self.view.ended() {
-                Some(Ended::Stopped(why)) => Error::Abandoned(why),
-                _ => Error::Abandoned("node closed".into()),
-            }),
-        }
+        answer_by(
+            &answer,
+            Instant::now() + timeout,
+            outcome_on_timeout,
+            &self.view,
+        )
     }
 
     /// Makes this node, with an empty log, the first member (id 1) of a new
@@ -594,16 +591,45 @@ impl RaftNode {
     /// [`RequestError::NotLeader`] (in [`Error::Request`]) naming the leader it
     /// knows, whose address [`RaftNode::leader`] gives.
     pub fn propose(&self, command: impl Into<Bytes>) -> Result<LogIndex> {
+        self.submit(command)?.wait()
+    }
+
+    /// Proposes `command` without waiting: what [`RaftNode::propose`] does,
+    /// split in two, so one thread can keep many proposals in flight
+    /// (pipelining) and wait for each later with [`PendingProposal::wait`].
+    ///
+    /// Proposals submitted back to back reach the log as one batch: one
+    /// write, one fsync and one chunk per follower for all of them. They are
+    /// appended in submission order (from one thread), so their indexes
+    /// increase in that order.
+    ///
+    /// Fails at once only when the node has closed or stopped; everything
+    /// else (not the leader, the request timeout) is the answer of `wait`.
+    ///
+    /// ```no_run
+    /// # fn demo(node: &raft_io_std::RaftNode) -> raft_io_std::Result<()> {
+    /// let pending: Vec<_> = (0..64)
+    ///     .map(|i| node.submit(format!("set k{i} {i}")))
+    ///     .collect::<Result<_, _>>()?;
+    /// for p in pending {
+    ///     let index = p.wait()?; // committed, in submission order
+    ///     # let _ = index;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn submit(&self, command: impl Into<Bytes>) -> Result<PendingProposal> {
         let data = command.into();
-        let timeout = self.config.request_timeout;
-        match self.request(
-            |reply| Command::Propose { data, reply },
-            timeout,
-            Outcome::Unknown,
-        )? {
-            Completion::Written { index } => Ok(index),
-            other => Err(Error::Internal(format!("unexpected completion {other:?}"))),
+        let (reply, answer) = reply::pair();
+        let deadline = Instant::now() + self.config.request_timeout;
+        let command = Command::Propose { data, reply };
+        if self.inputs.send(Input::Command(command)).is_err() || self.view.ended().is_some() {
+            return Err(self.ended_error());
         }
+        Ok(PendingProposal {
+            answer,
+            deadline,
+            view: Arc::clone(&self.view),
+        })
     }
 
     /// Waits until this node's FSM has applied `index`.
@@ -712,6 +738,64 @@ impl RaftNode {
             Some(Ended::Stopped(why)) => Err(Error::Stopped(why)),
             _ => Ok(()),
         }
+    }
+}
+
+/// Waits until `deadline` for the driver's answer to one request.
+fn answer_by(
+    answer: &Awaited<Result<Completion>>,
+    deadline: Instant,
+    outcome_on_timeout: Outcome,
+    view: &View,
+) -> Result<Completion> {
+    match answer.wait_until(deadline) {
+        Ok(result) => result,
+        Err(NoAnswer::Timeout) => Err(Error::Timeout {
+            outcome: outcome_on_timeout,
+        }),
+        Err(NoAnswer::Abandoned) => Err(match view.ended() {
+            Some(Ended::Stopped(why)) => Error::Abandoned(why),
+            _ => Error::Abandoned("node closed".into()),
+        }),
+    }
+}
+
+/// A proposal in flight, from [`RaftNode::submit`].
+///
+/// Dropping it does not withdraw the proposal: the command may still be
+/// committed and applied; only its answer is lost.
+#[must_use = "a proposal's outcome is known only by waiting for it"]
+pub struct PendingProposal {
+    answer: Awaited<Result<Completion>>,
+    /// Submission plus the node's `request_timeout`.
+    deadline: Instant,
+    view: Arc<View>,
+}
+
+impl PendingProposal {
+    /// Waits until the proposal is committed and returns its index, as
+    /// [`RaftNode::propose`] does: errors are the same, and the wait ends
+    /// with [`Error::Timeout`] (outcome unknown) once the node's
+    /// `request_timeout` has passed since the submission.
+    pub fn wait(self) -> Result<LogIndex> {
+        match answer_by(&self.answer, self.deadline, Outcome::Unknown, &self.view)? {
+            Completion::Written { index } => Ok(index),
+            other => Err(Error::Internal(format!("unexpected completion {other:?}"))),
+        }
+    }
+
+    /// Whether the answer has arrived, so [`PendingProposal::wait`] would
+    /// return at once.
+    pub fn is_ready(&self) -> bool {
+        self.answer.is_settled() || self.view.ended().is_some()
+    }
+}
+
+impl std::fmt::Debug for PendingProposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingProposal")
+            .field("ready", &self.is_ready())
+            .finish_non_exhaustive()
     }
 }
 

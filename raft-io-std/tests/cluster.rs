@@ -654,3 +654,45 @@ fn leadership_moves_to_the_named_follower_on_transfer() {
         .wait_applied(index, PATIENCE)
         .unwrap();
 }
+
+#[test]
+fn proposals_submitted_without_waiting_commit_in_submission_order() {
+    let members = three_nodes(|_| {});
+    let leader = leader_of(&members);
+    let node = members[leader].node();
+    // One thread keeps them all in flight; a metrics request in between
+    // goes through the same queue as the proposals (it must neither be lost
+    // nor reorder them).
+    let commands: Vec<String> = (0..600).map(|i| format!("set k{i} {i}")).collect();
+    let mut pending = Vec::new();
+    for (i, c) in commands.iter().enumerate() {
+        pending.push(node.submit(c.clone()).unwrap());
+        if i == 300 {
+            assert_eq!(node.metrics().unwrap().role, Role::Leader);
+        }
+    }
+    let indexes: Vec<LogIndex> = pending.into_iter().map(|p| p.wait().unwrap()).collect();
+    assert!(
+        indexes.windows(2).all(|w| w[1] == w[0].next()),
+        "one leader, one thread: consecutive indexes in submission order: {indexes:?}"
+    );
+    node.wait_applied(*indexes.last().unwrap(), PATIENCE)
+        .unwrap();
+    assert_all_applied(&members, &commands);
+
+    // A follower's answer arrives through the pending proposal.
+    let follower = (leader + 1) % 3;
+    let refused = members[follower].node().submit("nope").unwrap();
+    assert!(matches!(
+        refused.wait(),
+        Err(Error::Request(RequestError::NotLeader {
+            outcome: Outcome::Definite,
+            ..
+        }))
+    ));
+    // A closed node refuses at once.
+    let m = Member::open(&|_| {});
+    let closed = m.node();
+    closed.close().unwrap();
+    assert!(matches!(closed.submit("late"), Err(Error::Closed)));
+}

@@ -172,7 +172,7 @@ impl Driver {
         };
         match pending {
             Pending::Client(reply) => {
-                let _ = reply.send(result.map_err(Error::Request));
+                reply.send(result.map_err(Error::Request));
             }
             Pending::Admin { joining, reply } => {
                 let _ = reply.send(self.admin_response(joining, result));

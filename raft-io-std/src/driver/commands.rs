@@ -1,6 +1,6 @@
 //! Requests from the handle and from admin connections, turned into core events.
 
-use super::{Command, Driver, Pending};
+use super::{Command, Driver, Input, PROPOSE_BATCH_BYTES_MAX, PROPOSE_BATCH_MAX, Pending};
 use crate::error::Error;
 use crate::metrics::{FollowerLag, LogReadMetrics, Metrics};
 use crate::storage::Identity;
@@ -26,7 +26,7 @@ impl Driver {
                         .map_err(Error::from)
                         .and_then(|()| self.start_node(NodeId(1)))
                     {
-                        let _ = reply.send(Err(e));
+                        reply.send(Err(e));
                         return;
                     }
                 }
@@ -41,7 +41,7 @@ impl Driver {
                 reply,
             } => {
                 if let Err(e) = self.start_bootstrapped(node, &bootstrap) {
-                    let _ = reply.send(Err(e));
+                    reply.send(Err(e));
                     return;
                 }
                 // The core answers: Initialized, or why it will not touch its state.
@@ -60,7 +60,7 @@ impl Driver {
                     return;
                 }
                 let id = self.register(Pending::Client(reply));
-                let proposals = vec![Proposal { id, data }];
+                let proposals = self.gather_proposals(Proposal { id, data });
                 self.step(Event::ProposeRequested { proposals });
             }
             Command::Read { reply } => {
@@ -91,11 +91,37 @@ impl Driver {
         }
     }
 
+    /// `first` and the proposals already queued right behind it, as one
+    /// batch: one step, one `AppendLog` (one write, one fsync), one chunk per
+    /// follower, however many clients submitted. Stops at the first other
+    /// input (kept for the next turn of the loop, so inputs keep their order)
+    /// or at [`PROPOSE_BATCH_MAX`] proposals or [`PROPOSE_BATCH_BYTES_MAX`]
+    /// bytes, so one step stays short.
+    fn gather_proposals(&mut self, first: Proposal) -> Vec<Proposal> {
+        let mut bytes = first.data.len();
+        let mut proposals = vec![first];
+        while proposals.len() < PROPOSE_BATCH_MAX && bytes < PROPOSE_BATCH_BYTES_MAX {
+            match self.internal_rx.try_recv() {
+                Ok(Input::Command(Command::Propose { data, reply })) => {
+                    bytes += data.len();
+                    let id = self.register(Pending::Client(reply));
+                    proposals.push(Proposal { id, data });
+                }
+                Ok(other) => {
+                    self.deferred = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        proposals
+    }
+
     fn refuse_without_node(&self, reply: &super::Reply) -> bool {
         if self.node.is_some() {
             return false;
         }
-        let _ = reply.send(Err(RequestError::NotInitialized.into()));
+        reply.send(Err(RequestError::NotInitialized.into()));
         true
     }
 

@@ -21,7 +21,9 @@
 //! thread are the hard state's fsync (a vote must be durable before it is
 //! sent) and the few fsyncs of resetting the log to an installed snapshot.
 //!
-//! Each input becomes one `Node::step(now, event)` with `now` from a
+//! Proposals queued behind one another become one step (one batch: one
+//! `AppendLog`, one chunk per follower); every other input becomes one
+//! `Node::step(now, event)` with `now` from a
 //! monotonic clock; the returned actions run in order (`actions.rs`).
 //! `PersistHardState` is synchronous (`HardStateStore::save` returns after
 //! fsync); log operations go to the group-commit `LogWriter`, reads of
@@ -33,6 +35,7 @@
 mod actions;
 pub(crate) mod applier;
 mod commands;
+pub(crate) mod reply;
 pub(crate) mod view;
 
 use self::applier::Applier;
@@ -56,7 +59,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// A reply to one client request.
-pub(crate) type Reply = Sender<Result<Completion, Error>>;
+pub(crate) type Reply = reply::Answer<Result<Completion, Error>>;
 
 /// What the handle asks of the driver.
 pub(crate) enum Command {
@@ -149,7 +152,17 @@ pub(crate) struct Driver {
     actions: Vec<Action>,
     /// Set when the node must stop: the reason.
     fatal: Option<String>,
+    /// An input taken from the internal channel while gathering a batch of
+    /// proposals, handled before anything else is read.
+    deferred: Option<Input>,
 }
+
+/// The most proposals [`Driver`] gathers into one step.
+pub(crate) const PROPOSE_BATCH_MAX: usize = 1024;
+
+/// The payload bytes past which [`Driver`] stops gathering proposals into
+/// one step (a batch may exceed it by its last proposal).
+pub(crate) const PROPOSE_BATCH_BYTES_MAX: usize = 1 << 20;
 
 /// Starts the group-commit thread, reporting into the driver's internal channel.
 pub(crate) fn spawn_log_writer(
@@ -234,6 +247,7 @@ impl Driver {
             next_request: 0,
             actions: Vec::new(),
             fatal: None,
+            deferred: None,
         }
     }
 
@@ -265,11 +279,14 @@ impl Driver {
             } else {
                 &self.streams_rx
             };
-            let input = crossbeam_channel::select! {
-                recv(self.internal_rx) -> m => m.ok(),
-                recv(self.messages_rx) -> m => m.ok().map(Input::Event),
-                recv(streams) -> m => m.ok().map(Input::Event),
-                default(wait) => None,
+            let input = match self.deferred.take() {
+                Some(input) => Some(input),
+                None => crossbeam_channel::select! {
+                    recv(self.internal_rx) -> m => m.ok(),
+                    recv(self.messages_rx) -> m => m.ok().map(Input::Event),
+                    recv(streams) -> m => m.ok().map(Input::Event),
+                    default(wait) => None,
+                },
             };
             let keep_going = match input {
                 None => {
@@ -423,7 +440,7 @@ impl Driver {
         for (_, pending) in self.pending.drain() {
             match pending {
                 Pending::Client(reply) => {
-                    let _ = reply.send(Err(Error::Abandoned(reason.clone())));
+                    reply.send(Err(Error::Abandoned(reason.clone())));
                 }
                 Pending::Admin { reply, .. } => {
                     let _ = reply.send(AdminResponse::Unavailable(reason.clone()));

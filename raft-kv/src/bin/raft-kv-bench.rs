@@ -5,15 +5,21 @@
 //! `raft-kv` as FSM; runs concurrent clients that each put a value and wait
 //! for its commit, in a loop; prints one JSON line.
 //!
+//! A client is a thread that keeps `--inflight` puts in flight
+//! (`RaftNode::submit`, then `PendingProposal::wait` on the oldest), so
+//! `--clients 4 --inflight 256` keeps 1,024 puts in flight from 4 threads;
+//! `--inflight 1` (the default) is a client that waits for each put.
+//!
 //! ```text
 //! cargo run --release -p raft-kv --bin raft-kv-bench -- \
-//!     [--clients 32] [--payload-bytes 128] [--seconds 10] [--warmup-seconds 1] [--nodes 3] [--dir DIR]
+//!     [--clients 32] [--inflight 1] [--payload-bytes 128] [--seconds 10] [--warmup-seconds 1] [--nodes 3] [--dir DIR]
 //! ```
 //!
 //! | field | meaning |
 //! |---|---|
 //! | `ops_per_sec` | puts committed per second, all clients together |
-//! | `latency_us_p50`, `_p99`, `_p999`, `_max` | from the client's call to `propose` until it returned (committed) |
+//! | `in_flight` | clients × inflight: puts submitted and not yet committed, at most |
+//! | `latency_us_p50`, `_p99`, `_p999`, `_max` | from the client's `submit` until `wait` returned (committed) |
 //! | `fsyncs_per_sec` | WAL fsyncs per second, all nodes together (`Metrics::wal_fsyncs`) |
 //! | `leader_fsyncs_per_sec`, `leader_entries_per_fsync` | the same on the leader alone, and its group-commit batch |
 //! | `leader_moves` | times the clients followed a new leader; when not 0, the `leader_` figures mix two nodes |
@@ -33,6 +39,7 @@ use std::time::{Duration, Instant};
 
 struct Args {
     clients: usize,
+    inflight: usize,
     payload_bytes: usize,
     duration: Duration,
     warmup: Duration,
@@ -40,12 +47,13 @@ struct Args {
     dir: Option<PathBuf>,
 }
 
-const USAGE: &str = "raft-kv-bench [--clients N] [--payload-bytes N] [--seconds S] \
+const USAGE: &str = "raft-kv-bench [--clients N] [--inflight N] [--payload-bytes N] [--seconds S] \
                      [--warmup-seconds S] [--nodes N] [--dir DIR]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         clients: 32,
+        inflight: 1,
         payload_bytes: 128,
         duration: Duration::from_secs(10),
         warmup: Duration::from_secs(1),
@@ -68,6 +76,7 @@ fn parse_args() -> Result<Args, String> {
         };
         match flag.as_str() {
             "--clients" => args.clients = count(value()?)?.max(1),
+            "--inflight" => args.inflight = count(value()?)?.max(1),
             "--payload-bytes" => args.payload_bytes = count(value()?)?,
             "--seconds" => args.duration = seconds(value()?)?,
             "--warmup-seconds" => args.warmup = seconds(value()?)?,
@@ -192,18 +201,32 @@ fn measure(args: &Args, root: &std::path::Path) -> Result<String, String> {
                 Arc::clone(&leader),
                 Arc::clone(&moves),
             );
+            let inflight = args.inflight;
             std::thread::spawn(move || {
                 let mut latencies_ns = Vec::new();
+                let mut in_flight = std::collections::VecDeque::with_capacity(inflight);
                 let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let command = KvCommand::Put {
-                        key: format!("c{c}-{}", i % 1024),
-                        value: payload.clone(),
+                while !stop.load(Ordering::Relaxed) || !in_flight.is_empty() {
+                    // Keep `inflight` puts submitted, then wait for the oldest.
+                    while !stop.load(Ordering::Relaxed) && in_flight.len() < inflight {
+                        let command = KvCommand::Put {
+                            key: format!("c{c}-{}", i % 1024),
+                            value: payload.clone(),
+                        };
+                        i += 1;
+                        let at = leader.load(Ordering::Relaxed);
+                        match nodes[at].submit(command.encode()) {
+                            Ok(pending) => in_flight.push_back((Instant::now(), pending)),
+                            Err(_) => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            }
+                        }
+                    }
+                    let Some((started, pending)) = in_flight.pop_front() else {
+                        continue;
                     };
-                    i += 1;
-                    let started = Instant::now();
-                    let at = leader.load(Ordering::Relaxed);
-                    let result = nodes[at].propose(command.encode());
+                    let result = pending.wait();
                     let took = started.elapsed();
                     if let Err(e) = &result {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -259,6 +282,7 @@ fn measure(args: &Args, root: &std::path::Path) -> Result<String, String> {
     let line = serde_json::json!({
         "nodes": args.nodes,
         "clients": args.clients,
+        "in_flight": args.clients * args.inflight,
         "payload_bytes": args.payload_bytes,
         "seconds": (seconds * 1000.0).round() / 1000.0,
         "ops": latencies.len(),
