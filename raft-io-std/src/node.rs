@@ -753,10 +753,15 @@ fn answer_by(
         Err(NoAnswer::Timeout) => Err(Error::Timeout {
             outcome: outcome_on_timeout,
         }),
-        Err(NoAnswer::Abandoned) => Err(match view.ended() {
-            Some(Ended::Stopped(why)) => Error::Abandoned(why),
-            _ => Error::Abandoned("node closed".into()),
-        }),
+        Err(NoAnswer::Abandoned) => Err(abandoned(view)),
+    }
+}
+
+/// The error of a request the driver dropped unanswered: it stopped or closed.
+fn abandoned(view: &View) -> Error {
+    match view.ended() {
+        Some(Ended::Stopped(why)) => Error::Abandoned(why),
+        _ => Error::Abandoned("node closed".into()),
     }
 }
 
@@ -778,7 +783,16 @@ impl PendingProposal {
     /// with [`Error::Timeout`] (outcome unknown) once the node's
     /// `request_timeout` has passed since the submission.
     pub fn wait(self) -> Result<LogIndex> {
-        match answer_by(&self.answer, self.deadline, Outcome::Unknown, &self.view)? {
+        PendingProposal::completed(answer_by(
+            &self.answer,
+            self.deadline,
+            Outcome::Unknown,
+            &self.view,
+        ))
+    }
+
+    fn completed(result: Result<Completion>) -> Result<LogIndex> {
+        match result? {
             Completion::Written { index } => Ok(index),
             other => Err(Error::Internal(format!("unexpected completion {other:?}"))),
         }
@@ -788,6 +802,32 @@ impl PendingProposal {
     /// return at once.
     pub fn is_ready(&self) -> bool {
         self.answer.is_settled() || self.view.ended().is_some()
+    }
+}
+
+/// Awaiting a pending proposal is [`PendingProposal::wait`] without
+/// blocking a thread, on any executor (the answer wakes the task). It has no
+/// deadline of its own: bound it with the runtime's timeout.
+///
+/// ```no_run
+/// # async fn demo(node: &raft_io_std::RaftNode) -> raft_io_std::Result<()> {
+/// let index = node.submit("set k v")?.await?;
+/// # let _ = index;
+/// # Ok(()) }
+/// ```
+impl std::future::Future for PendingProposal {
+    type Output = Result<LogIndex>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<LogIndex>> {
+        self.answer.poll_answer(cx).map(|answer| {
+            PendingProposal::completed(match answer {
+                Ok(result) => result,
+                Err(_) => Err(abandoned(&self.view)),
+            })
+        })
     }
 }
 

@@ -680,6 +680,11 @@ fn proposals_submitted_without_waiting_commit_in_submission_order() {
         .unwrap();
     assert_all_applied(&members, &commands);
 
+    // Awaited on an executor that is nothing but a parked thread (no
+    // runtime): the answer wakes it.
+    let awaited = block_on(node.submit("set after 1").unwrap()).unwrap();
+    assert!(awaited > *indexes.last().unwrap());
+
     // A follower's answer arrives through the pending proposal.
     let follower = (leader + 1) % 3;
     let refused = members[follower].node().submit("nope").unwrap();
@@ -695,4 +700,23 @@ fn proposals_submitted_without_waiting_commit_in_submission_order() {
     let closed = m.node();
     closed.close().unwrap();
     assert!(matches!(closed.submit("late"), Err(Error::Closed)));
+}
+
+/// Polls `future` on this thread, parking between polls until woken.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
 }

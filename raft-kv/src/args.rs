@@ -215,8 +215,9 @@ pub struct Tuning {
     /// How long a write, read barrier, membership change or join may take.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
-    /// Threads that run requests against the node (each blocks while its
-    /// request commits); requests beyond wait for one.
+    /// Threads that run requests other than puts against the node (each
+    /// blocks while its request works); requests beyond wait for one. Puts
+    /// wait for their commit without a thread.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub http_threads: u64,
     /// HTTP connections open at once; further ones wait in the kernel's

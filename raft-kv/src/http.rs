@@ -20,12 +20,13 @@
 //!
 //! This module decides replies; `server` runs the connections (limits,
 //! timeouts) and hands each request, its body read in full, to
-//! [`Service::route`] on a blocking thread.
+//! [`Service::route`] on a blocking thread, except puts: those it begins
+//! with [`Service::start_put`] and awaits without a thread.
 
 use bytes::Bytes;
 use hyper::Method;
-use raft_core::{MemberRole, NodeId, Outcome, RequestError, Role};
-use raft_io_std::{Error, RaftNode};
+use raft_core::{LogIndex, MemberRole, NodeId, Outcome, RequestError, Role};
+use raft_io_std::{Error, PendingProposal, RaftNode};
 use raft_kv::kv::{Applied, Kv, KvCommand};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -85,6 +86,14 @@ fn role_name(role: Role) -> &'static str {
         Role::Leader => "leader",
         Role::Learner => "learner",
     }
+}
+
+/// A request [`Service::start_put`] began.
+pub enum Started {
+    /// Decided already (a bad key, or the node refused at once).
+    Replied(Reply),
+    /// A put waiting for its commit.
+    Committing(PendingProposal),
 }
 
 /// Answers requests for one node.
@@ -151,6 +160,39 @@ impl Service {
                 Err(reply) => reply,
             },
             _ => not_allowed("GET, PUT, DELETE; POST /kv/{key}/cas"),
+        }
+    }
+
+    /// Begins a `PUT /kv/{key}` without blocking: submits the put and hands
+    /// back its pending commit for the caller to await, so a server keeps
+    /// thousands of puts in flight without a thread each (then
+    /// [`Service::put_committed`] decides the reply). `None` for any other
+    /// request, which [`Service::route`] answers.
+    pub fn start_put(&self, method: &Method, url: &str, body: &Bytes) -> Option<Started> {
+        let path = url.split(['?', '#']).next().unwrap_or_default();
+        let rest = path.strip_prefix("/kv/")?;
+        if method != Method::PUT {
+            return None;
+        }
+        let key = match decode_key(rest) {
+            Ok(key) => key,
+            Err(e) => return Some(Started::Replied(Reply::bad_request(e))),
+        };
+        let value = body.clone();
+        Some(
+            match self.node.submit(KvCommand::Put { key, value }.encode()) {
+                Ok(pending) => Started::Committing(pending),
+                Err(e) => Started::Replied(self.failure(e, url)),
+            },
+        )
+    }
+
+    /// The reply to a put [`Service::start_put`] began, once its commit
+    /// (or its failure) is known.
+    pub fn put_committed(&self, committed: Result<LogIndex, Error>, url: &str) -> Reply {
+        match committed {
+            Ok(index) => Reply::json(200, json!({ "index": index.0 })),
+            Err(e) => self.failure(e, url),
         }
     }
 

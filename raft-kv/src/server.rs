@@ -17,16 +17,18 @@
 //!   (a request waits for room within its body timeout, then gets 503);
 //! * a response: a write that makes no progress for
 //!   [`Limits::write_timeout`] closes the connection;
-//! * a thread: none. Connections are tasks on two worker threads; a request
-//!   runs against the node (which blocks while it commits) on one of at most
-//!   [`Limits::threads`] blocking threads, after its body is read, so a slow
-//!   client never holds a thread.
+//! * a thread: none. Connections are tasks on two worker threads; a put is
+//!   submitted to the node and its commit awaited as a task (no thread
+//!   waits for it, so puts in flight are bounded by connections, not
+//!   threads); any other request runs against the node (which blocks while
+//!   it works) on one of at most [`Limits::threads`] blocking threads, after
+//!   its body is read, so a slow client never holds a thread.
 //!
 //! A body that a route does not read (`GET /status` announcing a terabyte)
 //! is never read nor allocated: the reply goes out and hyper closes the
 //! connection instead of keeping it alive.
 
-use crate::http::{self, Reply, Service};
+use crate::http::{self, Reply, Service, Started};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
@@ -35,6 +37,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use raft_core::Outcome;
+use raft_io_std::Error;
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
@@ -186,9 +189,24 @@ async fn handle(
         }
     };
     let method = parts.method;
-    let reply = tokio::task::spawn_blocking(move || service.route(&method, &url, body))
-        .await
-        .unwrap_or_else(|e| Reply::error(500, Outcome::Unknown, format!("request failed: {e}")));
+    // A put waits for its commit as a task, not on a blocking thread: the
+    // blocking pool (`threads`) would otherwise cap the puts in flight.
+    let reply = match service.start_put(&method, &url, &body) {
+        Some(Started::Replied(reply)) => reply,
+        Some(Started::Committing(pending)) => {
+            let committed = tokio::time::timeout(service.timeout, pending)
+                .await
+                .unwrap_or(Err(Error::Timeout {
+                    outcome: Outcome::Unknown,
+                }));
+            service.put_committed(committed, &url)
+        }
+        None => tokio::task::spawn_blocking(move || service.route(&method, &url, body))
+            .await
+            .unwrap_or_else(|e| {
+                Reply::error(500, Outcome::Unknown, format!("request failed: {e}"))
+            }),
+    };
     Ok(response(reply))
 }
 

@@ -366,6 +366,7 @@ fn http_api_redirects_refuses_bad_requests_and_reports_status() {
     assert_eq!(status(agent.delete(&url(leader, "/kv/x")).call()), 200);
     assert_eq!(status(agent.get(&url(leader, "/kv/x")).call()), 404);
     assert_eq!(status(agent.get(&url(leader, "/kv/bad%zz")).call()), 400);
+    assert_eq!(status(agent.put(&url(leader, "/kv/bad%zz")).send("1")), 400);
     assert_eq!(
         status(agent.delete(&url(leader, "/members/zero")).call()),
         400

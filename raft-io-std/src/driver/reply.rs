@@ -7,8 +7,13 @@
 //! `sched_yield`, measured with `perf` on `raft-kv-bench --clients 128`). A
 //! waiter here sleeps on a condition variable at once, and the driver's
 //! answer costs one lock and one wake-up.
+//!
+//! An async caller polls instead (`PendingProposal` is a `Future`): the
+//! slot keeps the task's waker, which the answer wakes. No runtime is
+//! involved, so any executor can await it.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 enum Slot<T> {
@@ -20,14 +25,35 @@ enum Slot<T> {
     Taken,
 }
 
+struct State<T> {
+    slot: Slot<T>,
+    /// The task that last polled, woken by the answer.
+    waker: Option<Waker>,
+}
+
 struct Shared<T> {
-    slot: Mutex<Slot<T>>,
+    state: Mutex<State<T>>,
     answered: Condvar,
 }
 
 impl<T> Shared<T> {
-    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Settles a waiting slot as `settled` and wakes whoever waits.
+    fn settle(&self, settled: Slot<T>) {
+        let mut state = self.lock();
+        if !matches!(state.slot, Slot::Waiting) {
+            return;
+        }
+        state.slot = settled;
+        let waker = state.waker.take();
+        drop(state);
+        self.answered.notify_one();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -50,7 +76,10 @@ pub(crate) enum NoAnswer {
 /// A new request's two sides.
 pub(crate) fn pair<T>() -> (Answer<T>, Awaited<T>) {
     let shared = Arc::new(Shared {
-        slot: Mutex::new(Slot::Waiting),
+        state: Mutex::new(State {
+            slot: Slot::Waiting,
+            waker: None,
+        }),
         answered: Condvar::new(),
     });
     (Answer(Arc::clone(&shared)), Awaited(shared))
@@ -59,51 +88,57 @@ pub(crate) fn pair<T>() -> (Answer<T>, Awaited<T>) {
 impl<T> Answer<T> {
     /// Answers, waking the waiter; an answer after the first is ignored.
     pub(crate) fn send(&self, value: T) {
-        let mut slot = self.0.lock();
-        if matches!(*slot, Slot::Waiting) {
-            *slot = Slot::Answered(value);
-            drop(slot);
-            self.0.answered.notify_one();
-        }
+        self.0.settle(Slot::Answered(value));
     }
 }
 
 impl<T> Drop for Answer<T> {
     fn drop(&mut self) {
-        let mut slot = self.0.lock();
-        if matches!(*slot, Slot::Waiting) {
-            *slot = Slot::Abandoned;
-            drop(slot);
-            self.0.answered.notify_one();
-        }
+        self.0.settle(Slot::Abandoned);
     }
 }
 
 impl<T> Awaited<T> {
     /// Waits until the answer arrives or `deadline` passes.
     pub(crate) fn wait_until(&self, deadline: Instant) -> Result<T, NoAnswer> {
-        let mut slot = self.0.lock();
-        while matches!(*slot, Slot::Waiting) {
+        let mut state = self.0.lock();
+        while matches!(state.slot, Slot::Waiting) {
             let now = Instant::now();
             if now >= deadline {
                 return Err(NoAnswer::Timeout);
             }
-            slot = self
+            state = self
                 .0
                 .answered
-                .wait_timeout(slot, deadline - now)
+                .wait_timeout(state, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        match std::mem::replace(&mut *slot, Slot::Taken) {
-            Slot::Answered(value) => Ok(value),
-            Slot::Waiting | Slot::Abandoned | Slot::Taken => Err(NoAnswer::Abandoned),
+        take(&mut state.slot)
+    }
+
+    /// The answer if it has arrived; else remembers `cx`'s waker, which the
+    /// answer wakes. Never [`NoAnswer::Timeout`]: a poller keeps its own time.
+    pub(crate) fn poll_answer(&self, cx: &mut Context<'_>) -> Poll<Result<T, NoAnswer>> {
+        let mut state = self.0.lock();
+        if matches!(state.slot, Slot::Waiting) {
+            state.waker = Some(cx.waker().clone());
+            return Poll::Pending;
         }
+        Poll::Ready(take(&mut state.slot))
     }
 
     /// Whether [`Awaited::wait_until`] would return at once.
     pub(crate) fn is_settled(&self) -> bool {
-        !matches!(*self.0.lock(), Slot::Waiting)
+        !matches!(self.0.lock().slot, Slot::Waiting)
+    }
+}
+
+/// Takes a settled slot's answer, leaving it taken.
+fn take<T>(slot: &mut Slot<T>) -> Result<T, NoAnswer> {
+    match std::mem::replace(slot, Slot::Taken) {
+        Slot::Answered(value) => Ok(value),
+        Slot::Waiting | Slot::Abandoned | Slot::Taken => Err(NoAnswer::Abandoned),
     }
 }
 
@@ -140,6 +175,27 @@ mod tests {
         let waiter = std::thread::spawn(move || awaited.wait_until(far));
         answer.send("done");
         assert_eq!(waiter.join().unwrap(), Ok("done"));
+    }
+
+    #[test]
+    fn a_poller_is_woken_by_the_answer() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::Wake;
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut cx = Context::from_waker(&waker);
+        let (answer, awaited) = pair();
+        assert!(awaited.poll_answer(&mut cx).is_pending());
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        answer.send(7);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(awaited.poll_answer(&mut cx), Poll::Ready(Ok(7)));
     }
 
     #[test]
