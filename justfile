@@ -61,3 +61,8 @@ local-cluster:
 # Everything CI runs.
 ci:
     bash .ci/run
+
+# PUT throughput over HTTP: a local 3-process raft-kv cluster driven by wrk
+# (keep-alive; needs `apt-get install wrk`): just bench-http 128 10 128
+bench-http connections="128" seconds="10" value="128":
+    raft-kv/bench/http-put {{connections}} {{seconds}} {{value}}
