@@ -103,16 +103,7 @@ impl<T> Awaited<T> {
     pub(crate) fn wait_until(&self, deadline: Instant) -> Result<T, NoAnswer> {
         let mut state = self.0.lock();
         while matches!(state.slot, Slot::Waiting) {
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(NoAnswer::Timeout);
-            }
-            state = self
-                .0
-                .answered
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = wait_until(&self.0.answered, state, deadline).ok_or(NoAnswer::Timeout)?;
         }
         take(&mut state.slot)
     }
@@ -132,6 +123,23 @@ impl<T> Awaited<T> {
     pub(crate) fn is_settled(&self) -> bool {
         !matches!(self.0.lock().slot, Slot::Waiting)
     }
+}
+
+/// Waits on `condvar` until it is notified (or wakes spuriously) or
+/// `deadline` passes; `None` once the deadline has passed.
+pub(crate) fn wait_until<'a, T>(
+    condvar: &Condvar,
+    guard: MutexGuard<'a, T>,
+    deadline: Instant,
+) -> Option<MutexGuard<'a, T>> {
+    let now = Instant::now();
+    if now >= deadline {
+        return None;
+    }
+    let (guard, _) = condvar
+        .wait_timeout(guard, deadline - now)
+        .unwrap_or_else(|e| e.into_inner());
+    Some(guard)
 }
 
 /// Takes a settled slot's answer, leaving it taken.

@@ -128,15 +128,7 @@ impl View {
             if let Some(why) = &a.ended {
                 return Err(WaitError::Ended(why.clone()));
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(WaitError::Timeout);
-            }
-            a = self
-                .changed
-                .wait_timeout(a, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            a = super::reply::wait_until(&self.changed, a, deadline).ok_or(WaitError::Timeout)?;
         }
     }
 }
