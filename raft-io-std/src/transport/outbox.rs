@@ -1,6 +1,12 @@
 //! A bounded queue in front of a connection's writer thread, limited both in
 //! items and in bytes. What happens when it is full is the caller's policy:
 //! a message queue drops its oldest datagram, a stream queue closes the stream.
+//!
+//! A producer may also write to the connection itself, skipping the writer
+//! thread, while the queue is empty and the writer idle ([`Outbox::try_hold`]
+//! then [`Outbox::release`]): the writer takes nothing while the producer
+//! holds the connection, and the producer holds it only when everything
+//! queued before was written, so bytes go out in the order they were given.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -18,6 +24,10 @@ struct State<T> {
     items: VecDeque<(T, u64)>,
     bytes: u64,
     closed: bool,
+    /// The consumer took a batch and is writing it (until its next `pop_all`).
+    writing: bool,
+    /// A producer holds the connection to write to it directly.
+    held: bool,
 }
 
 /// A multi-producer, single-consumer queue with item and byte limits.
@@ -35,6 +45,8 @@ impl<T> Outbox<T> {
                 items: VecDeque::new(),
                 bytes: 0,
                 closed: false,
+                writing: false,
+                held: false,
             }),
             ready: Condvar::new(),
             items_max: items_max.max(1),
@@ -88,19 +100,49 @@ impl<T> Outbox<T> {
     }
 
     /// Waits for items and takes them all; `None` once closed (queued items
-    /// of a closed queue are discarded: their connection is gone).
+    /// of a closed queue are discarded: their connection is gone). The
+    /// consumer writes a batch until it calls `pop_all` again: meanwhile no
+    /// producer holds the connection.
     pub(crate) fn pop_all(&self) -> Option<Vec<T>> {
         let mut s = self.lock();
+        s.writing = false;
         loop {
             if s.closed {
                 return None;
             }
-            if !s.items.is_empty() {
+            if !s.items.is_empty() && !s.held {
                 s.bytes = 0;
+                s.writing = true;
                 return Some(s.items.drain(..).map(|(item, _)| item).collect());
             }
             s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// Takes the connection for a direct write, if nothing is queued and the
+    /// consumer is not writing: everything given before has been written.
+    /// The caller must [`Outbox::release`] it.
+    pub(crate) fn try_hold(&self) -> bool {
+        let mut s = self.lock();
+        let free = !s.closed && s.items.is_empty() && !s.writing && !s.held;
+        if free {
+            s.held = true;
+        }
+        free
+    }
+
+    /// Gives the connection back after a direct write, with what the write
+    /// could not send (`unsent`, costing `bytes`), which goes first.
+    pub(crate) fn release(&self, unsent: Option<T>, bytes: u64) {
+        let mut s = self.lock();
+        debug_assert!(s.held, "release without try_hold");
+        s.held = false;
+        if let Some(item) = unsent {
+            s.bytes += bytes;
+            s.items.push_front((item, bytes));
+        }
+        drop(s);
+        self.ready.notify_one();
     }
 
     /// Discards everything queued; returns how many items.
@@ -145,6 +187,38 @@ mod tests {
             q.push_dropping_oldest(i, 1).unwrap();
         }
         assert_eq!(q.pop_all(), Some(vec![3, 4]));
+    }
+
+    #[test]
+    fn the_connection_is_held_only_when_everything_before_was_written() {
+        let q = Outbox::new(8, 1000);
+        assert!(q.try_hold(), "empty and idle");
+        assert!(!q.try_hold(), "held already");
+        q.release(Some(1), 1);
+        // Unsent bytes of a direct write go before anything queued later.
+        q.push(2, 1).unwrap();
+        assert!(!q.try_hold(), "items queued");
+        assert_eq!(q.pop_all(), Some(vec![1, 2]));
+        assert!(!q.try_hold(), "the consumer is writing its batch");
+        q.push(3, 1).unwrap();
+        assert_eq!(q.pop_all(), Some(vec![3]));
+        q.close();
+        assert!(!q.try_hold(), "closed");
+    }
+
+    #[test]
+    fn the_consumer_takes_nothing_while_a_producer_holds_the_connection() {
+        let q = std::sync::Arc::new(Outbox::new(8, 1000));
+        assert!(q.try_hold());
+        let consumer = {
+            let q = q.clone();
+            std::thread::spawn(move || q.pop_all())
+        };
+        // Queued while held (not done by the driver, but the queue must
+        // still keep the order): the consumer waits for the release.
+        q.push(2, 1).unwrap();
+        q.release(Some(1), 1);
+        assert_eq!(consumer.join().unwrap(), Some(vec![1, 2]));
     }
 
     #[test]

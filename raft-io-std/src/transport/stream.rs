@@ -1,6 +1,9 @@
 //! Replication streams: a follower opens one to its leader (`OpenStream`);
 //! both ends then run a reader (frames in, to the driver) and a writer
-//! (the stream's queue out). A stream's queue is bounded: when it is full the
+//! (the stream's queue out). When the queue is empty and the writer idle,
+//! the driver writes a frame to the socket itself, without waiting
+//! (`send_now`), and queues only what the socket did not take: on an idle
+//! stream a frame then crosses no thread before the network. A stream's queue is bounded: when it is full the
 //! stream is closed and the core, told `StreamClosed`, reopens it.
 //!
 //! Each stream has exactly one *owner* thread (the one that connected or
@@ -23,6 +26,9 @@ use std::sync::{Arc, Mutex};
 /// What a stream's writer sends, in order.
 pub(super) enum Outgoing {
     Frame(Frame),
+    /// The tail of a frame the driver began writing itself (`send_now`)
+    /// and the socket could not take at once.
+    Unsent(Vec<u8>),
     /// Part of a stored snapshot (`Action::SendSnapshot`), read from disk by
     /// the writer and sent as frames.
     Snapshot {
@@ -239,6 +245,7 @@ fn write_loop(shared: &Shared, slot: &StreamSlot, mut socket: TcpStream) {
             for item in batch {
                 match item {
                     Outgoing::Frame(frame) => wire::encode(&WireUnit::Frame(frame), &mut buf),
+                    Outgoing::Unsent(bytes) => buf.extend_from_slice(&bytes),
                     Outgoing::Snapshot { meta, window } => {
                         socket.write_all(&buf)?;
                         bump(&shared.counters.bytes_sent, buf.len() as u64);
@@ -398,11 +405,103 @@ pub(super) fn snapshot_frames_from(
     Ok(())
 }
 
-/// `Action::SendFrame`.
+/// `Action::SendFrame`: written at once by the calling thread (the
+/// driver) when the stream's queue is empty and its writer idle, else queued
+/// for the writer.
 pub(super) fn send_frame(shared: &Shared, stream: StreamId, frame: Frame) {
     let cost = frame.budget_bytes();
-    push(shared, stream, Outgoing::Frame(frame), cost);
+    let Some(slot) = lock(&shared.streams).get(&stream).cloned() else {
+        return; // gone: its StreamClosed was (or will be) reported
+    };
+    if let Err(frame) = send_now(shared, &slot, frame) {
+        push_to(shared, &slot, Outgoing::Frame(frame), cost);
+    }
 }
+
+/// Writes `frame` to the stream's socket from this thread without waiting,
+/// if nothing queued is still unwritten: one thread hand-off fewer per
+/// frame, which on an idle stream is most of a frame's latency (a hand-off
+/// to the sleeping writer costs 20 to 30 µs on a small virtual machine, the
+/// whole loopback round trip 12 µs). Whatever the socket does not take at
+/// once is queued for the writer, ahead of anything later. Hands the frame
+/// back when the writer must send it.
+#[cfg(unix)]
+fn send_now(shared: &Shared, slot: &StreamSlot, frame: Frame) -> Result<(), Frame> {
+    if !slot.outbox.try_hold() {
+        return Err(frame);
+    }
+    // Held: the writer takes nothing until the release below.
+    let connected = lock(&slot.socket);
+    let Some(socket) = connected.as_ref() else {
+        drop(connected);
+        slot.outbox.release(None, 0);
+        return Err(frame); // not connected yet: the writer sends it once it is
+    };
+    let cost = frame.budget_bytes();
+    let written = ENCODED.with_borrow_mut(|buf| {
+        buf.clear();
+        wire::encode(&WireUnit::Frame(frame), buf);
+        let written = send_without_waiting(socket, buf);
+        // A large chunk's buffer is not kept for the small frames after it.
+        if buf.capacity() > ENCODED_KEPT_BYTES_MAX {
+            *buf = Vec::new();
+        }
+        written
+    });
+    drop(connected);
+    match written {
+        Ok((sent, unsent)) => {
+            bump(&shared.counters.bytes_sent, sent);
+            slot.outbox.release(unsent.map(Outgoing::Unsent), cost);
+        }
+        Err(e) => {
+            tracing::debug!(stream = %slot.id, "stream write failed: {e}");
+            slot.outbox.release(None, 0);
+            slot.break_off();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+thread_local! {
+    /// The driver's encoding buffer for `send_now`, reused across frames.
+    static ENCODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Sends what the socket takes of `bytes` without waiting: the bytes sent,
+/// and the rest if the socket's buffer filled up.
+#[cfg(unix)]
+fn send_without_waiting(socket: &TcpStream, bytes: &[u8]) -> io::Result<(u64, Option<Vec<u8>>)> {
+    use rustix::io::Errno;
+    use rustix::net::SendFlags;
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match rustix::net::send(
+            socket,
+            &bytes[sent..],
+            SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+        ) {
+            // A socket that takes nothing of a non-empty buffer is full.
+            Ok(0) => return Ok((sent as u64, Some(bytes[sent..].to_vec()))),
+            Ok(n) => sent += n,
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => return Ok((sent as u64, Some(bytes[sent..].to_vec()))),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((sent as u64, None))
+}
+
+/// Elsewhere the writer thread sends every frame.
+#[cfg(not(unix))]
+fn send_now(_: &Shared, _: &StreamSlot, frame: Frame) -> Result<(), Frame> {
+    Err(frame)
+}
+
+/// The largest encoding buffer `send_now` keeps between frames.
+#[cfg(unix)]
+const ENCODED_KEPT_BYTES_MAX: usize = 1 << 20;
 
 /// `Action::SendSnapshot`.
 pub(super) fn send_snapshot(shared: &Shared, stream: StreamId, meta: SnapshotMeta, window: Window) {
@@ -414,6 +513,11 @@ fn push(shared: &Shared, stream: StreamId, item: Outgoing, cost: u64) {
     let Some(slot) = lock(&shared.streams).get(&stream).cloned() else {
         return; // gone: its StreamClosed was (or will be) reported
     };
+    push_to(shared, &slot, item, cost);
+}
+
+fn push_to(shared: &Shared, slot: &StreamSlot, item: Outgoing, cost: u64) {
+    let stream = slot.id;
     match slot.outbox.push(item, cost) {
         Ok(()) | Err(PushError::Closed) => {}
         Err(PushError::Full) => {
@@ -520,6 +624,34 @@ mod tests {
         let mut got = vec![0; n];
         reader.read_exact(&mut got)?;
         Ok(got)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_direct_send_never_waits_and_hands_back_what_the_socket_did_not_take() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let sender = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut receiver, _) = listener.accept().unwrap();
+        // Nobody reads yet: the socket's buffers fill, and the send returns
+        // with the rest instead of waiting for the reader.
+        let block: Vec<u8> = (0..1 << 20).map(|i| i as u8).collect();
+        let mut sent_total = 0u64;
+        let rest = loop {
+            let (sent, rest) = send_without_waiting(&sender, &block).unwrap();
+            sent_total += sent;
+            if let Some(rest) = rest {
+                assert_eq!(sent as usize + rest.len(), block.len());
+                assert_eq!(rest[..], block[sent as usize..]);
+                break rest;
+            }
+            assert!(sent_total < 1 << 30, "a socket buffer of a gigabyte?");
+        };
+        drop(sender);
+        let mut received = Vec::new();
+        receiver.read_to_end(&mut received).unwrap();
+        assert_eq!(received.len() as u64, sent_total);
+        assert!(received.chunks(block.len()).all(|c| c == &block[..c.len()]));
+        assert!(!rest.is_empty());
     }
 
     #[test]
