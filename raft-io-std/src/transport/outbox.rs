@@ -141,8 +141,13 @@ impl<T> Outbox<T> {
             s.bytes += bytes;
             s.items.push_front((item, bytes));
         }
+        // Wake the consumer only for work: a wake-up for nothing is the
+        // very hand-off a direct write saves.
+        let work = !s.items.is_empty();
         drop(s);
-        self.ready.notify_one();
+        if work {
+            self.ready.notify_one();
+        }
     }
 
     /// Discards everything queued; returns how many items.
