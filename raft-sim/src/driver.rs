@@ -160,10 +160,12 @@ impl<S: crate::service::Service> World<S> {
             return;
         };
         let local = host.clock.local(self.now);
-        let text = self.trace.text(format_args!(
-            "{} <- {event}",
-            Glyph(node.role(), node.term())
-        ));
+        // Asked once: `role` looks the node up among the members, and the
+        // glyph's arguments are evaluated even when no text is formatted.
+        let role = node.role();
+        let text = self
+            .trace
+            .text(format_args!("{} <- {event}", Glyph(role, node.term())));
         let fact = Fact::of_event(i, &event);
         let read = match &event {
             Event::ReadRequested { id } if node.config().voter_count() > 1 => Some(*id),
@@ -175,7 +177,7 @@ impl<S: crate::service::Service> World<S> {
         // every leader step was several percent of a sweep.)
         let mut voters_before = std::mem::take(&mut self.voters_before);
         voters_before.clear();
-        if node.role() == Role::Leader {
+        if role == Role::Leader {
             voters_before.extend(node.config().voters());
         }
         let mut actions = ActionBuffer::take();
