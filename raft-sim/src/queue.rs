@@ -200,10 +200,10 @@ impl EventQueue {
 
     /// The earliest event, with its time.
     pub(crate) fn pop(&mut self) -> Option<(Instant, SimEvent)> {
-        if self.due.is_empty() {
-            self.spread()?;
-        }
-        let q = self.due.pop_front().expect("spread leaves events due");
+        let q = match self.due.pop_front() {
+            Some(q) => q,
+            None => self.spread()?,
+        };
         let event = self.slots[q.slot as usize].take().unwrap_or_else(|| {
             panic!(
                 "queue slot {} of the event at {} (seq {}) is empty",
@@ -216,14 +216,23 @@ impl EventQueue {
 
     /// With nothing due at `base`: moves `base` to the earliest queued time
     /// and spreads that time's bucket out relative to it (its earliest
-    /// events become due, sorted by `seq`; the rest go to lower buckets).
-    /// `None` if nothing is queued.
-    fn spread(&mut self) -> Option<()> {
+    /// events become due, sorted by `seq`; the rest go to lower buckets),
+    /// and returns the first due. `None` if nothing is queued.
+    fn spread(&mut self) -> Option<Queued> {
         debug_assert!(self.due.is_empty());
         if self.occupied == 0 {
             return None;
         }
         let b = self.occupied.trailing_zeros() as usize;
+        if self.buckets[b].len() == 1 {
+            // The usual case (events are rarely due at the same instant):
+            // the one event is the earliest, and the other buckets keep
+            // their meaning relative to its time.
+            let q = self.buckets[b].pop().expect("one event");
+            self.occupied &= !(1 << b);
+            self.base = q.at.0;
+            return Some(q);
+        }
         let mut bucket = std::mem::take(&mut self.buckets[b]);
         self.occupied &= !(1 << b);
         // Every other bucket's events differ from `base` in a higher bit,
@@ -249,7 +258,7 @@ impl EventQueue {
         if self.due.len() > 1 {
             self.due.make_contiguous().sort_unstable_by_key(|q| q.seq);
         }
-        Some(())
+        self.due.pop_front()
     }
 }
 
