@@ -273,7 +273,10 @@ impl<S: crate::service::Service> World<S> {
     /// An fsync of node `i` completed: report what became durable.
     pub(crate) fn complete_fsync(&mut self, i: usize, upto: u64) {
         let host = &mut self.hosts[i];
-        let (notices, next) = host.disk.complete_fsync(upto, self.now, &mut self.disk_rng);
+        let mut notices = std::mem::take(&mut self.notices_scratch);
+        let next = host
+            .disk
+            .complete_fsync_into(upto, self.now, &mut self.disk_rng, &mut notices);
         if let Some(v) = host.disk.take_violations().into_iter().next() {
             return self.fail(Failure::safety(
                 "driver-contract",
@@ -291,7 +294,7 @@ impl<S: crate::service::Service> World<S> {
                 },
             );
         }
-        for notice in notices {
+        for notice in notices.drain(..) {
             if self.hosts[i].node.is_none() || self.failure().is_some() {
                 return;
             }
@@ -318,6 +321,7 @@ impl<S: crate::service::Service> World<S> {
                 }
             }
         }
+        self.notices_scratch = notices;
     }
 
     /// After a step: observe the commit index (monotone; consistent with the

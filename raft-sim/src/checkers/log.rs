@@ -68,6 +68,14 @@ impl LogMirror {
     /// Appends entries (which must follow the last one) and returns their chain digests.
     pub fn append(&mut self, entries: &[LogEntry]) -> Result<Vec<u64>, String> {
         let mut out = Vec::with_capacity(entries.len());
+        self.append_into(entries, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`LogMirror::append`], the digests written into `out` (cleared
+    /// first): the driver appends on every `AppendLog` and keeps one buffer.
+    pub fn append_into(&mut self, entries: &[LogEntry], out: &mut Vec<u64>) -> Result<(), String> {
+        out.clear();
         for e in entries {
             if e.index != self.last_index().next() {
                 return Err(format!(
@@ -81,7 +89,7 @@ impl LogMirror {
             self.entries.push_back((e.term, d, hash_bytes(&e.data)));
             out.push(d);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Removes entries at `from` and after (never the base).
