@@ -175,6 +175,11 @@ impl<S: Service> World<S> {
     /// Answers every client whose index node `i` has now applied.
     pub(crate) fn serve_waiters(&mut self, i: usize) {
         let applied = self.hosts[i].fsm.applied();
+        // Most applies answer nobody: split (and allocate) only when some
+        // waiter is ready.
+        if !self.hosts[i].waiters.iter().any(|w| w.index <= applied) {
+            return;
+        }
         let (ready, waiting): (Vec<ApplyWaiter>, Vec<ApplyWaiter>) =
             std::mem::take(&mut self.hosts[i].waiters)
                 .into_iter()

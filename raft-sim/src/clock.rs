@@ -37,6 +37,9 @@ impl Clock {
     }
 
     /// Local time at global time `global`.
+    // Inlined (as `global_at`): every step and re-arm asks, and without
+    // drift the answer is an addition.
+    #[inline]
     pub fn local(&self, global: Instant) -> Instant {
         // 64-bit arithmetic whenever nothing overflows (any run shorter than
         // about five hours at the largest drift): 128-bit division was a few
@@ -65,6 +68,7 @@ impl Clock {
 
     /// The earliest global time at which local time reaches `local`
     /// (`Instant::NEVER` stays never).
+    #[inline]
     pub fn global_at(&self, local: Instant) -> Instant {
         if local == Instant::NEVER {
             return Instant::NEVER;

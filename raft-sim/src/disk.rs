@@ -327,18 +327,33 @@ impl SimDisk {
         now: Instant,
         rng: &mut SimRng,
     ) -> (Vec<DiskNotice>, Option<FsyncDue>) {
+        let mut notices = Vec::new();
+        let next = self.complete_fsync_into(upto, now, rng, &mut notices);
+        (notices, next)
+    }
+
+    /// [`SimDisk::complete_fsync`], the notices written into `notices`
+    /// (cleared first): the world completes an fsync every few events and
+    /// keeps one buffer.
+    pub fn complete_fsync_into(
+        &mut self,
+        upto: u64,
+        now: Instant,
+        rng: &mut SimRng,
+        notices: &mut Vec<DiskNotice>,
+    ) -> Option<FsyncDue> {
+        notices.clear();
         if self.fsync_in_flight != Some(upto) {
-            return (Vec::new(), None);
+            return None;
         }
         self.fsync_in_flight = None;
-        let mut notices = Vec::new();
         let mut appended = false;
         while self.pending.front().is_some_and(|(seq, _)| *seq < upto) {
             let (_, op) = self.pending.pop_front().expect("front exists");
             match op {
                 DiskOp::InstallSnapshot(s) => {
                     if appended {
-                        self.push_persisted(&mut notices);
+                        self.push_persisted(notices);
                         appended = false;
                     }
                     notices.push(DiskNotice::SnapshotInstalled(s.meta.clone()));
@@ -351,14 +366,13 @@ impl SimDisk {
             }
         }
         if appended {
-            self.push_persisted(&mut notices);
+            self.push_persisted(notices);
         }
-        let next = if self.pending.is_empty() || self.fsync_held {
+        if self.pending.is_empty() || self.fsync_held {
             None
         } else {
             Some(self.start_fsync(now, rng))
-        };
-        (notices, next)
+        }
     }
 
     fn push_persisted(&self, notices: &mut Vec<DiskNotice>) {

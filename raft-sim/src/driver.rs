@@ -160,10 +160,12 @@ impl<S: crate::service::Service> World<S> {
             return;
         };
         let local = host.clock.local(self.now);
-        let text = self.trace.text(format_args!(
-            "{} <- {event}",
-            Glyph(node.role(), node.term())
-        ));
+        // Asked once: `role` looks the node up among the members, and the
+        // glyph's arguments are evaluated even when no text is formatted.
+        let role = node.role();
+        let text = self
+            .trace
+            .text(format_args!("{} <- {event}", Glyph(role, node.term())));
         let fact = Fact::of_event(i, &event);
         let read = match &event {
             Event::ReadRequested { id } if node.config().voter_count() > 1 => Some(*id),
@@ -175,7 +177,7 @@ impl<S: crate::service::Service> World<S> {
         // every leader step was several percent of a sweep.)
         let mut voters_before = std::mem::take(&mut self.voters_before);
         voters_before.clear();
-        if node.role() == Role::Leader {
+        if role == Role::Leader {
             voters_before.extend(node.config().voters());
         }
         let mut actions = ActionBuffer::take();
@@ -271,7 +273,10 @@ impl<S: crate::service::Service> World<S> {
     /// An fsync of node `i` completed: report what became durable.
     pub(crate) fn complete_fsync(&mut self, i: usize, upto: u64) {
         let host = &mut self.hosts[i];
-        let (notices, next) = host.disk.complete_fsync(upto, self.now, &mut self.disk_rng);
+        let mut notices = std::mem::take(&mut self.notices_scratch);
+        let next = host
+            .disk
+            .complete_fsync_into(upto, self.now, &mut self.disk_rng, &mut notices);
         if let Some(v) = host.disk.take_violations().into_iter().next() {
             return self.fail(Failure::safety(
                 "driver-contract",
@@ -289,7 +294,7 @@ impl<S: crate::service::Service> World<S> {
                 },
             );
         }
-        for notice in notices {
+        for notice in notices.drain(..) {
             if self.hosts[i].node.is_none() || self.failure().is_some() {
                 return;
             }
@@ -316,6 +321,7 @@ impl<S: crate::service::Service> World<S> {
                 }
             }
         }
+        self.notices_scratch = notices;
     }
 
     /// After a step: observe the commit index (monotone; consistent with the
@@ -343,18 +349,47 @@ impl<S: crate::service::Service> World<S> {
             self.global
                 .on_commit(i, node.term(), old, commit, &host.mirror)?;
             if node.role() == Role::Leader {
+                // The disks and voters gathered on the stack for clusters of
+                // up to `SMALL` nodes: two vectors per leader commit were
+                // half a percent of a sweep.
+                const SMALL: usize = 16;
                 let n = self.hosts.len();
-                let disks: Vec<&crate::disk::SimDisk> =
-                    self.hosts.iter().map(|h| &h.disk).collect();
+                let mut disks_small = [&host.disk; SMALL];
+                let disks_large: Vec<&crate::disk::SimDisk>;
+                let disks: &[&crate::disk::SimDisk] = if n <= SMALL {
+                    for (d, h) in disks_small.iter_mut().zip(&self.hosts) {
+                        *d = &h.disk;
+                    }
+                    &disks_small[..n]
+                } else {
+                    disks_large = self.hosts.iter().map(|h| &h.disk).collect();
+                    &disks_large
+                };
                 let check = |voters: &mut dyn Iterator<Item = raft_core::NodeId>| {
-                    let voters: Vec<usize> = voters.filter_map(|v| index_of(v, n)).collect();
+                    let (mut small, mut k, mut large) = ([0usize; SMALL], 0, Vec::new());
+                    for v in voters.filter_map(|v| index_of(v, n)) {
+                        if large.is_empty() && k < SMALL {
+                            small[k] = v;
+                            k += 1;
+                        } else {
+                            if large.is_empty() {
+                                large.extend_from_slice(&small[..k]);
+                            }
+                            large.push(v);
+                        }
+                    }
+                    let voters = if large.is_empty() {
+                        &small[..k]
+                    } else {
+                        &large[..]
+                    };
                     durability::check_leader_commit(
                         i,
                         node.term(),
                         commit,
                         &host.mirror,
-                        &voters,
-                        &disks,
+                        voters,
+                        disks,
                     )
                 };
                 let after = check(&mut node.config().voters());

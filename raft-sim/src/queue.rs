@@ -2,20 +2,22 @@
 //! assigned at insertion, so equal times pop in insertion order and the
 //! order of a run is total and deterministic.
 //!
-//! Most events are scheduled in time order within their kind (frame
-//! deliveries, client timeouts, deliveries to a node: a constant or
-//! queue-ordered delay after now), so each of a few kinds has a FIFO lane:
-//! an event joins its kind's lane when it is due no earlier than the lane's
-//! last, and the binary heap otherwise. Every lane stays sorted by
-//! `(time, seq)`, so popping the least of the heap's top and the lanes'
-//! fronts gives exactly the heap-only order, at a fraction of the cost
-//! (the heap held over a thousand events and every one went through it).
+//! A radix heap: simulated time never goes back (an event is scheduled no
+//! earlier than the last one popped), so an event waits in the bucket of
+//! the highest bit in which its time differs from the last popped time, and
+//! a push is a bucket index and a `Vec` push. Only when no event is due at
+//! the last popped time is the lowest non-empty bucket spread out again,
+//! relative to its earliest time; an event moves down a few buckets in its
+//! life instead of sifting through a binary heap of a thousand (mostly
+//! superseded wake-ups, whose randomized election deadlines come in no
+//! order a FIFO lane could keep). The events due at the last popped time
+//! wait in insertion order, which gives exactly the binary heap's `(time,
+//! seq)` order.
 
 use crate::network::NetEvent;
 use crate::scenario::Fault;
 use raft_core::{Event, Instant, Message, RequestId};
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 
 /// Something scheduled.
 #[derive(Clone, Debug)]
@@ -91,68 +93,40 @@ pub enum SimEvent {
     End,
 }
 
-/// A heap entry: the order key and where the event waits. The events
-/// themselves stay put in [`EventQueue::slots`], so a heap sift moves 24
-/// bytes per level instead of a whole `SimEvent` (a message with its body),
-/// which was several percent of a sweep.
-#[derive(PartialEq, Eq)]
+/// A queued event's order key and where the event waits. The events
+/// themselves stay put in [`EventQueue::slots`], so moving an entry from
+/// bucket to bucket moves 24 bytes instead of a whole `SimEvent` (a
+/// message with its body).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Queued {
     at: Instant,
     seq: u64,
     slot: u32,
 }
 
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Queued {
-    /// Reversed, so the max-heap pops the earliest `(at, seq)`. `seq` is
-    /// unique, so `slot` never decides.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
+/// Buckets of events later than the last popped time: bucket `b` holds
+/// those whose time differs from it first in bit `b` (counting from the
+/// top, see [`bucket_of`]).
+const BUCKETS: usize = 64;
 
-impl Queued {
-    /// The order key: the earliest `(at, seq)` pops first.
-    fn key(&self) -> (Instant, u64) {
-        (self.at, self.seq)
-    }
-}
-
-/// How many FIFO lanes (see [`lane_of`]).
-const LANES: usize = 5;
-
-/// The lane of an event's kind, if it has one: the kinds scheduled most
-/// often and (mostly) in time order. Any kind would be correct here (an
-/// event out of order goes to the heap); a kind rarely in order would only
-/// add a front to compare.
-fn lane_of(event: &SimEvent) -> Option<usize> {
-    match event {
-        SimEvent::Net(NetEvent::DeliverFrame { .. }) => Some(0),
-        SimEvent::Wake { .. } => Some(1),
-        SimEvent::Fsync { .. } => Some(2),
-        SimEvent::Deliver { .. } => Some(3),
-        SimEvent::ClientTimeout { .. } => Some(4),
-        _ => None,
-    }
-}
-
-/// Where the earliest event waits.
-#[derive(Clone, Copy)]
-enum Source {
-    Heap,
-    Lane(usize),
+/// The bucket of time `at` relative to `base` (`at > base`): the index of
+/// the highest bit in which they differ.
+fn bucket_of(base: u64, at: u64) -> usize {
+    debug_assert!(at > base);
+    (63 - (at ^ base).leading_zeros()) as usize
 }
 
 /// Scheduled events in `(time, seq)` order.
-#[derive(Default)]
 pub(crate) struct EventQueue {
-    heap: BinaryHeap<Queued>,
-    /// Per kind, events in `(time, seq)` order (see the module doc).
-    lanes: [VecDeque<Queued>; LANES],
+    /// The last popped time (or the time the earliest bucket was spread
+    /// relative to): no queued event is earlier.
+    base: u64,
+    /// The events due at `base`, in insertion (`seq`) order.
+    due: VecDeque<Queued>,
+    /// The later events, by [`bucket_of`] relative to `base`, in no order.
+    buckets: [Vec<Queued>; BUCKETS],
+    /// Bit `b` set iff `buckets[b]` is not empty.
+    occupied: u64,
     seq: u64,
     /// The queued events, indexed by [`Queued::slot`]; `None` is free.
     slots: Vec<Option<SimEvent>>,
@@ -160,9 +134,33 @@ pub(crate) struct EventQueue {
     free: Vec<u32>,
 }
 
+impl Default for EventQueue {
+    fn default() -> EventQueue {
+        EventQueue {
+            base: 0,
+            due: VecDeque::new(),
+            buckets: std::array::from_fn(|_| Vec::new()),
+            occupied: 0,
+            seq: 0,
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
 impl EventQueue {
     /// Queues `event` at `at`, after everything already queued at `at`.
+    /// `at` is never before the last popped event's time (the world
+    /// schedules nothing in its past).
+    // Inlined (as `pop`): every event passes through both, and the event
+    // is moved once less on each side.
+    #[inline]
     pub(crate) fn push(&mut self, at: Instant, event: SimEvent) {
+        assert!(
+            at.0 >= self.base,
+            "an event at {at} is scheduled before the last popped time {}",
+            Instant(self.base)
+        );
         self.seq += 1;
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -181,39 +179,35 @@ impl EventQueue {
             seq: self.seq,
             slot,
         };
-        match lane_of(self.slots[slot as usize].as_ref().expect("just stored")) {
-            Some(l) if self.lanes[l].back().is_none_or(|last| last.at <= at) => {
-                self.lanes[l].push_back(q);
-            }
-            _ => self.heap.push(q),
+        if at.0 == self.base {
+            // Its `seq` is the highest yet: the due events stay in order.
+            self.due.push_back(q);
+        } else {
+            let b = bucket_of(self.base, at.0);
+            self.buckets[b].push(q);
+            self.occupied |= 1 << b;
         }
-    }
-
-    /// Where the earliest event waits, and its key.
-    fn earliest(&self) -> Option<(Source, (Instant, u64))> {
-        let mut best = self.heap.peek().map(|q| (Source::Heap, q.key()));
-        for (l, lane) in self.lanes.iter().enumerate() {
-            if let Some(front) = lane.front() {
-                if best.is_none_or(|(_, key)| front.key() < key) {
-                    best = Some((Source::Lane(l), front.key()));
-                }
-            }
-        }
-        best
     }
 
     /// When the earliest event is due.
     pub(crate) fn peek_at(&self) -> Option<Instant> {
-        self.earliest().map(|(_, (at, _))| at)
+        if !self.due.is_empty() {
+            return Some(Instant(self.base));
+        }
+        if self.occupied == 0 {
+            return None;
+        }
+        let b = self.occupied.trailing_zeros() as usize;
+        self.buckets[b].iter().map(|q| q.at).min()
     }
 
     /// The earliest event, with its time.
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<(Instant, SimEvent)> {
-        let q = match self.earliest()?.0 {
-            Source::Heap => self.heap.pop(),
-            Source::Lane(l) => self.lanes[l].pop_front(),
-        }
-        .expect("the earliest source holds an event");
+        let q = match self.due.pop_front() {
+            Some(q) => q,
+            None => self.spread()?,
+        };
         let event = self.slots[q.slot as usize].take().unwrap_or_else(|| {
             panic!(
                 "queue slot {} of the event at {} (seq {}) is empty",
@@ -223,16 +217,63 @@ impl EventQueue {
         self.free.push(q.slot);
         Some((q.at, event))
     }
+
+    /// With nothing due at `base`: moves `base` to the earliest queued time
+    /// and spreads that time's bucket out relative to it (its earliest
+    /// events become due, sorted by `seq`; the rest go to lower buckets),
+    /// and returns the first due. `None` if nothing is queued.
+    fn spread(&mut self) -> Option<Queued> {
+        debug_assert!(self.due.is_empty());
+        if self.occupied == 0 {
+            return None;
+        }
+        let b = self.occupied.trailing_zeros() as usize;
+        if self.buckets[b].len() == 1 {
+            // The usual case (events are rarely due at the same instant):
+            // the one event is the earliest, and the other buckets keep
+            // their meaning relative to its time.
+            let q = self.buckets[b].pop().expect("one event");
+            self.occupied &= !(1 << b);
+            self.base = q.at.0;
+            return Some(q);
+        }
+        let mut bucket = std::mem::take(&mut self.buckets[b]);
+        self.occupied &= !(1 << b);
+        // Every other bucket's events differ from `base` in a higher bit,
+        // where this bucket's are 0: this bucket holds the earliest time.
+        let base = bucket
+            .iter()
+            .map(|q| q.at.0)
+            .min()
+            .expect("an occupied bucket");
+        self.base = base;
+        for q in bucket.drain(..) {
+            if q.at.0 == base {
+                self.due.push_back(q);
+            } else {
+                let to = bucket_of(base, q.at.0);
+                debug_assert!(to < b);
+                self.buckets[to].push(q);
+                self.occupied |= 1 << to;
+            }
+        }
+        // Keep the emptied bucket's allocation for its next events.
+        self.buckets[b] = bucket;
+        if self.due.len() > 1 {
+            self.due.make_contiguous().sort_unstable_by_key(|q| q.seq);
+        }
+        self.due.pop_front()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The lanes change the cost, never the order: events pushed at times
-    /// in and out of order pop by `(time, insertion)`, like a plain heap.
+    /// Events pushed at times in and out of order pop by `(time,
+    /// insertion)`, like a plain heap.
     #[test]
-    fn events_pop_in_time_then_insertion_order_whatever_the_lane() {
+    fn events_pop_in_time_then_insertion_order() {
         let mut q = EventQueue::default();
         let mut x: u64 = 7;
         let mut want = Vec::new();
@@ -271,5 +312,58 @@ mod tests {
             got.push((popped_at, i));
         }
         assert_eq!(got, want);
+    }
+
+    /// Pushes interleaved with pops, as a run makes them (never before the
+    /// last popped time, often at it or at a time already queued), pop in
+    /// exactly the order of a binary heap of `(time, insertion)`.
+    #[test]
+    fn interleaved_pushes_pop_like_a_heap_of_time_then_insertion() {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut q = EventQueue::default();
+        let mut model = BinaryHeap::new();
+        let (mut x, mut now, mut n) = (11u64, 0u64, 0u64);
+        let mut next = || {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            x >> 33
+        };
+        for round in 0..20_000u64 {
+            let pushes = next() % 3;
+            for _ in 0..pushes {
+                let at = match next() % 4 {
+                    0 => now,
+                    1 => now + next() % 4,
+                    2 => now + next() % 1_000_000,
+                    _ => now + (next() % 64) * 1_000,
+                };
+                n += 1;
+                q.push(Instant(at), SimEvent::ClientInvoke { client: n as usize });
+                model.push(Reverse((at, n)));
+            }
+            if round % 3 != 0 {
+                assert_eq!(
+                    q.peek_at(),
+                    model.peek().map(|Reverse((at, _))| Instant(*at))
+                );
+                let got = q.pop().map(|(at, e)| match e {
+                    SimEvent::ClientInvoke { client } => (at.0, client as u64),
+                    _ => unreachable!(),
+                });
+                let want = model.pop().map(|Reverse(k)| k);
+                assert_eq!(got, want);
+                if let Some((at, _)) = got {
+                    now = at;
+                }
+            }
+        }
+        while let Some(Reverse(want)) = model.pop() {
+            let (at, e) = q.pop().expect("as many events as the model");
+            let SimEvent::ClientInvoke { client } = e else {
+                unreachable!()
+            };
+            assert_eq!((at.0, client as u64), want);
+        }
+        assert!(q.pop().is_none());
     }
 }

@@ -115,10 +115,19 @@ impl Trace {
     /// ([`Trace::wants_text`]). A fact whose text says more than the fact
     /// ([`Fact::text_says_more`]) must get its text from `format!` instead:
     /// the digest reads it.
+    #[inline]
     pub fn text(&mut self, args: fmt::Arguments<'_>) -> String {
+        // Inlined, so a sweep (which reads no text) tests a flag at each
+        // record instead of calling out with the arguments built.
         if !self.wants_text {
             return String::new();
         }
+        self.format(args)
+    }
+
+    /// [`Trace::text`] when some reader wants it.
+    #[inline(never)]
+    fn format(&mut self, args: fmt::Arguments<'_>) -> String {
         let mut text = std::mem::take(&mut self.spare);
         text.clear();
         if text.capacity() == 0 {

@@ -115,6 +115,11 @@ pub struct World<S: Service = KvService> {
     /// The voters of the node being stepped, before the step (a buffer
     /// reused across steps, see [`World::step_node`]).
     pub(crate) voters_before: Vec<NodeId>,
+    /// The chain digests of the entries an `AppendLog` appends (a buffer
+    /// reused across appends).
+    pub(crate) digests_scratch: Vec<u64>,
+    /// What a completed fsync made durable (a buffer reused across fsyncs).
+    pub(crate) notices_scratch: Vec<crate::disk::DiskNotice>,
     pub(crate) net_rng: SimRng,
     pub(crate) disk_rng: SimRng,
     pub(crate) election: ElectionSafety,
@@ -203,6 +208,8 @@ impl<S: Service> World<S> {
             trace,
             queue: EventQueue::default(),
             voters_before: Vec::new(),
+            digests_scratch: Vec::new(),
+            notices_scratch: Vec::new(),
             net_rng: SimRng::new(seed, StreamKind::Network),
             disk_rng,
             election: ElectionSafety::default(),

@@ -142,21 +142,33 @@ impl Node {
                 cursors.get(&v).map_or(LogIndex(0), |c| c.match_index)
             }
         };
-        // `quorum::committed_index` over the voters, without gathering them
-        // (this runs after every step in debug builds, and allocates nothing).
+        // `quorum::committed_index` over the voters' durable indexes,
+        // gathered on the stack: this runs after every step in debug builds
+        // (and in the simulator), so it allocates nothing, and it looks each
+        // follower's cursor up once rather than once per candidate.
         let quorum = config.quorum();
-        config
-            .voters()
-            .map(durable_on)
-            .filter(|&candidate| {
-                config
+        let mut durable = [LogIndex(0); 16];
+        let mut n = 0;
+        for v in config.voters() {
+            if n == durable.len() {
+                // A larger cluster than any test runs: count per candidate.
+                return config
                     .voters()
-                    .filter(|&v| durable_on(v) >= candidate)
-                    .count()
-                    >= quorum
-            })
-            .max()
-            .unwrap_or(LogIndex(0))
+                    .map(durable_on)
+                    .filter(|&candidate| {
+                        config
+                            .voters()
+                            .filter(|&v| durable_on(v) >= candidate)
+                            .count()
+                            >= quorum
+                    })
+                    .max()
+                    .unwrap_or(LogIndex(0));
+            }
+            durable[n] = durable_on(v);
+            n += 1;
+        }
+        crate::quorum::committed_index(&durable[..n], quorum)
     }
 
     /// Something may lower the durable quorum index below the commit index

@@ -20,6 +20,9 @@ use crate::types::{LogIndex, NodeId, RequestId};
 pub(crate) struct ConfigLog {
     base: Config,
     appended: Vec<Config>,
+    /// Bumped by every change, so a step that changed no configuration
+    /// (nearly all of them) learns so without comparing member lists.
+    version: u64,
 }
 
 impl ConfigLog {
@@ -33,6 +36,7 @@ impl ConfigLog {
         let mut configs = ConfigLog {
             base,
             appended: Vec::new(),
+            version: 0,
         };
         for e in config_entries.filter(|e| e.kind.is_config()) {
             // A trailing window behind the snapshot may hold the entry of
@@ -52,6 +56,12 @@ impl ConfigLog {
         self.appended.last().unwrap_or(&self.base)
     }
 
+    /// Changes whenever the configurations may have: equal versions of one
+    /// log mean an unchanged [`ConfigLog::latest`].
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
     /// The configuration in force at `index`.
     pub(crate) fn at(&self, index: LogIndex) -> &Config {
         self.appended
@@ -68,11 +78,13 @@ impl ConfigLog {
         );
         config.index = index;
         self.appended.push(config);
+        self.version += 1;
     }
 
     /// Forgets configurations of truncated entries.
     pub(crate) fn truncate_from(&mut self, from: LogIndex) {
         self.appended.retain(|c| c.index < from);
+        self.version += 1;
     }
 
     /// Folds configurations at or before `index` into the base (after compaction).
@@ -80,11 +92,13 @@ impl ConfigLog {
         while self.appended.first().is_some_and(|c| c.index <= index) {
             self.base = self.appended.remove(0);
         }
+        self.version += 1;
     }
 
     pub(crate) fn reset_to(&mut self, config: Config) {
         self.base = config;
         self.appended.clear();
+        self.version += 1;
     }
 }
 

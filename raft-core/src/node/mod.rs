@@ -137,6 +137,9 @@ pub struct Node {
     /// What the driver was last told about role, term and leader.
     reported_role: Option<(Role, Term, Option<NodeId>)>,
     reported_config: Option<Config>,
+    /// The [`ConfigLog::version`] `reported_config` was last compared
+    /// with: while it holds, the comparison would find them equal again.
+    reported_config_version: u64,
     /// The vote persisted by the last step, with its term: within that term
     /// it may never change (one vote per term; checked by `check_invariants`).
     persisted_vote: Option<(Term, NodeId)>,
@@ -189,12 +192,14 @@ impl Node {
             hard_state_slot: None,
             reported_role: None,
             reported_config: None,
+            reported_config_version: 0,
             persisted_vote: None,
             transfer_watch: None,
             opts: options,
         };
         node.reset_election_deadline();
         node.reported_config = Some(node.configs.latest().clone());
+        node.reported_config_version = node.configs.version();
         node.reported_role = Some((node.role(), node.hs.term, node.leader()));
         node.record_persisted_vote();
         node.check_invariants();
@@ -633,6 +638,10 @@ impl Node {
                 leader: now_role.2,
             });
         }
+        if self.reported_config_version == self.configs.version() {
+            return;
+        }
+        self.reported_config_version = self.configs.version();
         if self.reported_config.as_ref() != Some(self.configs.latest()) {
             let c = self.configs.latest().clone();
             self.reported_config = Some(c.clone());

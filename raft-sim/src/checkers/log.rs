@@ -68,6 +68,14 @@ impl LogMirror {
     /// Appends entries (which must follow the last one) and returns their chain digests.
     pub fn append(&mut self, entries: &[LogEntry]) -> Result<Vec<u64>, String> {
         let mut out = Vec::with_capacity(entries.len());
+        self.append_into(entries, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`LogMirror::append`], the digests written into `out` (cleared
+    /// first): the driver appends on every `AppendLog` and keeps one buffer.
+    pub fn append_into(&mut self, entries: &[LogEntry], out: &mut Vec<u64>) -> Result<(), String> {
+        out.clear();
         for e in entries {
             if e.index != self.last_index().next() {
                 return Err(format!(
@@ -81,7 +89,7 @@ impl LogMirror {
             self.entries.push_back((e.term, d, hash_bytes(&e.data)));
             out.push(d);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Removes entries at `from` and after (never the base).
@@ -142,7 +150,7 @@ impl LogMirror {
 #[derive(Clone, Debug, Default)]
 pub struct GlobalLog {
     /// Every (index, term) ever appended anywhere, with its chain digest.
-    digests: BTreeMap<(u64, u64), u64>,
+    digests: ByIndexTerm,
     /// The committed prefix's chain digests by index (dense where known).
     committed: ByIndex,
     committed_len: u64,
@@ -175,6 +183,47 @@ impl ByIndex {
     }
 }
 
+/// Chain digests by `(index, term)`: the first term appended at an index
+/// in a `Vec` by index (every append of every node looks one up; a
+/// `BTreeMap` of all of them was 2% of a sweep), any later term at that
+/// index (a rewritten suffix) in a map.
+#[derive(Clone, Debug, Default)]
+struct ByIndexTerm {
+    first: Vec<Option<(u64, u64)>>,
+    others: BTreeMap<(u64, u64), u64>,
+}
+
+impl ByIndexTerm {
+    /// How far past the known indexes the `Vec` grows to hold one; an index
+    /// further out (none a node appends) goes to the map.
+    const GROWTH_MAX: usize = 1 << 20;
+
+    fn get(&self, index: u64, term: u64) -> Option<u64> {
+        match usize::try_from(index).ok().and_then(|i| self.first.get(i)) {
+            Some(&Some((t, d))) if t == term => Some(d),
+            _ => self.others.get(&(index, term)).copied(),
+        }
+    }
+
+    /// Records the digest of `(index, term)`, not yet known.
+    fn insert(&mut self, index: u64, term: u64, digest: u64) {
+        let dense = usize::try_from(index)
+            .ok()
+            .filter(|&i| i < self.first.len() + Self::GROWTH_MAX);
+        match dense {
+            Some(i) if self.first.get(i).is_none_or(Option::is_none) => {
+                if i >= self.first.len() {
+                    self.first.resize(i + 1, None);
+                }
+                self.first[i] = Some((term, digest));
+            }
+            _ => {
+                self.others.insert((index, term), digest);
+            }
+        }
+    }
+}
+
 impl GlobalLog {
     /// The longest committed index any node reported.
     pub fn committed_len(&self) -> LogIndex {
@@ -194,8 +243,8 @@ impl GlobalLog {
         digests: &[u64],
     ) -> Result<(), Failure> {
         for (e, d) in entries.iter().zip(digests) {
-            match self.digests.get(&(e.index.0, e.term.0)) {
-                Some(&known) if known != *d => {
+            match self.digests.get(e.index.0, e.term.0) {
+                Some(known) if known != *d => {
                     return Err(Failure::safety(
                         "log-matching",
                         format!(
@@ -210,7 +259,7 @@ impl GlobalLog {
                 }
                 Some(_) => {}
                 None => {
-                    self.digests.insert((e.index.0, e.term.0), *d);
+                    self.digests.insert(e.index.0, e.term.0, *d);
                 }
             }
         }
@@ -219,7 +268,7 @@ impl GlobalLog {
 
     /// The chain digest known for (index, term), if any node appended it.
     pub fn digest_of(&self, index: LogIndex, term: Term) -> Option<u64> {
-        self.digests.get(&(index.0, term.0)).copied()
+        self.digests.get(index.0, term.0)
     }
 
     /// A node in `term` reports commit index `commit` (up from `previous`): its log must
@@ -454,5 +503,26 @@ mod tests {
         assert!(!m.holds(&e(4, 2, b"X")));
         m.install(LogIndex(10), Term(3), 99);
         assert_eq!(m.last_index(), LogIndex(10));
+    }
+
+    /// An index appended in several terms keeps a digest per term, wherever
+    /// the index lies; an unknown pair has none.
+    #[test]
+    fn digests_are_kept_per_index_and_term() {
+        let mut d = ByIndexTerm::default();
+        assert_eq!(d.get(5, 1), None);
+        d.insert(5, 1, 51);
+        d.insert(5, 2, 52);
+        d.insert(3, 2, 32);
+        let far = u64::MAX - 1;
+        d.insert(far, 7, 77);
+        assert_eq!(d.get(5, 1), Some(51));
+        assert_eq!(d.get(5, 2), Some(52));
+        assert_eq!(d.get(3, 2), Some(32));
+        assert_eq!(d.get(3, 1), None);
+        assert_eq!(d.get(4, 1), None);
+        assert_eq!(d.get(far, 7), Some(77));
+        assert_eq!(d.get(far, 6), None);
+        assert!(d.first.len() <= 6, "a far index does not grow the vector");
     }
 }

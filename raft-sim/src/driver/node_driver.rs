@@ -279,9 +279,9 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
         }
         w.check_membership_rules(i, &entries)?;
         let host = &mut w.hosts[i];
-        let digests = host
-            .mirror
-            .append(&entries)
+        let mut digests = std::mem::take(&mut w.digests_scratch);
+        host.mirror
+            .append_into(&entries, &mut digests)
             .map_err(|e| Failure::safety("driver-contract", format!("n{}: {e}", i + 1)))?;
         if !w.is_foreign(i) {
             w.global.on_append(i, &entries, &digests)?;
@@ -305,9 +305,10 @@ impl<'w, S: crate::service::Service> NodeDriver<'w, S> {
         disk_entries.extend(
             entries
                 .into_iter()
-                .zip(digests)
+                .zip(digests.iter().copied())
                 .map(|(entry, digest)| DiskEntry { entry, digest }),
         );
+        w.digests_scratch = digests;
         w.submit(i, DiskOp::Append(disk_entries));
         Ok(())
     }
