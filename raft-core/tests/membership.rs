@@ -643,3 +643,71 @@ fn a_peer_added_under_a_chosen_id_must_bring_an_id_new_to_the_cluster() {
         "an id below max_node_id was skipped, and stays unused"
     );
 }
+
+/// The learner's match index as the leader sees it.
+fn match_of(c: &Cluster, leader: NodeId, learner: NodeId) -> LogIndex {
+    let status = c.node(leader).status();
+    let f = status.followers.iter().find(|f| f.id == learner).unwrap();
+    f.match_index
+}
+
+#[test]
+fn a_learner_the_leader_compacted_past_is_not_promoted_until_it_holds_the_base() {
+    // The leader snapshots every 10 entries and keeps no trailing window. A
+    // learner within the lag allowed but durable only below the leader's
+    // base lacks an entry the leader no longer holds (should its disk lose
+    // its copy, it needs the snapshot): it is no voter yet. Durable exactly
+    // through the base, it holds all the leader compacted, and is promoted.
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            snapshot_policy: SnapshotPolicy::every_entries(10),
+            snapshot_trailing_entries: 0,
+            promotion_lag_entries: 4,
+            ..NodeOptions::new(n(1))
+        },
+    );
+    let leader = c.leader().unwrap();
+    // The learner itself never snapshots: its snapshot would make what it
+    // covers durable, whatever the test persists.
+    c.options_mut().snapshot_policy = SnapshotPolicy::NEVER;
+    let learner = add_slow_learner(&mut c, leader);
+    // It hears of the leader at its next heartbeat and opens its stream.
+    c.run_for(c.options().heartbeat_interval + c.options().heartbeat_interval);
+    // Five entries behind (past the lag allowed) until a snapshot compacts
+    // the leader's log through its last entry.
+    let mut compacted = false;
+    for step in 0..40 {
+        c.propose(format!("w{step}").as_bytes());
+        c.settle();
+        let last = c.node(leader).last_index();
+        if c.node(leader).status().first_index == last.next() {
+            compacted = true;
+            break;
+        }
+        c.persist(learner, LogIndex(last.0.saturating_sub(5)));
+        c.settle();
+        c.run_for(Duration::from_millis(5));
+        assert_eq!(role_of(&c, leader, learner), MemberRole::Learner);
+    }
+    assert!(
+        compacted,
+        "the leader compacted its log through its last entry"
+    );
+    let base = c.node(leader).last_index();
+    // One entry behind, and that entry compacted: not promoted.
+    c.persist(learner, base.prev());
+    c.settle();
+    c.run_for(Duration::from_millis(5));
+    assert_eq!(match_of(&c, leader, learner), base.prev());
+    assert_eq!(c.node(leader).status().first_index, base.next());
+    assert_eq!(role_of(&c, leader, learner), MemberRole::Learner);
+    // Durable through the base (one entry behind the next write): promoted.
+    c.propose(b"next");
+    c.settle();
+    c.persist(learner, base);
+    c.settle();
+    assert_eq!(match_of(&c, leader, learner), base);
+    assert_eq!(c.node(leader).status().first_index, base.next());
+    assert_eq!(role_of(&c, leader, learner), MemberRole::Voter);
+}
