@@ -630,4 +630,19 @@ mod tests {
         assert_eq!(c.on_snapshot_ack(400, 1_000), Ok(()));
         assert_eq!(c.inflight_bytes(), 400);
     }
+
+    #[test]
+    fn a_snapshot_ack_of_bytes_not_sent_or_of_fewer_than_acked_is_refused() {
+        let mut c = sending_snapshot(800);
+        let refused = |received| {
+            Err(Violation::SnapshotAckOutOfPlace {
+                received,
+                size: 1_000,
+            })
+        };
+        assert_eq!(c.on_snapshot_ack(801, 1_000), refused(801), "not sent");
+        assert_eq!(c.on_snapshot_ack(800, 1_000), Ok(()), "all that was sent");
+        assert_eq!(c.on_snapshot_ack(700, 1_000), refused(700), "a step back");
+        assert_eq!(c.inflight_bytes(), 0);
+    }
 }

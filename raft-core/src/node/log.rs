@@ -862,6 +862,19 @@ mod tests {
         log.check();
     }
 
+    /// A truncation at the first index of an evicted group drops the group:
+    /// what remains counts exactly.
+    #[test]
+    fn a_truncation_at_the_start_of_an_evicted_group_counts_the_rest_exactly() {
+        let b = sized(1, 1, 20_000).budget_bytes();
+        let mut log = all_evicted(20_000);
+        log.truncate_from(LogIndex(4));
+        assert_eq!(log.last_index(), LogIndex(3));
+        assert_eq!(log.bytes_after(LogIndex(0), u64::MAX), 3 * b);
+        assert_eq!(log.bytes_between(LogIndex(0), LogIndex(3)), 3 * b);
+        log.check();
+    }
+
     /// A compaction inside the first evicted group keeps the sizes of the
     /// evicted entries after it: counted over (the group's whole size), never
     /// short.
