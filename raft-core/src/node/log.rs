@@ -862,6 +862,19 @@ mod tests {
         log.check();
     }
 
+    /// `bytes_after` stops counting once past its limit; a sum that only
+    /// reaches the limit goes on, so entries past it are never left out.
+    #[test]
+    fn bytes_after_exactly_at_the_limit_counts_on() {
+        // Groups 1..=3, 4..=6, 7..=9 (as above): the first group alone
+        // reaches a limit of its size, and six more entries follow.
+        let b = sized(1, 1, 20_000).budget_bytes();
+        let log = all_evicted(20_000);
+        assert!(log.bytes_after(LogIndex(0), 3 * b) > 3 * b);
+        assert!(log.bytes_after(LogIndex(3), 6 * b - 1) > 6 * b - 1);
+        assert_eq!(log.bytes_after(LogIndex(3), 6 * b), 6 * b, "all of it");
+    }
+
     /// A truncation at the first index of an evicted group drops the group:
     /// what remains counts exactly.
     #[test]
