@@ -857,3 +857,53 @@ fn a_follower_that_truncates_an_uncommitted_config_entry_returns_to_the_config_b
         }
     );
 }
+
+/// Not hostile, but rare: a chunk that reaches back below the follower's
+/// snapshot (entries it compacted, committed, so matching) appends only the
+/// entries it lacks, and truncates nothing.
+#[test]
+fn a_chunk_reaching_back_below_the_snapshot_appends_only_the_new_entries() {
+    let mut node = Node::new(
+        NodeOptions::new(ME),
+        RecoveredState {
+            hard_state: HardState {
+                cluster_id: Some(CLUSTER),
+                term: Term(TERM),
+                vote: None,
+            },
+            snapshot: Some(snapshot_meta(5, 3)),
+            entries: (6..=10).map(|i| e(i, i.div_ceil(2))).collect(),
+            stored: None,
+        },
+        7,
+        Instant(0),
+    )
+    .expect("a consistent log");
+    let actions = node.step(
+        Instant(1),
+        Event::MessageReceived(heartbeat(LEADER, ME, TERM, 0)),
+    );
+    let stream = opened_stream(&actions);
+    let mut entries: Vec<LogEntry> = (3..=10).map(|i| e(i, i.div_ceil(2))).collect();
+    entries.extend([e(11, 6), e(12, 6)]);
+    let actions = node.step(
+        Instant(2),
+        Event::FrameReceived {
+            stream,
+            frame: chunk((2, 1), 10, entries),
+        },
+    );
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Refused { .. } | Action::TruncateLog { .. })),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&Action::AppendLog(vec![e(11, 6), e(12, 6)].into())),
+        "{actions:?}"
+    );
+    assert_eq!(node.last_index(), LogIndex(12));
+    assert_eq!(node.commit_index(), LogIndex(10));
+    node.check_invariants();
+}

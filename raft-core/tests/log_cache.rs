@@ -309,3 +309,114 @@ fn a_driver_answering_with_entries_that_are_not_the_log_stops_the_node() {
     }
     panic!("no read was answered");
 }
+
+/// A follower restarted with most of its log evicted applies it from reads;
+/// `forge` may replace the driver's answer to one of them (given the node,
+/// the last index it takes from a read, and the answer), once. Runs until
+/// the follower applied all 100 commands; returns the cluster, the leader
+/// and the follower, and whether an answer was replaced.
+fn with_a_forged_apply_read(
+    mut forge: impl FnMut(&Node, LogIndex, &Entries) -> Option<Entries>,
+) -> (Cluster, NodeId, NodeId, bool) {
+    let mut c = Cluster::with_options(3, small_cache());
+    for i in 0..100 {
+        c.propose(&value(i));
+        c.settle();
+    }
+    let leader = c.leader().unwrap();
+    let f = c.others(leader)[0];
+    c.crash(f);
+    c.restart(f);
+    let mut forged = false;
+    for _ in 0..100_000 {
+        if c.commands(f).len() >= 100 {
+            break;
+        }
+        if !forged {
+            let answers = c.take_queued(|to, e| {
+                to == f
+                    && matches!(e, Event::LogRead { reader: LogReader::Apply, entries, .. }
+                        if !entries.is_empty())
+            });
+            for (to, event) in answers {
+                let Event::LogRead {
+                    reader,
+                    from,
+                    entries,
+                } = event
+                else {
+                    unreachable!("taken above")
+                };
+                let node = c.node(f);
+                let through = node.commit_index().min(node.status().cache_start.prev());
+                let entries = match forge(node, through, &entries) {
+                    Some(other) => {
+                        forged = true;
+                        other
+                    }
+                    None => entries,
+                };
+                c.push(
+                    to,
+                    Event::LogRead {
+                        reader,
+                        from,
+                        entries,
+                    },
+                );
+            }
+        }
+        if !c.deliver_next() {
+            c.advance(Duration::from_millis(10));
+            for id in c.ids() {
+                c.push(id, Event::Tick);
+            }
+        }
+    }
+    (c, leader, f, forged)
+}
+
+/// A driver's answer to a read may carry more entries than were asked for;
+/// the node takes only those it asked for (committed, before its cache) and
+/// applies the rest from its own log.
+#[test]
+fn entries_a_read_answer_carries_past_what_was_asked_are_ignored() {
+    // The answer that ends right before the cache, lengthened with entries
+    // of the log's next indexes and terms but other data.
+    let (c, leader, f, forged) = with_a_forged_apply_read(|node, through, entries| {
+        if entries.last()?.index != through {
+            return None;
+        }
+        let extra = (through.0 + 1..=through.0 + 3)
+            .map(LogIndex)
+            .filter_map(|index| {
+                Some(LogEntry {
+                    index,
+                    term: node.term_at(index)?,
+                    kind: EntryKind::Command,
+                    data: b"not asked for".to_vec().into(),
+                })
+            });
+        Some(entries.iter().cloned().chain(extra).collect())
+    });
+    assert!(forged, "no read answer ended right before the cache");
+    assert_eq!(c.commands(f), c.commands(leader));
+    c.assert_state_machine_safety();
+}
+
+/// The harness's safety check notices a node that applied other commands
+/// than the others (here its driver read back other data under the same
+/// indexes and terms, which the node cannot tell).
+#[test]
+#[should_panic(expected = "applied a different sequence")]
+fn the_state_machine_safety_check_notices_a_node_that_applied_other_commands() {
+    let (c, _, _, forged) = with_a_forged_apply_read(|_, _, entries| {
+        let other = entries.iter().map(|e| LogEntry {
+            data: b"other data".to_vec().into(),
+            ..e.clone()
+        });
+        Some(other.collect())
+    });
+    assert!(forged);
+    c.assert_state_machine_safety();
+}
