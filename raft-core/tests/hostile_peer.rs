@@ -492,6 +492,16 @@ fn messages_with_terms_above_the_limit_are_refused_and_the_node_still_campaigns(
     let later = node.next_deadline();
     node.step(later, Event::Tick);
     assert_eq!(node.role(), Role::PreCandidate);
+    // The limit itself is a term the node takes.
+    let mut hb = heartbeat(NodeId(3), ME, 0, 0);
+    hb.term = Term::LIMIT;
+    let actions = node.step(later, Event::MessageReceived(hb));
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Refused { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(node.term(), Term::LIMIT);
+    assert_eq!(node.leader(), Some(NodeId(3)));
 }
 
 /// The chunks of snapshot 20/6 (12 bytes, 4 per chunk) the follower stores.

@@ -873,6 +873,12 @@ mod tests {
         assert!(log.bytes_after(LogIndex(0), 3 * b) > 3 * b);
         assert!(log.bytes_after(LogIndex(3), 6 * b - 1) > 6 * b - 1);
         assert_eq!(log.bytes_after(LogIndex(3), 6 * b), 6 * b, "all of it");
+        // The same for entries in memory.
+        let one = e(1, 1).budget_bytes();
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![]);
+        log.append(run(&[(1, 1), (2, 1), (3, 1), (4, 1)]));
+        assert!(log.bytes_after(LogIndex(0), 2 * one) > 2 * one);
+        assert_eq!(log.bytes_after(LogIndex(0), 4 * one), 4 * one);
     }
 
     /// A truncation at the first index of an evicted group drops the group:
