@@ -863,3 +863,19 @@ fn a_candidate_refused_by_every_peer_does_not_lead() {
     }
     c.assert_state_machine_safety();
 }
+
+#[test]
+fn a_leader_has_no_election_deadline_and_its_followers_have_one() {
+    // A driver that sleeps until the election deadline must not wake a
+    // leader for a campaign it never starts.
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    c.run_for(Duration::from_millis(100));
+    assert_eq!(c.node(leader).election_deadline(), None);
+    for id in c.others(leader) {
+        assert!(
+            c.node(id).election_deadline().is_some_and(|d| d > c.now()),
+            "follower {id}"
+        );
+    }
+}

@@ -917,3 +917,86 @@ fn a_chunk_reaching_back_below_the_snapshot_appends_only_the_new_entries() {
     assert_eq!(node.commit_index(), LogIndex(10));
     node.check_invariants();
 }
+
+/// A transfer cut short is offered for resume only while it would still be
+/// installed: once a heartbeat committed its very index from the log the
+/// stream delivered, the rest of it is of no use.
+#[test]
+fn a_transfer_the_commit_reached_is_not_offered_for_resume() {
+    let mut f = Follower::new();
+    f.frame(chunk((10, 5), 10, (11..=20).map(|i| e(i, 6)).collect()));
+    let meta = snapshot_meta(20, 6);
+    let frames = wire::snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4);
+    for frame in &frames[..2] {
+        f.frame(frame.clone());
+    }
+    f.now = f.now + Duration::from_millis(1);
+    f.node.step(
+        f.now,
+        Event::MessageReceived(heartbeat(LEADER, ME, TERM, 20)),
+    );
+    assert_eq!(f.node.commit_index(), LogIndex(20));
+    assert_eq!(f.reopen().resume, None);
+}
+
+/// A follower's ack of entries the leader has not sent it yet (held back by
+/// the stream budget) vouches for entries it cannot hold: the leader refuses
+/// it and closes the stream, and its match index does not move.
+#[test]
+fn an_ack_of_entries_not_yet_sent_is_refused_by_the_leader() {
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            stream_budget_bytes: 300,
+            ..NodeOptions::new(NodeId(1))
+        },
+    );
+    let leader = c.leader().unwrap();
+    let f = c.others(leader)[0];
+    let stream = c
+        .host(f)
+        .actions()
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::OpenStream { stream, .. } => Some(*stream),
+            _ => None,
+        })
+        .expect("the follower's stream");
+    let target = LogIndex(c.node(leader).last_index().0 + 20);
+    for i in 0..20 {
+        c.propose(format!("{i:0>100}").as_bytes());
+    }
+    while c.node(leader).last_index() < target {
+        assert!(c.deliver_next(), "the proposals reach the leader");
+    }
+    let status = c.node(leader).status();
+    let cursor = status.followers.iter().find(|s| s.id == f).unwrap().clone();
+    assert!(
+        cursor.streaming && cursor.next_index <= target,
+        "{cursor:?}"
+    );
+    c.clear_actions();
+    c.step(
+        leader,
+        Event::FrameReceived {
+            stream,
+            frame: Frame::Ack { durable: target },
+        },
+    );
+    let actions = c.host(leader).actions();
+    assert!(
+        actions.contains(&Action::Refused {
+            peer: f,
+            reason: Refusal::Misbehaving(Violation::AckBeyondSent {
+                durable: target,
+                sent: cursor.next_index.prev(),
+            }),
+        }),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&Action::CloseStream { stream, peer: f }));
+    let status = c.node(leader).status();
+    let after = status.followers.iter().find(|s| s.id == f).unwrap();
+    assert_eq!(after.match_index, cursor.match_index);
+}

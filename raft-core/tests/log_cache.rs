@@ -420,3 +420,104 @@ fn the_state_machine_safety_check_notices_a_node_that_applied_other_commands() {
     assert!(forged);
     c.assert_state_machine_safety();
 }
+
+/// A follower 40 entries behind, with the leader's cache evicted, back in
+/// touch: delivers one event at a time until the leader's driver answers a
+/// read for the follower's stream, and holds that answer back. Returns the
+/// leader, the follower and the answer.
+fn held_stream_read(c: &mut Cluster) -> (NodeId, NodeId, Event) {
+    let leader = c.leader().expect("a leader");
+    let behind = c.others(leader)[0];
+    c.isolate(behind);
+    for i in 0..40 {
+        c.propose(&value(i));
+        c.settle();
+    }
+    assert_eq!(c.node(leader).status().first_index, LogIndex(1));
+    c.heal();
+    for _ in 0..100_000 {
+        let held = c.take_queued(|to, e| {
+            to == leader
+                && matches!(
+                    e,
+                    Event::LogRead {
+                        reader: LogReader::Stream { .. },
+                        ..
+                    }
+                )
+        });
+        if let Some((_, answer)) = held.into_iter().next() {
+            return (leader, behind, answer);
+        }
+        if !c.deliver_next() {
+            c.advance(Duration::from_millis(10));
+            for id in c.ids() {
+                c.push(id, Event::Tick);
+            }
+        }
+    }
+    panic!("no read for the stream");
+}
+
+/// A stream's read that the driver answers only after the leader compacted
+/// past it (the answer holds entries the log no longer has): the leader
+/// drops it and sends the follower its snapshot instead.
+#[test]
+fn a_stream_read_answered_after_the_leader_compacted_past_it_gives_way_to_the_snapshot() {
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            snapshot_policy: SnapshotPolicy::every_entries(60),
+            snapshot_trailing_entries: 0,
+            ..small_cache()
+        },
+    );
+    let (leader, behind, answer) = held_stream_read(&mut c);
+    let Event::LogRead { from, .. } = answer else {
+        unreachable!("a read answer")
+    };
+    // Writes commit on the other follower until a snapshot compacts the
+    // leader's log past the read; then the answer arrives.
+    let mut i = 40;
+    while c.node(leader).status().first_index <= from {
+        c.propose(&value(i));
+        c.settle();
+        i += 1;
+    }
+    c.push(leader, answer);
+    c.run_for(Duration::from_millis(2_000));
+    assert!(
+        c.host(behind)
+            .actions()
+            .iter()
+            .any(|a| matches!(a, Action::InstallSnapshot { .. })),
+        "the follower caught up by the snapshot"
+    );
+    assert_eq!(c.commands(behind), c.commands(leader));
+    c.assert_state_machine_safety();
+}
+
+/// A driver that answers a stream's read with no entries (its storage found
+/// none, say, for a moment) is asked again; the follower still catches up.
+#[test]
+fn a_stream_read_answered_with_no_entries_is_asked_again() {
+    let mut c = Cluster::with_options(3, small_cache());
+    let (leader, behind, answer) = held_stream_read(&mut c);
+    let Event::LogRead { reader, from, .. } = answer else {
+        unreachable!("a read answer")
+    };
+    let reads = c.log_reads();
+    c.push(
+        leader,
+        Event::LogRead {
+            reader,
+            from,
+            entries: Entries::new(),
+        },
+    );
+    c.run_for(Duration::from_millis(2_000));
+    assert!(c.log_reads() > reads, "read again");
+    assert_eq!(c.commands(behind), c.commands(leader));
+    assert_eq!(c.commands(behind).len(), 40);
+    c.assert_state_machine_safety();
+}

@@ -297,3 +297,14 @@ fn snapshot_chunks_carry_the_bytes_set_for_them() {
     assert_eq!(set.iter().max(), Some(&100), "{set:?}");
     assert!(set.len() < default.len());
 }
+
+#[test]
+fn run_for_advances_the_clock_by_exactly_the_duration_in_steps_of_5_ms() {
+    let mut c = Cluster::new(3);
+    let start = c.now();
+    c.run_for(Duration::from_millis(100));
+    assert_eq!(c.now(), start + Duration::from_millis(100));
+    // A duration between steps runs to the step after it.
+    c.run_for(Duration::from_millis(7));
+    assert_eq!(c.now(), start + Duration::from_millis(110));
+}
