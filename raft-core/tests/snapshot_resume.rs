@@ -116,7 +116,17 @@ fn a_transfer_whose_snapshot_was_replaced_meanwhile_starts_over_with_the_new_one
         2,
         "the second snapshot from byte 0: {offsets:?}"
     );
-    let _ = leader;
+    // The leader did not offer to resume the old snapshot's bytes into the
+    // new one (same term, another index): the follower refused nothing.
+    for id in [leader, f] {
+        let refused: Vec<_> = c
+            .host(id)
+            .actions()
+            .iter()
+            .filter(|a| matches!(a, Action::Refused { .. }))
+            .collect();
+        assert!(refused.is_empty(), "node {id}: {refused:?}");
+    }
     assert_eq!(
         count(c.host(f), |a| matches!(a, Action::InstallSnapshot { .. })),
         1
