@@ -247,3 +247,29 @@ fn a_leader_with_its_fill_of_waiting_requests_refuses_the_next_as_busy() {
     );
     assert_eq!(c.commands(leader).last().map(|d| &d[..]), Some(&b"d"[..]));
 }
+
+/// Reads waiting for their confirmation round count toward the same limit
+/// as writes.
+#[test]
+fn reads_waiting_for_their_round_count_toward_the_limit_of_waiting_requests() {
+    let mut options = immediate_commit_notices(NodeOptions::new(NodeId(1)));
+    options.pending_requests_max = 2;
+    let mut c = Cluster::with_options(3, options);
+    let leader = c.leader().unwrap();
+    let read = |c: &mut Cluster| {
+        let id = c.request_id();
+        c.push(leader, Event::ReadRequested { id });
+        id
+    };
+    // Past the last heartbeat round, so the reads need one of their own;
+    // all three reach the leader before any follower answers it.
+    c.advance(Duration::from_millis(1));
+    let first = read(&mut c);
+    let second = read(&mut c);
+    let third = read(&mut c);
+    c.settle();
+    for id in [first, second] {
+        assert!(matches!(c.result(id), Some(Ok(_))), "{:?}", c.result(id));
+    }
+    assert_eq!(c.result(third), Some(Err(RequestError::Busy)));
+}

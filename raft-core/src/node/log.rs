@@ -881,6 +881,32 @@ mod tests {
         assert_eq!(log.bytes_after(LogIndex(0), 4 * one), 4 * one);
     }
 
+    #[test]
+    fn bytes_between_counts_entries_in_memory() {
+        let one = e(1, 1).budget_bytes();
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![]);
+        log.append(run(&[(1, 1), (2, 1), (3, 1), (4, 1)]));
+        assert_eq!(log.bytes_between(LogIndex(0), LogIndex(4)), 4 * one);
+        assert_eq!(log.bytes_between(LogIndex(1), LogIndex(3)), 2 * one);
+        assert_eq!(log.bytes_between(LogIndex(3), LogIndex(3)), 0);
+    }
+
+    /// Compacted through its last entry, the log holds no term runs; the
+    /// next entry, of a later term, starts one.
+    #[test]
+    fn a_log_compacted_through_its_last_entry_starts_its_next_term_run_after_it() {
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![]);
+        log.append(run(&[(1, 1), (2, 1), (3, 1)]));
+        log.compact_through(LogIndex(3));
+        assert_eq!((log.last_index(), log.last_term()), (LogIndex(3), Term(1)));
+        log.check();
+        log.append(run(&[(4, 2), (5, 2)]));
+        assert_eq!(log.term_at(LogIndex(3)), Some(Term(1)));
+        assert_eq!(log.term_at(LogIndex(4)), Some(Term(2)));
+        assert_eq!(log.last_term(), Term(2));
+        log.check();
+    }
+
     /// A truncation at the first index of an evicted group drops the group:
     /// what remains counts exactly.
     #[test]
