@@ -1000,3 +1000,42 @@ fn an_ack_of_entries_not_yet_sent_is_refused_by_the_leader() {
     let after = status.followers.iter().find(|s| s.id == f).unwrap();
     assert_eq!(after.match_index, cursor.match_index);
 }
+
+/// The limit on what a follower holds while it installs is "at most": a
+/// stream holding exactly two budgets and a batch stays open, one byte more
+/// closes it.
+#[test]
+fn a_follower_installing_a_snapshot_holds_exactly_its_limit_of_chunks() {
+    let mut f = Follower::new();
+    assert_eq!(installs(&honest_snapshot(&mut f, &snapshot_meta(20, 6))), 1);
+    let opts = f.node.options().clone();
+    let limit = 2 * opts.stream_budget_bytes + opts.batch_bytes_max;
+    let stream = f.stream;
+    let frame_of = |index: u64, len: u64| {
+        chunk(
+            (index - 1, 6),
+            20,
+            vec![LogEntry {
+                data: Bytes::from(vec![0; len as usize]),
+                ..e(index, 6)
+            }],
+        )
+    };
+    let overhead = frame_of(21, 0).budget_bytes();
+    let closes = |actions: &[Action]| {
+        actions.contains(&Action::CloseStream {
+            stream,
+            peer: LEADER,
+        })
+    };
+    let (mut held, mut index) = (0, 21);
+    while held < limit {
+        let len = (limit - held - overhead).min(opts.batch_bytes_max);
+        let frame = frame_of(index, len);
+        held += frame.budget_bytes();
+        assert!(!closes(&f.frame(frame)), "closed holding {held} of {limit}");
+        index += 1;
+    }
+    assert_eq!(held, limit);
+    assert!(closes(&f.frame(frame_of(index, 0))), "open past {limit}");
+}

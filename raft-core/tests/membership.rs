@@ -711,3 +711,38 @@ fn a_learner_the_leader_compacted_past_is_not_promoted_until_it_holds_the_base()
     assert_eq!(c.node(leader).status().first_index, base.next());
     assert_eq!(role_of(&c, leader, learner), MemberRole::Voter);
 }
+
+#[test]
+fn a_transfer_asked_for_while_the_leader_removes_itself_keeps_its_target_and_is_answered() {
+    // The removal commits while the transfer the client asked for is under
+    // way: the leader hands over to that transfer's target (not to a voter
+    // of its own choosing), and the client gets an answer naming it. (Being
+    // removed, the old leader never hears from the new one: the transfer is
+    // unconfirmed, not failed.)
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let target = c.others(leader)[1];
+    let removal = change(&mut c, leader, MembershipChange::Remove { id: leader });
+    let transfer = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id: transfer,
+            target: Some(target),
+        },
+    );
+    c.run_for(Duration::from_millis(1_000));
+    assert!(
+        matches!(
+            c.result(removal),
+            Some(Ok(Completion::MembershipChanged { .. }))
+        ),
+        "{:?}",
+        c.result(removal)
+    );
+    assert_eq!(
+        c.result(transfer),
+        Some(Err(RequestError::TransferUnconfirmed(target)))
+    );
+    assert_eq!(c.leader(), Some(target));
+}

@@ -308,3 +308,21 @@ fn run_for_advances_the_clock_by_exactly_the_duration_in_steps_of_5_ms() {
     c.run_for(Duration::from_millis(7));
     assert_eq!(c.now(), start + Duration::from_millis(110));
 }
+
+#[test]
+fn hosts_record_no_actions_once_recording_is_off() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    c.record_actions(false);
+    c.clear_actions();
+    c.commit(b"1");
+    c.commit(b"2");
+    for id in c.ids() {
+        assert!(c.host(id).actions().is_empty(), "node {id}");
+    }
+    // Only the last applied entry is kept.
+    assert_eq!(c.commands(leader), vec![b"2".to_vec()]);
+    c.record_actions(true);
+    c.commit(b"3");
+    assert!(!c.host(leader).actions().is_empty());
+}
