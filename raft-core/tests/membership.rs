@@ -746,3 +746,39 @@ fn a_transfer_asked_for_while_the_leader_removes_itself_keeps_its_target_and_is_
     );
     assert_eq!(c.leader(), Some(target));
 }
+
+#[test]
+fn the_last_voter_cannot_be_removed_but_a_learner_beside_it_can() {
+    // Without a voter nobody could commit anything again.
+    let mut c = Cluster::new(1);
+    let leader = c.leader().unwrap();
+    let learner = change(
+        &mut c,
+        leader,
+        MembershipChange::Add {
+            address: "node-2".into(),
+        },
+    );
+    c.settle();
+    let Some(Ok(Completion::MembershipChanged { node, .. })) = c.result(learner) else {
+        panic!("{:?}", c.result(learner))
+    };
+    let last = change(&mut c, leader, MembershipChange::Remove { id: leader });
+    c.settle();
+    assert_eq!(
+        c.result(last),
+        Some(Err(RequestError::InvalidNodeId(leader)))
+    );
+    assert!(c.node(leader).config().is_voter(leader));
+    let removed = change(&mut c, leader, MembershipChange::Remove { id: node });
+    c.settle();
+    assert!(
+        matches!(
+            c.result(removed),
+            Some(Ok(Completion::MembershipChanged { .. }))
+        ),
+        "{:?}",
+        c.result(removed)
+    );
+    assert!(!c.node(leader).config().contains(node));
+}

@@ -326,3 +326,16 @@ fn hosts_record_no_actions_once_recording_is_off() {
     c.commit(b"3");
     assert!(!c.host(leader).actions().is_empty());
 }
+
+/// `settle` gives up after a million deliveries (a livelock) instead of
+/// spinning for ever.
+#[test]
+#[should_panic(expected = "livelock")]
+fn settle_fails_after_a_million_deliveries() {
+    let mut c = Cluster::new(1);
+    let leader = c.leader().unwrap();
+    for _ in 0..1_000_000 {
+        c.push(leader, Event::Tick);
+    }
+    c.settle();
+}
