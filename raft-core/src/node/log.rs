@@ -847,6 +847,29 @@ mod tests {
         log.check();
     }
 
+    /// The record of evicted sizes is a bound on the node's bookkeeping:
+    /// small runs share a group up to EVICTED_RECORD_BYTES, so a thousand
+    /// evicted runs take a handful of records, not one each.
+    #[test]
+    fn small_evicted_runs_share_groups_of_the_record() {
+        let b = sized(1, 1, 1_000).budget_bytes();
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![]).with_cache_bytes_max(0);
+        for i in 1..=1_000 {
+            log.append(Entries::from(vec![sized(i, 1, 1_000)]));
+            assert!(log.mark_durable(LogIndex(i), Term(1)));
+        }
+        assert_eq!(log.cache_start(), LogIndex(1_001), "all evicted");
+        let groups_max = (1_000 * b).div_ceil(EVICTED_RECORD_BYTES) as usize + 1;
+        assert!(
+            log.evicted.len() <= groups_max,
+            "{} records for {} bytes",
+            log.evicted.len(),
+            1_000 * b
+        );
+        assert_eq!(log.bytes_after(LogIndex(0), u64::MAX), 1_000 * b);
+        log.check();
+    }
+
     /// A truncation at the last index of an evicted group leaves nothing
     /// counted past the log's new end.
     #[test]
