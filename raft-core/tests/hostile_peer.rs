@@ -1039,3 +1039,21 @@ fn a_follower_installing_a_snapshot_holds_exactly_its_limit_of_chunks() {
     assert_eq!(held, limit);
     assert!(closes(&f.frame(frame_of(index, 0))), "open past {limit}");
 }
+
+/// Every byte of a transfer arrived but its end did not: nothing is left
+/// to resume (a leader resuming at the size would send no chunk, so no ack
+/// would tell it the size); the follower does not offer it, and the next
+/// transfer starts over.
+#[test]
+fn a_transfer_missing_only_its_end_is_not_offered_for_resume() {
+    let mut f = Follower::new();
+    let meta = snapshot_meta(20, 6);
+    let frames = wire::snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4);
+    let [begin, first, second, _end] = &frames[..] else {
+        panic!("{frames:?}")
+    };
+    for frame in [begin, first, second] {
+        f.frame(frame.clone());
+    }
+    assert_eq!(f.reopen().resume, None);
+}
