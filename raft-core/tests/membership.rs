@@ -782,3 +782,37 @@ fn the_last_voter_cannot_be_removed_but_a_learner_beside_it_can() {
     );
     assert!(!c.node(leader).config().contains(node));
 }
+
+#[test]
+fn a_caught_up_learner_is_promoted_as_soon_as_its_addition_commits() {
+    // A lone voter whose disk lags: the learner catches up while its
+    // addition waits for the leader's own write; when that write lands the
+    // addition commits and the learner, keeping up, is promoted in the same
+    // step, without waiting for another answer from it.
+    let mut c = Cluster::new(1);
+    let leader = c.leader().unwrap();
+    c.host_mut(leader).persist = Persist::Manually;
+    let id = change(
+        &mut c,
+        leader,
+        MembershipChange::Add {
+            address: "node-2".into(),
+        },
+    );
+    c.settle();
+    assert_eq!(c.result(id), None, "not committed: the leader's disk lags");
+    let added = c.node(leader).config().max_node_id;
+    c.add_host(added, c.node(leader).cluster_id());
+    c.run_for(Duration::from_millis(300));
+    let last = c.node(leader).last_index();
+    assert_eq!(
+        c.node(added).status().durable,
+        last,
+        "the learner holds it all"
+    );
+    assert_eq!(role_of(&c, leader, added), MemberRole::Learner);
+    c.persist(leader, last);
+    c.settle();
+    assert!(matches!(c.result(id), Some(Ok(_))), "{:?}", c.result(id));
+    assert_eq!(role_of(&c, leader, added), MemberRole::Voter);
+}
