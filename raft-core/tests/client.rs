@@ -273,3 +273,30 @@ fn reads_waiting_for_their_round_count_toward_the_limit_of_waiting_requests() {
     }
     assert_eq!(c.result(third), Some(Err(RequestError::Busy)));
 }
+
+/// Initialized clusters get cluster ids of their own (drawn from the node's
+/// seed), so nodes of different clusters refuse each other's messages.
+#[test]
+fn separately_initialized_clusters_get_different_cluster_ids() {
+    let ids: std::collections::BTreeSet<ClusterId> = (1..=16)
+        .map(|seed| {
+            let mut node = Node::new(
+                NodeOptions::new(NodeId(1)),
+                RecoveredState::default(),
+                seed,
+                Instant(0),
+            )
+            .unwrap();
+            node.step(
+                Instant(1),
+                Event::InitializeRequested {
+                    id: RequestId(1),
+                    address: "n1".into(),
+                },
+            );
+            node.cluster_id().expect("initialized")
+        })
+        .collect();
+    assert_eq!(ids.len(), 16, "{ids:?}");
+    assert!(!ids.contains(&ClusterId(0)));
+}
