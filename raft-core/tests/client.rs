@@ -300,3 +300,19 @@ fn separately_initialized_clusters_get_different_cluster_ids() {
     assert_eq!(ids.len(), 16, "{ids:?}");
     assert!(!ids.contains(&ClusterId(0)));
 }
+
+/// The leader gathers its voters' heartbeat rounds on the stack for up to
+/// 16 voters and in a vector beyond: a cluster of 17 voters confirms reads
+/// as well.
+#[test]
+fn a_cluster_of_17_voters_confirms_reads() {
+    let mut c = Cluster::new(17);
+    let leader = c.leader().unwrap();
+    assert_eq!(c.node(leader).config().voter_count(), 17);
+    let written = c.commit(b"x");
+    c.advance(Duration::from_millis(1));
+    let id = c.request_id();
+    c.push(leader, Event::ReadRequested { id });
+    c.settle();
+    assert_eq!(c.result(id), Some(Ok(Completion::Read { index: written })));
+}
