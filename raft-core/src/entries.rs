@@ -256,6 +256,28 @@ mod tests {
     }
 
     #[test]
+    fn entries_debug_print_as_the_list_of_their_entries_only() {
+        // Test failures and traces show frames and actions through `Debug`:
+        // a slice shows the entries it holds, like a vector of them, not
+        // the rest of the allocation it shares.
+        let all = run(5);
+        let middle = all.slice(1..4);
+        assert_eq!(format!("{middle:?}"), format!("{:?}", &all.to_vec()[1..4]));
+        assert_eq!(format!("{:?}", Entries::new()), "[]");
+    }
+
+    #[test]
+    fn entries_are_a_slice_of_their_entries_through_as_ref() {
+        // Code generic over `AsRef<[LogEntry]>` (a driver's storage, say)
+        // sees exactly the entries a slice holds.
+        fn indexes(entries: impl AsRef<[LogEntry]>) -> Vec<u64> {
+            entries.as_ref().iter().map(|e| e.index.0).collect()
+        }
+        assert_eq!(indexes(run(5).slice(1..4)), [2, 3, 4]);
+        assert!(indexes(Entries::new()).is_empty());
+    }
+
+    #[test]
     fn iterating_by_value_yields_every_entry_in_order() {
         let entries = run(4).slice(1..4);
         let indexes: Vec<u64> = entries.into_iter().map(|e| e.index.0).collect();

@@ -247,3 +247,72 @@ fn a_leader_with_its_fill_of_waiting_requests_refuses_the_next_as_busy() {
     );
     assert_eq!(c.commands(leader).last().map(|d| &d[..]), Some(&b"d"[..]));
 }
+
+/// Reads waiting for their confirmation round count toward the same limit
+/// as writes.
+#[test]
+fn reads_waiting_for_their_round_count_toward_the_limit_of_waiting_requests() {
+    let mut options = immediate_commit_notices(NodeOptions::new(NodeId(1)));
+    options.pending_requests_max = 2;
+    let mut c = Cluster::with_options(3, options);
+    let leader = c.leader().unwrap();
+    let read = |c: &mut Cluster| {
+        let id = c.request_id();
+        c.push(leader, Event::ReadRequested { id });
+        id
+    };
+    // Past the last heartbeat round, so the reads need one of their own;
+    // all three reach the leader before any follower answers it.
+    c.advance(Duration::from_millis(1));
+    let first = read(&mut c);
+    let second = read(&mut c);
+    let third = read(&mut c);
+    c.settle();
+    for id in [first, second] {
+        assert!(matches!(c.result(id), Some(Ok(_))), "{:?}", c.result(id));
+    }
+    assert_eq!(c.result(third), Some(Err(RequestError::Busy)));
+}
+
+/// Initialized clusters get cluster ids of their own (drawn from the node's
+/// seed), so nodes of different clusters refuse each other's messages.
+#[test]
+fn separately_initialized_clusters_get_different_cluster_ids() {
+    let ids: std::collections::BTreeSet<ClusterId> = (1..=16)
+        .map(|seed| {
+            let mut node = Node::new(
+                NodeOptions::new(NodeId(1)),
+                RecoveredState::default(),
+                seed,
+                Instant(0),
+            )
+            .unwrap();
+            node.step(
+                Instant(1),
+                Event::InitializeRequested {
+                    id: RequestId(1),
+                    address: "n1".into(),
+                },
+            );
+            node.cluster_id().expect("initialized")
+        })
+        .collect();
+    assert_eq!(ids.len(), 16, "{ids:?}");
+    assert!(!ids.contains(&ClusterId(0)));
+}
+
+/// The leader gathers its voters' heartbeat rounds on the stack for up to
+/// 16 voters and in a vector beyond: a cluster of 17 voters confirms reads
+/// as well.
+#[test]
+fn a_cluster_of_17_voters_confirms_reads() {
+    let mut c = Cluster::new(17);
+    let leader = c.leader().unwrap();
+    assert_eq!(c.node(leader).config().voter_count(), 17);
+    let written = c.commit(b"x");
+    c.advance(Duration::from_millis(1));
+    let id = c.request_id();
+    c.push(leader, Event::ReadRequested { id });
+    c.settle();
+    assert_eq!(c.result(id), Some(Ok(Completion::Read { index: written })));
+}

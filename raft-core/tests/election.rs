@@ -590,6 +590,31 @@ fn a_pre_candidate_refused_from_a_later_term_follows_that_term() {
     assert_eq!(node.vote(), None);
 }
 
+fn vote_response(from: u64, term: u64, granted: bool) -> Event {
+    Event::MessageReceived(Message {
+        cluster_id: CLUSTER,
+        from: n(from),
+        to: n(1),
+        term: Term(term),
+        body: MessageBody::VoteResponse { granted },
+    })
+}
+
+#[test]
+fn a_candidate_ignores_stale_vote_answers_and_follows_a_later_term_it_hears_of() {
+    let (mut node, now) = pre_candidate_of_five();
+    node.step(now, pre_vote_response(2, 2, true));
+    node.step(now, pre_vote_response(4, 2, true));
+    assert_eq!((node.role(), node.term()), (Role::Candidate, Term(2)));
+    // An answer from the term before (a pre-vote's term) changes nothing.
+    node.step(now, vote_response(3, 1, false));
+    assert_eq!((node.role(), node.term()), (Role::Candidate, Term(2)));
+    // A refusal from a later term: that term is current, and we follow it.
+    node.step(now, vote_response(5, 9, false));
+    assert_eq!((node.role(), node.term()), (Role::Follower, Term(9)));
+    assert_eq!(node.vote(), None);
+}
+
 #[test]
 fn timeout_now_makes_a_follower_campaign_only_from_its_leader_in_its_term() {
     let mut c = Cluster::new(3);
@@ -862,4 +887,20 @@ fn a_candidate_refused_by_every_peer_does_not_lead() {
         assert_eq!(c.commands(id), [&b"x"[..]], "node {id}");
     }
     c.assert_state_machine_safety();
+}
+
+#[test]
+fn a_leader_has_no_election_deadline_and_its_followers_have_one() {
+    // A driver that sleeps until the election deadline must not wake a
+    // leader for a campaign it never starts.
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    c.run_for(Duration::from_millis(100));
+    assert_eq!(c.node(leader).election_deadline(), None);
+    for id in c.others(leader) {
+        assert!(
+            c.node(id).election_deadline().is_some_and(|d| d > c.now()),
+            "follower {id}"
+        );
+    }
 }

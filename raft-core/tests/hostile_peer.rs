@@ -492,6 +492,16 @@ fn messages_with_terms_above_the_limit_are_refused_and_the_node_still_campaigns(
     let later = node.next_deadline();
     node.step(later, Event::Tick);
     assert_eq!(node.role(), Role::PreCandidate);
+    // The limit itself is a term the node takes.
+    let mut hb = heartbeat(NodeId(3), ME, 0, 0);
+    hb.term = Term::LIMIT;
+    let actions = node.step(later, Event::MessageReceived(hb));
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Refused { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(node.term(), Term::LIMIT);
+    assert_eq!(node.leader(), Some(NodeId(3)));
 }
 
 /// The chunks of snapshot 20/6 (12 bytes, 4 per chunk) the follower stores.
@@ -856,4 +866,194 @@ fn a_follower_that_truncates_an_uncommitted_config_entry_returns_to_the_config_b
             ..before
         }
     );
+}
+
+/// Not hostile, but rare: a chunk that reaches back below the follower's
+/// snapshot (entries it compacted, committed, so matching) appends only the
+/// entries it lacks, and truncates nothing.
+#[test]
+fn a_chunk_reaching_back_below_the_snapshot_appends_only_the_new_entries() {
+    let mut node = Node::new(
+        NodeOptions::new(ME),
+        RecoveredState {
+            hard_state: HardState {
+                cluster_id: Some(CLUSTER),
+                term: Term(TERM),
+                vote: None,
+            },
+            snapshot: Some(snapshot_meta(5, 3)),
+            entries: (6..=10).map(|i| e(i, i.div_ceil(2))).collect(),
+            stored: None,
+        },
+        7,
+        Instant(0),
+    )
+    .expect("a consistent log");
+    let actions = node.step(
+        Instant(1),
+        Event::MessageReceived(heartbeat(LEADER, ME, TERM, 0)),
+    );
+    let stream = opened_stream(&actions);
+    let mut entries: Vec<LogEntry> = (3..=10).map(|i| e(i, i.div_ceil(2))).collect();
+    entries.extend([e(11, 6), e(12, 6)]);
+    let actions = node.step(
+        Instant(2),
+        Event::FrameReceived {
+            stream,
+            frame: chunk((2, 1), 10, entries),
+        },
+    );
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Refused { .. } | Action::TruncateLog { .. })),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&Action::AppendLog(vec![e(11, 6), e(12, 6)].into())),
+        "{actions:?}"
+    );
+    assert_eq!(node.last_index(), LogIndex(12));
+    assert_eq!(node.commit_index(), LogIndex(10));
+    node.check_invariants();
+}
+
+/// A transfer cut short is offered for resume only while it would still be
+/// installed: once a heartbeat committed its very index from the log the
+/// stream delivered, the rest of it is of no use.
+#[test]
+fn a_transfer_the_commit_reached_is_not_offered_for_resume() {
+    let mut f = Follower::new();
+    f.frame(chunk((10, 5), 10, (11..=20).map(|i| e(i, 6)).collect()));
+    let meta = snapshot_meta(20, 6);
+    let frames = wire::snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4);
+    for frame in &frames[..2] {
+        f.frame(frame.clone());
+    }
+    f.now = f.now + Duration::from_millis(1);
+    f.node.step(
+        f.now,
+        Event::MessageReceived(heartbeat(LEADER, ME, TERM, 20)),
+    );
+    assert_eq!(f.node.commit_index(), LogIndex(20));
+    assert_eq!(f.reopen().resume, None);
+}
+
+/// A follower's ack of entries the leader has not sent it yet (held back by
+/// the stream budget) vouches for entries it cannot hold: the leader refuses
+/// it and closes the stream, and its match index does not move.
+#[test]
+fn an_ack_of_entries_not_yet_sent_is_refused_by_the_leader() {
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            stream_budget_bytes: 300,
+            ..NodeOptions::new(NodeId(1))
+        },
+    );
+    let leader = c.leader().unwrap();
+    let f = c.others(leader)[0];
+    let stream = c
+        .host(f)
+        .actions()
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::OpenStream { stream, .. } => Some(*stream),
+            _ => None,
+        })
+        .expect("the follower's stream");
+    let target = LogIndex(c.node(leader).last_index().0 + 20);
+    for i in 0..20 {
+        c.propose(format!("{i:0>100}").as_bytes());
+    }
+    while c.node(leader).last_index() < target {
+        assert!(c.deliver_next(), "the proposals reach the leader");
+    }
+    let status = c.node(leader).status();
+    let cursor = status.followers.iter().find(|s| s.id == f).unwrap().clone();
+    assert!(
+        cursor.streaming && cursor.next_index <= target,
+        "{cursor:?}"
+    );
+    c.clear_actions();
+    c.step(
+        leader,
+        Event::FrameReceived {
+            stream,
+            frame: Frame::Ack { durable: target },
+        },
+    );
+    let actions = c.host(leader).actions();
+    assert!(
+        actions.contains(&Action::Refused {
+            peer: f,
+            reason: Refusal::Misbehaving(Violation::AckBeyondSent {
+                durable: target,
+                sent: cursor.next_index.prev(),
+            }),
+        }),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&Action::CloseStream { stream, peer: f }));
+    let status = c.node(leader).status();
+    let after = status.followers.iter().find(|s| s.id == f).unwrap();
+    assert_eq!(after.match_index, cursor.match_index);
+}
+
+/// The limit on what a follower holds while it installs is "at most": a
+/// stream holding exactly two budgets and a batch stays open, one byte more
+/// closes it.
+#[test]
+fn a_follower_installing_a_snapshot_holds_exactly_its_limit_of_chunks() {
+    let mut f = Follower::new();
+    assert_eq!(installs(&honest_snapshot(&mut f, &snapshot_meta(20, 6))), 1);
+    let opts = f.node.options().clone();
+    let limit = 2 * opts.stream_budget_bytes + opts.batch_bytes_max;
+    let stream = f.stream;
+    let frame_of = |index: u64, len: u64| {
+        chunk(
+            (index - 1, 6),
+            20,
+            vec![LogEntry {
+                data: Bytes::from(vec![0; len as usize]),
+                ..e(index, 6)
+            }],
+        )
+    };
+    let overhead = frame_of(21, 0).budget_bytes();
+    let closes = |actions: &[Action]| {
+        actions.contains(&Action::CloseStream {
+            stream,
+            peer: LEADER,
+        })
+    };
+    let (mut held, mut index) = (0, 21);
+    while held < limit {
+        let len = (limit - held - overhead).min(opts.batch_bytes_max);
+        let frame = frame_of(index, len);
+        held += frame.budget_bytes();
+        assert!(!closes(&f.frame(frame)), "closed holding {held} of {limit}");
+        index += 1;
+    }
+    assert_eq!(held, limit);
+    assert!(closes(&f.frame(frame_of(index, 0))), "open past {limit}");
+}
+
+/// Every byte of a transfer arrived but its end did not: nothing is left
+/// to resume (a leader resuming at the size would send no chunk, so no ack
+/// would tell it the size); the follower does not offer it, and the next
+/// transfer starts over.
+#[test]
+fn a_transfer_missing_only_its_end_is_not_offered_for_resume() {
+    let mut f = Follower::new();
+    let meta = snapshot_meta(20, 6);
+    let frames = wire::snapshot_frames(&meta, &Bytes::from_static(b"abcdefgh"), 4);
+    let [begin, first, second, _end] = &frames[..] else {
+        panic!("{frames:?}")
+    };
+    for frame in [begin, first, second] {
+        f.frame(frame.clone());
+    }
+    assert_eq!(f.reopen().resume, None);
 }

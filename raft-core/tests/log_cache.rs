@@ -309,3 +309,215 @@ fn a_driver_answering_with_entries_that_are_not_the_log_stops_the_node() {
     }
     panic!("no read was answered");
 }
+
+/// A follower restarted with most of its log evicted applies it from reads;
+/// `forge` may replace the driver's answer to one of them (given the node,
+/// the last index it takes from a read, and the answer), once. Runs until
+/// the follower applied all 100 commands; returns the cluster, the leader
+/// and the follower, and whether an answer was replaced.
+fn with_a_forged_apply_read(
+    mut forge: impl FnMut(&Node, LogIndex, &Entries) -> Option<Entries>,
+) -> (Cluster, NodeId, NodeId, bool) {
+    let mut c = Cluster::with_options(3, small_cache());
+    for i in 0..100 {
+        c.propose(&value(i));
+        c.settle();
+    }
+    let leader = c.leader().unwrap();
+    let f = c.others(leader)[0];
+    c.crash(f);
+    c.restart(f);
+    let mut forged = false;
+    for _ in 0..100_000 {
+        if c.commands(f).len() >= 100 {
+            break;
+        }
+        if !forged {
+            let answers = c.take_queued(|to, e| {
+                to == f
+                    && matches!(e, Event::LogRead { reader: LogReader::Apply, entries, .. }
+                        if !entries.is_empty())
+            });
+            for (to, event) in answers {
+                let Event::LogRead {
+                    reader,
+                    from,
+                    entries,
+                } = event
+                else {
+                    unreachable!("taken above")
+                };
+                let node = c.node(f);
+                let through = node.commit_index().min(node.status().cache_start.prev());
+                let entries = match forge(node, through, &entries) {
+                    Some(other) => {
+                        forged = true;
+                        other
+                    }
+                    None => entries,
+                };
+                c.push(
+                    to,
+                    Event::LogRead {
+                        reader,
+                        from,
+                        entries,
+                    },
+                );
+            }
+        }
+        if !c.deliver_next() {
+            c.advance(Duration::from_millis(10));
+            for id in c.ids() {
+                c.push(id, Event::Tick);
+            }
+        }
+    }
+    (c, leader, f, forged)
+}
+
+/// A driver's answer to a read may carry more entries than were asked for;
+/// the node takes only those it asked for (committed, before its cache) and
+/// applies the rest from its own log.
+#[test]
+fn entries_a_read_answer_carries_past_what_was_asked_are_ignored() {
+    // The answer that ends right before the cache, lengthened with entries
+    // of the log's next indexes and terms but other data.
+    let (c, leader, f, forged) = with_a_forged_apply_read(|node, through, entries| {
+        if entries.last()?.index != through {
+            return None;
+        }
+        let extra = (through.0 + 1..=through.0 + 3)
+            .map(LogIndex)
+            .filter_map(|index| {
+                Some(LogEntry {
+                    index,
+                    term: node.term_at(index)?,
+                    kind: EntryKind::Command,
+                    data: b"not asked for".to_vec().into(),
+                })
+            });
+        Some(entries.iter().cloned().chain(extra).collect())
+    });
+    assert!(forged, "no read answer ended right before the cache");
+    assert_eq!(c.commands(f), c.commands(leader));
+    c.assert_state_machine_safety();
+}
+
+/// The harness's safety check notices a node that applied other commands
+/// than the others (here its driver read back other data under the same
+/// indexes and terms, which the node cannot tell).
+#[test]
+#[should_panic(expected = "applied a different sequence")]
+fn the_state_machine_safety_check_notices_a_node_that_applied_other_commands() {
+    let (c, _, _, forged) = with_a_forged_apply_read(|_, _, entries| {
+        let other = entries.iter().map(|e| LogEntry {
+            data: b"other data".to_vec().into(),
+            ..e.clone()
+        });
+        Some(other.collect())
+    });
+    assert!(forged);
+    c.assert_state_machine_safety();
+}
+
+/// A follower 40 entries behind, with the leader's cache evicted, back in
+/// touch: delivers one event at a time until the leader's driver answers a
+/// read for the follower's stream, and holds that answer back. Returns the
+/// leader, the follower and the answer.
+fn held_stream_read(c: &mut Cluster) -> (NodeId, NodeId, Event) {
+    let leader = c.leader().expect("a leader");
+    let behind = c.others(leader)[0];
+    c.isolate(behind);
+    for i in 0..40 {
+        c.propose(&value(i));
+        c.settle();
+    }
+    assert_eq!(c.node(leader).status().first_index, LogIndex(1));
+    c.heal();
+    for _ in 0..100_000 {
+        let held = c.take_queued(|to, e| {
+            to == leader
+                && matches!(
+                    e,
+                    Event::LogRead {
+                        reader: LogReader::Stream { .. },
+                        ..
+                    }
+                )
+        });
+        if let Some((_, answer)) = held.into_iter().next() {
+            return (leader, behind, answer);
+        }
+        if !c.deliver_next() {
+            c.advance(Duration::from_millis(10));
+            for id in c.ids() {
+                c.push(id, Event::Tick);
+            }
+        }
+    }
+    panic!("no read for the stream");
+}
+
+/// A stream's read that the driver answers only after the leader compacted
+/// past it (the answer holds entries the log no longer has): the leader
+/// drops it and sends the follower its snapshot instead.
+#[test]
+fn a_stream_read_answered_after_the_leader_compacted_past_it_gives_way_to_the_snapshot() {
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            snapshot_policy: SnapshotPolicy::every_entries(60),
+            snapshot_trailing_entries: 0,
+            ..small_cache()
+        },
+    );
+    let (leader, behind, answer) = held_stream_read(&mut c);
+    let Event::LogRead { from, .. } = answer else {
+        unreachable!("a read answer")
+    };
+    // Writes commit on the other follower until a snapshot compacts the
+    // leader's log past the read; then the answer arrives.
+    let mut i = 40;
+    while c.node(leader).status().first_index <= from {
+        c.propose(&value(i));
+        c.settle();
+        i += 1;
+    }
+    c.push(leader, answer);
+    c.run_for(Duration::from_millis(2_000));
+    assert!(
+        c.host(behind)
+            .actions()
+            .iter()
+            .any(|a| matches!(a, Action::InstallSnapshot { .. })),
+        "the follower caught up by the snapshot"
+    );
+    assert_eq!(c.commands(behind), c.commands(leader));
+    c.assert_state_machine_safety();
+}
+
+/// A driver that answers a stream's read with no entries (its storage found
+/// none, say, for a moment) is asked again; the follower still catches up.
+#[test]
+fn a_stream_read_answered_with_no_entries_is_asked_again() {
+    let mut c = Cluster::with_options(3, small_cache());
+    let (leader, behind, answer) = held_stream_read(&mut c);
+    let Event::LogRead { reader, from, .. } = answer else {
+        unreachable!("a read answer")
+    };
+    let reads = c.log_reads();
+    c.push(
+        leader,
+        Event::LogRead {
+            reader,
+            from,
+            entries: Entries::new(),
+        },
+    );
+    c.run_for(Duration::from_millis(2_000));
+    assert!(c.log_reads() > reads, "read again");
+    assert_eq!(c.commands(behind), c.commands(leader));
+    assert_eq!(c.commands(behind).len(), 40);
+    c.assert_state_machine_safety();
+}

@@ -643,3 +643,176 @@ fn a_peer_added_under_a_chosen_id_must_bring_an_id_new_to_the_cluster() {
         "an id below max_node_id was skipped, and stays unused"
     );
 }
+
+/// The learner's match index as the leader sees it.
+fn match_of(c: &Cluster, leader: NodeId, learner: NodeId) -> LogIndex {
+    let status = c.node(leader).status();
+    let f = status.followers.iter().find(|f| f.id == learner).unwrap();
+    f.match_index
+}
+
+#[test]
+fn a_learner_the_leader_compacted_past_is_not_promoted_until_it_holds_the_base() {
+    // The leader snapshots every 10 entries and keeps no trailing window. A
+    // learner within the lag allowed but durable only below the leader's
+    // base lacks an entry the leader no longer holds (should its disk lose
+    // its copy, it needs the snapshot): it is no voter yet. Durable exactly
+    // through the base, it holds all the leader compacted, and is promoted.
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            snapshot_policy: SnapshotPolicy::every_entries(10),
+            snapshot_trailing_entries: 0,
+            promotion_lag_entries: 4,
+            ..NodeOptions::new(n(1))
+        },
+    );
+    let leader = c.leader().unwrap();
+    // The learner itself never snapshots: its snapshot would make what it
+    // covers durable, whatever the test persists.
+    c.options_mut().snapshot_policy = SnapshotPolicy::NEVER;
+    let learner = add_slow_learner(&mut c, leader);
+    // It hears of the leader at its next heartbeat and opens its stream.
+    c.run_for(c.options().heartbeat_interval + c.options().heartbeat_interval);
+    // Five entries behind (past the lag allowed) until a snapshot compacts
+    // the leader's log through its last entry.
+    let mut compacted = false;
+    for step in 0..40 {
+        c.propose(format!("w{step}").as_bytes());
+        c.settle();
+        let last = c.node(leader).last_index();
+        if c.node(leader).status().first_index == last.next() {
+            compacted = true;
+            break;
+        }
+        c.persist(learner, LogIndex(last.0.saturating_sub(5)));
+        c.settle();
+        c.run_for(Duration::from_millis(5));
+        assert_eq!(role_of(&c, leader, learner), MemberRole::Learner);
+    }
+    assert!(
+        compacted,
+        "the leader compacted its log through its last entry"
+    );
+    let base = c.node(leader).last_index();
+    // One entry behind, and that entry compacted: not promoted.
+    c.persist(learner, base.prev());
+    c.settle();
+    c.run_for(Duration::from_millis(5));
+    assert_eq!(match_of(&c, leader, learner), base.prev());
+    assert_eq!(c.node(leader).status().first_index, base.next());
+    assert_eq!(role_of(&c, leader, learner), MemberRole::Learner);
+    // Durable through the base (one entry behind the next write): promoted.
+    c.propose(b"next");
+    c.settle();
+    c.persist(learner, base);
+    c.settle();
+    assert_eq!(match_of(&c, leader, learner), base);
+    assert_eq!(c.node(leader).status().first_index, base.next());
+    assert_eq!(role_of(&c, leader, learner), MemberRole::Voter);
+}
+
+#[test]
+fn a_transfer_asked_for_while_the_leader_removes_itself_keeps_its_target_and_is_answered() {
+    // The removal commits while the transfer the client asked for is under
+    // way: the leader hands over to that transfer's target (not to a voter
+    // of its own choosing), and the client gets an answer naming it. (Being
+    // removed, the old leader never hears from the new one: the transfer is
+    // unconfirmed, not failed.)
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let target = c.others(leader)[1];
+    let removal = change(&mut c, leader, MembershipChange::Remove { id: leader });
+    let transfer = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id: transfer,
+            target: Some(target),
+        },
+    );
+    c.run_for(Duration::from_millis(1_000));
+    assert!(
+        matches!(
+            c.result(removal),
+            Some(Ok(Completion::MembershipChanged { .. }))
+        ),
+        "{:?}",
+        c.result(removal)
+    );
+    assert_eq!(
+        c.result(transfer),
+        Some(Err(RequestError::TransferUnconfirmed(target)))
+    );
+    assert_eq!(c.leader(), Some(target));
+}
+
+#[test]
+fn the_last_voter_cannot_be_removed_but_a_learner_beside_it_can() {
+    // Without a voter nobody could commit anything again.
+    let mut c = Cluster::new(1);
+    let leader = c.leader().unwrap();
+    let learner = change(
+        &mut c,
+        leader,
+        MembershipChange::Add {
+            address: "node-2".into(),
+        },
+    );
+    c.settle();
+    let Some(Ok(Completion::MembershipChanged { node, .. })) = c.result(learner) else {
+        panic!("{:?}", c.result(learner))
+    };
+    let last = change(&mut c, leader, MembershipChange::Remove { id: leader });
+    c.settle();
+    assert_eq!(
+        c.result(last),
+        Some(Err(RequestError::InvalidNodeId(leader)))
+    );
+    assert!(c.node(leader).config().is_voter(leader));
+    let removed = change(&mut c, leader, MembershipChange::Remove { id: node });
+    c.settle();
+    assert!(
+        matches!(
+            c.result(removed),
+            Some(Ok(Completion::MembershipChanged { .. }))
+        ),
+        "{:?}",
+        c.result(removed)
+    );
+    assert!(!c.node(leader).config().contains(node));
+}
+
+#[test]
+fn a_caught_up_learner_is_promoted_as_soon_as_its_addition_commits() {
+    // A lone voter whose disk lags: the learner catches up while its
+    // addition waits for the leader's own write; when that write lands the
+    // addition commits and the learner, keeping up, is promoted in the same
+    // step, without waiting for another answer from it.
+    let mut c = Cluster::new(1);
+    let leader = c.leader().unwrap();
+    c.host_mut(leader).persist = Persist::Manually;
+    let id = change(
+        &mut c,
+        leader,
+        MembershipChange::Add {
+            address: "node-2".into(),
+        },
+    );
+    c.settle();
+    assert_eq!(c.result(id), None, "not committed: the leader's disk lags");
+    let added = c.node(leader).config().max_node_id;
+    c.add_host(added, c.node(leader).cluster_id());
+    c.run_for(Duration::from_millis(300));
+    let last = c.node(leader).last_index();
+    assert_eq!(
+        c.node(added).status().durable,
+        last,
+        "the learner holds it all"
+    );
+    assert_eq!(role_of(&c, leader, added), MemberRole::Learner);
+    c.persist(leader, last);
+    c.settle();
+    assert!(matches!(c.result(id), Some(Ok(_))), "{:?}", c.result(id));
+    assert_eq!(role_of(&c, leader, added), MemberRole::Voter);
+}

@@ -497,3 +497,20 @@ fn a_malformed_stored_front_is_a_typed_error() {
     assert_eq!(node.config().index, LogIndex(2));
     assert_eq!(node.term_at(LogIndex(2)), Some(Term(1)));
 }
+
+#[test]
+fn a_snapshot_with_a_trailing_log_from_entry_1_keeps_the_whole_log() {
+    // The driver compacted nothing yet behind its snapshot at 5: the log it
+    // hands over still starts at entry 1, so the node holds entry 1 (its
+    // term is known: the term before it is 0) and starts its log there.
+    let entries = vec![e(1, 1), e(2, 1), e(3, 2), e(4, 2), e(5, 2), e(6, 3)];
+    let node = recover(opts(), state(3, Some(meta(5, 2)), entries.clone())).unwrap();
+    node.check_invariants();
+    assert_eq!(node.status().first_index, LogIndex(1));
+    assert_eq!(node.term_at(LogIndex(1)), Some(Term(1)));
+    assert_eq!(
+        node.log_entries().cloned().collect::<Vec<_>>(),
+        entries,
+        "every entry handed over"
+    );
+}

@@ -721,3 +721,26 @@ fn a_follower_that_lost_acknowledged_entries_gets_them_again_and_the_commit_stan
     }
     c.assert_state_machine_safety();
 }
+
+/// A commit that moves on the leader's own durable write (the follower
+/// acked first) reaches an idle follower at once, without waiting for a
+/// heartbeat.
+#[test]
+fn a_commit_moved_by_the_leaders_own_write_reaches_an_idle_follower() {
+    let mut c = Cluster::new(2);
+    let leader = c.leader().unwrap();
+    let f = c.others(leader)[0];
+    c.host_mut(leader).persist = Persist::Manually;
+    c.propose(b"x");
+    c.settle();
+    let last = c.node(leader).last_index();
+    assert!(
+        c.node(leader).commit_index() < last,
+        "the leader's disk lags"
+    );
+    assert_eq!(c.node(f).status().durable, last, "the follower holds it");
+    c.persist(leader, last);
+    c.settle();
+    assert_eq!(c.node(leader).commit_index(), last);
+    assert_eq!(c.node(f).commit_index(), last);
+}

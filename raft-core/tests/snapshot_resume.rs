@@ -116,11 +116,69 @@ fn a_transfer_whose_snapshot_was_replaced_meanwhile_starts_over_with_the_new_one
         2,
         "the second snapshot from byte 0: {offsets:?}"
     );
-    let _ = leader;
+    // The leader did not offer to resume the old snapshot's bytes into the
+    // new one (same term, another index): the follower refused nothing.
+    for id in [leader, f] {
+        let refused: Vec<_> = c
+            .host(id)
+            .actions()
+            .iter()
+            .filter(|a| matches!(a, Action::Refused { .. }))
+            .collect();
+        assert!(refused.is_empty(), "node {id}: {refused:?}");
+    }
     assert_eq!(
         count(c.host(f), |a| matches!(a, Action::InstallSnapshot { .. })),
         1
     );
     assert_eq!(c.commands(f).len(), 180);
     c.assert_state_machine_safety();
+}
+
+/// Entries follow a snapshot on the same stream without waiting: the
+/// leader's step that hands the driver the snapshot's last window goes on
+/// to send the entries after it, within what is left of the budget.
+#[test]
+fn entries_follow_the_last_window_of_a_snapshot_in_the_same_step() {
+    let budget = 800;
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            stream_budget_bytes: budget,
+            snapshot_policy: SnapshotPolicy::every_entries(50),
+            snapshot_trailing_entries: 2,
+            ..NodeOptions::new(NodeId(1))
+        },
+    );
+    c.set_snapshot_chunk_bytes(250);
+    let leader = c.leader().unwrap();
+    let f = c.others(leader)[0];
+    c.crash(f);
+    for i in 0..120 {
+        c.propose(format!("write {i:>4} with some padding to make it weigh").as_bytes());
+        c.settle();
+    }
+    let size = c.host(leader).disk.snapshot.as_ref().unwrap().1.len() as u64;
+    c.record_steps();
+    c.restart(f);
+    c.run_for(Duration::from_millis(1_000));
+    let steps = c.take_steps();
+    let last_window = steps
+        .iter()
+        .find(|s| {
+            s.node == leader
+                && s.actions.iter().any(|a| {
+                    matches!(a, Action::SendSnapshot { peer, offset, bytes_max, .. }
+                        if *peer == f && offset + *bytes_max == size)
+                })
+        })
+        .expect("the snapshot's last window");
+    assert!(
+        last_window.actions.iter().any(|a| matches!(a,
+            Action::SendFrame { peer, frame: Frame::Chunk { entries, .. }, .. }
+                if *peer == f && !entries.is_empty())),
+        "{:?}",
+        last_window.actions
+    );
+    assert_eq!(c.commands(f), c.commands(leader));
 }

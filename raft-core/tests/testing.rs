@@ -234,3 +234,108 @@ fn the_disk_reads_back_entries_within_the_count_and_byte_limits() {
     assert_eq!(indexes(disk.read(LogIndex(9), 100, 1)), [9], "at least one");
     assert!(disk.read(LogIndex(11), 100, u64::MAX).is_empty());
 }
+
+#[test]
+fn every_completion_is_kept_with_its_node_until_cleared() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    c.clear_completions();
+    let first = c.propose(b"1");
+    let second = c.propose(b"2");
+    c.settle();
+    let completed: Vec<_> = c
+        .completions()
+        .iter()
+        .map(|(node, id, result)| (*node, *id, result.is_ok()))
+        .collect();
+    assert_eq!(completed, [(leader, first, true), (leader, second, true)]);
+    c.clear_completions();
+    assert!(c.completions().is_empty());
+    assert_eq!(c.result(first), None, "forgotten");
+}
+
+#[test]
+fn run_until_committed_runs_until_a_leader_committed_the_index() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let next = c.node(leader).last_index().next();
+    c.propose(b"1");
+    // Queued, not yet delivered: nothing is committed before the run.
+    assert!(c.node(leader).commit_index() < next);
+    c.run_until_committed(next);
+    assert!(c.node(leader).commit_index() >= next);
+}
+
+#[test]
+fn snapshot_chunks_carry_the_bytes_set_for_them() {
+    let chunk_lengths = |bytes: Option<usize>| {
+        let mut c = Cluster::with_state_machine(3, snapshot_every(10), 0, |_| Sum::default());
+        if let Some(bytes) = bytes {
+            c.set_snapshot_chunk_bytes(bytes);
+        }
+        let leader = c.leader().expect("a leader");
+        let f = c.others(leader)[0];
+        c.crash(f);
+        let mut last = LogIndex(0);
+        for i in 1..=40 {
+            last = c.commit(i.to_string().as_bytes());
+        }
+        c.restart(f);
+        c.run_until_applied(last);
+        c.host(f)
+            .actions()
+            .iter()
+            .filter_map(|a| match a {
+                Action::ReceiveSnapshotChunk { data, .. } => Some(data.len()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let default = chunk_lengths(None);
+    assert_eq!(default.iter().max(), Some(&64), "64 bytes by default");
+    let set = chunk_lengths(Some(100));
+    assert_eq!(set.iter().max(), Some(&100), "{set:?}");
+    assert!(set.len() < default.len());
+}
+
+#[test]
+fn run_for_advances_the_clock_by_exactly_the_duration_in_steps_of_5_ms() {
+    let mut c = Cluster::new(3);
+    let start = c.now();
+    c.run_for(Duration::from_millis(100));
+    assert_eq!(c.now(), start + Duration::from_millis(100));
+    // A duration between steps runs to the step after it.
+    c.run_for(Duration::from_millis(7));
+    assert_eq!(c.now(), start + Duration::from_millis(110));
+}
+
+#[test]
+fn hosts_record_no_actions_once_recording_is_off() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    c.record_actions(false);
+    c.clear_actions();
+    c.commit(b"1");
+    c.commit(b"2");
+    for id in c.ids() {
+        assert!(c.host(id).actions().is_empty(), "node {id}");
+    }
+    // Only the last applied entry is kept.
+    assert_eq!(c.commands(leader), vec![b"2".to_vec()]);
+    c.record_actions(true);
+    c.commit(b"3");
+    assert!(!c.host(leader).actions().is_empty());
+}
+
+/// `settle` gives up after a million deliveries (a livelock) instead of
+/// spinning for ever.
+#[test]
+#[should_panic(expected = "livelock")]
+fn settle_fails_after_a_million_deliveries() {
+    let mut c = Cluster::new(1);
+    let leader = c.leader().unwrap();
+    for _ in 0..1_000_000 {
+        c.push(leader, Event::Tick);
+    }
+    c.settle();
+}

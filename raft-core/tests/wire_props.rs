@@ -208,6 +208,10 @@ fn frame() -> impl Strategy<Value = Frame> {
         }),
         1 => any::<u32>().prop_map(|crc| Frame::SnapshotEnd { crc }),
         1 => index().prop_map(|durable| Frame::Ack { durable }),
+        1 => (number(), number()).prop_map(|(a, b)| Frame::SnapshotAck {
+            received: a.min(b),
+            size: a.max(b),
+        }),
     ]
 }
 
@@ -513,4 +517,30 @@ fn a_record_of_exactly_the_frame_limit_is_written_and_read_back() {
     wire::encode(&unit, &mut out);
     assert_eq!(out.len(), wire::HEADER_BYTES + wire::FRAME_BYTES_MAX);
     assert_eq!(wire::decode(&out), Ok(Some((unit, out.len()))));
+}
+
+#[test]
+fn a_snapshot_ack_decodes_up_to_the_snapshots_size_and_no_further() {
+    let encode = |received, size| {
+        let mut out = Vec::new();
+        wire::encode(
+            &WireUnit::Frame(Frame::SnapshotAck { received, size }),
+            &mut out,
+        );
+        out
+    };
+    for (received, size) in [(0, 0), (8, 8), (3, 8)] {
+        let bytes = encode(received, size);
+        assert_eq!(
+            wire::decode(&bytes),
+            Ok(Some((
+                WireUnit::Frame(Frame::SnapshotAck { received, size }),
+                bytes.len()
+            )))
+        );
+    }
+    assert!(matches!(
+        wire::decode(&encode(9, 8)),
+        Err(DecodeError::Invalid(_))
+    ));
 }

@@ -571,3 +571,78 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cursor whose first window of a snapshot went out: the driver was
+    /// told to send up to `window` bytes from byte 0, the size not yet known
+    /// (only the follower's first ack tells it).
+    fn sending_snapshot(window: u64) -> Cursor {
+        let mut c = Cursor::new(LogIndex(1), Instant(0));
+        c.snapshot = Some(SnapshotSend {
+            meta: SnapshotMeta {
+                index: LogIndex(10),
+                term: Term(1),
+                config: Default::default(),
+            },
+            start: 0,
+            sent: window,
+            acked: 0,
+            size: None,
+        });
+        c
+    }
+
+    #[test]
+    fn an_empty_snapshot_acked_once_at_its_end_is_accepted_and_fully_sent() {
+        // A state machine with no state snapshots to zero bytes: the
+        // follower's one ack says it received 0 of 0, which is no repeat of
+        // an earlier ack and no step back.
+        let mut c = sending_snapshot(800);
+        assert_eq!(c.on_snapshot_ack(0, 0), Ok(()));
+        let s = c.snapshot.as_ref().unwrap();
+        assert!(s.all_sent());
+        assert_eq!(c.inflight_bytes(), 0);
+    }
+
+    #[test]
+    fn a_snapshot_ack_that_changes_the_size_or_passes_it_is_refused() {
+        let mut c = sending_snapshot(800);
+        assert_eq!(
+            c.on_snapshot_ack(300, 200),
+            Err(Violation::SnapshotAckOutOfPlace {
+                received: 300,
+                size: 200
+            }),
+            "more received than the snapshot holds"
+        );
+        assert_eq!(c.on_snapshot_ack(200, 1_000), Ok(()));
+        assert_eq!(
+            c.on_snapshot_ack(400, 1_001),
+            Err(Violation::SnapshotAckOutOfPlace {
+                received: 400,
+                size: 1_001
+            }),
+            "the size changed mid-transfer"
+        );
+        assert_eq!(c.on_snapshot_ack(400, 1_000), Ok(()));
+        assert_eq!(c.inflight_bytes(), 400);
+    }
+
+    #[test]
+    fn a_snapshot_ack_of_bytes_not_sent_or_of_fewer_than_acked_is_refused() {
+        let mut c = sending_snapshot(800);
+        let refused = |received| {
+            Err(Violation::SnapshotAckOutOfPlace {
+                received,
+                size: 1_000,
+            })
+        };
+        assert_eq!(c.on_snapshot_ack(801, 1_000), refused(801), "not sent");
+        assert_eq!(c.on_snapshot_ack(800, 1_000), Ok(()), "all that was sent");
+        assert_eq!(c.on_snapshot_ack(700, 1_000), refused(700), "a step back");
+        assert_eq!(c.inflight_bytes(), 0);
+    }
+}

@@ -816,6 +816,154 @@ mod tests {
         log.check();
     }
 
+    /// Nine entries of `len` bytes, each appended (and evicted) as a run of
+    /// its own, all durable and none left in memory.
+    fn all_evicted(len: usize) -> RaftLog {
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![]).with_cache_bytes_max(0);
+        for i in 1..=9 {
+            log.append(Entries::from(vec![sized(i, 1, len)]));
+        }
+        assert!(log.mark_durable(LogIndex(9), Term(1)));
+        assert_eq!(log.cache_start(), LogIndex(10), "all evicted");
+        log
+    }
+
+    /// Runs too large to share a group of at most EVICTED_RECORD_BYTES keep
+    /// one each, so a count that cuts through the evicted part is over by at
+    /// most one such group (or one run), however many runs were evicted.
+    #[test]
+    fn evicted_runs_share_a_group_only_within_its_bound() {
+        let b = sized(1, 1, 40_000).budget_bytes();
+        assert!(b <= EVICTED_RECORD_BYTES && 2 * b > EVICTED_RECORD_BYTES);
+        let mut log = all_evicted(40_000);
+        assert_eq!(log.bytes_after(LogIndex(0), u64::MAX), 9 * b);
+        log.truncate_from(LogIndex(3));
+        let all = log.bytes_after(LogIndex(0), u64::MAX);
+        assert!(
+            (2 * b..=2 * b + EVICTED_RECORD_BYTES).contains(&all),
+            "entries 1..=2 hold {} bytes, counted {all}",
+            2 * b
+        );
+        log.check();
+    }
+
+    /// The record of evicted sizes is a bound on the node's bookkeeping:
+    /// small runs share a group up to EVICTED_RECORD_BYTES, so a thousand
+    /// evicted runs take a handful of records, not one each.
+    #[test]
+    fn small_evicted_runs_share_groups_of_the_record() {
+        let b = sized(1, 1, 1_000).budget_bytes();
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![]).with_cache_bytes_max(0);
+        for i in 1..=1_000 {
+            log.append(Entries::from(vec![sized(i, 1, 1_000)]));
+            assert!(log.mark_durable(LogIndex(i), Term(1)));
+        }
+        assert_eq!(log.cache_start(), LogIndex(1_001), "all evicted");
+        let groups_max = (1_000 * b).div_ceil(EVICTED_RECORD_BYTES) as usize + 1;
+        assert!(
+            log.evicted.len() <= groups_max,
+            "{} records for {} bytes",
+            log.evicted.len(),
+            1_000 * b
+        );
+        assert_eq!(log.bytes_after(LogIndex(0), u64::MAX), 1_000 * b);
+        log.check();
+    }
+
+    /// A truncation at the last index of an evicted group leaves nothing
+    /// counted past the log's new end.
+    #[test]
+    fn a_truncation_at_the_end_of_an_evicted_group_counts_nothing_past_the_end() {
+        // Groups 1..=3, 4..=6, 7..=9 (as above); truncated from 6, entries
+        // 1..=5 remain, and the group 4..=6 now ends at 5.
+        let b = sized(1, 1, 20_000).budget_bytes();
+        let mut log = all_evicted(20_000);
+        log.truncate_from(LogIndex(6));
+        assert_eq!(log.last_index(), LogIndex(5));
+        assert_eq!(log.bytes_after(LogIndex(5), u64::MAX), 0);
+        assert!(log.bytes_after(LogIndex(3), u64::MAX) >= 2 * b);
+        log.check();
+    }
+
+    /// `bytes_after` stops counting once past its limit; a sum that only
+    /// reaches the limit goes on, so entries past it are never left out.
+    #[test]
+    fn bytes_after_exactly_at_the_limit_counts_on() {
+        // Groups 1..=3, 4..=6, 7..=9 (as above): the first group alone
+        // reaches a limit of its size, and six more entries follow.
+        let b = sized(1, 1, 20_000).budget_bytes();
+        let log = all_evicted(20_000);
+        assert!(log.bytes_after(LogIndex(0), 3 * b) > 3 * b);
+        assert!(log.bytes_after(LogIndex(3), 6 * b - 1) > 6 * b - 1);
+        assert_eq!(log.bytes_after(LogIndex(3), 6 * b), 6 * b, "all of it");
+        // The same for entries in memory.
+        let one = e(1, 1).budget_bytes();
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![]);
+        log.append(run(&[(1, 1), (2, 1), (3, 1), (4, 1)]));
+        assert!(log.bytes_after(LogIndex(0), 2 * one) > 2 * one);
+        assert_eq!(log.bytes_after(LogIndex(0), 4 * one), 4 * one);
+    }
+
+    #[test]
+    fn bytes_between_counts_entries_in_memory() {
+        let one = e(1, 1).budget_bytes();
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![]);
+        log.append(run(&[(1, 1), (2, 1), (3, 1), (4, 1)]));
+        assert_eq!(log.bytes_between(LogIndex(0), LogIndex(4)), 4 * one);
+        assert_eq!(log.bytes_between(LogIndex(1), LogIndex(3)), 2 * one);
+        assert_eq!(log.bytes_between(LogIndex(3), LogIndex(3)), 0);
+    }
+
+    /// Compacted through its last entry, the log holds no term runs; the
+    /// next entry, of a later term, starts one.
+    #[test]
+    fn a_log_compacted_through_its_last_entry_starts_its_next_term_run_after_it() {
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![]);
+        log.append(run(&[(1, 1), (2, 1), (3, 1)]));
+        log.compact_through(LogIndex(3));
+        assert_eq!((log.last_index(), log.last_term()), (LogIndex(3), Term(1)));
+        log.check();
+        log.append(run(&[(4, 2), (5, 2)]));
+        assert_eq!(log.term_at(LogIndex(3)), Some(Term(1)));
+        assert_eq!(log.term_at(LogIndex(4)), Some(Term(2)));
+        assert_eq!(log.last_term(), Term(2));
+        log.check();
+    }
+
+    /// A truncation at the first index of an evicted group drops the group:
+    /// what remains counts exactly.
+    #[test]
+    fn a_truncation_at_the_start_of_an_evicted_group_counts_the_rest_exactly() {
+        let b = sized(1, 1, 20_000).budget_bytes();
+        let mut log = all_evicted(20_000);
+        log.truncate_from(LogIndex(4));
+        assert_eq!(log.last_index(), LogIndex(3));
+        assert_eq!(log.bytes_after(LogIndex(0), u64::MAX), 3 * b);
+        assert_eq!(log.bytes_between(LogIndex(0), LogIndex(3)), 3 * b);
+        log.check();
+    }
+
+    /// A compaction inside the first evicted group keeps the sizes of the
+    /// evicted entries after it: counted over (the group's whole size), never
+    /// short.
+    #[test]
+    fn a_compaction_inside_an_evicted_group_keeps_the_sizes_after_it() {
+        let b = sized(1, 1, 20_000).budget_bytes();
+        let mut log = all_evicted(20_000);
+        log.compact_through(LogIndex(2));
+        let after = log.bytes_after(LogIndex(2), u64::MAX);
+        assert!(
+            after >= 7 * b,
+            "entries 3..=9 hold {} bytes, counted {after}",
+            7 * b
+        );
+        assert!(log.bytes_between(LogIndex(2), LogIndex(9)) >= 7 * b);
+        // Through the end of that group, the rest counts exactly.
+        log.compact_through(LogIndex(3));
+        assert_eq!(log.bytes_after(LogIndex(3), u64::MAX), 6 * b);
+        log.check();
+    }
+
     /// `log_cache_bytes_max` is the most the cache holds: a cache exactly at
     /// it keeps its entries (evicting more only costs reads from storage).
     #[test]
