@@ -17,17 +17,31 @@ pub(crate) fn sync_dir(dir: &Path, fsyncs: &AtomicU64) -> Result<(), StorageErro
         .map_err(|e| StorageError::io("fsync directory", dir, e))
 }
 
-/// Creates `dir` (and its parents) if missing, durably.
+/// Creates `dir` (and its missing parents) if missing, durably: every
+/// directory created and the existing one it was created in are fsynced,
+/// so each new directory's entry in its parent survives a crash.
 pub(crate) fn create_dir(dir: &Path, fsyncs: &AtomicU64) -> Result<(), StorageError> {
-    if dir.is_dir() {
+    // The missing directories, deepest first, and the first that exists.
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.is_dir() {
+        missing.push(at);
+        match at.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+            _ => {
+                at = Path::new("."); // a relative path's first component
+                break;
+            }
+        }
+    }
+    if missing.is_empty() {
         return Ok(());
     }
     fs::create_dir_all(dir).map_err(|e| StorageError::io("create directory", dir, e))?;
-    sync_dir(dir, fsyncs)?;
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        sync_dir(parent, fsyncs)?;
+    for created in missing {
+        sync_dir(created, fsyncs)?;
     }
-    Ok(())
+    sync_dir(at, fsyncs)
 }
 
 /// Writes `bytes` as the file `dir/name`, atomically: a reader (or a recovery
@@ -72,5 +86,37 @@ pub(crate) fn remove_file_lazily(path: &Path) -> Result<(), StorageError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StorageError::io("remove", path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_directory_is_synced_with_every_parent_it_needed_and_an_old_one_costs_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fsyncs = AtomicU64::new(0);
+        let dir = tmp.path().join("a").join("b").join("c");
+        create_dir(&dir, &fsyncs).unwrap();
+        assert!(dir.is_dir());
+        // c, b and a themselves, and the existing directory a was made in.
+        assert_eq!(fsyncs.load(Ordering::Relaxed), 4);
+        create_dir(&dir, &fsyncs).unwrap();
+        assert_eq!(fsyncs.load(Ordering::Relaxed), 4, "nothing to make durable");
+        create_dir(&tmp.path().join("a").join("d"), &fsyncs).unwrap();
+        assert_eq!(fsyncs.load(Ordering::Relaxed), 6, "d and a");
+    }
+
+    #[test]
+    fn a_file_in_the_way_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f");
+        fs::write(&file, b"x").unwrap();
+        let fsyncs = AtomicU64::new(0);
+        assert!(matches!(
+            create_dir(&file.join("sub"), &fsyncs),
+            Err(StorageError::Io { .. })
+        ));
     }
 }

@@ -114,6 +114,21 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_cannot_be_read_is_an_error_not_an_empty_state() {
+        // Only a missing file means "never voted": any other failure to read
+        // it (here the path is a directory) must stop the open, or a node
+        // could forget its vote and vote twice in one term.
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join(HARD_STATE_FILE)).unwrap();
+        match HardStateStore::open(tmp.path()) {
+            Err(StorageError::Io { path, .. }) => {
+                assert_eq!(path, tmp.path().join(HARD_STATE_FILE))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_saved_state_is_read_back_and_replaced_whole() {
         let tmp = tempfile::tempdir().unwrap();
         let (mut store, _) = HardStateStore::open(tmp.path()).unwrap();

@@ -424,6 +424,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // The failure is kept for whoever asks next (recorded before the report).
+        let kept = writer.failure().expect("the failure is kept");
+        assert!(
+            matches!(*kept, StorageError::NotContiguous { .. }),
+            "{kept}"
+        );
         let err = writer.close().unwrap_err();
         assert!(matches!(err, StorageError::WriterFailed(_)), "{err}");
         assert!(reports.recv().is_err(), "nothing after the failure");

@@ -236,3 +236,24 @@ fn sync_fsyncs_once_and_only_when_something_was_written() {
     assert_eq!((metrics.fsyncs(), metrics.syncs()), (before + 1, 1));
     assert_eq!(metrics.entries_appended(), 100);
 }
+
+#[test]
+fn a_segment_longer_than_one_read_is_recovered_whole() {
+    // Recovery reads a segment in chunks of a MiB: a read that fills its
+    // chunk exactly is not the end of the file.
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(tmp.path()).unwrap();
+    let big: Vec<LogEntry> = (1..=40)
+        .map(|i| LogEntry {
+            index: LogIndex(i),
+            term: Term(1),
+            kind: EntryKind::Command,
+            data: Bytes::from(vec![i as u8; 64 << 10]),
+        })
+        .collect();
+    wal.append(&big).unwrap();
+    wal.sync().unwrap();
+    let (_, recovered) = reopen(wal);
+    assert_eq!(recovered.entries.len(), big.len());
+    assert!(recovered.entries.iter().eq(big.iter()));
+}
