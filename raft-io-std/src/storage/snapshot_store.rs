@@ -579,7 +579,57 @@ mod tests {
         let mut got = Vec::new();
         reader.read_to_end(&mut got).unwrap();
         assert_eq!(got, body(100_000));
+        assert_eq!(
+            reader.body_bytes(),
+            100_000,
+            "the size a transfer announces"
+        );
         assert_eq!(reader.body_crc(), crc32fast::hash(&got));
+    }
+
+    #[test]
+    fn files_that_only_look_like_snapshots_are_neither_listed_nor_pruned() {
+        // Names must be exactly two 20-digit numbers: anything else in the
+        // directory is not ours to read or delete.
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(tmp.path(), 1).unwrap();
+        let strangers = [
+            "00000000000000000005-7.snap",
+            "5-00000000000000000007.snap",
+            "0000000000000000000x-00000000000000000007.snap",
+        ];
+        for name in strangers {
+            fs::write(tmp.path().join(name), b"not a snapshot").unwrap();
+        }
+        write(&store, 10, 1, &body(10));
+        write(&store, 20, 1, &body(10));
+        assert_eq!(store.list().unwrap(), vec![(LogIndex(20), Term(1))]);
+        for name in strangers {
+            assert!(tmp.path().join(name).exists(), "{name} was deleted");
+        }
+    }
+
+    #[test]
+    fn a_header_announcing_oversized_metadata_is_refused_before_it_is_read() {
+        // A damaged length field must not make the reader allocate and read
+        // whatever it claims, even when the file is that long.
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(tmp.path(), 2).unwrap();
+        let m = write(&store, 10, 2, &body(2 << 20));
+        let path = tmp.path().join(snapshot_file_name(m.index, m.term));
+        let mut bytes = fs::read(&path).unwrap();
+        let claimed = (META_BYTES_MAX + 1) as u32;
+        bytes[12..16].copy_from_slice(&claimed.to_le_bytes());
+        fs::write(&path, &bytes).unwrap();
+        match store.reader(&m) {
+            Err(StorageError::Corrupt {
+                offset: 12,
+                reason: Corruption::Record(RecordError::TooLarge { .. }),
+                ..
+            }) => {}
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("an oversized metadata length was accepted"),
+        }
     }
 
     #[test]
