@@ -588,6 +588,21 @@ mod tests {
     }
 
     #[test]
+    fn a_prune_that_deletes_makes_the_deletion_durable() {
+        // A deleted snapshot must not come back after a crash (the log was
+        // compacted past it): the directory is synced after deleting.
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(tmp.path(), 1).unwrap();
+        let before = store.fsyncs();
+        write(&store, 10, 1, &body(10)); // nothing to prune
+        let first = store.fsyncs() - before;
+        write(&store, 20, 1, &body(10)); // prunes the first
+        let second = store.fsyncs() - before - first;
+        assert_eq!(store.list().unwrap(), vec![(LogIndex(20), Term(1))]);
+        assert_eq!(second, first + 1, "one directory fsync for the deletion");
+    }
+
+    #[test]
     fn files_that_only_look_like_snapshots_are_neither_listed_nor_pruned() {
         // Names must be exactly two 20-digit numbers: anything else in the
         // directory is not ours to read or delete.
