@@ -274,6 +274,36 @@ fn reads_waiting_for_their_round_count_toward_the_limit_of_waiting_requests() {
     assert_eq!(c.result(third), Some(Err(RequestError::Busy)));
 }
 
+/// Writes and reads waiting together share the one limit: a leader with a
+/// write and a read waiting is full at two.
+#[test]
+fn waiting_writes_and_reads_count_together_toward_the_limit() {
+    let mut options = immediate_commit_notices(NodeOptions::new(NodeId(1)));
+    options.pending_requests_max = 2;
+    let mut c = Cluster::with_options(3, options);
+    let leader = c.leader().unwrap();
+    c.advance(Duration::from_millis(1));
+    let write = c.request_id();
+    let proposals = vec![Proposal {
+        id: write,
+        data: "a".to_string().into(),
+    }];
+    c.push(leader, Event::ProposeRequested { proposals });
+    let read = c.request_id();
+    c.push(leader, Event::ReadRequested { id: read });
+    let third = c.request_id();
+    let proposals = vec![Proposal {
+        id: third,
+        data: "b".to_string().into(),
+    }];
+    c.push(leader, Event::ProposeRequested { proposals });
+    c.settle();
+    for id in [write, read] {
+        assert!(matches!(c.result(id), Some(Ok(_))), "{:?}", c.result(id));
+    }
+    assert_eq!(c.result(third), Some(Err(RequestError::Busy)));
+}
+
 /// Initialized clusters get cluster ids of their own (drawn from the node's
 /// seed), so nodes of different clusters refuse each other's messages.
 #[test]
