@@ -19,14 +19,18 @@ fn stored_offsets(h: &Host) -> Vec<u64> {
         .collect()
 }
 
-/// A follower far behind, a snapshot of many budgets on its way, and the
-/// leader-to-follower link cut once `chunks` chunks arrived.
-fn transfer_cut_after(chunks: usize) -> (Cluster, NodeId, NodeId, u64) {
-    let budget = 800;
+/// The stream budget of [`follower_behind_a_snapshot`].
+const BUDGET: u64 = 800;
+
+/// A cluster whose leader compacted past a crashed follower: 120 padded
+/// writes, snapshots every 50 entries in 250-byte chunks under a budget of
+/// [`BUDGET`]. Returns the cluster, the leader, the follower (still down)
+/// and the size of the leader's snapshot.
+fn follower_behind_a_snapshot() -> (Cluster, NodeId, NodeId, u64) {
     let mut c = Cluster::with_options(
         3,
         NodeOptions {
-            stream_budget_bytes: budget,
+            stream_budget_bytes: BUDGET,
             snapshot_policy: SnapshotPolicy::every_entries(50),
             snapshot_trailing_entries: 2,
             ..NodeOptions::new(NodeId(1))
@@ -41,8 +45,15 @@ fn transfer_cut_after(chunks: usize) -> (Cluster, NodeId, NodeId, u64) {
         c.settle();
     }
     let size = c.host(leader).disk.snapshot.as_ref().unwrap().1.len() as u64;
+    (c, leader, f, size)
+}
+
+/// A follower far behind, a snapshot of many budgets on its way, and the
+/// leader-to-follower link cut once `chunks` chunks arrived.
+fn transfer_cut_after(chunks: usize) -> (Cluster, NodeId, NodeId, u64) {
+    let (mut c, leader, f, size) = follower_behind_a_snapshot();
     assert!(
-        size > 4 * budget,
+        size > 4 * BUDGET,
         "a snapshot of many budgets: {size} bytes"
     );
     c.restart(f);
@@ -140,25 +151,7 @@ fn a_transfer_whose_snapshot_was_replaced_meanwhile_starts_over_with_the_new_one
 /// to send the entries after it, within what is left of the budget.
 #[test]
 fn entries_follow_the_last_window_of_a_snapshot_in_the_same_step() {
-    let budget = 800;
-    let mut c = Cluster::with_options(
-        3,
-        NodeOptions {
-            stream_budget_bytes: budget,
-            snapshot_policy: SnapshotPolicy::every_entries(50),
-            snapshot_trailing_entries: 2,
-            ..NodeOptions::new(NodeId(1))
-        },
-    );
-    c.set_snapshot_chunk_bytes(250);
-    let leader = c.leader().unwrap();
-    let f = c.others(leader)[0];
-    c.crash(f);
-    for i in 0..120 {
-        c.propose(format!("write {i:>4} with some padding to make it weigh").as_bytes());
-        c.settle();
-    }
-    let size = c.host(leader).disk.snapshot.as_ref().unwrap().1.len() as u64;
+    let (mut c, leader, f, size) = follower_behind_a_snapshot();
     c.record_steps();
     c.restart(f);
     c.run_for(Duration::from_millis(1_000));

@@ -330,16 +330,26 @@ impl RaftNode {
         timeout: Duration,
         outcome_on_timeout: Outcome,
     ) -> Result<Completion> {
-        let (reply, answer) = reply::pair();
-        if self.inputs.send(Input::Command(make(reply))).is_err() || self.view.ended().is_some() {
-            return Err(self.ended_error());
-        }
+        let answer = self.send_command(make)?;
         answer_by(
             &answer,
             Instant::now() + timeout,
             outcome_on_timeout,
             &self.view,
         )
+    }
+
+    /// Hands the driver a command carrying the answering side of a new
+    /// reply; returns the waiting side. Fails once the node has ended.
+    fn send_command(
+        &self,
+        make: impl FnOnce(crate::driver::Reply) -> Command,
+    ) -> Result<Awaited<Result<Completion>>> {
+        let (reply, answer) = reply::pair();
+        if self.inputs.send(Input::Command(make(reply))).is_err() || self.view.ended().is_some() {
+            return Err(self.ended_error());
+        }
+        Ok(answer)
     }
 
     /// Makes this node, with an empty log, the first member (id 1) of a new
@@ -619,12 +629,8 @@ impl RaftNode {
     /// ```
     pub fn submit(&self, command: impl Into<Bytes>) -> Result<PendingProposal> {
         let data = command.into();
-        let (reply, answer) = reply::pair();
         let deadline = Instant::now() + self.config.request_timeout;
-        let command = Command::Propose { data, reply };
-        if self.inputs.send(Input::Command(command)).is_err() || self.view.ended().is_some() {
-            return Err(self.ended_error());
-        }
+        let answer = self.send_command(|reply| Command::Propose { data, reply })?;
         Ok(PendingProposal {
             answer,
             deadline,
