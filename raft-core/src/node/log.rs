@@ -562,6 +562,14 @@ impl RaftLog {
             self.cache_start,
             self.durable
         );
+        // Entry 1 is kept aside for a repeated bootstrap only while the log
+        // holds it: once a snapshot covers it, the copy would be memory that
+        // nothing reads.
+        assert!(
+            self.first_entry.is_none() || self.base_index == LogIndex(0),
+            "entry 1 kept aside behind a snapshot at {}",
+            self.base_index
+        );
     }
 
     /// Asserts the whole log's structure, entry by entry.
@@ -1024,5 +1032,33 @@ mod tests {
         assert_eq!(log.term_at(LogIndex(8)), Some(Term(3)));
         assert_eq!(log.durable(), LogIndex(8));
         log.check();
+    }
+
+    #[test]
+    fn a_recovered_log_does_not_keep_entry_1_behind_its_snapshot() {
+        // The driver's storage may still hold entry 1 after a snapshot at
+        // index 1 covers it (it prunes lazily): recovery passes it along, and
+        // the log must neither answer it nor keep it.
+        let log = RaftLog::with_stored(
+            LogIndex(1),
+            Term(1),
+            &[(LogIndex(1), Term(1))],
+            LogIndex(3),
+            Some(&e(1, 1)),
+            vec![e(4, 1)],
+        );
+        assert_eq!(log.get(LogIndex(1)), None);
+        assert!(log.first_entry.is_none());
+        log.check();
+        // Without a snapshot, entry 1 is kept for a repeated bootstrap.
+        let log = RaftLog::with_stored(
+            LogIndex(0),
+            Term(0),
+            &[(LogIndex(1), Term(1))],
+            LogIndex(3),
+            Some(&e(1, 1)),
+            vec![e(4, 1)],
+        );
+        assert_eq!(log.get(LogIndex(1)), Some(&e(1, 1)));
     }
 }
