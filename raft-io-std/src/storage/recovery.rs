@@ -750,6 +750,33 @@ mod tests {
     }
 
     #[test]
+    fn damage_before_megabytes_of_valid_records_is_corruption_not_a_torn_tail() {
+        // A flipped byte early in the last segment, with more than two read
+        // chunks (1 MiB each) of valid records after it. Recovery must look
+        // at all of them: treating the damage as a torn tail would cut off
+        // entries that were acknowledged as durable.
+        let big = |index: u64| {
+            Record::Entry(LogEntry {
+                data: Bytes::from(vec![index as u8; 64 << 10]),
+                ..entry(index, 1)
+            })
+        };
+        let records: Vec<Record> = (1..=48).map(big).collect();
+        let (name, mut bytes) = segment(1, false, &records);
+        let mut first = Vec::new();
+        record::encode_record(&records[0], &mut first).unwrap();
+        let header = bytes.len() - 48 * first.len();
+        // The second record's payload.
+        bytes[header + first.len() + 100] ^= 0xff;
+        match recover_from_image(&[(name, bytes)]) {
+            Err(StorageError::Corrupt { offset, .. }) => {
+                assert_eq!(offset as usize, header + first.len());
+            }
+            other => panic!("expected corruption at the second record, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn damage_in_a_non_last_segment_is_never_a_torn_tail() {
         let (name, mut bytes) = segment(1, false, &entries(1..=3));
         bytes.truncate(bytes.len() - 1);

@@ -715,14 +715,41 @@ mod tests {
                 other => panic!("flip at {at}: {other:?}"),
             }
         }
+        // A cut body: the error says how long it should be and how long
+        // it is, from where it starts.
+        let body_start = good.len() as u64 - 64;
         fs::write(&path, &good[..good.len() - 1]).unwrap();
-        assert!(matches!(
-            store.latest(),
+        match store.latest() {
             Err(StorageError::Corrupt {
-                reason: Corruption::SnapshotLength { .. },
+                offset,
+                reason: Corruption::SnapshotLength { expected, found },
                 ..
-            })
-        ));
+            }) => assert_eq!((offset, expected, found), (body_start, 64, 63)),
+            other => panic!("{other:?}"),
+        }
+        // Cut inside the header, or right after it: what is missing is
+        // named (the header itself, then the metadata the header announces).
+        fs::write(&path, &good[..HEADER_BYTES - 1]).unwrap();
+        match store.latest() {
+            Err(StorageError::Corrupt {
+                offset: 0,
+                reason: Corruption::Header(HeaderError::Incomplete { needed, available }),
+                ..
+            }) => assert_eq!(
+                (needed, available),
+                (HEADER_BYTES as u64, HEADER_BYTES as u64 - 1)
+            ),
+            other => panic!("{other:?}"),
+        }
+        fs::write(&path, &good[..HEADER_BYTES]).unwrap();
+        match store.latest() {
+            Err(StorageError::Corrupt {
+                offset: 12,
+                reason: Corruption::Record(RecordError::TooLarge { len, max: 0 }),
+                ..
+            }) => assert_eq!(len, body_start - HEADER_BYTES as u64),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
