@@ -256,6 +256,23 @@ mod tests {
     }
 
     #[test]
+    fn entries_compare_by_the_entries_they_show() {
+        // Equal entries in different allocations are equal; a slice equals
+        // the entries it shows, whatever it shares; any difference in
+        // index, term or data makes them differ.
+        let all = run(5);
+        assert_eq!(all.slice(1..3), run(3).slice(1..3));
+        assert_eq!(all.slice(0..2), run(2));
+        assert_ne!(all.slice(0..2), all.slice(1..3));
+        assert_ne!(all, run(4));
+        let mut other = all.to_vec();
+        other[4].data = Bytes::from_static(b"other");
+        assert_ne!(all, Entries::from(other.clone()));
+        assert!(all != *other.as_slice());
+        assert!(all == *all.to_vec().as_slice());
+    }
+
+    #[test]
     fn entries_debug_print_as_the_list_of_their_entries_only() {
         // Test failures and traces show frames and actions through `Debug`:
         // a slice shows the entries it holds, like a vector of them, not

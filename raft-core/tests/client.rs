@@ -28,6 +28,9 @@ fn a_proposal_to_a_follower_is_refused_with_a_leader_hint() {
             outcome: Outcome::Definite
         }))
     );
+    // What a client's retry logic asks: never applied, safe to retry.
+    let err = c.result(id).unwrap().unwrap_err();
+    assert_eq!(err.outcome(), Outcome::Definite);
 }
 
 #[test]
@@ -45,6 +48,9 @@ fn a_proposal_whose_leader_is_deposed_has_an_unknown_outcome() {
             outcome: Outcome::Unknown
         }))
     );
+    // A blind retry could apply it twice: the error says so.
+    let err = c.result(id).unwrap().unwrap_err();
+    assert_eq!(err.outcome(), Outcome::Unknown);
 }
 
 #[test]
