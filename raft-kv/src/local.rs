@@ -69,25 +69,16 @@ fn port_address(base: u16, offset: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
-/// The raft addresses of nodes 1..=N: fixed ports from --base-port, or ports
-/// the OS picks, all bound at once (so they differ) and released just before
-/// the nodes bind them (a small race with other processes, the price of a
-/// member list known before any node starts).
+/// The raft addresses of nodes 1..=N: fixed ports from --base-port, or free
+/// ports drawn outside the OS's ephemeral range (see [`raft_kv::ports`]).
 pub(crate) fn raft_addresses(args: &LocalArgs) -> Result<Vec<String>, String> {
     if args.base_port != 0 {
         return Ok((0..args.nodes)
             .map(|i| port_address(args.base_port, i * 2))
             .collect());
     }
-    let listeners = (0..args.nodes)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cannot find a free port: {e}"))?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.to_string()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
+    raft_kv::ports::free_loopback_addresses(args.nodes.into())
+        .map_err(|e| format!("cannot find a free port: {e}"))
 }
 
 /// A token for a new cluster: a local cluster is never meant to meet

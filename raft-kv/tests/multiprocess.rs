@@ -537,11 +537,13 @@ impl Drop for KillOnDrop {
 fn local_cluster_serves_then_stops_its_nodes_and_removes_its_data_on_sigterm() {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
+    // Its stderr says why, if it gives up starting.
+    let stderr = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_raft-kv"))
         .args(["local-cluster"])
         .args(FAST)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr.reopen().unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -562,7 +564,12 @@ fn local_cluster_serves_then_stops_its_nodes_and_removes_its_data_on_sigterm() {
             break;
         }
     }
-    let dir = dir.expect("the data directory is printed");
+    let Some(dir) = dir else {
+        panic!(
+            "local-cluster printed no data directory; its stderr:\n{}",
+            std::fs::read_to_string(stderr.path()).unwrap()
+        );
+    };
     assert_eq!(nodes.len(), 3);
     assert!(dir.is_dir());
     let mut client = KvClient::new(nodes.iter().map(|(h, _)| h.clone()).collect(), 1);

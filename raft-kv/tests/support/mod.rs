@@ -51,24 +51,15 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     out.expect("set when the condition held")
 }
 
-/// A free loopback port, as the OS picks one (closed again at once: a small
-/// race with other processes, accepted where an address must be known
-/// before its process starts).
+/// A free loopback address (see [`raft_kv::ports`] for the small race of
+/// naming an address before its process binds it).
 pub fn free_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
+    free_addresses(1).remove(0)
 }
 
-/// `n` distinct free loopback ports (all bound at once, then closed: the
-/// race of [`free_address`]).
+/// `n` distinct free loopback addresses.
 pub fn free_addresses(n: usize) -> Vec<String> {
-    let listeners: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().to_string())
-        .collect()
+    raft_kv::ports::free_loopback_addresses(n).unwrap()
 }
 
 /// The flags that start node `i + 1` of a new cluster of the nodes at
