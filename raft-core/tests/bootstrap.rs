@@ -154,32 +154,45 @@ fn nodes_given_different_lists_refuse_each_other_and_never_mix_logs() {
 
 #[test]
 fn bootstrapping_again_with_the_same_list_succeeds_and_changes_nothing() {
-    let mut c = Cluster::new(3);
-    let id = c.propose(b"x");
-    c.run_for(Duration::from_millis(300));
-    assert!(matches!(c.result(id), Some(Ok(Completion::Written { .. }))));
-    c.crash(NodeId(2));
-    c.restart(NodeId(2));
-    let before = c.node(NodeId(2)).log_entries().cloned().collect::<Vec<_>>();
-    c.clear_actions();
-    let event = Event::BootstrapRequested {
-        id: RequestId(7),
-        bootstrap: three(),
+    // A restarted node repeats its bootstrap (the flags it was started
+    // with), whether its log still holds entry 1 or a snapshot covers it.
+    let compacting = NodeOptions {
+        snapshot_policy: SnapshotPolicy::every_entries(10),
+        snapshot_trailing_entries: 2,
+        ..NodeOptions::new(NodeId(1))
     };
-    c.step(NodeId(2), event);
-    assert_eq!(
-        c.host(NodeId(2)).actions(),
-        [Action::CompleteRequest {
+    for (options, writes) in [(NodeOptions::new(NodeId(1)), 1), (compacting, 30)] {
+        let mut c = Cluster::with_options(3, options);
+        for i in 0..writes {
+            let id = c.propose(format!("w{i}").as_bytes());
+            c.run_for(Duration::from_millis(50));
+            assert!(matches!(c.result(id), Some(Ok(Completion::Written { .. }))));
+        }
+        c.crash(NodeId(2));
+        c.restart(NodeId(2));
+        let compacted = c.node(NodeId(2)).status().first_index > LogIndex(1);
+        assert_eq!(compacted, writes > 1, "entry 1 compacted away");
+        let before = c.node(NodeId(2)).log_entries().cloned().collect::<Vec<_>>();
+        c.clear_actions();
+        let event = Event::BootstrapRequested {
             id: RequestId(7),
-            result: Ok(Completion::Initialized {
-                cluster_id: three().cluster_id()
-            })
-        }]
-    );
-    assert_eq!(
-        c.node(NodeId(2)).log_entries().cloned().collect::<Vec<_>>(),
-        before
-    );
+            bootstrap: three(),
+        };
+        c.step(NodeId(2), event);
+        assert_eq!(
+            c.host(NodeId(2)).actions(),
+            [Action::CompleteRequest {
+                id: RequestId(7),
+                result: Ok(Completion::Initialized {
+                    cluster_id: three().cluster_id()
+                })
+            }]
+        );
+        assert_eq!(
+            c.node(NodeId(2)).log_entries().cloned().collect::<Vec<_>>(),
+            before
+        );
+    }
 }
 
 #[test]

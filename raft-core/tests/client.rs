@@ -208,6 +208,33 @@ fn a_command_larger_than_the_entry_limit_is_refused_definitely() {
         }))
     );
     assert!(matches!(c.result(ok), Some(Ok(Completion::Written { .. }))));
+    // In one batch (a driver gathers queued proposals into one event), the
+    // one too large is refused and the others are written at consecutive
+    // indexes; the log never holds the refused one.
+    let leader = c.leader().unwrap();
+    let first = c.node(leader).last_index().next();
+    let ids: Vec<RequestId> = (0..3).map(|_| c.request_id()).collect();
+    let proposals = [&[1u8; 10][..], &[2u8; 101], &[3u8; 100]]
+        .iter()
+        .zip(&ids)
+        .map(|(data, &id)| Proposal {
+            id,
+            data: data.to_vec().into(),
+        })
+        .collect();
+    c.push(leader, Event::ProposeRequested { proposals });
+    c.settle();
+    let index = |id| match c.result(id) {
+        Some(Ok(Completion::Written { index, .. })) => index,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((index(ids[0]), index(ids[2])), (first, first.next()));
+    assert!(matches!(
+        c.result(ids[1]),
+        Some(Err(RequestError::TooLarge { bytes: 101, .. }))
+    ));
+    assert_eq!(c.node(leader).last_index(), first.next());
+    assert!(c.node(leader).log_entries().all(|e| e.data.len() <= 100));
 }
 
 /// Backpressure: a leader holds at most `pending_requests_max` client

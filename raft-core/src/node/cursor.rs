@@ -596,6 +596,37 @@ mod tests {
     }
 
     #[test]
+    fn a_follower_keeps_up_while_its_rounds_end_within_the_limit() {
+        // Thesis §4.2.1: a catch-up round runs until the follower holds what
+        // the leader held when it began. The follower keeps up while its
+        // last round was shorter than the limit and the one in progress
+        // has not yet run longer.
+        let limit = Duration::from_millis(100);
+        let ms = |n: u64| Instant(n * 1_000_000);
+        let mut c = Cursor::new(LogIndex(1), ms(0));
+        assert!(!c.keeps_up(ms(0), limit), "no round has ended yet");
+        // An empty follower's first round ends at once; the next one runs
+        // towards index 10.
+        c.note_catch_up(ms(0), LogIndex(10));
+        assert!(c.keeps_up(ms(50), limit), "a round in progress, not late");
+        assert!(
+            !c.keeps_up(ms(150), limit),
+            "the round in progress runs longer than the limit"
+        );
+        // It reaches index 10 after 60 ms, and nothing more is appended: it
+        // keeps up however long the log then stays idle.
+        c.match_index = LogIndex(10);
+        c.note_catch_up(ms(60), LogIndex(10));
+        assert!(c.keeps_up(ms(60), limit));
+        assert!(c.keeps_up(ms(60_000), limit), "caught up, idle log");
+        // A round that took longer than the limit: not until a quick one.
+        c.note_catch_up(ms(60_000), LogIndex(20));
+        c.match_index = LogIndex(20);
+        c.note_catch_up(ms(60_500), LogIndex(30));
+        assert!(!c.keeps_up(ms(60_500), limit), "its last round took 500 ms");
+    }
+
+    #[test]
     fn an_empty_snapshot_acked_once_at_its_end_is_accepted_and_fully_sent() {
         // A state machine with no state snapshots to zero bytes: the
         // follower's one ack says it received 0 of 0, which is no repeat of
