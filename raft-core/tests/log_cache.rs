@@ -73,16 +73,24 @@ fn a_follower_far_behind_catches_up_from_entries_read_back() {
     c.run_for(Duration::from_millis(2_000));
     assert!(c.log_reads() > 0, "the follower's entries came from reads");
     // Reads ask only for evicted entries (durable, so what the disk holds
-    // whatever is still on its way to it), never past the cache's start.
+    // whatever is still on its way to it), never past the cache's start,
+    // and for as many as a batch carries: a whole batch, or every evicted
+    // entry left.
     let cache_start = c.node(leader).status().cache_start;
+    let batch = c.options().batch_entries_max;
     for a in c.host(leader).actions() {
         if let Action::ReadLog {
             from, count_max, ..
         } = a
         {
+            let end = from.0 + *count_max as u64;
             assert!(
-                from.0 + *count_max as u64 <= cache_start.0,
+                end <= cache_start.0,
                 "a read from {from} of {count_max} reaches the cache at {cache_start}"
+            );
+            assert!(
+                *count_max == batch || end == cache_start.0,
+                "a read from {from} of {count_max}: neither a batch ({batch}) nor up to the cache at {cache_start}"
             );
         }
     }
