@@ -590,6 +590,51 @@ fn an_idle_follower_hears_every_commit_move_in_one_chunk_once_the_notify_delay_p
     );
 }
 
+/// A follower whose disk is slow hears the commit index (in the notice)
+/// before it holds the entry durably; its ack comes later and tells the
+/// leader nothing to announce. A driver sleeps until the leader's next
+/// deadline: that ack must not pull it in for a notice with nothing to say.
+#[test]
+fn a_late_ack_from_a_follower_that_heard_the_commit_index_schedules_no_notice() {
+    let (mut c, leader) = cluster_with_commit_notify_delay();
+    let slow = c.others(leader)[0];
+    c.host_mut(slow).persist = Persist::Manually;
+    c.propose(b"a");
+    c.settle();
+    let last = c.node(leader).last_index();
+    assert_eq!(
+        c.node(leader).commit_index(),
+        last,
+        "the other follower acked"
+    );
+    c.advance_to(c.node(leader).next_deadline());
+    c.step(leader, Event::Tick);
+    c.settle();
+    assert_eq!(
+        chunks_without_entries(&c, leader),
+        2,
+        "both followers got the notice"
+    );
+    assert_eq!(c.node(slow).commit_index(), last, "{slow} heard it");
+    assert!(
+        c.node(slow).durable_index() < last,
+        "{slow} holds it only in memory"
+    );
+    let wake = c.node(leader).next_deadline();
+    c.persist(slow, last);
+    c.settle();
+    let status = c.node(leader).status();
+    let acked = status.followers.iter().find(|s| s.id == slow).unwrap();
+    assert_eq!(acked.match_index, last, "the leader got {slow}'s ack");
+    assert_eq!(
+        c.node(leader).next_deadline(),
+        wake,
+        "the ack moved the leader's next wake-up (now is {})",
+        c.now()
+    );
+    assert_eq!(chunks_without_entries(&c, leader), 2, "no further notice");
+}
+
 #[test]
 fn a_chunk_carries_at_most_the_batch_byte_limit_of_entries() {
     let opts = NodeOptions {
