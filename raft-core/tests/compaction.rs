@@ -268,6 +268,7 @@ fn a_snapshot_on_the_stream_never_runs_more_than_the_budget_ahead_of_the_followe
         data.len() as u64 > 4 * budget,
         "a snapshot of several budgets"
     );
+    c.record_steps();
     c.restart(f);
     c.run_for(Duration::from_millis(500));
     let h = c.host(f);
@@ -281,13 +282,157 @@ fn a_snapshot_on_the_stream_never_runs_more_than_the_budget_ahead_of_the_followe
     // Once the first ack told the size, each window is what the acks freed
     // (up to the snapshot's end): a window per ack at most, and the
     // follower acks each chunk it stores, so no more windows than chunks.
-    let windows = count(c.host(leader), |a| matches!(a, Action::SendSnapshot { .. }));
+    let windows = assert_windows_wait_for_the_size(&c.take_steps(), leader, f);
     let chunks = data.len().div_ceil(64);
     assert!(
         windows > 4 && windows <= chunks + 1,
         "sent in {windows} windows, {chunks} chunks"
     );
     assert_eq!(c.commands(f).len(), 120);
+    c.assert_state_machine_safety();
+}
+
+/// Checks the rule a driver relies on for the leader's snapshot windows to
+/// `peer` in `steps`: the first window of a transfer is cut before the
+/// leader knows the snapshot's size, so no second window follows it until
+/// the follower's first `SnapshotAck` told the size; the first starts within
+/// the snapshot, and every later one ends at or before its end. Returns the
+/// number of windows.
+fn assert_windows_wait_for_the_size(steps: &[Step], leader: NodeId, peer: NodeId) -> usize {
+    let mut windows = 0;
+    let mut size = None;
+    let mut first_offset = None;
+    for step in steps.iter().filter(|s| s.node == leader) {
+        if let Event::FrameReceived {
+            frame: Frame::SnapshotAck { size: told, .. },
+            ..
+        } = &step.event
+        {
+            if let Some(offset) = first_offset.take() {
+                assert!(
+                    offset <= *told,
+                    "the first window starts at {offset}, past the end {told}"
+                );
+            }
+            size = Some(*told);
+        }
+        for action in &step.actions {
+            let &Action::SendSnapshot {
+                peer: to,
+                offset,
+                bytes_max,
+                first,
+                ..
+            } = action
+            else {
+                continue;
+            };
+            if to != peer {
+                continue;
+            }
+            windows += 1;
+            if first {
+                // A new transfer: its size is unknown again.
+                size = None;
+                first_offset = Some(offset);
+                continue;
+            }
+            let Some(size) = size else {
+                panic!("window @{offset} {bytes_max}B sent before the first ack told the size");
+            };
+            assert!(
+                offset + bytes_max <= size,
+                "window @{offset} {bytes_max}B runs past the end {size}"
+            );
+        }
+    }
+    windows
+}
+
+/// A follower whose disk is slow had entries in flight when the leader
+/// compacted past them: the snapshot's first window gets what those entries
+/// left of the budget, and once the follower's disk catches up, its acks of
+/// the entries free more budget before its first snapshot ack arrives. The
+/// leader still waits for that ack (which tells the size) before it cuts a
+/// second window.
+#[test]
+fn a_snapshot_sends_no_second_window_before_the_first_ack_tells_its_size() {
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            stream_budget_bytes: 600,
+            batch_entries_max: 1,
+            ..opts(30, 2)
+        },
+    );
+    let leader = c.leader().unwrap();
+    let slow = c.others(leader)[0];
+    c.host_mut(slow).persist = Persist::Manually;
+    for i in 0..40 {
+        c.propose(format!("w{i}").as_bytes());
+        c.settle();
+    }
+    // The slow follower's entries in flight fill the budget; the leader
+    // compacted past them.
+    let durable = c.node(slow).durable_index();
+    let status = c.node(leader).status();
+    let cursor = status.followers.iter().find(|s| s.id == slow).unwrap();
+    let sent = cursor.next_index.prev();
+    assert!(cursor.inflight_bytes >= 600 && sent > durable.next());
+    assert!(status.first_index > cursor.next_index, "{status:?}");
+    c.record_steps();
+    // Its disk catches up in two steps: the first ack frees a little budget,
+    // which opens the snapshot; the second frees the rest of the entries'
+    // budget (here more than the whole snapshot) before any snapshot ack.
+    c.persist(slow, durable.next());
+    c.persist(slow, sent);
+    c.settle();
+    let steps = c.take_steps();
+    // The scenario this test is for: after the first window went out, an
+    // ack of entries reached the leader before the first snapshot ack.
+    let acks_before_the_size = steps
+        .iter()
+        .filter(|s| s.node == leader)
+        .skip_while(|s| {
+            !s.actions
+                .iter()
+                .any(|a| matches!(a, Action::SendSnapshot { .. }))
+        })
+        .skip(1)
+        .map(|s| &s.event)
+        .take_while(|e| {
+            !matches!(
+                e,
+                Event::FrameReceived {
+                    frame: Frame::SnapshotAck { .. },
+                    ..
+                }
+            )
+        })
+        .filter(|e| {
+            matches!(
+                e,
+                Event::FrameReceived {
+                    frame: Frame::Ack { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(acks_before_the_size, 1);
+    let windows = assert_windows_wait_for_the_size(&steps, leader, slow);
+    assert!(windows > 1, "{windows} windows");
+    c.host_mut(slow).persist = Persist::Immediately;
+    c.persist(slow, LogIndex(u64::MAX));
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(
+        count(c.host(slow), |a| matches!(
+            a,
+            Action::InstallSnapshot { .. }
+        )),
+        1
+    );
+    assert_eq!(c.commands(slow).len(), 40);
     c.assert_state_machine_safety();
 }
 
