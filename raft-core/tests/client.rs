@@ -307,6 +307,44 @@ fn reads_waiting_for_their_round_count_toward_the_limit_of_waiting_requests() {
     assert_eq!(c.result(third), Some(Err(RequestError::Busy)));
 }
 
+/// Reads a new leader holds until an entry of its term commits (thesis
+/// §6.4) count toward the same limit.
+#[test]
+fn reads_waiting_for_a_new_leaders_first_commit_count_toward_the_limit() {
+    let mut options = immediate_commit_notices(NodeOptions::new(NodeId(1)));
+    options.pending_requests_max = 2;
+    let mut c = Cluster::with_options(3, options);
+    let old = c.leader().unwrap();
+    let [a, b] = c.others(old)[..] else { panic!() };
+    // The next leader's first entry cannot commit while the follower left
+    // beside it keeps its disk to itself.
+    c.host_mut(b).persist = Persist::Manually;
+    c.isolate(old);
+    c.run_until("a new leader", |c| {
+        c.leader().is_some_and(|l| l != old) && c.node(a).role() == Role::Leader
+    });
+    let reads: Vec<RequestId> = (0..3)
+        .map(|_| {
+            let id = c.request_id();
+            c.push(a, Event::ReadRequested { id });
+            id
+        })
+        .collect();
+    c.settle();
+    assert_eq!(c.result(reads[0]), None, "waits for the first commit");
+    assert_eq!(c.result(reads[1]), None, "waits for the first commit");
+    assert_eq!(c.result(reads[2]), Some(Err(RequestError::Busy)));
+    c.persist(b, LogIndex(u64::MAX));
+    c.run_for(Duration::from_millis(100));
+    for &id in &reads[..2] {
+        assert!(
+            matches!(c.result(id), Some(Ok(Completion::Read { .. }))),
+            "{:?}",
+            c.result(id)
+        );
+    }
+}
+
 /// Writes and reads waiting together share the one limit: a leader with a
 /// write and a read waiting is full at two.
 #[test]

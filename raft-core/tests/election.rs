@@ -609,6 +609,22 @@ fn a_candidate_ignores_stale_vote_answers_and_follows_a_later_term_it_hears_of()
     // An answer from the term before (a pre-vote's term) changes nothing.
     node.step(now, vote_response(3, 1, false));
     assert_eq!((node.role(), node.term()), (Role::Candidate, Term(2)));
+    // A rival candidate of the same term is refused (we voted for
+    // ourselves), and our campaign goes on.
+    let rival = Event::MessageReceived(Message {
+        cluster_id: CLUSTER,
+        from: n(3),
+        to: n(1),
+        term: Term(2),
+        body: MessageBody::VoteRequest {
+            last_index: LogIndex(1),
+            last_term: Term(1),
+            transfer: false,
+        },
+    });
+    assert_eq!(vote_granted(&node.step(now, rival)), Some(false));
+    assert_eq!((node.role(), node.term()), (Role::Candidate, Term(2)));
+    assert_eq!(node.vote(), Some(n(1)));
     // A refusal from a later term: that term is current, and we follow it.
     node.step(now, vote_response(5, 9, false));
     assert_eq!((node.role(), node.term()), (Role::Follower, Term(9)));
