@@ -1061,4 +1061,24 @@ mod tests {
         );
         assert_eq!(log.get(LogIndex(1)), Some(&e(1, 1)));
     }
+
+    #[test]
+    fn a_stored_front_the_snapshot_covers_adds_no_terms() {
+        // The driver still holds entries 1..=3 that a snapshot at 3 covers,
+        // and entries of a later term follow in memory: the log starts at
+        // the base, with only the terms of what follows it.
+        let log = RaftLog::with_stored(
+            LogIndex(3),
+            Term(1),
+            &[(LogIndex(1), Term(1))],
+            LogIndex(3),
+            None,
+            vec![e(4, 2), e(5, 2)],
+        );
+        log.check();
+        assert_eq!(log.cache_start(), LogIndex(4));
+        assert_eq!(log.term_at(LogIndex(3)), Some(Term(1)));
+        assert_eq!(log.term_at(LogIndex(4)), Some(Term(2)));
+        assert_eq!(log.last_term(), Term(2));
+    }
 }
