@@ -62,9 +62,46 @@ fn a_read_index_waits_for_a_quorum_to_confirm_leadership() {
     // Reads share a round sent in the same instant: arrive after it.
     c.advance(Duration::from_millis(1));
     let id = c.request_id();
+    c.record_actions(true);
     c.push(leader, Event::ReadRequested { id });
     c.settle();
     assert_eq!(c.result(id), None, "no quorum answered the heartbeat round");
+    // Answers of an earlier term (late answers to an earlier leader's
+    // heartbeats, numbered like this round) confirm nothing: they say nothing
+    // of who leads now.
+    let round = c
+        .host(leader)
+        .actions()
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::Send(Message {
+                body: MessageBody::Heartbeat { round, .. },
+                ..
+            }) => Some(*round),
+            _ => None,
+        })
+        .expect("the read's heartbeat round");
+    let term = c.node(leader).term();
+    for from in c.others(leader) {
+        let answer = Message {
+            cluster_id: c.node(leader).cluster_id().unwrap(),
+            from,
+            to: leader,
+            term: Term(term.0 - 1),
+            body: MessageBody::HeartbeatResponse {
+                round,
+                streaming: true,
+            },
+        };
+        c.push(leader, Event::MessageReceived(answer));
+    }
+    c.settle();
+    assert_eq!(c.result(id), None, "stale answers confirm no round");
+    assert_eq!(
+        (c.node(leader).role(), c.node(leader).term()),
+        (Role::Leader, term)
+    );
     c.heal();
     c.run_for(Duration::from_millis(200));
     assert_eq!(c.result(id), Some(Ok(Completion::Read { index: commit })));
