@@ -440,17 +440,23 @@ fn separately_initialized_clusters_get_different_cluster_ids() {
 }
 
 /// The leader gathers its voters' heartbeat rounds on the stack for up to
-/// 16 voters and in a vector beyond: a cluster of 17 voters confirms reads
-/// as well.
+/// 16 voters and in a vector beyond: clusters on either side of that line
+/// confirm reads alike.
 #[test]
-fn a_cluster_of_17_voters_confirms_reads() {
-    let mut c = Cluster::new(17);
-    let leader = c.leader().unwrap();
-    assert_eq!(c.node(leader).config().voter_count(), 17);
-    let written = c.commit(b"x");
-    c.advance(Duration::from_millis(1));
-    let id = c.request_id();
-    c.push(leader, Event::ReadRequested { id });
-    c.settle();
-    assert_eq!(c.result(id), Some(Ok(Completion::Read { index: written })));
+fn clusters_of_16_and_17_voters_confirm_reads() {
+    for voters in [16, 17] {
+        let mut c = Cluster::new(voters);
+        let leader = c.leader().unwrap();
+        assert_eq!(c.node(leader).config().voter_count(), voters as usize);
+        let written = c.commit(b"x");
+        c.advance(Duration::from_millis(1));
+        let id = c.request_id();
+        c.push(leader, Event::ReadRequested { id });
+        c.settle();
+        assert_eq!(
+            c.result(id),
+            Some(Ok(Completion::Read { index: written })),
+            "{voters} voters"
+        );
+    }
 }
