@@ -187,6 +187,69 @@ fn lease_reads_skip_the_heartbeat_round_while_the_lease_holds() {
     assert_eq!(c.node(leader).role(), Role::Leader);
 }
 
+/// A new leader holds no lease until a quorum answered one of its heartbeat
+/// rounds: a round merely sent buys nothing, even once the leader's first
+/// entry committed over its streams.
+#[test]
+fn a_new_leader_whose_heartbeat_rounds_went_unanswered_serves_no_lease_read() {
+    let opts = NodeOptions {
+        lease_reads: true,
+        ..NodeOptions::new(NodeId(1))
+    };
+    let mut c = Cluster::with_options(3, opts);
+    let old = c.leader().unwrap();
+    c.isolate(old);
+    // Every heartbeat answer is lost from now on; streams carry the entries
+    // and their acks as usual.
+    let lose_answers = |c: &mut Cluster| {
+        c.take_queued(|_, e| {
+            matches!(
+                e,
+                Event::MessageReceived(Message {
+                    body: MessageBody::HeartbeatResponse { .. },
+                    ..
+                })
+            )
+        });
+    };
+    let leader = loop {
+        if let Some(l) = c.leader().filter(|&l| l != old) {
+            break l;
+        }
+        assert!(
+            c.now() < Instant(0) + Duration::from_secs(10),
+            "no new leader"
+        );
+        c.advance(Duration::from_millis(5));
+        for id in c.ids() {
+            if c.node(id).next_deadline() <= c.now() {
+                c.push(id, Event::Tick);
+            }
+        }
+        loop {
+            lose_answers(&mut c);
+            if !c.deliver_next() {
+                break;
+            }
+        }
+    };
+    // The term's first entry committed: reads need not wait for it.
+    let nop = c.node(leader).last_index();
+    assert_eq!(c.node(leader).commit_index(), nop);
+    let id = c.request_id();
+    c.push(leader, Event::ReadRequested { id });
+    loop {
+        lose_answers(&mut c);
+        if !c.deliver_next() {
+            break;
+        }
+    }
+    assert_eq!(c.result(id), None, "no answered round, no lease");
+    // Answers that arrive confirm the read's round.
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.result(id), Some(Ok(Completion::Read { index: nop })));
+}
+
 #[test]
 fn a_leader_that_sent_timeout_now_serves_no_lease_read_for_the_rest_of_its_term() {
     let opts = NodeOptions {
