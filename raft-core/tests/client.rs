@@ -62,9 +62,46 @@ fn a_read_index_waits_for_a_quorum_to_confirm_leadership() {
     // Reads share a round sent in the same instant: arrive after it.
     c.advance(Duration::from_millis(1));
     let id = c.request_id();
+    c.record_actions(true);
     c.push(leader, Event::ReadRequested { id });
     c.settle();
     assert_eq!(c.result(id), None, "no quorum answered the heartbeat round");
+    // Answers of an earlier term (late answers to an earlier leader's
+    // heartbeats, numbered like this round) confirm nothing: they say nothing
+    // of who leads now.
+    let round = c
+        .host(leader)
+        .actions()
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::Send(Message {
+                body: MessageBody::Heartbeat { round, .. },
+                ..
+            }) => Some(*round),
+            _ => None,
+        })
+        .expect("the read's heartbeat round");
+    let term = c.node(leader).term();
+    for from in c.others(leader) {
+        let answer = Message {
+            cluster_id: c.node(leader).cluster_id().unwrap(),
+            from,
+            to: leader,
+            term: Term(term.0 - 1),
+            body: MessageBody::HeartbeatResponse {
+                round,
+                streaming: true,
+            },
+        };
+        c.push(leader, Event::MessageReceived(answer));
+    }
+    c.settle();
+    assert_eq!(c.result(id), None, "stale answers confirm no round");
+    assert_eq!(
+        (c.node(leader).role(), c.node(leader).term()),
+        (Role::Leader, term)
+    );
     c.heal();
     c.run_for(Duration::from_millis(200));
     assert_eq!(c.result(id), Some(Ok(Completion::Read { index: commit })));
@@ -93,27 +130,124 @@ fn a_read_on_a_fresh_leader_waits_for_its_first_commit() {
     assert_eq!(c.result(id), Some(Ok(Completion::Read { index: nop })));
 }
 
+/// A lease read is served at once, with no heartbeat round, while the lease
+/// holds; the lease comes only from heartbeat rounds a quorum answered, and
+/// ends a lease duration (shorter than the election timeout, so before anyone
+/// else could have been elected) after the last of them was sent.
 #[test]
 fn lease_reads_skip_the_heartbeat_round_while_the_lease_holds() {
     let opts = NodeOptions {
         lease_reads: true,
         ..NodeOptions::new(NodeId(1))
     };
+    let lease = opts.lease_duration();
     let mut c = Cluster::with_options(3, opts);
-    c.run_for(Duration::from_millis(200));
+    // Well past a lease from the start of the term: the lease now held comes
+    // from rounds the followers answered since.
+    c.run_for(Duration::from_secs(1));
     let leader = c.leader().unwrap();
+    // Up to the leader's next heartbeat round, answered in the same instant:
+    // the last round a quorum answers.
+    c.record_actions(true);
+    loop {
+        c.host_mut(leader).clear_actions();
+        c.wake_next();
+        let sent_round = c.host(leader).actions().iter().any(|a| {
+            matches!(
+                a,
+                Action::Send(Message {
+                    body: MessageBody::Heartbeat { .. },
+                    ..
+                })
+            )
+        });
+        if sent_round {
+            break;
+        }
+    }
+    let answered = c.now();
     c.isolate(leader); // answers must come from the lease alone
+    let read_at = |c: &mut Cluster, at: Instant| {
+        c.advance_to(at);
+        let id = c.request_id();
+        c.push(leader, Event::ReadRequested { id });
+        c.settle();
+        c.result(id)
+    };
+    let served = read_at(&mut c, answered + lease - Duration(1));
+    assert!(
+        matches!(served, Some(Ok(Completion::Read { .. }))),
+        "{served:?}"
+    );
+    let waiting = read_at(&mut c, answered + lease);
+    assert_eq!(
+        waiting, None,
+        "the lease ran out: the read waits for a round"
+    );
+    assert_eq!(c.node(leader).role(), Role::Leader);
+}
+
+/// A new leader holds no lease until a quorum answered one of its heartbeat
+/// rounds: a round merely sent buys nothing, even once the leader's first
+/// entry committed over its streams.
+#[test]
+fn a_new_leader_whose_heartbeat_rounds_went_unanswered_serves_no_lease_read() {
+    let opts = NodeOptions {
+        lease_reads: true,
+        ..NodeOptions::new(NodeId(1))
+    };
+    let mut c = Cluster::with_options(3, opts);
+    let old = c.leader().unwrap();
+    c.isolate(old);
+    // Every heartbeat answer is lost from now on; streams carry the entries
+    // and their acks as usual.
+    let lose_answers = |c: &mut Cluster| {
+        c.take_queued(|_, e| {
+            matches!(
+                e,
+                Event::MessageReceived(Message {
+                    body: MessageBody::HeartbeatResponse { .. },
+                    ..
+                })
+            )
+        });
+    };
+    let leader = loop {
+        if let Some(l) = c.leader().filter(|&l| l != old) {
+            break l;
+        }
+        assert!(
+            c.now() < Instant(0) + Duration::from_secs(10),
+            "no new leader"
+        );
+        c.advance(Duration::from_millis(5));
+        for id in c.ids() {
+            if c.node(id).next_deadline() <= c.now() {
+                c.push(id, Event::Tick);
+            }
+        }
+        loop {
+            lose_answers(&mut c);
+            if !c.deliver_next() {
+                break;
+            }
+        }
+    };
+    // The term's first entry committed: reads need not wait for it.
+    let nop = c.node(leader).last_index();
+    assert_eq!(c.node(leader).commit_index(), nop);
     let id = c.request_id();
     c.push(leader, Event::ReadRequested { id });
-    c.settle();
-    assert!(matches!(c.result(id), Some(Ok(Completion::Read { .. }))));
-    // The lease is shorter than the election timeout: it runs out before anyone
-    // else could have been elected.
-    c.run_for(Duration::from_millis(600));
-    let id = c.request_id();
-    c.push(leader, Event::ReadRequested { id });
-    c.settle();
-    assert!(!matches!(c.result(id), Some(Ok(_))), "{:?}", c.result(id));
+    loop {
+        lose_answers(&mut c);
+        if !c.deliver_next() {
+            break;
+        }
+    }
+    assert_eq!(c.result(id), None, "no answered round, no lease");
+    // Answers that arrive confirm the read's round.
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.result(id), Some(Ok(Completion::Read { index: nop })));
 }
 
 #[test]
@@ -403,17 +537,23 @@ fn separately_initialized_clusters_get_different_cluster_ids() {
 }
 
 /// The leader gathers its voters' heartbeat rounds on the stack for up to
-/// 16 voters and in a vector beyond: a cluster of 17 voters confirms reads
-/// as well.
+/// 16 voters and in a vector beyond: clusters on either side of that line
+/// confirm reads alike.
 #[test]
-fn a_cluster_of_17_voters_confirms_reads() {
-    let mut c = Cluster::new(17);
-    let leader = c.leader().unwrap();
-    assert_eq!(c.node(leader).config().voter_count(), 17);
-    let written = c.commit(b"x");
-    c.advance(Duration::from_millis(1));
-    let id = c.request_id();
-    c.push(leader, Event::ReadRequested { id });
-    c.settle();
-    assert_eq!(c.result(id), Some(Ok(Completion::Read { index: written })));
+fn clusters_of_16_and_17_voters_confirm_reads() {
+    for voters in [16, 17] {
+        let mut c = Cluster::new(voters);
+        let leader = c.leader().unwrap();
+        assert_eq!(c.node(leader).config().voter_count(), voters as usize);
+        let written = c.commit(b"x");
+        c.advance(Duration::from_millis(1));
+        let id = c.request_id();
+        c.push(leader, Event::ReadRequested { id });
+        c.settle();
+        assert_eq!(
+            c.result(id),
+            Some(Ok(Completion::Read { index: written })),
+            "{voters} voters"
+        );
+    }
 }

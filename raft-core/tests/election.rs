@@ -867,6 +867,33 @@ fn a_leader_refuses_a_vote_for_a_later_term_and_keeps_leading() {
     }
 }
 
+/// A heartbeat answer from a later term (a follower that restarted into a
+/// term it campaigned in, a stale leader's heartbeat answered after a new
+/// election) tells the leader it is deposed: it follows that term at once
+/// rather than counting the answer toward its round.
+#[test]
+fn a_leader_answered_from_a_later_term_follows_that_term() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let member = c.others(leader)[0];
+    let node = &c.node(leader);
+    let (term, cluster_id) = (node.term(), node.cluster_id().unwrap());
+    let answer = Message {
+        cluster_id,
+        from: member,
+        to: leader,
+        term: term.next(),
+        body: MessageBody::HeartbeatResponse {
+            round: 1,
+            streaming: false,
+        },
+    };
+    c.step(leader, Event::MessageReceived(answer));
+    let node = c.node(leader);
+    assert_eq!((node.role(), node.term()), (Role::Follower, term.next()));
+    assert_eq!(node.vote(), None);
+}
+
 /// Votes are counted, refusals are not: a follower that missed a committed
 /// entry and is pushed into a campaign (here by a `TimeoutNow` that reaches it
 /// before the entry does) is refused by both peers for its out-of-date log.

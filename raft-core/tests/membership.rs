@@ -816,3 +816,33 @@ fn a_caught_up_learner_is_promoted_as_soon_as_its_addition_commits() {
     assert!(matches!(c.result(id), Some(Ok(_))), "{:?}", c.result(id));
     assert_eq!(role_of(&c, leader, added), MemberRole::Voter);
 }
+
+/// Check-quorum counts the voters of the latest configuration. A leader that
+/// removes a voter it kept hearing from, leaving as the rest of its quorum
+/// voters it has not heard from for an election timeout, has lost its quorum:
+/// it steps down at once, not when the old voters' deadline runs out.
+#[test]
+fn a_leader_whose_removal_of_a_voter_leaves_its_quorum_silent_steps_down_at_once() {
+    let mut c = Cluster::new(5);
+    let leader = c.leader().unwrap();
+    let [heard, _, silent_a, silent_b] = c.others(leader)[..] else {
+        panic!("five voters")
+    };
+    for s in [silent_a, silent_b] {
+        c.cut(leader, s);
+        c.cut(s, leader);
+    }
+    c.run_for(Duration::from_secs(1));
+    assert_eq!(
+        c.node(leader).role(),
+        Role::Leader,
+        "two followers and itself are a quorum of five"
+    );
+    change(&mut c, leader, MembershipChange::Remove { id: heard });
+    c.settle();
+    assert_eq!(
+        c.node(leader).role(),
+        Role::Follower,
+        "of the four voters left it heard only one within an election timeout"
+    );
+}
