@@ -176,6 +176,30 @@ fn a_restarted_follower_applies_its_evicted_entries_from_reads_that_stop_at_its_
     assert_eq!(c.commands(f), c.commands(leader));
 }
 
+/// However few entries lie outside the cache after a restart (down to one,
+/// a read of a single entry), the apply path reads them and goes on.
+#[test]
+fn a_restarted_follower_applies_however_few_evicted_entries_it_has() {
+    let mut single_entry_read = false;
+    for writes in 10..=24 {
+        let mut c = Cluster::with_options(3, small_cache());
+        for i in 0..writes {
+            c.propose(&value(i));
+            c.settle();
+        }
+        let leader = c.leader().unwrap();
+        let f = c.others(leader)[0];
+        c.crash(f);
+        c.restart(f);
+        single_entry_read |= c.node(f).status().cache_start == LogIndex(2);
+        c.run_until("the follower applies the log again", |c| {
+            c.commands(f).len() >= writes
+        });
+        assert_eq!(c.commands(f), c.commands(leader), "{writes} writes");
+    }
+    assert!(single_entry_read, "no restart left exactly entry 1 outside");
+}
+
 #[test]
 fn a_repeated_bootstrap_is_recognised_with_entry_one_evicted() {
     let mut c = Cluster::with_options(3, small_cache());

@@ -705,6 +705,38 @@ mod tests {
     }
 
     #[test]
+    fn entry_1_evicted_is_kept_aside_until_a_truncation_removes_it() {
+        // A repeated bootstrap compares entry 1 even once it left memory:
+        // a truncation after it keeps the copy, one from it drops it.
+        let mut log = RaftLog::new(LogIndex(0), Term(0), vec![e(1, 1)]);
+        log.append(run(&[(2, 1), (3, 1), (4, 1)]));
+        assert!(log.mark_durable(LogIndex(4), Term(1)));
+        let mut log = log.with_cache_bytes_max(e(2, 1).budget_bytes() * 3);
+        assert_eq!(log.cache_start(), LogIndex(2), "entry 1 evicted");
+        log.truncate_from(LogIndex(3));
+        assert_eq!(log.get(LogIndex(1)), Some(&e(1, 1)));
+        log.truncate_from(LogIndex(1));
+        assert_eq!(log.get(LogIndex(1)), None);
+        log.check();
+    }
+
+    #[test]
+    fn a_log_compacted_to_its_base_answers_below_it_for_a_smaller_term() {
+        // A leader whose snapshot covers its whole log, asked where a
+        // follower's log of an earlier term may still match: below the base
+        // (the follower then gets the snapshot).
+        let log = RaftLog::new(LogIndex(10), Term(3), vec![]);
+        assert_eq!(
+            log.last_index_with_term_at_most(LogIndex(12), Term(2), LogIndex(5)),
+            LogIndex(9)
+        );
+        assert_eq!(
+            log.last_index_with_term_at_most(LogIndex(12), Term(3), LogIndex(5)),
+            LogIndex(10)
+        );
+    }
+
+    #[test]
     fn compaction_keeps_terms_of_the_base() {
         let mut log = RaftLog::new(LogIndex(0), Term(0), vec![e(1, 1), e(2, 2), e(3, 2)]);
         log.compact_through(LogIndex(2));
