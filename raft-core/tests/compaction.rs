@@ -117,6 +117,13 @@ fn a_follower_brought_up_by_a_snapshot_takes_the_membership_it_carries() {
         c.node(f).config()
     );
     assert_eq!(c.node(f).config(), c.node(leader).config());
+    // Its driver is told of the membership the snapshot brought, or it
+    // would keep dialing the old member list.
+    let reported = c.host(f).actions().iter().rev().find_map(|a| match a {
+        Action::ConfigChanged(config) => Some(config.clone()),
+        _ => None,
+    });
+    assert_eq!(reported.as_ref(), Some(c.node(leader).config()));
     c.assert_state_machine_safety();
 }
 
