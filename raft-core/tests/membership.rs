@@ -846,3 +846,98 @@ fn a_leader_whose_removal_of_a_voter_leaves_its_quorum_silent_steps_down_at_once
         "of the four voters left it heard only one within an election timeout"
     );
 }
+
+/// The configuration `id`'s driver was last told of by `ConfigChanged`.
+fn last_reported_config(c: &Cluster, id: NodeId) -> Option<Config> {
+    c.host(id).actions().iter().rev().find_map(|a| match a {
+        Action::ConfigChanged(config) => Some(config.clone()),
+        _ => None,
+    })
+}
+
+/// Node 1 leads a five-node cluster and appends the addition of "node-6",
+/// which only node 2 receives before both crash; nodes 3 to 5 elect a leader
+/// of their own, which never saw that change. Returns that leader.
+fn an_uncommitted_change_stranded_on_node_2(c: &mut Cluster) -> NodeId {
+    c.elect(n(1));
+    c.partition(&[n(1), n(2)]);
+    change(
+        c,
+        n(1),
+        MembershipChange::Add {
+            address: "node-6".into(),
+        },
+    );
+    c.settle();
+    assert!(c.node(n(2)).config().member(n(6)).is_some());
+    assert!(c.node(n(2)).commit_index() < c.node(n(2)).config().index);
+    c.crash(n(1));
+    c.crash(n(2));
+    c.heal();
+    c.run_until("a leader of its term among nodes 3 to 5", |c| {
+        c.leader().is_some_and(|l| {
+            let node = c.node(l);
+            node.term_at(node.commit_index()) == Some(node.term())
+        })
+    });
+    c.leader().unwrap()
+}
+
+/// A follower whose uncommitted membership entry a new leader truncates
+/// falls back to the configuration before it, and tells its driver so (or
+/// the driver would keep dialing the member that never joined).
+#[test]
+fn a_follower_whose_uncommitted_change_is_truncated_reports_the_membership_it_falls_back_to() {
+    let mut c = Cluster::new(5);
+    let leader = an_uncommitted_change_stranded_on_node_2(&mut c);
+    c.restart(n(2));
+    c.host_mut(n(2)).clear_actions();
+    c.run_for(Duration::from_millis(500));
+    assert_eq!(c.node(n(2)).config(), c.node(leader).config());
+    assert!(
+        !c.node(n(2))
+            .config()
+            .members
+            .iter()
+            .any(|m| m.address == "node-6")
+    );
+    assert_eq!(
+        last_reported_config(&c, n(2)).as_ref(),
+        Some(c.node(n(2)).config())
+    );
+}
+
+/// As above, but the chunk that truncates the stranded change brings the
+/// new leader's own change in its place: the driver learns the latter.
+#[test]
+fn a_follower_whose_uncommitted_change_is_replaced_by_another_reports_the_new_membership() {
+    let mut c = Cluster::new(5);
+    let leader = an_uncommitted_change_stranded_on_node_2(&mut c);
+    let id = change(
+        &mut c,
+        leader,
+        MembershipChange::Add {
+            address: "node-7".into(),
+        },
+    );
+    c.settle();
+    assert!(matches!(
+        c.result(id),
+        Some(Ok(Completion::MembershipChanged { .. }))
+    ));
+    c.restart(n(2));
+    c.host_mut(n(2)).clear_actions();
+    c.run_for(Duration::from_millis(500));
+    assert_eq!(c.node(n(2)).config(), c.node(leader).config());
+    assert!(
+        !c.node(n(2))
+            .config()
+            .members
+            .iter()
+            .any(|m| m.address == "node-6")
+    );
+    assert_eq!(
+        last_reported_config(&c, n(2)).as_ref(),
+        Some(c.node(n(2)).config())
+    );
+}
