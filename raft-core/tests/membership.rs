@@ -815,6 +815,39 @@ fn a_caught_up_learner_is_promoted_as_soon_as_its_addition_commits() {
     c.settle();
     assert!(matches!(c.result(id), Some(Ok(_))), "{:?}", c.result(id));
     assert_eq!(role_of(&c, leader, added), MemberRole::Voter);
+    // The promotion is a membership change of its own, uncommitted while the
+    // leader's disk lags: no client change may join it in flight, though
+    // no client request is pending.
+    let promotion = c.node(leader).config().index;
+    assert!(c.node(leader).commit_index() < promotion);
+    let refused = change(
+        &mut c,
+        leader,
+        MembershipChange::Add {
+            address: "node-3".into(),
+        },
+    );
+    c.settle();
+    assert_eq!(c.result(refused), Some(Err(RequestError::ChangeInProgress)));
+    // Once the promotion commits, the next change is welcome.
+    c.persist(leader, promotion);
+    c.settle();
+    assert!(c.node(leader).commit_index() >= promotion);
+    let next = change(
+        &mut c,
+        leader,
+        MembershipChange::Add {
+            address: "node-3".into(),
+        },
+    );
+    c.settle();
+    c.persist(leader, c.node(leader).last_index());
+    c.settle();
+    assert!(
+        matches!(c.result(next), Some(Ok(_))),
+        "{:?}",
+        c.result(next)
+    );
 }
 
 /// Check-quorum counts the voters of the latest configuration. A leader that
