@@ -974,3 +974,87 @@ fn a_follower_whose_uncommitted_change_is_replaced_by_another_reports_the_new_me
         Some(c.node(n(2)).config())
     );
 }
+
+/// A follower compacts its log while an uncommitted membership entry sits
+/// after the compaction point; a new leader then truncates that entry. The
+/// compaction must not have folded the uncommitted configuration into the
+/// one its snapshot fixed: the follower falls back to the committed
+/// membership.
+#[test]
+fn a_follower_that_compacted_before_its_uncommitted_change_falls_back_to_the_committed_membership()
+{
+    let mut c = Cluster::with_options(
+        5,
+        NodeOptions {
+            snapshot_policy: SnapshotPolicy::every_entries(10),
+            snapshot_trailing_entries: 2,
+            ..NodeOptions::new(n(1))
+        },
+    );
+    c.elect(n(1));
+    for i in 0..12 {
+        c.propose(format!("w{i}").as_bytes());
+        c.settle();
+    }
+    // Restarted from its snapshot, node 2 holds no configuration entry after it.
+    let f = n(2);
+    assert!(c.node(f).snapshot().is_some());
+    c.crash(f);
+    c.restart(f);
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(c.node(f).commit_index(), c.node(n(1)).commit_index());
+    let others = [n(3), n(4), n(5)];
+    for id in others {
+        c.host_mut(id).persist = Persist::Manually;
+    }
+    for i in 0..12 {
+        c.propose(format!("x{i}").as_bytes());
+    }
+    c.settle();
+    let before = c.node(n(1)).last_index();
+    change(
+        &mut c,
+        n(1),
+        MembershipChange::Add {
+            address: "node-6".into(),
+        },
+    );
+    c.settle();
+    let stranded = c.node(f).config().index;
+    assert_eq!(stranded, before.next());
+    // Nodes 3 to 5 make durable all but the change: it never commits, what
+    // is before it does, and node 2 snapshots and compacts short of it.
+    for id in others {
+        c.persist(id, before);
+    }
+    c.settle();
+    c.run_for(c.options().heartbeat_interval);
+    assert_eq!(c.node(f).commit_index(), before);
+    let snapshot = c.node(f).snapshot().unwrap().index;
+    assert!(snapshot > LogIndex(12) && snapshot < stranded, "{snapshot}");
+    // The change is lost with node 1 and the unsynced logs of nodes 3 to 5,
+    // which elect a leader that never saw it.
+    c.isolate(f);
+    c.crash(n(1));
+    for id in others {
+        c.crash(id);
+        c.restart(id);
+        c.host_mut(id).persist = Persist::Immediately;
+    }
+    c.run_until("a leader of its term among nodes 3 to 5", |c| {
+        c.leader().is_some_and(|l| {
+            let node = c.node(l);
+            node.term_at(node.commit_index()) == Some(node.term())
+        })
+    });
+    let leader = c.leader().unwrap();
+    c.heal();
+    c.run_for(Duration::from_millis(500));
+    assert!(c.node(f).commit_index() >= stranded);
+    assert_eq!(c.node(f).config(), c.node(leader).config());
+    assert!(c.node(f).config().member(n(6)).is_none());
+    assert_eq!(
+        last_reported_config(&c, f).as_ref(),
+        Some(c.node(f).config())
+    );
+}

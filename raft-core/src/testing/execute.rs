@@ -189,7 +189,10 @@ impl<M: StateMachine> Cluster<M> {
                 .node
                 .term_at(index)
                 .expect("the term of the applied index"),
-            config: host.node.config().clone(),
+            config: host
+                .applied_config
+                .clone()
+                .expect("a configuration applied or restored before any snapshot"),
         };
         let bytes = data.len() as u64;
         host.disk.snapshot = Some((meta, data));
@@ -200,7 +203,7 @@ impl<M: StateMachine> Cluster<M> {
         let state_machine = (self.new_state_machine)(at);
         let host = self.host_mut(at);
         let data = Bytes::from(std::mem::take(&mut host.disk.incoming));
-        host.restore(&data, state_machine);
+        host.restore(&data, state_machine, meta.config.clone());
         host.disk.snapshot = Some((meta.clone(), data));
         host.disk.entries.clear();
         host.disk.pending.clear();

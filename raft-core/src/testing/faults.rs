@@ -138,9 +138,10 @@ impl<M: StateMachine> Cluster<M> {
         host.node = Node::new(options, recovered, host.seed, now)
             .unwrap_or_else(|e| panic!("node {id} does not recover from its disk: {e}"));
         match host.disk.snapshot.clone() {
-            Some((_, data)) => host.restore(&data, state_machine),
+            Some((meta, data)) => host.restore(&data, state_machine, meta.config),
             None => {
                 host.applied.clear();
+                host.applied_config = None;
                 host.state_machine = state_machine;
             }
         }

@@ -2,7 +2,7 @@
 //! machine.
 
 use super::{Disk, Persist, StateMachine};
-use crate::{Action, EntryKind, LogEntry, LogIndex, Node};
+use crate::{Action, Config, EntryKind, LogEntry, LogIndex, Node};
 use bytes::Bytes;
 
 /// One node with what its driver would own: a disk, the entries it applied,
@@ -21,6 +21,10 @@ pub struct Host<M = ()> {
     /// The test's state machine (see [`StateMachine`]).
     pub state_machine: M,
     pub(super) applied: Vec<LogEntry>,
+    /// The configuration in force at the last applied entry: what a
+    /// snapshot taken there carries. (The node's own may be later: a
+    /// configuration takes effect when appended, before it commits.)
+    pub(super) applied_config: Option<Config>,
     pub(super) actions: Vec<Action>,
     pub(super) up: bool,
     pub(super) seed: u64,
@@ -34,6 +38,7 @@ impl<M: StateMachine> Host<M> {
             persist: Persist::Immediately,
             state_machine,
             applied: Vec::new(),
+            applied_config: None,
             actions: Vec::new(),
             up: true,
             seed,
@@ -97,6 +102,11 @@ impl<M: StateMachine> Host<M> {
                     self.node.id()
                 );
             }
+            if e.kind.is_config() {
+                let mut config = Config::decode(&e.data).expect("a configuration entry decodes");
+                config.index = e.index;
+                self.applied_config = Some(config);
+            }
             self.state_machine.apply(&e);
             if record || self.applied.is_empty() {
                 self.applied.push(e);
@@ -120,11 +130,12 @@ impl<M: StateMachine> Host<M> {
     }
 
     /// Restores the record and `state_machine` (fresh) from
-    /// [`snapshot_bytes`](Host::snapshot_bytes).
-    pub(super) fn restore(&mut self, data: &[u8], mut state_machine: M) {
+    /// [`snapshot_bytes`](Host::snapshot_bytes) of a snapshot carrying `config`.
+    pub(super) fn restore(&mut self, data: &[u8], mut state_machine: M, config: Config) {
         let (applied, rest) = postcard::take_from_bytes(data).expect("a snapshot of this harness");
         state_machine.restore(rest);
         self.applied = applied;
+        self.applied_config = Some(config);
         self.state_machine = state_machine;
     }
 }
