@@ -553,3 +553,84 @@ fn a_stream_read_answered_with_no_entries_is_asked_again() {
     assert_eq!(c.commands(behind).len(), 40);
     c.assert_state_machine_safety();
 }
+
+/// Delivers one queued event, or lets 10 ms pass with a tick to every node
+/// when none is queued.
+fn step(c: &mut Cluster) {
+    if !c.deliver_next() {
+        c.advance(Duration::from_millis(10));
+        for id in c.ids() {
+            c.push(id, Event::Tick);
+        }
+    }
+}
+
+/// A restarted follower reads its log back to apply it; the answer to its
+/// read is late, and meanwhile the leader compacted past the follower's log
+/// and sent it a snapshot. An answer that arrives while the snapshot
+/// installs is dropped: the follower applies the snapshot, then the entries
+/// after it, each once and in order.
+#[test]
+fn an_apply_read_answered_while_a_snapshot_installs_is_dropped() {
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            snapshot_policy: SnapshotPolicy::every_entries(60),
+            snapshot_trailing_entries: 0,
+            ..small_cache()
+        },
+    );
+    let leader = c.leader().unwrap();
+    let f = c.others(leader)[0];
+    for i in 0..40 {
+        c.propose(&value(i));
+        c.settle();
+    }
+    c.crash(f);
+    c.restart(f);
+    let apply_read = |to: NodeId, e: &Event| {
+        to == f
+            && matches!(
+                e,
+                Event::LogRead {
+                    reader: LogReader::Apply,
+                    ..
+                }
+            )
+    };
+    let mut held = Vec::new();
+    for _ in 0..100_000 {
+        held = c.take_queued(apply_read);
+        if !held.is_empty() {
+            break;
+        }
+        step(&mut c);
+    }
+    assert_eq!(held.len(), 1, "one apply read at a time");
+    c.isolate(f);
+    let mut i = 40;
+    while c.node(leader).status().first_index <= c.node(f).last_index() {
+        c.propose(&value(i));
+        c.settle();
+        i += 1;
+    }
+    c.heal();
+    c.host_mut(f).clear_actions();
+    let mut installed = Vec::new();
+    for _ in 0..100_000 {
+        installed = c.take_queued(|to, e| to == f && matches!(e, Event::SnapshotInstalled { .. }));
+        if !installed.is_empty() {
+            break;
+        }
+        step(&mut c);
+    }
+    assert_eq!(installed.len(), 1, "the follower installs the snapshot");
+    // The read's answer arrives before the driver reports the install done.
+    for (to, event) in held.into_iter().chain(installed) {
+        c.push(to, event);
+    }
+    c.run_for(Duration::from_millis(2_000));
+    assert_eq!(c.commands(f), c.commands(leader));
+    assert_eq!(c.commands(f).len(), i);
+    c.assert_state_machine_safety();
+}
