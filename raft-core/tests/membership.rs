@@ -511,6 +511,51 @@ fn a_learner_is_promoted_under_constant_writes_though_it_never_reaches_the_commi
 }
 
 #[test]
+fn a_learner_is_not_promoted_while_a_leadership_transfer_is_in_progress() {
+    // Like a client's change, a promotion waits for a transfer to end: the
+    // leader is handing its term over and appends no configuration.
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let learner = add_slow_learner(&mut c, leader);
+    // Its stream opens and the log reaches it; its disk holds it back.
+    c.propose(b"w");
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.node(learner).status().durable, LogIndex(0));
+    let target = c
+        .others(leader)
+        .into_iter()
+        .find(|&id| id != learner)
+        .unwrap();
+    // The target never hears TimeoutNow: the transfer stays in progress.
+    c.cut(leader, target);
+    let id = c.request_id();
+    let transfer = Event::TransferLeadershipRequested {
+        id,
+        target: Some(target),
+    };
+    c.push(leader, transfer);
+    c.settle();
+    c.host_mut(learner).persist = Persist::Immediately;
+    c.persist(learner, LogIndex(u64::MAX));
+    c.settle();
+    assert_eq!(
+        c.node(learner).status().durable,
+        c.node(leader).last_index()
+    );
+    assert_eq!(c.result(id), None, "the transfer is still in progress");
+    assert_eq!(role_of(&c, leader, learner), MemberRole::Learner);
+    // Once the transfer has timed out, the leader promotes it at once,
+    // without waiting for another write.
+    c.run_until("the transfer times out", |c| c.result(id).is_some());
+    assert_eq!(
+        c.result(id),
+        Some(Err(RequestError::TransferTimedOut(target)))
+    );
+    let now_leader = c.leader().unwrap();
+    assert_eq!(role_of(&c, now_leader, learner), MemberRole::Voter);
+}
+
+#[test]
 fn a_learner_whose_catch_up_rounds_outlast_an_election_timeout_stays_a_learner() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();

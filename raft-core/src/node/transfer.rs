@@ -158,6 +158,9 @@ impl Node {
                 self.complete(id, Err(RequestError::TransferTimedOut(t.target)));
             }
             self.maybe_step_down_after_removal();
+            // Promotions wait while a transfer runs: a learner that caught
+            // up meanwhile is promoted now, not at the next write.
+            self.maybe_promote_learner();
         }
     }
 
