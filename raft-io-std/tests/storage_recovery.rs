@@ -8,7 +8,7 @@ use raft_core::{
     ClusterId, Config, EntryKind, HardState, LogEntry, LogIndex, Member, MemberRole, NodeId,
     SnapshotMeta, Term,
 };
-use raft_io_std::storage::record::{self, SEGMENT_HEADER_BYTES};
+use raft_io_std::storage::record::{self, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use raft_io_std::storage::{
     self, Corruption, HardStateStore, RecordError, StorageError, StorageOptions, Wal, WalOptions,
 };
@@ -68,6 +68,22 @@ fn a_log_cut_at_every_byte_of_its_last_record_recovers_the_prefix() {
                 assert_eq!(
                     (torn.path.as_path(), torn.offset, torn.bytes),
                     (path.as_path(), last_start as u64, (cut - last_start) as u64)
+                );
+                // What the warning says is missing: the record's header
+                // while it is cut, then the record its length announces.
+                let available = (cut - last_start) as u64;
+                let needed = if cut < last_start + RECORD_HEADER_BYTES {
+                    RECORD_HEADER_BYTES
+                } else {
+                    record_size(&entry(5, 1))
+                };
+                assert_eq!(
+                    torn.reason,
+                    Corruption::Record(RecordError::Incomplete {
+                        needed: needed as u64,
+                        available
+                    }),
+                    "cut at {cut}"
                 );
             }
             None if cut == last_start => {}
@@ -149,6 +165,32 @@ fn a_flipped_byte_in_the_last_record_is_a_torn_tail() {
         recovered.torn_tail.map(|t| t.reason),
         Some(Corruption::Record(RecordError::Checksum { .. }))
     ));
+}
+
+#[test]
+fn a_whole_record_that_does_not_decode_at_the_end_of_the_log_is_an_error_not_a_torn_tail() {
+    // Its checksum matches, so it was written whole, not cut short by a
+    // crash: a record of a kind this version does not know (a newer one
+    // wrote it). Cutting it off as a torn tail would drop what that
+    // version acknowledged as durable; the log is left as it is.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_log(tmp.path(), 3);
+    let mut bytes = fs::read(&path).unwrap();
+    let at = bytes.len() as u64;
+    let payload = [7u8, 0]; // `Record` has two variants, 0 and 1
+    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    fs::write(&path, &bytes).unwrap();
+    match Wal::open(tmp.path()) {
+        Err(StorageError::Corrupt {
+            path: p,
+            offset,
+            reason: Corruption::Record(RecordError::Malformed(_)),
+        }) => assert_eq!((p, offset), (path.clone(), at)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fs::read(&path).unwrap(), bytes, "nothing is cut off");
 }
 
 #[test]
