@@ -257,3 +257,68 @@ fn a_segment_longer_than_one_read_is_recovered_whole() {
     assert_eq!(recovered.entries.len(), big.len());
     assert!(recovered.entries.iter().eq(big.iter()));
 }
+
+#[test]
+fn the_metrics_count_the_segment_files_and_record_bytes_written() {
+    // What an operator graphs of the log's writes: the record bytes (not
+    // the segment headers) and the segment files started, the first one
+    // (made by the open) included.
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
+    let metrics = wal.metrics();
+    for i in 1..=40 {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    wal.sync().unwrap();
+    let paths = wal.segment_paths();
+    assert!(paths.len() > 3, "{} segments", paths.len());
+    let record_bytes: u64 = paths
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len() - SEGMENT_HEADER_BYTES as u64)
+        .sum();
+    assert_eq!(
+        (metrics.segments_created(), metrics.bytes_written()),
+        (paths.len() as u64, record_bytes)
+    );
+}
+
+#[test]
+fn an_open_deletes_the_leftovers_of_a_compaction_past_the_end_durably() {
+    // A crash after a compaction past the end wrote its reset segment but
+    // before the older segments were deleted leaves them behind. The next
+    // open deletes them and syncs the directory once, so they cannot come
+    // back; an open with nothing to delete syncs only the last segment.
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
+    for i in 1..=20 {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    wal.sync().unwrap();
+    let leftovers: Vec<(PathBuf, Vec<u8>)> = wal
+        .segment_paths()
+        .into_iter()
+        .map(|p| {
+            let bytes = fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    assert!(leftovers.len() > 1, "{} segments", leftovers.len());
+    wal.compact(LogIndex(100)).unwrap();
+    let (wal, _) = reopen(wal);
+    assert_eq!(wal.metrics().fsyncs(), 1, "nothing to delete");
+
+    for (path, bytes) in &leftovers {
+        fs::write(path, bytes).unwrap();
+    }
+    let (wal, recovered) = reopen(wal);
+    let paths: Vec<PathBuf> = leftovers.into_iter().map(|(p, _)| p).collect();
+    assert_eq!(recovered.obsolete_segments, paths);
+    assert!(paths.iter().all(|p| !p.exists()), "leftovers deleted");
+    let metrics = wal.metrics();
+    assert_eq!(
+        (metrics.segments_deleted(), metrics.fsyncs()),
+        (paths.len() as u64, 2),
+        "the directory once for every deletion, and the last segment"
+    );
+    assert_eq!(recovered.first_index, LogIndex(101));
+}
