@@ -24,6 +24,16 @@ fn small() -> WalOptions {
     }
 }
 
+/// A log in `dir` with small segments holding entries `1..=last` of term 1,
+/// appended one at a time (so they span several segments), not synced.
+fn small_log(dir: &Path, last: u64) -> Wal {
+    let (mut wal, _) = Wal::open_with(dir, small()).unwrap();
+    for i in 1..=last {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    wal
+}
+
 fn reopen(wal: Wal) -> (Wal, Recovered) {
     let (dir, options) = (wal.dir.clone(), wal.options.clone());
     drop(wal);
@@ -103,10 +113,7 @@ fn truncate_then_append_replays_in_order() {
 #[test]
 fn a_truncation_across_segments_deletes_the_later_segments() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-    for i in 1..=30 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
+    let mut wal = small_log(tmp.path(), 30);
     let before = wal.segment_count();
     wal.truncate(LogIndex(4)).unwrap();
     assert!(wal.segment_count() < before);
@@ -122,10 +129,7 @@ fn a_truncation_across_segments_deletes_the_later_segments() {
 #[test]
 fn truncating_everything_leaves_an_empty_log_at_the_same_position() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-    for i in 1..=20 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
+    let mut wal = small_log(tmp.path(), 20);
     wal.truncate(LogIndex(1)).unwrap();
     assert_eq!(wal.last_term(), None);
     assert_eq!(wal.segment_count(), 1);
@@ -144,10 +148,7 @@ fn truncating_everything_leaves_an_empty_log_at_the_same_position() {
 #[test]
 fn compaction_deletes_whole_segments_only() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-    for i in 1..=40 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
+    let mut wal = small_log(tmp.path(), 40);
     wal.sync().unwrap();
     let firsts: Vec<LogIndex> = wal.segments.iter().map(|s| s.first_index).collect();
     let through = LogIndex(firsts[2].0 + 1); // inside the third segment
@@ -163,10 +164,7 @@ fn compaction_deletes_whole_segments_only() {
 #[test]
 fn compaction_at_a_segment_boundary_keeps_the_segment_holding_the_next_index() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-    for i in 1..=40 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
+    let mut wal = small_log(tmp.path(), 40);
     let second = wal.segments[1].first_index;
     wal.compact(second.prev()).unwrap();
     assert_eq!(wal.first_index(), second);
@@ -178,10 +176,7 @@ fn compaction_at_a_segment_boundary_keeps_the_segment_holding_the_next_index() {
 #[test]
 fn compaction_past_the_end_starts_an_empty_log_after_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-    for i in 1..=20 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
+    let mut wal = small_log(tmp.path(), 20);
     wal.compact(LogIndex(100)).unwrap();
     assert_eq!(
         (wal.first_index(), wal.last_index(), wal.segment_count()),
@@ -201,10 +196,7 @@ fn compaction_past_the_end_starts_an_empty_log_after_it() {
 #[test]
 fn rotation_after_truncating_a_whole_segment_replaces_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-    for i in 1..=30 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
+    let mut wal = small_log(tmp.path(), 30);
     let last_first = wal.segments[wal.segments.len() - 1].first_index;
     // Fill the last segment past the limit, then truncate back to its start.
     wal.truncate(last_first).unwrap();
@@ -264,11 +256,8 @@ fn the_metrics_count_the_segment_files_and_record_bytes_written() {
     // the segment headers) and the segment files started, the first one
     // (made by the open) included.
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
+    let mut wal = small_log(tmp.path(), 40);
     let metrics = wal.metrics();
-    for i in 1..=40 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
     wal.sync().unwrap();
     let paths = wal.segment_paths();
     assert!(paths.len() > 3, "{} segments", paths.len());
@@ -289,10 +278,7 @@ fn an_open_deletes_the_leftovers_of_a_compaction_past_the_end_durably() {
     // open deletes them and syncs the directory once, so they cannot come
     // back; an open with nothing to delete syncs only the last segment.
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-    for i in 1..=20 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
+    let mut wal = small_log(tmp.path(), 20);
     wal.sync().unwrap();
     let leftovers: Vec<(PathBuf, Vec<u8>)> = wal
         .segment_paths()
