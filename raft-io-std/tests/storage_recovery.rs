@@ -519,13 +519,28 @@ fn a_damaged_hard_state_stops_open_with_its_path() {
     })
     .unwrap();
     let path = hard.path().to_path_buf();
-    let mut bytes = fs::read(&path).unwrap();
+    let good = fs::read(&path).unwrap();
+    let mut bytes = good.clone();
     bytes[0] ^= 1;
     fs::write(&path, &bytes).unwrap();
     match storage::open(tmp.path(), &StorageOptions::default()) {
         Err(StorageError::Corrupt {
             path: p, offset: 0, ..
         }) => assert_eq!(p, path),
+        other => panic!("{other:?}"),
+    }
+    // A damaged length field (bytes 12..16) is named as a length above any
+    // hard state's, not as a file cut short.
+    let mut bytes = good;
+    bytes[15] ^= 1;
+    let damaged = u32::from_le_bytes(bytes[12..16].try_into().unwrap());
+    fs::write(&path, &bytes).unwrap();
+    match storage::open(tmp.path(), &StorageOptions::default()) {
+        Err(StorageError::Corrupt {
+            path: p,
+            offset: 12,
+            reason: Corruption::Record(RecordError::TooLarge { len, .. }),
+        }) => assert_eq!((p, len), (path, u64::from(damaged))),
         other => panic!("{other:?}"),
     }
 }
@@ -832,4 +847,46 @@ fn a_fresh_data_directory_opens_twice() {
     drop(storage::open(tmp.path(), &StorageOptions::default()).unwrap());
     let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
     assert_eq!(opened.state, raft_core::RecoveredState::default());
+}
+
+/// Set in the child process of the relative-path test.
+const IN_A_TEMPORARY_WORKING_DIR: &str = "RAFT_IO_STD_TEST_IN_A_TEMPORARY_WORKING_DIR";
+
+#[test]
+fn a_data_directory_given_as_a_relative_path_is_created_and_opens() {
+    // `--data-dir data/node-1` on a first start: the missing directories
+    // are created durably up to the working directory, which is synced as
+    // the parent of the first one. The working directory belongs to the
+    // whole process (proptest finds its regression files from it while the
+    // other tests run), so this test runs again, alone, in a child process
+    // started in a temporary directory.
+    let dir = Path::new("data").join("node-1");
+    if std::env::var_os(IN_A_TEMPORARY_WORKING_DIR).is_some() {
+        let opened = storage::open(&dir, &StorageOptions::default()).unwrap();
+        let mut wal = opened.wal;
+        wal.append(&entries(1..=2, 1)).unwrap();
+        wal.sync().unwrap();
+        drop(wal);
+        let opened = storage::open(&dir, &StorageOptions::default()).unwrap();
+        assert_eq!(opened.state.entries, entries(1..=2, 1));
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_data_directory_given_as_a_relative_path_is_created_and_opens",
+        ])
+        .env(IN_A_TEMPORARY_WORKING_DIR, "1")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        child.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
+    // The child did run the test (a filter matching nothing also succeeds).
+    assert!(tmp.path().join(&dir).join(storage::WAL_DIR).is_dir());
 }
