@@ -154,5 +154,13 @@ mod tests {
         let mut s = RecordStream::new(Path::new("x"), Trickle(&bad));
         s.fill_record().unwrap();
         assert!(s.peek().len() >= RECORD_HEADER_BYTES);
+        // The largest length the decoder accepts is buffered whole too:
+        // a valid last record of that size read only in part would fail to
+        // decode as incomplete and be cut off as a torn tail.
+        let mut largest = vec![0u8; RECORD_HEADER_BYTES + RECORD_PAYLOAD_BYTES_MAX];
+        largest[..4].copy_from_slice(&(RECORD_PAYLOAD_BYTES_MAX as u32).to_le_bytes());
+        let mut s = RecordStream::new(Path::new("x"), &largest[..]);
+        s.fill_record().unwrap();
+        assert_eq!(s.peek().len(), largest.len());
     }
 }
