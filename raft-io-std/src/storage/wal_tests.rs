@@ -308,3 +308,38 @@ fn an_open_deletes_the_leftovers_of_a_compaction_past_the_end_durably() {
     );
     assert_eq!(recovered.first_index, LogIndex(101));
 }
+
+#[test]
+fn the_largest_entry_is_kept_and_one_byte_more_is_refused_with_nothing_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(tmp.path()).unwrap();
+    let sized = |index: u64, bytes: usize| LogEntry {
+        data: Bytes::from(vec![index as u8; bytes]),
+        ..entry(index, 1)
+    };
+    let err = wal
+        .append(&[entry(1, 1), sized(2, ENTRY_DATA_BYTES_MAX + 1)])
+        .unwrap_err();
+    match err {
+        StorageError::EntryTooLarge {
+            index,
+            bytes,
+            bytes_max,
+        } => assert_eq!(
+            (index, bytes, bytes_max),
+            (
+                LogIndex(2),
+                ENTRY_DATA_BYTES_MAX as u64 + 1,
+                ENTRY_DATA_BYTES_MAX as u64
+            )
+        ),
+        other => panic!("{other}"),
+    }
+    assert_eq!(wal.last_index(), LogIndex(0), "nothing of the batch");
+    let largest = [entry(1, 1), sized(2, ENTRY_DATA_BYTES_MAX)];
+    wal.append(&largest).unwrap();
+    wal.sync().unwrap();
+    let (_, recovered) = reopen(wal);
+    // Compared without printing 64 MiB on a failure.
+    assert!(recovered.entries == largest, "the largest entry recovered");
+}
