@@ -391,6 +391,13 @@ fn open_returns_the_hard_state_snapshot_and_the_log_with_its_trailing_window() {
     // 1..=15 are behind the snapshot and still in the log: a follower
     // behind by a few entries catches up from them, without the snapshot.
     assert_eq!(opened.state.entries, entries(1..=20, 2));
+    drop(opened);
+    // The same when the snapshot ends exactly where the log does.
+    store_snapshot(tmp.path(), meta(20, 2));
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    assert_eq!(opened.state.snapshot, Some(meta(20, 2)));
+    assert_eq!(opened.state.entries, entries(1..=20, 2));
+    assert_eq!(opened.wal.first_index(), LogIndex(1));
 }
 
 #[test]
@@ -834,11 +841,26 @@ fn a_data_directory_whose_log_was_deleted_is_refused() {
         "{err}"
     );
     assert!(err.is_corruption());
-    fs::remove_dir_all(tmp.path().join(storage::WAL_DIR)).unwrap();
+    let wal_dir = tmp.path().join(storage::WAL_DIR);
+    fs::remove_dir_all(&wal_dir).unwrap();
     assert!(
         storage::open(tmp.path(), &StorageOptions::default()).is_err(),
         "a deleted wal/ too"
     );
+    // A wal/ that cannot be listed (here a file in its place) is the
+    // environment's fault: an error naming it, not a missing log, whose
+    // message tells the operator to restore or wipe the directory.
+    fs::write(&wal_dir, b"").unwrap();
+    match storage::open(tmp.path(), &StorageOptions::default()) {
+        Err(err @ StorageError::Io { .. }) => {
+            assert!(!err.is_corruption(), "{err}");
+            assert!(
+                err.to_string().contains(&wal_dir.display().to_string()),
+                "{err}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
