@@ -417,6 +417,28 @@ mod tests {
     }
 
     #[test]
+    fn dropping_the_writer_waits_for_what_was_submitted() {
+        // A driver shutting down drops its writer: what it submitted is
+        // written, synced and reported before the drop returns, and the log
+        // can be opened again at once.
+        let tmp = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(tmp.path()).unwrap();
+        let (report_tx, reports) = mpsc::channel();
+        let writer = LogWriter::spawn(wal, LogWriterOptions::default(), move |r| {
+            report_tx.send(r).unwrap()
+        })
+        .unwrap();
+        writer
+            .submit(LogOp::Append(vec![entry(1, 1), entry(2, 1)].into()))
+            .unwrap();
+        drop(writer);
+        let got: Vec<(u64, u64)> = reports.try_iter().map(persisted).collect();
+        assert_eq!(got, vec![(2, 1)]);
+        let (_, recovered) = Wal::open(tmp.path()).unwrap();
+        assert_eq!(recovered.last_index(), LogIndex(2));
+    }
+
+    #[test]
     fn compaction_alone_reports_nothing_and_close_syncs_the_rest() {
         let tmp = tempfile::tempdir().unwrap();
         let (wal, _) = Wal::open(tmp.path()).unwrap();
