@@ -325,6 +325,18 @@ mod tests {
             decode_record(&buf),
             Err(RecordError::TooLarge { .. })
         ));
+        // Nor is one written: an entry whose payload would pass the limit
+        // is refused with its size, and what was already encoded is kept.
+        let mut out = b"before".to_vec();
+        let big = entry(1, 1, &vec![7; RECORD_PAYLOAD_BYTES_MAX]);
+        match encode_entry(&big, &mut out) {
+            Err(RecordError::TooLarge { len, max }) => assert!(
+                len > max && max == RECORD_PAYLOAD_BYTES_MAX as u64,
+                "{len} {max}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(out, b"before");
     }
 
     #[test]
