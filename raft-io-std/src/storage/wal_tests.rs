@@ -248,6 +248,30 @@ fn a_segment_longer_than_one_read_is_recovered_whole() {
     let (_, recovered) = reopen(wal);
     assert_eq!(recovered.entries.len(), big.len());
     assert!(recovered.entries.iter().eq(big.iter()));
+
+    // A record whose header ends exactly where the first read does: its
+    // payload is in the next read.
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(tmp.path()).unwrap();
+    let sized = |index: u64, bytes: usize| LogEntry {
+        data: Bytes::from(vec![index as u8; bytes]),
+        ..entry(index, 1)
+    };
+    let record_bytes = |e: &LogEntry| record::encode_entry(e, &mut Vec::new()).unwrap();
+    let (chunk, guess) = (1usize << 20, 1000usize << 10);
+    let first_bytes =
+        chunk - record::RECORD_HEADER_BYTES - SEGMENT_HEADER_BYTES - record_bytes(&sized(1, guess))
+            + guess;
+    let log = [sized(1, first_bytes), sized(2, 100)];
+    assert_eq!(
+        SEGMENT_HEADER_BYTES + record_bytes(&log[0]) + record::RECORD_HEADER_BYTES,
+        chunk
+    );
+    wal.append(&log).unwrap();
+    wal.sync().unwrap();
+    let (_, recovered) = reopen(wal);
+    assert!(recovered.entries == log, "both entries recovered");
+    assert_eq!(recovered.torn_tail, None);
 }
 
 #[test]
