@@ -162,6 +162,30 @@ fn compaction_deletes_whole_segments_only() {
 }
 
 #[test]
+fn compaction_keeps_the_terms_of_the_entries_it_keeps() {
+    // Runs of seven entries per term, in segments of a few entries: each
+    // compaction drops whole runs, or cuts one, at another place.
+    let term = |i: u64| 1 + i / 7;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
+    for i in 1..=60 {
+        wal.append(&[entry(i, term(i))]).unwrap();
+    }
+    for through in [3, 12, 13, 29, 45] {
+        wal.compact(LogIndex(through)).unwrap();
+        let first = wal.first_index().0;
+        assert_eq!(wal.term_at(LogIndex(first - 1)), None, "through {through}");
+        for i in first..=60 {
+            assert_eq!(
+                wal.term_at(LogIndex(i)),
+                Some(Term(term(i))),
+                "entry {i} after compacting through {through}"
+            );
+        }
+    }
+}
+
+#[test]
 fn compaction_at_a_segment_boundary_keeps_the_segment_holding_the_next_index() {
     let tmp = tempfile::tempdir().unwrap();
     let mut wal = small_log(tmp.path(), 40);
