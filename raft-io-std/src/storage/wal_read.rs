@@ -418,6 +418,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_valid_record_of_another_entry_in_place_is_corruption() {
+        // Bytes with a valid checksum but written for another index (a file
+        // copied from elsewhere, a misplaced write) must not be served as
+        // the entry asked for.
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(tmp.path()).unwrap();
+        let log: Vec<LogEntry> = (1..=3).map(|i| entry(i, 1, 8)).collect();
+        wal.append(&log).unwrap();
+        wal.sync().unwrap();
+        let path = wal.segment_paths()[0].clone();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mut other = Vec::new();
+        let size = crate::storage::record::encode_entry(&entry(7, 1, 8), &mut other).unwrap();
+        let second = 28 + size;
+        bytes[second..second + size].copy_from_slice(&other);
+        std::fs::write(&path, bytes).unwrap();
+        match wal.read(LogIndex(1), 10, u64::MAX) {
+            Err(StorageError::Corrupt {
+                offset,
+                reason: Corruption::IndexGap { expected, found },
+                ..
+            }) => assert_eq!(
+                (offset, expected, found),
+                (second as u64, LogIndex(2), LogIndex(7))
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Append { count: u64, bytes: usize },
