@@ -843,9 +843,10 @@ fn a_data_directory_whose_log_was_deleted_is_refused() {
     assert!(err.is_corruption());
     let wal_dir = tmp.path().join(storage::WAL_DIR);
     fs::remove_dir_all(&wal_dir).unwrap();
+    let err = storage::open(tmp.path(), &StorageOptions::default()).unwrap_err();
     assert!(
-        storage::open(tmp.path(), &StorageOptions::default()).is_err(),
-        "a deleted wal/ too"
+        err.to_string().contains("write-ahead log is missing"),
+        "a deleted wal/ too: {err}"
     );
     // A wal/ that cannot be listed (here a file in its place) is the
     // environment's fault: an error naming it, not a missing log, whose
