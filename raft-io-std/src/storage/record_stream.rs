@@ -163,4 +163,21 @@ mod tests {
         s.fill_record().unwrap();
         assert_eq!(s.peek().len(), largest.len());
     }
+
+    #[test]
+    fn a_large_record_is_buffered_with_at_most_a_read_more() {
+        // Recovery holds one record or one read of a segment at a time
+        // (the memory `Wal::open_within` documents), whatever follows it.
+        let len = 2 * READ_CHUNK_BYTES;
+        let mut bytes = vec![0u8; RECORD_HEADER_BYTES + len + 10 * READ_CHUNK_BYTES];
+        bytes[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        let mut s = RecordStream::new(Path::new("x"), &bytes[..]);
+        s.fill_record().unwrap();
+        let held = s.peek().len();
+        assert!(
+            (RECORD_HEADER_BYTES + len..=RECORD_HEADER_BYTES + len + READ_CHUNK_BYTES)
+                .contains(&held),
+            "{held} bytes held for a record of {len}"
+        );
+    }
 }
