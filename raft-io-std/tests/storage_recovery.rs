@@ -536,6 +536,19 @@ fn a_damaged_hard_state_stops_open_with_its_path() {
         }) => assert_eq!(p, path),
         other => panic!("{other:?}"),
     }
+    // A file cut short says how long it should be and how long it is.
+    fs::write(&path, &good[..good.len() - 1]).unwrap();
+    match storage::open(tmp.path(), &StorageOptions::default()) {
+        Err(StorageError::Corrupt {
+            path: p,
+            offset: 12,
+            reason: Corruption::Record(RecordError::Incomplete { needed, available }),
+        }) => assert_eq!(
+            (p, needed, available),
+            (path.clone(), good.len() as u64, good.len() as u64 - 1)
+        ),
+        other => panic!("{other:?}"),
+    }
     // A damaged length field (bytes 12..16) is named as a length above any
     // hard state's, not as a file cut short.
     let mut bytes = good;
