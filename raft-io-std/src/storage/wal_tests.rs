@@ -359,6 +359,8 @@ fn an_open_deletes_the_leftovers_of_a_compaction_past_the_end_durably() {
 
 #[test]
 fn the_largest_entry_is_kept_and_one_byte_more_is_refused_with_nothing_written() {
+    // The record limit less the most a record adds to an entry's data.
+    let largest_data = record::RECORD_PAYLOAD_BYTES_MAX - 32;
     let tmp = tempfile::tempdir().unwrap();
     let (mut wal, _) = Wal::open(tmp.path()).unwrap();
     let sized = |index: u64, bytes: usize| LogEntry {
@@ -366,7 +368,7 @@ fn the_largest_entry_is_kept_and_one_byte_more_is_refused_with_nothing_written()
         ..entry(index, 1)
     };
     let err = wal
-        .append(&[entry(1, 1), sized(2, ENTRY_DATA_BYTES_MAX + 1)])
+        .append(&[entry(1, 1), sized(2, largest_data + 1)])
         .unwrap_err();
     match err {
         StorageError::EntryTooLarge {
@@ -375,16 +377,12 @@ fn the_largest_entry_is_kept_and_one_byte_more_is_refused_with_nothing_written()
             bytes_max,
         } => assert_eq!(
             (index, bytes, bytes_max),
-            (
-                LogIndex(2),
-                ENTRY_DATA_BYTES_MAX as u64 + 1,
-                ENTRY_DATA_BYTES_MAX as u64
-            )
+            (LogIndex(2), largest_data as u64 + 1, largest_data as u64)
         ),
         other => panic!("{other}"),
     }
     assert_eq!(wal.last_index(), LogIndex(0), "nothing of the batch");
-    let largest = [entry(1, 1), sized(2, ENTRY_DATA_BYTES_MAX)];
+    let largest = [entry(1, 1), sized(2, largest_data)];
     wal.append(&largest).unwrap();
     wal.sync().unwrap();
     let (_, recovered) = reopen(wal);
