@@ -666,6 +666,9 @@ mod tests {
             "{err}"
         );
         writer.write_chunk(400, &data[400..]).unwrap();
+        // What the driver reports as the snapshot's size (the node weighs
+        // its log against it to decide when to snapshot next).
+        assert_eq!(writer.bytes_written(), 1000);
         assert_eq!(writer.crc(), crc32fast::hash(&data));
         let m = writer.finish().unwrap();
         store.reader(&m).unwrap().verify().unwrap();
