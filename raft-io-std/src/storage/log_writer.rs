@@ -581,6 +581,10 @@ mod tests {
             LogReport::Failed(e) => assert!(e.is_corruption(), "{e}"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(writer.close(), Err(StorageError::WriterFailed(_))));
+        // What the driver gets back when it closes the writer still says
+        // the bytes are damaged (not a failure to retry).
+        let err = writer.close().unwrap_err();
+        assert!(matches!(err, StorageError::WriterFailed(_)), "{err}");
+        assert!(err.is_corruption(), "{err}");
     }
 }
