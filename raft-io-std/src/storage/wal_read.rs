@@ -419,6 +419,23 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_that_cannot_be_read_is_an_io_error_not_corruption() {
+        // Only a file that ends early is damage; any other failure to read
+        // it (here a directory in its place) is the environment's.
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(tmp.path()).unwrap();
+        wal.append(&[entry(1, 1, 8)]).unwrap();
+        wal.sync().unwrap();
+        let path = wal.segment_paths()[0].clone();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        match wal.read(LogIndex(1), 10, u64::MAX) {
+            Err(err @ StorageError::Io { .. }) => assert!(!err.is_corruption(), "{err}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_valid_record_of_another_entry_in_place_is_corruption() {
         // Bytes with a valid checksum but written for another index (a file
         // copied from elsewhere, a misplaced write) must not be served as
