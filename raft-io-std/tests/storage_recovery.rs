@@ -8,7 +8,7 @@ use raft_core::{
     ClusterId, Config, EntryKind, HardState, LogEntry, LogIndex, Member, MemberRole, NodeId,
     SnapshotMeta, Term,
 };
-use raft_io_std::storage::record::{self, SEGMENT_HEADER_BYTES};
+use raft_io_std::storage::record::{self, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use raft_io_std::storage::{
     self, Corruption, HardStateStore, RecordError, StorageError, StorageOptions, Wal, WalOptions,
 };
@@ -68,6 +68,22 @@ fn a_log_cut_at_every_byte_of_its_last_record_recovers_the_prefix() {
                 assert_eq!(
                     (torn.path.as_path(), torn.offset, torn.bytes),
                     (path.as_path(), last_start as u64, (cut - last_start) as u64)
+                );
+                // What the warning says is missing: the record's header
+                // while it is cut, then the record its length announces.
+                let available = (cut - last_start) as u64;
+                let needed = if cut < last_start + RECORD_HEADER_BYTES {
+                    RECORD_HEADER_BYTES
+                } else {
+                    record_size(&entry(5, 1))
+                };
+                assert_eq!(
+                    torn.reason,
+                    Corruption::Record(RecordError::Incomplete {
+                        needed: needed as u64,
+                        available
+                    }),
+                    "cut at {cut}"
                 );
             }
             None if cut == last_start => {}
@@ -149,6 +165,32 @@ fn a_flipped_byte_in_the_last_record_is_a_torn_tail() {
         recovered.torn_tail.map(|t| t.reason),
         Some(Corruption::Record(RecordError::Checksum { .. }))
     ));
+}
+
+#[test]
+fn a_whole_record_that_does_not_decode_at_the_end_of_the_log_is_an_error_not_a_torn_tail() {
+    // Its checksum matches, so it was written whole, not cut short by a
+    // crash: a record of a kind this version does not know (a newer one
+    // wrote it). Cutting it off as a torn tail would drop what that
+    // version acknowledged as durable; the log is left as it is.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_log(tmp.path(), 3);
+    let mut bytes = fs::read(&path).unwrap();
+    let at = bytes.len() as u64;
+    let payload = [7u8, 0]; // `Record` has two variants, 0 and 1
+    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    fs::write(&path, &bytes).unwrap();
+    match Wal::open(tmp.path()) {
+        Err(StorageError::Corrupt {
+            path: p,
+            offset,
+            reason: Corruption::Record(RecordError::Malformed(_)),
+        }) => assert_eq!((p, offset), (path.clone(), at)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fs::read(&path).unwrap(), bytes, "nothing is cut off");
 }
 
 #[test]
@@ -349,6 +391,13 @@ fn open_returns_the_hard_state_snapshot_and_the_log_with_its_trailing_window() {
     // 1..=15 are behind the snapshot and still in the log: a follower
     // behind by a few entries catches up from them, without the snapshot.
     assert_eq!(opened.state.entries, entries(1..=20, 2));
+    drop(opened);
+    // The same when the snapshot ends exactly where the log does.
+    store_snapshot(tmp.path(), meta(20, 2));
+    let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
+    assert_eq!(opened.state.snapshot, Some(meta(20, 2)));
+    assert_eq!(opened.state.entries, entries(1..=20, 2));
+    assert_eq!(opened.wal.first_index(), LogIndex(1));
 }
 
 #[test]
@@ -477,13 +526,41 @@ fn a_damaged_hard_state_stops_open_with_its_path() {
     })
     .unwrap();
     let path = hard.path().to_path_buf();
-    let mut bytes = fs::read(&path).unwrap();
+    let good = fs::read(&path).unwrap();
+    let mut bytes = good.clone();
     bytes[0] ^= 1;
     fs::write(&path, &bytes).unwrap();
     match storage::open(tmp.path(), &StorageOptions::default()) {
         Err(StorageError::Corrupt {
             path: p, offset: 0, ..
         }) => assert_eq!(p, path),
+        other => panic!("{other:?}"),
+    }
+    // A file cut short says how long it should be and how long it is.
+    fs::write(&path, &good[..good.len() - 1]).unwrap();
+    match storage::open(tmp.path(), &StorageOptions::default()) {
+        Err(StorageError::Corrupt {
+            path: p,
+            offset: 12,
+            reason: Corruption::Record(RecordError::Incomplete { needed, available }),
+        }) => assert_eq!(
+            (p, needed, available),
+            (path.clone(), good.len() as u64, good.len() as u64 - 1)
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A damaged length field (bytes 12..16) is named as a length above any
+    // hard state's, not as a file cut short.
+    let mut bytes = good;
+    bytes[15] ^= 1;
+    let damaged = u32::from_le_bytes(bytes[12..16].try_into().unwrap());
+    fs::write(&path, &bytes).unwrap();
+    match storage::open(tmp.path(), &StorageOptions::default()) {
+        Err(StorageError::Corrupt {
+            path: p,
+            offset: 12,
+            reason: Corruption::Record(RecordError::TooLarge { len, .. }),
+        }) => assert_eq!((p, len), (path, u64::from(damaged))),
         other => panic!("{other:?}"),
     }
 }
@@ -777,11 +854,27 @@ fn a_data_directory_whose_log_was_deleted_is_refused() {
         "{err}"
     );
     assert!(err.is_corruption());
-    fs::remove_dir_all(tmp.path().join(storage::WAL_DIR)).unwrap();
+    let wal_dir = tmp.path().join(storage::WAL_DIR);
+    fs::remove_dir_all(&wal_dir).unwrap();
+    let err = storage::open(tmp.path(), &StorageOptions::default()).unwrap_err();
     assert!(
-        storage::open(tmp.path(), &StorageOptions::default()).is_err(),
-        "a deleted wal/ too"
+        err.to_string().contains("write-ahead log is missing"),
+        "a deleted wal/ too: {err}"
     );
+    // A wal/ that cannot be listed (here a file in its place) is the
+    // environment's fault: an error naming it, not a missing log, whose
+    // message tells the operator to restore or wipe the directory.
+    fs::write(&wal_dir, b"").unwrap();
+    match storage::open(tmp.path(), &StorageOptions::default()) {
+        Err(err @ StorageError::Io { .. }) => {
+            assert!(!err.is_corruption(), "{err}");
+            assert!(
+                err.to_string().contains(&wal_dir.display().to_string()),
+                "{err}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -790,4 +883,46 @@ fn a_fresh_data_directory_opens_twice() {
     drop(storage::open(tmp.path(), &StorageOptions::default()).unwrap());
     let opened = storage::open(tmp.path(), &StorageOptions::default()).unwrap();
     assert_eq!(opened.state, raft_core::RecoveredState::default());
+}
+
+/// Set in the child process of the relative-path test.
+const IN_A_TEMPORARY_WORKING_DIR: &str = "RAFT_IO_STD_TEST_IN_A_TEMPORARY_WORKING_DIR";
+
+#[test]
+fn a_data_directory_given_as_a_relative_path_is_created_and_opens() {
+    // `--data-dir data/node-1` on a first start: the missing directories
+    // are created durably up to the working directory, which is synced as
+    // the parent of the first one. The working directory belongs to the
+    // whole process (proptest finds its regression files from it while the
+    // other tests run), so this test runs again, alone, in a child process
+    // started in a temporary directory.
+    let dir = Path::new("data").join("node-1");
+    if std::env::var_os(IN_A_TEMPORARY_WORKING_DIR).is_some() {
+        let opened = storage::open(&dir, &StorageOptions::default()).unwrap();
+        let mut wal = opened.wal;
+        wal.append(&entries(1..=2, 1)).unwrap();
+        wal.sync().unwrap();
+        drop(wal);
+        let opened = storage::open(&dir, &StorageOptions::default()).unwrap();
+        assert_eq!(opened.state.entries, entries(1..=2, 1));
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_data_directory_given_as_a_relative_path_is_created_and_opens",
+        ])
+        .env(IN_A_TEMPORARY_WORKING_DIR, "1")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        child.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
+    // The child did run the test (a filter matching nothing also succeeds).
+    assert!(tmp.path().join(&dir).join(storage::WAL_DIR).is_dir());
 }

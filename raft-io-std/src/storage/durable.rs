@@ -109,6 +109,25 @@ mod tests {
     }
 
     #[test]
+    fn a_file_already_gone_counts_as_removed_and_a_failed_removal_is_an_error() {
+        // Callers delete segments and snapshots that must not come back
+        // (a truncated suffix, a pruned snapshot): a removal that fails is
+        // reported, never taken for done.
+        let tmp = tempfile::tempdir().unwrap();
+        let fsyncs = AtomicU64::new(0);
+        remove_file(&tmp.path().join("gone"), &fsyncs).unwrap();
+        let dir = tmp.path().join("a-directory");
+        fs::create_dir(&dir).unwrap();
+        match remove_file(&dir, &fsyncs) {
+            Err(StorageError::Io {
+                op: "remove", path, ..
+            }) => assert_eq!(path, dir),
+            other => panic!("{other:?}"),
+        }
+        assert!(dir.exists());
+    }
+
+    #[test]
     fn a_file_in_the_way_is_an_error() {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("f");

@@ -80,14 +80,14 @@ pub enum StorageError {
         /// The log's last index.
         last: LogIndex,
     },
-    /// An entry whose encoding exceeds the record size limit.
-    #[error("entry {index} encodes to {bytes} bytes, above the record limit of {bytes_max}")]
+    /// An entry with more data than a log record can hold.
+    #[error("entry {index} holds {bytes} bytes of data, above the limit of {bytes_max}")]
     EntryTooLarge {
         /// The entry.
         index: LogIndex,
-        /// Its encoded size.
+        /// The size of its data.
         bytes: u64,
-        /// The limit ([`crate::storage::record::RECORD_PAYLOAD_BYTES_MAX`]).
+        /// The limit ([`crate::storage::record::ENTRY_DATA_BYTES_MAX`]).
         bytes_max: u64,
     },
     /// A snapshot chunk that does not continue where the previous one ended.

@@ -120,12 +120,16 @@ mod tests {
         // could forget its vote and vote twice in one term.
         let tmp = tempfile::tempdir().unwrap();
         fs::create_dir(tmp.path().join(HARD_STATE_FILE)).unwrap();
-        match HardStateStore::open(tmp.path()) {
-            Err(StorageError::Io { path, .. }) => {
-                assert_eq!(path, tmp.path().join(HARD_STATE_FILE))
-            }
+        let Err(err) = HardStateStore::open(tmp.path()) else {
+            panic!("an unreadable hard state opened");
+        };
+        match &err {
+            StorageError::Io { path, .. } => assert_eq!(*path, tmp.path().join(HARD_STATE_FILE)),
             other => panic!("{other:?}"),
         }
+        // The environment's fault, not damaged bytes: the operator is told
+        // to fix the path, not to repair or restore data.
+        assert!(!err.is_corruption(), "{err}");
     }
 
     #[test]

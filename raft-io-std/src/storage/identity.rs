@@ -155,5 +155,14 @@ mod tests {
             Err(StorageError::Corrupt { path, .. }) => assert_eq!(path, store.path()),
             other => panic!("{other:?}"),
         }
+        // Only a missing file means "no identity yet": one that cannot be
+        // read (here a directory in its place) must stop the open, or the
+        // node would start over as a new member.
+        fs::remove_file(store.path()).unwrap();
+        fs::create_dir(store.path()).unwrap();
+        match IdentityStore::open(tmp.path()) {
+            Err(StorageError::Io { path, .. }) => assert_eq!(path, store.path()),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -383,6 +383,62 @@ mod tests {
     }
 
     #[test]
+    fn try_submit_queues_while_there_is_room_and_hands_the_operation_back_when_full() {
+        // The driver must not wait for the disk: it tries, and keeps what
+        // did not fit to submit later. What was queued is written; what was
+        // handed back is the operation itself, and was not written.
+        let tmp = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(tmp.path()).unwrap();
+        let (report_tx, reports) = mpsc::channel();
+        let (gate, gate_rx) = mpsc::channel::<()>();
+        let options = LogWriterOptions {
+            queue_ops_max: 1,
+            batch_ops_max: 256,
+        };
+        let writer = LogWriter::spawn(wal, options, move |report| {
+            report_tx.send(report).unwrap();
+            let _ = gate_rx.recv();
+        })
+        .unwrap();
+        // Bound after the writer so that a failed assertion drops the gate
+        // first: dropping the writer joins its thread, which waits on it.
+        let gate = gate;
+        let append = |i| LogOp::Append(vec![entry(i, 1)].into());
+        writer.submit(append(1)).unwrap();
+        // The writer now waits in the report of that batch, its queue empty.
+        assert_eq!(persisted(reports.recv().unwrap()), (1, 1));
+        assert_eq!(writer.try_submit(append(2)).unwrap(), Ok(()));
+        assert_eq!(writer.try_submit(append(3)).unwrap(), Err(append(3)));
+        drop(gate);
+        let wal = writer.close().unwrap();
+        let got: Vec<(u64, u64)> = reports.iter().map(persisted).collect();
+        assert_eq!(got, vec![(2, 1)]);
+        assert_eq!(wal.last_index(), LogIndex(2));
+    }
+
+    #[test]
+    fn dropping_the_writer_waits_for_what_was_submitted() {
+        // A driver shutting down drops its writer: what it submitted is
+        // written, synced and reported before the drop returns, and the log
+        // can be opened again at once.
+        let tmp = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(tmp.path()).unwrap();
+        let (report_tx, reports) = mpsc::channel();
+        let writer = LogWriter::spawn(wal, LogWriterOptions::default(), move |r| {
+            report_tx.send(r).unwrap()
+        })
+        .unwrap();
+        writer
+            .submit(LogOp::Append(vec![entry(1, 1), entry(2, 1)].into()))
+            .unwrap();
+        drop(writer);
+        let got: Vec<(u64, u64)> = reports.try_iter().map(persisted).collect();
+        assert_eq!(got, vec![(2, 1)]);
+        let (_, recovered) = Wal::open(tmp.path()).unwrap();
+        assert_eq!(recovered.last_index(), LogIndex(2));
+    }
+
+    #[test]
     fn compaction_alone_reports_nothing_and_close_syncs_the_rest() {
         let tmp = tempfile::tempdir().unwrap();
         let (wal, _) = Wal::open(tmp.path()).unwrap();
@@ -525,6 +581,10 @@ mod tests {
             LogReport::Failed(e) => assert!(e.is_corruption(), "{e}"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(writer.close(), Err(StorageError::WriterFailed(_))));
+        // What the driver gets back when it closes the writer still says
+        // the bytes are damaged (not a failure to retry).
+        let err = writer.close().unwrap_err();
+        assert!(matches!(err, StorageError::WriterFailed(_)), "{err}");
+        assert!(err.is_corruption(), "{err}");
     }
 }

@@ -27,6 +27,13 @@ pub const RECORD_HEADER_BYTES: usize = 8;
 /// cannot be appended; a length field above it is damage.
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 64 << 20;
 
+/// The most data bytes ([`LogEntry::data`]) an appended entry may hold: the
+/// record limit less room for what its record adds (at most 27 bytes: the
+/// variant, two varint `u64`s, the kind and the data's varint length).
+/// [`Wal::append`](super::Wal::append) refuses a larger entry before it writes
+/// any of its batch.
+pub const ENTRY_DATA_BYTES_MAX: usize = RECORD_PAYLOAD_BYTES_MAX - 32;
+
 /// The magic bytes that open every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SRAFTWAL";
 
@@ -318,6 +325,18 @@ mod tests {
             decode_record(&buf),
             Err(RecordError::TooLarge { .. })
         ));
+        // Nor is one written: an entry whose payload would pass the limit
+        // is refused with its size, and what was already encoded is kept.
+        let mut out = b"before".to_vec();
+        let big = entry(1, 1, &vec![7; RECORD_PAYLOAD_BYTES_MAX]);
+        match encode_entry(&big, &mut out) {
+            Err(RecordError::TooLarge { len, max }) => assert!(
+                len > max && max == RECORD_PAYLOAD_BYTES_MAX as u64,
+                "{len} {max}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(out, b"before");
     }
 
     #[test]

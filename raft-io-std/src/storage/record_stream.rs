@@ -154,5 +154,30 @@ mod tests {
         let mut s = RecordStream::new(Path::new("x"), Trickle(&bad));
         s.fill_record().unwrap();
         assert!(s.peek().len() >= RECORD_HEADER_BYTES);
+        // The largest length the decoder accepts is buffered whole too:
+        // a valid last record of that size read only in part would fail to
+        // decode as incomplete and be cut off as a torn tail.
+        let mut largest = vec![0u8; RECORD_HEADER_BYTES + RECORD_PAYLOAD_BYTES_MAX];
+        largest[..4].copy_from_slice(&(RECORD_PAYLOAD_BYTES_MAX as u32).to_le_bytes());
+        let mut s = RecordStream::new(Path::new("x"), &largest[..]);
+        s.fill_record().unwrap();
+        assert_eq!(s.peek().len(), largest.len());
+    }
+
+    #[test]
+    fn a_large_record_is_buffered_with_at_most_a_read_more() {
+        // Recovery holds one record or one read of a segment at a time
+        // (the memory `Wal::open_within` documents), whatever follows it.
+        let len = 2 * READ_CHUNK_BYTES;
+        let mut bytes = vec![0u8; RECORD_HEADER_BYTES + len + 10 * READ_CHUNK_BYTES];
+        bytes[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        let mut s = RecordStream::new(Path::new("x"), &bytes[..]);
+        s.fill_record().unwrap();
+        let held = s.peek().len();
+        assert!(
+            (RECORD_HEADER_BYTES + len..=RECORD_HEADER_BYTES + len + READ_CHUNK_BYTES)
+                .contains(&held),
+            "{held} bytes held for a record of {len}"
+        );
     }
 }

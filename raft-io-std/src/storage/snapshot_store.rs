@@ -666,6 +666,9 @@ mod tests {
             "{err}"
         );
         writer.write_chunk(400, &data[400..]).unwrap();
+        // What the driver reports as the snapshot's size (the node weighs
+        // its log against it to decide when to snapshot next).
+        assert_eq!(writer.bytes_written(), 1000);
         assert_eq!(writer.crc(), crc32fast::hash(&data));
         let m = writer.finish().unwrap();
         store.reader(&m).unwrap().verify().unwrap();
@@ -750,6 +753,60 @@ mod tests {
             }) => assert_eq!(len, body_start - HEADER_BYTES as u64),
             other => panic!("{other:?}"),
         }
+        // A body cut while it is read (its length was checked when the
+        // reader opened it): the read fails with the same lengths.
+        let big = write(&store, 4, 1, &body(100_000));
+        let big_path = tmp.path().join(snapshot_file_name(big.index, big.term));
+        let big_start = fs::metadata(&big_path).unwrap().len() - 100_000;
+        let mut reader = store.reader(&big).unwrap();
+        reader.read_exact(&mut [0u8; 1000]).unwrap();
+        let file = OpenOptions::new().write(true).open(&big_path).unwrap();
+        file.set_len(big_start + 50_000).unwrap();
+        match reader.verify() {
+            Err(StorageError::Corrupt {
+                path: p,
+                offset,
+                reason: Corruption::SnapshotLength { expected, found },
+            }) => assert_eq!(
+                (p, offset, expected, found),
+                (big_path, big_start, 100_000, 50_000)
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_file_under_another_snapshot_s_name_is_refused() {
+        // Files are listed, pruned and opened by name: a snapshot copied or
+        // renamed under another's name must not be handed out as that one
+        // (a follower would install the wrong state for the index it was
+        // promised).
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(tmp.path(), 2).unwrap();
+        let m = write(&store, 10, 2, &body(100));
+        let claimed = meta(20, 2);
+        let path = tmp
+            .path()
+            .join(snapshot_file_name(claimed.index, claimed.term));
+        fs::rename(tmp.path().join(snapshot_file_name(m.index, m.term)), &path).unwrap();
+        let mismatch = |result: Result<_, StorageError>| match result {
+            Err(StorageError::Corrupt {
+                path: p,
+                offset,
+                reason:
+                    Corruption::NameMismatch {
+                        name_index,
+                        header_index,
+                    },
+            }) => assert_eq!(
+                (p, offset, name_index, header_index),
+                (path.clone(), HEADER_BYTES as u64, 20, 10)
+            ),
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("a snapshot of index 10 was handed out as index 20"),
+        };
+        mismatch(store.latest().map(|_| ()));
+        mismatch(store.reader(&claimed).map(|_| ()));
     }
 
     #[test]

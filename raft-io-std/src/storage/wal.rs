@@ -22,7 +22,7 @@
 use super::durable;
 use super::error::StorageError;
 use super::metrics::WalMetrics;
-use super::record::{self, RECORD_PAYLOAD_BYTES_MAX, Record, SEGMENT_HEADER_BYTES, SegmentHeader};
+use super::record::{self, ENTRY_DATA_BYTES_MAX, Record, SEGMENT_HEADER_BYTES, SegmentHeader};
 use super::recovery::{self, Recovered, SegmentFile, SegmentSource};
 use super::segment_index::SegmentIndex;
 use super::wal_read;
@@ -307,13 +307,13 @@ impl Wal {
                     found: entry.index,
                 });
             }
-            // An entry's payload adds at most 27 bytes of framing (variant, two
-            // varint u64s, kind, varint length).
-            if entry.data.len() > RECORD_PAYLOAD_BYTES_MAX - 32 {
+            // Checked here, for the whole batch, so that nothing is written.
+            // (An entry's record then fits: see `ENTRY_DATA_BYTES_MAX`.)
+            if entry.data.len() > ENTRY_DATA_BYTES_MAX {
                 return Err(StorageError::EntryTooLarge {
                     index: entry.index,
                     bytes: entry.data.len() as u64,
-                    bytes_max: RECORD_PAYLOAD_BYTES_MAX as u64,
+                    bytes_max: ENTRY_DATA_BYTES_MAX as u64,
                 });
             }
         }
@@ -335,7 +335,7 @@ impl Wal {
                 StorageError::EntryTooLarge {
                     index: entry.index,
                     bytes: entry.data.len() as u64,
-                    bytes_max: RECORD_PAYLOAD_BYTES_MAX as u64,
+                    bytes_max: ENTRY_DATA_BYTES_MAX as u64,
                 }
             })?;
             let n = self.segments.len();

@@ -158,9 +158,16 @@ impl<'a> SegmentReader<'a> {
                 self.pos += buf.len() as u64;
                 Ok(())
             }
-            // Shorter than the writer left it: someone cut the file.
+            // Shorter than the writer left it: someone cut the file. The
+            // error says how much of the record is left in it.
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                Err(self.corrupt(record_offset, incomplete(self.pos)))
+                let file_len = self
+                    .file
+                    .get_ref()
+                    .metadata()
+                    .map_err(|e| StorageError::io("stat", &self.segment.path, e))?
+                    .len();
+                Err(self.corrupt(record_offset, incomplete(file_len)))
             }
             Err(e) => Err(StorageError::io("read", &self.segment.path, e)),
         }
@@ -215,7 +222,7 @@ impl<'a> SegmentReader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use crate::storage::{StorageError, Wal, WalOptions};
+    use crate::storage::{Corruption, RecordError, StorageError, Wal, WalOptions};
     use bytes::Bytes;
     use proptest::prelude::*;
     use raft_core::{EntryKind, LogEntry, LogIndex, Term};
@@ -379,17 +386,83 @@ mod tests {
             }
             other => panic!("{other}"),
         }
-        // A file cut short is corruption too, not an empty answer.
+        // A file cut short is corruption too, not an empty answer, and says
+        // how much of the record is missing.
         std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
             .unwrap()
             .set_len(len - 4)
             .unwrap();
-        assert!(matches!(
-            wal.read(LogIndex(3), 10, u64::MAX),
-            Err(StorageError::Corrupt { .. })
-        ));
+        match wal.read(LogIndex(3), 10, u64::MAX) {
+            Err(StorageError::Corrupt {
+                offset,
+                reason: Corruption::Record(RecordError::Incomplete { needed, available }),
+                ..
+            }) => assert_eq!(
+                (offset, needed, available),
+                (len - record_bytes, record_bytes, record_bytes - 4)
+            ),
+            other => panic!("{other:?}"),
+        }
+        // A damaged length field is named as such, before anything of the
+        // length it claims is allocated or read.
+        flip_byte(&path, 28 + 3);
+        match wal.read(LogIndex(1), 10, u64::MAX) {
+            Err(StorageError::Corrupt {
+                offset: 28,
+                reason: Corruption::Record(RecordError::TooLarge { len, .. }),
+                ..
+            }) => assert_eq!(len, record_bytes - 8 + (0x40 << 24)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_segment_that_cannot_be_read_is_an_io_error_not_corruption() {
+        // Only a file that ends early is damage; any other failure to read
+        // it (here a directory in its place) is the environment's.
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(tmp.path()).unwrap();
+        wal.append(&[entry(1, 1, 8)]).unwrap();
+        wal.sync().unwrap();
+        let path = wal.segment_paths()[0].clone();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        match wal.read(LogIndex(1), 10, u64::MAX) {
+            Err(err @ StorageError::Io { .. }) => assert!(!err.is_corruption(), "{err}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_record_of_another_entry_in_place_is_corruption() {
+        // Bytes with a valid checksum but written for another index (a file
+        // copied from elsewhere, a misplaced write) must not be served as
+        // the entry asked for.
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(tmp.path()).unwrap();
+        let log: Vec<LogEntry> = (1..=3).map(|i| entry(i, 1, 8)).collect();
+        wal.append(&log).unwrap();
+        wal.sync().unwrap();
+        let path = wal.segment_paths()[0].clone();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mut other = Vec::new();
+        let size = crate::storage::record::encode_entry(&entry(7, 1, 8), &mut other).unwrap();
+        let second = 28 + size;
+        bytes[second..second + size].copy_from_slice(&other);
+        std::fs::write(&path, bytes).unwrap();
+        match wal.read(LogIndex(1), 10, u64::MAX) {
+            Err(StorageError::Corrupt {
+                offset,
+                reason: Corruption::IndexGap { expected, found },
+                ..
+            }) => assert_eq!(
+                (offset, expected, found),
+                (second as u64, LogIndex(2), LogIndex(7))
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[derive(Clone, Debug)]

@@ -24,6 +24,16 @@ fn small() -> WalOptions {
     }
 }
 
+/// A log in `dir` with small segments holding entries `1..=last` of term 1,
+/// appended one at a time (so they span several segments), not synced.
+fn small_log(dir: &Path, last: u64) -> Wal {
+    let (mut wal, _) = Wal::open_with(dir, small()).unwrap();
+    for i in 1..=last {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    wal
+}
+
 fn reopen(wal: Wal) -> (Wal, Recovered) {
     let (dir, options) = (wal.dir.clone(), wal.options.clone());
     drop(wal);
@@ -103,10 +113,7 @@ fn truncate_then_append_replays_in_order() {
 #[test]
 fn a_truncation_across_segments_deletes_the_later_segments() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-    for i in 1..=30 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
+    let mut wal = small_log(tmp.path(), 30);
     let before = wal.segment_count();
     wal.truncate(LogIndex(4)).unwrap();
     assert!(wal.segment_count() < before);
@@ -122,10 +129,7 @@ fn a_truncation_across_segments_deletes_the_later_segments() {
 #[test]
 fn truncating_everything_leaves_an_empty_log_at_the_same_position() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-    for i in 1..=20 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
+    let mut wal = small_log(tmp.path(), 20);
     wal.truncate(LogIndex(1)).unwrap();
     assert_eq!(wal.last_term(), None);
     assert_eq!(wal.segment_count(), 1);
@@ -144,10 +148,7 @@ fn truncating_everything_leaves_an_empty_log_at_the_same_position() {
 #[test]
 fn compaction_deletes_whole_segments_only() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-    for i in 1..=40 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
+    let mut wal = small_log(tmp.path(), 40);
     wal.sync().unwrap();
     let firsts: Vec<LogIndex> = wal.segments.iter().map(|s| s.first_index).collect();
     let through = LogIndex(firsts[2].0 + 1); // inside the third segment
@@ -161,12 +162,33 @@ fn compaction_deletes_whole_segments_only() {
 }
 
 #[test]
-fn compaction_at_a_segment_boundary_keeps_the_segment_holding_the_next_index() {
+fn compaction_keeps_the_terms_of_the_entries_it_keeps() {
+    // Runs of seven entries per term, in segments of a few entries: each
+    // compaction drops whole runs, or cuts one, at another place.
+    let term = |i: u64| 1 + i / 7;
     let tmp = tempfile::tempdir().unwrap();
     let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-    for i in 1..=40 {
-        wal.append(&[entry(i, 1)]).unwrap();
+    for i in 1..=60 {
+        wal.append(&[entry(i, term(i))]).unwrap();
     }
+    for through in [3, 12, 13, 29, 45] {
+        wal.compact(LogIndex(through)).unwrap();
+        let first = wal.first_index().0;
+        assert_eq!(wal.term_at(LogIndex(first - 1)), None, "through {through}");
+        for i in first..=60 {
+            assert_eq!(
+                wal.term_at(LogIndex(i)),
+                Some(Term(term(i))),
+                "entry {i} after compacting through {through}"
+            );
+        }
+    }
+}
+
+#[test]
+fn compaction_at_a_segment_boundary_keeps_the_segment_holding_the_next_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut wal = small_log(tmp.path(), 40);
     let second = wal.segments[1].first_index;
     wal.compact(second.prev()).unwrap();
     assert_eq!(wal.first_index(), second);
@@ -178,10 +200,7 @@ fn compaction_at_a_segment_boundary_keeps_the_segment_holding_the_next_index() {
 #[test]
 fn compaction_past_the_end_starts_an_empty_log_after_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-    for i in 1..=20 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
+    let mut wal = small_log(tmp.path(), 20);
     wal.compact(LogIndex(100)).unwrap();
     assert_eq!(
         (wal.first_index(), wal.last_index(), wal.segment_count()),
@@ -201,10 +220,7 @@ fn compaction_past_the_end_starts_an_empty_log_after_it() {
 #[test]
 fn rotation_after_truncating_a_whole_segment_replaces_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(tmp.path(), small()).unwrap();
-    for i in 1..=30 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
+    let mut wal = small_log(tmp.path(), 30);
     let last_first = wal.segments[wal.segments.len() - 1].first_index;
     // Fill the last segment past the limit, then truncate back to its start.
     wal.truncate(last_first).unwrap();
@@ -256,4 +272,120 @@ fn a_segment_longer_than_one_read_is_recovered_whole() {
     let (_, recovered) = reopen(wal);
     assert_eq!(recovered.entries.len(), big.len());
     assert!(recovered.entries.iter().eq(big.iter()));
+
+    // A record whose header ends exactly where the first read does: its
+    // payload is in the next read.
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(tmp.path()).unwrap();
+    let sized = |index: u64, bytes: usize| LogEntry {
+        data: Bytes::from(vec![index as u8; bytes]),
+        ..entry(index, 1)
+    };
+    let record_bytes = |e: &LogEntry| record::encode_entry(e, &mut Vec::new()).unwrap();
+    let (chunk, guess) = (1usize << 20, 1000usize << 10);
+    let first_bytes =
+        chunk - record::RECORD_HEADER_BYTES - SEGMENT_HEADER_BYTES - record_bytes(&sized(1, guess))
+            + guess;
+    let log = [sized(1, first_bytes), sized(2, 100)];
+    assert_eq!(
+        SEGMENT_HEADER_BYTES + record_bytes(&log[0]) + record::RECORD_HEADER_BYTES,
+        chunk
+    );
+    wal.append(&log).unwrap();
+    wal.sync().unwrap();
+    let (_, recovered) = reopen(wal);
+    assert!(recovered.entries == log, "both entries recovered");
+    assert_eq!(recovered.torn_tail, None);
+}
+
+#[test]
+fn the_metrics_count_the_segment_files_and_record_bytes_written() {
+    // What an operator graphs of the log's writes: the record bytes (not
+    // the segment headers) and the segment files started, the first one
+    // (made by the open) included.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut wal = small_log(tmp.path(), 40);
+    let metrics = wal.metrics();
+    wal.sync().unwrap();
+    let paths = wal.segment_paths();
+    assert!(paths.len() > 3, "{} segments", paths.len());
+    let record_bytes: u64 = paths
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len() - SEGMENT_HEADER_BYTES as u64)
+        .sum();
+    assert_eq!(
+        (metrics.segments_created(), metrics.bytes_written()),
+        (paths.len() as u64, record_bytes)
+    );
+}
+
+#[test]
+fn an_open_deletes_the_leftovers_of_a_compaction_past_the_end_durably() {
+    // A crash after a compaction past the end wrote its reset segment but
+    // before the older segments were deleted leaves them behind. The next
+    // open deletes them and syncs the directory once, so they cannot come
+    // back; an open with nothing to delete syncs only the last segment.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut wal = small_log(tmp.path(), 20);
+    wal.sync().unwrap();
+    let leftovers: Vec<(PathBuf, Vec<u8>)> = wal
+        .segment_paths()
+        .into_iter()
+        .map(|p| {
+            let bytes = fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    assert!(leftovers.len() > 1, "{} segments", leftovers.len());
+    wal.compact(LogIndex(100)).unwrap();
+    let (wal, _) = reopen(wal);
+    assert_eq!(wal.metrics().fsyncs(), 1, "nothing to delete");
+
+    for (path, bytes) in &leftovers {
+        fs::write(path, bytes).unwrap();
+    }
+    let (wal, recovered) = reopen(wal);
+    let paths: Vec<PathBuf> = leftovers.into_iter().map(|(p, _)| p).collect();
+    assert_eq!(recovered.obsolete_segments, paths);
+    assert!(paths.iter().all(|p| !p.exists()), "leftovers deleted");
+    let metrics = wal.metrics();
+    assert_eq!(
+        (metrics.segments_deleted(), metrics.fsyncs()),
+        (paths.len() as u64, 2),
+        "the directory once for every deletion, and the last segment"
+    );
+    assert_eq!(recovered.first_index, LogIndex(101));
+}
+
+#[test]
+fn the_largest_entry_is_kept_and_one_byte_more_is_refused_with_nothing_written() {
+    // The record limit less the most a record adds to an entry's data.
+    let largest_data = record::RECORD_PAYLOAD_BYTES_MAX - 32;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(tmp.path()).unwrap();
+    let sized = |index: u64, bytes: usize| LogEntry {
+        data: Bytes::from(vec![index as u8; bytes]),
+        ..entry(index, 1)
+    };
+    let err = wal
+        .append(&[entry(1, 1), sized(2, largest_data + 1)])
+        .unwrap_err();
+    match err {
+        StorageError::EntryTooLarge {
+            index,
+            bytes,
+            bytes_max,
+        } => assert_eq!(
+            (index, bytes, bytes_max),
+            (LogIndex(2), largest_data as u64 + 1, largest_data as u64)
+        ),
+        other => panic!("{other}"),
+    }
+    assert_eq!(wal.last_index(), LogIndex(0), "nothing of the batch");
+    let largest = [entry(1, 1), sized(2, largest_data)];
+    wal.append(&largest).unwrap();
+    wal.sync().unwrap();
+    let (_, recovered) = reopen(wal);
+    // Compared without printing 64 MiB on a failure.
+    assert!(recovered.entries == largest, "the largest entry recovered");
 }
