@@ -88,6 +88,26 @@ fn consistent_states_recover() {
             vec![e(1, 1), e(2, 1), e(3, 2), e(4, 2), e(5, 2)],
         ),
         state(3, Some(meta(5, 2)), vec![e(5, 2)]),
+        // A trailing window's first entry is the log's base (the term before
+        // it is unknown): a membership entry there, which the snapshot's
+        // configuration covers, is not read, even if it no longer decodes.
+        state(
+            3,
+            Some(SnapshotMeta {
+                config: config(CLUSTER, 4),
+                ..meta(5, 2)
+            }),
+            vec![
+                LogEntry {
+                    data: Bytes::from_static(b"not a config"),
+                    ..config_entry(4, 2, CLUSTER)
+                },
+                e(5, 2),
+                e(6, 3),
+            ],
+        ),
+        // The last term a node may hold (one above is refused below).
+        state(Term::LIMIT.0, None, vec![]),
     ];
     for recovered in cases {
         let node = recover(opts(), recovered.clone())
@@ -391,6 +411,8 @@ proptest! {
         let split = recover(opts(), split).expect("the same log, stored in part, recovers");
         split.check_invariants();
         let (a, b) = (full.status(), split.status());
+        // Only the newest entries that fit the budget stay in memory.
+        prop_assert!(b.cached_bytes <= budget, "{} bytes cached, budget {}", b.cached_bytes, budget);
         prop_assert_eq!((a.first_index, a.last_index, a.durable), (b.first_index, b.last_index, b.durable));
         for i in a.first_index.0.saturating_sub(1)..=a.last_index.0 {
             prop_assert_eq!(full.term_at(LogIndex(i)), split.term_at(LogIndex(i)), "term at {}", i);
@@ -432,6 +454,38 @@ fn a_node_recovered_from_a_snapshot_and_its_trailing_log_runs_the_latest_config(
         node.config().member(NodeId(4)).unwrap().role,
         MemberRole::Learner
     );
+}
+
+#[test]
+fn split_stored_keeps_in_memory_the_newest_entries_that_fit_the_budget() {
+    let all = state(3, None, (1..=10).map(|i| e(i, 1 + i / 5)).collect());
+    let one = e(1, 1).budget_bytes();
+    for (budget, kept) in [
+        (0, 0),
+        (one - 1, 0),
+        (one, 1),
+        (3 * one, 3),
+        (100 * one, 10),
+    ] {
+        let split = all.clone().split_stored(budget);
+        let indexes: Vec<u64> = split.entries.iter().map(|e| e.index.0).collect();
+        assert_eq!(
+            indexes,
+            (11 - kept..=10).collect::<Vec<_>>(),
+            "budget {budget}"
+        );
+        // The rest is described, terms and all, for the driver to read back.
+        match &split.stored {
+            None => assert_eq!(kept, 10),
+            Some(stored) => {
+                assert_eq!(stored.last, LogIndex(10 - kept));
+                assert_eq!(stored.term_starts[0], (LogIndex(1), Term(1)));
+            }
+        }
+        let node = recover(opts(), split).unwrap();
+        assert_eq!(node.last_index(), LogIndex(10));
+        assert_eq!(node.term_at(LogIndex(7)), Some(Term(2)));
+    }
 }
 
 #[test]
