@@ -244,6 +244,11 @@ fn every_kind_of_inconsistent_state_is_a_typed_error() {
             BadSnapshot(LogIndex(0)),
         ),
         (
+            "a snapshot of term 0",
+            state(3, Some(meta(5, 0)), vec![]),
+            BadSnapshot(LogIndex(5)),
+        ),
+        (
             "a snapshot of another cluster",
             state(3, Some(foreign_snapshot), vec![]),
             BadSnapshot(LogIndex(5)),
@@ -526,6 +531,18 @@ fn a_malformed_stored_front_is_a_typed_error() {
         (
             with(
                 stored(vec![(1, 1)], 3, vec![config_entry(2, 2, CLUSTER)]),
+                vec![],
+            ),
+            RecoveryError::BadConfigEntry(LogIndex(2)),
+        ),
+        (
+            // Membership entries listed twice (or out of order).
+            with(
+                stored(
+                    vec![(1, 1)],
+                    3,
+                    vec![config_entry(2, 1, CLUSTER), config_entry(2, 1, CLUSTER)],
+                ),
                 vec![],
             ),
             RecoveryError::BadConfigEntry(LogIndex(2)),
