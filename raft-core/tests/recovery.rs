@@ -108,11 +108,24 @@ fn consistent_states_recover() {
         ),
         // The last term a node may hold (one above is refused below).
         state(Term::LIMIT.0, None, vec![]),
+        // A snapshot whose configuration is the entry at its own index.
+        state(
+            3,
+            Some(SnapshotMeta {
+                config: config(CLUSTER, 5),
+                ..meta(5, 2)
+            }),
+            vec![],
+        ),
     ];
     for recovered in cases {
         let node = recover(opts(), recovered.clone())
             .unwrap_or_else(|err| panic!("{recovered:?} refused: {err}"));
         node.check_invariants();
+        // Every entry recovered is in the log, trailing window included.
+        for e in &recovered.entries {
+            assert_eq!(node.term_at(e.index), Some(e.term), "{recovered:?}");
+        }
         assert_eq!(
             node.last_index(),
             recovered
