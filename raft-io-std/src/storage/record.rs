@@ -247,6 +247,29 @@ mod tests {
     use proptest::prelude::*;
     use raft_core::{EntryKind, Term};
 
+    #[test]
+    fn a_record_of_exactly_the_payload_limit_encodes_and_decodes() {
+        // The limit is inclusive on both sides: what the encoder writes, the
+        // decoder reads back; one byte more is refused by both.
+        let data_len = |payload: usize| {
+            let probe = Record::Entry(entry(1, 1, &vec![0; payload]));
+            let mut out = Vec::new();
+            let size = encode_record(&probe, &mut out).unwrap();
+            payload + RECORD_PAYLOAD_BYTES_MAX - (size - RECORD_HEADER_BYTES)
+        };
+        let exact = data_len(RECORD_PAYLOAD_BYTES_MAX - 64);
+        let record = Record::Entry(entry(1, 1, &vec![7; exact]));
+        let mut out = Vec::new();
+        let size = encode_record(&record, &mut out).unwrap();
+        assert_eq!(size, RECORD_HEADER_BYTES + RECORD_PAYLOAD_BYTES_MAX);
+        assert_eq!(decode_record(&out).unwrap(), (record, size));
+        let over = Record::Entry(entry(1, 1, &vec![7; exact + 1]));
+        assert!(matches!(
+            encode_record(&over, &mut Vec::new()),
+            Err(RecordError::TooLarge { .. })
+        ));
+    }
+
     fn entry(index: u64, term: u64, data: &[u8]) -> LogEntry {
         LogEntry {
             index: LogIndex(index),

@@ -624,6 +624,21 @@ mod tests {
         assert_eq!(stored.config_entries, vec![]);
         assert_eq!(r.entries, vec![entry(3, 2)]);
         assert_eq!(indexes_and_terms(&r), vec![(1, 1), (2, 1), (3, 2)]);
+        // Membership entries before the truncation stay described, those
+        // at or after it go with it.
+        let records = vec![
+            Record::Entry(entry(1, 1)),
+            Record::Entry(config_entry(2, 1)),
+            Record::Entry(entry(3, 1)),
+            Record::Entry(config_entry(4, 1)),
+            Record::Entry(entry(5, 1)),
+            Record::Truncate { from: LogIndex(3) },
+            Record::Entry(entry(3, 2)),
+        ];
+        let r = recover_image_within(&[segment(1, false, &records)], 2 * one).unwrap();
+        let stored = r.stored.clone().unwrap();
+        assert_eq!(stored.last, LogIndex(2));
+        assert_eq!(stored.config_entries, vec![config_entry(2, 1)]);
         // A truncation of the whole stored front leaves none.
         let mut records = entries(1..=4);
         records.push(Record::Truncate { from: LogIndex(1) });

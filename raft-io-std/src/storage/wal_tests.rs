@@ -317,6 +317,14 @@ fn the_metrics_count_the_segment_files_and_record_bytes_written() {
         (metrics.segments_created(), metrics.bytes_written()),
         (paths.len() as u64, record_bytes)
     );
+    // A sync counts when it had something to make durable.
+    let syncs = metrics.syncs();
+    wal.sync().unwrap();
+    assert_eq!(metrics.syncs(), syncs, "nothing new to sync");
+    let next = wal.last_index().0 + 1;
+    wal.append(&[entry(next, 1)]).unwrap();
+    wal.sync().unwrap();
+    assert_eq!(metrics.syncs(), syncs + 1);
 }
 
 #[test]
