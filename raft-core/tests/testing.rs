@@ -159,6 +159,21 @@ fn a_crash_loses_the_appends_not_yet_durable_and_the_node_catches_up_after_resta
 }
 
 #[test]
+fn run_until_applied_waits_for_the_running_members_only() {
+    // A crashed member cannot apply: waiting for it would never end.
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let down = c.others(leader)[0];
+    c.crash(down);
+    let index = c.commit(b"w");
+    c.run_until_applied(index);
+    for id in c.others(down) {
+        assert_eq!(c.commands(id), vec!["w"], "node {id}");
+    }
+    assert!(c.commands(down).is_empty());
+}
+
+#[test]
 #[should_panic(expected = "not reached within")]
 fn run_until_fails_when_the_condition_never_holds() {
     let mut c = Cluster::new(3);

@@ -397,3 +397,27 @@ fn the_largest_entry_is_kept_and_one_byte_more_is_refused_with_nothing_written()
     // Compared without printing 64 MiB on a failure.
     assert!(recovered.entries == largest, "the largest entry recovered");
 }
+
+#[test]
+fn after_a_failed_write_the_log_refuses_every_later_one() {
+    // A failed write or fsync leaves a file in an unknown state: the log
+    // must not write after it, even once the cause is gone.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut wal = small_log(tmp.path(), 3);
+    wal.sync().unwrap();
+    let dir = wal.dir().to_path_buf();
+    fs::remove_dir_all(&dir).unwrap();
+    // Enough entries to need a new segment file, which cannot be created.
+    let failed = (4..=40).try_for_each(|i| wal.append(&[entry(i, 1)]).and_then(|()| wal.sync()));
+    assert!(
+        failed.is_err(),
+        "the writes into a deleted directory failed"
+    );
+    fs::create_dir_all(&dir).unwrap();
+    let next = wal.last_index().0 + 1;
+    assert!(matches!(
+        wal.append(&[entry(next, 1)]),
+        Err(StorageError::Poisoned { .. })
+    ));
+    assert!(matches!(wal.sync(), Err(StorageError::Poisoned { .. })));
+}
