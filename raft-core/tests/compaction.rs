@@ -45,6 +45,12 @@ fn a_snapshot_is_requested_after_the_threshold_and_the_log_compacted_behind_it()
             "node {id} keeps only the trailing window"
         );
         assert!(h.node().status().first_index > LogIndex(1));
+        // The driver's log (the harness's disk) drops what was compacted.
+        assert_eq!(
+            h.disk.entries.first().map(|e| e.index),
+            Some(h.node().status().first_index),
+            "node {id}"
+        );
     }
 }
 

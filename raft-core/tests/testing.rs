@@ -85,6 +85,12 @@ fn a_held_proposal_completes_only_once_released() {
     for (to, event) in held {
         c.push(to, event);
     }
+    // Released, it is the one event queued, as the test pushed it.
+    let queued: Vec<(NodeId, &Event)> = c.queued().collect();
+    assert!(
+        matches!(queued[..], [(_, Event::ProposeRequested { .. })]),
+        "{queued:?}"
+    );
     assert!(c.deliver_next(), "the released proposal");
     let index = match c.result(id) {
         None => {
@@ -155,6 +161,25 @@ fn a_crash_loses_the_appends_not_yet_durable_and_the_node_catches_up_after_resta
     c.restart(f);
     c.run_until_applied(index);
     assert_eq!(c.host(f).disk.read(index, 1, u64::MAX)[0].data, "w");
+    assert_eq!(c.commands(f), vec!["w"]);
+}
+
+#[test]
+fn a_stream_needs_both_directions_of_its_link() {
+    // As a TCP connection does: a follower that hears its leader but cannot
+    // reach it opens no stream, so no entries reach it until the cut heals.
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let f = c.others(leader)[0];
+    c.crash(f);
+    c.restart(f);
+    c.cut(f, leader);
+    let before = c.node(f).last_index();
+    let index = c.commit(b"w");
+    c.run_for(Duration::from_millis(500));
+    assert_eq!(c.node(f).last_index(), before, "entries reached {f}");
+    c.heal();
+    c.run_until_applied(index);
     assert_eq!(c.commands(f), vec!["w"]);
 }
 
