@@ -675,4 +675,24 @@ mod tests {
             assert_eq!(assembler.received_bytes(), 0);
         }
     }
+
+    #[test]
+    fn a_reset_abandons_the_transfer_in_progress_and_a_new_one_may_begin() {
+        let frames = snapshot_frames(&meta(), &data(), 64);
+        let mut assembler = SnapshotAssembler::new();
+        assembler.feed(&frames[0]).unwrap();
+        assembler.feed(&frames[1]).unwrap();
+        assert!(assembler.is_receiving());
+        assert!(assembler.received_bytes() > 0);
+        // The stream closed for good: the driver resets, and a transfer
+        // from byte 0 on the next stream is accepted whole.
+        assembler.reset();
+        assert!(!assembler.is_receiving());
+        assert_eq!(assembler.received_bytes(), 0);
+        let mut done = false;
+        for frame in &frames {
+            done = matches!(assembler.feed(frame), Ok(SnapshotProgress::Complete { .. }));
+        }
+        assert!(done, "the new transfer completes");
+    }
 }
