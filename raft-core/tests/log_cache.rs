@@ -138,14 +138,11 @@ fn after_a_restart_of_every_node_committed_entries_are_applied_from_reads() {
     c.assert_state_machine_safety();
 }
 
-/// The apply path of a restarted follower reads back the committed entries
-/// that are not in memory, and only those: a read reaches no further than
-/// the first cached entry (the driver's log may not hold those yet, and the
-/// node has them anyway).
-#[test]
-fn a_restarted_follower_applies_its_evicted_entries_from_reads_that_stop_at_its_cache() {
+/// A cluster of small caches after `writes` writes, one follower of its
+/// leader crashed and restarted: returns it, its leader and the follower.
+fn follower_restarted_after(writes: usize) -> (Cluster, NodeId, NodeId) {
     let mut c = Cluster::with_options(3, small_cache());
-    for i in 0..100 {
+    for i in 0..writes {
         c.propose(&value(i));
         c.settle();
     }
@@ -153,6 +150,16 @@ fn a_restarted_follower_applies_its_evicted_entries_from_reads_that_stop_at_its_
     let f = c.others(leader)[0];
     c.crash(f);
     c.restart(f);
+    (c, leader, f)
+}
+
+/// The apply path of a restarted follower reads back the committed entries
+/// that are not in memory, and only those: a read reaches no further than
+/// the first cached entry (the driver's log may not hold those yet, and the
+/// node has them anyway).
+#[test]
+fn a_restarted_follower_applies_its_evicted_entries_from_reads_that_stop_at_its_cache() {
+    let (mut c, leader, f) = follower_restarted_after(100);
     let cache_start = c.node(f).status().cache_start;
     assert!(cache_start > LogIndex(50), "{:?}", c.node(f).status());
     c.host_mut(f).clear_actions();
@@ -182,15 +189,7 @@ fn a_restarted_follower_applies_its_evicted_entries_from_reads_that_stop_at_its_
 fn a_restarted_follower_applies_however_few_evicted_entries_it_has() {
     let mut single_entry_read = false;
     for writes in 10..=24 {
-        let mut c = Cluster::with_options(3, small_cache());
-        for i in 0..writes {
-            c.propose(&value(i));
-            c.settle();
-        }
-        let leader = c.leader().unwrap();
-        let f = c.others(leader)[0];
-        c.crash(f);
-        c.restart(f);
+        let (mut c, leader, f) = follower_restarted_after(writes);
         single_entry_read |= c.node(f).status().cache_start == LogIndex(2);
         c.run_until("the follower applies the log again", |c| {
             c.commands(f).len() >= writes

@@ -952,6 +952,12 @@ fn an_uncommitted_change_stranded_on_node_2(c: &mut Cluster) -> NodeId {
     c.crash(n(1));
     c.crash(n(2));
     c.heal();
+    leader_among_3_to_5(c)
+}
+
+/// Runs until nodes 3 to 5 have a leader that committed an entry of its
+/// term (so its configuration is settled); returns it.
+fn leader_among_3_to_5(c: &mut Cluster) -> NodeId {
     c.run_until("a leader of its term among nodes 3 to 5", |c| {
         c.leader().is_some_and(|l| {
             let node = c.node(l);
@@ -961,13 +967,10 @@ fn an_uncommitted_change_stranded_on_node_2(c: &mut Cluster) -> NodeId {
     c.leader().unwrap()
 }
 
-/// A follower whose uncommitted membership entry a new leader truncates
-/// falls back to the configuration before it, and tells its driver so (or
-/// the driver would keep dialing the member that never joined).
-#[test]
-fn a_follower_whose_uncommitted_change_is_truncated_reports_the_membership_it_falls_back_to() {
-    let mut c = Cluster::new(5);
-    let leader = an_uncommitted_change_stranded_on_node_2(&mut c);
+/// Node 2, restarted, rejoins `leader`'s cluster: its configuration falls
+/// back to the leader's, without the stranded "node-6", and its driver was
+/// told so by its last `ConfigChanged`.
+fn assert_node_2_rejoins_with_the_leaders_membership(c: &mut Cluster, leader: NodeId) {
     c.restart(n(2));
     c.host_mut(n(2)).clear_actions();
     c.run_for(Duration::from_millis(500));
@@ -980,9 +983,19 @@ fn a_follower_whose_uncommitted_change_is_truncated_reports_the_membership_it_fa
             .any(|m| m.address == "node-6")
     );
     assert_eq!(
-        last_reported_config(&c, n(2)).as_ref(),
+        last_reported_config(c, n(2)).as_ref(),
         Some(c.node(n(2)).config())
     );
+}
+
+/// A follower whose uncommitted membership entry a new leader truncates
+/// falls back to the configuration before it, and tells its driver so (or
+/// the driver would keep dialing the member that never joined).
+#[test]
+fn a_follower_whose_uncommitted_change_is_truncated_reports_the_membership_it_falls_back_to() {
+    let mut c = Cluster::new(5);
+    let leader = an_uncommitted_change_stranded_on_node_2(&mut c);
+    assert_node_2_rejoins_with_the_leaders_membership(&mut c, leader);
 }
 
 /// As above, but the chunk that truncates the stranded change brings the
@@ -1003,21 +1016,7 @@ fn a_follower_whose_uncommitted_change_is_replaced_by_another_reports_the_new_me
         c.result(id),
         Some(Ok(Completion::MembershipChanged { .. }))
     ));
-    c.restart(n(2));
-    c.host_mut(n(2)).clear_actions();
-    c.run_for(Duration::from_millis(500));
-    assert_eq!(c.node(n(2)).config(), c.node(leader).config());
-    assert!(
-        !c.node(n(2))
-            .config()
-            .members
-            .iter()
-            .any(|m| m.address == "node-6")
-    );
-    assert_eq!(
-        last_reported_config(&c, n(2)).as_ref(),
-        Some(c.node(n(2)).config())
-    );
+    assert_node_2_rejoins_with_the_leaders_membership(&mut c, leader);
 }
 
 /// A follower compacts its log while an uncommitted membership entry sits
@@ -1086,13 +1085,7 @@ fn a_follower_that_compacted_before_its_uncommitted_change_falls_back_to_the_com
         c.restart(id);
         c.host_mut(id).persist = Persist::Immediately;
     }
-    c.run_until("a leader of its term among nodes 3 to 5", |c| {
-        c.leader().is_some_and(|l| {
-            let node = c.node(l);
-            node.term_at(node.commit_index()) == Some(node.term())
-        })
-    });
-    let leader = c.leader().unwrap();
+    let leader = leader_among_3_to_5(&mut c);
     c.heal();
     c.run_for(Duration::from_millis(500));
     assert!(c.node(f).commit_index() >= stranded);

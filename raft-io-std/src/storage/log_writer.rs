@@ -305,19 +305,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn operations_queued_during_an_fsync_share_the_next_fsync() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(tmp.path()).unwrap();
+    /// A writer on a new log in `dir`, with default options, whose reports
+    /// arrive on the returned channel.
+    fn reporting_writer(dir: &std::path::Path) -> (LogWriter, mpsc::Receiver<LogReport>) {
+        let (wal, _) = Wal::open(dir).unwrap();
+        let (report_tx, reports) = mpsc::channel();
+        let writer = LogWriter::spawn(wal, LogWriterOptions::default(), move |r| {
+            report_tx.send(r).unwrap()
+        })
+        .unwrap();
+        (writer, reports)
+    }
+
+    /// A writer on a new log in `dir` whose report callback holds it until
+    /// the test opens the gate (sends on it or drops it), so the test
+    /// decides exactly what queues up behind a batch. The gate comes last:
+    /// dropped first, it cannot leave the writer's join waiting on it.
+    fn gated_writer(
+        dir: &std::path::Path,
+        options: LogWriterOptions,
+    ) -> (LogWriter, mpsc::Receiver<LogReport>, mpsc::Sender<()>) {
+        let (wal, _) = Wal::open(dir).unwrap();
         let (report_tx, reports) = mpsc::channel();
         let (gate, gate_rx) = mpsc::channel::<()>();
-        // The report callback holds the writer until the test opens the gate,
-        // so the test decides exactly what queues up behind a batch.
-        let writer = LogWriter::spawn(wal, LogWriterOptions::default(), move |report| {
+        let writer = LogWriter::spawn(wal, options, move |report| {
             report_tx.send(report).unwrap();
             let _ = gate_rx.recv();
         })
         .unwrap();
+        (writer, reports, gate)
+    }
+
+    #[test]
+    fn operations_queued_during_an_fsync_share_the_next_fsync() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (writer, reports, gate) = gated_writer(tmp.path(), LogWriterOptions::default());
         let metrics = writer.metrics();
         writer
             .submit(LogOp::Append(vec![entry(1, 1)].into()))
@@ -355,18 +377,11 @@ mod tests {
     #[test]
     fn a_batch_is_capped_at_batch_ops_max() {
         let tmp = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(tmp.path()).unwrap();
-        let (report_tx, reports) = mpsc::channel();
-        let (gate, gate_rx) = mpsc::channel::<()>();
         let options = LogWriterOptions {
             queue_ops_max: 16,
             batch_ops_max: 3,
         };
-        let writer = LogWriter::spawn(wal, options, move |report| {
-            report_tx.send(report).unwrap();
-            let _ = gate_rx.recv();
-        })
-        .unwrap();
+        let (writer, reports, gate) = gated_writer(tmp.path(), options);
         writer
             .submit(LogOp::Append(vec![entry(1, 1)].into()))
             .unwrap();
@@ -388,18 +403,11 @@ mod tests {
         // did not fit to submit later. What was queued is written; what was
         // handed back is the operation itself, and was not written.
         let tmp = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(tmp.path()).unwrap();
-        let (report_tx, reports) = mpsc::channel();
-        let (gate, gate_rx) = mpsc::channel::<()>();
         let options = LogWriterOptions {
             queue_ops_max: 1,
             batch_ops_max: 256,
         };
-        let writer = LogWriter::spawn(wal, options, move |report| {
-            report_tx.send(report).unwrap();
-            let _ = gate_rx.recv();
-        })
-        .unwrap();
+        let (writer, reports, gate) = gated_writer(tmp.path(), options);
         // Bound after the writer so that a failed assertion drops the gate
         // first: dropping the writer joins its thread, which waits on it.
         let gate = gate;
@@ -422,12 +430,7 @@ mod tests {
         // written, synced and reported before the drop returns, and the log
         // can be opened again at once.
         let tmp = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(tmp.path()).unwrap();
-        let (report_tx, reports) = mpsc::channel();
-        let writer = LogWriter::spawn(wal, LogWriterOptions::default(), move |r| {
-            report_tx.send(r).unwrap()
-        })
-        .unwrap();
+        let (writer, reports) = reporting_writer(tmp.path());
         writer
             .submit(LogOp::Append(vec![entry(1, 1), entry(2, 1)].into()))
             .unwrap();
@@ -441,12 +444,7 @@ mod tests {
     #[test]
     fn compaction_alone_reports_nothing_and_close_syncs_the_rest() {
         let tmp = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(tmp.path()).unwrap();
-        let (report_tx, reports) = mpsc::channel();
-        let writer = LogWriter::spawn(wal, LogWriterOptions::default(), move |r| {
-            report_tx.send(r).unwrap()
-        })
-        .unwrap();
+        let (writer, reports) = reporting_writer(tmp.path());
         writer
             .submit(LogOp::Compact {
                 through: LogIndex(0),
@@ -465,12 +463,7 @@ mod tests {
     #[test]
     fn a_failed_operation_stops_the_writer_and_is_reported_once() {
         let tmp = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(tmp.path()).unwrap();
-        let (report_tx, reports) = mpsc::channel();
-        let writer = LogWriter::spawn(wal, LogWriterOptions::default(), move |r| {
-            report_tx.send(r).unwrap()
-        })
-        .unwrap();
+        let (writer, reports) = reporting_writer(tmp.path());
         writer
             .submit(LogOp::Append(vec![entry(5, 1)].into()))
             .unwrap();
@@ -517,12 +510,7 @@ mod tests {
     #[test]
     fn a_read_sees_every_operation_submitted_before_it() {
         let tmp = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(tmp.path()).unwrap();
-        let (report_tx, reports) = mpsc::channel();
-        let writer = LogWriter::spawn(wal, LogWriterOptions::default(), move |r| {
-            report_tx.send(r).unwrap()
-        })
-        .unwrap();
+        let (writer, reports) = reporting_writer(tmp.path());
         let metrics = writer.metrics();
         let ops = [
             LogOp::Append(vec![entry(1, 1), entry(2, 1), entry(3, 1)].into()),

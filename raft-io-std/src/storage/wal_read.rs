@@ -358,6 +358,17 @@ mod tests {
         assert_eq!(wal.read(LogIndex(2), 10, u64::MAX).unwrap(), log[1..]);
     }
 
+    /// A log in `dir` holding entries 1..=3 (8 bytes of data each), synced
+    /// to its one segment: the log, its entries and the segment's path.
+    fn three_entries_synced(dir: &Path) -> (Wal, Vec<LogEntry>, std::path::PathBuf) {
+        let (mut wal, _) = Wal::open(dir).unwrap();
+        let log: Vec<LogEntry> = (1..=3).map(|i| entry(i, 1, 8)).collect();
+        wal.append(&log).unwrap();
+        wal.sync().unwrap();
+        let path = wal.segment_paths()[0].clone();
+        (wal, log, path)
+    }
+
     fn flip_byte(path: &Path, at: u64) {
         let mut bytes = std::fs::read(path).unwrap();
         bytes[at as usize] ^= 0x40;
@@ -367,11 +378,7 @@ mod tests {
     #[test]
     fn a_damaged_record_is_corruption_naming_file_and_offset() {
         let tmp = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open(tmp.path()).unwrap();
-        let log: Vec<LogEntry> = (1..=3).map(|i| entry(i, 1, 8)).collect();
-        wal.append(&log).unwrap();
-        wal.sync().unwrap();
-        let path = wal.segment_paths()[0].clone();
+        let (wal, log, path) = three_entries_synced(tmp.path());
         let len = std::fs::metadata(&path).unwrap().len();
         // The last byte of entry 3's data: entries 1 and 2 still read.
         flip_byte(&path, len - 1);
@@ -441,11 +448,7 @@ mod tests {
         // copied from elsewhere, a misplaced write) must not be served as
         // the entry asked for.
         let tmp = tempfile::tempdir().unwrap();
-        let (mut wal, _) = Wal::open(tmp.path()).unwrap();
-        let log: Vec<LogEntry> = (1..=3).map(|i| entry(i, 1, 8)).collect();
-        wal.append(&log).unwrap();
-        wal.sync().unwrap();
-        let path = wal.segment_paths()[0].clone();
+        let (wal, _, path) = three_entries_synced(tmp.path());
         let mut bytes = std::fs::read(&path).unwrap();
         let mut other = Vec::new();
         let size = crate::storage::record::encode_entry(&entry(7, 1, 8), &mut other).unwrap();
