@@ -556,6 +556,48 @@ fn a_learner_is_not_promoted_while_a_leadership_transfer_is_in_progress() {
 }
 
 #[test]
+fn a_learner_that_caught_up_before_the_log_stood_idle_is_promoted_at_the_next_commit() {
+    // Thesis §4.2.1 times each catch-up round from when the leader had the
+    // entries to send: a minute of idle log before a write is no part of it.
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let learner = add_slow_learner(&mut c, leader);
+    // A second change stays in flight while the voters' disks hold back,
+    // and keeps the leader from promoting anyone meanwhile.
+    let voters = c.ids().into_iter().filter(|&id| id != learner);
+    for v in voters.collect::<Vec<_>>() {
+        c.host_mut(v).persist = Persist::Manually;
+    }
+    let address = "node-5".into();
+    let pending = change(&mut c, leader, MembershipChange::Add { address });
+    c.run_for(Duration::from_millis(200));
+    // The learner catches up with the whole log, then the log stands idle.
+    c.persist(learner, LogIndex(u64::MAX));
+    c.settle();
+    assert_eq!(match_of(&c, leader, learner), c.node(leader).last_index());
+    c.run_for(Duration::from_secs(60));
+    assert_eq!(role_of(&c, leader, learner), MemberRole::Learner);
+    // Two writes reach it; its disk keeps the first in the time it takes.
+    c.propose(b"w1");
+    c.propose(b"w2");
+    c.settle();
+    c.persist(learner, c.node(leader).last_index().prev());
+    c.settle();
+    // The voters' disks catch up: the change commits, and the learner, whose
+    // last round took no time at all, is promoted without another write.
+    for v in c.ids().into_iter().filter(|&id| id != learner) {
+        c.persist(v, LogIndex(u64::MAX));
+    }
+    c.settle();
+    assert!(
+        matches!(c.result(pending), Some(Ok(_))),
+        "{:?}",
+        c.result(pending)
+    );
+    assert_eq!(role_of(&c, leader, learner), MemberRole::Voter);
+}
+
+#[test]
 fn a_learner_whose_catch_up_rounds_outlast_an_election_timeout_stays_a_learner() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();

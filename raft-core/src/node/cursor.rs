@@ -127,6 +127,18 @@ impl Cursor {
         }
     }
 
+    /// The leader appended through `last`. A follower that had finished its
+    /// round (it holds everything the leader held) starts the next one now:
+    /// the round measures how long new entries take to reach it, so the time
+    /// the log stood idle before does not count, and a follower that falls
+    /// silent once the log moves on stops keeping up after `limit`.
+    pub(crate) fn note_append(&mut self, now: Instant, last: LogIndex) {
+        if self.match_index >= self.round_target {
+            self.round_target = last;
+            self.round_started = now;
+        }
+    }
+
     /// Whether the follower keeps up (thesis §4.2.1): its last catch-up round
     /// finished within `limit`, and the one in progress has not yet run longer.
     pub(crate) fn keeps_up(&self, now: Instant, limit: Duration) -> bool {
@@ -624,6 +636,60 @@ mod tests {
         c.match_index = LogIndex(20);
         c.note_catch_up(ms(60_500), LogIndex(30));
         assert!(!c.keeps_up(ms(60_500), limit), "its last round took 500 ms");
+    }
+
+    /// A cursor whose follower caught up with index 10, the leader's last,
+    /// 60 ms after the leader started: its round took 60 ms.
+    fn caught_up_at_60_ms_through_10() -> Cursor {
+        let mut c = Cursor::new(LogIndex(1), ms(0));
+        c.note_catch_up(ms(0), LogIndex(10));
+        c.match_index = LogIndex(10);
+        c.note_catch_up(ms(60), LogIndex(10));
+        c
+    }
+
+    fn ms(n: u64) -> Instant {
+        Instant(n * 1_000_000)
+    }
+
+    #[test]
+    fn a_round_after_an_idle_log_is_measured_from_the_append_not_the_last_ack() {
+        // A follower caught up at 60 ms; the log then stands idle for a
+        // minute. The entry appended at 60 s reaches it 5 ms later, while
+        // writes go on: that round took 5 ms, not the minute of idleness
+        // before it.
+        let limit = Duration::from_millis(100);
+        let mut c = caught_up_at_60_ms_through_10();
+        c.note_append(ms(60_000), LogIndex(11));
+        c.note_append(ms(60_003), LogIndex(12));
+        c.match_index = LogIndex(11);
+        c.note_catch_up(ms(60_005), LogIndex(12));
+        assert_eq!(c.last_round, Some(Duration::from_millis(5)));
+        assert!(c.keeps_up(ms(60_005), limit));
+    }
+
+    #[test]
+    fn a_caught_up_follower_that_falls_silent_once_the_log_moves_on_stops_keeping_up() {
+        let limit = Duration::from_millis(100);
+        let mut c = caught_up_at_60_ms_through_10();
+        assert!(c.keeps_up(ms(60_000), limit), "caught up, idle log");
+        c.note_append(ms(60_000), LogIndex(11));
+        // Appends during the round do not move its start or its target.
+        c.note_append(ms(60_050), LogIndex(12));
+        assert!(
+            c.keeps_up(ms(60_090), limit),
+            "the new round is not late yet"
+        );
+        assert!(
+            !c.keeps_up(ms(60_100), limit),
+            "no ack for index 11 within the limit of its append"
+        );
+        // Its ack for 11 ends the round (100 ms: not within the limit) and
+        // starts the next one towards 12.
+        c.match_index = LogIndex(11);
+        c.note_catch_up(ms(60_100), LogIndex(12));
+        assert_eq!(c.last_round, Some(limit));
+        assert!(!c.keeps_up(ms(60_100), limit));
     }
 
     #[test]

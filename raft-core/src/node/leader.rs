@@ -203,6 +203,12 @@ impl Node {
             config_changed = true;
         }
         self.emit(Action::AppendLog(entries));
+        let now = self.now;
+        if let Some(l) = self.leader_state() {
+            for c in l.cursors.values_mut() {
+                c.note_append(now, index);
+            }
+        }
         if config_changed {
             self.sync_cursors_with_config();
         }
