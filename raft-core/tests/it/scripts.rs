@@ -36,9 +36,7 @@
 //!   and the events that caused them.
 //! * `status`, `log ID`: one line per node; the entries node ID holds.
 
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use raft_core::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
