@@ -244,7 +244,7 @@ impl NodeOptions {
 /// The caps bound that log instead: a cap that fires on a state larger
 /// than itself gives up linearity (a whole snapshot per `log_bytes_max`
 /// bytes written), which is why both are off by default.
-/// `raft-core/tests/snapshot_policy.rs` sums the work over long write sequences.
+/// `raft-core/tests/it/snapshot_policy.rs` sums the work over long write sequences.
 ///
 /// ```
 /// use raft_core::{SnapshotPolicy, LogSince};

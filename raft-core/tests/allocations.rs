@@ -5,6 +5,8 @@
 // A counting global allocator is the one place that needs `unsafe`.
 #![allow(unsafe_code)]
 
+// The one harness of raft-core's tests, shared with `tests/it`.
+#[path = "it/harness.rs"]
 mod harness;
 
 use bytes::Bytes;

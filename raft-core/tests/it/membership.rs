@@ -1,8 +1,7 @@
 //! Membership changes (thesis ch. 4): single-server, one at a time, only after
 //! the leader committed an entry of its term; learners promoted when caught up;
 //! removal, including of the leader itself; leadership transfer.
-mod harness;
-use harness::*;
+use crate::harness::*;
 use raft_core::*;
 
 fn n(id: u64) -> NodeId {

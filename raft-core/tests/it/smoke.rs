@@ -1,7 +1,6 @@
 //! Smoke test: a cluster forms (from a bootstrap list, and through
 //! initialize and joins) and commits.
-mod harness;
-use harness::*;
+use crate::harness::*;
 use raft_core::*;
 
 #[test]

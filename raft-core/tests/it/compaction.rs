@@ -1,9 +1,8 @@
 //! Raft §7 (log compaction): snapshots requested by the snapshot policy, the log
 //! compacted behind them with a trailing window, and a lagging follower
 //! brought up to date by a snapshot streamed on its stream, then entries.
-mod harness;
+use crate::harness::*;
 use bytes::Bytes;
-use harness::*;
 use raft_core::*;
 
 /// Options that ask for a snapshot every `threshold` entries (0: never).

@@ -15,7 +15,7 @@
 //! The test replays every script and compares the output byte for byte. A
 //! script that no longer matches fails with a diff of each block that
 //! changed. After a deliberate change, rewrite them and review the diff:
-//! `REWRITE_SCRIPTS=1 cargo test -p raft-core --test scripts`.
+//! `REWRITE_SCRIPTS=1 cargo test -p raft-core --test it scripts::`.
 //!
 //! Commands (ids are node ids):
 //! * `bootstrap N [snapshot_entries=K] [snapshot_trailing=K]`: N fresh
@@ -36,9 +36,7 @@
 //!   and the events that caused them.
 //! * `status`, `log ID`: one line per node; the entries node ID holds.
 
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use raft_core::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -198,7 +196,7 @@ impl Runner {
     fn bootstrap(&mut self, args: &[&str]) {
         let n: u64 = args[0].parse().expect("bootstrap N");
         // The stories tell each commit notice in the step that moved the
-        // commit index; tests/replication.rs covers the delayed ones.
+        // commit index; tests/it/replication.rs covers the delayed ones.
         let mut options = immediate_commit_notices(NodeOptions::new(NodeId(1)));
         for setting in &args[1..] {
             let (key, value) = setting.split_once('=').expect("KEY=VALUE");
@@ -379,7 +377,7 @@ fn every_protocol_script_replays_exactly_as_recorded() {
     assert!(
         failures.is_empty(),
         "{} script block(s) no longer match; if the change is meant, run \
-         REWRITE_SCRIPTS=1 cargo test -p raft-core --test scripts and review the diff\n\n{}",
+         REWRITE_SCRIPTS=1 cargo test -p raft-core --test it scripts:: and review the diff\n\n{}",
         failures.len(),
         failures.join("\n")
     );

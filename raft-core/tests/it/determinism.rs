@@ -1,6 +1,5 @@
 //! The same seed and the same events give the same actions, byte for byte.
-mod harness;
-use harness::*;
+use crate::harness::*;
 use raft_core::*;
 
 fn run() -> Vec<String> {

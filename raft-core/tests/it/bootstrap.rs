@@ -1,7 +1,6 @@
 //! Static bootstrap: every node starts from the same member list; lists that
 //! differ never mix, and state already there is never overwritten.
-mod harness;
-use harness::*;
+use crate::harness::*;
 use raft_core::*;
 
 fn members(addresses: &[(u64, &str)]) -> Vec<(NodeId, String)> {

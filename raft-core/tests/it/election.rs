@@ -1,7 +1,6 @@
 //! Raft §5.2 (leader election), with pre-vote, leader stickiness and
 //! check-quorum from Ongaro's thesis §9.6.
-mod harness;
-use harness::*;
+use crate::harness::*;
 use raft_core::*;
 
 fn n(id: u64) -> NodeId {

@@ -1,9 +1,8 @@
 //! `Node::new` with what a driver recovered: every inconsistent handover is a
 //! typed `RecoveryError`, never a panic, and whatever it accepts satisfies the
 //! node's invariants.
-mod harness;
+use crate::harness::CLUSTER;
 use bytes::Bytes;
-use harness::CLUSTER;
 use proptest::prelude::*;
 use raft_core::*;
 

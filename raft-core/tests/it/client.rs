@@ -1,8 +1,7 @@
 //! Client interaction (Raft §8): proposals answered once committed, with
 //! not-leader hints; linearizable reads by ReadIndex and by an opt-in lease;
 //! outcomes reported as definite or unknown.
-mod harness;
-use harness::*;
+use crate::harness::*;
 use raft_core::*;
 
 #[test]

@@ -1,7 +1,7 @@
 //! Helpers of raft-core's tests that hand-build single nodes and messages.
 //! The in-memory cluster they share with users is `raft_core::testing`,
 //! re-exported here.
-// Each test file uses some of these helpers, and some none of the re-exports.
+// `tests/allocations.rs` includes this file too and uses only the cluster.
 #![allow(dead_code, unused_imports)]
 
 pub use raft_core::testing::*;

@@ -1,8 +1,7 @@
 //! Raft §5.3 (log replication) over streams: the handshake, chunk checks,
 //! conflict truncation, durable acks, flow control and prompt commit.
-mod harness;
+use crate::harness::*;
 use bytes::Bytes;
-use harness::*;
 use raft_core::*;
 
 fn n(id: u64) -> NodeId {

@@ -1,8 +1,7 @@
 //! Raft §5.4 (safety): the current-term commit rule (Figure 8), leader
 //! completeness, and state-machine safety under repeated crashes.
-mod harness;
+use crate::harness::*;
 use bytes::Bytes;
-use harness::*;
 use raft_core::*;
 
 fn n(id: u64) -> NodeId {

@@ -3,8 +3,7 @@
 //! driver (`Action::ReadLog`), for a follower's stream and for the apply
 //! path; a driver may recover without loading the log's front
 //! (`RecoveredState::stored`).
-mod harness;
-use harness::*;
+use crate::harness::*;
 use raft_core::*;
 
 const CACHE: u64 = 2048;

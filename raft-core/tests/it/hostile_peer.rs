@@ -1,9 +1,8 @@
 //! A peer that sends well-formed frames and messages which break the
 //! protocol: the node refuses each with a typed `Violation` (a follower also
 //! closes the stream) and keeps its log, and never panics.
-mod harness;
+use crate::harness::*;
 use bytes::Bytes;
-use harness::*;
 use raft_core::*;
 
 const LEADER: NodeId = NodeId(1);

@@ -1,7 +1,6 @@
 //! A snapshot transfer cut short by a broken stream resumes on the next
 //! stream from the bytes the follower stored, instead of from byte 0.
-mod harness;
-use harness::*;
+use crate::harness::*;
 use raft_core::*;
 
 fn count(h: &Host, f: impl Fn(&Action) -> bool) -> usize {
