@@ -84,6 +84,15 @@ impl Applier {
         driver: Sender<Input>,
         queue_max: usize,
     ) -> std::io::Result<Applier> {
+        // Crossbeam on purpose, although its receiver spins and calls
+        // `sched_yield` before it sleeps (the cost `reply.rs` removed for
+        // client waiters): there is one applier per node, and while it yields
+        // between batches the driver, the busiest thread, finds it awake and
+        // need not wake it. std's channel, which sleeps at once, saved the
+        // applier 40 % of its CPU at 1 client, but the driver had to wake it
+        // 2.6 times as often at 128 clients, where throughput fell in 12 of
+        // 16 paired `raft-kv-bench` runs (docs/performance.md, "The workers'
+        // queues").
         let (ops, rx) = crossbeam_channel::bounded(queue_max.max(1));
         let span = tracing::Span::current();
         let thread = std::thread::Builder::new()
