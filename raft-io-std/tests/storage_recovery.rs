@@ -49,6 +49,20 @@ fn offset_of(index: u64) -> usize {
     SEGMENT_HEADER_BYTES + (1..index).map(|i| record_size(&entry(i, 1))).sum::<usize>()
 }
 
+/// A log of entries 1..=n, appended one at a time into 200-byte segments
+/// (several files), synced.
+fn write_segmented_log(dir: &Path, n: u64) -> Wal {
+    let options = WalOptions {
+        segment_bytes_max: 200,
+    };
+    let (mut wal, _) = Wal::open_with(dir, options).unwrap();
+    for i in 1..=n {
+        wal.append(&[entry(i, 1)]).unwrap();
+    }
+    wal.sync().unwrap();
+    wal
+}
+
 #[test]
 fn a_log_cut_at_every_byte_of_its_last_record_recovers_the_prefix() {
     let tmp = tempfile::tempdir().unwrap();
@@ -231,19 +245,7 @@ fn a_damaged_record_followed_by_a_valid_one_in_the_last_segment_is_an_error() {
 #[test]
 fn damage_at_the_end_of_a_non_last_segment_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(
-        tmp.path(),
-        WalOptions {
-            segment_bytes_max: 200,
-        },
-    )
-    .unwrap();
-    for i in 1..=20 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
-    wal.sync().unwrap();
-    let paths = wal.segment_paths();
-    drop(wal);
+    let paths = write_segmented_log(tmp.path(), 20).segment_paths();
     assert!(paths.len() >= 3);
     let victim = &paths[1];
     let len = fs::metadata(victim).unwrap().len();
@@ -268,18 +270,7 @@ fn damage_at_the_end_of_a_non_last_segment_is_an_error() {
 #[test]
 fn a_missing_middle_segment_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(
-        tmp.path(),
-        WalOptions {
-            segment_bytes_max: 200,
-        },
-    )
-    .unwrap();
-    for i in 1..=20 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
-    let paths = wal.segment_paths();
-    drop(wal);
+    let paths = write_segmented_log(tmp.path(), 20).segment_paths();
     fs::remove_file(&paths[1]).unwrap();
     match Wal::open(tmp.path()) {
         Err(StorageError::Corrupt {
@@ -314,17 +305,7 @@ fn recovery_replays_truncations_and_appends_over_many_reopens() {
 #[test]
 fn compaction_deletes_whole_segment_files_only() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open_with(
-        tmp.path(),
-        WalOptions {
-            segment_bytes_max: 200,
-        },
-    )
-    .unwrap();
-    for i in 1..=30 {
-        wal.append(&[entry(i, 1)]).unwrap();
-    }
-    wal.sync().unwrap();
+    let mut wal = write_segmented_log(tmp.path(), 30);
     let before = wal.segment_paths();
     let third_first = wal.first_index(); // 1
     assert_eq!(third_first, LogIndex(1));

@@ -469,6 +469,22 @@ pub struct Timed<T> {
     pub what: T,
 }
 
+impl<T> Timed<T> {
+    /// `what` at `at_ms` simulated milliseconds: one line of a fault script.
+    ///
+    /// ```
+    /// use raft_sim::scenario::{Fault, Timed};
+    /// let faults = vec![
+    ///     Timed::at(2_000, Fault::Crash { node: 0 }),
+    ///     Timed::at(4_000, Fault::Restart { node: 0 }),
+    /// ];
+    /// assert_eq!(faults[1].at_ms, 4_000);
+    /// ```
+    pub fn at(at_ms: u64, what: T) -> Timed<T> {
+        Timed { at_ms, what }
+    }
+}
+
 /// A whole run as data.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scenario {

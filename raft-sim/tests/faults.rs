@@ -27,13 +27,9 @@ fn run(s: Scenario) -> World {
     w
 }
 
-fn at(ms: u64, what: Fault) -> Timed<Fault> {
-    Timed { at_ms: ms, what }
-}
-
 #[test]
 fn a_paused_node_processes_nothing_until_it_resumes() {
-    let w = run(scenario(vec![at(
+    let w = run(scenario(vec![Timed::at(
         3_000,
         Fault::Pause { node: 0, ms: 2_000 },
     )]));
@@ -55,8 +51,8 @@ fn a_paused_node_processes_nothing_until_it_resumes() {
 #[test]
 fn a_crashed_node_restarts_from_its_disk_with_a_new_incarnation() {
     let w = run(scenario(vec![
-        at(3_000, Fault::Crash { node: 1 }),
-        at(4_000, Fault::Restart { node: 1 }),
+        Timed::at(3_000, Fault::Crash { node: 1 }),
+        Timed::at(4_000, Fault::Restart { node: 1 }),
     ]));
     assert_eq!(w.hosts[1].incarnation, 1);
     assert!(
@@ -80,8 +76,8 @@ fn the_cluster_survives_each_partition_shape_and_heals() {
         Shape::DeafInbound { node: 1 },
     ] {
         let w = run(scenario(vec![
-            at(2_000, Fault::Partition(shape.clone())),
-            at(5_000, Fault::Heal),
+            Timed::at(2_000, Fault::Partition(shape.clone())),
+            Timed::at(5_000, Fault::Heal),
         ]));
         assert!(
             w.report().acked_writes > 0,

@@ -40,10 +40,6 @@ fn run(seed: u64, knobs: Knobs, faults: Vec<Timed<Fault>>) -> World {
     w
 }
 
-fn at(ms: u64, what: Fault) -> Timed<Fault> {
-    Timed { at_ms: ms, what }
-}
-
 fn ms(t: Instant) -> u64 {
     t.0 / 1_000_000
 }
@@ -85,7 +81,10 @@ fn an_isolated_leader_steps_down_one_election_timeout_after_its_last_quorum_cont
         let w = run(
             seed,
             k.clone(),
-            vec![at(isolate_ms, Fault::Partition(Shape::IsolateLeader))],
+            vec![Timed::at(
+                isolate_ms,
+                Fault::Partition(Shape::IsolateLeader),
+            )],
         );
         let trace = records(&w);
         let isolated = Instant(isolate_ms * 1_000_000);
@@ -133,7 +132,7 @@ fn a_leader_that_removes_itself_hands_over_before_any_election_timeout() {
         let w = run(
             seed,
             k.clone(),
-            vec![at(remove_ms, Fault::RemoveMember { node: leader })],
+            vec![Timed::at(remove_ms, Fault::RemoveMember { node: leader })],
         );
         let trace = records(&w);
         let done = trace
@@ -195,17 +194,17 @@ fn a_restarted_node_grants_no_vote_that_could_cut_short_a_lease_it_backed() {
             seed,
             k.clone(),
             vec![
-                at(
+                Timed::at(
                     bridge_ms,
                     Fault::Partition(Shape::Bridge {
                         bridge: n,
                         left: vec![m],
                     }),
                 ),
-                at(crash_ms, Fault::Crash { node: n }),
-                at(crash_ms + 5, Fault::Partition(Shape::Isolate { node: l })),
-                at(crash_ms + 5, Fault::Restart { node: n }),
-                at(crash_ms + 4_000, Fault::Heal),
+                Timed::at(crash_ms, Fault::Crash { node: n }),
+                Timed::at(crash_ms + 5, Fault::Partition(Shape::Isolate { node: l })),
+                Timed::at(crash_ms + 5, Fault::Restart { node: n }),
+                Timed::at(crash_ms + 4_000, Fault::Heal),
             ],
         );
         let trace = records(&w);

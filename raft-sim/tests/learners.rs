@@ -29,10 +29,7 @@ fn saturated_join(seed: u64) -> Scenario {
     Scenario {
         seed,
         knobs,
-        faults: vec![Timed {
-            at_ms: 2_000,
-            what: Fault::AddMember,
-        }],
+        faults: vec![Timed::at(2_000, Fault::AddMember)],
     }
 }
 

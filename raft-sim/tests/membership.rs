@@ -30,10 +30,6 @@ fn run(s: Scenario) -> World {
     w
 }
 
-fn at(ms: u64, what: Fault) -> Timed<Fault> {
-    Timed { at_ms: ms, what }
-}
-
 fn lines(w: &World, needle: &str) -> Vec<String> {
     w.trace
         .tail(usize::MAX)
@@ -47,7 +43,7 @@ fn leadership_transfers_under_load_keep_every_acknowledged_write() {
     let faults = (1..=8)
         .map(|k| {
             let target = (k % 2 == 0).then_some(k % 3);
-            at(1_000 * k as u64, Fault::TransferLeadership { target })
+            Timed::at(1_000 * k as u64, Fault::TransferLeadership { target })
         })
         .collect();
     let w = run(scenario(3, faults));
@@ -74,9 +70,9 @@ fn a_removed_node_that_keeps_running_cannot_disrupt_the_cluster() {
         let w = run(scenario(
             5,
             vec![
-                at(2_500, Fault::Partition(Shape::Isolate { node: removed })),
-                at(3_000, Fault::RemoveMember { node: removed }),
-                at(6_000, Fault::Heal),
+                Timed::at(2_500, Fault::Partition(Shape::Isolate { node: removed })),
+                Timed::at(3_000, Fault::RemoveMember { node: removed }),
+                Timed::at(6_000, Fault::Heal),
             ],
         ));
         let done: Vec<_> = w
@@ -134,7 +130,7 @@ fn a_removed_node_that_keeps_running_cannot_disrupt_the_cluster() {
 
 #[test]
 fn a_node_added_mid_run_catches_up_and_becomes_a_voter() {
-    let w = run(scenario(3, vec![at(3_000, Fault::AddMember)]));
+    let w = run(scenario(3, vec![Timed::at(3_000, Fault::AddMember)]));
     assert_eq!(w.hosts.len(), 4, "the joiner's host was not created");
     let done = lines(&w, "nemesis add r");
     assert!(done[0].contains("MembershipChanged"), "{done:?}");
@@ -164,16 +160,16 @@ fn membership_changes_racing_leader_changes_stay_safe() {
         let mut faults = Vec::new();
         for round in 0..3u64 {
             let t = 1_500 + round * 2_800;
-            faults.push(at(t, Fault::AddMember));
-            faults.push(at(t + 5, Fault::Partition(Shape::IsolateLeader)));
-            faults.push(at(
+            faults.push(Timed::at(t, Fault::AddMember));
+            faults.push(Timed::at(t + 5, Fault::Partition(Shape::IsolateLeader)));
+            faults.push(Timed::at(
                 t + 1_200,
                 Fault::RemoveMember {
                     node: (round as usize + seed) % 3,
                 },
             ));
-            faults.push(at(t + 1_205, Fault::Partition(Shape::IsolateLeader)));
-            faults.push(at(t + 2_500, Fault::Heal));
+            faults.push(Timed::at(t + 1_205, Fault::Partition(Shape::IsolateLeader)));
+            faults.push(Timed::at(t + 2_500, Fault::Heal));
         }
         let mut s = scenario(5, faults);
         s.seed = seed as u64;
@@ -190,9 +186,9 @@ fn change_at_election_faults() -> Vec<Timed<Fault>> {
     let mut faults = Vec::new();
     for round in 0..3u64 {
         let t = 2_000 + round * 2_500;
-        faults.push(at(t, Fault::AddAtNextElection));
-        faults.push(at(t, Fault::Partition(Shape::IsolateLeader)));
-        faults.push(at(t + 2_000, Fault::Heal));
+        faults.push(Timed::at(t, Fault::AddAtNextElection));
+        faults.push(Timed::at(t, Fault::Partition(Shape::IsolateLeader)));
+        faults.push(Timed::at(t + 2_000, Fault::Heal));
     }
     faults
 }
@@ -201,7 +197,7 @@ fn change_at_election_faults() -> Vec<Timed<Fault>> {
 fn two_changes_faults() -> Vec<Timed<Fault>> {
     (0..4u64)
         .map(|k| {
-            at(
+            Timed::at(
                 2_000 + k * 1_500,
                 Fault::TwoChanges {
                     node: k as usize % 5,

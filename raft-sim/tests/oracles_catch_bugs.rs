@@ -118,10 +118,9 @@ fn lease_scenario(drift_ppm: i64) -> raft_sim::scenario::Scenario {
     let mut faults = Vec::new();
     for round in 0..3u64 {
         let t = 1_000 + round * 3_000;
-        let at = |ms, what| Timed { at_ms: ms, what };
-        faults.push(at(t, Fault::TransferLeadership { target: Some(0) }));
-        faults.push(at(t + 500, Fault::Partition(Shape::IsolateLeader)));
-        faults.push(at(t + 2_500, Fault::Heal));
+        faults.push(Timed::at(t, Fault::TransferLeadership { target: Some(0) }));
+        faults.push(Timed::at(t + 500, Fault::Partition(Shape::IsolateLeader)));
+        faults.push(Timed::at(t + 2_500, Fault::Heal));
     }
     // Seeds 7, 14 and 24 of 0..25 catch the stale read since runs start by
     // static bootstrap and commit notices to idle followers wait

@@ -43,10 +43,6 @@ fn run(seed: u64, knobs: Knobs, faults: Vec<Timed<Fault>>) -> World {
     w
 }
 
-fn at(ms: u64, what: Fault) -> Timed<Fault> {
-    Timed { at_ms: ms, what }
-}
-
 fn leader(w: &World) -> Option<usize> {
     w.hosts
         .iter()
@@ -63,15 +59,15 @@ fn leaders_crashing_mid_replication_never_commit_an_old_term_by_count() {
         for round in 0..5u64 {
             let t = 1_000 + round * 2_000;
             // Cut the leader off from most followers, let it take writes, crash it.
-            faults.push(at(t, Fault::Partition(Shape::IsolateLeader)));
-            faults.push(at(t + 300, Fault::Heal));
-            faults.push(at(
+            faults.push(Timed::at(t, Fault::Partition(Shape::IsolateLeader)));
+            faults.push(Timed::at(t + 300, Fault::Heal));
+            faults.push(Timed::at(
                 t + 310,
                 Fault::Crash {
                     node: (round as usize) % 5,
                 },
             ));
-            faults.push(at(
+            faults.push(Timed::at(
                 t + 1_200,
                 Fault::Restart {
                     node: (round as usize) % 5,
@@ -90,8 +86,8 @@ fn a_partitioned_node_rejoining_does_not_depose_the_leader() {
         1,
         quiet(knobs(5)),
         vec![
-            at(3_000, Fault::Partition(Shape::Isolate { node: 4 })),
-            at(9_000, Fault::Heal),
+            Timed::at(3_000, Fault::Partition(Shape::Isolate { node: 4 })),
+            Timed::at(9_000, Fault::Heal),
         ],
     );
     assert_eq!(w.report().leader_terms, 1, "one leader for the whole run");
@@ -111,8 +107,8 @@ fn a_follower_whose_conflicting_log_is_longer_than_the_leaders_converges() {
             seed,
             knobs(5),
             vec![
-                at(2_000, Fault::Partition(Shape::IsolateLeader)),
-                at(8_000, Fault::Heal),
+                Timed::at(2_000, Fault::Partition(Shape::IsolateLeader)),
+                Timed::at(8_000, Fault::Heal),
             ],
         );
         assert!(
@@ -136,7 +132,7 @@ fn a_leader_cut_off_from_all_followers_steps_down() {
         Scenario {
             seed: 2,
             knobs: quiet(knobs(3)),
-            faults: vec![at(3_000, Fault::Partition(Shape::IsolateLeader))],
+            faults: vec![Timed::at(3_000, Fault::Partition(Shape::IsolateLeader))],
         },
         Trace::new(2_000_000, false),
     );
@@ -170,8 +166,8 @@ fn a_snapshot_installed_while_entries_keep_streaming() {
         3,
         k,
         vec![
-            at(1_000, Fault::Crash { node: 2 }),
-            at(7_000, Fault::Restart { node: 2 }),
+            Timed::at(1_000, Fault::Crash { node: 2 }),
+            Timed::at(7_000, Fault::Restart { node: 2 }),
         ],
     );
     let installed = w
@@ -194,8 +190,8 @@ fn crashes_between_append_and_fsync_lose_nothing_acknowledged() {
         let mut faults = Vec::new();
         for round in 0..6u64 {
             let node = (round as usize + seed as usize) % 3;
-            faults.push(at(1_000 + round * 1_500, Fault::Crash { node }));
-            faults.push(at(1_700 + round * 1_500, Fault::Restart { node }));
+            faults.push(Timed::at(1_000 + round * 1_500, Fault::Crash { node }));
+            faults.push(Timed::at(1_700 + round * 1_500, Fault::Restart { node }));
         }
         let w = run(seed, k, faults);
         assert!(w.report().acked_writes > 0);
@@ -211,7 +207,7 @@ fn streams_breaking_mid_chunk_are_reopened_without_gaps() {
         k.net.bandwidth_bytes_per_s = 200_000;
         let mut faults = Vec::new();
         for round in 0..20u64 {
-            faults.push(at(
+            faults.push(Timed::at(
                 500 + round * 500,
                 Fault::BreakStreams {
                     node: (round % 3) as usize,

@@ -97,10 +97,10 @@ fn draws_faults_votes_and_the_failure_and_centers_the_window_on_it() {
     use crate::scenario::Timed;
     let mut scenario = scenario_from_seed(0, false, &Overrides::default());
     scenario.knobs.nodes = 3;
-    scenario.faults = vec![Timed {
-        at_ms: 1000,
-        what: Fault::Partition(Shape::Isolate { node: 2 }),
-    }];
+    scenario.faults = vec![Timed::at(
+        1000,
+        Fault::Partition(Shape::Isolate { node: 2 }),
+    )];
     let rec = |ms: u64, node: Option<usize>, text: &str| Record {
         at_ns: ms * 1_000_000,
         node,
