@@ -27,23 +27,27 @@ mod local;
 mod log;
 mod saturate;
 mod server;
+mod shutdown;
 
 use args::{Cli, NodeArgs, Start, Sub};
 use clap::Parser;
 use raft_core::{ClusterId, Duration as CoreDuration, NodeId, Role};
 use raft_io_std::{NodeConfig, RaftNode};
 use raft_kv::kv::{Kv, KvCommand};
-use std::io::Read;
+use shutdown::Shutdown;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// How often the main thread checks for a signal, a closed stdin or a stopped
-/// node, and the announcer for a new leadership.
+/// How often the announcer looks at the role while this node's HTTP address
+/// is not recorded (a new leader records it this soon).
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How often the main thread checks that the node still runs, and the
+/// announcer that the recorded HTTP address is still this node's.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often a follower whose HTTP address is not recorded asks the leader
 /// to record it.
@@ -75,29 +79,6 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-/// Set by SIGINT or SIGTERM (a second one kills at once), or when stdin closes.
-fn shutdown_flag(exit_on_stdin_close: bool) -> Result<Arc<AtomicBool>, String> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&flag))
-            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&flag)))
-            .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
-    }
-    if exit_on_stdin_close {
-        let flag = Arc::clone(&flag);
-        std::thread::Builder::new()
-            .name("stdin-watch".into())
-            .spawn(move || {
-                let mut sink = [0u8; 256];
-                let mut stdin = std::io::stdin();
-                while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-                flag.store(true, Ordering::SeqCst);
-            })
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(flag)
 }
 
 /// A flag clap requires whenever no subcommand is given.
@@ -164,7 +145,7 @@ fn serve(args: &NodeArgs) -> Result<(), String> {
             ));
         }
     }
-    let shutdown = shutdown_flag(args.exit_on_stdin_close)?;
+    let shutdown = Shutdown::install(args.exit_on_stdin_close)?;
     let http = required(args.http.as_deref(), "--http");
     let listener =
         TcpListener::bind(http).map_err(|e| format!("cannot listen for HTTP on {http}: {e}"))?;
@@ -290,15 +271,16 @@ fn become_member(node: &RaftNode, args: &NodeArgs) -> Result<NodeId, String> {
 
 /// Sees that the replicated state holds this node's HTTP address: as leader
 /// it proposes it; as follower it asks the leader to, over HTTP.
-fn announce_http(node: &RaftNode, kv: &Kv, id: NodeId, http: &str, shutdown: &AtomicBool) {
+fn announce_http(node: &RaftNode, kv: &Kv, id: NodeId, http: &str, shutdown: &Shutdown) {
     let agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(2)))
         .http_status_as_error(false)
         .build()
         .new_agent();
     let mut next_ask = Instant::now();
-    while !shutdown.load(Ordering::SeqCst) {
-        if kv.http_address(id).as_deref() != Some(http) {
+    loop {
+        let recorded = kv.http_address(id).as_deref() == Some(http);
+        if !recorded {
             match node.role() {
                 Role::Leader => {
                     let command = KvCommand::SetHttp {
@@ -329,20 +311,23 @@ fn announce_http(node: &RaftNode, kv: &Kv, id: NodeId, http: &str, shutdown: &At
                 _ => {}
             }
         }
-        // A wait for the next check of the role, not synchronization.
-        std::thread::sleep(POLL_INTERVAL);
+        // A wait for the next look at the role, not synchronization.
+        let pause = if recorded {
+            CHECK_INTERVAL
+        } else {
+            POLL_INTERVAL
+        };
+        if shutdown.wait(pause) {
+            return;
+        }
     }
 }
 
 /// Returns on SIGINT/SIGTERM, when stdin closes (if asked), or when the node
 /// stops by itself (a storage or FSM failure).
-fn wait_for_shutdown(node: &RaftNode, shutdown: &AtomicBool) {
-    let mut polls = 0u64;
-    while !shutdown.load(Ordering::SeqCst) {
-        std::thread::sleep(POLL_INTERVAL);
-        polls += 1;
-        // Every second: is the node still running?
-        if polls % 50 == 0 && node.metrics().is_err() {
+fn wait_for_shutdown(node: &RaftNode, shutdown: &Shutdown) {
+    while !shutdown.wait(CHECK_INTERVAL) {
+        if node.metrics().is_err() {
             tracing::error!("the node stopped");
             return;
         }
