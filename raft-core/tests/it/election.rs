@@ -318,22 +318,7 @@ fn a_candidate_with_an_older_log_is_refused() {
         kind: EntryKind::Nop,
         data: Default::default(),
     }];
-    let hs = HardState {
-        cluster_id: Some(ClusterId(9)),
-        term: Term(2),
-        vote: None,
-    };
-    let mut node = Node::new(
-        NodeOptions::new(n(3)),
-        RecoveredState {
-            hard_state: hs,
-            entries,
-            ..Default::default()
-        },
-        1,
-        Instant(0),
-    )
-    .unwrap();
+    let mut node = node_restarted(n(3), 2, entries);
     let req = Message {
         cluster_id: ClusterId(9),
         from: n(1),

@@ -12,6 +12,12 @@ pub const CLUSTER: ClusterId = ClusterId(9);
 
 /// A lone node of `CLUSTER` in `term`, with an empty log, no vote and no leader.
 pub fn node_in_term(id: NodeId, term: u64) -> Node {
+    node_restarted(id, term, Vec::new())
+}
+
+/// A lone node of `CLUSTER` restarted in `term` with `entries` on its disk
+/// (no snapshot), no vote and no leader.
+pub fn node_restarted(id: NodeId, term: u64, entries: Vec<LogEntry>) -> Node {
     let hard_state = HardState {
         cluster_id: Some(CLUSTER),
         term: Term(term),
@@ -21,12 +27,13 @@ pub fn node_in_term(id: NodeId, term: u64) -> Node {
         NodeOptions::new(id),
         RecoveredState {
             hard_state,
+            entries,
             ..Default::default()
         },
         1,
         Instant(0),
     )
-    .expect("a fresh node")
+    .expect("a consistent log")
 }
 
 /// When a node built by `node_in_term` first grants votes: it recovered a

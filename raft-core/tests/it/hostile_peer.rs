@@ -38,7 +38,19 @@ struct Follower {
 
 impl Follower {
     fn new() -> Follower {
-        let entries = (1..=10).map(|i| e(i, i.div_ceil(2))).collect();
+        let mut f = Follower::restarted(None, (1..=10).map(|i| e(i, i.div_ceil(2))).collect());
+        let actions = f.frame(chunk((10, 5), 10, vec![]));
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Refused { .. })),
+            "{actions:?}"
+        );
+        assert_eq!(f.node.commit_index(), LogIndex(10));
+        f
+    }
+
+    /// A follower in term 6 restarted from `snapshot` and `entries`, with the
+    /// stream it opened at the leader's first heartbeat; nothing committed.
+    fn restarted(snapshot: Option<SnapshotMeta>, entries: Vec<LogEntry>) -> Follower {
         let mut node = Node::new(
             NodeOptions::new(ME),
             RecoveredState {
@@ -47,7 +59,7 @@ impl Follower {
                     term: Term(TERM),
                     vote: None,
                 },
-                snapshot: None,
+                snapshot,
                 entries,
                 stored: None,
             },
@@ -60,18 +72,11 @@ impl Follower {
             Event::MessageReceived(heartbeat(LEADER, ME, TERM, 0)),
         );
         let stream = opened_stream(&actions);
-        let mut f = Follower {
+        Follower {
             node,
             stream,
             now: Instant(1),
-        };
-        let actions = f.frame(chunk((10, 5), 10, vec![]));
-        assert!(
-            !actions.iter().any(|a| matches!(a, Action::Refused { .. })),
-            "{actions:?}"
-        );
-        assert_eq!(f.node.commit_index(), LogIndex(10));
-        f
+        }
     }
 
     fn frame(&mut self, frame: Frame) -> Vec<Action> {
@@ -872,36 +877,11 @@ fn a_follower_that_truncates_an_uncommitted_config_entry_returns_to_the_config_b
 /// entries it lacks, and truncates nothing.
 #[test]
 fn a_chunk_reaching_back_below_the_snapshot_appends_only_the_new_entries() {
-    let mut node = Node::new(
-        NodeOptions::new(ME),
-        RecoveredState {
-            hard_state: HardState {
-                cluster_id: Some(CLUSTER),
-                term: Term(TERM),
-                vote: None,
-            },
-            snapshot: Some(snapshot_meta(5, 3)),
-            entries: (6..=10).map(|i| e(i, i.div_ceil(2))).collect(),
-            stored: None,
-        },
-        7,
-        Instant(0),
-    )
-    .expect("a consistent log");
-    let actions = node.step(
-        Instant(1),
-        Event::MessageReceived(heartbeat(LEADER, ME, TERM, 0)),
-    );
-    let stream = opened_stream(&actions);
+    let restored = (6..=10).map(|i| e(i, i.div_ceil(2))).collect();
+    let mut f = Follower::restarted(Some(snapshot_meta(5, 3)), restored);
     let mut entries: Vec<LogEntry> = (3..=10).map(|i| e(i, i.div_ceil(2))).collect();
     entries.extend([e(11, 6), e(12, 6)]);
-    let actions = node.step(
-        Instant(2),
-        Event::FrameReceived {
-            stream,
-            frame: chunk((2, 1), 10, entries),
-        },
-    );
+    let actions = f.frame(chunk((2, 1), 10, entries));
     assert!(
         !actions
             .iter()
@@ -912,9 +892,9 @@ fn a_chunk_reaching_back_below_the_snapshot_appends_only_the_new_entries() {
         actions.contains(&Action::AppendLog(vec![e(11, 6), e(12, 6)].into())),
         "{actions:?}"
     );
-    assert_eq!(node.last_index(), LogIndex(12));
-    assert_eq!(node.commit_index(), LogIndex(10));
-    node.check_invariants();
+    assert_eq!(f.node.last_index(), LogIndex(12));
+    assert_eq!(f.node.commit_index(), LogIndex(10));
+    f.node.check_invariants();
 }
 
 /// A transfer cut short is offered for resume only while it would still be

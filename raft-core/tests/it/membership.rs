@@ -476,6 +476,31 @@ fn add_slow_learner(c: &mut Cluster, leader: NodeId) -> NodeId {
     node
 }
 
+/// Three voters that promote a learner trailing by at most `lag` entries,
+/// and a learner added with a disk the test drives.
+fn with_slow_learner(lag: u64) -> (Cluster, NodeId, NodeId) {
+    let mut c = Cluster::with_options(
+        3,
+        NodeOptions {
+            promotion_lag_entries: lag,
+            ..NodeOptions::new(n(1))
+        },
+    );
+    let leader = c.leader().unwrap();
+    let learner = add_slow_learner(&mut c, leader);
+    (c, leader, learner)
+}
+
+/// Makes the learner durable through all but the last `behind` entries of
+/// the leader's log and lets 5 ms pass; whether it is then a voter.
+fn learner_durable_but(c: &mut Cluster, leader: NodeId, learner: NodeId, behind: u64) -> bool {
+    let last = c.node(leader).last_index();
+    c.persist(learner, LogIndex(last.0.saturating_sub(behind)));
+    c.settle();
+    c.run_for(Duration::from_millis(5));
+    role_of(c, leader, learner) == MemberRole::Voter
+}
+
 fn role_of(c: &Cluster, leader: NodeId, id: NodeId) -> MemberRole {
     c.node(leader).config().member(id).unwrap().role
 }
@@ -493,10 +518,7 @@ fn a_learner_is_promoted_under_constant_writes_though_it_never_reaches_the_commi
         c.settle();
         let last = c.node(leader).last_index();
         assert_eq!(c.node(leader).commit_index(), last);
-        c.persist(learner, LogIndex(last.0 - 1));
-        c.settle();
-        c.run_for(Duration::from_millis(5));
-        if role_of(&c, leader, learner) == MemberRole::Voter {
+        if learner_durable_but(&mut c, leader, learner, 1) {
             promoted_at = Some(step);
             break;
         }
@@ -628,25 +650,13 @@ fn a_learner_whose_catch_up_rounds_outlast_an_election_timeout_stays_a_learner()
 
 #[test]
 fn a_learner_trailing_by_more_than_the_promotion_lag_stays_a_learner() {
-    let mut c = Cluster::with_options(
-        3,
-        NodeOptions {
-            promotion_lag_entries: 4,
-            ..NodeOptions::new(n(1))
-        },
-    );
-    let leader = c.leader().unwrap();
-    let learner = add_slow_learner(&mut c, leader);
+    let (mut c, leader, learner) = with_slow_learner(4);
     for step in 0..100 {
         for k in 0..6 {
             c.propose(format!("w{step}.{k}").as_bytes());
         }
         c.settle();
-        let last = c.node(leader).last_index();
-        c.persist(learner, LogIndex(last.0 - 5));
-        c.settle();
-        c.run_for(Duration::from_millis(5));
-        assert_eq!(role_of(&c, leader, learner), MemberRole::Learner);
+        assert!(!learner_durable_but(&mut c, leader, learner, 5));
     }
 }
 
@@ -654,26 +664,14 @@ fn a_learner_trailing_by_more_than_the_promotion_lag_stays_a_learner() {
 fn a_learner_trailing_by_exactly_the_promotion_lag_is_promoted() {
     // The bound is "at most": a learner as far behind as it allows counts as
     // caught up (the same steps as above, one entry closer).
-    let mut c = Cluster::with_options(
-        3,
-        NodeOptions {
-            promotion_lag_entries: 4,
-            ..NodeOptions::new(n(1))
-        },
-    );
-    let leader = c.leader().unwrap();
-    let learner = add_slow_learner(&mut c, leader);
+    let (mut c, leader, learner) = with_slow_learner(4);
     let mut promoted = false;
     for step in 0..100 {
         for k in 0..4 {
             c.propose(format!("w{step}.{k}").as_bytes());
         }
         c.settle();
-        let last = c.node(leader).last_index();
-        c.persist(learner, LogIndex(last.0 - 4));
-        c.settle();
-        c.run_for(Duration::from_millis(5));
-        if role_of(&c, leader, learner) == MemberRole::Voter {
+        if learner_durable_but(&mut c, leader, learner, 4) {
             promoted = true;
             break;
         }
@@ -771,10 +769,7 @@ fn a_learner_the_leader_compacted_past_is_not_promoted_until_it_holds_the_base()
             compacted = true;
             break;
         }
-        c.persist(learner, LogIndex(last.0.saturating_sub(5)));
-        c.settle();
-        c.run_for(Duration::from_millis(5));
-        assert_eq!(role_of(&c, leader, learner), MemberRole::Learner);
+        assert!(!learner_durable_but(&mut c, leader, learner, 5));
     }
     assert!(
         compacted,

@@ -156,23 +156,7 @@ fn a_follower_never_applies_past_what_the_current_leader_validated() {
         e(2, 1, EntryKind::Command, Bytes::from_static(b"stale")),
         e(3, 1, EntryKind::Command, Bytes::from_static(b"stale")),
     ];
-    let hs = HardState {
-        cluster_id: Some(ClusterId(9)),
-        term: Term(1),
-        vote: None,
-    };
-    let mut node = Node::new(
-        NodeOptions::new(n(2)),
-        RecoveredState {
-            hard_state: hs,
-            entries,
-            snapshot: None,
-            stored: None,
-        },
-        3,
-        Instant(0),
-    )
-    .unwrap();
+    let mut node = node_restarted(n(2), 1, entries);
     let hb = heartbeat(n(1), n(2), 2, 3);
     let actions = node.step(Instant(1), Event::MessageReceived(hb));
     assert!(
@@ -238,11 +222,6 @@ fn a_follower_never_applies_past_what_the_current_leader_validated() {
 
 #[test]
 fn a_chunk_that_does_not_match_makes_the_follower_reopen_with_a_lower_probe() {
-    let hs = HardState {
-        cluster_id: Some(ClusterId(9)),
-        term: Term(3),
-        vote: None,
-    };
     let e = |index: u64, term: u64| LogEntry {
         index: LogIndex(index),
         term: Term(term),
@@ -250,18 +229,7 @@ fn a_chunk_that_does_not_match_makes_the_follower_reopen_with_a_lower_probe() {
         data: Bytes::new(),
     };
     let entries = vec![e(1, 1), e(2, 1), e(3, 2), e(4, 2)];
-    let mut node = Node::new(
-        NodeOptions::new(n(2)),
-        RecoveredState {
-            hard_state: hs,
-            entries,
-            snapshot: None,
-            stored: None,
-        },
-        3,
-        Instant(0),
-    )
-    .unwrap();
+    let mut node = node_restarted(n(2), 3, entries);
     let hb = heartbeat(n(1), n(2), 3, 0);
     let actions = node.step(Instant(1), Event::MessageReceived(hb));
     let stream = opened_stream(&actions);
