@@ -32,8 +32,11 @@ fn world(seed: u64) -> World {
 }
 
 /// Every fact recorded from now on, with its time.
-fn facts(w: &mut World) -> Rc<RefCell<Vec<(Instant, Fact)>>> {
-    let seen: Rc<RefCell<Vec<(Instant, Fact)>>> = Rc::default();
+/// What the trace saw, by time, shared with the trace's callback.
+type Seen = Rc<RefCell<Vec<(Instant, Fact)>>>;
+
+fn facts(w: &mut World) -> Seen {
+    let seen: Seen = Rc::default();
     let sink = seen.clone();
     w.on_trace(move |r| sink.borrow_mut().push((r.at, r.fact.clone())));
     seen
@@ -67,6 +70,32 @@ fn once(
         done |= hit;
         hit.then_some(treatment)
     }
+}
+
+/// A world of `seed` where, once a leader is elected, the first packet
+/// `pick` matches from it to a follower is delayed by `delay`; run to 5 s.
+/// Returns the leader, the follower and what the trace saw.
+fn delayed_once(seed: u64, pick: fn(Packet<'_>) -> bool, delay: Duration) -> (usize, usize, Seen) {
+    let mut w = world(seed);
+    let (leader, follower) = leader_and_follower(&mut w);
+    let seen = facts(&mut w);
+    w.intercept(once(leader, follower, pick, Treatment::Delay(delay)));
+    w.run_until(Instant(5 * S));
+    (leader, follower, seen)
+}
+
+/// When the first delayed packet was due.
+fn delayed_at(seen: &[(Instant, Fact)]) -> Option<Instant> {
+    seen.iter().find_map(|(at, f)| {
+        matches!(
+            f,
+            Fact::Intercepted {
+                treatment: Treatment::Delay(_),
+                ..
+            }
+        )
+        .then_some(*at)
+    })
 }
 
 /// Heartbeats delivered on `from -> to`, by time, with their round.
@@ -165,31 +194,10 @@ fn a_reordered_datagram_arrives_right_after_the_next_one_on_its_link() {
 
 #[test]
 fn a_delayed_datagram_arrives_that_much_later() {
-    let mut w = world(24);
-    let (leader, follower) = leader_and_follower(&mut w);
-    let seen = facts(&mut w);
     let delay = Duration::from_millis(400);
-    w.intercept(once(
-        leader,
-        follower,
-        is_heartbeat,
-        Treatment::Delay(delay),
-    ));
-    w.run_until(Instant(5 * S));
+    let (leader, follower, seen) = delayed_once(24, is_heartbeat, delay);
     let seen = seen.borrow();
-    let at = seen
-        .iter()
-        .find(|(_, f)| {
-            matches!(
-                f,
-                Fact::Intercepted {
-                    treatment: Treatment::Delay(_),
-                    ..
-                }
-            )
-        })
-        .map(|(at, _)| *at)
-        .expect("a heartbeat within 2 s");
+    let at = delayed_at(&seen).expect("a heartbeat within 2 s");
     let beats = heartbeats(&seen, leader, follower);
     let late = beats
         .iter()
@@ -273,31 +281,10 @@ fn a_held_frame_holds_the_rest_of_its_stream_until_released_then_all_arrive_in_o
 
 #[test]
 fn a_delayed_frame_delays_every_frame_behind_it_on_its_stream() {
-    let mut w = world(26);
-    let (leader, follower) = leader_and_follower(&mut w);
-    let seen = facts(&mut w);
     let delay = Duration::from_millis(300);
-    w.intercept(once(
-        leader,
-        follower,
-        is_chunk_with_entries,
-        Treatment::Delay(delay),
-    ));
-    w.run_until(Instant(5 * S));
+    let (_, follower, seen) = delayed_once(26, is_chunk_with_entries, delay);
     let seen = seen.borrow();
-    let due = seen
-        .iter()
-        .find(|(_, f)| {
-            matches!(
-                f,
-                Fact::Intercepted {
-                    treatment: Treatment::Delay(_),
-                    ..
-                }
-            )
-        })
-        .map(|(at, _)| *at)
-        .expect("the leader streamed entries within 2 s");
+    let due = delayed_at(&seen).expect("the leader streamed entries within 2 s");
     let until = Instant(due.0 + delay.as_nanos());
     let chunks = chunks_to(&seen, follower);
     let (first, stream) = (chunks[0].0, chunks[0].1);
