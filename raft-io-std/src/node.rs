@@ -88,7 +88,8 @@ struct DirLock {
 
 impl DirLock {
     fn acquire(dir: &Path) -> Result<DirLock> {
-        std::fs::create_dir_all(dir)?;
+        // Durably (see `create_data_dir`); canonicalizing needs it to exist.
+        storage::create_data_dir(dir)?;
         let dir = dir.canonicalize()?;
         let mut open = OPEN_DIRS.lock().unwrap_or_else(|e| e.into_inner());
         if !open.insert(dir.clone()) {

@@ -84,6 +84,13 @@ fn has_segment(wal_dir: &Path) -> Result<bool, StorageError> {
     }
     Ok(false)
 }
+/// Creates a node's data directory `dir` (and its missing parents) if
+/// missing, with every new directory's entry fsynced in its parent: the hard
+/// state and the log inside it are only as durable as the directory itself.
+pub(crate) fn create_data_dir(dir: &Path) -> Result<(), StorageError> {
+    durable::create_dir(dir, &std::sync::atomic::AtomicU64::new(0))
+}
+
 /// The snapshots' subdirectory.
 pub const SNAPSHOT_DIR: &str = "snapshots";
 
