@@ -168,7 +168,12 @@ pub fn open_within(
     let snapshot = snapshots.latest()?;
     let wal_dir = dir.join(WAL_DIR);
     let marker = dir.join(LOG_MARKER_FILE);
-    if marker.exists() && !has_segment(&wal_dir)? {
+    // `exists()` would read a marker it cannot check (EIO) as no marker, and
+    // the log it guards would silently restart empty.
+    let marked = marker
+        .try_exists()
+        .map_err(|e| StorageError::io("check", &marker, e))?;
+    if marked && !has_segment(&wal_dir)? {
         // Wal::open would start an empty log here and every entry this node
         // held, acknowledged ones included, would be silently forgotten.
         return Err(StorageError::Inconsistent {
@@ -181,7 +186,7 @@ pub fn open_within(
         });
     }
     let (mut wal, recovered) = Wal::open_within(&wal_dir, options.wal.clone(), cache_bytes_max)?;
-    if !marker.exists() {
+    if !marked {
         // The log exists from now on (Wal::open keeps at least one segment).
         let fsyncs = wal.metrics();
         durable::write_atomically(
