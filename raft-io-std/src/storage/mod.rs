@@ -247,3 +247,67 @@ pub fn open_within(
         torn_tail: recovered.torn_tail,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::durable::synced_dirs;
+    use super::*;
+    use raft_core::{EntryKind, HardState, LogEntry, LogIndex, SnapshotMeta, Term};
+    use std::io::Write;
+
+    #[test]
+    fn reopening_makes_the_directory_entries_a_killed_process_left_unsynced_durable() {
+        // A process killed between a rename (a new segment, the hard state,
+        // a received snapshot) and the fsync of its directory leaves the new
+        // file visible but not durable. The next process reads it and acts on
+        // it (reports the entries durable, votes again for the same
+        // candidate, resets the log after the snapshot): a power cut then
+        // takes it away under those acts. So an open makes the entries it
+        // reads durable, as it already does for the last segment's bytes.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut opened = open(dir, &StorageOptions::default()).unwrap();
+        let entry = LogEntry {
+            index: LogIndex(1),
+            term: Term(1),
+            kind: EntryKind::Command,
+            data: bytes::Bytes::from_static(b"x"),
+        };
+        opened.wal.append(&[entry]).unwrap();
+        opened.wal.sync().unwrap();
+        let hard = HardState {
+            term: Term(1),
+            ..HardState::default()
+        };
+        opened.hard_state.save(&hard).unwrap();
+        let meta = SnapshotMeta {
+            index: LogIndex(1),
+            term: Term(1),
+            config: raft_core::Config::default(),
+        };
+        let mut writer = opened.snapshots.create(meta).unwrap();
+        writer.write_all(b"state").unwrap();
+        writer.finish().unwrap();
+        let (mut identity, _) = IdentityStore::open(dir).unwrap();
+        identity
+            .save(&Identity {
+                node_id: raft_core::NodeId(1),
+                cluster_id: None,
+            })
+            .unwrap();
+        drop(opened);
+
+        synced_dirs::take();
+        IdentityStore::open(dir).unwrap();
+        let reopened = open(dir, &StorageOptions::default()).unwrap();
+        assert_eq!(reopened.state.hard_state, hard);
+        let synced = synced_dirs::take();
+        for wanted in [dir.to_path_buf(), dir.join(WAL_DIR), dir.join(SNAPSHOT_DIR)] {
+            assert!(
+                synced.contains(&wanted),
+                "{} not fsynced on open; synced: {synced:?}",
+                wanted.display()
+            );
+        }
+    }
+}
