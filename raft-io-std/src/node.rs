@@ -207,6 +207,17 @@ impl RaftNode {
                     "the identity and the hard state name different clusters",
                 ));
             }
+            // An initialize killed after the core persisted the new cluster's
+            // hard state but before its first entry was durable: nothing of
+            // that cluster was committed or seen by anyone, and a node with
+            // its cluster id but no configuration could never be initialized,
+            // bootstrapped or joined again. Forget the cluster (the term stays:
+            // terms never go back) and wait for `initialize` anew.
+            (Some(i), Some(_)) if i.cluster_id.is_none() && !has_log => {
+                state.hard_state.cluster_id = None;
+                hard_state.save(&state.hard_state)?;
+                None
+            }
             (Some(i), Some(_)) => Some(i.node_id),
             (Some(i), None) => match i.cluster_id {
                 // A joiner that crashed between recording its identity and its hard state.
