@@ -88,7 +88,8 @@ struct DirLock {
 
 impl DirLock {
     fn acquire(dir: &Path) -> Result<DirLock> {
-        std::fs::create_dir_all(dir)?;
+        // Durably (see `create_data_dir`); canonicalizing needs it to exist.
+        storage::create_data_dir(dir)?;
         let dir = dir.canonicalize()?;
         let mut open = OPEN_DIRS.lock().unwrap_or_else(|e| e.into_inner());
         if !open.insert(dir.clone()) {
@@ -205,6 +206,17 @@ impl RaftNode {
                 return Err(inconsistent(
                     "the identity and the hard state name different clusters",
                 ));
+            }
+            // An initialize killed after the core persisted the new cluster's
+            // hard state but before its first entry was durable: nothing of
+            // that cluster was committed or seen by anyone, and a node with
+            // its cluster id but no configuration could never be initialized,
+            // bootstrapped or joined again. Forget the cluster (the term stays:
+            // terms never go back) and wait for `initialize` anew.
+            (Some(i), Some(_)) if i.cluster_id.is_none() && !has_log => {
+                state.hard_state.cluster_id = None;
+                hard_state.save(&state.hard_state)?;
+                None
             }
             (Some(i), Some(_)) => Some(i.node_id),
             (Some(i), None) => match i.cluster_id {

@@ -720,3 +720,49 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         std::thread::park();
     }
 }
+
+/// `initialize` persists the hard state (the new cluster id, term 1, its own
+/// vote) before the log writer makes the cluster's first entry durable. A
+/// node killed in between must be able to initialize again: nothing of that
+/// cluster was committed or seen by anyone. It used to restart as a member of
+/// a cluster with no configuration, refusing `initialize` (already
+/// initialized), `bootstrap` and `join` alike, never electing a leader: the
+/// directory could only be wiped.
+#[test]
+fn an_initialize_killed_before_its_first_entry_was_durable_can_be_repeated() {
+    use raft_core::{ClusterId, HardState, NodeId, Term};
+    use raft_io_std::storage::{self, Identity, IdentityStore, StorageOptions};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // The directory as that kill leaves it.
+        let (mut identity, _) = IdentityStore::open(dir.path()).unwrap();
+        identity
+            .save(&Identity {
+                node_id: NodeId(1),
+                cluster_id: None,
+            })
+            .unwrap();
+        let mut opened = storage::open(dir.path(), &StorageOptions::default()).unwrap();
+        opened
+            .hard_state
+            .save(&HardState {
+                cluster_id: Some(ClusterId(0x5EED)),
+                term: Term(1),
+                vote: Some(NodeId(1)),
+            })
+            .unwrap();
+    }
+    let applied = Applied::default();
+    let node = RaftNode::open(
+        dir.path(),
+        config("127.0.0.1:0", |_| {}),
+        ListFsm(applied.clone()),
+    )
+    .unwrap();
+    let cluster = node.initialize().unwrap();
+    assert_ne!(cluster, ClusterId(0x5EED), "a new cluster");
+    let index = node.propose("after the restart").unwrap();
+    node.wait_applied(index, PATIENCE).unwrap();
+    assert_eq!(applied.commands(), vec!["after the restart".to_string()]);
+    node.close().unwrap();
+}

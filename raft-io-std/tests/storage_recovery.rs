@@ -858,6 +858,39 @@ fn a_data_directory_whose_log_was_deleted_is_refused() {
     }
 }
 
+/// The log marker is what tells a lost log from a new one: a marker that
+/// cannot be checked (here a symbolic link to itself, ELOOP; on a failing disk
+/// EIO) must stop the open, never count as "no marker", which would start an
+/// empty log and forget every acknowledged entry.
+#[cfg(unix)]
+#[test]
+fn a_log_marker_that_cannot_be_checked_stops_the_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut wal = storage::open(tmp.path(), &StorageOptions::default())
+        .unwrap()
+        .wal;
+    wal.append(&entries(1..=5, 1)).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    for f in fs::read_dir(tmp.path().join(storage::WAL_DIR)).unwrap() {
+        fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let marker = tmp.path().join(storage::LOG_MARKER_FILE);
+    fs::remove_file(&marker).unwrap();
+    std::os::unix::fs::symlink(&marker, &marker).unwrap();
+    match storage::open(tmp.path(), &StorageOptions::default()) {
+        Err(err @ StorageError::Io { .. }) => {
+            assert!(err.to_string().contains(storage::LOG_MARKER_FILE), "{err}")
+        }
+        Ok(opened) => panic!(
+            "opened with an empty log from {} to {}",
+            opened.wal.first_index(),
+            opened.wal.last_index()
+        ),
+        Err(other) => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_fresh_data_directory_opens_twice() {
     let tmp = tempfile::tempdir().unwrap();

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Makes the directory entries of `dir` (creations, renames, removals) durable.
 pub(crate) fn sync_dir(dir: &Path, fsyncs: &AtomicU64) -> Result<(), StorageError> {
+    #[cfg(test)]
+    synced_dirs::record(dir);
     let handle = File::open(dir).map_err(|e| StorageError::io("open directory", dir, e))?;
     fsyncs.fetch_add(1, Ordering::Relaxed);
     handle
@@ -86,6 +88,28 @@ pub(crate) fn remove_file_lazily(path: &Path) -> Result<(), StorageError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StorageError::io("remove", path, e)),
+    }
+}
+
+/// A record of the directories this thread fsynced, so tests can check that
+/// a new file's or directory's entry was made durable (no fault injection
+/// can observe a missing directory fsync short of a power cut).
+#[cfg(test)]
+pub(crate) mod synced_dirs {
+    use std::cell::RefCell;
+    use std::path::{Path, PathBuf};
+
+    thread_local! {
+        static SYNCED: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(crate) fn record(dir: &Path) {
+        SYNCED.with(|s| s.borrow_mut().push(dir.to_path_buf()));
+    }
+
+    /// The directories fsynced on this thread since the last call.
+    pub(crate) fn take() -> Vec<PathBuf> {
+        SYNCED.with(|s| std::mem::take(&mut *s.borrow_mut()))
     }
 }
 

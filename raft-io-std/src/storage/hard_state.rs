@@ -57,11 +57,18 @@ impl HardStateStore {
         durable::remove_file_lazily(&dir.join(format!("{HARD_STATE_FILE}.tmp")))?;
         let state = match fs::read(&path) {
             Ok(bytes) => {
-                decode_hard_state(&bytes).map_err(|(offset, reason)| StorageError::Corrupt {
-                    path: path.clone(),
-                    offset,
-                    reason,
-                })?
+                let state = decode_hard_state(&bytes).map_err(|(offset, reason)| {
+                    StorageError::Corrupt {
+                        path: path.clone(),
+                        offset,
+                        reason,
+                    }
+                })?;
+                // A save killed between its rename and its directory fsync
+                // left this state visible but not durable: make it durable
+                // before the node votes or campaigns on it.
+                durable::sync_dir(&dir, &fsyncs)?;
+                state
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => HardState::default(),
             Err(e) => return Err(StorageError::io("read", &path, e)),

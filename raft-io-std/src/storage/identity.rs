@@ -76,18 +76,22 @@ impl IdentityStore {
         durable::create_dir(&dir, &fsyncs)?;
         durable::remove_file_lazily(&dir.join(format!("{IDENTITY_FILE}.tmp")))?;
         let path = dir.join(IDENTITY_FILE);
-        let identity =
-            match fs::read(&path) {
-                Ok(bytes) => Some(decode_identity(&bytes).map_err(|(offset, reason)| {
-                    StorageError::Corrupt {
+        let identity = match fs::read(&path) {
+            Ok(bytes) => {
+                let identity =
+                    decode_identity(&bytes).map_err(|(offset, reason)| StorageError::Corrupt {
                         path: path.clone(),
                         offset,
                         reason,
-                    }
-                })?),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => return Err(StorageError::io("read", &path, e)),
-            };
+                    })?;
+                // As for the hard state: a save killed before its
+                // directory fsync must not be acted on undurably.
+                durable::sync_dir(&dir, &fsyncs)?;
+                Some(identity)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(StorageError::io("read", &path, e)),
+        };
         Ok((IdentityStore { dir, path, fsyncs }, identity))
     }
 

@@ -30,7 +30,9 @@ impl DataDirLock {
     /// [`StorageError::Locked`] naming the directory and, when the file says,
     /// the holder's pid.
     pub fn acquire(dir: &Path) -> Result<DataDirLock, StorageError> {
-        std::fs::create_dir_all(dir).map_err(|e| StorageError::io("create directory", dir, e))?;
+        // Durably: everything the node stores lives in `dir`, so its entry
+        // in its parent must survive a crash as surely as the files in it.
+        super::create_data_dir(dir)?;
         let path = dir.join(LOCK_FILE);
         let mut file = OpenOptions::new()
             .read(true)
@@ -87,5 +89,27 @@ mod tests {
         }
         drop(held);
         DataDirLock::acquire(dir.path()).expect("released on drop");
+    }
+
+    #[test]
+    fn a_new_data_directory_is_made_durable_in_its_parent_before_anything_is_written_in_it() {
+        // The node's vote and log live inside the data directory: if its own
+        // entry in its parent (and any parent created with it) is not
+        // fsynced, a power cut can take the whole directory away after the
+        // node acknowledged entries or voted, and it restarts as a new node.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a").join("node");
+        super::super::durable::synced_dirs::take();
+        let _held = DataDirLock::acquire(&dir).unwrap();
+        crate::storage::IdentityStore::open(&dir).unwrap();
+        crate::storage::open(&dir, &crate::storage::StorageOptions::default()).unwrap();
+        let synced = super::super::durable::synced_dirs::take();
+        for parent in [tmp.path(), &tmp.path().join("a")] {
+            assert!(
+                synced.iter().any(|d| d == parent),
+                "{} never fsynced after creating its child; synced: {synced:?}",
+                parent.display()
+            );
+        }
     }
 }

@@ -84,6 +84,13 @@ fn has_segment(wal_dir: &Path) -> Result<bool, StorageError> {
     }
     Ok(false)
 }
+/// Creates a node's data directory `dir` (and its missing parents) if
+/// missing, with every new directory's entry fsynced in its parent: the hard
+/// state and the log inside it are only as durable as the directory itself.
+pub(crate) fn create_data_dir(dir: &Path) -> Result<(), StorageError> {
+    durable::create_dir(dir, &std::sync::atomic::AtomicU64::new(0))
+}
+
 /// The snapshots' subdirectory.
 pub const SNAPSHOT_DIR: &str = "snapshots";
 
@@ -161,7 +168,12 @@ pub fn open_within(
     let snapshot = snapshots.latest()?;
     let wal_dir = dir.join(WAL_DIR);
     let marker = dir.join(LOG_MARKER_FILE);
-    if marker.exists() && !has_segment(&wal_dir)? {
+    // `exists()` would read a marker it cannot check (EIO) as no marker, and
+    // the log it guards would silently restart empty.
+    let marked = marker
+        .try_exists()
+        .map_err(|e| StorageError::io("check", &marker, e))?;
+    if marked && !has_segment(&wal_dir)? {
         // Wal::open would start an empty log here and every entry this node
         // held, acknowledged ones included, would be silently forgotten.
         return Err(StorageError::Inconsistent {
@@ -174,7 +186,7 @@ pub fn open_within(
         });
     }
     let (mut wal, recovered) = Wal::open_within(&wal_dir, options.wal.clone(), cache_bytes_max)?;
-    if !marker.exists() {
+    if !marked {
         // The log exists from now on (Wal::open keeps at least one segment).
         let fsyncs = wal.metrics();
         durable::write_atomically(
@@ -234,4 +246,68 @@ pub fn open_within(
         },
         torn_tail: recovered.torn_tail,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::durable::synced_dirs;
+    use super::*;
+    use raft_core::{EntryKind, HardState, LogEntry, LogIndex, SnapshotMeta, Term};
+    use std::io::Write;
+
+    #[test]
+    fn reopening_makes_the_directory_entries_a_killed_process_left_unsynced_durable() {
+        // A process killed between a rename (a new segment, the hard state,
+        // a received snapshot) and the fsync of its directory leaves the new
+        // file visible but not durable. The next process reads it and acts on
+        // it (reports the entries durable, votes again for the same
+        // candidate, resets the log after the snapshot): a power cut then
+        // takes it away under those acts. So an open makes the entries it
+        // reads durable, as it already does for the last segment's bytes.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut opened = open(dir, &StorageOptions::default()).unwrap();
+        let entry = LogEntry {
+            index: LogIndex(1),
+            term: Term(1),
+            kind: EntryKind::Command,
+            data: bytes::Bytes::from_static(b"x"),
+        };
+        opened.wal.append(&[entry]).unwrap();
+        opened.wal.sync().unwrap();
+        let hard = HardState {
+            term: Term(1),
+            ..HardState::default()
+        };
+        opened.hard_state.save(&hard).unwrap();
+        let meta = SnapshotMeta {
+            index: LogIndex(1),
+            term: Term(1),
+            config: raft_core::Config::default(),
+        };
+        let mut writer = opened.snapshots.create(meta).unwrap();
+        writer.write_all(b"state").unwrap();
+        writer.finish().unwrap();
+        let (mut identity, _) = IdentityStore::open(dir).unwrap();
+        identity
+            .save(&Identity {
+                node_id: raft_core::NodeId(1),
+                cluster_id: None,
+            })
+            .unwrap();
+        drop(opened);
+
+        synced_dirs::take();
+        IdentityStore::open(dir).unwrap();
+        let reopened = open(dir, &StorageOptions::default()).unwrap();
+        assert_eq!(reopened.state.hard_state, hard);
+        let synced = synced_dirs::take();
+        for wanted in [dir.to_path_buf(), dir.join(WAL_DIR), dir.join(SNAPSHOT_DIR)] {
+            assert!(
+                synced.contains(&wanted),
+                "{} not fsynced on open; synced: {synced:?}",
+                wanted.display()
+            );
+        }
+    }
 }

@@ -178,14 +178,19 @@ impl SnapshotStore {
         let dir = dir.as_ref().to_path_buf();
         let fsyncs = Arc::new(AtomicU64::new(0));
         durable::create_dir(&dir, &fsyncs)?;
-        let mut removed = false;
+        // Synced when a snapshot is there too: a finish killed between its
+        // rename and its directory fsync left the snapshot visible but not
+        // durable, and recovery is about to reset the log after it.
+        let mut changed_or_held = false;
         for name in list_names(&dir)? {
             if name.ends_with(TEMP_SUFFIX) {
-                durable::remove_file_lazily(&dir.join(name))?;
-                removed = true;
+                durable::remove_file_lazily(&dir.join(&name))?;
+                changed_or_held = true;
+            } else if parse_file_name(&name).is_some() {
+                changed_or_held = true;
             }
         }
-        if removed {
+        if changed_or_held {
             durable::sync_dir(&dir, &fsyncs)?;
         }
         Ok(SnapshotStore {

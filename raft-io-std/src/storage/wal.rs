@@ -147,7 +147,14 @@ impl Wal {
             durable::remove_file_lazily(obsolete)?;
             metrics.segments_deleted.fetch_add(1, Ordering::Relaxed);
         }
-        if !recovered.temp_files.is_empty() || !recovered.obsolete_segments.is_empty() {
+        // Also whenever there is a log: a previous process killed between
+        // renaming a new segment into place and fsyncing the directory left
+        // it visible but not durable, and its entries are about to be handed
+        // out as durable.
+        if !scan.segments.is_empty()
+            || !recovered.temp_files.is_empty()
+            || !recovered.obsolete_segments.is_empty()
+        {
             durable::sync_dir(&dir, &metrics.fsyncs)?;
         }
         if let Some(torn) = &recovered.torn_tail {
