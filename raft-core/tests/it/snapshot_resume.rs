@@ -174,3 +174,66 @@ fn entries_follow_the_last_window_of_a_snapshot_in_the_same_step() {
     );
     assert_eq!(c.commands(f), c.commands(leader));
 }
+
+/// A resume offer is the follower's word: one naming the leader's snapshot
+/// but a byte count no snapshot reaches (a hostile or corrupted peer) must
+/// not panic the leader. It sends what it can (the follower's check of the
+/// `SnapshotBegin` refuses it), and the follower, once honest again, still
+/// gets the snapshot and catches up.
+#[test]
+fn a_resume_offer_past_any_snapshot_size_does_not_panic_the_leader() {
+    let (mut c, leader, f, _) = follower_behind_a_snapshot();
+    let meta = c.node(leader).snapshot().cloned().expect("a snapshot");
+    for received in [u64::MAX, u64::MAX - 1, u64::MAX - BUDGET / 2] {
+        c.clear_actions();
+        let open = StreamOpen {
+            cluster_id: c.node(leader).cluster_id().unwrap(),
+            follower: f,
+            leader,
+            term: c.node(leader).term(),
+            probe_index: LogIndex(1),
+            probe_term: c.node(leader).term_at(LogIndex(1)).unwrap_or(Term(1)),
+            commit: LogIndex(0),
+            resume: Some(SnapshotResume {
+                index: meta.index,
+                term: meta.term,
+                received,
+            }),
+        };
+        c.step(
+            leader,
+            Event::StreamOpened {
+                stream: StreamId(0xbad0 + received % 7),
+                open,
+            },
+        );
+        let stream = StreamId(0xbad0 + received % 7);
+        let windows: Vec<u64> = c
+            .host(leader)
+            .actions()
+            .iter()
+            .filter_map(|a| match a {
+                Action::SendSnapshot {
+                    stream: s, offset, ..
+                } if *s == stream => Some(*offset),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(windows, vec![0], "the offer ignored: from byte 0");
+        // The hostile follower acks the window as if it had stored it.
+        c.step(
+            leader,
+            Event::FrameReceived {
+                stream,
+                frame: Frame::SnapshotAck {
+                    received,
+                    size: received,
+                },
+            },
+        );
+    }
+    c.restart(f);
+    c.run_for(Duration::from_millis(1_000));
+    assert_eq!(c.commands(f), c.commands(leader));
+    c.assert_state_machine_safety();
+}
