@@ -286,6 +286,10 @@ pub enum Violation {
     /// A snapshot of a term above the stream's.
     #[error("snapshot of term {0}, above the stream's term")]
     SnapshotTermAboveStream(Term),
+    /// A snapshot whose index is above [`LogIndex::LIMIT`]: no honest
+    /// log gets there, and a log restarted after it would run out of indexes.
+    #[error("snapshot at index {0}, above the limit")]
+    SnapshotIndexAboveLimit(LogIndex),
     /// A snapshot of another cluster.
     #[error("snapshot of another cluster")]
     SnapshotOfAnotherCluster,

@@ -86,6 +86,12 @@ impl Term {
 }
 
 impl LogIndex {
+    /// The largest index a node takes from a peer's snapshot (half the `u64`
+    /// range). Entries arrive one index after another, but a snapshot names
+    /// its index outright: above this one it is refused, so a log restarted
+    /// after a snapshot always has room to go on.
+    pub const LIMIT: LogIndex = LogIndex(u64::MAX / 2);
+
     /// The index after this one.
     pub fn next(self) -> LogIndex {
         LogIndex(self.0 + 1)

@@ -436,11 +436,14 @@ impl Node {
                         "the snapshot covers the compacted prefix"
                     );
                     // Go on where the follower's bytes end, if they are of
-                    // this snapshot (the driver's Begin says where).
+                    // this snapshot (the driver's Begin says where). The
+                    // offer is the follower's word: one whose windows would
+                    // count past `u64::MAX` names no snapshot, start over.
                     let start = c
                         .resume
                         .take()
                         .filter(|r| r.index == meta.index && r.term == meta.term)
+                        .filter(|r| r.received.checked_add(budget).is_some())
                         .map_or(0, |r| r.received);
                     SnapshotSend {
                         meta,

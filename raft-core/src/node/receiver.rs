@@ -560,6 +560,9 @@ impl Node {
         if meta.term > self.hs.term {
             return Err(Violation::SnapshotTermAboveStream(meta.term));
         }
+        if meta.index > LogIndex::LIMIT {
+            return Err(Violation::SnapshotIndexAboveLimit(meta.index));
+        }
         if Some(meta.config.cluster_id) != self.hs.cluster_id {
             return Err(Violation::SnapshotOfAnotherCluster);
         }

@@ -226,6 +226,9 @@ struct Transfer {
     size: u64,
     received: u64,
     crc: crc32fast::Hasher,
+    /// Its stream broke ([`SnapshotAssembler::stream_closed`]): only a
+    /// `SnapshotBegin` may follow.
+    cut_short: bool,
 }
 
 impl SnapshotAssembler {
@@ -258,16 +261,32 @@ impl SnapshotAssembler {
         self.transfer.as_ref().map_or(0, |t| t.received)
     }
 
-    /// Whether a transfer is in progress.
+    /// Whether a transfer is in progress (or held, cut short by its stream,
+    /// for a `SnapshotBegin` that resumes it).
     pub fn is_receiving(&self) -> bool {
         self.transfer.is_some()
     }
 
     /// Abandons the transfer in progress, if any (the stream closed and the
-    /// transfer will not be resumed: keep the assembler as it is to accept a
-    /// `SnapshotBegin` that resumes it on the next stream).
+    /// transfer will not be resumed: call [`SnapshotAssembler::stream_closed`]
+    /// instead to accept a `SnapshotBegin` that resumes it on the next stream).
     pub fn reset(&mut self) {
         self.transfer = None;
+    }
+
+    /// The stream the transfer arrives on broke: keep the transfer for a
+    /// `SnapshotBegin` that resumes it on the next stream, but let one at
+    /// offset 0 start over (the leader may ignore the offer to resume), and
+    /// take no chunk or end before a `SnapshotBegin`.
+    pub fn stream_closed(&mut self) {
+        if let Some(t) = self.transfer.as_mut() {
+            t.cut_short = true;
+        }
+    }
+
+    /// The transfer in progress on the current stream, if any.
+    fn live(&mut self) -> Option<&mut Transfer> {
+        self.transfer.as_mut().filter(|t| !t.cut_short)
     }
 
     fn accept(&mut self, frame: &Frame) -> Result<SnapshotProgress, SnapshotError> {
@@ -285,10 +304,13 @@ impl SnapshotAssembler {
                         held,
                     });
                 }
+                if let Some(t) = self.transfer.as_mut() {
+                    t.cut_short = false;
+                }
                 Ok(SnapshotProgress::Started)
             }
             Frame::SnapshotBegin { meta, size, .. } => {
-                if self.transfer.is_some() {
+                if self.transfer.as_ref().is_some_and(|t| !t.cut_short) {
                     return Err(SnapshotError::AlreadyStarted);
                 }
                 self.transfer = Some(Transfer {
@@ -296,11 +318,12 @@ impl SnapshotAssembler {
                     size: *size,
                     received: 0,
                     crc: crc32fast::Hasher::new(),
+                    cut_short: false,
                 });
                 Ok(SnapshotProgress::Started)
             }
             Frame::SnapshotChunk { offset, data, crc } => {
-                let transfer = self.transfer.as_mut().ok_or(SnapshotError::NotStarted)?;
+                let transfer = self.live().ok_or(SnapshotError::NotStarted)?;
                 if *offset != transfer.received {
                     return Err(SnapshotError::OffsetMismatch {
                         expected: transfer.received,
@@ -332,7 +355,8 @@ impl SnapshotAssembler {
                 })
             }
             Frame::SnapshotEnd { crc } => {
-                let transfer = self.transfer.take().ok_or(SnapshotError::NotStarted)?;
+                self.live().ok_or(SnapshotError::NotStarted)?;
+                let transfer = self.transfer.take().expect("live");
                 if transfer.received != transfer.size {
                     return Err(SnapshotError::Incomplete {
                         size: transfer.size,
@@ -508,6 +532,59 @@ mod tests {
                 held: 0
             })
         );
+    }
+
+    #[test]
+    fn a_transfer_cut_short_may_start_over_from_byte_0_on_the_next_stream() {
+        // The first stream carries 40 bytes, then breaks; the driver keeps
+        // the transfer to resume it, as the protocol lets it.
+        let mut assembler = SnapshotAssembler::new();
+        for frame in &snapshot_window_frames(&meta(), &data(), 0, 40, true, 7) {
+            assembler.feed(frame).unwrap();
+        }
+        assembler.stream_closed();
+        assert_eq!(assembler.received_bytes(), 40, "held for a resume");
+        // The leader ignored the offer (it sends another snapshot, or it
+        // restarted): the next stream starts over at byte 0, which is no
+        // Begin inside a transfer.
+        let mut other = meta();
+        other.index = LogIndex(12);
+        assert_eq!(
+            assemble_into(&mut assembler, &snapshot_frames(&other, &data(), 7)),
+            Ok((data().to_vec(), Some(other)))
+        );
+        // Within one stream a second Begin is still out of place.
+        let frames = snapshot_frames(&meta(), &data(), 7);
+        assembler.feed(&frames[0]).unwrap();
+        assert_eq!(
+            assembler.feed(&frames[0]),
+            Err(SnapshotError::AlreadyStarted)
+        );
+        // Nor does a chunk continue a transfer its stream cut short
+        // without a Begin that resumes it.
+        let mut assembler = SnapshotAssembler::new();
+        assembler.feed(&frames[0]).unwrap();
+        assembler.feed(&frames[1]).unwrap();
+        assembler.stream_closed();
+        assert_eq!(assembler.feed(&frames[2]), Err(SnapshotError::NotStarted));
+        assert!(!assembler.is_receiving());
+    }
+
+    /// Feeds `frames` to `assembler`, as [`assemble`] does to a fresh one.
+    fn assemble_into(
+        assembler: &mut SnapshotAssembler,
+        frames: &[Frame],
+    ) -> Result<(Vec<u8>, Option<SnapshotMeta>), SnapshotError> {
+        let mut bytes = Vec::new();
+        let mut done = None;
+        for frame in frames {
+            match assembler.feed(frame)? {
+                SnapshotProgress::Started => {}
+                SnapshotProgress::Chunk { data, .. } => bytes.extend_from_slice(&data),
+                SnapshotProgress::Complete { meta } => done = Some(meta),
+            }
+        }
+        Ok((bytes, done))
     }
 
     #[test]

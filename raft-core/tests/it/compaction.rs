@@ -562,3 +562,65 @@ fn a_snapshot_taken_is_recorded_only_if_newer_and_applied_and_compacts_behind_it
         (Some(applied), vec![])
     );
 }
+
+/// A follower of `CLUSTER` in term 3 with an empty log and the stream it
+/// opened to leader 1, ready for a snapshot.
+fn empty_follower_with_a_stream() -> (Node, StreamId) {
+    let mut node = node_in_term(NodeId(2), 3);
+    let actions = node.step(
+        Instant(1),
+        Event::MessageReceived(heartbeat(NodeId(1), NodeId(2), 3, 0)),
+    );
+    let stream = opened_stream(&actions);
+    (node, stream)
+}
+
+/// A snapshot's index is the one place a leader names a log position the
+/// follower's log need not reach: a chunk can only extend the log entry by
+/// entry. A snapshot claiming an index where the log could not go on after it
+/// (`u64::MAX`: no index follows) is bad input from a peer, refused with a
+/// typed violation, not installed only for the node to panic when its log
+/// restarts after it.
+#[test]
+fn a_snapshot_at_an_index_no_log_can_follow_is_refused_not_installed() {
+    for index in [u64::MAX, u64::MAX - 1, u64::MAX / 2 + 1] {
+        let (mut node, stream) = empty_follower_with_a_stream();
+        let meta = SnapshotMeta {
+            index: LogIndex(index),
+            term: Term(3),
+            config: Config {
+                cluster_id: CLUSTER,
+                index: LogIndex(1),
+                max_node_id: NodeId(2),
+                members: vec![Member {
+                    id: NodeId(1),
+                    address: "a".into(),
+                    role: MemberRole::Voter,
+                }],
+            },
+        };
+        let mut actions = Vec::new();
+        for frame in wire::snapshot_frames(&meta, &Bytes::from_static(b"state"), 4) {
+            actions.extend(node.step(Instant(2), Event::FrameReceived { stream, frame }));
+        }
+        let installing = actions
+            .iter()
+            .any(|a| matches!(a, Action::InstallSnapshot { .. }));
+        if installing {
+            // The driver did as it was told: the node must not panic now.
+            node.step(Instant(3), Event::SnapshotInstalled { meta: meta.clone() });
+        }
+        assert!(!installing, "index {index}: installed {actions:?}");
+        assert!(
+            actions.iter().any(|a| matches!(
+                a,
+                Action::Refused {
+                    reason: Refusal::Misbehaving(Violation::SnapshotIndexAboveLimit(i)),
+                    ..
+                } if *i == LogIndex(index)
+            )),
+            "index {index}: {actions:?}"
+        );
+        assert_eq!(node.last_index(), LogIndex(0));
+    }
+}

@@ -174,3 +174,131 @@ fn entries_follow_the_last_window_of_a_snapshot_in_the_same_step() {
     );
     assert_eq!(c.commands(f), c.commands(leader));
 }
+
+/// A resume offer is the follower's word: one naming the leader's snapshot
+/// but a byte count no snapshot reaches (a hostile or corrupted peer) must
+/// not panic the leader. It sends what it can (the follower's check of the
+/// `SnapshotBegin` refuses it), and the follower, once honest again, still
+/// gets the snapshot and catches up.
+#[test]
+fn a_resume_offer_past_any_snapshot_size_does_not_panic_the_leader() {
+    let (mut c, leader, f, _) = follower_behind_a_snapshot();
+    let meta = c.node(leader).snapshot().cloned().expect("a snapshot");
+    for received in [u64::MAX, u64::MAX - 1, u64::MAX - BUDGET / 2] {
+        c.clear_actions();
+        let open = StreamOpen {
+            cluster_id: c.node(leader).cluster_id().unwrap(),
+            follower: f,
+            leader,
+            term: c.node(leader).term(),
+            probe_index: LogIndex(1),
+            probe_term: c.node(leader).term_at(LogIndex(1)).unwrap_or(Term(1)),
+            commit: LogIndex(0),
+            resume: Some(SnapshotResume {
+                index: meta.index,
+                term: meta.term,
+                received,
+            }),
+        };
+        c.step(
+            leader,
+            Event::StreamOpened {
+                stream: StreamId(0xbad0 + received % 7),
+                open,
+            },
+        );
+        let stream = StreamId(0xbad0 + received % 7);
+        let windows: Vec<u64> = c
+            .host(leader)
+            .actions()
+            .iter()
+            .filter_map(|a| match a {
+                Action::SendSnapshot {
+                    stream: s, offset, ..
+                } if *s == stream => Some(*offset),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(windows, vec![0], "the offer ignored: from byte 0");
+        // The hostile follower acks the window as if it had stored it.
+        c.step(
+            leader,
+            Event::FrameReceived {
+                stream,
+                frame: Frame::SnapshotAck {
+                    received,
+                    size: received,
+                },
+            },
+        );
+    }
+    c.restart(f);
+    c.run_for(Duration::from_millis(1_000));
+    assert_eq!(c.commands(f), c.commands(leader));
+    c.assert_state_machine_safety();
+}
+
+/// The leader takes a newer snapshot (and compacts behind it) while an
+/// older one streams to a follower on an open stream: the driver no longer
+/// holds the old one, the transfer starts over with the new one, and the
+/// follower ends with every command, applied once, in order.
+#[test]
+fn a_snapshot_taken_while_another_streams_on_an_open_stream_replaces_it() {
+    let (mut c, leader, f, _) = follower_behind_a_snapshot();
+    let first = c.node(leader).snapshot().cloned().unwrap();
+    c.restart(f);
+    // Into the transfer: some chunks stored, not all.
+    for _ in 0..100_000 {
+        if stored_offsets(c.host(f)).len() >= 3 {
+            break;
+        }
+        if !c.deliver_next() {
+            let (due, id) = c
+                .ids()
+                .into_iter()
+                .map(|id| (c.node(id).next_deadline(), id))
+                .min()
+                .unwrap();
+            c.advance_to(due.max(c.now()));
+            c.step(id, Event::Tick);
+        }
+    }
+    assert!(stored_offsets(c.host(f)).len() >= 3);
+    // Writes while it streams (what reaches the follower held back, its
+    // stream still open): the leader snapshots anew and compacts.
+    let mut held = Vec::new();
+    for i in 0..60 {
+        c.propose(format!("more {i:>4} with some padding to make it weigh").as_bytes());
+        loop {
+            held.extend(c.take_queued(|to, _| to == f));
+            if !c.deliver_next() {
+                break;
+            }
+        }
+    }
+    assert!(c.node(leader).snapshot().unwrap().index > first.index);
+    assert!(c.node(leader).status().first_index > first.index.next());
+    for (to, event) in held {
+        c.push(to, event);
+    }
+    c.run_for(Duration::from_millis(1_000));
+    let installed: Vec<SnapshotMeta> = c
+        .host(f)
+        .actions()
+        .iter()
+        .filter_map(|a| match a {
+            Action::InstallSnapshot { meta } => Some(meta.clone()),
+            _ => None,
+        })
+        .collect();
+    let offsets = stored_offsets(c.host(f));
+    assert_eq!(
+        offsets.iter().filter(|o| **o == 0).count(),
+        2,
+        "started over once, with the new snapshot: {offsets:?}"
+    );
+    assert_eq!(installed, [c.node(leader).snapshot().unwrap().clone()]);
+    assert_eq!(c.commands(f).len(), 180);
+    assert_eq!(c.commands(f), c.commands(leader));
+    c.assert_state_machine_safety();
+}
