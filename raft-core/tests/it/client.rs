@@ -556,3 +556,110 @@ fn clusters_of_16_and_17_voters_confirm_reads() {
         );
     }
 }
+
+/// The heartbeat rounds `node` sent among the actions recorded since the last clear.
+fn rounds_sent(c: &Cluster, node: NodeId) -> Vec<u64> {
+    c.host(node)
+        .actions()
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(Message {
+                body: MessageBody::Heartbeat { round, .. },
+                ..
+            }) => Some(*round),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A follower answers a heartbeat of an earlier term in its own, later term
+/// (so that the stale leader learns of it). When the node that sent it leads
+/// that later term, the answer must not count for the round of this term
+/// that happens to carry the same number: it was given before the read
+/// arrived and says nothing of who leads since.
+#[test]
+fn a_late_answer_to_a_heartbeat_of_an_earlier_term_confirms_no_read() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let f = c.others(leader)[0];
+    c.run_for(Duration::from_secs(3)); // many rounds in this term
+    // The leader's next heartbeat to `f` is held back in the network.
+    c.advance_to(c.node(leader).next_deadline());
+    c.push(leader, Event::Tick);
+    c.deliver_next();
+    let mut held = c.take_queued(|to, e| {
+        to == f
+            && matches!(
+                e,
+                Event::MessageReceived(Message {
+                    body: MessageBody::Heartbeat { .. },
+                    ..
+                })
+            )
+    });
+    assert_eq!(held.len(), 1);
+    let (_, stale_heartbeat) = held.pop().unwrap();
+    let Event::MessageReceived(Message {
+        body: MessageBody::Heartbeat {
+            round: stale_round, ..
+        },
+        ..
+    }) = stale_heartbeat
+    else {
+        unreachable!("taken as a heartbeat")
+    };
+    c.settle();
+    // Leadership goes to `f` and comes back: a later term, whose rounds are
+    // numbered from 1 again.
+    c.elect(f);
+    c.elect(leader);
+    let term = c.node(leader).term();
+    c.record_actions(true);
+    c.clear_actions();
+    // Up to the round just before the held one's number.
+    loop {
+        let last = rounds_sent(&c, leader).last().copied();
+        assert!(last.is_none_or(|r| r < stale_round), "{last:?}");
+        if last == Some(stale_round - 1) {
+            break;
+        }
+        c.wake_next();
+    }
+    // The held heartbeat arrives at last; `f` answers it in the new term.
+    c.push(f, stale_heartbeat);
+    c.deliver_next();
+    let mut answers = c.take_queued(|to, e| {
+        to == leader
+            && matches!(
+                e,
+                Event::MessageReceived(Message {
+                    body: MessageBody::HeartbeatResponse { .. },
+                    ..
+                })
+            )
+    });
+    assert_eq!(answers.len(), 1);
+    let (_, answer) = answers.pop().unwrap();
+    assert!(matches!(&answer, Event::MessageReceived(m) if m.term == term));
+    c.settle();
+    // From now on nobody hears the leader: the read's round goes unanswered.
+    c.isolate(leader);
+    c.advance(Duration::from_millis(1));
+    let commit = c.node(leader).commit_index();
+    c.clear_actions();
+    let id = c.request_id();
+    c.push(leader, Event::ReadRequested { id });
+    c.settle();
+    assert_eq!(rounds_sent(&c, leader), vec![stale_round; 2]);
+    assert_eq!(c.result(id), None);
+    c.push(leader, answer);
+    c.settle();
+    assert_eq!(
+        c.result(id),
+        None,
+        "an answer given before the read confirms nothing"
+    );
+    c.heal();
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.result(id), Some(Ok(Completion::Read { index: commit })));
+}
