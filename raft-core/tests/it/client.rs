@@ -663,3 +663,61 @@ fn a_late_answer_to_a_heartbeat_of_an_earlier_term_confirms_no_read() {
     c.run_for(Duration::from_millis(200));
     assert_eq!(c.result(id), Some(Ok(Completion::Read { index: commit })));
 }
+
+/// A leader cut off from its quorum steps down by check-quorum and answers
+/// every request it holds: none is left waiting on a leader that is gone.
+/// Writes and the membership change may still commit under a successor
+/// (`Unknown`); the read was never served (`Definite`); the transfer waits to
+/// hear who leads next, and hearing nobody, says so.
+#[test]
+fn a_leader_that_loses_its_quorum_answers_every_waiting_request() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let target = c.others(leader)[0];
+    c.isolate(leader);
+    c.advance(Duration::from_millis(1));
+    let change = c.request_id();
+    c.push(
+        leader,
+        Event::ChangeMembershipRequested {
+            id: change,
+            change: MembershipChange::Add {
+                address: address(NodeId(9)),
+            },
+        },
+    );
+    let write = c.propose(b"w");
+    let read = c.request_id();
+    c.push(leader, Event::ReadRequested { id: read });
+    let transfer = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id: transfer,
+            target: Some(target),
+        },
+    );
+    c.settle();
+    for id in [change, write, read, transfer] {
+        assert_eq!(c.result(id), None, "{id:?} waits");
+    }
+    c.run_for(Duration::from_secs(2));
+    assert_ne!(c.node(leader).role(), Role::Leader);
+    let unknown = Err(RequestError::NotLeader {
+        leader: None,
+        outcome: Outcome::Unknown,
+    });
+    assert_eq!(c.result(change), Some(unknown.clone()));
+    assert_eq!(c.result(write), Some(unknown));
+    assert_eq!(
+        c.result(read),
+        Some(Err(RequestError::NotLeader {
+            leader: None,
+            outcome: Outcome::Definite
+        }))
+    );
+    assert_eq!(
+        c.result(transfer),
+        Some(Err(RequestError::TransferUnconfirmed(target)))
+    );
+}
