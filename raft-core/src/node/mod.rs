@@ -103,6 +103,9 @@ pub struct Node {
     pub(crate) rng: ChaCha8Rng,
     /// The time of the step being processed.
     pub(crate) now: Instant,
+    /// Steps taken so far, the current one included: tells apart steps of
+    /// one instant.
+    pub(crate) steps: u64,
     pub(crate) hs: HardState,
     pub(crate) log: RaftLog,
     pub(crate) configs: ConfigLog,
@@ -172,6 +175,7 @@ impl Node {
         let mut node = Node {
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
             now,
+            steps: 0,
             hs: hard_state,
             log,
             configs,
@@ -243,6 +247,7 @@ impl Node {
             self.now
         );
         self.now = now;
+        self.steps += 1;
         let commit_before = self.commit;
         let term_before = self.hs.term;
         match event {

@@ -721,3 +721,56 @@ fn a_leader_that_loses_its_quorum_answers_every_waiting_request() {
         Some(Err(RequestError::TransferUnconfirmed(target)))
     );
 }
+
+/// Reads share a heartbeat round only with reads of the same step. A round
+/// sent in an earlier step, even at the same instant, may have been answered
+/// before this read arrived, and a later term may have been elected and
+/// committed meanwhile: the in-memory cluster delivers everything without
+/// time passing, as a driver whose clock is coarser than a round trip would.
+#[test]
+fn a_read_does_not_share_a_round_answered_before_it_arrived() {
+    let mut c = Cluster::new(3);
+    c.run_for(Duration::from_secs(1));
+    let old = c.leader().unwrap();
+    let (target, other) = (c.others(old)[0], c.others(old)[1]);
+    c.advance(Duration::from_millis(1));
+    let first = c.request_id();
+    c.push(old, Event::ReadRequested { id: first });
+    c.settle();
+    assert!(matches!(c.result(first), Some(Ok(Completion::Read { .. }))));
+    // Within the same instant: the old leader hears nobody from now on, and
+    // hands leadership to `target`, which wins a later term and commits a
+    // write with `other`.
+    c.cut(target, old);
+    c.cut(other, old);
+    let transfer = c.request_id();
+    c.push(
+        old,
+        Event::TransferLeadershipRequested {
+            id: transfer,
+            target: Some(target),
+        },
+    );
+    c.settle();
+    assert_eq!(c.leader(), Some(target));
+    let write = c.propose(b"after");
+    c.settle();
+    let Some(Ok(Completion::Written { index })) = c.result(write) else {
+        panic!("the new leader commits: {:?}", c.result(write));
+    };
+    // The old leader still believes it leads its term.
+    assert_eq!(c.node(old).role(), Role::Leader);
+    let read = c.request_id();
+    c.push(old, Event::ReadRequested { id: read });
+    c.settle();
+    match c.result(read) {
+        None => {}
+        Some(Ok(Completion::Read { index: at })) => {
+            assert!(
+                at >= index,
+                "a read served at {at} misses the write at {index}"
+            )
+        }
+        Some(other) => panic!("{other:?}"),
+    }
+}
