@@ -278,7 +278,7 @@ fn a_leader_that_sent_timeout_now_serves_no_lease_read_for_the_rest_of_its_term(
     c.run_for(Duration::from_millis(600));
     assert_eq!(
         c.result(transfer),
-        Some(Err(RequestError::TransferTimedOut(target)))
+        Some(Err(RequestError::TransferUnconfirmed(target)))
     );
     assert_eq!(c.leader(), Some(leader));
     assert_eq!(c.node(leader).term(), term, "still the same term");
@@ -773,4 +773,46 @@ fn a_read_does_not_share_a_round_answered_before_it_arrived() {
         }
         Some(other) => panic!("{other:?}"),
     }
+}
+
+/// A transfer abandoned after its `TimeoutNow` left is not over: the message
+/// may be late in the network, and the target campaigns on it whenever it
+/// arrives, past every follower's stickiness. The answer says the outcome is
+/// unknown rather than that the transfer did not happen.
+#[test]
+fn a_transfer_abandoned_after_timeout_now_left_has_an_unknown_outcome() {
+    let mut c = Cluster::new(3);
+    c.run_for(Duration::from_millis(200));
+    let leader = c.leader().unwrap();
+    let target = c.others(leader)[0];
+    let id = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id,
+            target: Some(target),
+        },
+    );
+    c.deliver_next();
+    let late = c.take_queued(|_, e| {
+        matches!(
+            e,
+            Event::MessageReceived(Message {
+                body: MessageBody::TimeoutNow,
+                ..
+            })
+        )
+    });
+    assert_eq!(late.len(), 1, "the target was caught up: TimeoutNow left");
+    c.run_for(Duration::from_millis(600));
+    let answer = c.result(id).expect("abandoned after an election timeout");
+    assert_eq!(answer, Err(RequestError::TransferUnconfirmed(target)));
+    assert_eq!(answer.unwrap_err().outcome(), Outcome::Unknown);
+    assert_eq!(c.leader(), Some(leader));
+    // It does take effect after all.
+    for (to, e) in late {
+        c.push(to, e);
+    }
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(c.leader(), Some(target));
 }
