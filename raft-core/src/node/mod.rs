@@ -133,6 +133,11 @@ pub struct Node {
     /// stopped it may have answered a leader within `T`, and that answer may
     /// back a lease (`None` for a node that never saw a term).
     pub(crate) votes_refused_until: Option<Instant>,
+    /// Until when this node, having heard a leader as a follower, refuses
+    /// votes and pre-votes though it no longer follows that leader: a later
+    /// term learnt from an answer to an old request of its own does not
+    /// release the promise its heartbeat answers made.
+    pub(crate) leader_heard_until: Instant,
     /// Actions produced by the current step.
     pub(crate) out: Vec<Action>,
     /// Where in `out` this step's `PersistHardState` sits, if it has one.
@@ -192,6 +197,7 @@ impl Node {
             election_deadline: Instant::NEVER,
             votes_refused_until: (hard_state_term > Term(0))
                 .then(|| now + options.election_timeout),
+            leader_heard_until: Instant::ZERO,
             out: Vec::new(),
             hard_state_slot: None,
             reported_role: None,

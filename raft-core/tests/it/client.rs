@@ -816,3 +816,81 @@ fn a_transfer_abandoned_after_timeout_now_left_has_an_unknown_outcome() {
     c.run_for(Duration::from_millis(300));
     assert_eq!(c.leader(), Some(target));
 }
+
+/// What a lease rests on: a follower that answered its leader's heartbeat
+/// round grants no vote for an election timeout. It holds even when the
+/// follower meanwhile learns of a later term from an answer to an old
+/// request of its own - here a pre-vote refusal from a node that moved to a
+/// later term, sent late (or duplicated) by the network. Such an answer
+/// proves no leader of that term; were the follower to forget its leader on
+/// it, a candidate could win with its vote while the lease still holds.
+#[test]
+fn a_follower_that_answered_a_round_refuses_votes_for_a_timeout_whatever_term_it_learns() {
+    let opts = NodeOptions {
+        lease_reads: true,
+        ..NodeOptions::new(NodeId(1))
+    };
+    let mut c = Cluster::with_options(3, opts);
+    c.run_for(Duration::from_secs(1));
+    let leader = c.leader().unwrap();
+    let (q, z) = (c.others(leader)[0], c.others(leader)[1]);
+    // `q` answers the leader's next round.
+    c.advance_to(c.node(leader).next_deadline());
+    c.push(leader, Event::Tick);
+    c.settle();
+    let term = c.node(q).term();
+    let cluster_id = c.node(q).cluster_id().unwrap();
+    let (last_index, last_term) = (c.node(z).last_index(), c.node(z).last_term());
+    let now = c.now() + Duration::from_millis(1);
+    let node = c.host_mut(q).node_mut();
+    let message = |term: Term, body: MessageBody| {
+        Event::MessageReceived(Message {
+            cluster_id,
+            from: z,
+            to: q,
+            term,
+            body,
+        })
+    };
+    node.step(
+        now,
+        message(term.next(), MessageBody::PreVoteResponse { granted: false }),
+    );
+    assert_eq!(node.term(), term.next(), "a later term is learnt");
+    let pre_vote = node.step(
+        now,
+        message(
+            term.next().next(),
+            MessageBody::PreVoteRequest {
+                last_index,
+                last_term,
+            },
+        ),
+    );
+    let vote = node.step(
+        now,
+        message(
+            term.next().next(),
+            MessageBody::VoteRequest {
+                last_index,
+                last_term,
+                transfer: false,
+            },
+        ),
+    );
+    let granted = |actions: &[Action]| {
+        actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::Send(Message {
+                    body: MessageBody::PreVoteResponse { granted: true }
+                        | MessageBody::VoteResponse { granted: true },
+                    ..
+                })
+            )
+        })
+    };
+    assert!(!granted(&pre_vote), "{pre_vote:?}");
+    assert!(!granted(&vote), "{vote:?}");
+    assert_eq!(c.node(leader).role(), Role::Leader, "its lease still holds");
+}
