@@ -70,7 +70,8 @@ pub enum RequestError {
     /// A leadership transfer is in progress; proposals wait until it ends.
     #[error("leadership transfer in progress")]
     TransferInProgress,
-    /// The transfer target did not take over in time.
+    /// The transfer target did not catch up in time, so it was never sent
+    /// `TimeoutNow`: the transfer is over.
     #[error("leadership transfer to {0} timed out")]
     TransferTimedOut(NodeId),
     /// A command larger than `NodeOptions::entry_bytes_max`.
@@ -95,12 +96,13 @@ pub enum RequestError {
         /// Its term.
         term: Term,
     },
-    /// The leader stepped down during the transfer (check-quorum, a later
-    /// term) and heard from no leader of a later term within an election
-    /// timeout: the target may or may not lead now.
-    #[error(
-        "leadership transfer to {0} unconfirmed: the leader stepped down and heard no successor"
-    )]
+    /// The outcome is not known: the leader stepped down during the transfer
+    /// (check-quorum, a later term) and heard from no leader of a later term
+    /// within an election timeout, or it sent `TimeoutNow` and the target had
+    /// not taken over within an election timeout. The target may or may not
+    /// lead now, or later: a `TimeoutNow` late in the network still makes it
+    /// campaign past every follower's stickiness.
+    #[error("leadership transfer to {0} unconfirmed: no successor heard, the target may yet lead")]
     TransferUnconfirmed(NodeId),
 }
 
@@ -109,6 +111,7 @@ impl RequestError {
     pub fn outcome(&self) -> Outcome {
         match self {
             RequestError::NotLeader { outcome, .. } => *outcome,
+            RequestError::TransferUnconfirmed(_) => Outcome::Unknown,
             _ => Outcome::Definite,
         }
     }

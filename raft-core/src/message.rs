@@ -68,7 +68,8 @@ pub enum MessageBody {
     },
     /// A follower heard the heartbeat of `round`.
     HeartbeatResponse {
-        /// The round being answered.
+        /// The round being answered; 0, which no leader sends, answering a
+        /// heartbeat of an earlier term (it confirms no round).
         round: u64,
         /// Whether the follower has an open stream to this leader (if not, it is opening one).
         streaming: bool,

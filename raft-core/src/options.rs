@@ -83,7 +83,8 @@ pub struct NodeOptions {
     ///
     /// The lease rests on two refusals, each timed by the refusing node's own
     /// clock: a follower refuses votes and pre-votes for `election_timeout`
-    /// after it last heard from its leader, and a node that recovered a term
+    /// after it last heard from its leader (whatever later term it learns of
+    /// meanwhile), and a node that recovered a term
     /// refuses them for `election_timeout` after [`Node::new`](crate::Node::new),
     /// so a restart cannot cut short the promise its last answer made. Any
     /// later leader needs a vote from a node of the quorum that confirmed the

@@ -154,6 +154,9 @@ impl<S: crate::service::Service> World<S> {
             Ok(Completion::Transferred { .. }) => self.cover("leadership transferred"),
             Ok(Completion::MembershipChanged { .. }) => self.cover("membership changed"),
             Err(RequestError::TransferTimedOut(_)) => self.cover("leadership transfer timed out"),
+            Err(RequestError::TransferUnconfirmed(_)) => {
+                self.cover("leadership transfer unconfirmed")
+            }
             Ok(_) => self.cover("nemesis request succeeded"),
             Err(_) => self.cover("nemesis request refused"),
         }

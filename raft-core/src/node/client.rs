@@ -108,8 +108,11 @@ impl Node {
             return;
         }
         // ReadIndex: confirm leadership with a fresh heartbeat round; reads that
-        // arrive in the same step share it.
-        let round_fresh = l.round_sent_at.back().is_some_and(|&(_, at)| at == now);
+        // arrive in the same step share it. Not a round of an earlier step,
+        // even at this instant: it may have been answered before this read
+        // arrived, and a later term elected meanwhile (a driver whose clock
+        // is coarser than a round trip, or the in-memory cluster).
+        let round_fresh = l.round_step == self.steps;
         if !round_fresh {
             self.send_heartbeats();
         }

@@ -44,7 +44,7 @@ impl Node {
             }
             _ => false,
         };
-        if heard_leader {
+        if heard_leader || self.now < self.leader_heard_until {
             Some(Refusal::LeaderAlive(self.leader()))
         } else if self.votes_refused_until.is_some_and(|t| self.now < t) {
             Some(Refusal::RecentlyStarted)
@@ -71,6 +71,14 @@ impl Node {
 
     /// Becomes (or stays) a follower of `leader` in the current term.
     pub(crate) fn become_follower(&mut self, leader: Option<NodeId>) {
+        if let RoleState::Follower(f) = &self.role {
+            if let (Some(_), Some(heard)) = (f.leader, f.last_heard) {
+                // Its answers promised no vote for `T` from `heard`: the
+                // promise outlives the follower state it was made in.
+                let until = heard + self.opts.election_timeout;
+                self.leader_heard_until = self.leader_heard_until.max(until);
+            }
+        }
         let was_leader = matches!(self.role, RoleState::Leader(_));
         if was_leader {
             self.on_step_down();

@@ -74,6 +74,8 @@ pub(crate) struct LeaderState {
     /// The last heartbeat round sent, and when each recent round left.
     pub(crate) round: u64,
     pub(crate) round_sent_at: VecDeque<(u64, Instant)>,
+    /// The step ([`Node::steps`]) the last round left in.
+    pub(crate) round_step: u64,
     /// How long lease reads are safe, if at all.
     pub(crate) lease: Lease,
     /// The first index of this term (its `Nop` or `Initialize`).
@@ -154,6 +156,7 @@ impl Node {
             check_quorum_due: now + self.opts.election_timeout,
             round: 0,
             round_sent_at: VecDeque::new(),
+            round_step: 0,
             lease: Lease::Until(Instant::ZERO),
             term_start: self.log.last_index().next(),
             writes: VecDeque::new(),
@@ -220,8 +223,10 @@ impl Node {
         let now = self.now;
         let interval = self.opts.heartbeat_interval;
         let commit = self.commit;
+        let step = self.steps;
         let Some(l) = self.leader_state() else { return };
         l.round += 1;
+        l.round_step = step;
         let round = l.round;
         l.round_sent_at.push_back((round, now));
         while l.round_sent_at.len() > 64 {

@@ -103,6 +103,9 @@ pub struct Node {
     pub(crate) rng: ChaCha8Rng,
     /// The time of the step being processed.
     pub(crate) now: Instant,
+    /// Steps taken so far, the current one included: tells apart steps of
+    /// one instant.
+    pub(crate) steps: u64,
     pub(crate) hs: HardState,
     pub(crate) log: RaftLog,
     pub(crate) configs: ConfigLog,
@@ -130,6 +133,11 @@ pub struct Node {
     /// stopped it may have answered a leader within `T`, and that answer may
     /// back a lease (`None` for a node that never saw a term).
     pub(crate) votes_refused_until: Option<Instant>,
+    /// Until when this node, having heard a leader as a follower, refuses
+    /// votes and pre-votes though it no longer follows that leader: a later
+    /// term learnt from an answer to an old request of its own does not
+    /// release the promise its heartbeat answers made.
+    pub(crate) leader_heard_until: Instant,
     /// Actions produced by the current step.
     pub(crate) out: Vec<Action>,
     /// Where in `out` this step's `PersistHardState` sits, if it has one.
@@ -172,6 +180,7 @@ impl Node {
         let mut node = Node {
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
             now,
+            steps: 0,
             hs: hard_state,
             log,
             configs,
@@ -188,6 +197,7 @@ impl Node {
             election_deadline: Instant::NEVER,
             votes_refused_until: (hard_state_term > Term(0))
                 .then(|| now + options.election_timeout),
+            leader_heard_until: Instant::ZERO,
             out: Vec::new(),
             hard_state_slot: None,
             reported_role: None,
@@ -243,6 +253,7 @@ impl Node {
             self.now
         );
         self.now = now;
+        self.steps += 1;
         let commit_before = self.commit;
         let term_before = self.hs.term;
         match event {

@@ -133,11 +133,13 @@ impl Node {
                     ours: self.hs.term,
                 },
             );
-            // Tell the stale leader about the newer term so it steps down.
+            // Tell the stale leader about the newer term so it steps down, in
+            // round 0, which no leader sends: if it leads our term, its number
+            // may name a later round of it, which this answer must not confirm.
             self.send(
                 from,
                 MessageBody::HeartbeatResponse {
-                    round,
+                    round: 0,
                     streaming: false,
                 },
             );

@@ -155,7 +155,13 @@ impl Node {
         if l.transfer.as_ref().is_some_and(|t| now >= t.deadline) {
             let t = l.transfer.take().expect("checked");
             if let Some(id) = t.id {
-                self.complete(id, Err(RequestError::TransferTimedOut(t.target)));
+                // Once `TimeoutNow` left, the target may still act on it.
+                let err = if t.timeout_now_sent {
+                    RequestError::TransferUnconfirmed(t.target)
+                } else {
+                    RequestError::TransferTimedOut(t.target)
+                };
+                self.complete(id, Err(err));
             }
             self.maybe_step_down_after_removal();
             // Promotions wait while a transfer runs: a learner that caught

@@ -278,7 +278,7 @@ fn a_leader_that_sent_timeout_now_serves_no_lease_read_for_the_rest_of_its_term(
     c.run_for(Duration::from_millis(600));
     assert_eq!(
         c.result(transfer),
-        Some(Err(RequestError::TransferTimedOut(target)))
+        Some(Err(RequestError::TransferUnconfirmed(target)))
     );
     assert_eq!(c.leader(), Some(leader));
     assert_eq!(c.node(leader).term(), term, "still the same term");
@@ -555,4 +555,342 @@ fn clusters_of_16_and_17_voters_confirm_reads() {
             "{voters} voters"
         );
     }
+}
+
+/// The heartbeat rounds `node` sent among the actions recorded since the last clear.
+fn rounds_sent(c: &Cluster, node: NodeId) -> Vec<u64> {
+    c.host(node)
+        .actions()
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(Message {
+                body: MessageBody::Heartbeat { round, .. },
+                ..
+            }) => Some(*round),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A follower answers a heartbeat of an earlier term in its own, later term
+/// (so that the stale leader learns of it). When the node that sent it leads
+/// that later term, the answer must not count for the round of this term
+/// that happens to carry the same number: it was given before the read
+/// arrived and says nothing of who leads since.
+#[test]
+fn a_late_answer_to_a_heartbeat_of_an_earlier_term_confirms_no_read() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let f = c.others(leader)[0];
+    c.run_for(Duration::from_secs(3)); // many rounds in this term
+    // The leader's next heartbeat to `f` is held back in the network.
+    c.advance_to(c.node(leader).next_deadline());
+    c.push(leader, Event::Tick);
+    c.deliver_next();
+    let mut held = c.take_queued(|to, e| {
+        to == f
+            && matches!(
+                e,
+                Event::MessageReceived(Message {
+                    body: MessageBody::Heartbeat { .. },
+                    ..
+                })
+            )
+    });
+    assert_eq!(held.len(), 1);
+    let (_, stale_heartbeat) = held.pop().unwrap();
+    let Event::MessageReceived(Message {
+        body: MessageBody::Heartbeat {
+            round: stale_round, ..
+        },
+        ..
+    }) = stale_heartbeat
+    else {
+        unreachable!("taken as a heartbeat")
+    };
+    c.settle();
+    // Leadership goes to `f` and comes back: a later term, whose rounds are
+    // numbered from 1 again.
+    c.elect(f);
+    c.elect(leader);
+    let term = c.node(leader).term();
+    c.record_actions(true);
+    c.clear_actions();
+    // Up to the round just before the held one's number.
+    loop {
+        let last = rounds_sent(&c, leader).last().copied();
+        assert!(last.is_none_or(|r| r < stale_round), "{last:?}");
+        if last == Some(stale_round - 1) {
+            break;
+        }
+        c.wake_next();
+    }
+    // The held heartbeat arrives at last; `f` answers it in the new term.
+    c.push(f, stale_heartbeat);
+    c.deliver_next();
+    let mut answers = c.take_queued(|to, e| {
+        to == leader
+            && matches!(
+                e,
+                Event::MessageReceived(Message {
+                    body: MessageBody::HeartbeatResponse { .. },
+                    ..
+                })
+            )
+    });
+    assert_eq!(answers.len(), 1);
+    let (_, answer) = answers.pop().unwrap();
+    assert!(matches!(&answer, Event::MessageReceived(m) if m.term == term));
+    c.settle();
+    // From now on nobody hears the leader: the read's round goes unanswered.
+    c.isolate(leader);
+    c.advance(Duration::from_millis(1));
+    let commit = c.node(leader).commit_index();
+    c.clear_actions();
+    let id = c.request_id();
+    c.push(leader, Event::ReadRequested { id });
+    c.settle();
+    assert_eq!(rounds_sent(&c, leader), vec![stale_round; 2]);
+    assert_eq!(c.result(id), None);
+    c.push(leader, answer);
+    c.settle();
+    assert_eq!(
+        c.result(id),
+        None,
+        "an answer given before the read confirms nothing"
+    );
+    c.heal();
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.result(id), Some(Ok(Completion::Read { index: commit })));
+}
+
+/// A leader cut off from its quorum steps down by check-quorum and answers
+/// every request it holds: none is left waiting on a leader that is gone.
+/// Writes and the membership change may still commit under a successor
+/// (`Unknown`); the read was never served (`Definite`); the transfer waits to
+/// hear who leads next, and hearing nobody, says so.
+#[test]
+fn a_leader_that_loses_its_quorum_answers_every_waiting_request() {
+    let mut c = Cluster::new(3);
+    let leader = c.leader().unwrap();
+    let target = c.others(leader)[0];
+    c.isolate(leader);
+    c.advance(Duration::from_millis(1));
+    let change = c.request_id();
+    c.push(
+        leader,
+        Event::ChangeMembershipRequested {
+            id: change,
+            change: MembershipChange::Add {
+                address: address(NodeId(9)),
+            },
+        },
+    );
+    let write = c.propose(b"w");
+    let read = c.request_id();
+    c.push(leader, Event::ReadRequested { id: read });
+    let transfer = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id: transfer,
+            target: Some(target),
+        },
+    );
+    c.settle();
+    for id in [change, write, read, transfer] {
+        assert_eq!(c.result(id), None, "{id:?} waits");
+    }
+    c.run_for(Duration::from_secs(2));
+    assert_ne!(c.node(leader).role(), Role::Leader);
+    let unknown = Err(RequestError::NotLeader {
+        leader: None,
+        outcome: Outcome::Unknown,
+    });
+    assert_eq!(c.result(change), Some(unknown.clone()));
+    assert_eq!(c.result(write), Some(unknown));
+    assert_eq!(
+        c.result(read),
+        Some(Err(RequestError::NotLeader {
+            leader: None,
+            outcome: Outcome::Definite
+        }))
+    );
+    assert_eq!(
+        c.result(transfer),
+        Some(Err(RequestError::TransferUnconfirmed(target)))
+    );
+}
+
+/// Reads share a heartbeat round only with reads of the same step. A round
+/// sent in an earlier step, even at the same instant, may have been answered
+/// before this read arrived, and a later term may have been elected and
+/// committed meanwhile: the in-memory cluster delivers everything without
+/// time passing, as a driver whose clock is coarser than a round trip would.
+#[test]
+fn a_read_does_not_share_a_round_answered_before_it_arrived() {
+    let mut c = Cluster::new(3);
+    c.run_for(Duration::from_secs(1));
+    let old = c.leader().unwrap();
+    let (target, other) = (c.others(old)[0], c.others(old)[1]);
+    c.advance(Duration::from_millis(1));
+    let first = c.request_id();
+    c.push(old, Event::ReadRequested { id: first });
+    c.settle();
+    assert!(matches!(c.result(first), Some(Ok(Completion::Read { .. }))));
+    // Within the same instant: the old leader hears nobody from now on, and
+    // hands leadership to `target`, which wins a later term and commits a
+    // write with `other`.
+    c.cut(target, old);
+    c.cut(other, old);
+    let transfer = c.request_id();
+    c.push(
+        old,
+        Event::TransferLeadershipRequested {
+            id: transfer,
+            target: Some(target),
+        },
+    );
+    c.settle();
+    assert_eq!(c.leader(), Some(target));
+    let write = c.propose(b"after");
+    c.settle();
+    let Some(Ok(Completion::Written { index })) = c.result(write) else {
+        panic!("the new leader commits: {:?}", c.result(write));
+    };
+    // The old leader still believes it leads its term.
+    assert_eq!(c.node(old).role(), Role::Leader);
+    let read = c.request_id();
+    c.push(old, Event::ReadRequested { id: read });
+    c.settle();
+    match c.result(read) {
+        None => {}
+        Some(Ok(Completion::Read { index: at })) => {
+            assert!(
+                at >= index,
+                "a read served at {at} misses the write at {index}"
+            )
+        }
+        Some(other) => panic!("{other:?}"),
+    }
+}
+
+/// A transfer abandoned after its `TimeoutNow` left is not over: the message
+/// may be late in the network, and the target campaigns on it whenever it
+/// arrives, past every follower's stickiness. The answer says the outcome is
+/// unknown rather than that the transfer did not happen.
+#[test]
+fn a_transfer_abandoned_after_timeout_now_left_has_an_unknown_outcome() {
+    let mut c = Cluster::new(3);
+    c.run_for(Duration::from_millis(200));
+    let leader = c.leader().unwrap();
+    let target = c.others(leader)[0];
+    let id = c.request_id();
+    c.push(
+        leader,
+        Event::TransferLeadershipRequested {
+            id,
+            target: Some(target),
+        },
+    );
+    c.deliver_next();
+    let late = c.take_queued(|_, e| {
+        matches!(
+            e,
+            Event::MessageReceived(Message {
+                body: MessageBody::TimeoutNow,
+                ..
+            })
+        )
+    });
+    assert_eq!(late.len(), 1, "the target was caught up: TimeoutNow left");
+    c.run_for(Duration::from_millis(600));
+    let answer = c.result(id).expect("abandoned after an election timeout");
+    assert_eq!(answer, Err(RequestError::TransferUnconfirmed(target)));
+    assert_eq!(answer.unwrap_err().outcome(), Outcome::Unknown);
+    assert_eq!(c.leader(), Some(leader));
+    // It does take effect after all.
+    for (to, e) in late {
+        c.push(to, e);
+    }
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(c.leader(), Some(target));
+}
+
+/// What a lease rests on: a follower that answered its leader's heartbeat
+/// round grants no vote for an election timeout. It holds even when the
+/// follower meanwhile learns of a later term from an answer to an old
+/// request of its own - here a pre-vote refusal from a node that moved to a
+/// later term, sent late (or duplicated) by the network. Such an answer
+/// proves no leader of that term; were the follower to forget its leader on
+/// it, a candidate could win with its vote while the lease still holds.
+#[test]
+fn a_follower_that_answered_a_round_refuses_votes_for_a_timeout_whatever_term_it_learns() {
+    let opts = NodeOptions {
+        lease_reads: true,
+        ..NodeOptions::new(NodeId(1))
+    };
+    let mut c = Cluster::with_options(3, opts);
+    c.run_for(Duration::from_secs(1));
+    let leader = c.leader().unwrap();
+    let (q, z) = (c.others(leader)[0], c.others(leader)[1]);
+    // `q` answers the leader's next round.
+    c.advance_to(c.node(leader).next_deadline());
+    c.push(leader, Event::Tick);
+    c.settle();
+    let term = c.node(q).term();
+    let cluster_id = c.node(q).cluster_id().unwrap();
+    let (last_index, last_term) = (c.node(z).last_index(), c.node(z).last_term());
+    let now = c.now() + Duration::from_millis(1);
+    let node = c.host_mut(q).node_mut();
+    let message = |term: Term, body: MessageBody| {
+        Event::MessageReceived(Message {
+            cluster_id,
+            from: z,
+            to: q,
+            term,
+            body,
+        })
+    };
+    node.step(
+        now,
+        message(term.next(), MessageBody::PreVoteResponse { granted: false }),
+    );
+    assert_eq!(node.term(), term.next(), "a later term is learnt");
+    let pre_vote = node.step(
+        now,
+        message(
+            term.next().next(),
+            MessageBody::PreVoteRequest {
+                last_index,
+                last_term,
+            },
+        ),
+    );
+    let vote = node.step(
+        now,
+        message(
+            term.next().next(),
+            MessageBody::VoteRequest {
+                last_index,
+                last_term,
+                transfer: false,
+            },
+        ),
+    );
+    let granted = |actions: &[Action]| {
+        actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::Send(Message {
+                    body: MessageBody::PreVoteResponse { granted: true }
+                        | MessageBody::VoteResponse { granted: true },
+                    ..
+                })
+            )
+        })
+    };
+    assert!(!granted(&pre_vote), "{pre_vote:?}");
+    assert!(!granted(&vote), "{vote:?}");
+    assert_eq!(c.node(leader).role(), Role::Leader, "its lease still holds");
 }
