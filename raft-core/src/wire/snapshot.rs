@@ -401,17 +401,7 @@ mod tests {
 
     /// Feeds frames and returns the first error, or the bytes and meta assembled.
     fn assemble(frames: &[Frame]) -> Result<(Vec<u8>, Option<SnapshotMeta>), SnapshotError> {
-        let mut assembler = SnapshotAssembler::new();
-        let mut bytes = Vec::new();
-        let mut done = None;
-        for frame in frames {
-            match assembler.feed(frame)? {
-                SnapshotProgress::Started => {}
-                SnapshotProgress::Chunk { data, .. } => bytes.extend_from_slice(&data),
-                SnapshotProgress::Complete { meta } => done = Some(meta),
-            }
-        }
-        Ok((bytes, done))
+        assemble_into(&mut SnapshotAssembler::new(), frames)
     }
 
     #[test]
@@ -571,6 +561,7 @@ mod tests {
     }
 
     /// Feeds `frames` to `assembler`, as [`assemble`] does to a fresh one.
+    /// Feeds frames to `assembler`, which may hold an earlier transfer.
     fn assemble_into(
         assembler: &mut SnapshotAssembler,
         frames: &[Frame],

@@ -68,18 +68,8 @@ fn a_read_index_waits_for_a_quorum_to_confirm_leadership() {
     // Answers of an earlier term (late answers to an earlier leader's
     // heartbeats, numbered like this round) confirm nothing: they say nothing
     // of who leads now.
-    let round = c
-        .host(leader)
-        .actions()
-        .iter()
-        .rev()
-        .find_map(|a| match a {
-            Action::Send(Message {
-                body: MessageBody::Heartbeat { round, .. },
-                ..
-            }) => Some(*round),
-            _ => None,
-        })
+    let round = *rounds_sent(&c, leader)
+        .last()
         .expect("the read's heartbeat round");
     let term = c.node(leader).term();
     for from in c.others(leader) {
@@ -101,9 +91,7 @@ fn a_read_index_waits_for_a_quorum_to_confirm_leadership() {
         (c.node(leader).role(), c.node(leader).term()),
         (Role::Leader, term)
     );
-    c.heal();
-    c.run_for(Duration::from_millis(200));
-    assert_eq!(c.result(id), Some(Ok(Completion::Read { index: commit })));
+    read_served_once_healed(&mut c, id, commit);
 }
 
 #[test]
@@ -558,6 +546,23 @@ fn clusters_of_16_and_17_voters_confirm_reads() {
 }
 
 /// The heartbeat rounds `node` sent among the actions recorded since the last clear.
+/// Heals the network: the read `id` is then served at `index`.
+fn read_served_once_healed(c: &mut Cluster, id: RequestId, index: LogIndex) {
+    c.heal();
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.result(id), Some(Ok(Completion::Read { index })));
+}
+
+/// Takes out of the network the one message queued for `to` whose body
+/// `is` picks.
+fn take_one_queued(c: &mut Cluster, to: NodeId, is: fn(&MessageBody) -> bool) -> Event {
+    let mut taken =
+        c.take_queued(|t, e| t == to && matches!(e, Event::MessageReceived(m) if is(&m.body)));
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    taken.pop().unwrap().1
+}
+
+/// The heartbeat rounds `node` sent, in order, among its recorded actions.
 fn rounds_sent(c: &Cluster, node: NodeId) -> Vec<u64> {
     c.host(node)
         .actions()
@@ -587,18 +592,8 @@ fn a_late_answer_to_a_heartbeat_of_an_earlier_term_confirms_no_read() {
     c.advance_to(c.node(leader).next_deadline());
     c.push(leader, Event::Tick);
     c.deliver_next();
-    let mut held = c.take_queued(|to, e| {
-        to == f
-            && matches!(
-                e,
-                Event::MessageReceived(Message {
-                    body: MessageBody::Heartbeat { .. },
-                    ..
-                })
-            )
-    });
-    assert_eq!(held.len(), 1);
-    let (_, stale_heartbeat) = held.pop().unwrap();
+    let stale_heartbeat =
+        take_one_queued(&mut c, f, |b| matches!(b, MessageBody::Heartbeat { .. }));
     let Event::MessageReceived(Message {
         body: MessageBody::Heartbeat {
             round: stale_round, ..
@@ -628,18 +623,9 @@ fn a_late_answer_to_a_heartbeat_of_an_earlier_term_confirms_no_read() {
     // The held heartbeat arrives at last; `f` answers it in the new term.
     c.push(f, stale_heartbeat);
     c.deliver_next();
-    let mut answers = c.take_queued(|to, e| {
-        to == leader
-            && matches!(
-                e,
-                Event::MessageReceived(Message {
-                    body: MessageBody::HeartbeatResponse { .. },
-                    ..
-                })
-            )
+    let answer = take_one_queued(&mut c, leader, |b| {
+        matches!(b, MessageBody::HeartbeatResponse { .. })
     });
-    assert_eq!(answers.len(), 1);
-    let (_, answer) = answers.pop().unwrap();
     assert!(matches!(&answer, Event::MessageReceived(m) if m.term == term));
     c.settle();
     // From now on nobody hears the leader: the read's round goes unanswered.
@@ -659,9 +645,7 @@ fn a_late_answer_to_a_heartbeat_of_an_earlier_term_confirms_no_read() {
         None,
         "an answer given before the read confirms nothing"
     );
-    c.heal();
-    c.run_for(Duration::from_millis(200));
-    assert_eq!(c.result(id), Some(Ok(Completion::Read { index: commit })));
+    read_served_once_healed(&mut c, id, commit);
 }
 
 /// A leader cut off from its quorum steps down by check-quorum and answers

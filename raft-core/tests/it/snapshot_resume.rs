@@ -57,9 +57,24 @@ fn transfer_cut_after(chunks: usize) -> (Cluster, NodeId, NodeId, u64) {
     );
     c.restart(f);
     // One event at a time, so the cut lands in the middle of the transfer.
+    step_until_stored(&mut c, f, chunks);
+    assert!(
+        stored_offsets(c.host(f)).len() >= chunks,
+        "the transfer stalled"
+    );
+    c.cut(leader, f);
+    c.run_for(Duration::from_millis(20));
+    c.heal();
+    (c, leader, f, size)
+}
+
+/// Delivers one message or fires the earliest timer at a time until `f` has
+/// stored `chunks` chunks of the incoming snapshot (so a cut can land in the
+/// middle of a transfer), or 100,000 events have passed.
+fn step_until_stored(c: &mut Cluster, f: NodeId, chunks: usize) {
     for _ in 0..100_000 {
         if stored_offsets(c.host(f)).len() >= chunks {
-            break;
+            return;
         }
         if !c.deliver_next() {
             let (due, id) = c
@@ -72,14 +87,6 @@ fn transfer_cut_after(chunks: usize) -> (Cluster, NodeId, NodeId, u64) {
             c.step(id, Event::Tick);
         }
     }
-    assert!(
-        stored_offsets(c.host(f)).len() >= chunks,
-        "the transfer stalled"
-    );
-    c.cut(leader, f);
-    c.run_for(Duration::from_millis(20));
-    c.heal();
-    (c, leader, f, size)
 }
 
 #[test]
@@ -248,21 +255,7 @@ fn a_snapshot_taken_while_another_streams_on_an_open_stream_replaces_it() {
     let first = c.node(leader).snapshot().cloned().unwrap();
     c.restart(f);
     // Into the transfer: some chunks stored, not all.
-    for _ in 0..100_000 {
-        if stored_offsets(c.host(f)).len() >= 3 {
-            break;
-        }
-        if !c.deliver_next() {
-            let (due, id) = c
-                .ids()
-                .into_iter()
-                .map(|id| (c.node(id).next_deadline(), id))
-                .min()
-                .unwrap();
-            c.advance_to(due.max(c.now()));
-            c.step(id, Event::Tick);
-        }
-    }
+    step_until_stored(&mut c, f, 3);
     assert!(stored_offsets(c.host(f)).len() >= 3);
     // Writes while it streams (what reaches the follower held back, its
     // stream still open): the leader snapshots anew and compacts.
