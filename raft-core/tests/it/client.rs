@@ -251,14 +251,7 @@ fn a_leader_that_sent_timeout_now_serves_no_lease_read_for_the_rest_of_its_term(
     // The TimeoutNow is lost, as it may be; the leader cannot tell whether the
     // target received it and won a later term.
     c.cut(leader, target);
-    let transfer = c.request_id();
-    c.push(
-        leader,
-        Event::TransferLeadershipRequested {
-            id: transfer,
-            target: Some(target),
-        },
-    );
+    let transfer = request_transfer(&mut c, leader, Some(target));
     c.settle();
     c.heal();
     // Heartbeat rounds keep being confirmed after the transfer began, and the
@@ -673,14 +666,7 @@ fn a_leader_that_loses_its_quorum_answers_every_waiting_request() {
     let write = c.propose(b"w");
     let read = c.request_id();
     c.push(leader, Event::ReadRequested { id: read });
-    let transfer = c.request_id();
-    c.push(
-        leader,
-        Event::TransferLeadershipRequested {
-            id: transfer,
-            target: Some(target),
-        },
-    );
+    let transfer = request_transfer(&mut c, leader, Some(target));
     c.settle();
     for id in [change, write, read, transfer] {
         assert_eq!(c.result(id), None, "{id:?} waits");
@@ -727,14 +713,7 @@ fn a_read_does_not_share_a_round_answered_before_it_arrived() {
     // write with `other`.
     c.cut(target, old);
     c.cut(other, old);
-    let transfer = c.request_id();
-    c.push(
-        old,
-        Event::TransferLeadershipRequested {
-            id: transfer,
-            target: Some(target),
-        },
-    );
+    request_transfer(&mut c, old, Some(target));
     c.settle();
     assert_eq!(c.leader(), Some(target));
     let write = c.propose(b"after");
@@ -769,14 +748,7 @@ fn a_transfer_abandoned_after_timeout_now_left_has_an_unknown_outcome() {
     c.run_for(Duration::from_millis(200));
     let leader = c.leader().unwrap();
     let target = c.others(leader)[0];
-    let id = c.request_id();
-    c.push(
-        leader,
-        Event::TransferLeadershipRequested {
-            id,
-            target: Some(target),
-        },
-    );
+    let id = request_transfer(&mut c, leader, Some(target));
     c.deliver_next();
     let late = c.take_queued(|_, e| {
         matches!(

@@ -358,14 +358,7 @@ fn timeout_now_makes_the_target_campaign_past_leader_stickiness() {
     let mut c = Cluster::new(3);
     let leader = c.leader().unwrap();
     let target = c.others(leader)[0];
-    let id = c.request_id();
-    c.push(
-        leader,
-        Event::TransferLeadershipRequested {
-            id,
-            target: Some(target),
-        },
-    );
+    let id = request_transfer(&mut c, leader, Some(target));
     c.settle();
     c.run_for(Duration::from_millis(50));
     assert_eq!(c.leader(), Some(target));
@@ -382,14 +375,7 @@ fn transfer_with_lost_timeout_now(c: &mut Cluster) -> (NodeId, NodeId, RequestId
     let leader = c.leader().unwrap();
     let target = c.others(leader)[0];
     c.cut(leader, target);
-    let id = c.request_id();
-    c.push(
-        leader,
-        Event::TransferLeadershipRequested {
-            id,
-            target: Some(target),
-        },
-    );
+    let id = request_transfer(c, leader, Some(target));
     c.settle();
     assert!(
         c.host(leader).actions().iter().any(|a| matches!(
@@ -768,28 +754,14 @@ fn a_transfer_to_a_node_that_is_not_a_voter_is_refused() {
     let leader = c.leader().unwrap();
     let term = c.node(leader).term();
     let stranger = NodeId(9);
-    let id = c.request_id();
-    c.push(
-        leader,
-        Event::TransferLeadershipRequested {
-            id,
-            target: Some(stranger),
-        },
-    );
+    let id = request_transfer(&mut c, leader, Some(stranger));
     c.settle();
     assert_eq!(
         c.result(id),
         Some(Err(RequestError::NodeNotFound(stranger)))
     );
     // No transfer is under way: the next one is taken.
-    let next = c.request_id();
-    c.push(
-        leader,
-        Event::TransferLeadershipRequested {
-            id: next,
-            target: Some(leader),
-        },
-    );
+    let next = request_transfer(&mut c, leader, Some(leader));
     c.settle();
     assert_eq!(c.result(next), Some(Ok(Completion::Transferred { term })));
 }

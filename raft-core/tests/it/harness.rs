@@ -66,3 +66,11 @@ pub fn opened_stream(actions: &[Action]) -> StreamId {
         })
         .expect("the node opens a stream")
 }
+
+/// Asks `at` to hand its leadership to `target` (any caught-up voter if
+/// `None`); the request's id.
+pub fn request_transfer(c: &mut Cluster, at: NodeId, target: Option<NodeId>) -> RequestId {
+    let id = c.request_id();
+    c.push(at, Event::TransferLeadershipRequested { id, target });
+    id
+}

@@ -232,14 +232,7 @@ fn proposals_wait_out_a_leadership_transfer() {
     c.isolate(target); // the target cannot catch up: the transfer stays pending
     c.propose(b"x");
     c.settle();
-    let t = c.request_id();
-    c.push(
-        leader,
-        Event::TransferLeadershipRequested {
-            id: t,
-            target: Some(target),
-        },
-    );
+    let t = request_transfer(&mut c, leader, Some(target));
     let p = c.propose(b"during");
     c.settle();
     assert_eq!(c.result(p), Some(Err(RequestError::TransferInProgress)));
@@ -805,14 +798,7 @@ fn a_transfer_asked_for_while_the_leader_removes_itself_keeps_its_target_and_is_
     let leader = c.leader().unwrap();
     let target = c.others(leader)[1];
     let removal = change(&mut c, leader, MembershipChange::Remove { id: leader });
-    let transfer = c.request_id();
-    c.push(
-        leader,
-        Event::TransferLeadershipRequested {
-            id: transfer,
-            target: Some(target),
-        },
-    );
+    let transfer = request_transfer(&mut c, leader, Some(target));
     c.run_for(Duration::from_millis(1_000));
     assert!(
         matches!(
