@@ -141,10 +141,15 @@ impl Node {
         );
         assert_eq!(self.hs.vote, Some(self.id()), "a leader voted for itself");
         let now = self.now;
+        // As in `sync_cursors_with_config`: a member an uncommitted change
+        // of our log removes keeps its cursor until that change commits, or
+        // it would never receive the entry that removes it.
+        let committed = self.configs.at(self.commit);
         let cursors = self
             .config()
             .members
             .iter()
+            .chain(committed.members.iter())
             .filter(|m| m.id != self.id())
             .map(|m| (m.id, Cursor::new(self.log.last_index().next(), now)))
             .collect();

@@ -1119,3 +1119,41 @@ fn a_follower_that_compacted_before_its_uncommitted_change_falls_back_to_the_com
         Some(c.node(f).config())
     );
 }
+
+/// Node 1 leads five nodes and appends the removal of node 5; only node 2
+/// receives the entry (node 1's links to 3, 4 and 5 are cut), so it stays
+/// uncommitted, and node 1 hands leadership to node 2.
+fn a_removal_of_node_5_uncommitted_when_node_2_takes_over(c: &mut Cluster) {
+    c.elect(n(1));
+    c.cut(n(1), n(5));
+    c.cut(n(1), n(3));
+    c.cut(n(1), n(4));
+    change(c, n(1), MembershipChange::Remove { id: n(5) });
+    c.settle();
+    let node2 = c.node(n(2));
+    assert!(!node2.config().contains(n(5)));
+    assert!(node2.commit_index() < node2.config().index);
+    request_transfer(c, n(1), Some(n(2)));
+    c.settle();
+    assert_eq!(c.leader(), Some(n(2)));
+}
+
+#[test]
+fn a_removed_node_learns_of_its_removal_from_a_leader_that_inherited_it_uncommitted() {
+    let mut c = Cluster::new(5);
+    a_removal_of_node_5_uncommitted_when_node_2_takes_over(&mut c);
+    c.run_until("node 2 committed the removal", |c| {
+        let node = c.node(n(2));
+        node.commit_index() >= node.config().index
+            && node.term_at(node.commit_index()) == Some(node.term())
+    });
+    c.heal();
+    c.run_for(Duration::from_secs(3));
+    let v = c.node(n(5));
+    assert!(
+        !v.config().contains(n(5)),
+        "the new leader streams the removal to the removed node: {}",
+        v.config()
+    );
+    assert_eq!(v.role(), Role::Learner);
+}
