@@ -371,7 +371,11 @@ impl Node {
 
     fn cursor_after(&self, peer: NodeId) -> Option<NodeId> {
         match &self.role {
-            RoleState::Leader(l) => l.cursors.range(peer.next()..).next().map(|(&id, _)| id),
+            RoleState::Leader(l) => l
+                .cursors
+                .range((std::ops::Bound::Excluded(peer), std::ops::Bound::Unbounded))
+                .next()
+                .map(|(&id, _)| id),
             _ => None,
         }
     }

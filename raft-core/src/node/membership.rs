@@ -156,7 +156,12 @@ impl Node {
                         return Err(RequestError::InvalidNodeId(*id));
                     }
                     MembershipChange::AddWithId { id, .. } => *id,
-                    _ => current.max_node_id.next(),
+                    // An id taken by `AddWithId` may be the largest there is:
+                    // no id is left to assign then, and none is reused.
+                    _ => match current.max_node_id.0.checked_add(1) {
+                        Some(id) => NodeId(id),
+                        None => return Err(RequestError::InvalidNodeId(current.max_node_id)),
+                    },
                 };
                 next.max_node_id = id;
                 next.members.push(Member {

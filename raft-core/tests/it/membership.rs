@@ -1157,3 +1157,39 @@ fn a_removed_node_learns_of_its_removal_from_a_leader_that_inherited_it_uncommit
     );
     assert_eq!(v.role(), Role::Learner);
 }
+
+#[test]
+fn a_join_after_the_largest_node_id_was_taken_is_refused_not_a_crash() {
+    let mut c = Cluster::new(3);
+    c.settle();
+    let leader = c.leader().unwrap();
+    let last = n(u64::MAX);
+    let taken = change(
+        &mut c,
+        leader,
+        MembershipChange::AddWithId {
+            id: last,
+            address: "node-last".into(),
+        },
+    );
+    c.settle();
+    assert!(matches!(
+        c.result(taken),
+        Some(Ok(Completion::MembershipChanged { node, .. })) if node == last
+    ));
+    let join = change(
+        &mut c,
+        leader,
+        MembershipChange::Add {
+            address: "node-next".into(),
+        },
+    );
+    c.settle();
+    assert_eq!(
+        c.result(join),
+        Some(Err(RequestError::InvalidNodeId(last))),
+        "no id is left to assign"
+    );
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.node(leader).config().max_node_id, last);
+}
