@@ -554,6 +554,58 @@ fn malformed_bytes_close_the_connection_and_the_node_carries_on() {
 }
 
 #[test]
+fn a_flood_of_silent_connections_is_bounded_and_the_node_carries_on() {
+    use raft_io_std::transport::hello::{self, ConnectionKind, Control, Hello, HelloReply};
+    use std::net::TcpStream;
+    const MAX: usize = 8;
+    // Silent connections are never timed out here: only the bound can end them.
+    let single = Member::open(&|c: &mut NodeConfig| {
+        c.transport.connections_max = MAX;
+        c.transport.handshake_timeout = Duration::from_secs(3600);
+    });
+    let node = single.node();
+    node.initialize().unwrap();
+    let silent: Vec<TcpStream> = (0..MAX)
+        .map(|_| TcpStream::connect(&single.address).unwrap())
+        .collect();
+    // Each connection past the bound is closed by the node, though we say nothing.
+    let extra = 3 * MAX;
+    for i in 0..extra {
+        let mut s = TcpStream::connect(&single.address).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        match s.read(&mut [0u8; 1]) {
+            Ok(0) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+            other => panic!("connection {i} past the bound was kept: {other:?}"),
+        }
+    }
+    assert_eq!(
+        node.metrics().unwrap().transport.connections_refused,
+        extra as u64
+    );
+    // Once the flood ends, a member's connection is served again.
+    drop(silent);
+    let hello = hello::encode_control(&Control::Hello(Hello {
+        cluster_id: node.cluster_id(),
+        from: Some(NodeId(9)),
+        to: node.id(),
+        address: None,
+        kind: ConnectionKind::Messages,
+    }));
+    eventually("a hello to be accepted after the flood", || {
+        let mut s = TcpStream::connect(&single.address).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        s.write_all(&hello).is_ok()
+            && matches!(
+                hello::read_control(&mut s),
+                Ok(Control::HelloReply(HelloReply::Accepted))
+            )
+    });
+    let index = node.propose("after the flood").unwrap();
+    node.wait_applied(index, PATIENCE).unwrap();
+}
+
+#[test]
 fn options_that_break_a_rule_are_refused_at_open_before_the_directory_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let broken = config("127.0.0.1:0", |c| {

@@ -20,8 +20,23 @@ pub(super) fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
         }
         match conn {
             Ok(socket) => {
+                // Counted here, on the one accepting thread, so a flood cannot
+                // race past the bound however fast its connections arrive.
+                let Some(slot) = InboundSlot::take(shared) else {
+                    bump(&shared.counters.connections_refused, 1);
+                    tracing::warn!(
+                        peer = ?socket.peer_addr().ok(),
+                        "{} incoming connections already served; closed",
+                        shared.opts.connections_max
+                    );
+                    drop(socket);
+                    continue;
+                };
                 let thread_shared = Arc::clone(shared);
-                shared.spawn("raft-conn", move || handle(&thread_shared, socket));
+                shared.spawn("raft-conn", move || {
+                    let _slot = slot;
+                    handle(&thread_shared, socket)
+                });
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
@@ -29,6 +44,30 @@ pub(super) fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
+    }
+}
+
+/// One of the `connections_max` incoming connections served at once, held
+/// by its thread until the connection ends (or dropped with the closure if
+/// the thread could not be spawned).
+struct InboundSlot(Arc<Shared>);
+
+impl InboundSlot {
+    fn take(shared: &Arc<Shared>) -> Option<InboundSlot> {
+        let max = shared.opts.connections_max;
+        shared
+            .inbound
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InboundSlot(Arc::clone(shared)))
+    }
+}
+
+impl Drop for InboundSlot {
+    fn drop(&mut self) {
+        self.0.inbound.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
