@@ -606,6 +606,50 @@ fn a_flood_of_silent_connections_is_bounded_and_the_node_carries_on() {
 }
 
 #[test]
+fn a_hello_trickled_a_byte_at_a_time_is_cut_off_at_the_handshake_deadline() {
+    use std::net::TcpStream;
+    // Each byte comes well within the handshake timeout of the one before,
+    // but the whole hello never would: the deadline is for the hello, not per read.
+    let single = Member::open(&|c: &mut NodeConfig| {
+        c.transport.handshake_timeout = Duration::from_millis(500);
+    });
+    let node = single.node();
+    node.initialize().unwrap();
+    let mut s = TcpStream::connect(&single.address).unwrap();
+    // A control header announcing a 60,000-byte payload, then a byte per tick.
+    let mut header = b"SRFT\x02".to_vec();
+    header.extend_from_slice(&60_000u32.to_le_bytes());
+    header.extend_from_slice(&[0; 4]);
+    s.write_all(&header).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let cut_off = loop {
+        if s.write_all(&[0]).is_err() {
+            break true;
+        }
+        // The node closing its end shows as end of file here.
+        s.set_nonblocking(true).unwrap();
+        let closed = match s.read(&mut [0u8; 1]) {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        };
+        s.set_nonblocking(false).unwrap();
+        if closed {
+            break true;
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10)); // the trickle's pace, not synchronization
+    };
+    assert!(
+        cut_off,
+        "a trickled hello held its connection for {PATIENCE:?}"
+    );
+    let index = node.propose("still fine").unwrap();
+    node.wait_applied(index, PATIENCE).unwrap();
+}
+
+#[test]
 fn options_that_break_a_rule_are_refused_at_open_before_the_directory_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let broken = config("127.0.0.1:0", |c| {

@@ -2,7 +2,8 @@
 //! connection to what it announced (messages, a stream, an admin request).
 
 use super::hello::{
-    self, AdminRequest, AdminResponse, ConnectionKind, Control, Hello, HelloRefusal, HelloReply,
+    self, AdminRequest, AdminResponse, ConnectionKind, Control, DeadlineReader, Hello,
+    HelloRefusal, HelloReply,
 };
 use super::units::{ReadError, UnitReader};
 use super::{AdminCall, Shared, bump, stream};
@@ -80,12 +81,12 @@ fn handle(shared: &Arc<Shared>, mut socket: TcpStream) {
     };
     let setup = socket
         .set_nodelay(true)
-        .and_then(|()| socket.set_read_timeout(Some(shared.opts.handshake_timeout)))
         .and_then(|()| socket.set_write_timeout(Some(shared.opts.write_timeout)));
     if setup.is_err() {
         return;
     }
-    let hello = match hello::read_control(&mut socket) {
+    let within = shared.opts.handshake_timeout;
+    let hello = match hello::read_control(&mut DeadlineReader::new(&socket, within)) {
         Ok(Control::Hello(h)) => h,
         Ok(other) => {
             tracing::warn!(%peer, "connection began with {other:?}, not a hello; closed");
@@ -228,14 +229,12 @@ fn admin(
     peer: &str,
 ) {
     let accepted = Control::HelloReply(HelloReply::Accepted);
-    if hello::write_control(&mut socket, &accepted).is_err()
-        || socket
-            .set_read_timeout(Some(shared.opts.handshake_timeout))
-            .is_err()
-    {
+    if hello::write_control(&mut socket, &accepted).is_err() {
         return;
     }
-    let request: AdminRequest = match hello::read_control(&mut socket) {
+    let within = shared.opts.handshake_timeout;
+    let request: AdminRequest = match hello::read_control(&mut DeadlineReader::new(&socket, within))
+    {
         Ok(Control::AdminRequest(r)) => r,
         Ok(other) => {
             tracing::warn!(%peer, "expected an admin request, got {other:?}; closed");

@@ -364,9 +364,9 @@ fn connect_with_hello(
     hello: Hello,
 ) -> Result<TcpStream, ConnectError> {
     let mut s = connect(opts, address)?;
-    s.set_read_timeout(Some(opts.handshake_timeout))?;
     hello::write_control(&mut s, &Control::Hello(hello))?;
-    match hello::read_control(&mut s) {
+    let reply = hello::read_control(&mut hello::DeadlineReader::new(&s, opts.handshake_timeout));
+    match reply {
         Ok(Control::HelloReply(HelloReply::Accepted)) => {
             s.set_read_timeout(None)?;
             Ok(s)
@@ -415,8 +415,8 @@ pub(crate) fn admin_call(
     };
     let mut s = connect_with_hello(opts, address, hello)?;
     hello::write_control(&mut s, &Control::AdminRequest(request))?;
-    s.set_read_timeout(Some(opts.admin_timeout + opts.handshake_timeout))?;
-    match hello::read_control(&mut s) {
+    let within = opts.admin_timeout + opts.handshake_timeout;
+    match hello::read_control(&mut hello::DeadlineReader::new(&s, within)) {
         Ok(Control::AdminResponse(r)) => Ok(r),
         Ok(other) => Err(ConnectError::Handshake(format!("unexpected {other:?}"))),
         Err(hello::ControlError::Io(e)) => Err(ConnectError::Io(e)),
