@@ -650,6 +650,44 @@ fn a_hello_trickled_a_byte_at_a_time_is_cut_off_at_the_handshake_deadline() {
 }
 
 #[test]
+fn a_peers_new_message_connection_ends_its_old_one() {
+    use raft_io_std::transport::hello::{self, ConnectionKind, Control, Hello, HelloReply};
+    use std::net::TcpStream;
+    // A peer that lost power never closes its connections; when it comes
+    // back it opens a new one. The old one, silent for ever, must not keep
+    // its thread and its slot among connections_max.
+    let single = Member::open(&|_| {});
+    let node = single.node();
+    node.initialize().unwrap();
+    let hello = hello::encode_control(&Control::Hello(Hello {
+        cluster_id: node.cluster_id(),
+        from: Some(NodeId(9)),
+        to: node.id(),
+        address: None,
+        kind: ConnectionKind::Messages,
+    }));
+    let open = || {
+        let mut s = TcpStream::connect(&single.address).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        s.write_all(&hello).unwrap();
+        assert_eq!(
+            hello::read_control(&mut s).unwrap(),
+            Control::HelloReply(HelloReply::Accepted)
+        );
+        s
+    };
+    let mut old = open();
+    let _new = open();
+    match old.read(&mut [0u8; 1]) {
+        Ok(0) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        other => panic!("the old message connection was kept: {other:?}"),
+    }
+    let index = node.propose("still fine").unwrap();
+    node.wait_applied(index, PATIENCE).unwrap();
+}
+
+#[test]
 fn options_that_break_a_rule_are_refused_at_open_before_the_directory_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let broken = config("127.0.0.1:0", |c| {

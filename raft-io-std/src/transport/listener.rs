@@ -6,7 +6,7 @@ use super::hello::{
     HelloRefusal, HelloReply,
 };
 use super::units::{ReadError, UnitReader};
-use super::{AdminCall, Shared, bump, stream};
+use super::{AdminCall, Shared, bump, lock, stream};
 use crossbeam_channel::RecvTimeoutError;
 use raft_core::wire::WireUnit;
 use raft_core::{Event, NodeId};
@@ -186,6 +186,9 @@ fn check(shared: &Shared, hello: &Hello) -> Result<(), HelloRefusal> {
 
 /// An incoming message connection: datagrams from `from` until it closes.
 fn read_messages(shared: &Shared, socket: &TcpStream, from: NodeId, peer: &str) {
+    let Ok(_current) = CurrentMessageConn::claim(shared, socket, from, peer) else {
+        return;
+    };
     let cluster_id = shared.me().cluster_id;
     let mut reader = UnitReader::new();
     let mut socket = socket;
@@ -217,6 +220,45 @@ fn read_messages(shared: &Shared, socket: &TcpStream, from: NodeId, peer: &str) 
                 bump(&shared.counters.malformed_connections, 1);
                 return;
             }
+        }
+    }
+}
+
+/// The newest message connection from a peer, in `Shared::message_conns`
+/// while it is served.
+struct CurrentMessageConn<'a> {
+    shared: &'a Shared,
+    from: NodeId,
+    key: u64,
+}
+
+impl<'a> CurrentMessageConn<'a> {
+    /// Records `socket` as `from`'s message connection and ends the one it replaces.
+    fn claim(
+        shared: &'a Shared,
+        socket: &TcpStream,
+        from: NodeId,
+        peer: &str,
+    ) -> std::io::Result<CurrentMessageConn<'a>> {
+        let key = shared.next_socket.fetch_add(1, Ordering::Relaxed);
+        let clone = socket.try_clone()?;
+        let replaced = lock(&shared.message_conns).insert(from, (key, clone));
+        if let Some((_, old)) = replaced {
+            tracing::debug!(%peer, %from, "a new message connection from {from} ends its old one");
+            let _ = old.shutdown(Shutdown::Both);
+        }
+        Ok(CurrentMessageConn { shared, from, key })
+    }
+}
+
+impl Drop for CurrentMessageConn<'_> {
+    fn drop(&mut self) {
+        let mut conns = lock(&self.shared.message_conns);
+        if conns
+            .get(&self.from)
+            .is_some_and(|(key, _)| *key == self.key)
+        {
+            conns.remove(&self.from);
         }
     }
 }

@@ -214,6 +214,10 @@ struct Shared {
     snapshots: Arc<SnapshotStore>,
     closing: AtomicBool,
     sockets: Mutex<HashMap<u64, TcpStream>>,
+    /// The incoming message connection served for each peer (keyed as
+    /// `sockets`): a peer has one, so a new one ends the old, which may be
+    /// half-open for ever (a peer that lost power sends no FIN).
+    message_conns: Mutex<HashMap<NodeId, (u64, TcpStream)>>,
     next_socket: AtomicU64,
     threads: ThreadGroup,
     /// Incoming connections being served (bounded by `connections_max`).
@@ -453,6 +457,7 @@ impl Transport {
             snapshots,
             closing: AtomicBool::new(false),
             sockets: Mutex::new(HashMap::new()),
+            message_conns: Mutex::new(HashMap::new()),
             next_socket: AtomicU64::new(0),
             threads: ThreadGroup::default(),
             inbound: AtomicUsize::new(0),
