@@ -688,6 +688,45 @@ fn a_peers_new_message_connection_ends_its_old_one() {
 }
 
 #[test]
+fn an_admin_change_from_a_caller_without_a_cluster_id_is_refused_unless_a_join() {
+    use raft_io_std::transport::hello::{
+        self, AdminRequest, AdminResponse, ConnectionKind, Control, Hello, HelloReply,
+    };
+    use std::net::TcpStream;
+    // Only a joiner has no cluster id; a member forwarding add_peer or
+    // remove_peer says its own. A stray client saying none must not remove
+    // (or add) members.
+    let members = three_nodes(|_| {});
+    let leader = leader_of(&members);
+    let victim = members[(leader + 1) % 3].node().id().unwrap();
+    let mut s = TcpStream::connect(&members[leader].address).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let hello = Control::Hello(Hello {
+        cluster_id: None,
+        from: None,
+        to: None,
+        address: None,
+        kind: ConnectionKind::Admin,
+    });
+    s.write_all(&hello::encode_control(&hello)).unwrap();
+    assert_eq!(
+        hello::read_control(&mut s).unwrap(),
+        Control::HelloReply(HelloReply::Accepted)
+    );
+    let remove = Control::AdminRequest(AdminRequest::Remove { id: victim });
+    s.write_all(&hello::encode_control(&remove)).unwrap();
+    let response = hello::read_control(&mut s).unwrap();
+    assert!(
+        matches!(
+            response,
+            Control::AdminResponse(AdminResponse::Unavailable(_))
+        ),
+        "{response:?}"
+    );
+    assert!(members[leader].node().config().contains(victim));
+}
+
+#[test]
 fn options_that_break_a_rule_are_refused_at_open_before_the_directory_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let broken = config("127.0.0.1:0", |c| {
