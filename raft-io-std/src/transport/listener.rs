@@ -131,9 +131,15 @@ fn handle(shared: &Arc<Shared>, mut socket: TcpStream) {
     }
     match kind {
         ConnectionKind::Messages => {
+            let from = from.expect("checked");
+            // Claimed before the reply: once the peer hears it was accepted,
+            // a newer connection of its own must find this one to replace.
+            let Ok(_current) = CurrentMessageConn::claim(shared, &socket, from, &peer) else {
+                return;
+            };
             let accepted = Control::HelloReply(HelloReply::Accepted);
             if hello::write_control(&mut socket, &accepted).is_ok() {
-                read_messages(shared, &socket, from.expect("checked"), &peer);
+                read_messages(shared, &socket, from, &peer);
             }
         }
         ConnectionKind::Stream { stream, open } => {
@@ -186,9 +192,6 @@ fn check(shared: &Shared, hello: &Hello) -> Result<(), HelloRefusal> {
 
 /// An incoming message connection: datagrams from `from` until it closes.
 fn read_messages(shared: &Shared, socket: &TcpStream, from: NodeId, peer: &str) {
-    let Ok(_current) = CurrentMessageConn::claim(shared, socket, from, peer) else {
-        return;
-    };
     let cluster_id = shared.me().cluster_id;
     let mut reader = UnitReader::new();
     let mut socket = socket;
