@@ -554,6 +554,179 @@ fn malformed_bytes_close_the_connection_and_the_node_carries_on() {
 }
 
 #[test]
+fn a_flood_of_silent_connections_is_bounded_and_the_node_carries_on() {
+    use raft_io_std::transport::hello::{self, ConnectionKind, Control, Hello, HelloReply};
+    use std::net::TcpStream;
+    const MAX: usize = 8;
+    // Silent connections are never timed out here: only the bound can end them.
+    let single = Member::open(&|c: &mut NodeConfig| {
+        c.transport.connections_max = MAX;
+        c.transport.handshake_timeout = Duration::from_secs(3600);
+    });
+    let node = single.node();
+    node.initialize().unwrap();
+    let silent: Vec<TcpStream> = (0..MAX)
+        .map(|_| TcpStream::connect(&single.address).unwrap())
+        .collect();
+    // Each connection past the bound is closed by the node, though we say nothing.
+    let extra = 3 * MAX;
+    for i in 0..extra {
+        let mut s = TcpStream::connect(&single.address).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        match s.read(&mut [0u8; 1]) {
+            Ok(0) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+            other => panic!("connection {i} past the bound was kept: {other:?}"),
+        }
+    }
+    assert_eq!(
+        node.metrics().unwrap().transport.connections_refused,
+        extra as u64
+    );
+    // Once the flood ends, a member's connection is served again.
+    drop(silent);
+    let hello = hello::encode_control(&Control::Hello(Hello {
+        cluster_id: node.cluster_id(),
+        from: Some(NodeId(9)),
+        to: node.id(),
+        address: None,
+        kind: ConnectionKind::Messages,
+    }));
+    eventually("a hello to be accepted after the flood", || {
+        let mut s = TcpStream::connect(&single.address).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        s.write_all(&hello).is_ok()
+            && matches!(
+                hello::read_control(&mut s),
+                Ok(Control::HelloReply(HelloReply::Accepted))
+            )
+    });
+    let index = node.propose("after the flood").unwrap();
+    node.wait_applied(index, PATIENCE).unwrap();
+}
+
+#[test]
+fn a_hello_trickled_a_byte_at_a_time_is_cut_off_at_the_handshake_deadline() {
+    use std::net::TcpStream;
+    // Each byte comes well within the handshake timeout of the one before,
+    // but the whole hello never would: the deadline is for the hello, not per read.
+    let single = Member::open(&|c: &mut NodeConfig| {
+        c.transport.handshake_timeout = Duration::from_millis(500);
+    });
+    let node = single.node();
+    node.initialize().unwrap();
+    let mut s = TcpStream::connect(&single.address).unwrap();
+    // A control header announcing a 60,000-byte payload, then a byte per tick.
+    let mut header = b"SRFT\x02".to_vec();
+    header.extend_from_slice(&60_000u32.to_le_bytes());
+    header.extend_from_slice(&[0; 4]);
+    s.write_all(&header).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let cut_off = loop {
+        if s.write_all(&[0]).is_err() {
+            break true;
+        }
+        // The node closing its end shows as end of file here.
+        s.set_nonblocking(true).unwrap();
+        let closed = match s.read(&mut [0u8; 1]) {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        };
+        s.set_nonblocking(false).unwrap();
+        if closed {
+            break true;
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10)); // the trickle's pace, not synchronization
+    };
+    assert!(
+        cut_off,
+        "a trickled hello held its connection for {PATIENCE:?}"
+    );
+    let index = node.propose("still fine").unwrap();
+    node.wait_applied(index, PATIENCE).unwrap();
+}
+
+#[test]
+fn a_peers_new_message_connection_ends_its_old_one() {
+    use raft_io_std::transport::hello::{self, ConnectionKind, Control, Hello, HelloReply};
+    use std::net::TcpStream;
+    // A peer that lost power never closes its connections; when it comes
+    // back it opens a new one. The old one, silent for ever, must not keep
+    // its thread and its slot among connections_max.
+    let single = Member::open(&|_| {});
+    let node = single.node();
+    node.initialize().unwrap();
+    let hello = hello::encode_control(&Control::Hello(Hello {
+        cluster_id: node.cluster_id(),
+        from: Some(NodeId(9)),
+        to: node.id(),
+        address: None,
+        kind: ConnectionKind::Messages,
+    }));
+    let open = || {
+        let mut s = TcpStream::connect(&single.address).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        s.write_all(&hello).unwrap();
+        assert_eq!(
+            hello::read_control(&mut s).unwrap(),
+            Control::HelloReply(HelloReply::Accepted)
+        );
+        s
+    };
+    let mut old = open();
+    let _new = open();
+    match old.read(&mut [0u8; 1]) {
+        Ok(0) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        other => panic!("the old message connection was kept: {other:?}"),
+    }
+    let index = node.propose("still fine").unwrap();
+    node.wait_applied(index, PATIENCE).unwrap();
+}
+
+#[test]
+fn an_admin_change_from_a_caller_without_a_cluster_id_is_refused_unless_a_join() {
+    use raft_io_std::transport::hello::{
+        self, AdminRequest, AdminResponse, ConnectionKind, Control, Hello, HelloReply,
+    };
+    use std::net::TcpStream;
+    // Only a joiner has no cluster id; a member forwarding add_peer or
+    // remove_peer says its own. A stray client saying none must not remove
+    // (or add) members.
+    let members = three_nodes(|_| {});
+    let leader = leader_of(&members);
+    let victim = members[(leader + 1) % 3].node().id().unwrap();
+    let mut s = TcpStream::connect(&members[leader].address).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let hello = Control::Hello(Hello {
+        cluster_id: None,
+        from: None,
+        to: None,
+        address: None,
+        kind: ConnectionKind::Admin,
+    });
+    s.write_all(&hello::encode_control(&hello)).unwrap();
+    assert_eq!(
+        hello::read_control(&mut s).unwrap(),
+        Control::HelloReply(HelloReply::Accepted)
+    );
+    let remove = Control::AdminRequest(AdminRequest::Remove { id: victim });
+    s.write_all(&hello::encode_control(&remove)).unwrap();
+    let response = hello::read_control(&mut s).unwrap();
+    assert!(
+        matches!(
+            response,
+            Control::AdminResponse(AdminResponse::Unavailable(_))
+        ),
+        "{response:?}"
+    );
+    assert!(members[leader].node().config().contains(victim));
+}
+
+#[test]
 fn options_that_break_a_rule_are_refused_at_open_before_the_directory_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let broken = config("127.0.0.1:0", |c| {

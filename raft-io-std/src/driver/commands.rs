@@ -182,6 +182,14 @@ impl Driver {
                 .send(AdminResponse::Unavailable("foreign cluster".into()));
             return;
         }
+        // Only a joiner has no cluster yet; members forwarding add_peer or
+        // remove_peer say theirs. Without this, any client reaching the port,
+        // knowing nothing of the cluster, could remove its members.
+        if call.cluster_id.is_none() && !matches!(call.request, AdminRequest::Join { .. }) {
+            let why = "only a join may come without the caller's cluster id";
+            let _ = call.reply.send(AdminResponse::Unavailable(why.into()));
+            return;
+        }
         let (change, joining) = match call.request {
             AdminRequest::Join { address } => (MembershipChange::Add { address }, true),
             AdminRequest::Add { address } => (MembershipChange::Add { address }, false),

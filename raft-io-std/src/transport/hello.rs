@@ -21,6 +21,8 @@
 use raft_core::{ClusterId, LogIndex, NodeId, RequestError, StreamId, StreamOpen};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 const MAGIC: [u8; 4] = *b"SRFT";
@@ -214,6 +216,40 @@ pub fn read_control(r: &mut impl Read) -> Result<Control, ControlError> {
         Ok((control, [])) => Ok(control),
         Ok((_, rest)) => malformed(format!("{} bytes after the record", rest.len())),
         Err(e) => malformed(e.to_string()),
+    }
+}
+
+/// Reads a socket until one deadline for the whole exchange. A read timeout
+/// alone bounds each read, not the exchange: a peer sending a byte now and
+/// then, each within the timeout, would hold the connection (its thread, its
+/// slot among `connections_max`) for as long as it cares to.
+pub(crate) struct DeadlineReader<'a> {
+    socket: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl<'a> DeadlineReader<'a> {
+    /// Reads from `socket` for at most `within` from now.
+    pub(crate) fn new(socket: &'a TcpStream, within: Duration) -> DeadlineReader<'a> {
+        DeadlineReader {
+            socket,
+            deadline: Instant::now() + within,
+        }
+    }
+}
+
+impl Read for DeadlineReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "handshake deadline passed",
+            ));
+        }
+        self.socket.set_read_timeout(Some(left))?;
+        let mut socket = self.socket;
+        socket.read(buf)
     }
 }
 

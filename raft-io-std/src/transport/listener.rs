@@ -2,10 +2,11 @@
 //! connection to what it announced (messages, a stream, an admin request).
 
 use super::hello::{
-    self, AdminRequest, AdminResponse, ConnectionKind, Control, Hello, HelloRefusal, HelloReply,
+    self, AdminRequest, AdminResponse, ConnectionKind, Control, DeadlineReader, Hello,
+    HelloRefusal, HelloReply,
 };
 use super::units::{ReadError, UnitReader};
-use super::{AdminCall, Shared, bump, stream};
+use super::{AdminCall, Shared, bump, lock, stream};
 use crossbeam_channel::RecvTimeoutError;
 use raft_core::wire::WireUnit;
 use raft_core::{Event, NodeId};
@@ -20,8 +21,23 @@ pub(super) fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
         }
         match conn {
             Ok(socket) => {
+                // Counted here, on the one accepting thread, so a flood cannot
+                // race past the bound however fast its connections arrive.
+                let Some(slot) = InboundSlot::take(shared) else {
+                    bump(&shared.counters.connections_refused, 1);
+                    tracing::warn!(
+                        peer = ?socket.peer_addr().ok(),
+                        "{} incoming connections already served; closed",
+                        shared.opts.connections_max
+                    );
+                    drop(socket);
+                    continue;
+                };
                 let thread_shared = Arc::clone(shared);
-                shared.spawn("raft-conn", move || handle(&thread_shared, socket));
+                shared.spawn("raft-conn", move || {
+                    let _slot = slot;
+                    handle(&thread_shared, socket)
+                });
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
@@ -29,6 +45,30 @@ pub(super) fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
+    }
+}
+
+/// One of the `connections_max` incoming connections served at once, held
+/// by its thread until the connection ends (or dropped with the closure if
+/// the thread could not be spawned).
+struct InboundSlot(Arc<Shared>);
+
+impl InboundSlot {
+    fn take(shared: &Arc<Shared>) -> Option<InboundSlot> {
+        let max = shared.opts.connections_max;
+        shared
+            .inbound
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InboundSlot(Arc::clone(shared)))
+    }
+}
+
+impl Drop for InboundSlot {
+    fn drop(&mut self) {
+        self.0.inbound.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -41,12 +81,12 @@ fn handle(shared: &Arc<Shared>, mut socket: TcpStream) {
     };
     let setup = socket
         .set_nodelay(true)
-        .and_then(|()| socket.set_read_timeout(Some(shared.opts.handshake_timeout)))
         .and_then(|()| socket.set_write_timeout(Some(shared.opts.write_timeout)));
     if setup.is_err() {
         return;
     }
-    let hello = match hello::read_control(&mut socket) {
+    let within = shared.opts.handshake_timeout;
+    let hello = match hello::read_control(&mut DeadlineReader::new(&socket, within)) {
         Ok(Control::Hello(h)) => h,
         Ok(other) => {
             tracing::warn!(%peer, "connection began with {other:?}, not a hello; closed");
@@ -91,9 +131,15 @@ fn handle(shared: &Arc<Shared>, mut socket: TcpStream) {
     }
     match kind {
         ConnectionKind::Messages => {
+            let from = from.expect("checked");
+            // Claimed before the reply: once the peer hears it was accepted,
+            // a newer connection of its own must find this one to replace.
+            let Ok(_current) = CurrentMessageConn::claim(shared, &socket, from, &peer) else {
+                return;
+            };
             let accepted = Control::HelloReply(HelloReply::Accepted);
             if hello::write_control(&mut socket, &accepted).is_ok() {
-                read_messages(shared, &socket, from.expect("checked"), &peer);
+                read_messages(shared, &socket, from, &peer);
             }
         }
         ConnectionKind::Stream { stream, open } => {
@@ -181,6 +227,45 @@ fn read_messages(shared: &Shared, socket: &TcpStream, from: NodeId, peer: &str) 
     }
 }
 
+/// The newest message connection from a peer, in `Shared::message_conns`
+/// while it is served.
+struct CurrentMessageConn<'a> {
+    shared: &'a Shared,
+    from: NodeId,
+    key: u64,
+}
+
+impl<'a> CurrentMessageConn<'a> {
+    /// Records `socket` as `from`'s message connection and ends the one it replaces.
+    fn claim(
+        shared: &'a Shared,
+        socket: &TcpStream,
+        from: NodeId,
+        peer: &str,
+    ) -> std::io::Result<CurrentMessageConn<'a>> {
+        let key = shared.next_socket.fetch_add(1, Ordering::Relaxed);
+        let clone = socket.try_clone()?;
+        let replaced = lock(&shared.message_conns).insert(from, (key, clone));
+        if let Some((_, old)) = replaced {
+            tracing::debug!(%peer, %from, "a new message connection from {from} ends its old one");
+            let _ = old.shutdown(Shutdown::Both);
+        }
+        Ok(CurrentMessageConn { shared, from, key })
+    }
+}
+
+impl Drop for CurrentMessageConn<'_> {
+    fn drop(&mut self) {
+        let mut conns = lock(&self.shared.message_conns);
+        if conns
+            .get(&self.from)
+            .is_some_and(|(key, _)| *key == self.key)
+        {
+            conns.remove(&self.from);
+        }
+    }
+}
+
 /// One admin request, answered by the driver.
 fn admin(
     shared: &Shared,
@@ -189,14 +274,12 @@ fn admin(
     peer: &str,
 ) {
     let accepted = Control::HelloReply(HelloReply::Accepted);
-    if hello::write_control(&mut socket, &accepted).is_err()
-        || socket
-            .set_read_timeout(Some(shared.opts.handshake_timeout))
-            .is_err()
-    {
+    if hello::write_control(&mut socket, &accepted).is_err() {
         return;
     }
-    let request: AdminRequest = match hello::read_control(&mut socket) {
+    let within = shared.opts.handshake_timeout;
+    let request: AdminRequest = match hello::read_control(&mut DeadlineReader::new(&socket, within))
+    {
         Ok(Control::AdminRequest(r)) => r,
         Ok(other) => {
             tracing::warn!(%peer, "expected an admin request, got {other:?}; closed");

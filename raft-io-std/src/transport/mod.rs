@@ -37,7 +37,7 @@ use raft_core::{
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -74,6 +74,12 @@ pub struct TransportOptions {
     pub snapshot_chunk_bytes: usize,
     /// How long an admin request may take (a join waits for its commit). Default 10 s.
     pub admin_timeout: Duration,
+    /// Incoming connections served at once (each holds a thread and a
+    /// descriptor until it ends); one more is closed as soon as it is
+    /// accepted, before its hello is read. Default 1,024, far above what a
+    /// cluster's own members open (a message connection per peer, a stream
+    /// per follower), so only a flood of connections reaches it.
+    pub connections_max: usize,
 }
 
 impl Default for TransportOptions {
@@ -90,6 +96,7 @@ impl Default for TransportOptions {
             inbound_queue_max: 4096,
             snapshot_chunk_bytes: 1 << 20,
             admin_timeout: Duration::from_secs(10),
+            connections_max: 1024,
         }
     }
 }
@@ -118,6 +125,9 @@ pub struct TransportMetrics {
     pub refused_by_peers: u64,
     /// Connections closed because their bytes did not decode.
     pub malformed_connections: u64,
+    /// Incoming connections closed at once because `connections_max` were
+    /// being served.
+    pub connections_refused: u64,
     /// The last refusal this node received, as text.
     pub last_refusal: Option<String>,
     /// Bytes written to message and stream connections after their hello
@@ -137,6 +147,7 @@ struct Counters {
     hellos_refused: AtomicU64,
     refused_by_peers: AtomicU64,
     malformed_connections: AtomicU64,
+    connections_refused: AtomicU64,
     last_refusal: Mutex<Option<String>>,
     bytes_sent: AtomicU64,
 }
@@ -203,8 +214,14 @@ struct Shared {
     snapshots: Arc<SnapshotStore>,
     closing: AtomicBool,
     sockets: Mutex<HashMap<u64, TcpStream>>,
+    /// The incoming message connection served for each peer (keyed as
+    /// `sockets`): a peer has one, so a new one ends the old, which may be
+    /// half-open for ever (a peer that lost power sends no FIN).
+    message_conns: Mutex<HashMap<NodeId, (u64, TcpStream)>>,
     next_socket: AtomicU64,
     threads: ThreadGroup,
+    /// Incoming connections being served (bounded by `connections_max`).
+    inbound: AtomicUsize,
     counters: Counters,
 }
 
@@ -351,9 +368,9 @@ fn connect_with_hello(
     hello: Hello,
 ) -> Result<TcpStream, ConnectError> {
     let mut s = connect(opts, address)?;
-    s.set_read_timeout(Some(opts.handshake_timeout))?;
     hello::write_control(&mut s, &Control::Hello(hello))?;
-    match hello::read_control(&mut s) {
+    let reply = hello::read_control(&mut hello::DeadlineReader::new(&s, opts.handshake_timeout));
+    match reply {
         Ok(Control::HelloReply(HelloReply::Accepted)) => {
             s.set_read_timeout(None)?;
             Ok(s)
@@ -402,8 +419,8 @@ pub(crate) fn admin_call(
     };
     let mut s = connect_with_hello(opts, address, hello)?;
     hello::write_control(&mut s, &Control::AdminRequest(request))?;
-    s.set_read_timeout(Some(opts.admin_timeout + opts.handshake_timeout))?;
-    match hello::read_control(&mut s) {
+    let within = opts.admin_timeout + opts.handshake_timeout;
+    match hello::read_control(&mut hello::DeadlineReader::new(&s, within)) {
         Ok(Control::AdminResponse(r)) => Ok(r),
         Ok(other) => Err(ConnectError::Handshake(format!("unexpected {other:?}"))),
         Err(hello::ControlError::Io(e)) => Err(ConnectError::Io(e)),
@@ -440,8 +457,10 @@ impl Transport {
             snapshots,
             closing: AtomicBool::new(false),
             sockets: Mutex::new(HashMap::new()),
+            message_conns: Mutex::new(HashMap::new()),
             next_socket: AtomicU64::new(0),
             threads: ThreadGroup::default(),
+            inbound: AtomicUsize::new(0),
             counters: Counters::default(),
         });
         let accept = {
@@ -541,6 +560,7 @@ impl Transport {
             hellos_refused: get(&c.hellos_refused),
             refused_by_peers: get(&c.refused_by_peers),
             malformed_connections: get(&c.malformed_connections),
+            connections_refused: get(&c.connections_refused),
             last_refusal: lock(&c.last_refusal).clone(),
             bytes_sent: get(&c.bytes_sent),
         }

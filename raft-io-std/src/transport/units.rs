@@ -122,6 +122,41 @@ mod tests {
         }
     }
 
+    /// A header, then zeros for ever, counting what was read.
+    struct Endless {
+        header: Vec<u8>,
+        read: usize,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len();
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = self.header.get(self.read + i).copied().unwrap_or(0);
+            }
+            self.read += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_length_prefix_above_the_limit_is_refused_from_the_header_alone() {
+        // A well-formed header (its checksum right) announcing 4 GiB.
+        let mut header = acks(1)[..14].to_vec();
+        header[2..6].copy_from_slice(&u32::MAX.to_le_bytes());
+        let crc = crc32fast::hash(&header[..10]);
+        header[10..14].copy_from_slice(&crc.to_le_bytes());
+        let mut peer = Endless { header, read: 0 };
+        let mut reader = UnitReader::new();
+        assert!(matches!(
+            reader.next(&mut peer),
+            Err(ReadError::Malformed(DecodeError::TooLarge { .. }))
+        ));
+        // Refused after the first read: nothing buffered towards the 4 GiB.
+        assert_eq!(peer.read, READ_BYTES);
+        assert!(reader.buf.capacity() <= 2 * READ_BYTES);
+    }
+
     #[test]
     fn garbage_is_an_error_and_a_cut_record_is_reported() {
         let mut reader = UnitReader::new();
