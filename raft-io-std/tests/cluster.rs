@@ -555,7 +555,7 @@ fn malformed_bytes_close_the_connection_and_the_node_carries_on() {
 
 #[test]
 fn a_flood_of_silent_connections_is_bounded_and_the_node_carries_on() {
-    use raft_io_std::transport::hello::{self, ConnectionKind, Control, Hello, HelloReply};
+    use raft_io_std::transport::hello::{self, Control, HelloReply};
     use std::net::TcpStream;
     const MAX: usize = 8;
     // Silent connections are never timed out here: only the bound can end them.
@@ -585,13 +585,7 @@ fn a_flood_of_silent_connections_is_bounded_and_the_node_carries_on() {
     );
     // Once the flood ends, a member's connection is served again.
     drop(silent);
-    let hello = hello::encode_control(&Control::Hello(Hello {
-        cluster_id: node.cluster_id(),
-        from: Some(NodeId(9)),
-        to: node.id(),
-        address: None,
-        kind: ConnectionKind::Messages,
-    }));
+    let hello = messages_hello_from_9(node);
     eventually("a hello to be accepted after the flood", || {
         let mut s = TcpStream::connect(&single.address).unwrap();
         s.set_read_timeout(Some(PATIENCE)).unwrap();
@@ -651,7 +645,7 @@ fn a_hello_trickled_a_byte_at_a_time_is_cut_off_at_the_handshake_deadline() {
 
 #[test]
 fn a_peers_new_message_connection_ends_its_old_one() {
-    use raft_io_std::transport::hello::{self, ConnectionKind, Control, Hello, HelloReply};
+    use raft_io_std::transport::hello::{self, Control, HelloReply};
     use std::net::TcpStream;
     // A peer that lost power never closes its connections; when it comes
     // back it opens a new one. The old one, silent for ever, must not keep
@@ -659,13 +653,7 @@ fn a_peers_new_message_connection_ends_its_old_one() {
     let single = Member::open(&|_| {});
     let node = single.node();
     node.initialize().unwrap();
-    let hello = hello::encode_control(&Control::Hello(Hello {
-        cluster_id: node.cluster_id(),
-        from: Some(NodeId(9)),
-        to: node.id(),
-        address: None,
-        kind: ConnectionKind::Messages,
-    }));
+    let hello = messages_hello_from_9(node);
     let open = || {
         let mut s = TcpStream::connect(&single.address).unwrap();
         s.set_read_timeout(Some(PATIENCE)).unwrap();
@@ -938,4 +926,16 @@ fn an_initialize_killed_before_its_first_entry_was_durable_can_be_repeated() {
     node.wait_applied(index, PATIENCE).unwrap();
     assert_eq!(applied.commands(), vec!["after the restart".to_string()]);
     node.close().unwrap();
+}
+
+/// The hello of a message connection from node 9 of `node`'s cluster.
+fn messages_hello_from_9(node: &RaftNode) -> Vec<u8> {
+    use raft_io_std::transport::hello::{self, ConnectionKind, Control, Hello};
+    hello::encode_control(&Control::Hello(Hello {
+        cluster_id: node.cluster_id(),
+        from: Some(NodeId(9)),
+        to: node.id(),
+        address: None,
+        kind: ConnectionKind::Messages,
+    }))
 }
