@@ -14,6 +14,23 @@ fn change(c: &mut Cluster, at: NodeId, change: MembershipChange) -> RequestId {
     id
 }
 
+/// The change `id` was made and committed.
+fn assert_changed(c: &Cluster, id: RequestId) {
+    let result = c.result(id);
+    assert!(
+        matches!(result, Some(Ok(Completion::MembershipChanged { .. }))),
+        "{result:?}"
+    );
+}
+
+/// Three seconds pass and `leader` still leads, in the same term.
+fn assert_keeps_leading(c: &mut Cluster, leader: NodeId, why: &str) {
+    let term = c.node(leader).term();
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(c.leader(), Some(leader), "{why}");
+    assert_eq!(c.node(leader).term(), term, "{why}");
+}
+
 #[test]
 fn a_new_node_joins_as_a_learner_and_is_promoted_once_caught_up() {
     let mut c = Cluster::new(3);
@@ -152,10 +169,7 @@ fn a_leader_that_removes_itself_steps_down_once_the_change_commits() {
     let leader = c.leader().unwrap();
     let id = change(&mut c, leader, MembershipChange::Remove { id: leader });
     c.settle();
-    assert!(matches!(
-        c.result(id),
-        Some(Ok(Completion::MembershipChanged { .. }))
-    ));
+    assert_changed(&c, id);
     assert_ne!(c.node(leader).role(), Role::Leader);
     assert_eq!(
         c.node(leader).role(),
@@ -166,14 +180,7 @@ fn a_leader_that_removes_itself_steps_down_once_the_change_commits() {
     let new = c.leader().unwrap();
     assert_ne!(new, leader);
     assert!(!c.node(new).config().contains(leader));
-    let term = c.node(new).term();
-    c.run_for(Duration::from_secs(3));
-    assert_eq!(c.leader(), Some(new));
-    assert_eq!(
-        c.node(new).term(),
-        term,
-        "the removed node does not disrupt the cluster"
-    );
+    assert_keeps_leading(&mut c, new, "the removed node does not disrupt the cluster");
 }
 
 #[test]
@@ -187,10 +194,7 @@ fn a_leader_that_removes_itself_hands_leadership_to_the_most_caught_up_voter() {
     c.host_mut(lagging).persist = Persist::Manually;
     let id = change(&mut c, leader, MembershipChange::Remove { id: leader });
     c.settle(); // no time passes: no election timeout can fire
-    assert!(matches!(
-        c.result(id),
-        Some(Ok(Completion::MembershipChanged { .. }))
-    ));
+    assert_changed(&c, id);
     assert_eq!(c.node(leader).role(), Role::Learner);
     assert_eq!(
         c.leader(),
@@ -208,19 +212,13 @@ fn a_removed_node_that_missed_its_removal_cannot_disrupt_the_cluster() {
     c.isolate(victim);
     let id = change(&mut c, leader, MembershipChange::Remove { id: victim });
     c.settle();
-    assert!(matches!(
-        c.result(id),
-        Some(Ok(Completion::MembershipChanged { .. }))
-    ));
+    assert_changed(&c, id);
     c.run_for(Duration::from_secs(3)); // the victim campaigns in vain meanwhile
-    let term = c.node(leader).term();
     c.heal();
-    c.run_for(Duration::from_secs(3));
-    assert_eq!(c.leader(), Some(leader));
-    assert_eq!(
-        c.node(leader).term(),
-        term,
-        "its campaigns are refused by pre-vote and stickiness"
+    assert_keeps_leading(
+        &mut c,
+        leader,
+        "its campaigns are refused by pre-vote and stickiness",
     );
 }
 
@@ -253,10 +251,7 @@ fn a_removed_follower_learns_of_its_removal_and_stops_campaigning() {
     let victim = c.others(leader)[0];
     let id = change(&mut c, leader, MembershipChange::Remove { id: victim });
     c.settle();
-    assert!(matches!(
-        c.result(id),
-        Some(Ok(Completion::MembershipChanged { .. }))
-    ));
+    assert_changed(&c, id);
     let v = &c.node(victim);
     assert!(
         !v.config().contains(victim),
@@ -344,10 +339,7 @@ fn removing_a_voter_that_backed_the_commit_index_is_legal() {
     assert_eq!(c.node(leader).commit_index(), commit);
     c.persist(laggard, LogIndex(u64::MAX));
     c.settle();
-    assert!(matches!(
-        c.result(id),
-        Some(Ok(Completion::MembershipChanged { .. }))
-    ));
+    assert_changed(&c, id);
 }
 
 /// The instants at which `id` ordered a stream opened while the cluster ran for `d`.
@@ -382,10 +374,7 @@ fn a_removed_node_refused_by_the_leader_reopens_its_stream_ever_more_slowly_up_t
     let victim = c.others(leader)[0];
     let id = change(&mut c, leader, MembershipChange::Remove { id: victim });
     c.settle();
-    assert!(matches!(
-        c.result(id),
-        Some(Ok(Completion::MembershipChanged { .. }))
-    ));
+    assert_changed(&c, id);
     assert_eq!(c.node(victim).leader(), Some(leader), "it keeps its leader");
     let opens = stream_opens_during(&mut c, victim, Duration::from_secs(10));
     let gaps: Vec<u64> = opens
@@ -800,14 +789,7 @@ fn a_transfer_asked_for_while_the_leader_removes_itself_keeps_its_target_and_is_
     let removal = change(&mut c, leader, MembershipChange::Remove { id: leader });
     let transfer = request_transfer(&mut c, leader, Some(target));
     c.run_for(Duration::from_millis(1_000));
-    assert!(
-        matches!(
-            c.result(removal),
-            Some(Ok(Completion::MembershipChanged { .. }))
-        ),
-        "{:?}",
-        c.result(removal)
-    );
+    assert_changed(&c, removal);
     assert_eq!(
         c.result(transfer),
         Some(Err(RequestError::TransferUnconfirmed(target)))
@@ -840,14 +822,7 @@ fn the_last_voter_cannot_be_removed_but_a_learner_beside_it_can() {
     assert!(c.node(leader).config().is_voter(leader));
     let removed = change(&mut c, leader, MembershipChange::Remove { id: node });
     c.settle();
-    assert!(
-        matches!(
-            c.result(removed),
-            Some(Ok(Completion::MembershipChanged { .. }))
-        ),
-        "{:?}",
-        c.result(removed)
-    );
+    assert_changed(&c, removed);
     assert!(!c.node(leader).config().contains(node));
 }
 
@@ -1035,10 +1010,7 @@ fn a_follower_whose_uncommitted_change_is_replaced_by_another_reports_the_new_me
         },
     );
     c.settle();
-    assert!(matches!(
-        c.result(id),
-        Some(Ok(Completion::MembershipChanged { .. }))
-    ));
+    assert_changed(&c, id);
     assert_node_2_rejoins_with_the_leaders_membership(&mut c, leader);
 }
 
