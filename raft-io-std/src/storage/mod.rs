@@ -84,6 +84,7 @@ fn has_segment(wal_dir: &Path) -> Result<bool, StorageError> {
     }
     Ok(false)
 }
+
 /// Creates a node's data directory `dir` (and its missing parents) if
 /// missing, with every new directory's entry fsynced in its parent: the hard
 /// state and the log inside it are only as durable as the directory itself.
